@@ -1,0 +1,126 @@
+"""COSE_Sign1 (RFC 9052 section 4.2) with Ed25519: the envelope of every message.
+
+Wire form: ``18([protected: bstr .cbor {1: -8, 4: kid}, unprotected: {}, payload: bstr,
+signature: bstr .size 64])``. The signature is Ed25519 (RFC 8032) over the Sig_structure
+``["Signature1", protected, h'', payload]`` (RFC 9052 section 4.4), computed on the protected
+bytes exactly as received, never on a re-encoding. The kid sits in the protected header so that
+the signature covers it. Verification accepts alg -8 (EdDSA, RFC 9053) and -19 (Ed25519, the
+fully-specified identifier of RFC 9864).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cbor2
+import nacl.exceptions
+import nacl.signing
+
+from protocol import cbor
+from protocol.errors import ProtocolError, Reason
+
+TAG_SIGN1 = 18
+ALG_EDDSA = -8
+ALG_ED25519 = -19
+ACCEPTED_ALGS = frozenset({ALG_EDDSA, ALG_ED25519})
+HDR_ALG = 1
+HDR_CRIT = 2
+HDR_KID = 4
+KID_LEN = 8
+MAX_KID_LEN = 64
+MAX_ENVELOPE_BYTES = 4096 + 256
+"""Largest envelope accepted: a 4 KiB payload plus headers, kid and signature."""
+
+Resolver = Callable[[bytes], nacl.signing.VerifyKey | None]
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A verified COSE_Sign1: the payload bytes and which key signed them."""
+
+    payload: bytes
+    kid: bytes
+    alg: int
+    key: nacl.signing.VerifyKey
+
+
+def kid_for(public_key: bytes | nacl.signing.VerifyKey) -> bytes:
+    """The key id of this project: the first 8 bytes of SHA-256 over the raw public key."""
+    raw = bytes(public_key)
+    if len(raw) != 32:
+        raise ProtocolError(Reason.BAD_HEADER, "an Ed25519 public key is 32 bytes")
+    return hashlib.sha256(raw).digest()[:KID_LEN]
+
+
+def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
+    """The bytes that are signed (RFC 9052 section 4.4, context "Signature1")."""
+    return cbor.dumps(["Signature1", protected, external_aad, payload])
+
+
+def sign1(payload: bytes, key: nacl.signing.SigningKey, kid: bytes) -> bytes:
+    """Sign `payload` and return the tagged COSE_Sign1 message."""
+    if not 1 <= len(kid) <= MAX_KID_LEN:
+        raise ProtocolError(Reason.BAD_HEADER, f"kid must be 1-{MAX_KID_LEN} bytes")
+    protected = cbor.dumps({HDR_ALG: ALG_EDDSA, HDR_KID: bytes(kid)})
+    signature = key.sign(sig_structure(protected, payload)).signature
+    return cbor.dumps(cbor2.CBORTag(TAG_SIGN1, [protected, {}, bytes(payload), signature]))
+
+
+def verify1(message: bytes, resolve: Resolver) -> Signed:
+    """Verify a COSE_Sign1 message and return its payload.
+
+    `resolve(kid)` returns the key for a kid or None when the kid is unknown; it may itself raise
+    ProtocolError (for example REVOKED_KEY). Every failure is a ProtocolError with a reason.
+    """
+    if not isinstance(message, bytes | bytearray | memoryview):
+        raise ProtocolError(Reason.NOT_COSE, "message is not bytes")
+    if len(message) > MAX_ENVELOPE_BYTES:
+        raise ProtocolError(Reason.OVERSIZE, f"{len(message)} bytes, limit {MAX_ENVELOPE_BYTES}")
+    item = cbor.loads(bytes(message), tag=TAG_SIGN1)
+    if not isinstance(item, list) or len(item) != 4:
+        raise ProtocolError(Reason.NOT_COSE, "COSE_Sign1 is an array of four items")
+    protected, unprotected, payload, signature = item
+    if not isinstance(protected, bytes) or not isinstance(unprotected, dict):
+        raise ProtocolError(Reason.NOT_COSE, "headers must be a bstr and a map")
+    if not isinstance(payload, bytes):
+        raise ProtocolError(Reason.NOT_COSE, "payload must be attached as a bstr")
+    if not isinstance(signature, bytes) or len(signature) != 64:
+        raise ProtocolError(Reason.BAD_SIGNATURE, "an Ed25519 signature is 64 bytes")
+    alg, kid = _protected_header(protected, unprotected)
+    key = resolve(kid)
+    if key is None:
+        raise ProtocolError(Reason.UNKNOWN_DEVICE, f"no key for kid {kid.hex()}")
+    try:
+        key.verify(sig_structure(protected, payload), signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError) as exc:
+        raise ProtocolError(
+            Reason.BAD_SIGNATURE, f"signature does not verify (kid {kid.hex()})"
+        ) from exc
+    return Signed(payload=payload, kid=kid, alg=alg, key=key)
+
+
+def _protected_header(protected: bytes, unprotected: dict[object, object]) -> tuple[int, bytes]:
+    try:
+        header = cbor.loads(protected)
+    except ProtocolError as exc:
+        raise ProtocolError(Reason.BAD_HEADER, f"protected header: {exc.detail}") from exc
+    if not isinstance(header, dict):
+        raise ProtocolError(Reason.BAD_HEADER, "protected header must be a map")
+    if HDR_CRIT in header:
+        # RFC 9052 section 3.1: we understand no critical extension, so we must refuse.
+        raise ProtocolError(Reason.BAD_HEADER, "critical header parameters are not supported")
+    if HDR_ALG in unprotected or HDR_KID in unprotected:
+        # RFC 9052 section 3: a label must not appear in both buckets; ours live in protected.
+        raise ProtocolError(Reason.BAD_HEADER, "alg and kid belong in the protected header")
+    alg = header.get(HDR_ALG)
+    if isinstance(alg, bool) or not isinstance(alg, int | str):
+        raise ProtocolError(Reason.BAD_HEADER, "protected header has no alg")
+    if alg not in ACCEPTED_ALGS:
+        raise ProtocolError(Reason.UNSUPPORTED_ALG, f"alg {alg!r}; accepted: -8 (EdDSA), -19")
+    kid = header.get(HDR_KID)
+    if not isinstance(kid, bytes) or not 1 <= len(kid) <= MAX_KID_LEN:
+        raise ProtocolError(Reason.BAD_HEADER, "protected header needs a kid of 1-64 bytes")
+    assert isinstance(alg, int)
+    return alg, kid

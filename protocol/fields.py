@@ -1,0 +1,184 @@
+"""Field types of the message schema: each checks one decoded CBOR value and names the problem.
+
+A field type is a small frozen object with `check(value) -> value`, raising ValueError with a
+message for people; protocol.messages turns that into ProtocolError(BAD_FIELD) naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+UINT64_MAX = (1 << 64) - 1
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class UInt:
+    """Unsigned integer, at most `max`."""
+
+    max: int = UINT64_MAX
+
+    def check(self, value: Any) -> int:
+        if not _is_int(value) or not 0 <= value <= self.max:
+            raise ValueError(f"must be an unsigned integer <= {self.max}")
+        return int(value)
+
+
+@dataclass(frozen=True)
+class Int:
+    """Signed 64-bit integer."""
+
+    def check(self, value: Any) -> int:
+        if not _is_int(value) or not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError("must be a signed 64-bit integer")
+        return int(value)
+
+
+@dataclass(frozen=True)
+class Bool:
+    def check(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+
+
+@dataclass(frozen=True)
+class Text:
+    """UTF-8 text of 0-`max_len` characters."""
+
+    max_len: int = 64
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or len(value) > self.max_len:
+            raise ValueError(f"must be text of at most {self.max_len} characters")
+        return value
+
+
+@dataclass(frozen=True)
+class Id:
+    """An id of the topic tree: 1-64 characters of A-Z a-z 0-9 . _ -."""
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or not _ID.fullmatch(value):
+            raise ValueError("must be 1-64 characters of A-Z a-z 0-9 . _ -")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of text values."""
+
+    values: frozenset[str]
+
+    def check(self, value: Any) -> str:
+        if value not in self.values or not isinstance(value, str):
+            raise ValueError(f"must be one of {', '.join(sorted(self.values))}")
+        return value
+
+
+@dataclass(frozen=True)
+class Bytes:
+    """Byte string of `min_len`-`max_len` bytes."""
+
+    min_len: int = 0
+    max_len: int = 64
+
+    def check(self, value: Any) -> bytes:
+        if not isinstance(value, bytes) or not self.min_len <= len(value) <= self.max_len:
+            if self.min_len == self.max_len:
+                raise ValueError(f"must be {self.max_len} bytes")
+            raise ValueError(f"must be {self.min_len}-{self.max_len} bytes")
+        return value
+
+
+@dataclass(frozen=True)
+class TextList:
+    """Array of at most `max_items` texts of at most `max_len` characters."""
+
+    max_items: int = 16
+    max_len: int = 64
+
+    def check(self, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple) or len(value) > self.max_items:
+            raise ValueError(f"must be an array of at most {self.max_items} texts")
+        for item in value:
+            if not isinstance(item, str) or len(item) > self.max_len:
+                raise ValueError(f"items must be text of at most {self.max_len} characters")
+        return tuple(value)
+
+
+@dataclass(frozen=True)
+class IntMap:
+    """Map with unsigned (`key_max`) or text keys and signed 64-bit integer values."""
+
+    text_keys: bool = False
+    key_max: int = 23
+    max_items: int = 32
+
+    def check(self, value: Any) -> dict[Any, int]:
+        if not isinstance(value, dict) or len(value) > self.max_items:
+            raise ValueError(f"must be a map of at most {self.max_items} entries")
+        out: dict[Any, int] = {}
+        for key, item in value.items():
+            if self.text_keys:
+                if not isinstance(key, str) or not _ID.fullmatch(key):
+                    raise ValueError("keys must be ids (A-Z a-z 0-9 . _ -)")
+            elif not _is_int(key) or not 0 <= key <= self.key_max:
+                raise ValueError(f"keys must be integers 0..{self.key_max}")
+            out[key] = Int().check(item)
+        return out
+
+
+@dataclass(frozen=True)
+class TextMap:
+    """Map with id keys and text values of at most `max_len` characters."""
+
+    max_items: int = 16
+    max_len: int = 64
+
+    def check(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict) or len(value) > self.max_items:
+            raise ValueError(f"must be a map of at most {self.max_items} entries")
+        for key, item in value.items():
+            if not isinstance(key, str) or not _ID.fullmatch(key):
+                raise ValueError("keys must be ids (A-Z a-z 0-9 . _ -)")
+            if not isinstance(item, str) or len(item) > self.max_len:
+                raise ValueError(f"values must be text of at most {self.max_len} characters")
+        return dict(value)
+
+
+@dataclass(frozen=True)
+class Args:
+    """Command arguments: text keys, values int, text, bytes or bool."""
+
+    max_items: int = 16
+
+    def check(self, value: Any) -> dict[str, int | str | bytes | bool]:
+        if not isinstance(value, dict) or len(value) > self.max_items:
+            raise ValueError(f"must be a map of at most {self.max_items} entries")
+        out: dict[str, int | str | bytes | bool] = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or not _ID.fullmatch(key):
+                raise ValueError("keys must be ids (A-Z a-z 0-9 . _ -)")
+            if isinstance(item, bool):
+                out[key] = item
+            elif _is_int(item):
+                out[key] = Int().check(item)
+            elif isinstance(item, str):
+                out[key] = Text(512).check(item)
+            elif isinstance(item, bytes):
+                out[key] = Bytes(0, 1024).check(item)
+            else:
+                raise ValueError("values must be integers, text, bytes or booleans")
+        return out
+
+
+FieldType = UInt | Int | Bool | Text | Id | Choice | Bytes | TextList | IntMap | TextMap | Args

@@ -1,0 +1,471 @@
+"""Typed messages of the contract, as deterministic CBOR maps with small integer keys.
+
+Every payload is a map. Keys 0-5 are the common header; keys from 10 up belong to the kind:
+
+    0 ver      major schema version (this module speaks 1)
+    1 kind     Kind below
+    2 sender   device id, or the bridge instance id for bridge output
+    3 seq      sequence number in the sender's space for this kind (see docs/protocol.md)
+    4 boot     sender's boot counter
+    5 ts_ms    sender's wall clock, ms since the Unix epoch, when the message was made
+
+`decode` is strict about what it knows (types, ranges, sizes) and ignores map keys it does not
+know, so that a newer minor revision can add optional keys without breaking older readers. A
+higher major version is refused. The full CDDL is in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from protocol import cbor
+from protocol.errors import ProtocolError, Reason
+from protocol.fields import (
+    Args,
+    Bool,
+    Bytes,
+    Choice,
+    FieldType,
+    Id,
+    Int,
+    IntMap,
+    Text,
+    TextList,
+    TextMap,
+    UInt,
+)
+from protocol.replay import MAX_SEQ
+
+MAJOR_VERSION = 1
+MAX_PAYLOAD_BYTES = 4096
+KEY_VERSION = 0
+KEY_KIND = 1
+
+DEVICE_KINDS = frozenset({"phone", "wearable", "fridge", "ev", "mcu"})
+EMERGENCY_KINDS = frozenset({"illness", "disaster", "education"})
+RISK_DECISIONS = frozenset({"allow", "step_up", "hold", "freeze"})
+POOL_STATUSES = frozenset({"open", "frozen", "closed"})
+COMMANDS = frozenset({"config", "ping", "rotate", "model"})
+
+_REQUIRED = object()
+
+
+class Kind(enum.IntEnum):
+    """Message kinds; the number is key 1 of every payload."""
+
+    BIRTH = 1
+    DEATH = 2
+    REPORT = 3
+    TRIGGER = 4
+    ACK = 5
+    BRIDGE_STATE = 6
+    DECISION = 7
+    POOL_STATE = 8
+    COMMAND = 9
+    RISK = 10
+    ENROLLMENT = 11
+
+
+def _f(key: int, typ: FieldType | Body_, default: Any = _REQUIRED) -> Any:
+    meta = {"cbor": key, "type": typ}
+    if default is _REQUIRED:
+        return dataclasses.field(metadata=meta)
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=dict, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+Schema = tuple[tuple[int, str, Any, bool], ...]
+_SCHEMAS: dict[type, Schema] = {}
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def _schema(cls: type) -> Schema:
+    """(key, attribute, field type, required) per CBOR field of a record class, cached."""
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        rows = []
+        for f in dataclasses.fields(cls):
+            if "cbor" in f.metadata:
+                required = f.default is dataclasses.MISSING and (
+                    f.default_factory is dataclasses.MISSING
+                )
+                rows.append((f.metadata["cbor"], f.name, f.metadata["type"], required))
+        schema = _SCHEMAS[cls] = tuple(rows)
+    return schema
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """Default value per optional field of a record class, cached."""
+    defaults = _DEFAULTS.get(cls)
+    if defaults is None:
+        defaults = {}
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                defaults[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                defaults[f.name] = f.default_factory()
+        _DEFAULTS[cls] = defaults
+    return defaults
+
+
+class _Record:
+    """Shared machinery: validate on construction, encode to a map, decode from one."""
+
+    def __post_init__(self) -> None:
+        for _key, name, typ, _required in _schema(type(self)):
+            value = getattr(self, name)
+            try:
+                checked = typ.check(value)
+            except ValueError as exc:
+                raise ProtocolError(
+                    Reason.BAD_FIELD, f"{type(self).__name__}.{name} {exc}"
+                ) from exc
+            if checked is not value:
+                object.__setattr__(self, name, checked)
+
+    def to_map(self) -> dict[int, Any]:
+        """The CBOR map; optional fields that hold their default are left out."""
+        out: dict[int, Any] = {}
+        defaults = _defaults(type(self))
+        for key, name, typ, required in _schema(type(self)):
+            value = getattr(self, name)
+            if not required and value == defaults[name]:
+                continue
+            if isinstance(typ, Body_):
+                value = value.to_map()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[key] = value
+        return out
+
+    @classmethod
+    def _kwargs(cls, data: dict[Any, Any]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for key, name, typ, required in _schema(cls):
+            if key not in data:
+                if required:
+                    raise ProtocolError(
+                        Reason.MISSING_FIELD, f"{cls.__name__}.{name} (key {key}) is missing"
+                    )
+                continue
+            value = data[key]
+            if isinstance(typ, Body_):
+                value = typ.decode(value, data)
+            kwargs[name] = value
+        return kwargs
+
+
+# ---- trigger bodies -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Body(_Record):
+    """Base of the typed bodies of a trigger; NAME is the trigger kind on the wire (key 17)."""
+
+    NAME: ClassVar[str] = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestockBody(Body):
+    """Fridge inventory under its threshold: offer a restock for the estimated cost."""
+
+    NAME: ClassVar[str] = "restock"
+    item: str = _f(1, Id())
+    level_pct: int = _f(2, UInt(100))
+    threshold_pct: int = _f(3, UInt(100))
+    est_cost_fen: int = _f(4, UInt(10**12))
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthStreakBody(Body):
+    """The wearer met the daily step goal `streak_days` days in a row."""
+
+    NAME: ClassVar[str] = "health_streak"
+    streak_days: int = _f(1, UInt(10_000))
+    goal_steps: int = _f(2, UInt(1_000_000))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvTierBody(Body):
+    """An EV's 30-day mileage moved it into a rate tier."""
+
+    NAME: ClassVar[str] = "ev_tier"
+    km_30d: int = _f(1, UInt(1_000_000))
+    tier: int = _f(2, UInt(15))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmergencyBody(Body):
+    """An emergency: asked for explicitly or detected (a wearable's fall detector)."""
+
+    NAME: ClassVar[str] = "emergency"
+    emergency: str = _f(1, Choice(EMERGENCY_KINDS))
+    source: str = _f(2, Choice(frozenset({"explicit", "fall"})))
+    amount_fen: int = _f(3, UInt(10**12), 0)
+
+
+BODIES: dict[str, type[Body]] = {
+    cls.NAME: cls for cls in (RestockBody, HealthStreakBody, EvTierBody, EmergencyBody)
+}
+TRIGGER_KINDS = frozenset(BODIES)
+
+
+@dataclass(frozen=True)
+class Body_:
+    """Field type of Trigger.body: the class is chosen by the trigger kind (key 17)."""
+
+    def check(self, value: Any) -> Body:
+        if not isinstance(value, Body) or type(value) is Body:
+            raise ValueError("must be a trigger body")
+        return value
+
+    def decode(self, value: Any, message: dict[Any, Any]) -> Body:
+        name = message.get(17)
+        cls = BODIES.get(name) if isinstance(name, str) else None
+        if cls is None:
+            raise ProtocolError(
+                Reason.BAD_FIELD, f"Trigger.trigger must be one of {', '.join(sorted(BODIES))}"
+            )
+        if not isinstance(value, dict):
+            raise ProtocolError(Reason.BAD_FIELD, "Trigger.body must be a map")
+        return cls(**cls._kwargs(value))
+
+
+# ---- messages -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message(_Record):
+    """Common header of every message. Subclasses set KIND and add their fields."""
+
+    KIND: ClassVar[Kind]
+    sender: str = _f(2, Id())
+    seq: int = _f(3, UInt(MAX_SEQ))
+    boot: int = _f(4, UInt(0xFFFF_FFFF))
+    ts_ms: int = _f(5, UInt())
+
+    def to_map(self) -> dict[int, Any]:
+        out = super().to_map()
+        out[KEY_VERSION] = MAJOR_VERSION
+        out[KEY_KIND] = int(self.KIND)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Birth(Message):
+    """Sent on every connect. `seq` is 2 * session number (the death of the session is +1)."""
+
+    KIND: ClassVar[Kind] = Kind.BIRTH
+    agent_version: str = _f(10, Text(32))
+    model_id: str = _f(11, Text(64))
+    model_sha256: bytes = _f(12, Bytes(32, 32))
+    config_sha256: bytes = _f(13, Bytes(32, 32))
+    device_kind: str = _f(14, Choice(DEVICE_KINDS))
+    backlog: int = _f(15, UInt())
+    data_seq: int = _f(16, UInt(MAX_SEQ))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Death(Message):
+    """End of a session: sent on a clean stop, or by the broker as the last will."""
+
+    KIND: ClassVar[Kind] = Kind.DEATH
+    reason: str = _f(10, Choice(frozenset({"shutdown", "lost"})))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report(Message):
+    """Periodic signed score: features -> on-device model -> risk_pm."""
+
+    KIND: ClassVar[Kind] = Kind.REPORT
+    model_id: str = _f(10, Text(64))
+    model_sha256: bytes = _f(11, Bytes(32, 32))
+    risk_pm: int = _f(12, UInt(1000))
+    features: bytes = _f(13, Bytes(0, 64))
+    fingerprint: dict[int, int] = _f(14, IntMap(), {})
+    mono_ms: int = _f(15, UInt())
+    telemetry: dict[str, int] = _f(16, IntMap(text_keys=True), {})
+    cmd_seq: int = _f(17, UInt(MAX_SEQ), 0)
+    cmd_result: str = _f(18, Text(64), "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trigger(Message):
+    """A scene trigger fired by a rule; the body's class says which scene."""
+
+    KIND: ClassVar[Kind] = Kind.TRIGGER
+    model_id: str = _f(10, Text(64))
+    model_sha256: bytes = _f(11, Bytes(32, 32))
+    risk_pm: int = _f(12, UInt(1000))
+    mono_ms: int = _f(15, UInt())
+    rule: str = _f(18, Id())
+    priority: int = _f(19, UInt(255))
+    body: Body = _f(20, Body_())
+
+    @property
+    def trigger(self) -> str:
+        """The trigger kind: restock, health_streak, ev_tier or emergency."""
+        return self.body.NAME
+
+    def to_map(self) -> dict[int, Any]:
+        out = super().to_map()
+        out[17] = self.body.NAME
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ack(Message):
+    """Bridge -> device: every data message up to `ack_seq` is durably stored."""
+
+    KIND: ClassVar[Kind] = Kind.ACK
+    device: str = _f(10, Id())
+    ack_seq: int = _f(11, UInt(MAX_SEQ))
+
+
+@dataclass(frozen=True, kw_only=True)
+class BridgeState(Message):
+    """Retained on cp/v1/{fleet}/bridge/state; the last will says offline."""
+
+    KIND: ClassVar[Kind] = Kind.BRIDGE_STATE
+    online: bool = _f(10, Bool())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision(Message):
+    """Bridge -> cloud team: what one device event led to."""
+
+    KIND: ClassVar[Kind] = Kind.DECISION
+    user: str = _f(10, Id())
+    device: str = _f(11, Id())
+    device_seq: int = _f(12, UInt(MAX_SEQ))
+    decision: str = _f(13, Choice(RISK_DECISIONS))
+    action: str = _f(14, Text(32))
+    result: str = _f(15, Text(32))
+    amount_fen: int = _f(16, Int(), 0)
+    risk_pm: int = _f(17, UInt(1000), 0)
+    reasons: tuple[str, ...] = _f(18, TextList(), ())
+    received_ms: int = _f(19, UInt(), 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolState(Message):
+    """Retained pool balances on cp/v1/{fleet}/pool/{user}/state."""
+
+    KIND: ClassVar[Kind] = Kind.POOL_STATE
+    user: str = _f(10, Id())
+    status: str = _f(11, Choice(POOL_STATUSES))
+    limit_fen: int = _f(12, Int())
+    available_fen: int = _f(13, Int())
+    outstanding_fen: int = _f(14, Int())
+    held_fen: int = _f(15, Int())
+    rate_bps: int = _f(16, UInt(100_000))
+    version: int = _f(17, UInt())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command(Message):
+    """Bridge -> device on cp/v1/{fleet}/{device}/cmd/{command}."""
+
+    KIND: ClassVar[Kind] = Kind.COMMAND
+    device: str = _f(10, Id())
+    command: str = _f(11, Choice(COMMANDS))
+    args: dict[str, int | str | bytes | bool] = _f(12, Args(), {})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Risk(Message):
+    """Bridge -> cloud team on cp/v1/{fleet}/risk/{device}: an alert or a rejection."""
+
+    KIND: ClassVar[Kind] = Kind.RISK
+    device: str = _f(10, Id())
+    category: str = _f(11, Choice(frozenset({"rejection", "alert"})))
+    reason: str = _f(12, Text(32))
+    detail: str = _f(13, Text(256), "")
+    device_seq: int = _f(14, UInt(MAX_SEQ), 0)
+    risk_pm: int = _f(15, UInt(1000), 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Enrollment(Message):
+    """A device key and its enrolled baseline.
+
+    Provisioning signs it with the new key itself; a rotation signs it with the old key and sets
+    `prev_kid`. `seq` is the key generation (1 for the first key).
+    """
+
+    KIND: ClassVar[Kind] = Kind.ENROLLMENT
+    fleet: str = _f(10, Id())
+    device_kind: str = _f(11, Choice(DEVICE_KINDS))
+    public_key: bytes = _f(12, Bytes(32, 32))
+    baseline: dict[int, int] = _f(13, IntMap(), {})
+    identity: dict[str, str] = _f(14, TextMap(), {})
+    prev_kid: bytes = _f(15, Bytes(0, 64), b"")
+
+
+KINDS: dict[int, type[Message]] = {
+    cls.KIND: cls
+    for cls in (
+        Birth,
+        Death,
+        Report,
+        Trigger,
+        Ack,
+        BridgeState,
+        Decision,
+        PoolState,
+        Command,
+        Risk,
+        Enrollment,
+    )
+}
+
+M = TypeVar("M", bound=Message)
+
+
+def encode(message: Message) -> bytes:
+    """Deterministic CBOR of a message; ProtocolError(OVERSIZE) past 4 KiB."""
+    data = cbor.dumps(message.to_map())
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(Reason.OVERSIZE, f"{len(data)} bytes, limit {MAX_PAYLOAD_BYTES}")
+    return data
+
+
+def decode(payload: bytes) -> Message:
+    """Parse and validate a payload. Every failure is a ProtocolError with a reason."""
+    if not isinstance(payload, bytes | bytearray | memoryview):
+        raise ProtocolError(Reason.BAD_CBOR, "payload is not bytes")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(Reason.OVERSIZE, f"{len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
+    data = cbor.loads(bytes(payload))
+    if not isinstance(data, dict):
+        raise ProtocolError(Reason.NOT_A_MAP, f"payload is a {type(data).__name__}, not a map")
+    version = data.get(KEY_VERSION)
+    if version is None:
+        raise ProtocolError(Reason.MISSING_FIELD, "ver (key 0) is missing")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ProtocolError(Reason.BAD_FIELD, "ver (key 0) must be an unsigned integer")
+    if version != MAJOR_VERSION:
+        raise ProtocolError(
+            Reason.UNSUPPORTED_VERSION, f"major version {version}, this reader speaks 1"
+        )
+    kind = data.get(KEY_KIND)
+    if kind is None:
+        raise ProtocolError(Reason.MISSING_FIELD, "kind (key 1) is missing")
+    if isinstance(kind, bool) or kind not in KINDS:
+        raise ProtocolError(Reason.UNKNOWN_KIND, f"kind {kind!r}")
+    cls = KINDS[kind]
+    return cls(**cls._kwargs(data))
+
+
+def decode_as(payload: bytes, cls: type[M]) -> M:
+    """decode, and require the kind `cls` (else ProtocolError(TOPIC_MISMATCH))."""
+    message = decode(payload)
+    if not isinstance(message, cls):
+        raise ProtocolError(
+            Reason.TOPIC_MISMATCH, f"expected {cls.__name__}, got {type(message).__name__}"
+        )
+    return message

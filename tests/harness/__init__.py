@@ -1,0 +1,1 @@
+"""Test harness: real components (a private Mosquitto, PostgreSQL, independent verifiers)."""

@@ -1,0 +1,202 @@
+"""Write tests/vectors/project.json: this project's COSE and message vectors.
+
+A fixed Ed25519 key (RFC 8032 section 7.1 TEST 1) signs one example of every message kind and a
+few raw payloads. Ed25519 is deterministic, so the file pins every byte of the wire format; the
+firmware reproduces it byte for byte in MicroPython. Regenerate only when the contract changes
+on purpose, and say so in the commit:
+
+    python -m tools.gen_vectors
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nacl.signing
+
+from protocol import cose, envelope
+from protocol import messages as m
+from tools.typed_json import to_typed
+
+OUT = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "project.json"
+SEED = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+SHA_A = bytes.fromhex("5d41402abc4b2a76b9719d911017c592" * 2)
+SHA_B = bytes(range(32))
+HEAD = dict(sender="rig-07", boot=3, ts_ms=1_764_288_000_000)
+BRIDGE = dict(sender="bridge-1", boot=1, ts_ms=1_764_288_000_500)
+
+
+def examples() -> list[tuple[str, m.Message]]:
+    scored = dict(model_id="risk-v1", model_sha256=SHA_A, risk_pm=37, mono_ms=5_025_113)
+    return [
+        (
+            "birth",
+            m.Birth(
+                seq=8,
+                agent_version="0.1.0",
+                model_id="risk-v1",
+                model_sha256=SHA_A,
+                config_sha256=SHA_B,
+                device_kind="phone",
+                backlog=12,
+                data_seq=41,
+                **HEAD,
+            ),
+        ),
+        ("death", m.Death(seq=9, reason="lost", **HEAD)),
+        (
+            "report",
+            m.Report(
+                seq=42,
+                features=bytes([0, 255, 17, 128, 127]),
+                fingerprint={0: -1520, 1: 300, 2: 998_700},
+                telemetry={"steps": 8123},
+                **scored,
+                **HEAD,
+            ),
+        ),
+        (
+            "report-cmd-reply",
+            m.Report(seq=43, features=b"", cmd_seq=5, cmd_result="ok", **scored, **HEAD),
+        ),
+        (
+            "trigger-restock",
+            m.Trigger(
+                seq=44,
+                rule="milk-low",
+                priority=5,
+                body=m.RestockBody(item="milk", level_pct=12, threshold_pct=25, est_cost_fen=2_590),
+                **scored,
+                **HEAD,
+            ),
+        ),
+        (
+            "trigger-health",
+            m.Trigger(
+                seq=45,
+                rule="steps-7d",
+                priority=3,
+                body=m.HealthStreakBody(streak_days=7, goal_steps=10_000),
+                **scored,
+                **HEAD,
+            ),
+        ),
+        (
+            "trigger-ev",
+            m.Trigger(
+                seq=46,
+                rule="ev-tier",
+                priority=2,
+                body=m.EvTierBody(km_30d=1_840, tier=2),
+                **scored,
+                **HEAD,
+            ),
+        ),
+        (
+            "trigger-emergency",
+            m.Trigger(
+                seq=47,
+                rule="fall",
+                priority=255,
+                body=m.EmergencyBody(emergency="illness", source="fall", amount_fen=500_000),
+                **scored,
+                **HEAD,
+            ),
+        ),
+        ("ack", m.Ack(seq=100, device="rig-07", ack_seq=47, **BRIDGE)),
+        ("bridge-state", m.BridgeState(seq=101, online=True, **BRIDGE)),
+        (
+            "decision",
+            m.Decision(
+                seq=102,
+                user="u-1001",
+                device="rig-07",
+                device_seq=44,
+                decision="allow",
+                action="hold",
+                result="ok",
+                amount_fen=2_590,
+                risk_pm=37,
+                reasons=("restock",),
+                received_ms=1_764_288_000_250,
+                **BRIDGE,
+            ),
+        ),
+        (
+            "pool-state",
+            m.PoolState(
+                seq=103,
+                user="u-1001",
+                status="open",
+                limit_fen=5_000_000,
+                available_fen=4_997_410,
+                outstanding_fen=0,
+                held_fen=2_590,
+                rate_bps=1_800,
+                version=17,
+                **BRIDGE,
+            ),
+        ),
+        (
+            "command",
+            m.Command(
+                seq=104, device="rig-07", command="config", args={"report.interval_s": 30}, **BRIDGE
+            ),
+        ),
+        (
+            "risk",
+            m.Risk(
+                seq=105,
+                device="rig-07",
+                category="rejection",
+                reason="bad_signature",
+                detail="signature does not verify",
+                device_seq=48,
+                **BRIDGE,
+            ),
+        ),
+        (
+            "enrollment",
+            m.Enrollment(
+                seq=1,
+                fleet="demo",
+                device_kind="phone",
+                public_key=bytes(nacl.signing.SigningKey(SEED).verify_key),
+                baseline={0: -1500, 1: 310},
+                identity={"serial": "00000000a1b2"},
+                **HEAD,
+            ),
+        ),
+    ]
+
+
+def main() -> None:
+    key = nacl.signing.SigningKey(SEED)
+    kid = cose.kid_for(key.verify_key)
+    raw = [b"", b"hello", bytes(range(256))]
+    doc = {
+        "about": "COSE_Sign1/Ed25519 and message vectors of this project (tools/gen_vectors.py)",
+        "key": {"seed": SEED.hex(), "public": bytes(key.verify_key).hex(), "kid": kid.hex()},
+        "cose": [{"payload": p.hex(), "envelope": cose.sign1(p, key, kid).hex()} for p in raw],
+        "messages": [
+            {
+                "name": name,
+                "kind": type(msg).__name__,
+                "map": to_typed(_plain_map(msg)),
+                "payload": m.encode(msg).hex(),
+                "envelope": envelope.seal(msg, key).hex(),
+            }
+            for name, msg in examples()
+        ],
+    }
+    OUT.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {OUT} ({len(doc['messages'])} messages)")
+
+
+def _plain_map(msg: m.Message) -> dict[int, object]:
+    return dict(sorted(msg.to_map().items()))
+
+
+if __name__ == "__main__":
+    main()
