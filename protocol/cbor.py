@@ -58,24 +58,33 @@ def loads(data: bytes, *, tag: int | None = None) -> Plain:
     return _plain(item, 0)
 
 
+_SCALARS = (str, bytes, bool, type(None))
+_INT_MIN = -(1 << 64)
+_INT_END = 1 << 64
+
+
 def _plain(item: object, depth: int) -> Plain:
-    if depth > MAX_DEPTH:
-        raise ProtocolError(Reason.BAD_CBOR, "nested too deeply")
-    # bool before int: bool is an int subclass, and both are plain.
-    if isinstance(item, int) and not isinstance(item, bool):
+    """Check `item` against the plain model; lists and dicts are kept, tuples and frozendicts
+    (cbor2 6 inside tags) become lists and dicts. Exact type checks keep this fast: it runs on
+    every message the bridge receives."""
+    kind = type(item)
+    if kind is int:
         # Major types 0 and 1 reach -2**64..2**64-1; anything beyond came from a bignum tag.
-        if not -(1 << 64) <= item < 1 << 64:
+        if not _INT_MIN <= item < _INT_END:  # type: ignore[operator]
             raise ProtocolError(Reason.BAD_CBOR, "bignums are not part of the contract")
-        return item
-    if item is None or isinstance(item, bool | str | bytes):
-        return item
-    if isinstance(item, list | tuple):
-        return [_plain(v, depth + 1) for v in item]
+        return item  # type: ignore[return-value]
+    if kind in _SCALARS:
+        return item  # type: ignore[return-value]
+    if depth >= MAX_DEPTH:
+        raise ProtocolError(Reason.BAD_CBOR, "nested too deeply")
+    if kind is list or kind is tuple:
+        values = [_plain(v, depth + 1) for v in item]  # type: ignore[attr-defined]
+        return values
     if isinstance(item, Mapping):
         out: dict[Any, Any] = {}
         for key, value in item.items():
-            if isinstance(key, bool) or not isinstance(key, int | str | bytes):
+            if type(key) not in (int, str, bytes):
                 raise ProtocolError(Reason.BAD_CBOR, "map keys must be integers or strings")
             out[key] = _plain(value, depth + 1)
         return out
-    raise ProtocolError(Reason.BAD_CBOR, f"unsupported CBOR item {type(item).__name__}")
+    raise ProtocolError(Reason.BAD_CBOR, f"unsupported CBOR item {kind.__name__}")

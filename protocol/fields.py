@@ -17,7 +17,7 @@ _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return type(value) is int or (isinstance(value, int) and not isinstance(value, bool))
 
 
 @dataclass(frozen=True)
@@ -126,15 +126,15 @@ class IntMap:
     def check(self, value: Any) -> dict[Any, int]:
         if not isinstance(value, dict) or len(value) > self.max_items:
             raise ValueError(f"must be a map of at most {self.max_items} entries")
-        out: dict[Any, int] = {}
         for key, item in value.items():
             if self.text_keys:
-                if not isinstance(key, str) or not _ID.fullmatch(key):
+                if type(key) is not str or not _ID.fullmatch(key):
                     raise ValueError("keys must be ids (A-Z a-z 0-9 . _ -)")
-            elif not _is_int(key) or not 0 <= key <= self.key_max:
+            elif type(key) is not int or not 0 <= key <= self.key_max:
                 raise ValueError(f"keys must be integers 0..{self.key_max}")
-            out[key] = Int().check(item)
-        return out
+            if type(item) is not int or not INT64_MIN <= item <= INT64_MAX:
+                raise ValueError("values must be signed 64-bit integers")
+        return value if type(value) is dict else dict(value)
 
 
 @dataclass(frozen=True)

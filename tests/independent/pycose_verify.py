@@ -48,7 +48,9 @@ def _typed(value):
         return [_typed(v) for v in value]
     if isinstance(value, bytes):
         return {"bytes": value.hex()}
-    return value
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return {"other": repr(value)}
 
 
 for line in sys.stdin:

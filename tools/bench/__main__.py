@@ -1,0 +1,123 @@
+"""python -m tools.bench [--only SUITE ...] [--quick] [--json FILE] [--markdown FILE]
+
+Runs every benchmark suite, prints one table, writes JSON (--json) and docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from tools.bench.common import Context, Figure, machine
+
+SUITES = ["protocol", "model", "agent", "pool", "bridge"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
+    parser.add_argument("--only", nargs="+", choices=SUITES, help="run only these suites")
+    parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks.md",
+        help="write the table here (default docs/benchmarks.md)",
+    )
+    args = parser.parse_args(argv)
+    ctx = Context(quick=args.quick, progress=lambda s: print(f"  .. {s}", file=sys.stderr))
+    figures: list[Figure] = []
+    failed: list[str] = []
+    for suite in args.only or SUITES:
+        print(f"[{suite}]", file=sys.stderr)
+        started = time.monotonic()
+        try:
+            module = importlib.import_module(f"tools.bench.{suite}")
+            figures += module.run(ctx)
+        except Exception as exc:
+            failed.append(f"{suite}: {type(exc).__name__}: {exc}")
+            print(f"  !! {suite} failed: {exc}", file=sys.stderr)
+        print(f"  done in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    table = render(figures)
+    print(table)
+    info = machine()
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "quick": args.quick,
+                    "figures": [f.to_json() for f in figures],
+                    "failed": failed,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+    if args.markdown:
+        args.markdown.write_text(markdown(figures, info, args.quick, failed))
+    for line in failed:
+        print(f"FAILED {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def render(figures: list[Figure]) -> str:
+    rows = [("suite", "figure", "value", "unit", "target", "ok", "peer / note")]
+    for f in figures:
+        ok = {None: "", True: "yes", False: "NO"}[f.meets]
+        rows.append(
+            (
+                f.suite,
+                f.name,
+                _num(f.value),
+                f.unit,
+                f.target or "",
+                ok,
+                "; ".join(x for x in (f.peer, f.note) if x),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown(figures: list[Figure], info: dict[str, object], quick: bool, failed: list[str]) -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        "Written by `python -m tools.bench` (do not edit by hand). Rerun it to refresh.",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['system']}, "
+        f"Python {info['python']}{' (quick run)' if quick else ''}.",
+        "",
+        "| suite | figure | value | unit | target | meets | peer / note |",
+        "|---|---|---:|---|---|---|---|",
+    ]
+    for f in figures:
+        ok = {None: "", True: "yes", False: "**no**"}[f.meets]
+        note = "; ".join(x for x in (f.peer, f.note) if x)
+        out.append(
+            f"| {f.suite} | {f.name} | {_num(f.value)} | {f.unit} | {f.target or ''} "
+            f"| {ok} | {note} |"
+        )
+    if failed:
+        out += ["", "Suites that failed in this run:", ""] + [f"- {x}" for x in failed]
+    return "\n".join(out) + "\n"
+
+
+def _num(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
