@@ -2,7 +2,8 @@
 
 Tree (DESIGN.md section 4, modelled on the Sparkplug B namespace)::
 
-    cp/v1/{fleet}/{device}/birth|death|report|trigger|ack     device <-> bridge
+    cp/v1/{fleet}/{device}/birth|death|report|trigger|enroll  device -> bridge
+    cp/v1/{fleet}/{device}/ack                                bridge -> device
     cp/v1/{fleet}/{device}/cmd/{command}                      bridge -> device
     cp/v1/{fleet}/pool/{user}/state|decision                  bridge -> cloud team
     cp/v1/{fleet}/risk/{device}                               bridge -> cloud team
@@ -34,6 +35,7 @@ class Channel(enum.StrEnum):
     DEATH = "death"
     REPORT = "report"
     TRIGGER = "trigger"
+    ENROLL = "enroll"
     ACK = "ack"
     CMD = "cmd"
     POOL_STATE = "state"
@@ -42,8 +44,14 @@ class Channel(enum.StrEnum):
     BRIDGE_STATE = "bridge_state"
 
 
-DEVICE_CHANNELS = (Channel.BIRTH, Channel.DEATH, Channel.REPORT, Channel.TRIGGER)
-"""Channels a device publishes on (the bridge ingests these)."""
+DEVICE_CHANNELS = (
+    Channel.BIRTH,
+    Channel.DEATH,
+    Channel.REPORT,
+    Channel.TRIGGER,
+    Channel.ENROLL,
+)
+"""Channels a device publishes on (the bridge ingests these). `enroll` carries key rotations."""
 
 
 def validate_id(value: str, what: str = "id") -> str:
@@ -113,7 +121,7 @@ class Topic:
 
 
 def device(fleet: str, device_id: str, channel: Channel) -> str:
-    """Topic of a device channel: birth, death, report, trigger or ack."""
+    """Topic of a device channel: birth, death, report, trigger, enroll or ack."""
     if channel not in (*DEVICE_CHANNELS, Channel.ACK):
         raise ProtocolError(Reason.BAD_TOPIC, f"{channel} is not a device channel")
     return str(Topic(channel, fleet, device=device_id))

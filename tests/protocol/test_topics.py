@@ -99,6 +99,7 @@ def test_ingest_filters__plain_and_shared() -> None:
         "cp/v1/f/+/death",
         "cp/v1/f/+/report",
         "cp/v1/f/+/trigger",
+        "cp/v1/f/+/enroll",
     ]
     assert (
         topics.ingest_filters(None, share_group="bridges")[2] == "$share/bridges/cp/v1/+/+/report"
