@@ -1,9 +1,30 @@
-"""edge-agent: the command line of the edge agent."""
+"""edge-agent: provision a device, run the agent, show its status, raise an emergency.
+
+Exit codes: 0 success; 1 the agent failed while running; 2 bad usage, configuration or key;
+3 the broker cannot be reached at start (pass --offline-ok to collect and connect later).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import signal
+import socket
 import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import agent
+from agent import config as config_mod
+from agent import keys
+from agent.errors import AgentError
+from agent.jsonfile import read_json
+
+EXIT_FAILED, EXIT_USAGE, EXIT_BROKER = 1, 2, 3
+log = logging.getLogger("edge-agent")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -11,8 +32,78 @@ def build_parser() -> argparse.ArgumentParser:
         prog="edge-agent",
         description="Edge agent: reads sensors, scores them on the device with TFLite, signs "
         "the result (COSE_Sign1, Ed25519) and forwards it over MQTT with a durable outbox.",
+        epilog="Exit codes: 0 ok, 1 failed while running, 2 bad usage/config/key, "
+        "3 broker unreachable at start.",
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=agent.__version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "provision",
+        help="make a device key and its signed enrollment record",
+        description="Create DIR/device.key (Ed25519, mode 0600) and "
+        "DIR/enrollment.cbor: device, fleet, kind, public key and the enrolled "
+        "fingerprint baseline from captures at rest, signed by the new key. "
+        "Hand enrollment.cbor to the bridge: cloud-bridge devices enroll FILE.",
+    )
+    p.add_argument("--device-id", required=True, help="1-64 characters of A-Z a-z 0-9 . _ -")
+    p.add_argument("--fleet", required=True, help="fleet id")
+    p.add_argument("--kind", required=True, choices=config_mod.DEVICE_KINDS)
+    p.add_argument("--out", required=True, type=Path, help="directory for key and record")
+    p.add_argument(
+        "--source",
+        default="sim",
+        choices=config_mod.SOURCES,
+        help="sensor source for the baseline capture (default sim)",
+    )
+    p.add_argument("--seed", type=int, default=-1, help="sim seed (default: from the device id)")
+    p.add_argument("--sessions", type=int, default=6, help="captures for the baseline (6)")
+    p.add_argument("--bridge-key", help="bridge public key (hex): also write DIR/agent.toml")
+    p.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883", help="for DIR/agent.toml")
+    p.add_argument("--force", action="store_true", help="replace an existing key")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    r = sub.add_parser(
+        "run",
+        help="run the agent until SIGTERM",
+        description="Run the agent: sense, score, sign, store and forward. "
+        "SIGTERM or Ctrl-C stops it cleanly (a signed death certificate).",
+    )
+    r.add_argument("--config", required=True, type=Path, help="agent.toml")
+    r.add_argument(
+        "--offline-ok",
+        action="store_true",
+        help="start even when the broker cannot be reached (collect, connect later)",
+    )
+    r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    s = sub.add_parser(
+        "status",
+        help="link, backlog, last ack, sequence, boot counter",
+        description="Show the running agent's link state and its outbox.",
+    )
+    s.add_argument("--config", required=True, type=Path)
+    s.add_argument("--json", action="store_true")
+
+    e = sub.add_parser(
+        "emergency",
+        help="raise an explicit emergency on a running agent",
+        description="Queue an explicit emergency for the running agent; it is "
+        "signed and sent ahead of everything else.",
+    )
+    e.add_argument("--config", required=True, type=Path)
+    e.add_argument("--kind", required=True, choices=["illness", "disaster", "education"])
+    e.add_argument("--amount-fen", type=int, default=0, help="amount asked for, in fen")
+
+    rec = sub.add_parser(
+        "record",
+        help="record captures for the replay source",
+        description="Record COUNT captures (and telemetry) from the configured "
+        'source to a JSON-lines file that [sensors] source = "replay" plays.',
+    )
+    rec.add_argument("--config", required=True, type=Path)
+    rec.add_argument("--out", required=True, type=Path)
+    rec.add_argument("--count", type=int, default=10)
     return parser
 
 
@@ -21,7 +112,241 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
+    try:
+        handler = {
+            "provision": provision,
+            "run": run,
+            "status": status,
+            "emergency": emergency,
+            "record": record,
+        }[args.command]
+        return int(handler(args))
+    except AgentError as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# ---- provision -----------------------------------------------------------------------------
+
+
+def provision(args: argparse.Namespace) -> int:
+    from agent import features
+    from agent.identity import host_identity
+    from agent.sensors.factory import open_source
+    from protocol import envelope
+    from protocol import messages as m
+    from protocol.topics import validate_device_id, validate_id
+
+    try:
+        validate_device_id(args.device_id)
+        validate_id(args.fleet, "fleet")
+    except Exception as exc:
+        raise AgentError(str(exc)) from exc
+    out: Path = args.out
+    key_path = out / "device.key"
+    key = keys.generate(key_path, overwrite=args.force)
+    seed = args.seed if args.seed >= 0 else config_mod._seed_from(args.device_id)
+    source = open_source(args.source, args.kind, seed=seed, data_dir=out)
+    sessions = (
+        [source.capture() for _ in range(args.sessions)]
+        if not hasattr(source, "enrollment")
+        else source.enrollment(args.sessions)
+    )
+    baseline = features.enroll([features.extract(c) for c in sessions])
+    identity = (
+        {"serial": f"sim-{seed:016x}", "model": f"sim-{args.kind}"}
+        if (args.source == "sim")
+        else host_identity()
+    )
+    record = m.Enrollment(
+        sender=args.device_id,
+        seq=1,
+        boot=0,
+        ts_ms=time.time_ns() // 1_000_000,
+        fleet=args.fleet,
+        device_kind=args.kind,
+        public_key=bytes(key.verify_key),
+        baseline=baseline.to_wire(),
+        identity=identity,
+    )
+    record_path = out / "enrollment.cbor"
+    record_path.write_bytes(envelope.seal(record, key))
+    config_path = None
+    if args.bridge_key:
+        config_path = out / "agent.toml"
+        config_path.write_text(starter_config(args, seed))
+    result: dict[str, Any] = {
+        "device_id": args.device_id,
+        "fleet": args.fleet,
+        "kind": args.kind,
+        "public_key": bytes(key.verify_key).hex(),
+        "kid": keys.kid(key).hex(),
+        "enrollment": str(record_path),
+        "key_file": str(key_path),
+        "config": str(config_path) if config_path else None,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"provisioned {args.device_id} ({args.kind}) in fleet {args.fleet}")
+        print(f"  key        {key_path} (kid {result['kid']})")
+        print(
+            f"  enrollment {record_path}  -> cloud-bridge devices enroll {record_path} --user USER"
+        )
+        if config_path:
+            print(f"  config     {config_path}  -> edge-agent run --config {config_path}")
+    return 0
+
+
+def starter_config(args: argparse.Namespace, seed: int) -> str:
+    rules = {
+        "fridge": '[[triggers.rule]]\nname = "milk-low"\nkind = "restock"\nitem = "milk"\n'
+        "threshold_pct = 25\nfull_cost_fen = 2590\npriority = 5\ncooldown_s = 600\n",
+        "wearable": '[[triggers.rule]]\nname = "steps-7d"\nkind = "health_streak"\n'
+        "goal_steps = 8000\nstreak_days = 7\npriority = 3\ncooldown_s = 0\n\n"
+        '[[triggers.rule]]\nname = "fall"\nkind = "emergency"\nemergency = "illness"\n'
+        "fall_detection = true\npriority = 255\ncooldown_s = 60\n",
+        "ev": '[[triggers.rule]]\nname = "ev-tier"\nkind = "ev_tier"\n'
+        "tiers_km = [500, 1500, 3000]\npriority = 2\ncooldown_s = 0\n",
+        "phone": "",
+    }[args.kind]
+    sos = (
+        ""
+        if args.kind == "wearable"
+        else (
+            '\n[[triggers.rule]]\nname = "sos"\nkind = "emergency"\nemergency = "illness"\n'
+            "priority = 255\ncooldown_s = 10\n"
+        )
+    )
+    return (
+        f'[device]\nid = "{args.device_id}"\nfleet = "{args.fleet}"\nkind = "{args.kind}"\n'
+        f'data_dir = "."\n\n[bridge]\npublic_key = "{args.bridge_key}"\n\n'
+        f'[mqtt]\nurl = "{args.mqtt_url}"\n\n[report]\ninterval_s = 60\n\n'
+        f'[sensors]\nsource = "{args.source}"\nseed = {seed}\n\n{rules}{sos}'
+    )
+
+
+# ---- run -----------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    cfg = config_mod.load(args.config)
+    key = keys.load(cfg.key_file)
+    if not args.offline_ok:
+        problem = preflight(cfg)
+        if problem:
+            print(
+                f"edge-agent: cannot reach the broker at {cfg.mqtt.url} ({problem}); check "
+                "[mqtt] url, or pass --offline-ok to collect now and connect later",
+                file=sys.stderr,
+            )
+            return EXIT_BROKER
+    from agent.bootstrap import build_agent
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    the_agent = build_agent(cfg, key)
+    log.info(
+        "agent %s (%s) boot %d, model %s",
+        cfg.device_id,
+        cfg.kind,
+        the_agent.outbox.boot,
+        the_agent.assessor.model_id,
+    )
+    try:
+        the_agent.run(stop)
+    except Exception as exc:
+        log.exception("agent failed")
+        print(f"edge-agent: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def preflight(cfg: config_mod.AgentConfig) -> str:
+    """'' if a TCP connection to the broker opens, else why not."""
+    try:
+        socket.getaddrinfo(cfg.mqtt.host, cfg.mqtt.port)
+    except socket.gaierror as exc:
+        return f"cannot resolve {cfg.mqtt.host}: {exc.strerror}"
+    try:
+        socket.create_connection((cfg.mqtt.host, cfg.mqtt.port), timeout=5).close()
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return ""
+
+
+# ---- status, emergency, record -------------------------------------------------------------
+
+
+def status(args: argparse.Namespace) -> int:
+    from agent.outbox import Outbox
+
+    cfg = config_mod.load(args.config)
+    doc = read_json(cfg.data_dir / "status.json")
+    stats = Outbox.peek(cfg.data_dir / "outbox.sqlite3")
+    live = (
+        isinstance(doc, dict)
+        and doc.get("running")
+        and (time.time() * 1000 - float(doc.get("updated_ms", 0)) < 5000 * cfg.status_interval_s)
+    )
+    out: dict[str, Any] = {
+        "device_id": cfg.device_id,
+        "running": bool(live),
+        "link": doc.get("link") if live and isinstance(doc, dict) else "not running",
+        "bridge_online": bool(doc.get("bridge_online"))
+        if live and isinstance(doc, dict)
+        else False,
+        "last_error": doc.get("last_error", "") if isinstance(doc, dict) else "",
+        "last_ack": max(
+            int(doc.get("last_ack", 0)) if isinstance(doc, dict) else 0,
+            stats.last_ack if stats else 0,
+        ),
+        "backlog": stats.backlog if stats else 0,
+        "unsent": stats.unsent if stats else 0,
+        "next_seq": stats.next_seq if stats else 1,
+        "boot": stats.boot if stats else 0,
+        "session": stats.session if stats else 0,
+        "coalesced": stats.coalesced if stats else 0,
+        "model_id": doc.get("model_id") if isinstance(doc, dict) else None,
+        "last_risk_pm": doc.get("last_risk_pm") if isinstance(doc, dict) else None,
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        width = max(len(k) for k in out)
+        for k, v in out.items():
+            print(f"{k.ljust(width)}  {v}")
+    return 0
+
+
+def emergency(args: argparse.Namespace) -> int:
+    from agent.sensors.base import EventSpool
+
+    cfg = config_mod.load(args.config)
+    path = EventSpool(cfg.data_dir / "events").raise_emergency(args.kind, args.amount_fen)
+    print(f"emergency {args.kind} queued ({path.name}); the running agent sends it next")
+    return 0
+
+
+def record(args: argparse.Namespace) -> int:
+    from agent.sensors.factory import source_for
+    from agent.sensors.replay import write_capture
+
+    cfg = config_mod.load(args.config)
+    source = source_for(cfg, boot=1)
+    with open(args.out, "w") as fh:
+        for i in range(args.count):
+            reading = source.poll(time.time_ns() // 1_000_000)
+            write_capture(fh, source.capture(), reading.telemetry)
+            print(f"\rrecorded {i + 1}/{args.count}", end="", file=sys.stderr)
+    print(file=sys.stderr)
     return 0
 
 

@@ -257,7 +257,11 @@ class Message(_Record):
 
 @dataclass(frozen=True, kw_only=True)
 class Birth(Message):
-    """Sent on every connect. `seq` is 2 * session number (the death of the session is +1)."""
+    """Sent on every connect. `seq` is 2 * session number (the death of the session is +1).
+
+    `resume_seq` is the lowest data sequence number the device may still send: every lower
+    number is acked or will never be sent, so the bridge may settle them in its window.
+    """
 
     KIND: ClassVar[Kind] = Kind.BIRTH
     agent_version: str = _f(10, Text(32))
@@ -266,7 +270,7 @@ class Birth(Message):
     config_sha256: bytes = _f(13, Bytes(32, 32))
     device_kind: str = _f(14, Choice(DEVICE_KINDS))
     backlog: int = _f(15, UInt())
-    data_seq: int = _f(16, UInt(MAX_SEQ))
+    resume_seq: int = _f(16, UInt(MAX_SEQ))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -66,6 +66,17 @@ class ReplayWindow:
             return ReplayWindow(seq, bits)
         return ReplayWindow(self.hi, self.bits | 1 << (self.hi - seq))
 
+    def settle_below(self, seq: int) -> ReplayWindow:
+        """The window after learning that no number below `seq` will ever be sent (the sender
+        said so in its birth certificate): those numbers count as seen, so the contiguous edge
+        can pass a gap the sender left when it lost its outbox."""
+        if seq - 1 <= self.contiguous:
+            return self
+        if seq - 1 >= self.hi:
+            return ReplayWindow(min(seq - 1, MAX_SEQ), _MASK)
+        below = self.hi - (seq - 1)  # offsets >= below are numbers < seq
+        return ReplayWindow(self.hi, self.bits | (_MASK << below & _MASK))
+
     @property
     def contiguous(self) -> int:
         """Highest n such that no number <= n can still be accepted."""

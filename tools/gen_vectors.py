@@ -40,7 +40,7 @@ def examples() -> list[tuple[str, m.Message]]:
                 config_sha256=SHA_B,
                 device_kind="phone",
                 backlog=12,
-                data_seq=41,
+                resume_seq=41,
                 **HEAD,
             ),
         ),

@@ -92,6 +92,31 @@ def test_window__contiguous_waits_for_gaps() -> None:
     assert window.contiguous == 5
 
 
+@given(sequences, st.integers(1, 500))
+def test_window__settle_below_marks_exactly_the_lower_numbers(seqs: list[int], floor: int) -> None:
+    window, ref = ReplayWindow(), Reference()
+    for seq in seqs:
+        if ref.verdict(seq) is None:
+            window = window.accept(seq)
+            ref.seen.add(seq)
+    settled = window.settle_below(floor)
+    assert settled.contiguous >= floor - 1
+    for seq in range(max(1, floor - 80), floor):
+        assert settled.verdict(seq) is not None  # never accepted again
+    for seq in range(floor, floor + 70):
+        if seq not in ref.seen and seq > settled.hi - WINDOW:
+            assert settled.verdict(seq) is None  # the sender may still send these
+    assert ReplayWindow.from_bytes(settled.to_bytes()) == settled
+
+
+def test_window__settle_below_lets_the_ack_pass_a_gap() -> None:
+    window = ReplayWindow()
+    for seq in (1, 2, 3):
+        window = window.accept(seq)
+    jumped = window.settle_below(2000).accept(2000)  # the device lost its outbox and resumed
+    assert jumped.contiguous == 2000
+
+
 @pytest.mark.parametrize(
     "data",
     [

@@ -1,0 +1,206 @@
+"""Commands from the cloud, already verified (bridge key) and replay-checked by the link.
+
+Every command is answered with a report whose `cmd_seq` is the command's seq and whose
+`cmd_result` is "ok", "pending" or an error code with a short reason.
+
+- ping: answer at once (a fresh, scored report).
+- config: dotted keys (`report.interval_s`) from the small set that is safe to change remotely;
+  validated with the same schema as the file and kept across restarts.
+- rotate: without arguments, make the next key, send an enrollment signed by the current key on
+  the `enroll` channel and answer "pending"; with `confirm_kid` (the bridge registered it),
+  promote the new key, re-sign the unacked outbox and answer "ok".
+- model: fetch the model and its metadata from the URLs given, check both SHA-256 against the
+  signed command, load and self-test it, then swap atomically; a model that fails keeps the old
+  one in place (answer "model_rejected: ...").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tomllib
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent import config as config_mod
+from agent import keys
+from agent.errors import AgentError
+from agent.jsonfile import read_json, write_json_atomic
+from protocol import envelope
+from protocol import messages as m
+from protocol.topics import Channel
+
+if TYPE_CHECKING:
+    from agent.runtime import Agent
+
+log = logging.getLogger(__name__)
+
+REMOTE_KEYS = {
+    "report.interval_s",
+    "report.status_interval_s",
+    "outbox.max_messages",
+    "sensors.day_s",
+}
+MAX_MODEL_BYTES = 4 * 1024 * 1024
+
+
+class CommandHandler:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.rotation_file = agent.cfg.data_dir / "rotation.cbor"
+
+    def handle(self, cmd: m.Command) -> None:
+        try:
+            result = getattr(self, f"_{cmd.command}")(cmd.args)
+        except AgentError as exc:
+            result = f"error: {exc}"
+        except Exception as exc:  # a command must never take the agent down
+            log.exception("command %s failed", cmd.command)
+            result = f"error: {type(exc).__name__}"
+        log.info("command %s (seq %d): %s", cmd.command, cmd.seq, result)
+        self.agent.report(cmd_seq=cmd.seq, cmd_result=result[:64])
+
+    def on_connect(self) -> None:
+        """Called by the link on every connect: resend a rotation still waiting for its
+        confirmation (the bridge may have missed it)."""
+        if self.rotation_file.exists():
+            self.agent.link.publish_signed(Channel.ENROLL, self.rotation_file.read_bytes())
+
+    # ---- ping -------------------------------------------------------------------------------
+
+    def _ping(self, args: dict[str, Any]) -> str:
+        return "ok"
+
+    # ---- config -----------------------------------------------------------------------------
+
+    def _config(self, args: dict[str, Any]) -> str:
+        bad = sorted(set(args) - REMOTE_KEYS)
+        if bad:
+            return f"refused: {bad[0]} cannot be set remotely"
+        overrides = dict(load_overrides(self.agent.outbox))
+        overrides.update(args)
+        cfg = apply_overrides(self.agent.cfg.path, overrides)  # raises ConfigError if invalid
+        self.agent.outbox.put_json("config_overrides", overrides)
+        self.agent.cfg = cfg
+        self.agent.outbox.max_messages = cfg.outbox_max_messages
+        return "ok"
+
+    # ---- rotate -----------------------------------------------------------------------------
+
+    def _rotate(self, args: dict[str, Any]) -> str:
+        key_file = self.agent.cfg.key_file
+        pending = keys.pending_path(key_file)
+        confirm = args.get("confirm_kid")
+        if confirm is not None:
+            if not pending.exists() or keys.kid(keys.load(pending)) != confirm:
+                return "refused: confirm_kid is not the pending key"
+            new = keys.promote_pending(key_file)
+            self.agent.signer.key = new
+            resigned = self.agent.outbox.resign(self.agent.signer.seal)
+            generation = int(str(self.agent.outbox.get_json("key_generation", 1))) + 1
+            self.agent.outbox.put_json("key_generation", generation)
+            self.rotation_file.unlink(missing_ok=True)
+            log.info(
+                "key rotated to kid %s; %d unacked messages re-signed",
+                keys.kid(new).hex(),
+                resigned,
+            )
+            return "ok"
+        new_key = keys.load(pending) if pending.exists() else keys.generate(pending)
+        generation = int(str(self.agent.outbox.get_json("key_generation", 1))) + 1
+        old = self.agent.signer.key
+        enrollment = m.Enrollment(
+            sender=self.agent.cfg.device_id,
+            seq=generation,
+            boot=self.agent.outbox.boot,
+            ts_ms=self.agent.clock.wall_ms(),
+            fleet=self.agent.cfg.fleet,
+            device_kind=self.agent.cfg.kind,
+            public_key=bytes(new_key.verify_key),
+            baseline=self.agent.assessor.baseline_wire,
+            prev_kid=keys.kid(old),
+        )
+        data = envelope.seal(enrollment, old)
+        tmp = self.rotation_file.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, self.rotation_file)
+        self.agent.link.publish_signed(Channel.ENROLL, data)
+        return "pending"
+
+    # ---- model ------------------------------------------------------------------------------
+
+    def _model(self, args: dict[str, Any]) -> str:
+        need = {"model_id": str, "sha256": bytes, "url": str, "meta_url": str, "meta_sha256": bytes}
+        for name, kind in need.items():
+            if not isinstance(args.get(name), kind):
+                return f"refused: argument {name} missing or mistyped"
+        models = self.agent.cfg.data_dir / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        sha = args["sha256"]
+        try:
+            blob = _fetch(args["url"], sha)
+            meta = _fetch(args["meta_url"], args["meta_sha256"])
+        except AgentError as exc:
+            return f"model_rejected: {exc}"
+        model_path = models / f"{sha.hex()[:16]}.tflite"
+        meta_path = model_path.with_suffix(".json")
+        for path, data in ((model_path, blob), (meta_path, meta)):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        try:
+            candidate = self.agent.assessor.with_model(model_path, meta_path)
+            candidate.assess(self.agent.source.capture())  # self-test before the swap
+        except Exception as exc:
+            model_path.unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+            return f"model_rejected: {str(exc)[:40]}"
+        # The swap: one rename of the pointer file; the old files stay for a rollback.
+        write_json_atomic(
+            models / "current.json",
+            {"model": model_path.name, "meta": meta_path.name, "model_id": args["model_id"]},
+        )
+        self.agent.assessor = candidate
+        return "ok"
+
+
+def _fetch(url: str, sha256: bytes) -> bytes:
+    if not url.startswith(("file:", "http://", "https://")):
+        raise AgentError("url must be file:, http:// or https://")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            data: bytes = response.read(MAX_MODEL_BYTES + 1)
+    except OSError as exc:
+        raise AgentError(f"fetch failed: {exc}") from exc
+    if len(data) > MAX_MODEL_BYTES:
+        raise AgentError("larger than 4 MiB")
+    if hashlib.sha256(data).digest() != sha256:
+        raise AgentError("sha256 mismatch")
+    return data
+
+
+def load_overrides(outbox: Any) -> dict[str, Any]:
+    raw = outbox.get_json("config_overrides", {})
+    return raw if isinstance(raw, dict) else {}
+
+
+def apply_overrides(path: Path, overrides: dict[str, Any]) -> config_mod.AgentConfig:
+    """The config file with dotted-key overrides applied, validated by the same schema."""
+    raw = path.read_bytes()
+    doc = tomllib.loads(raw.decode("utf-8"))
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        doc.setdefault(section, {})[key] = value
+    return config_mod.build(doc, path, hashlib.sha256(raw).digest())
+
+
+def current_model(data_dir: Path) -> tuple[Path, Path] | None:
+    """The model installed by a model command, if any (else the configured one is used)."""
+    pointer = read_json(data_dir / "models" / "current.json")
+    if not isinstance(pointer, dict):
+        return None
+    base = data_dir / "models"
+    model, meta = base / str(pointer.get("model")), base / str(pointer.get("meta"))
+    return (model, meta) if model.exists() and meta.exists() else None

@@ -1,0 +1,206 @@
+"""The running agent: sense, score, sign, store; the link thread forwards.
+
+Main thread, once per `poll_s`: poll the sensor source, evaluate the trigger rules, store any
+trigger; once per report interval: capture an IMU window, fingerprint it, score it with the
+on-device model and store a report; handle commands from the cloud; write the status file.
+Every message is committed to the outbox before the link thread may publish it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import agent
+from agent import commands as cmds
+from agent.assess import Assessment, Assessor
+from agent.config import AgentConfig
+from agent.jsonfile import write_json_atomic
+from agent.link import Link, Signer
+from agent.outbox import Outbox
+from agent.sensors.base import Source
+from agent.triggers import Reading, TriggerEngine
+from protocol import messages as m
+
+log = logging.getLogger(__name__)
+
+PRIORITY_REPORT = 0
+PRIORITY_REPLY = 100
+
+
+@dataclass
+class Clock:
+    """Injected time: wall milliseconds (ts_ms), the device's monotonic clock and a sleep."""
+
+    wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000
+    mono_ms: Callable[[], int] = lambda: time.monotonic_ns() // 1_000_000
+
+
+class Agent:
+    """Wire the parts together; `run(stop)` until `stop` is set (SIGTERM sets it)."""
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        source: Source,
+        assessor: Assessor,
+        outbox: Outbox,
+        signer: Signer,
+        clock: Clock | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.assessor = assessor
+        self.outbox = outbox
+        self.signer = signer
+        self.clock = clock or Clock()
+        self.commands: queue.Queue[m.Command] = queue.Queue()
+        saved = outbox.get_json("triggers", {})
+        self.triggers = TriggerEngine(cfg.rules, saved if isinstance(saved, dict) else {})
+        self.last: Assessment | None = None
+        self.reading = Reading(ts_ms=0, telemetry={})
+        self.handler = cmds.CommandHandler(self)
+        self.link = Link(
+            cfg, outbox, signer, self._birth, self.commands, on_connect=self.handler.on_connect
+        )
+        self.status_path = cfg.data_dir / "status.json"
+
+    # ---- messages ---------------------------------------------------------------------------
+
+    def _head(self) -> dict[str, object]:
+        return {
+            "sender": self.cfg.device_id,
+            "seq": 0,  # numbered by the outbox when first transmitted
+            "boot": self.outbox.boot,
+            "ts_ms": self.clock.wall_ms(),
+        }
+
+    def _birth(self, session: int) -> m.Birth:
+        stats = self.outbox.stats()
+        return m.Birth(
+            sender=self.cfg.device_id,
+            seq=2 * session,
+            boot=stats.boot,
+            ts_ms=self.clock.wall_ms(),
+            agent_version=agent.__version__,
+            model_id=self.assessor.model_id,
+            model_sha256=self.assessor.model_sha256,
+            config_sha256=self.cfg.sha256,
+            device_kind=self.cfg.kind,
+            backlog=stats.backlog,
+            resume_seq=self.outbox.resume_seq(),
+        )
+
+    def report(self, cmd_seq: int = 0, cmd_result: str = "") -> m.Report:
+        """Capture, fingerprint and score now; store the signed-to-be report."""
+        assessment = self.assessor.assess(self.source.capture())
+        self.last = assessment
+        reading = self.reading
+        report = m.Report(
+            **self._head(),  # type: ignore[arg-type]
+            model_id=assessment.model_id,
+            model_sha256=assessment.model_sha256,
+            risk_pm=assessment.risk_pm,
+            features=assessment.input_q,
+            fingerprint=assessment.fingerprint,
+            mono_ms=self.clock.mono_ms(),
+            telemetry={k: v for k, v in list(reading.telemetry.items())[:32]},
+            cmd_seq=cmd_seq,
+            cmd_result=cmd_result[:64],
+        )
+        self.outbox.put(report, PRIORITY_REPLY if cmd_seq else PRIORITY_REPORT)
+        return report
+
+    def poll(self) -> list[m.Trigger]:
+        """Poll the source and store a trigger for every rule that fires."""
+        reading = self.source.poll(self.clock.wall_ms())
+        self.reading = reading
+        fired = self.triggers.evaluate(reading)
+        out = []
+        if fired:
+            last = self.last or self.assessor.assess(self.source.capture())
+            self.last = last
+            for f in fired:
+                trig = m.Trigger(
+                    **self._head(),  # type: ignore[arg-type]
+                    model_id=last.model_id,
+                    model_sha256=last.model_sha256,
+                    risk_pm=last.risk_pm,
+                    mono_ms=self.clock.mono_ms(),
+                    rule=f.rule.name,
+                    priority=f.rule.priority,
+                    body=f.body,
+                )
+                self.outbox.put(trig, f.rule.priority)
+                out.append(trig)
+                log.info("trigger %s (%s) stored", f.rule.name, f.body.NAME)
+            self.outbox.put_json("triggers", self.triggers.state)
+        return out
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self.link.start()
+        poll_s = min(1.0, self.cfg.report_interval_s)
+        next_poll = next_report = next_status = time.monotonic()
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                self._handle_commands()
+                if now >= next_poll:
+                    self.poll()
+                    next_poll = now + poll_s
+                if now >= next_report:
+                    self.report()
+                    next_report = now + self.cfg.report_interval_s
+                if now >= next_status:
+                    self.write_status()
+                    next_status = now + self.cfg.status_interval_s
+                if not self.link.is_alive():
+                    raise RuntimeError("the link thread stopped unexpectedly")
+                wake = min(next_poll, next_report, next_status) - time.monotonic()
+                if wake > 0:
+                    stop.wait(min(wake, 0.05))
+        finally:
+            self.link.shutdown()
+            self.write_status(stopped=True)
+            self.source.close()
+            self.outbox.close()
+
+    def _handle_commands(self) -> None:
+        while True:
+            try:
+                cmd = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            self.handler.handle(cmd)
+
+    def write_status(self, stopped: bool = False) -> None:
+        """status.json for `edge-agent status`: written whole and renamed into place."""
+        stats = self.outbox.stats()
+        link = self.link.status
+        doc = {
+            "device_id": self.cfg.device_id,
+            "pid": os.getpid(),
+            "running": not stopped,
+            "updated_ms": self.clock.wall_ms(),
+            "link": "connected" if link.connected else "disconnected",
+            "bridge_online": link.bridge_online,
+            "last_error": link.last_error,
+            "session": link.session,
+            "published": link.published,
+            "retransmitted": link.retransmitted,
+            "reconnects": link.reconnects,
+            "dropped_inbound": link.dropped_inbound,
+            "last_ack": max(link.acked, stats.last_ack),
+            "outbox": asdict(stats),
+            "model_id": self.assessor.model_id,
+            "model_sha256": self.assessor.model_sha256.hex(),
+            "last_risk_pm": self.last.risk_pm if self.last else None,
+        }
+        write_json_atomic(self.status_path, doc)

@@ -1,0 +1,79 @@
+"""Replay source: captures recorded to a JSON-lines file, played back in a loop.
+
+`edge-agent record` writes such a file from any source; the HIL bench replays it. One line per
+capture: the Capture's arrays as lists, its scalars, and the telemetry seen with it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from agent.features import Capture
+from agent.sensors.base import EventSpool
+from agent.sensors.iio import SensorError
+from agent.triggers import Reading
+
+
+def write_capture(fh: IO[str], capture: Capture, telemetry: dict[str, int]) -> None:
+    fh.write(
+        json.dumps(
+            {
+                "imu_raw": capture.imu_raw.tolist(),
+                "imu_ts_us": capture.imu_ts_us.tolist(),
+                "sample_rate_hz": capture.sample_rate_hz,
+                "accel_lsb_per_g": capture.accel_lsb_per_g,
+                "gyro_lsb_per_dps": capture.gyro_lsb_per_dps,
+                "temp_mc": capture.temp_mc,
+                "tap_intervals_ms": capture.tap_intervals_ms.tolist(),
+                "tap_holds_ms": capture.tap_holds_ms.tolist(),
+                "telemetry": telemetry,
+            }
+        )
+        + "\n"
+    )
+
+
+def _capture(row: dict[str, Any]) -> Capture:
+    return Capture(
+        imu_raw=np.asarray(row["imu_raw"], dtype=np.int16),
+        imu_ts_us=np.asarray(row["imu_ts_us"], dtype=np.int64),
+        sample_rate_hz=float(row["sample_rate_hz"]),
+        accel_lsb_per_g=float(row["accel_lsb_per_g"]),
+        gyro_lsb_per_dps=float(row["gyro_lsb_per_dps"]),
+        temp_mc=int(row["temp_mc"]),
+        tap_intervals_ms=np.asarray(row["tap_intervals_ms"], dtype=np.int32),
+        tap_holds_ms=np.asarray(row["tap_holds_ms"], dtype=np.int32),
+    )
+
+
+class ReplaySource:
+    def __init__(self, path: Path, spool: EventSpool) -> None:
+        try:
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+            self.rows = [json.loads(line) for line in lines]
+            self.captures = [_capture(row) for row in self.rows]
+        except OSError as exc:
+            raise SensorError(f"cannot read replay file {path}: {exc.strerror}") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SensorError(f"replay file {path} is not a capture recording: {exc}") from exc
+        if not self.captures:
+            raise SensorError(f"replay file {path} holds no captures")
+        self.spool = spool
+        self._next = 0
+
+    def poll(self, now_ms: int) -> Reading:
+        row = self.rows[(self._next - 1) % len(self.rows)]
+        telemetry = {str(k): int(v) for k, v in row.get("telemetry", {}).items()}
+        return Reading(now_ms, telemetry, self.spool.take())
+
+    def capture(self) -> Capture:
+        capture = self.captures[self._next % len(self.captures)]
+        self._next += 1
+        return capture
+
+    def close(self) -> None:
+        pass
