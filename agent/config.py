@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,19 @@ DEVICE_KINDS = ("phone", "wearable", "fridge", "ev")
 SOURCES = ("sim", "iio", "mpu6050", "replay")
 TRIGGER_KINDS = ("restock", "health_streak", "ev_tier", "emergency")
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-REPO_MODEL = Path(__file__).resolve().parents[1] / "models" / "risk-v1.tflite"
+MODEL_NAME = "risk-v1.tflite"
+
+
+def _default_model() -> Path:
+    """The committed model: in the checkout (development, editable installs), else where the
+    wheel installs it (<prefix>/share/edge-agent/models)."""
+    repo = Path(__file__).resolve().parents[1] / "models" / MODEL_NAME
+    if repo.exists():
+        return repo
+    return Path(sys.prefix) / "share" / "edge-agent" / "models" / MODEL_NAME
+
+
+REPO_MODEL = _default_model()
 
 
 class ConfigError(AgentError):

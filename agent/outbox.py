@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent.errors import AgentError
-from protocol import messages
+from protocol import cose, messages
 from protocol.messages import Message
 
 log = logging.getLogger(__name__)
@@ -302,7 +302,7 @@ class Outbox:
         with self._tx() as db:
             rows = db.execute("SELECT id, envelope FROM outbox WHERE seq IS NOT NULL").fetchall()
             for row_id, envelope in rows:
-                payload = _payload_of(envelope)
+                payload = cose.peek_payload(envelope)
                 db.execute(
                     "UPDATE outbox SET envelope = ? WHERE id = ?",
                     (sign(messages.decode(payload)), row_id),
@@ -344,14 +344,6 @@ class Outbox:
                 "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
                 (key, json.dumps(value, sort_keys=True)),
             )
-
-
-def _payload_of(envelope: bytes) -> bytes:
-    from protocol import cbor, cose
-
-    item = cbor.loads(envelope, tag=cose.TAG_SIGN1)
-    assert isinstance(item, list) and isinstance(item[2], bytes)
-    return item[2]
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -101,6 +101,15 @@ def verify1(message: bytes, resolve: Resolver) -> Signed:
     return Signed(payload=payload, kid=kid, alg=alg, key=key)
 
 
+def peek_payload(message: bytes) -> bytes:
+    """The payload of a COSE_Sign1 WITHOUT verifying it: only for finding which key to verify
+    with (a self-signed enrollment names its own key) or re-signing one's own messages."""
+    item = cbor.loads(bytes(message), tag=TAG_SIGN1)
+    if not isinstance(item, list) or len(item) != 4 or not isinstance(item[2], bytes):
+        raise ProtocolError(Reason.NOT_COSE, "COSE_Sign1 is an array of four items")
+    return item[2]
+
+
 def _protected_header(protected: bytes, unprotected: dict[object, object]) -> tuple[int, bytes]:
     try:
         header = cbor.loads(protected)

@@ -1,0 +1,36 @@
+"""Prometheus metrics of one bridge process (prometheus-client), served over HTTP on
+`[metrics] port`. Each server has its own registry so several can live in one test process."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.accepted = Counter("cp_bridge_accepted", "Device messages accepted and committed",
+                                registry=r)
+        self.rejected = Counter("cp_bridge_rejected", "Device messages refused, by reason code",
+                                ["reason"], registry=r)
+        self.latency = Histogram("cp_bridge_decision_latency_seconds",
+                                 "From receiving a device event to publishing its decision",
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.db_seconds = Histogram("cp_bridge_db_seconds", "Database time per ingest batch",
+                                    buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("cp_bridge_batch_size", "Messages per ingest batch",
+                                    buckets=(1, 4, 16, 64, 256, 1024), registry=r)
+        self.backlog = Gauge("cp_bridge_backlog", "Messages received and not yet processed",
+                             registry=r)
+        self.pending_outputs = Gauge("cp_bridge_pending_outputs",
+                                     "Committed outputs not yet acknowledged by the broker",
+                                     registry=r)
+        self.published = Counter("cp_bridge_published", "Messages published by the bridge",
+                                 registry=r)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        if port:
+            start_http_server(port, addr=host, registry=self.registry)

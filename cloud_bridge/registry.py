@@ -1,0 +1,230 @@
+"""The device registry: device -> user, kind, enrolled baseline, keys with their history.
+
+Enrollment checks the record's self-signature (the device proves it holds the key it enrolls).
+A rotation is an enrollment signed by the device's current key naming it in `prev_kid`; the new
+key is active at once and the old one is retired when the first message signed by the new key
+arrives (the device re-signs its unacked outbox when it switches, so nothing is lost). A revoked
+device's keys are refused with `revoked_key`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+
+import nacl.signing
+
+from cloud_bridge.errors import BridgeError
+from cloud_bridge.store.base import Transaction
+from protocol import cose
+from protocol import messages as m
+from protocol.errors import ProtocolError, Reason
+from protocol.replay import ReplayWindow
+from protocol.topics import validate_device_id, validate_id
+
+
+class RegistryError(BridgeError):
+    """An enrollment, rotation or revocation that cannot be done, with the reason."""
+
+
+@dataclass(frozen=True)
+class DeviceKey:
+    kid: bytes
+    device_id: str
+    public_key: bytes
+    generation: int
+    status: str  # active, retired, revoked
+
+    @property
+    def verify_key(self) -> nacl.signing.VerifyKey:
+        return nacl.signing.VerifyKey(self.public_key)
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    fleet: str
+    user_id: str
+    kind: str
+    status: str
+    baseline: dict[int, int]
+    identity: dict[str, str]
+    enrolled_ms: int
+    key_generation: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "device_id": self.device_id, "fleet": self.fleet, "user": self.user_id,
+            "kind": self.kind, "status": self.status, "enrolled_ms": self.enrolled_ms,
+            "key_generation": self.key_generation, "identity": self.identity,
+        }
+
+
+_DEVICE_COLS = (
+    "device_id, fleet, user_id, kind, status, baseline, identity, enrolled_ms, key_generation"
+)
+
+
+def _device(row: tuple[object, ...]) -> Device:
+    baseline = {int(k): int(v) for k, v in json.loads(str(row[5])).items()}
+    return Device(str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), baseline,
+                  json.loads(str(row[6])), int(str(row[7])), int(str(row[8])))
+
+
+def read_record(data: bytes) -> tuple[m.Enrollment, bytes]:
+    """Verify an enrollment record's self-signature; (record, kid). RegistryError if not."""
+    try:
+        record = m.decode_as(cose.peek_payload(data), m.Enrollment)
+        own = nacl.signing.VerifyKey(record.public_key)
+        own_kid = cose.kid_for(own)
+        signed = cose.verify1(data, lambda kid: own if kid == own_kid else None)
+    except ProtocolError as exc:
+        if exc.reason is Reason.UNKNOWN_DEVICE:
+            raise RegistryError("the enrollment record is not signed by the key it enrolls") from exc
+        raise RegistryError(f"not a valid enrollment record: {exc}") from exc
+    return record, signed.kid
+
+
+class Registry:
+    """Registry operations run inside the caller's transaction; a small cache answers kid
+    lookups on the ingest path (statuses are re-read in the batch transaction)."""
+
+    def __init__(self) -> None:
+        self._keys: dict[bytes, DeviceKey] = {}
+        self._lock = threading.Lock()
+
+    # ---- enrollment and administration ---------------------------------------------------------
+
+    def enroll(self, tx: Transaction, data: bytes, user: str, now_ms: int) -> Device:
+        record, kid = read_record(data)
+        try:
+            validate_id(user, "user")
+            validate_device_id(record.sender)
+        except ProtocolError as exc:
+            raise RegistryError(str(exc)) from exc
+        existing = self.device(tx, record.sender)
+        if existing is not None:
+            if self.key(tx, kid) is not None and existing.user_id == user:
+                return existing  # the same record again: nothing to do
+            raise RegistryError(
+                f"device {record.sender} is already enrolled (user {existing.user_id}); "
+                "rotate its key from the device, or revoke it first"
+            )
+        empty = ReplayWindow().to_bytes()
+        tx.execute(
+            f"INSERT INTO devices ({_DEVICE_COLS}, data_window, session_window) "
+            "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
+            (record.sender, record.fleet, user, record.device_kind,
+             json.dumps({str(k): v for k, v in record.baseline.items()}),
+             json.dumps(record.identity), now_ms, record.seq, empty, empty),
+        )
+        self._add_key(tx, kid, record.sender, record.public_key, record.seq, now_ms)
+        device = self.device(tx, record.sender)
+        assert device is not None
+        return device
+
+    def _add_key(self, tx: Transaction, kid: bytes, device: str, public_key: bytes,
+                 generation: int, now_ms: int) -> None:
+        if self.key(tx, kid) is not None:
+            raise RegistryError(f"key {kid.hex()} is already enrolled")
+        tx.execute(
+            "INSERT INTO device_keys (kid, device_id, public_key, generation, status, added_ms) "
+            "VALUES (?, ?, ?, ?, 'active', ?)",
+            (kid, device, public_key, generation, now_ms),
+        )
+
+    def rotate(self, tx: Transaction, record: m.Enrollment, signed_by: bytes, now_ms: int) -> bytes:
+        """Register the key in a rotation record signed by `signed_by`; returns the new kid."""
+        current = self.key(tx, signed_by)
+        if current is None or current.device_id != record.sender or current.status != "active":
+            raise RegistryError("a rotation must be signed by the device's active key")
+        if record.prev_kid != signed_by:
+            raise RegistryError("prev_kid must name the key that signs the rotation")
+        device = self.device(tx, record.sender)
+        if device is None or device.status != "active":
+            raise RegistryError(f"device {record.sender} is not active")
+        new_kid = cose.kid_for(record.public_key)
+        existing = self.key(tx, new_kid)
+        if existing is not None and existing.device_id == record.sender:
+            return new_kid  # the device resent its rotation: confirm again
+        if record.seq <= device.key_generation:
+            raise RegistryError(f"key generation {record.seq} is not newer than "
+                                f"{device.key_generation}")
+        self._add_key(tx, new_kid, record.sender, record.public_key, record.seq, now_ms)
+        tx.execute("UPDATE devices SET key_generation = ? WHERE device_id = ?",
+                   (record.seq, record.sender))
+        return new_kid
+
+    def retire_older_keys(self, tx: Transaction, key: DeviceKey) -> int:
+        """After the first message signed by `key`: its device's older keys stop verifying."""
+        changed = tx.execute(
+            "UPDATE device_keys SET status = 'retired' "
+            "WHERE device_id = ? AND generation < ? AND status = 'active'",
+            (key.device_id, key.generation),
+        )
+        self.forget(key.device_id)
+        return changed
+
+    def revoke(self, tx: Transaction, device_id: str) -> int:
+        if self.device(tx, device_id) is None:
+            raise RegistryError(f"no device {device_id!r} is enrolled")
+        tx.execute("UPDATE devices SET status = 'revoked' WHERE device_id = ?", (device_id,))
+        n = tx.execute("UPDATE device_keys SET status = 'revoked' WHERE device_id = ?",
+                       (device_id,))
+        self.forget(device_id)
+        return n
+
+    # ---- lookups ----------------------------------------------------------------------------------
+
+    def device(self, tx: Transaction, device_id: str) -> Device | None:
+        row = tx.fetchone(f"SELECT {_DEVICE_COLS} FROM devices WHERE device_id = ?", (device_id,))
+        return _device(row) if row else None
+
+    def devices(self, tx: Transaction) -> list[Device]:
+        rows = tx.fetchall(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY device_id")
+        return [_device(r) for r in rows]
+
+    def key(self, tx: Transaction, kid: bytes) -> DeviceKey | None:
+        row = tx.fetchone(
+            "SELECT kid, device_id, public_key, generation, status FROM device_keys WHERE kid = ?",
+            (kid,),
+        )
+        if row is None:
+            return None
+        return DeviceKey(bytes(row[0]), str(row[1]), bytes(row[2]), int(row[3]), str(row[4]))
+
+    def keys_of(self, tx: Transaction, device_id: str) -> list[DeviceKey]:
+        rows = tx.fetchall(
+            "SELECT kid, device_id, public_key, generation, status FROM device_keys "
+            "WHERE device_id = ? ORDER BY generation",
+            (device_id,),
+        )
+        return [DeviceKey(bytes(r[0]), str(r[1]), bytes(r[2]), int(r[3]), str(r[4])) for r in rows]
+
+    # ---- the ingest path's cache -------------------------------------------------------------------
+
+    def cached(self, kid: bytes) -> DeviceKey | None:
+        with self._lock:
+            return self._keys.get(kid)
+
+    def remember(self, key: DeviceKey) -> None:
+        with self._lock:
+            self._keys[key.kid] = key
+
+    def forget(self, device_id: str | None = None) -> None:
+        with self._lock:
+            if device_id is None:
+                self._keys.clear()
+            else:
+                self._keys = {k: v for k, v in self._keys.items() if v.device_id != device_id}
+
+
+def refuse(key: DeviceKey | None, kid: bytes) -> nacl.signing.VerifyKey | None:
+    """The resolver's answer for a looked-up key: its VerifyKey, None if unknown, or
+    ProtocolError(REVOKED_KEY) for a revoked or retired key."""
+    if key is None:
+        return None
+    if key.status != "active":
+        raise ProtocolError(Reason.REVOKED_KEY, f"key {kid.hex()} of {key.device_id} is {key.status}")
+    return key.verify_key

@@ -1,0 +1,245 @@
+"""`cloud-bridge run`: the MQTT side of the bridge around the ingest pipeline.
+
+The paho network thread only queues what arrives (bounded: when the queue is full it waits,
+which pushes back on the broker instead of dropping). One worker thread takes batches (up to
+`batch_max`, waiting at most `batch_wait_ms` for more), runs them through `Ingest.process` in
+one transaction, then publishes the outputs; stored outputs are deleted once the broker has
+acknowledged them, and any left by a crash are published again at the next start.
+
+The bridge's retained state topic says online; its last will says offline. Several bridges of
+one fleet share that topic: when one dies, the others see its offline state and say online
+again at once, so devices pause for a moment at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from typing import Any
+
+import nacl.signing
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cloud_bridge.config import BridgeConfig
+from cloud_bridge.ingest import Inbound, Ingest, Output
+from cloud_bridge.metrics import Metrics
+from cloud_bridge.pool.policy import load_policy
+from cloud_bridge.pool.service import PoolService
+from cloud_bridge.publish import Publisher
+from cloud_bridge.registry import Registry
+from cloud_bridge.store import open_store
+from protocol import envelope, topics
+from protocol import messages as m
+from protocol.errors import ProtocolError
+
+log = logging.getLogger(__name__)
+
+
+class BridgeServer:
+    def __init__(self, cfg: BridgeConfig, key: nacl.signing.SigningKey) -> None:
+        self.cfg = cfg
+        self.key = key
+        self.metrics = Metrics()
+        self.store = open_store(cfg.store_url)
+        self.registry = Registry()
+        self.publisher = Publisher(cfg.instance, key, self.store)
+        self.service = PoolService(self.store, policy=load_policy(cfg.policy_file))
+        self.ingest = Ingest(self.store, self.registry, self.publisher, self.service, cfg)
+        self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=cfg.queue_max)
+        self.connected = threading.Event()
+        self._announce = threading.Event()  # set from the network thread, served by the worker
+        self._acked_outputs: list[tuple[str, int]] = []
+        self._inflight: dict[int, tuple[str, int]] = {}
+        self._lock = threading.Lock()
+        self._bridge_kid = envelope.cose.kid_for(key.verify_key)
+        self.client = self._make_client()
+
+    # ---- MQTT --------------------------------------------------------------------------------
+
+    def _state(self, online: bool) -> bytes:
+        return self.publisher.sealed(m.BridgeState, online=online)
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.cfg
+        v5 = cfg.mqtt_protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id or cfg.instance,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else False,
+        )
+        client.max_inflight_messages_set(1000)
+        client.reconnect_delay_set(0.2, 5)
+        if cfg.username:
+            password = cfg.password_file.read_text().strip() if cfg.password_file else None
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls:
+            client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
+                           certfile=str(cfg.cert_file) if cfg.cert_file else None,
+                           keyfile=str(cfg.key_file) if cfg.key_file else None,
+                           cert_reqs=ssl.CERT_REQUIRED)
+        client.will_set(topics.bridge_state(cfg.fleet), self._state(False), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("bridge: broker refused the connection: %s", reason)
+            return
+        group = self.cfg.share_group or None
+        if group and self.cfg.mqtt_protocol != "5":
+            log.warning("bridge: shared subscriptions need MQTT 5; subscribing unshared")
+            group = None
+        for f in topics.ingest_filters(self.cfg.fleet, share_group=group):
+            client.subscribe(f, qos=1)
+        client.subscribe(topics.bridge_state(self.cfg.fleet), qos=1)
+        self._announce.set()
+        self.connected.set()
+        log.info("bridge %s: connected, serving fleet %s", self.cfg.instance, self.cfg.fleet)
+
+    def _on_disconnect(self, *_: Any) -> None:
+        self.connected.clear()
+        log.warning("bridge: disconnected from the broker; reconnecting")
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == topics.bridge_state(self.cfg.fleet):
+            self._on_state(msg.payload)
+            return
+        item = Inbound(msg.topic, bytes(msg.payload), time.time_ns() // 1_000_000,
+                       time.monotonic_ns())
+        self.inbox.put(item)  # blocks when full: back-pressure, never a drop
+
+    def _on_state(self, payload: bytes) -> None:
+        """Another instance's offline will must not silence this live one (network thread:
+        no database here, the worker publishes)."""
+        me = self.key.verify_key
+        try:
+            _s, state = envelope.unseal(
+                payload, lambda kid: me if kid == self._bridge_kid else None)
+        except ProtocolError:
+            return
+        if isinstance(state, m.BridgeState) and not state.online and (
+            state.sender != self.cfg.instance
+        ):
+            self._announce.set()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+        with self._lock:
+            row = self._inflight.pop(mid, None)
+            if row is not None:
+                self._acked_outputs.append(row)
+
+    def publish(self, outputs: list[Output]) -> None:
+        for out in outputs:
+            info = self.client.publish(out.topic, out.payload, qos=1, retain=out.retain)
+            self.metrics.published.inc()
+            if out.stored is not None:
+                with self._lock:
+                    if info.is_published():
+                        self._acked_outputs.append(out.stored)
+                    else:
+                        self._inflight[info.mid] = out.stored
+
+    def _forget_published(self) -> None:
+        with self._lock:
+            done, self._acked_outputs = self._acked_outputs, []
+            self.metrics.pending_outputs.set(len(self._inflight))
+        if done:
+            with self.store.transaction() as tx:
+                tx.executemany("DELETE FROM outputs WHERE instance = ? AND seq = ?", done)
+
+    def _republish_pending(self) -> None:
+        with self.store.transaction() as tx:
+            rows = tx.fetchall(
+                "SELECT instance, seq, topic, payload, retain FROM outputs ORDER BY created_ms, seq")
+        if rows:
+            log.info("bridge: publishing %d outputs committed before the last stop", len(rows))
+        self.publish([Output(str(r[2]), bytes(r[3]), bool(r[4]), (str(r[0]), int(r[1])))
+                      for r in rows])
+
+    # ---- the worker --------------------------------------------------------------------------
+
+    def _take_batch(self) -> list[Inbound]:
+        try:
+            first = self.inbox.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.cfg.batch_wait_ms / 1000
+        while len(batch) < self.cfg.batch_max:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self.inbox.get(timeout=remaining))
+                except queue.Empty:
+                    break
+        return batch
+
+    def run(self, stop: threading.Event) -> None:
+        self.metrics.serve(self.cfg.metrics_port, self.cfg.metrics_host)
+        self.client.connect_async(self.cfg.mqtt_host, self.cfg.mqtt_port,
+                                  keepalive=self.cfg.keepalive_s, **self._connect_kwargs())
+        self.client.loop_start()
+        try:
+            self.connected.wait(10)
+            self._republish_pending()
+            while not stop.is_set():
+                self.step()
+            while not self.inbox.empty():  # finish what was received before stopping
+                self.step()
+        finally:
+            self.shutdown()
+
+    def step(self) -> int:
+        if self._announce.is_set() and self.connected.is_set():
+            self._announce.clear()
+            self.client.publish(topics.bridge_state(self.cfg.fleet), self._state(True), 1,
+                                retain=True)
+        batch = self._take_batch()
+        self.metrics.backlog.set(self.inbox.qsize())
+        if batch:
+            result = self.ingest.process(batch)
+            self.publish(result.outputs)
+            done = time.monotonic_ns()
+            for received in result.decided_ns:
+                self.metrics.latency.observe((done - received) / 1e9)
+            self.metrics.accepted.inc(result.accepted)
+            for reason, n in result.rejected.items():
+                self.metrics.rejected.labels(reason=reason).inc(n)
+            self.metrics.db_seconds.observe(result.db_seconds)
+            self.metrics.batch_size.observe(len(batch))
+        self._forget_published()
+        return len(batch)
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        if self.cfg.mqtt_protocol != "5":
+            return {}
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 86_400
+        return {"clean_start": False, "properties": props}
+
+    def shutdown(self) -> None:
+        if self.connected.is_set():
+            info = self.client.publish(topics.bridge_state(self.cfg.fleet), self._state(False),
+                                       1, retain=True)
+            info.wait_for_publish(2)
+            deadline = time.monotonic() + 2
+            while self._inflight and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self._forget_published()
+            self.client.disconnect()
+        self.client.loop_stop()
+        self.store.close()
