@@ -32,6 +32,7 @@ BRIDGE_SEED = bytes(range(100, 132))
 @dataclass
 class Received:
     data: dict[str, dict[int, bytes]] = field(default_factory=dict)  # device -> seq -> payload
+    raw: dict[str, list[bytes]] = field(default_factory=dict)  # device -> envelopes as received
     births: list[m.Birth] = field(default_factory=list)
     deaths: list[m.Death] = field(default_factory=list)
     enrollments: list[m.Enrollment] = field(default_factory=list)
@@ -149,6 +150,7 @@ class BridgeStandIn:
             elif isinstance(message, m.Enrollment):
                 self.got.enrollments.append(message)
             elif isinstance(message, m.Report | m.Trigger):
+                self.got.raw.setdefault(device, []).append(bytes(msg.payload))
                 self._data(device, message.seq, signed.payload)
 
     def _data(self, device: str, seq: int, payload: bytes) -> None:
