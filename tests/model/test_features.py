@@ -6,6 +6,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent import features as f
 from agent.features import FeatureError, Fingerprint
@@ -48,6 +50,7 @@ def test_fingerprint_wire_round_trip_and_report_field() -> None:
         {**{i: 0 for i in range(24)}, 3: 2**63},  # out of int64
         {**{i: 0 for i in range(24)}, 3: 1.5},  # not an int
         {**{i: 0 for i in range(24)}, 20: -1},  # negative tap interval
+        {**{i: 0 for i in range(24)}, 13: -1},  # negative jitter
     ],
 )
 def test_fingerprint_from_wire__invalid(wire: dict[int, int]) -> None:
@@ -109,3 +112,17 @@ def test_normalisation_refuses_another_feature_layout() -> None:
         f.Normalisation(names=names, scales=(1.0,) * len(names))
     with pytest.raises(FeatureError, match="positive"):
         f.Normalisation(names=f.INPUT_FEATURES, scales=(0.0,) * f.N_INPUTS)
+
+
+_INT64 = st.integers(min_value=f.INT64_MIN, max_value=f.INT64_MAX)
+
+
+@given(st.lists(_INT64, min_size=24, max_size=24), st.integers(0, 2**40), st.integers(0, 2**40))
+def test_fingerprint_wire_round_trip__any_values(values: list[int], iti: int, hold: int) -> None:
+    values[20], values[22] = iti, hold  # tap medians are never negative
+    for key in (4, 5, 13):  # nor are noise rms and jitter
+        values[key] = abs(values[key]) if values[key] > f.INT64_MIN else 0
+    wire = dict(enumerate(values))
+    fp = Fingerprint.from_wire(wire)
+    assert fp.to_wire() == wire
+    assert fp.has_touch == (iti > 0)
