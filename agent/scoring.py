@@ -146,7 +146,11 @@ class Scorer:
             probe_model(model_bytes, source)
         self.meta = dict(meta)
         self.model_id: str = meta["model_id"]
-        self.normalisation = _wrap_meta(lambda: Normalisation.from_meta(meta), source)
+        try:
+            # Normalisation also refuses a feature layout other than agent.features' own.
+            self.normalisation = Normalisation.from_meta(meta)
+        except AgentError as exc:
+            raise ModelMetaError(f"{source}: {exc}") from exc
         try:
             self._interp = _interpreter_class()(model_content=model_bytes, num_threads=1)
         except (ValueError, RuntimeError) as exc:
@@ -226,9 +230,8 @@ class Scorer:
                 f"{source}: SHA-256 {self.model_sha256.hex()} differs from the metadata's "
                 f"{recorded!r}: the .json belongs to another model file"
             )
-        table = (
-            meta.get("output", {}).get("risk_pm") if isinstance(meta.get("output"), dict) else None
-        )
+        output = meta.get("output")
+        table = output.get("risk_pm") if isinstance(output, dict) else None
         if (
             not isinstance(table, list)
             or len(table) != 256
@@ -238,8 +241,6 @@ class Scorer:
             raise ModelMetaError(
                 f"{source}: output.risk_pm must be 256 non-decreasing ints 0..1000"
             )
-        if len(meta.get("input", {}).get("features", ())) > MAX_INPUTS:
-            raise ModelMetaError(f"{source}: at most {MAX_INPUTS} input features")
 
     def _check_quantisation(self, meta: Mapping[str, Any], source: str) -> None:
         try:
@@ -307,11 +308,3 @@ class Scorer:
     def score_fingerprint(self, current: Fingerprint, baseline: Fingerprint) -> Score:
         """Score a session's fingerprint against the device's enrolled baseline."""
         return self.score(model_input(current, baseline, self.normalisation))
-
-
-def _wrap_meta(make: Any, source: str) -> Normalisation:
-    try:
-        result: Normalisation = make()
-    except AgentError as exc:
-        raise ModelMetaError(f"{source}: {exc}") from exc
-    return result

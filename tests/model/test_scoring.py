@@ -107,6 +107,8 @@ def test_metadata_not_json(tmp_path: Path) -> None:
         (lambda m: m["output"]["risk_pm"].__setitem__(0, 7), "risk_pm"),
         (lambda m: m["input"]["features"].reverse(), "layout"),
         (lambda m: m.pop("model_id"), "model_id"),
+        (lambda m: m.__setitem__("input", [1]), "input block"),
+        (lambda m: m.__setitem__("output", "logit"), "risk_pm"),
     ],
 )
 def test_metadata_that_does_not_fit_the_model(tmp_path: Path, edit: Any, match: str) -> None:
