@@ -1,0 +1,488 @@
+"""Device fingerprint and behaviour features: capture -> Fingerprint -> model input vector.
+
+Pure numpy, no I/O. Three steps, each a function:
+
+1. `extract(capture) -> Fingerprint`: the measures of one session. A `Capture` is what any sensor
+   source (the simulator, Linux IIO, an MPU-6050 on I2C, a replayed file) hands over: a raw
+   int16 IMU window taken at rest with its arrival timestamps on the host's monotonic clock, the
+   session temperature reading, and the touch events of the session where the device has touch.
+2. `enroll(fingerprints) -> Fingerprint`: the enrolled baseline from several sessions spread over
+   a temperature range (a warm-up at provisioning). It adds what one session cannot measure: the
+   per-device temperature coefficients of the gyro biases and of the gravity norm.
+3. `model_input(current, baseline, normalisation) -> float32 vector`: deltas of the current
+   session against the baseline, temperature-compensated with the baseline's coefficients, scaled
+   by the per-feature scales recorded in models/risk-v1.json, squashed and clipped.
+
+The wire form (`Fingerprint.to_wire`, keys 0..23, signed 64-bit fixed-point integers) goes into
+a report's `fingerprint` field and an enrollment's `baseline` (protocol.messages). Every field
+name carries its unit; the key of each field is its position in `FINGERPRINT_FIELDS`.
+
+Devices without a touch screen (fridges, EVs) report zeros in the four behaviour fields (keys
+20..23); their behaviour block in the model input is all zeros with the `has_touch` flag 0, a
+fixed neutral block that carries no evidence either way. So does a session with fewer than
+`MIN_TAPS` taps on a touch device (`Fingerprint.has_touch` is `iti_median_us > 0`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.errors import AgentError
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+#: Fewer taps than this in a session and its behaviour measures are not estimated (left 0).
+MIN_TAPS = 8
+#: Enrollment fits temperature coefficients only from this many sessions over this span.
+MIN_ENROLL_SESSIONS = 3
+MIN_ENROLL_SPAN_MC = 3000
+
+#: Spectral bands of the at-rest noise, as fractions of the sample rate (Nyquist is 0.5), so
+#: that kinds with different sample rates compare alike. The low band sees 1/f (flicker) noise,
+#: the high band the roll-off of the sensor's digital low-pass filter near Nyquist.
+BAND_LOW = (0.02, 0.12)
+BAND_MID = (0.12, 0.30)
+BAND_HIGH = (0.40, 0.50)
+
+#: Inputs are squashed with sign(x) * ln(1 + |x|) after scaling, then clipped to +-CLIP.
+CLIP = 8.0
+
+
+class FeatureError(AgentError):
+    """A capture, fingerprint or normalisation that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True, eq=False)
+class Capture:
+    """One session's raw sensor data, as any sensor source hands it to `extract`.
+
+    - `imu_raw`: int16, shape (n, 6): accel x, y, z then gyro x, y, z in LSB, device at rest.
+    - `imu_ts_us`: int64, shape (n,): arrival time of each sample on the host's monotonic clock.
+    - `sample_rate_hz`: the nominal output data rate the IMU was configured for.
+    - `accel_lsb_per_g`, `gyro_lsb_per_dps`: the configured full-scale sensitivities.
+    - `temp_mc`: the session temperature reading, milli-degrees Celsius.
+    - `tap_intervals_ms`, `tap_holds_ms`: int32; touch-down to touch-down intervals and touch
+      durations of the session's taps; both empty on devices without touch.
+    """
+
+    imu_raw: npt.NDArray[np.int16]
+    imu_ts_us: npt.NDArray[np.int64]
+    sample_rate_hz: float
+    accel_lsb_per_g: float
+    gyro_lsb_per_dps: float
+    temp_mc: int
+    tap_intervals_ms: npt.NDArray[np.int32]
+    tap_holds_ms: npt.NDArray[np.int32]
+
+    def __post_init__(self) -> None:
+        raw = np.asarray(self.imu_raw)
+        ts = np.asarray(self.imu_ts_us)
+        if raw.dtype != np.int16 or raw.ndim != 2 or raw.shape[1] != 6 or raw.shape[0] < 64:
+            raise FeatureError(f"imu_raw must be int16 of shape (n >= 64, 6), got {raw.dtype}")
+        if ts.dtype != np.int64 or ts.shape != (raw.shape[0],):
+            raise FeatureError("imu_ts_us must be int64 with one timestamp per IMU sample")
+        if np.any(np.diff(ts) <= 0):
+            raise FeatureError("imu_ts_us must be strictly increasing")
+        for name in ("sample_rate_hz", "accel_lsb_per_g", "gyro_lsb_per_dps"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise FeatureError(f"{name} must be a positive number, got {value!r}")
+        if type(self.temp_mc) is not int or not -60_000 <= self.temp_mc <= 150_000:
+            raise FeatureError(f"temp_mc must be an int in -60000..150000, got {self.temp_mc!r}")
+        iti = np.asarray(self.tap_intervals_ms)
+        hold = np.asarray(self.tap_holds_ms)
+        if iti.dtype != np.int32 or hold.dtype != np.int32 or iti.ndim != 1 or hold.ndim != 1:
+            raise FeatureError("tap_intervals_ms and tap_holds_ms must be 1-d int32 arrays")
+        if len(hold) and len(iti) != len(hold) - 1:
+            raise FeatureError("n taps give n durations and n - 1 intervals")
+        if np.any(iti <= 0) or np.any(hold <= 0):
+            raise FeatureError("tap intervals and durations must be positive")
+        for name, arr in (
+            ("imu_raw", raw),
+            ("imu_ts_us", ts),
+            ("tap_intervals_ms", iti),
+            ("tap_holds_ms", hold),
+        ):
+            arr = arr.copy()
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Calibration, clock and behaviour measures of one session, or of an enrolled baseline.
+
+    Integers in fixed point; the unit is in each name (ug: micro-g, udps: micro-degree/s, cdb:
+    centi-decibel, milli: thousandths, pm: per-mille, ppb: parts per billion, mc: milli-degree
+    Celsius). The `tc_*` coefficients are fitted by `enroll` and are 0 in a single session.
+    """
+
+    accel_norm_ug: int  # 0: norm of the mean acceleration at rest (gravity seen through gain, bias)
+    gyro_bias_x_udps: int  # 1..3: mean angular rate at rest (zero-rate offset)
+    gyro_bias_y_udps: int
+    gyro_bias_z_udps: int
+    accel_noise_ug: int  # 4: rms of the accelerometer noise, mean over axes
+    gyro_noise_udps: int  # 5: rms of the gyro noise, mean over axes
+    accel_band_mid_cdb: int  # 6: mid-band noise power over low-band power
+    accel_band_high_cdb: int  # 7: high-band (near Nyquist) power over low-band power
+    gyro_band_mid_cdb: int  # 8
+    gyro_band_high_cdb: int  # 9
+    quant_gap_milli: int  # 10: median step between adjacent distinct sample values, LSB
+    repeat_pm: int  # 11: samples that repeat an earlier 6-axis sample of the window exactly
+    rate_ppb: int  # 12: IMU output rate against the host clock, offset from nominal
+    jitter_ns: int  # 13: rms residual of the arrival times around their linear fit
+    temp_mc: int  # 14: session temperature reading (baseline: mean of enrollment)
+    tc_accel_norm_ug_per_c: int  # 15: d accel_norm / d temperature (baseline only)
+    tc_gyro_x_udps_per_c: int  # 16..18: d gyro bias / d temperature (baseline only)
+    tc_gyro_y_udps_per_c: int
+    tc_gyro_z_udps_per_c: int
+    tc_rate_ppb_per_c: int  # 19: d rate_ppb / d temperature (baseline only)
+    iti_median_us: int  # 20: median touch-down interval
+    iti_logsd_milli: int  # 21: robust sd of ln(interval)
+    hold_median_us: int  # 22: median touch duration
+    hold_logsd_milli: int  # 23: robust sd of ln(duration)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+                raise FeatureError(f"Fingerprint.{f.name} must be a signed 64-bit int")
+        if self.iti_median_us < 0 or self.hold_median_us < 0:
+            raise FeatureError("Fingerprint tap medians must not be negative")
+        if self.accel_noise_ug < 0 or self.gyro_noise_udps < 0 or self.jitter_ns < 0:
+            raise FeatureError("Fingerprint noise and jitter measures must not be negative")
+
+    def to_wire(self) -> dict[int, int]:
+        """Keys 0..23 in field order, values the fixed-point integers (protocol IntMap)."""
+        return {i: getattr(self, name) for i, name in enumerate(FINGERPRINT_FIELDS)}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[int, int]) -> Fingerprint:
+        """Inverse of to_wire; FeatureError names a missing or unknown key."""
+        keys = set(data)
+        expected = set(range(len(FINGERPRINT_FIELDS)))
+        if keys != expected:
+            missing = sorted(expected - keys)
+            extra = sorted(keys - expected, key=repr)
+            raise FeatureError(f"fingerprint keys: missing {missing}, unknown {extra}")
+        return cls(**{name: data[i] for i, name in enumerate(FINGERPRINT_FIELDS)})
+
+    @property
+    def has_touch(self) -> bool:
+        """Whether the behaviour measures were estimated (MIN_TAPS taps or more)."""
+        return self.iti_median_us > 0
+
+
+FINGERPRINT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Fingerprint))
+
+#: The model input, in order. See docs/model.md for what each one measures and why.
+INPUT_FEATURES: tuple[str, ...] = (
+    "d_accel_norm_ug",  # temperature-compensated against the baseline
+    "d_gyro_bias_x_udps",
+    "d_gyro_bias_y_udps",
+    "d_gyro_bias_z_udps",
+    "d_ln_accel_noise",
+    "d_ln_gyro_noise",
+    "d_accel_band_mid_cdb",
+    "d_accel_band_high_cdb",
+    "d_gyro_band_mid_cdb",
+    "d_gyro_band_high_cdb",
+    "d_ln_quant_gap",
+    "repeat_pm",  # absolute: a real sensor never repeats a 6-axis sample exactly
+    "d_rate_ppb",  # temperature-compensated too: the IMU's oscillator drifts
+    "d_ln_jitter",
+    "d_temp_c",  # context: how far the compensation extrapolates
+    "has_touch",
+    "d_ln_iti_median",
+    "d_iti_logsd_milli",
+    "d_ln_hold_median",
+    "d_hold_logsd_milli",
+)
+N_INPUTS = len(INPUT_FEATURES)
+
+
+# ---- 1. one session -------------------------------------------------------------------------
+
+
+def extract(capture: Capture) -> Fingerprint:
+    """The fingerprint of one session: calibration, noise, clock and behaviour measures."""
+    raw = capture.imu_raw.astype(np.float64)
+    accel_g = raw[:, :3] / capture.accel_lsb_per_g
+    gyro_dps = raw[:, 3:] / capture.gyro_lsb_per_dps
+    mean_a = accel_g.mean(axis=0)
+    mean_g = gyro_dps.mean(axis=0)
+    a_mid, a_high = _band_shape(accel_g)
+    g_mid, g_high = _band_shape(gyro_dps)
+    rate_ppb, jitter_ns = _timing(capture.imu_ts_us, capture.sample_rate_hz)
+    behaviour = _behaviour(capture.tap_intervals_ms, capture.tap_holds_ms)
+    return Fingerprint(
+        accel_norm_ug=_int(float(np.linalg.norm(mean_a)) * 1e6),
+        gyro_bias_x_udps=_int(mean_g[0] * 1e6),
+        gyro_bias_y_udps=_int(mean_g[1] * 1e6),
+        gyro_bias_z_udps=_int(mean_g[2] * 1e6),
+        accel_noise_ug=_int(accel_g.std(axis=0).mean() * 1e6),
+        gyro_noise_udps=_int(gyro_dps.std(axis=0).mean() * 1e6),
+        accel_band_mid_cdb=a_mid,
+        accel_band_high_cdb=a_high,
+        gyro_band_mid_cdb=g_mid,
+        gyro_band_high_cdb=g_high,
+        quant_gap_milli=_quant_gap_milli(capture.imu_raw),
+        repeat_pm=_repeat_pm(capture.imu_raw),
+        rate_ppb=rate_ppb,
+        jitter_ns=jitter_ns,
+        temp_mc=capture.temp_mc,
+        tc_accel_norm_ug_per_c=0,
+        tc_gyro_x_udps_per_c=0,
+        tc_gyro_y_udps_per_c=0,
+        tc_gyro_z_udps_per_c=0,
+        tc_rate_ppb_per_c=0,
+        **behaviour,
+    )
+
+
+def _int(value: float) -> int:
+    """Round half away from zero to a Python int (a fixed-point field)."""
+    return math.floor(abs(value) + 0.5) * (1 if value >= 0 else -1)
+
+
+def _band_shape(x: npt.NDArray[np.float64]) -> tuple[int, int]:
+    """Mid- and high-band noise power relative to the low band, centi-dB, mean over axes.
+
+    Ratios, not levels: the level is in the noise rms already, the shape is what tells a real
+    sensor (flicker noise below, the anti-alias low-pass near Nyquist) from white noise.
+    """
+    n = x.shape[0]
+    spectrum = np.abs(np.fft.rfft(x - x.mean(axis=0), axis=0)) ** 2
+    freq = np.fft.rfftfreq(n)  # cycles per sample: 0 .. 0.5
+
+    def band(lo: float, hi: float) -> float:
+        sel = (freq >= lo) & (freq < hi) if hi < 0.5 else (freq >= lo)
+        return float(spectrum[sel].mean(axis=0).sum()) + 1e-30
+
+    low = band(*BAND_LOW)
+    mid = band(*BAND_MID)
+    high = band(*BAND_HIGH)
+    return _int(1000 * math.log10(mid / low)), _int(1000 * math.log10(high / low))
+
+
+def _quant_gap_milli(raw: npt.NDArray[np.int16]) -> int:
+    """Median over axes of the median gap between adjacent distinct values, in milli-LSB.
+
+    A real ADC fills every code its noise reaches (gap 1); a sensor synthesised from floats
+    with a coarse resolution leaves codes empty.
+    """
+    gaps = []
+    for axis in range(raw.shape[1]):
+        values = np.unique(raw[:, axis])
+        gaps.append(float(np.median(np.diff(values))) if len(values) > 1 else 0.0)
+    return _int(float(np.median(gaps)) * 1000)
+
+
+def _repeat_pm(raw: npt.NDArray[np.int16]) -> int:
+    """Per-mille of samples whose six values all equal an earlier sample of the window."""
+    rows = np.ascontiguousarray(raw).view(np.dtype((np.void, raw.dtype.itemsize * 6))).ravel()
+    _, first = np.unique(rows, return_index=True)
+    return _int(1000 * (len(rows) - len(first)) / len(rows))
+
+
+def _timing(ts_us: npt.NDArray[np.int64], sample_rate_hz: float) -> tuple[int, int]:
+    """IMU output-rate offset against the host clock (ppb) and arrival jitter (ns, rms).
+
+    The IMU paces samples with its own oscillator and the host stamps them with its crystal:
+    the fitted period compares the two oscillators (Kohno et al. 2005 do the same across a
+    network), which is a property of the board.
+    """
+    n = len(ts_us)
+    k = np.arange(n, dtype=np.float64)
+    t = (ts_us - ts_us[0]).astype(np.float64)
+    slope, intercept = np.polyfit(k, t, 1)
+    residual = t - (slope * k + intercept)
+    nominal_us = 1e6 / sample_rate_hz
+    return _int((nominal_us / slope - 1.0) * 1e9), _int(float(np.sqrt(np.mean(residual**2))) * 1e3)
+
+
+def _robust_sd(x: npt.NDArray[np.float64]) -> float:
+    """1.4826 * median absolute deviation: an sd that a few long pauses cannot inflate."""
+    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
+
+
+def _behaviour(iti_ms: npt.NDArray[np.int32], hold_ms: npt.NDArray[np.int32]) -> dict[str, int]:
+    if len(hold_ms) < MIN_TAPS:
+        return {
+            "iti_median_us": 0,
+            "iti_logsd_milli": 0,
+            "hold_median_us": 0,
+            "hold_logsd_milli": 0,
+        }
+    iti = iti_ms.astype(np.float64)
+    hold = hold_ms.astype(np.float64)
+    return {
+        "iti_median_us": _int(float(np.median(iti)) * 1000),
+        "iti_logsd_milli": _int(_robust_sd(np.log(iti)) * 1000),
+        "hold_median_us": _int(float(np.median(hold)) * 1000),
+        "hold_logsd_milli": _int(_robust_sd(np.log(hold)) * 1000),
+    }
+
+
+# ---- 2. the enrolled baseline ---------------------------------------------------------------
+
+_TEMPERATURE_FIT = {
+    "accel_norm_ug": "tc_accel_norm_ug_per_c",
+    "gyro_bias_x_udps": "tc_gyro_x_udps_per_c",
+    "gyro_bias_y_udps": "tc_gyro_y_udps_per_c",
+    "gyro_bias_z_udps": "tc_gyro_z_udps_per_c",
+    "rate_ppb": "tc_rate_ppb_per_c",
+}
+_BEHAVIOUR = ("iti_median_us", "iti_logsd_milli", "hold_median_us", "hold_logsd_milli")
+
+
+def enroll(sessions: Sequence[Fingerprint]) -> Fingerprint:
+    """The baseline of a device from its enrollment sessions.
+
+    The gyro biases, the gravity norm and the IMU rate offset are fitted linearly against the
+    session temperature: the intercept at the mean temperature is the baseline value and the
+    slope its temperature coefficient (0 when there are fewer than MIN_ENROLL_SESSIONS sessions
+    or they span less than MIN_ENROLL_SPAN_MC). Every other measure is the median over the
+    sessions; behaviour uses only sessions with touch measures (all zero when there are none).
+    """
+    if not sessions:
+        raise FeatureError("enroll needs at least one session fingerprint")
+    temps = np.array([s.temp_mc for s in sessions], dtype=np.float64)
+    t_ref = float(temps.mean())
+    fit_slopes = (
+        len(sessions) >= MIN_ENROLL_SESSIONS and temps.max() - temps.min() >= MIN_ENROLL_SPAN_MC
+    )
+    out: dict[str, int] = {}
+    for name in FINGERPRINT_FIELDS:
+        if name.startswith("tc_") or name in _BEHAVIOUR:
+            continue
+        values = np.array([getattr(s, name) for s in sessions], dtype=np.float64)
+        out[name] = _int(float(np.median(values)))
+    out["temp_mc"] = _int(t_ref)
+    for name, tc_name in _TEMPERATURE_FIT.items():
+        values = np.array([getattr(s, name) for s in sessions], dtype=np.float64)
+        if fit_slopes:
+            dt_c = (temps - t_ref) / 1000.0
+            slope = float(np.sum(dt_c * (values - values.mean())) / np.sum(dt_c**2))
+            out[name] = _int(float(values.mean()))
+            out[tc_name] = _int(slope)
+        else:
+            out[tc_name] = 0
+    touch = [s for s in sessions if s.has_touch]
+    for name in _BEHAVIOUR:
+        values = np.array([getattr(s, name) for s in touch], dtype=np.float64)
+        out[name] = _int(float(np.median(values))) if touch else 0
+    return Fingerprint(**out)
+
+
+# ---- 3. the model input ---------------------------------------------------------------------
+
+
+def raw_deltas(current: Fingerprint, baseline: Fingerprint) -> npt.NDArray[np.float64]:
+    """The unscaled input features (INPUT_FEATURES order), in the units their names carry."""
+    dt_c = (current.temp_mc - baseline.temp_mc) / 1000.0
+
+    def compensated(name: str) -> float:
+        tc = getattr(baseline, _TEMPERATURE_FIT[name])
+        return float(getattr(current, name) - (getattr(baseline, name) + tc * dt_c))
+
+    def ln_ratio(name: str) -> float:
+        return math.log(max(getattr(current, name), 1) / max(getattr(baseline, name), 1))
+
+    touch = current.has_touch and baseline.has_touch
+    behaviour = (
+        [
+            1.0,
+            ln_ratio("iti_median_us"),
+            float(current.iti_logsd_milli - baseline.iti_logsd_milli),
+            ln_ratio("hold_median_us"),
+            float(current.hold_logsd_milli - baseline.hold_logsd_milli),
+        ]
+        if touch
+        else [0.0] * 5
+    )
+    return np.array(
+        [
+            compensated("accel_norm_ug"),
+            compensated("gyro_bias_x_udps"),
+            compensated("gyro_bias_y_udps"),
+            compensated("gyro_bias_z_udps"),
+            ln_ratio("accel_noise_ug"),
+            ln_ratio("gyro_noise_udps"),
+            float(current.accel_band_mid_cdb - baseline.accel_band_mid_cdb),
+            float(current.accel_band_high_cdb - baseline.accel_band_high_cdb),
+            float(current.gyro_band_mid_cdb - baseline.gyro_band_mid_cdb),
+            float(current.gyro_band_high_cdb - baseline.gyro_band_high_cdb),
+            ln_ratio("quant_gap_milli"),
+            float(current.repeat_pm),
+            compensated("rate_ppb"),
+            ln_ratio("jitter_ns"),
+            dt_c,
+            *behaviour,
+        ],
+        dtype=np.float64,
+    )
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-feature scales of the model input, as recorded in the model's .json.
+
+    Each raw delta is divided by its scale (a robust sd of that delta over genuine training
+    sessions, or a fixed physical unit), squashed by sign(x) * ln(1 + |x|) so that an impostor's
+    delta of thousands of sds stays in range, and clipped to +-`clip`.
+    """
+
+    names: tuple[str, ...]
+    scales: tuple[float, ...]
+    clip: float = CLIP
+
+    def __post_init__(self) -> None:
+        if self.names != INPUT_FEATURES:
+            raise FeatureError(
+                "normalisation features differ from agent.features.INPUT_FEATURES: the model "
+                "was trained for another feature layout; retrain or use the matching agent"
+            )
+        if len(self.scales) != len(self.names):
+            raise FeatureError("one scale per input feature is needed")
+        if not all(isinstance(s, float) and math.isfinite(s) and s > 0 for s in self.scales):
+            raise FeatureError("every scale must be a positive finite float")
+        if not (math.isfinite(self.clip) and self.clip > 0):
+            raise FeatureError("clip must be positive")
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> Normalisation:
+        """From the `input` block of models/<model>.json."""
+        try:
+            block = meta["input"]
+            return cls(
+                names=tuple(str(n) for n in block["features"]),
+                scales=tuple(float(s) for s in block["scales"]),
+                clip=float(block["clip"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FeatureError(f"model metadata has no valid input block: {exc}") from exc
+
+    def to_meta(self) -> dict[str, Any]:
+        return {"features": list(self.names), "scales": list(self.scales), "clip": self.clip}
+
+    def apply(self, raw: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+        """Scale, squash and clip raw deltas of shape (..., N_INPUTS)."""
+        x = raw / np.asarray(self.scales, dtype=np.float64)
+        y = np.sign(x) * np.log1p(np.abs(x))
+        out: npt.NDArray[np.float32] = np.clip(y, -self.clip, self.clip).astype(np.float32)
+        return out
+
+
+def model_input(
+    current: Fingerprint, baseline: Fingerprint, normalisation: Normalisation
+) -> npt.NDArray[np.float32]:
+    """The model's float32 input vector (length N_INPUTS) for a session against its baseline."""
+    return normalisation.apply(raw_deltas(current, baseline))
