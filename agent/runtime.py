@@ -155,6 +155,8 @@ class Agent:
                 if now >= next_poll:
                     self.poll()
                     next_poll = now + poll_s
+                # A config command may have shortened the interval: never wait longer than it.
+                next_report = min(next_report, now + self.cfg.report_interval_s)
                 if now >= next_report:
                     self.report()
                     next_report = now + self.cfg.report_interval_s

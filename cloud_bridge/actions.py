@@ -40,26 +40,44 @@ def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeCo
     base = f"{event.sender}:{event.seq}"
     commands: list[Command] = []
     if verdict.decision == FREEZE:
-        reason = "clone" if any(r in verdict.reasons for r in ("seq_conflict", "boot_regression")) else "risk"
+        reason = (
+            "clone"
+            if any(r in verdict.reasons for r in ("seq_conflict", "boot_regression"))
+            else "risk"
+        )
         commands.append(Freeze(user=user, key=f"{base}:freeze", reason=reason))
     action, amount = "none", 0
     if isinstance(event, m.Trigger) and verdict.decision in (ALLOW, STEP_UP):
         body = event.body
         if isinstance(body, m.RestockBody) and body.est_cost_fen > 0:
             action, amount = "hold", body.est_cost_fen
-            commands.append(PlaceHold(user=user, key=f"{base}:hold", hold_id=base,
-                                      amount_fen=amount, ttl_ms=cfg.hold_ttl_s * 1000))
+            commands.append(
+                PlaceHold(
+                    user=user,
+                    key=f"{base}:hold",
+                    hold_id=base,
+                    amount_fen=amount,
+                    ttl_ms=cfg.hold_ttl_s * 1000,
+                )
+            )
         elif isinstance(body, m.HealthStreakBody):
             action = "health_boost"
             commands.append(HealthGoalMet(user=user, key=f"{base}:health"))
         elif isinstance(body, m.EvTierBody):
             action = "mileage"
-            commands.append(ReportMileage(user=user, key=f"{base}:mileage",
-                                          km_per_month=body.km_30d))
+            commands.append(
+                ReportMileage(user=user, key=f"{base}:mileage", km_per_month=body.km_30d)
+            )
         elif isinstance(body, m.EmergencyBody):
             amount = body.amount_fen or cfg.emergency_amount(body.emergency)
             if amount > 0:
                 action = "emergency_draw"
-                commands.append(Draw(user=user, key=f"{base}:emergency", amount_fen=amount,
-                                     emergency=Emergency(body.emergency)))
+                commands.append(
+                    Draw(
+                        user=user,
+                        key=f"{base}:emergency",
+                        amount_fen=amount,
+                        emergency=Emergency(body.emergency),
+                    )
+                )
     return Plan(verdict, tuple(commands), action, amount)

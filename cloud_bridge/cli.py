@@ -36,25 +36,41 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                       help="data directory: bridge key, database, bridge.toml (./var/bridge)")
-        p.add_argument("--config", type=Path, default=None,
-                       help="bridge.toml (default: DATA/bridge.toml when it exists)")
+        p.add_argument(
+            "--data",
+            type=Path,
+            default=DEFAULT_DATA,
+            help="data directory: bridge key, database, bridge.toml (./var/bridge)",
+        )
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help="bridge.toml (default: DATA/bridge.toml when it exists)",
+        )
         return p
 
-    init = common(sub.add_parser(
-        "init", help="create the bridge key, the database and a starter bridge.toml",
-        description="Create DATA/bridge.key (Ed25519, 0600), the database with its schema and "
-        "DATA/bridge.toml. Safe to run again: existing files are kept."))
+    init = common(
+        sub.add_parser(
+            "init",
+            help="create the bridge key, the database and a starter bridge.toml",
+            description="Create DATA/bridge.key (Ed25519, 0600), the database with its schema and "
+            "DATA/bridge.toml. Safe to run again: existing files are kept.",
+        )
+    )
     init.add_argument("--fleet", default="default", help="fleet this bridge serves")
     init.add_argument("--mqtt-url", default="mqtt://127.0.0.1:1883")
     init.add_argument("--json", action="store_true")
 
     dev = sub.add_parser("devices", help="enroll, list, revoke devices; rotate their keys")
     dsub = dev.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
-    enroll = common(dsub.add_parser(
-        "enroll", help="enroll a device from its enrollment.cbor",
-        description="Check the record's self-signature and register the device for USER."))
+    enroll = common(
+        dsub.add_parser(
+            "enroll",
+            help="enroll a device from its enrollment.cbor",
+            description="Check the record's self-signature and register the device for USER.",
+        )
+    )
     enroll.add_argument("file", type=Path, help="enrollment.cbor from edge-agent provision")
     enroll.add_argument("--user", required=True, help="the user (pool) the device belongs to")
     enroll.add_argument("--json", action="store_true")
@@ -62,15 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     revoke = common(dsub.add_parser("revoke", help="revoke a device: its keys stop verifying"))
     revoke.add_argument("device_id")
-    rotate = common(dsub.add_parser(
-        "rotate", help="ask a device to rotate its key",
-        description="Send the device a signed rotate command over MQTT; the device answers with "
-        "an enrollment signed by its current key, which the running bridge registers."))
+    rotate = common(
+        dsub.add_parser(
+            "rotate",
+            help="ask a device to rotate its key",
+            description="Send the device a signed rotate command over MQTT; the device answers with "
+            "an enrollment signed by its current key, which the running bridge registers.",
+        )
+    )
     rotate.add_argument("device_id")
 
     run = common(sub.add_parser("run", help="run the bridge until SIGTERM"))
-    run.add_argument("--log-level", default="info",
-                     choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     try:
         from cloud_bridge.pool.cli import add_parser as add_pool_parser
@@ -128,8 +147,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         )
     cfg = config_mod.load(toml, data)
     open_store(cfg.store_url).close()
-    out = {"public_key": bytes(key.verify_key).hex(), "data_dir": str(data.resolve()),
-           "config": str(toml.resolve()), "store": cfg.store_url, "created_key": created}
+    out = {
+        "public_key": bytes(key.verify_key).hex(),
+        "data_dir": str(data.resolve()),
+        "config": str(toml.resolve()),
+        "store": cfg.store_url,
+        "created_key": created,
+    }
     if args.json:
         print(json.dumps(out))
     else:
@@ -159,15 +183,21 @@ def cmd_devices(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise BridgeError(f"cannot read {args.file}: {exc.strerror}") from exc
             device = registry.enroll(tx, data, args.user, now_ms())
-            _print(args, device.to_json(), f"enrolled {device.device_id} ({device.kind}) for "
-                   f"user {device.user_id} in fleet {device.fleet}")
+            _print(
+                args,
+                device.to_json(),
+                f"enrolled {device.device_id} ({device.kind}) for "
+                f"user {device.user_id} in fleet {device.fleet}",
+            )
         elif action == "list":
             devices = registry.devices(tx)
             if args.json:
                 print(json.dumps([d.to_json() for d in devices]))
             for d in devices if not args.json else []:
-                print(f"{d.device_id:24} {d.kind:9} {d.status:8} user={d.user_id} "
-                      f"fleet={d.fleet} keygen={d.key_generation}")
+                print(
+                    f"{d.device_id:24} {d.kind:9} {d.status:8} user={d.user_id} "
+                    f"fleet={d.fleet} keygen={d.key_generation}"
+                )
         elif action == "revoke":
             n = registry.revoke(tx, args.device_id)
             print(f"revoked {args.device_id} ({n} key{'s' if n != 1 else ''})")
@@ -191,14 +221,17 @@ def _rotate(cfg: config_mod.BridgeConfig, device_id: str) -> int:
         if device is None:
             raise BridgeError(f"no device {device_id!r} is enrolled")
         sealed = Publisher(f"{cfg.instance}-cli", key, store).sealed(
-            m.Command, device=device_id, command="rotate")
+            m.Command, device=device_id, command="rotate"
+        )
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{cfg.instance}-cli-{now_ms()}")
     try:
         client.connect(cfg.mqtt_host, cfg.mqtt_port)
     except OSError as exc:
         raise BridgeError(f"cannot reach the broker at {cfg.mqtt_url}: {exc}") from exc
     client.loop_start()
-    client.publish(topics.command(device.fleet, device_id, "rotate"), sealed, 1).wait_for_publish(10)
+    client.publish(topics.command(device.fleet, device_id, "rotate"), sealed, 1).wait_for_publish(
+        10
+    )
     client.disconnect()
     client.loop_stop()
     print(f"rotate sent to {device_id}; the running bridge registers its new key when it answers")
@@ -213,8 +246,11 @@ def _print(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     from cloud_bridge.server import BridgeServer
 
     cfg = load_config(args)

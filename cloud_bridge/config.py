@@ -101,7 +101,9 @@ def _int(lo: int, hi: int):  # type: ignore[no-untyped-def]
 def _str(pattern: re.Pattern[str] | None = None, allow_empty: bool = True):  # type: ignore[no-untyped-def]
     def check(v: Any) -> str:
         if not isinstance(v, str) or (not v and not allow_empty):
-            raise ValueError("must be a non-empty string" if not allow_empty else "must be a string")
+            raise ValueError(
+                "must be a non-empty string" if not allow_empty else "must be a string"
+            )
         if v and pattern is not None and not pattern.fullmatch(v):
             raise ValueError(f"must match {pattern.pattern}")
         return v
@@ -118,8 +120,10 @@ def _url(v: Any) -> str:
 
 def _amounts(v: Any) -> tuple[tuple[str, int], ...]:
     kinds = {"illness", "disaster", "education"}
-    if not isinstance(v, dict) or set(v) - kinds or any(
-        type(x) is not int or x < 0 for x in v.values()
+    if (
+        not isinstance(v, dict)
+        or set(v) - kinds
+        or any(type(x) is not int or x < 0 for x in v.values())
     ):
         raise ValueError("must map illness / disaster / education to amounts in fen")
     base = dict(BridgeConfig.emergency_fen)
@@ -199,7 +203,9 @@ def load(path: Path | None, data_dir: Path) -> BridgeConfig:
             raise ConfigError(f"{where}: [{section}] must be a table")
         extra = sorted(set(table) - set(keys))
         if extra:
-            raise ConfigError(f"{where}: [{section}] {extra[0]}: unknown key; known: {', '.join(keys)}")
+            raise ConfigError(
+                f"{where}: [{section}] {extra[0]}: unknown key; known: {', '.join(keys)}"
+            )
         for key, (attr, default, check, fix) in keys.items():
             if key not in table:
                 if default is not None:
@@ -220,7 +226,9 @@ def load(path: Path | None, data_dir: Path) -> BridgeConfig:
         data_dir = rel(doc["bridge"]["data_dir"]) or data_dir
     store_path, store_dsn = values.pop("store_path", ""), values.pop("store_dsn", "")
     if store_path and store_dsn:
-        raise ConfigError(f"{where}: [store] give either path (SQLite) or dsn (PostgreSQL), not both")
+        raise ConfigError(
+            f"{where}: [store] give either path (SQLite) or dsn (PostgreSQL), not both"
+        )
     if store_dsn and not store_dsn.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"{where}: [store] dsn must start with postgresql://")
     store_url = store_dsn or str(rel(store_path) or default_store_url(data_dir))
@@ -228,5 +236,9 @@ def load(path: Path | None, data_dir: Path) -> BridgeConfig:
         raise ConfigError(f"{where}: [risk] needs step_up_pm <= hold_pm <= freeze_pm")
     for attr in ("ca_file", "cert_file", "key_file", "password_file", "policy_file"):
         values[attr] = rel(values.get(attr, ""))
-    return BridgeConfig(path=path.resolve() if path else None, data_dir=data_dir.resolve(),
-                        store_url=store_url, **values)
+    return BridgeConfig(
+        path=path.resolve() if path else None,
+        data_dir=data_dir.resolve(),
+        store_url=store_url,
+        **values,
+    )

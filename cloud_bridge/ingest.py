@@ -98,9 +98,15 @@ class _Miss(Exception):
 
 
 class Ingest:
-    def __init__(self, store: Store, registry: Registry, publisher: Publisher,
-                 service: PoolService, cfg: BridgeConfig,
-                 wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        publisher: Publisher,
+        service: PoolService,
+        cfg: BridgeConfig,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.publisher = publisher
@@ -111,14 +117,20 @@ class Ingest:
 
     # ---- verification (no transaction) ------------------------------------------------------
 
-    def _verify(self, batch: list[Inbound], result: BatchResult,
-                rejections: list[tuple[Inbound, str | None, Reason, str]]) -> list[_Verified]:
+    def _verify(
+        self,
+        batch: list[Inbound],
+        result: BatchResult,
+        rejections: list[tuple[Inbound, str | None, Reason, str]],
+    ) -> list[_Verified]:
         parsed: list[tuple[Inbound, topics.Topic]] = []
         for item in batch:
             try:
                 topic = topics.parse(item.topic)
                 if topic.channel not in CHANNEL_KIND:
-                    raise ProtocolError(Reason.BAD_TOPIC, f"{topic.channel} is not a device channel")
+                    raise ProtocolError(
+                        Reason.BAD_TOPIC, f"{topic.channel} is not a device channel"
+                    )
                 if topic.fleet != self.cfg.fleet:
                     raise ProtocolError(Reason.BAD_TOPIC, f"fleet {topic.fleet} is not served here")
                 parsed.append((item, topic))
@@ -150,7 +162,9 @@ class Ingest:
                         self.registry.remember(key)
             for item, topic in missed:
                 try:
-                    out.append(self._unseal(item, topic, lambda k: refuse(self.registry.cached(k), k)))
+                    out.append(
+                        self._unseal(item, topic, lambda k: refuse(self.registry.cached(k), k))
+                    )
                 except ProtocolError as exc:
                     rejections.append((item, topic.device, exc.reason, exc.detail))
         return out
@@ -174,9 +188,13 @@ class Ingest:
         result.outputs = outputs + result.outputs
         return result
 
-    def _apply(self, tx: Transaction, verified: list[_Verified],
-               rejections: list[tuple[Inbound, str | None, Reason, str]],
-               result: BatchResult) -> list[Output]:
+    def _apply(
+        self,
+        tx: Transaction,
+        verified: list[_Verified],
+        rejections: list[tuple[Inbound, str | None, Reason, str]],
+        result: BatchResult,
+    ) -> list[Output]:
         devices = self._lock_devices(tx, {v.key.device_id for v in verified})
         statuses = self._key_statuses(tx, {v.key.kid for v in verified})
         stored: list[Output] = []
@@ -241,9 +259,15 @@ class Ingest:
             )
             if row is not None:
                 out[device_id] = _DeviceRow(
-                    str(row[0]), str(row[1]), str(row[2]), str(row[3]),
-                    ReplayWindow.from_bytes(bytes(row[4])), ReplayWindow.from_bytes(bytes(row[5])),
-                    int(row[6]), int(row[7]), int(row[8]),
+                    str(row[0]),
+                    str(row[1]),
+                    str(row[2]),
+                    str(row[3]),
+                    ReplayWindow.from_bytes(bytes(row[4])),
+                    ReplayWindow.from_bytes(bytes(row[5])),
+                    int(row[6]),
+                    int(row[7]),
+                    int(row[8]),
                 )
         return out
 
@@ -260,21 +284,31 @@ class Ingest:
             self.registry.forget(v.key.device_id)
             raise ProtocolError(Reason.REVOKED_KEY, f"key {v.key.kid.hex()} is not active")
         if msg.sender != v.key.device_id:
-            raise ProtocolError(Reason.SENDER_MISMATCH,
-                                f"signed sender {msg.sender} is not {v.key.device_id}")
+            raise ProtocolError(
+                Reason.SENDER_MISMATCH, f"signed sender {msg.sender} is not {v.key.device_id}"
+            )
         if topic.device != msg.sender or topic.fleet != dev.fleet:
             raise ProtocolError(Reason.TOPIC_MISMATCH, f"{v.item.topic} is not {msg.sender}'s")
         if not isinstance(msg, CHANNEL_KIND[topic.channel]):
-            raise ProtocolError(Reason.TOPIC_MISMATCH,
-                                f"{type(msg).__name__} on the {topic.channel} channel")
+            raise ProtocolError(
+                Reason.TOPIC_MISMATCH, f"{type(msg).__name__} on the {topic.channel} channel"
+            )
 
-    def _data(self, tx: Transaction, v: _Verified, dev: _DeviceRow, msg: m.Report | m.Trigger,
-              stored: list[Output]) -> actions.Plan | Reason | None:
+    def _data(
+        self,
+        tx: Transaction,
+        v: _Verified,
+        dev: _DeviceRow,
+        msg: m.Report | m.Trigger,
+        stored: list[Output],
+    ) -> actions.Plan | Reason | None:
         dev.ack = dev.touched = True
         verdict_reason = dev.data.verdict(msg.seq)
         if verdict_reason is Reason.REPLAY:
-            old = tx.scalar("SELECT envelope FROM events WHERE device_id = ? AND seq = ?",
-                            (dev.device_id, msg.seq))
+            old = tx.scalar(
+                "SELECT envelope FROM events WHERE device_id = ? AND seq = ?",
+                (dev.device_id, msg.seq),
+            )
             if old is not None and cose.peek_payload(bytes(old)) != v.payload:
                 # The same number with other content: two boards share this key.
                 return self._verdict_plan(dev, msg, frozenset({"seq_conflict"}), stored, tx)
@@ -290,17 +324,33 @@ class Ingest:
             self.registry.retire_older_keys(tx, v.key)
         return self._verdict_plan(dev, msg, frozenset(), stored, tx)
 
-    def _verdict_plan(self, dev: _DeviceRow, msg: m.Report | m.Trigger, anomalies: frozenset[str],
-                      stored: list[Output], tx: Transaction) -> actions.Plan:
+    def _verdict_plan(
+        self,
+        dev: _DeviceRow,
+        msg: m.Report | m.Trigger,
+        anomalies: frozenset[str],
+        stored: list[Output],
+        tx: Transaction,
+    ) -> actions.Plan:
         verdict = judge(msg.risk_pm, dev.streak, anomalies, self.thresholds)
         dev.streak = verdict.streak
         if verdict.decision == FREEZE or anomalies:
-            stored.append(self._risk(tx, dev, "alert", ",".join(verdict.reasons)[:32],
-                                     f"verdict {verdict.decision}", msg.seq, msg.risk_pm))
+            stored.append(
+                self._risk(
+                    tx,
+                    dev,
+                    "alert",
+                    ",".join(verdict.reasons)[:32],
+                    f"verdict {verdict.decision}",
+                    msg.seq,
+                    msg.risk_pm,
+                )
+            )
         return actions.plan(msg, dev.user, verdict, self.cfg)
 
-    def _session(self, tx: Transaction, v: _Verified, dev: _DeviceRow, msg: m.Message,
-                 stored: list[Output]) -> Reason | None:
+    def _session(
+        self, tx: Transaction, v: _Verified, dev: _DeviceRow, msg: m.Message, stored: list[Output]
+    ) -> Reason | None:
         dev.touched = True
         if isinstance(msg, m.Enrollment):
             return self._rotation(tx, v, dev, msg, stored)
@@ -317,24 +367,46 @@ class Ingest:
             dev.data = dev.data.settle_below(msg.resume_seq)
             dev.online, dev.ack = 1, True
             if msg.boot < dev.last_boot:
-                stored.append(self._risk(tx, dev, "alert", "boot_regression",
-                                         f"boot {msg.boot} after {dev.last_boot}", 0, 0))
+                stored.append(
+                    self._risk(
+                        tx,
+                        dev,
+                        "alert",
+                        "boot_regression",
+                        f"boot {msg.boot} after {dev.last_boot}",
+                        0,
+                        0,
+                    )
+                )
             dev.last_boot = max(dev.last_boot, msg.boot)
         elif isinstance(msg, m.Death):
             dev.online = 0
         return None
 
-    def _rotation(self, tx: Transaction, v: _Verified, dev: _DeviceRow, msg: m.Enrollment,
-                  stored: list[Output]) -> Reason | None:
+    def _rotation(
+        self,
+        tx: Transaction,
+        v: _Verified,
+        dev: _DeviceRow,
+        msg: m.Enrollment,
+        stored: list[Output],
+    ) -> Reason | None:
         try:
             new_kid = self.registry.rotate(tx, msg, v.key.kid, v.item.received_ms)
         except RegistryError as exc:
             log.warning("rotation from %s refused: %s", dev.device_id, exc)
             return Reason.BAD_FIELD
-        cmd = self.publisher.make(m.Command, tx, device=dev.device_id, command="rotate",
-                                  args={"confirm_kid": new_kid})
-        stored.append(Output(topics.command(dev.fleet, dev.device_id, "rotate"),
-                             self.publisher.seal(cmd), False, (cmd.sender, cmd.seq)))
+        cmd = self.publisher.make(
+            m.Command, tx, device=dev.device_id, command="rotate", args={"confirm_kid": new_kid}
+        )
+        stored.append(
+            Output(
+                topics.command(dev.fleet, dev.device_id, "rotate"),
+                self.publisher.seal(cmd),
+                False,
+                (cmd.sender, cmd.seq),
+            )
+        )
         return None
 
     def _run_pool(self, tx: Transaction, commands: list[Command]) -> list[Outcome]:
@@ -344,18 +416,31 @@ class Ingest:
         ordered = sorted(commands, key=lambda c: c.user)
         return list(self.service.execute_many(ordered, tx=tx))
 
-    def _decision(self, tx: Transaction, v: _Verified, dev: _DeviceRow, plan: actions.Plan,
-                  outcomes: dict[str, Outcome]) -> Output:
+    def _decision(
+        self,
+        tx: Transaction,
+        v: _Verified,
+        dev: _DeviceRow,
+        plan: actions.Plan,
+        outcomes: dict[str, Outcome],
+    ) -> Output:
         msg = v.message
         assert isinstance(msg, m.Report | m.Trigger)
         ran = [outcomes[c.key] for c in plan.commands if c.key in outcomes]
         main = next((o for o in ran if not o.key.endswith(":freeze")), None)
-        result = (main or (ran[0] if ran else None))
+        result = main or (ran[0] if ran else None)
         decision = self.publisher.make(
-            m.Decision, tx, user=dev.user, device=dev.device_id, device_seq=msg.seq,
-            decision=plan.verdict.decision, action=plan.action,
-            result=result.result.value[:32] if result else "ok", amount_fen=plan.amount_fen,
-            risk_pm=msg.risk_pm, reasons=plan.verdict.reasons[:16],
+            m.Decision,
+            tx,
+            user=dev.user,
+            device=dev.device_id,
+            device_seq=msg.seq,
+            decision=plan.verdict.decision,
+            action=plan.action,
+            result=result.result.value[:32] if result else "ok",
+            amount_fen=plan.amount_fen,
+            risk_pm=msg.risk_pm,
+            reasons=plan.verdict.reasons[:16],
             received_ms=v.item.received_ms,
         )
         topic = topics.pool(dev.fleet, dev.user, Channel.POOL_DECISION)
@@ -365,29 +450,58 @@ class Ingest:
         view = outcome.view
         assert view is not None
         state = self.publisher.make(
-            m.PoolState, tx, user=user, status=view.status, limit_fen=view.limit_fen,
-            available_fen=view.available_fen, outstanding_fen=view.outstanding_fen,
-            held_fen=view.held_fen, rate_bps=view.rate_bps, version=view.version,
+            m.PoolState,
+            tx,
+            user=user,
+            status=view.status,
+            limit_fen=view.limit_fen,
+            available_fen=view.available_fen,
+            outstanding_fen=view.outstanding_fen,
+            held_fen=view.held_fen,
+            rate_bps=view.rate_bps,
+            version=view.version,
         )
         topic = topics.pool(fleet, user, Channel.POOL_STATE)
         return Output(topic, self.publisher.seal(state), True, (state.sender, state.seq))
 
-    def _risk(self, tx: Transaction, dev: _DeviceRow, category: str, reason: str, detail: str,
-              device_seq: int, risk_pm: int) -> Output:
-        note = self.publisher.make(m.Risk, tx, device=dev.device_id, category=category,
-                                   reason=reason[:32], detail=detail[:256],
-                                   device_seq=max(0, device_seq), risk_pm=risk_pm)
+    def _risk(
+        self,
+        tx: Transaction,
+        dev: _DeviceRow,
+        category: str,
+        reason: str,
+        detail: str,
+        device_seq: int,
+        risk_pm: int,
+    ) -> Output:
+        note = self.publisher.make(
+            m.Risk,
+            tx,
+            device=dev.device_id,
+            category=category,
+            reason=reason[:32],
+            detail=detail[:256],
+            device_seq=max(0, device_seq),
+            risk_pm=risk_pm,
+        )
         topic = topics.risk(dev.fleet, dev.device_id)
         return Output(topic, self.publisher.seal(note), False, (note.sender, note.seq))
 
-    def _reject(self, tx: Transaction, item: Inbound, device: str | None, reason: Reason,
-                detail: str) -> list[Output]:
+    def _reject(
+        self, tx: Transaction, item: Inbound, device: str | None, reason: Reason, detail: str
+    ) -> list[Output]:
         if reason is not Reason.REPLAY:  # duplicates are normal after a reconnect: count only
             tx.execute(
                 "INSERT INTO rejections (received_ms, topic, device_id, reason, detail, envelope) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (item.received_ms, item.topic[:256], device, reason.value, detail[:256],
-                 item.payload[:8192]),
+                (
+                    item.received_ms,
+                    item.topic[:256],
+                    device,
+                    reason.value,
+                    detail[:256],
+                    item.payload[:8192],
+                ),
             )
         if device is None or reason is Reason.REPLAY:
             return []
@@ -396,14 +510,31 @@ class Ingest:
             topic = topics.risk(fleet, device)
         except ProtocolError:
             return []
-        note = self.publisher.make(m.Risk, tx, device=device, category="rejection",
-                                   reason=reason.value, detail=detail[:256])
+        note = self.publisher.make(
+            m.Risk,
+            tx,
+            device=device,
+            category="rejection",
+            reason=reason.value,
+            detail=detail[:256],
+        )
         return [Output(topic, self.publisher.seal(note), False, (note.sender, note.seq))]
 
     def _save_devices(self, tx: Transaction, devices: dict[str, _DeviceRow]) -> None:
         now = self.wall_ms()
-        rows = [(d.data.to_bytes(), d.session.to_bytes(), d.streak, d.last_boot, d.online, now,
-                 d.device_id) for d in devices.values() if d.touched]
+        rows = [
+            (
+                d.data.to_bytes(),
+                d.session.to_bytes(),
+                d.streak,
+                d.last_boot,
+                d.online,
+                now,
+                d.device_id,
+            )
+            for d in devices.values()
+            if d.touched
+        ]
         if rows:
             tx.executemany(
                 "UPDATE devices SET data_window = ?, session_window = ?, risk_streak = ?, "
@@ -413,8 +544,11 @@ class Ingest:
 
     def _store_outputs(self, tx: Transaction, outputs: list[Output]) -> None:
         now = self.wall_ms()
-        rows = [(o.stored[0], o.stored[1], o.topic, o.payload, int(o.retain), now)
-                for o in outputs if o.stored]
+        rows = [
+            (o.stored[0], o.stored[1], o.topic, o.payload, int(o.retain), now)
+            for o in outputs
+            if o.stored
+        ]
         if rows:
             tx.executemany(
                 "INSERT INTO outputs (instance, seq, topic, payload, retain, created_ms) "
@@ -425,5 +559,6 @@ class Ingest:
     def _ack(self, tx: Transaction, dev: _DeviceRow) -> Output:
         """Built in the transaction, published after the commit (the window is durable then)."""
         ack = self.publisher.make(m.Ack, tx, device=dev.device_id, ack_seq=dev.data.contiguous)
-        return Output(topics.device(dev.fleet, dev.device_id, Channel.ACK), self.publisher.seal(ack))
-
+        return Output(
+            topics.device(dev.fleet, dev.device_id, Channel.ACK), self.publisher.seal(ack)
+        )

@@ -38,13 +38,15 @@ def load(path: Path) -> nacl.signing.SigningKey:
         mode = stat.S_IMODE(path.stat().st_mode)
         text = path.read_text().strip()
     except FileNotFoundError:
-        raise KeyFileError(f"bridge key {path} does not exist; run: cloud-bridge init "
-                           f"--data {path.parent}") from None
+        raise KeyFileError(
+            f"bridge key {path} does not exist; run: cloud-bridge init --data {path.parent}"
+        ) from None
     except OSError as exc:
         raise KeyFileError(f"cannot read bridge key {path}: {exc.strerror}") from exc
     if mode & 0o077:
-        raise KeyFileError(f"bridge key {path} is readable by others ({mode:04o}); "
-                           f"run: chmod 600 {path}")
+        raise KeyFileError(
+            f"bridge key {path} is readable by others ({mode:04o}); run: chmod 600 {path}"
+        )
     try:
         seed = bytes.fromhex(text)
     except ValueError:

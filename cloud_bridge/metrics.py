@@ -12,24 +12,41 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.accepted = Counter("cp_bridge_accepted", "Device messages accepted and committed",
-                                registry=r)
-        self.rejected = Counter("cp_bridge_rejected", "Device messages refused, by reason code",
-                                ["reason"], registry=r)
-        self.latency = Histogram("cp_bridge_decision_latency_seconds",
-                                 "From receiving a device event to publishing its decision",
-                                 buckets=LATENCY_BUCKETS, registry=r)
-        self.db_seconds = Histogram("cp_bridge_db_seconds", "Database time per ingest batch",
-                                    buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("cp_bridge_batch_size", "Messages per ingest batch",
-                                    buckets=(1, 4, 16, 64, 256, 1024), registry=r)
-        self.backlog = Gauge("cp_bridge_backlog", "Messages received and not yet processed",
-                             registry=r)
-        self.pending_outputs = Gauge("cp_bridge_pending_outputs",
-                                     "Committed outputs not yet acknowledged by the broker",
-                                     registry=r)
-        self.published = Counter("cp_bridge_published", "Messages published by the bridge",
-                                 registry=r)
+        self.accepted = Counter(
+            "cp_bridge_accepted", "Device messages accepted and committed", registry=r
+        )
+        self.rejected = Counter(
+            "cp_bridge_rejected", "Device messages refused, by reason code", ["reason"], registry=r
+        )
+        self.latency = Histogram(
+            "cp_bridge_decision_latency_seconds",
+            "From receiving a device event to publishing its decision",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.db_seconds = Histogram(
+            "cp_bridge_db_seconds",
+            "Database time per ingest batch",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "cp_bridge_batch_size",
+            "Messages per ingest batch",
+            buckets=(1, 4, 16, 64, 256, 1024),
+            registry=r,
+        )
+        self.backlog = Gauge(
+            "cp_bridge_backlog", "Messages received and not yet processed", registry=r
+        )
+        self.pending_outputs = Gauge(
+            "cp_bridge_pending_outputs",
+            "Committed outputs not yet acknowledged by the broker",
+            registry=r,
+        )
+        self.published = Counter(
+            "cp_bridge_published", "Messages published by the bridge", registry=r
+        )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         if port:

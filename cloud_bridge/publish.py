@@ -23,12 +23,15 @@ M = TypeVar("M", bound=m.Message)
 
 def _bump(tx: Transaction, name: str, by: int) -> int:
     """Add `by` to counter `name`; returns the value before."""
-    row = tx.fetchone("SELECT next_seq FROM bridge_counters WHERE instance = ?", (name,),
-                      for_update=True)
+    row = tx.fetchone(
+        "SELECT next_seq FROM bridge_counters WHERE instance = ?", (name,), for_update=True
+    )
     if row is None:
         tx.execute("INSERT INTO bridge_counters (instance, next_seq) VALUES (?, ?)", (name, 1 + by))
         return 1
-    tx.execute("UPDATE bridge_counters SET next_seq = ? WHERE instance = ?", (int(row[0]) + by, name))
+    tx.execute(
+        "UPDATE bridge_counters SET next_seq = ? WHERE instance = ?", (int(row[0]) + by, name)
+    )
     return int(row[0])
 
 
@@ -62,8 +65,13 @@ class Publisher:
         return seq
 
     def make(self, cls: type[M], tx: Transaction | None = None, **fields: Any) -> M:
-        return cls(sender=self.instance, seq=self.next_seq(tx), boot=self.boot,
-                   ts_ms=self.wall_ms(), **fields)
+        return cls(
+            sender=self.instance,
+            seq=self.next_seq(tx),
+            boot=self.boot,
+            ts_ms=self.wall_ms(),
+            **fields,
+        )
 
     def seal(self, message: m.Message) -> bytes:
         return envelope.seal(message, self.key)

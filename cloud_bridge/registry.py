@@ -55,9 +55,14 @@ class Device:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "device_id": self.device_id, "fleet": self.fleet, "user": self.user_id,
-            "kind": self.kind, "status": self.status, "enrolled_ms": self.enrolled_ms,
-            "key_generation": self.key_generation, "identity": self.identity,
+            "device_id": self.device_id,
+            "fleet": self.fleet,
+            "user": self.user_id,
+            "kind": self.kind,
+            "status": self.status,
+            "enrolled_ms": self.enrolled_ms,
+            "key_generation": self.key_generation,
+            "identity": self.identity,
         }
 
 
@@ -68,8 +73,17 @@ _DEVICE_COLS = (
 
 def _device(row: tuple[object, ...]) -> Device:
     baseline = {int(k): int(v) for k, v in json.loads(str(row[5])).items()}
-    return Device(str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), baseline,
-                  json.loads(str(row[6])), int(str(row[7])), int(str(row[8])))
+    return Device(
+        str(row[0]),
+        str(row[1]),
+        str(row[2]),
+        str(row[3]),
+        str(row[4]),
+        baseline,
+        json.loads(str(row[6])),
+        int(str(row[7])),
+        int(str(row[8])),
+    )
 
 
 def read_record(data: bytes) -> tuple[m.Enrollment, bytes]:
@@ -81,7 +95,9 @@ def read_record(data: bytes) -> tuple[m.Enrollment, bytes]:
         signed = cose.verify1(data, lambda kid: own if kid == own_kid else None)
     except ProtocolError as exc:
         if exc.reason is Reason.UNKNOWN_DEVICE:
-            raise RegistryError("the enrollment record is not signed by the key it enrolls") from exc
+            raise RegistryError(
+                "the enrollment record is not signed by the key it enrolls"
+            ) from exc
         raise RegistryError(f"not a valid enrollment record: {exc}") from exc
     return record, signed.kid
 
@@ -115,17 +131,33 @@ class Registry:
         tx.execute(
             f"INSERT INTO devices ({_DEVICE_COLS}, data_window, session_window) "
             "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
-            (record.sender, record.fleet, user, record.device_kind,
-             json.dumps({str(k): v for k, v in record.baseline.items()}),
-             json.dumps(record.identity), now_ms, record.seq, empty, empty),
+            (
+                record.sender,
+                record.fleet,
+                user,
+                record.device_kind,
+                json.dumps({str(k): v for k, v in record.baseline.items()}),
+                json.dumps(record.identity),
+                now_ms,
+                record.seq,
+                empty,
+                empty,
+            ),
         )
         self._add_key(tx, kid, record.sender, record.public_key, record.seq, now_ms)
         device = self.device(tx, record.sender)
         assert device is not None
         return device
 
-    def _add_key(self, tx: Transaction, kid: bytes, device: str, public_key: bytes,
-                 generation: int, now_ms: int) -> None:
+    def _add_key(
+        self,
+        tx: Transaction,
+        kid: bytes,
+        device: str,
+        public_key: bytes,
+        generation: int,
+        now_ms: int,
+    ) -> None:
         if self.key(tx, kid) is not None:
             raise RegistryError(f"key {kid.hex()} is already enrolled")
         tx.execute(
@@ -149,11 +181,13 @@ class Registry:
         if existing is not None and existing.device_id == record.sender:
             return new_kid  # the device resent its rotation: confirm again
         if record.seq <= device.key_generation:
-            raise RegistryError(f"key generation {record.seq} is not newer than "
-                                f"{device.key_generation}")
+            raise RegistryError(
+                f"key generation {record.seq} is not newer than {device.key_generation}"
+            )
         self._add_key(tx, new_kid, record.sender, record.public_key, record.seq, now_ms)
-        tx.execute("UPDATE devices SET key_generation = ? WHERE device_id = ?",
-                   (record.seq, record.sender))
+        tx.execute(
+            "UPDATE devices SET key_generation = ? WHERE device_id = ?", (record.seq, record.sender)
+        )
         return new_kid
 
     def retire_older_keys(self, tx: Transaction, key: DeviceKey) -> int:
@@ -170,8 +204,9 @@ class Registry:
         if self.device(tx, device_id) is None:
             raise RegistryError(f"no device {device_id!r} is enrolled")
         tx.execute("UPDATE devices SET status = 'revoked' WHERE device_id = ?", (device_id,))
-        n = tx.execute("UPDATE device_keys SET status = 'revoked' WHERE device_id = ?",
-                       (device_id,))
+        n = tx.execute(
+            "UPDATE device_keys SET status = 'revoked' WHERE device_id = ?", (device_id,)
+        )
         self.forget(device_id)
         return n
 
@@ -226,5 +261,7 @@ def refuse(key: DeviceKey | None, kid: bytes) -> nacl.signing.VerifyKey | None:
     if key is None:
         return None
     if key.status != "active":
-        raise ProtocolError(Reason.REVOKED_KEY, f"key {kid.hex()} of {key.device_id} is {key.status}")
+        raise ProtocolError(
+            Reason.REVOKED_KEY, f"key {kid.hex()} of {key.device_id} is {key.status}"
+        )
     return key.verify_key

@@ -80,10 +80,12 @@ class BridgeServer:
             password = cfg.password_file.read_text().strip() if cfg.password_file else None
             client.username_pw_set(cfg.username, password)
         if cfg.tls:
-            client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
-                           certfile=str(cfg.cert_file) if cfg.cert_file else None,
-                           keyfile=str(cfg.key_file) if cfg.key_file else None,
-                           cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set(
+                ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
+                certfile=str(cfg.cert_file) if cfg.cert_file else None,
+                keyfile=str(cfg.key_file) if cfg.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
         client.will_set(topics.bridge_state(cfg.fleet), self._state(False), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -114,8 +116,9 @@ class BridgeServer:
         if msg.topic == topics.bridge_state(self.cfg.fleet):
             self._on_state(msg.payload)
             return
-        item = Inbound(msg.topic, bytes(msg.payload), time.time_ns() // 1_000_000,
-                       time.monotonic_ns())
+        item = Inbound(
+            msg.topic, bytes(msg.payload), time.time_ns() // 1_000_000, time.monotonic_ns()
+        )
         self.inbox.put(item)  # blocks when full: back-pressure, never a drop
 
     def _on_state(self, payload: bytes) -> None:
@@ -124,11 +127,14 @@ class BridgeServer:
         me = self.key.verify_key
         try:
             _s, state = envelope.unseal(
-                payload, lambda kid: me if kid == self._bridge_kid else None)
+                payload, lambda kid: me if kid == self._bridge_kid else None
+            )
         except ProtocolError:
             return
-        if isinstance(state, m.BridgeState) and not state.online and (
-            state.sender != self.cfg.instance
+        if (
+            isinstance(state, m.BridgeState)
+            and not state.online
+            and (state.sender != self.cfg.instance)
         ):
             self._announce.set()
 
@@ -160,11 +166,13 @@ class BridgeServer:
     def _republish_pending(self) -> None:
         with self.store.transaction() as tx:
             rows = tx.fetchall(
-                "SELECT instance, seq, topic, payload, retain FROM outputs ORDER BY created_ms, seq")
+                "SELECT instance, seq, topic, payload, retain FROM outputs ORDER BY created_ms, seq"
+            )
         if rows:
             log.info("bridge: publishing %d outputs committed before the last stop", len(rows))
-        self.publish([Output(str(r[2]), bytes(r[3]), bool(r[4]), (str(r[0]), int(r[1])))
-                      for r in rows])
+        self.publish(
+            [Output(str(r[2]), bytes(r[3]), bool(r[4]), (str(r[0]), int(r[1]))) for r in rows]
+        )
 
     # ---- the worker --------------------------------------------------------------------------
 
@@ -190,8 +198,12 @@ class BridgeServer:
 
     def run(self, stop: threading.Event) -> None:
         self.metrics.serve(self.cfg.metrics_port, self.cfg.metrics_host)
-        self.client.connect_async(self.cfg.mqtt_host, self.cfg.mqtt_port,
-                                  keepalive=self.cfg.keepalive_s, **self._connect_kwargs())
+        self.client.connect_async(
+            self.cfg.mqtt_host,
+            self.cfg.mqtt_port,
+            keepalive=self.cfg.keepalive_s,
+            **self._connect_kwargs(),
+        )
         self.client.loop_start()
         try:
             self.connected.wait(10)
@@ -206,8 +218,9 @@ class BridgeServer:
     def step(self) -> int:
         if self._announce.is_set() and self.connected.is_set():
             self._announce.clear()
-            self.client.publish(topics.bridge_state(self.cfg.fleet), self._state(True), 1,
-                                retain=True)
+            self.client.publish(
+                topics.bridge_state(self.cfg.fleet), self._state(True), 1, retain=True
+            )
         batch = self._take_batch()
         self.metrics.backlog.set(self.inbox.qsize())
         if batch:
@@ -233,8 +246,9 @@ class BridgeServer:
 
     def shutdown(self) -> None:
         if self.connected.is_set():
-            info = self.client.publish(topics.bridge_state(self.cfg.fleet), self._state(False),
-                                       1, retain=True)
+            info = self.client.publish(
+                topics.bridge_state(self.cfg.fleet), self._state(False), 1, retain=True
+            )
             info.wait_for_publish(2)
             deadline = time.monotonic() + 2
             while self._inflight and time.monotonic() < deadline:

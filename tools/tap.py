@@ -49,7 +49,10 @@ class Keys:
             for kid, device, public_key, status in tx.fetchall(
                 "SELECT kid, device_id, public_key, status FROM device_keys"
             ):
-                self.keys[bytes(kid)] = (f"{device} ({status})", nacl.signing.VerifyKey(bytes(public_key)))
+                self.keys[bytes(kid)] = (
+                    f"{device} ({status})",
+                    nacl.signing.VerifyKey(bytes(public_key)),
+                )
 
     def resolve(self, kid: bytes) -> nacl.signing.VerifyKey | None:
         if kid not in self.keys:
@@ -110,8 +113,11 @@ def render(info: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.tap", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.tap",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--url", default="mqtt://127.0.0.1:1883", help="broker URL")
     parser.add_argument("--fleet", default="+", help="fleet to watch (default: all)")
     parser.add_argument("--data", type=Path, help="bridge data directory (bridge key, database)")
@@ -126,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.data:
         key_file = args.data / "bridge.key"
         if bridge_key is None and key_file.exists():
-            bridge_key = bytes(nacl.signing.SigningKey(bytes.fromhex(key_file.read_text().strip()))
-                               .verify_key)
+            bridge_key = bytes(
+                nacl.signing.SigningKey(bytes.fromhex(key_file.read_text().strip())).verify_key
+            )
         if store is None and (args.data / "bridge.sqlite3").exists():
             store = str(args.data / "bridge.sqlite3")
     keys = Keys(bridge_key, store)

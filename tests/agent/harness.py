@@ -21,8 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True,
-        cwd=ROOT, timeout=timeout,
+        [sys.executable, "-m", "agent.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"edge-agent {' '.join(args)} failed:\n{proc.stderr}")
@@ -51,7 +54,10 @@ class Device:
         log = open(self.dir / "agent.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "run", "--config", str(self.config), *extra],
-            cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         return self
 
@@ -78,13 +84,36 @@ class Device:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def provision(tmp: Path, device_id: str, kind: str, url: str, bridge_key_hex: str,
-              fleet: str = "test", extra_toml: str = "", interval_s: float = 0.2,
-              seed: int | None = None) -> Device:
+def provision(
+    tmp: Path,
+    device_id: str,
+    kind: str,
+    url: str,
+    bridge_key_hex: str,
+    fleet: str = "test",
+    extra_toml: str = "",
+    interval_s: float = 0.2,
+    seed: int | None = None,
+) -> Device:
     out = tmp / device_id
-    args = ["provision", "--device-id", device_id, "--fleet", fleet, "--kind", kind,
-            "--out", str(out), "--bridge-key", bridge_key_hex, "--mqtt-url", url, "--json",
-            "--sessions", "4"]
+    args = [
+        "provision",
+        "--device-id",
+        device_id,
+        "--fleet",
+        fleet,
+        "--kind",
+        kind,
+        "--out",
+        str(out),
+        "--bridge-key",
+        bridge_key_hex,
+        "--mqtt-url",
+        url,
+        "--json",
+        "--sessions",
+        "4",
+    ]
     if seed is not None:
         args += ["--seed", str(seed)]
     info = json.loads(cli(*args).stdout)

@@ -58,6 +58,7 @@ class BridgeStandIn:
         self.lock = threading.Lock()
         self.seq = 0
         self.ack_enabled = True
+        self.online = True  # what the retained bridge state says
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id="bridge-standin",
@@ -80,7 +81,8 @@ class BridgeStandIn:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> BridgeStandIn:
+    def start(self, online: bool = True) -> BridgeStandIn:
+        self.online = online
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         self.client.connect(self.host, self.port, clean_start=False, properties=props)
@@ -94,6 +96,7 @@ class BridgeStandIn:
         self.client.loop_stop()
 
     def set_online(self, online: bool) -> None:
+        self.online = online
         info = self.client.publish(
             topics.bridge_state(self.fleet), self._sealed_state(online), 1, retain=True
         )
@@ -120,7 +123,9 @@ class BridgeStandIn:
     def _on_connect(self, client: mqtt.Client, *_: object) -> None:
         for f in topics.ingest_filters(self.fleet):
             client.subscribe(f, qos=1)
-        client.publish(topics.bridge_state(self.fleet), self._sealed_state(True), 1, retain=True)
+        client.publish(
+            topics.bridge_state(self.fleet), self._sealed_state(self.online), 1, retain=True
+        )
 
     def _resolve(self, kid: bytes) -> nacl.signing.VerifyKey | None:
         for key in self.device_keys.values():
