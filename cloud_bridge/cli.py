@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cloud_bridge.pool.cli import add_parser as add_pool_parser
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -12,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cloud bridge: verifies signed device messages, keeps a durable event log, "
         "drives the credit-pool engine and publishes signed decisions and pool state.",
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_pool_parser(commands)
     return parser
 
 
@@ -22,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return 0
+    return int(args.run(args))  # each subcommand sets `run`
 
 
 if __name__ == "__main__":
