@@ -20,6 +20,7 @@ from typing import Any
 from cloud_bridge import config as config_mod
 from cloud_bridge import keyfile
 from cloud_bridge.errors import BridgeError
+from cloud_bridge.pool.cli import add_parser as add_pool_parser
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 DEFAULT_DATA = Path("var/bridge")
@@ -91,12 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = common(sub.add_parser("run", help="run the bridge until SIGTERM"))
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
-    try:
-        from cloud_bridge.pool.cli import add_parser as add_pool_parser
-    except ImportError:  # pragma: no cover - the pool CLI ships with the pool package
-        add_pool_parser = None
-    if add_pool_parser is not None:
-        add_pool_parser(sub)
+    add_pool_parser(sub)
     return parser
 
 
@@ -108,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         if args.command == "pool":
-            from cloud_bridge.pool.cli import run as run_pool
-
-            return int(run_pool(args))
+            return int(args.run(args))  # the pool subcommands set `run`
         handler = {"init": cmd_init, "devices": cmd_devices, "run": cmd_run}[args.command]
         return int(handler(args))
     except BridgeError as exc:

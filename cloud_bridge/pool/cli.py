@@ -1,0 +1,339 @@
+"""`cloud-bridge pool ...`: operate credit pools from the command line.
+
+Exit status: 0 done, 1 refused by the engine (the result code is printed) or audit problems,
+2 bad input, usage or policy, 3 the database failed. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from cloud_bridge.errors import BridgeError
+from cloud_bridge.pool import commands as c
+from cloud_bridge.pool.auditor import audit
+from cloud_bridge.pool.policy import load_policy, to_toml
+from cloud_bridge.pool.repository import events_of
+from cloud_bridge.pool.service import Outcome, PoolService
+from cloud_bridge.pool.view import PoolView
+from cloud_bridge.store import StoreError, open_store
+
+DEFAULT_DB = "./var/bridge/bridge.sqlite3"
+FEN_HELP = "amounts are integer fen: 1 yuan = 100 fen, so 12.50 yuan is 1250"
+_INT = re.compile(r"[0-9][0-9_]*")
+
+EPILOG = f"""\
+Money: {FEN_HELP}. Rates are basis points (1800 = 18.00 % a year). Times are ms.
+Every change takes an idempotency --key (default: a fresh one); repeating a command with the
+same key returns the first answer and changes nothing.
+
+examples:
+  cloud-bridge pool open alice --limit-fen 5000000          # approve 50,000 yuan
+  cloud-bridge pool draw alice 120000                       # draw 1,200 yuan
+  cloud-bridge pool draw alice 600000 --installments 12     # 0 % plan over 12 statements
+  cloud-bridge pool draw alice 80000 --emergency illness    # may use the emergency reserve
+  cloud-bridge pool hold alice order-17 30000 --ttl-ms 600000
+  cloud-bridge pool confirm alice order-17
+  cloud-bridge pool repay alice 50000 --key bank-tx-8812
+  cloud-bridge pool show alice --json
+  cloud-bridge pool audit --db postgresql://bridge@db/bridge
+  cloud-bridge pool policy > policy.toml                    # every key with its default
+"""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (the brief's rule for every CLI error), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def fen(text: str) -> int:
+    """An argparse type: a positive whole number of fen."""
+    if not _INT.fullmatch(text) or int(text.replace("_", "")) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive whole number of fen; {FEN_HELP}"
+        )
+    return int(text.replace("_", ""))
+
+
+def count(text: str) -> int:
+    """An argparse type: a non-negative whole number."""
+    if not _INT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text.replace("_", ""))
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `pool` and its subcommands to the `cloud-bridge` subparsers."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        help=f"SQLite path or postgresql:// DSN (default {DEFAULT_DB})",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    common.add_argument("--policy", metavar="FILE", help="credit policy TOML (default: built in)")
+    change = argparse.ArgumentParser(add_help=False, parents=[common])
+    change.add_argument("--key", help="idempotency key (default: a fresh one)")
+
+    pool = subparsers.add_parser(
+        "pool",
+        help="operate credit pools (open, draw, repay, holds, audit)",
+        description=f"Credit pools: one approval, then draw, repay, draw again. {FEN_HELP}.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pool.set_defaults(run=lambda args: _usage(pool))
+    sub = pool.add_subparsers(
+        dest="pool_command", metavar="SUBCOMMAND", parser_class=_OneLineParser
+    )
+
+    def cmd(name: str, help_text: str, parent: argparse.ArgumentParser = change) -> Any:
+        p = sub.add_parser(
+            name, help=help_text, description=f"{help_text}. {FEN_HELP}.", parents=[parent]
+        )
+        if parent is change:
+            p.add_argument("user", help="the pool's user id: 1-64 of [A-Za-z0-9._-]")
+        return p
+
+    p = cmd("open", "approve a credit line (or reopen a closed one)")
+    p.add_argument("--limit-fen", type=fen, required=True, help="the credit limit, fen")
+    p.add_argument("--rate-bps", type=count, help="annual rate, basis points (default: policy)")
+    p.set_defaults(
+        run=_command(
+            lambda a, u, k: c.OpenPool(user=u, key=k, limit_fen=a.limit_fen, rate_bps=a.rate_bps)
+        )
+    )
+
+    p = cmd("draw", "draw money now")
+    p.add_argument("amount_fen", type=fen, metavar="AMOUNT_FEN", help="amount, fen")
+    p.add_argument(
+        "--installments", type=count, default=0, help="periods of a 0 %% plan (policy: 12)"
+    )
+    p.add_argument("--emergency", choices=[e.value for e in c.Emergency], help="an emergency draw")
+    p.set_defaults(
+        run=_command(
+            lambda a, u, k: c.Draw(
+                user=u,
+                key=k,
+                amount_fen=a.amount_fen,
+                installments=a.installments,
+                emergency=a.emergency,
+            )
+        )
+    )
+
+    p = cmd("repay", "repay: billed interest, accrued interest, principal, then installments")
+    p.add_argument("amount_fen", type=fen, metavar="AMOUNT_FEN", help="amount, fen")
+    p.set_defaults(run=_command(lambda a, u, k: c.Repay(user=u, key=k, amount_fen=a.amount_fen)))
+
+    p = cmd("hold", "reserve credit until confirmed, released or expired")
+    p.add_argument("hold_id", metavar="HOLD_ID", help="the caller's id of the hold")
+    p.add_argument("amount_fen", type=fen, metavar="AMOUNT_FEN", help="amount, fen")
+    p.add_argument("--ttl-ms", type=fen, help="lifetime in ms (default: policy)")
+    p.set_defaults(
+        run=_command(
+            lambda a, u, k: c.PlaceHold(
+                user=u, key=k, hold_id=a.hold_id, amount_fen=a.amount_fen, ttl_ms=a.ttl_ms
+            )
+        )
+    )
+
+    p = cmd("confirm", "turn a hold into a draw (all of it, or --amount-fen)")
+    p.add_argument("hold_id", metavar="HOLD_ID", help="the caller's id of the hold")
+    p.add_argument("--amount-fen", type=fen, help="confirm less than held; the rest is released")
+    p.set_defaults(
+        run=_command(
+            lambda a, u, k: c.ConfirmHold(user=u, key=k, hold_id=a.hold_id, amount_fen=a.amount_fen)
+        )
+    )
+
+    p = cmd("release", "void a hold")
+    p.add_argument("hold_id", metavar="HOLD_ID", help="the caller's id of the hold")
+    p.set_defaults(run=_command(lambda a, u, k: c.ReleaseHold(user=u, key=k, hold_id=a.hold_id)))
+
+    p = cmd("freeze", "stop draws and holds (repayments still work)")
+    p.add_argument("--reason", default="risk", help="a reason code of [a-z0-9_] (default risk)")
+    p.set_defaults(run=_command(lambda a, u, k: c.Freeze(user=u, key=k, reason=a.reason)))
+
+    for name, help_text, kind in (
+        ("unfreeze", "lift a freeze", c.Unfreeze),
+        ("close", "close a pool that owes nothing", c.ClosePool),
+        ("health", "a health goal was met: boost the limit one step", c.HealthGoalMet),
+        ("tick", "expire holds and close statements due by now", c.Tick),
+    ):
+        cmd(name, help_text).set_defaults(run=_command(_simple(kind)))
+
+    p = cmd("set-limit", "operator limit change (not below what is used or held)")
+    p.add_argument("limit_fen", type=fen, metavar="LIMIT_FEN")
+    p.set_defaults(run=_command(lambda a, u, k: c.SetLimit(user=u, key=k, limit_fen=a.limit_fen)))
+
+    p = cmd("mileage", "report EV kilometres in the last month (picks the rate tier)")
+    p.add_argument("km", type=count, metavar="KM")
+    p.set_defaults(run=_command(lambda a, u, k: c.ReportMileage(user=u, key=k, km_per_month=a.km)))
+
+    p = cmd("life-stage", "a life-stage event adjusts the limit")
+    p.add_argument("event", choices=[e.value for e in c.LifeEvent])
+    p.set_defaults(run=_command(lambda a, u, k: c.LifeStage(user=u, key=k, event=a.event)))
+
+    p = cmd("show", "show one pool", common)
+    p.add_argument("user")
+    p.set_defaults(run=_show)
+    cmd("list", "list every pool", common).set_defaults(run=_list)
+    p = cmd("events", "a pool's events, oldest first", common)
+    p.add_argument("user")
+    p.add_argument("--since", type=count, default=0, help="only after this version")
+    p.set_defaults(run=_events)
+    cmd("audit", "check every pool against the ledger and the invariants", common).set_defaults(
+        run=_audit
+    )
+    cmd(
+        "policy", "print the effective policy as TOML (every key, its value and help)", common
+    ).set_defaults(run=_policy)
+    return pool  # type: ignore[no-any-return]
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _simple(kind: type[c.Command]) -> Callable[[argparse.Namespace, str, str], c.Command]:
+    return lambda a, u, k: kind(user=u, key=k)
+
+
+def _guard(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except StoreError as exc:
+            print(f"cloud-bridge pool: database error: {_line(exc)}", file=sys.stderr)
+            return 3
+        except BridgeError as exc:  # InvalidCommand, PolicyError
+            print(f"cloud-bridge pool: error: {_line(exc)}", file=sys.stderr)
+            return 2
+
+    return guarded
+
+
+def _line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _service(args: argparse.Namespace) -> PoolService:
+    policy = load_policy(args.policy)
+    return PoolService(open_store(args.db), policy)
+
+
+def _command(
+    build: Callable[[argparse.Namespace, str, str], c.Command],
+) -> Callable[[argparse.Namespace], int]:
+    @_guard
+    def run(args: argparse.Namespace) -> int:
+        command = build(args, args.user, args.key or f"cli-{uuid.uuid4().hex}")
+        service = _service(args)
+        try:
+            outcome = service.execute(command)
+        finally:
+            service.store.close()
+        _print_outcome(outcome, args.json)
+        return 0 if outcome.ok else 1
+
+    return run
+
+
+def _print_outcome(outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(outcome.to_json(), indent=1))
+        return
+    replay = " (replayed: this key was already used)" if outcome.replayed else ""
+    print(f"{outcome.result.value}: {outcome.kind} {outcome.user}{replay}")
+    for event in outcome.events:
+        data = ", ".join(f"{k}={v}" for k, v in event.data.items())
+        print(f"  event {event.kind} {data}".rstrip())
+    if outcome.view is not None:
+        print("  " + _describe(outcome.view))
+
+
+def _describe(v: PoolView) -> str:
+    return (
+        f"{v.user} [{v.status.value}] limit {v.limit_fen} fen, available {v.available_fen}, "
+        f"outstanding {v.outstanding_fen}, held {v.held_fen}, interest due {v.interest_fen}, "
+        f"minimum due {v.min_due_fen}, rate {v.rate_bps} bps, version {v.version}"
+    )
+
+
+@_guard
+def _show(args: argparse.Namespace) -> int:
+    service = _service(args)
+    try:
+        view = service.get(c.check_user(args.user))
+    finally:
+        service.store.close()
+    if view is None:
+        print(f"cloud-bridge pool: no pool for user {args.user!r}", file=sys.stderr)
+        return 1
+    print(json.dumps(view.to_json(), indent=1) if args.json else _describe(view))
+    return 0
+
+
+@_guard
+def _list(args: argparse.Namespace) -> int:
+    service = _service(args)
+    try:
+        views = service.views()
+    finally:
+        service.store.close()
+    if args.json:
+        print(json.dumps([v.to_json() for v in views], indent=1))
+    else:
+        for view in views:
+            print(_describe(view))
+    return 0
+
+
+@_guard
+def _events(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    try:
+        with store.transaction() as tx:
+            rows = events_of(tx, c.check_user(args.user), args.since)
+    finally:
+        store.close()
+    for version, event in rows:
+        if args.json:
+            print(json.dumps({"version": version, **event.to_json()}))
+        else:
+            data = ", ".join(f"{k}={v}" for k, v in event.data.items())
+            print(f"v{version} {event.at_ms} {event.kind} {data}".rstrip())
+    return 0
+
+
+@_guard
+def _audit(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    try:
+        with store.transaction() as tx:
+            problems = audit(tx)
+            pools = tx.scalar("SELECT COUNT(*) FROM pools")
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"pools": pools, "problems": problems}, indent=1))
+    else:
+        for line in problems:
+            print(line)
+        print(f"audited {pools} pools: {'clean' if not problems else f'{len(problems)} problems'}")
+    return 1 if problems else 0
+
+
+@_guard
+def _policy(args: argparse.Namespace) -> int:
+    print(to_toml(load_policy(args.policy)), end="")
+    return 0

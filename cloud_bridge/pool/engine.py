@@ -1,0 +1,343 @@
+"""The credit-pool state machine: (state, command, now, policy) -> decision. Pure: no I/O, no clock.
+
+`decide` first lets time pass (`statements.catch_up`: expired holds, statements, raises), then
+applies the command. A refused command still keeps what time did, so a refusal can change the
+pool (a hold that expired meanwhile); the command's own effect happens only with `Result.OK`.
+Every state change comes with events and one balanced journal entry, and bumps `version` by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from cloud_bridge.pool import commands as c
+from cloud_bridge.pool.events import Event
+from cloud_bridge.pool.ledger import Account, Journal, unbalanced
+from cloud_bridge.pool.policy import Policy
+from cloud_bridge.pool.results import Result
+from cloud_bridge.pool.state import Hold, Plan, PoolState, Status
+from cloud_bridge.pool.statements import catch_up, drop_paid_plans
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a command did. `state` is None only for a pool that does not exist (and still
+    does not). `postings` is the journal entry of this change (empty if nothing moved)."""
+
+    result: Result
+    state: PoolState | None
+    events: tuple[Event, ...] = ()
+    postings: dict[Account, int] | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.events)
+
+
+class _Refused(Exception):
+    """Internal: carries a refusal out of a handler (never leaves this module)."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+
+
+def decide(state: PoolState | None, command: c.Command, now_ms: int, policy: Policy) -> Decision:
+    """The next state of the pool `command.user` (`state` must be that pool or None)."""
+    if state is not None and state.user != command.user:
+        raise ValueError(f"state of {state.user!r} given for a command on {command.user!r}")
+    journal = Journal()
+    if state is None:
+        if not isinstance(command, c.OpenPool):
+            return Decision(Result.POOL_NOT_FOUND, None)
+        try:
+            opened, events = _open(None, command, now_ms, policy, journal)
+        except _Refused as refusal:
+            return Decision(refusal.result, None)
+        return _finish(Result.OK, None, opened, events, journal)
+    before = state
+    state, events = catch_up(state, now_ms, policy, journal)
+    now = state.updated_ms
+    time_only = dict(journal.amounts)
+    try:
+        after, more = _apply(state, command, now, policy, journal)
+    except _Refused as refusal:
+        journal.amounts = time_only  # a refusal keeps what time did and nothing else
+        return _finish(refusal.result, before, state, events, journal)
+    return _finish(Result.OK, before, after, events + more, journal)
+
+
+def _finish(
+    result: Result,
+    before: PoolState | None,
+    after: PoolState,
+    events: list[Event],
+    journal: Journal,
+) -> Decision:
+    problems = unbalanced(journal.amounts)
+    if problems:  # a bug in a handler, never input: fail loudly before anything is stored
+        raise AssertionError(f"unbalanced journal entry: {problems}")
+    if events:
+        version = before.version + 1 if before is not None else 1
+        after = replace(after, version=version)
+        return Decision(result, after, tuple(events), dict(journal.amounts))
+    # Time alone (accrual) is not a change: keep the stored state untouched and unversioned.
+    return Decision(result, before if before is not None else after, (), {})
+
+
+def _require_open(state: PoolState) -> None:
+    if state.status is Status.CLOSED:
+        raise _Refused(Result.POOL_CLOSED)
+    if state.status is Status.FROZEN:
+        raise _Refused(Result.POOL_FROZEN)
+
+
+def _open(
+    state: PoolState | None, cmd: c.OpenPool, now: int, policy: Policy, journal: Journal
+) -> tuple[PoolState, list[Event]]:
+    if not policy.limits.min_fen <= cmd.limit_fen <= policy.limits.max_fen:
+        raise _Refused(Result.LIMIT_OUT_OF_RANGE)
+    rate = policy.rates.base_bps if cmd.rate_bps is None else cmd.rate_bps
+    journal.set_limit(cmd.limit_fen)
+    opened = PoolState(
+        user=cmd.user,
+        status=Status.OPEN,
+        limit_fen=cmd.limit_fen,
+        rate_bps=rate,
+        opened_ms=now,
+        updated_ms=now,
+        next_statement_ms=now + policy.cycle_ms,
+        accrual_rem=state.accrual_rem if state is not None else 0,
+        next_plan_no=state.next_plan_no if state is not None else 1,
+        version=state.version if state is not None else 0,
+    )
+    return opened, [Event("opened", now, {"limit_fen": cmd.limit_fen, "rate_bps": rate})]
+
+
+def _apply(
+    s: PoolState, cmd: c.Command, now: int, policy: Policy, journal: Journal
+) -> tuple[PoolState, list[Event]]:
+    """One command on a pool whose clock is already at `now`. Raises _Refused to refuse."""
+    if isinstance(cmd, c.OpenPool):
+        if s.status is not Status.CLOSED:
+            raise _Refused(Result.POOL_EXISTS)
+        return _open(s, cmd, now, policy, journal)
+    if isinstance(cmd, c.Tick):
+        return s, []
+    if isinstance(cmd, c.Repay):
+        return _repay(s, cmd, now, journal)
+    if isinstance(cmd, c.Draw):
+        return _draw(s, cmd, now, policy, journal)
+    if isinstance(cmd, c.PlaceHold):
+        return _hold(s, cmd, now, policy, journal)
+    if isinstance(cmd, c.ConfirmHold):
+        return _confirm(s, cmd, now, journal)
+    if isinstance(cmd, c.ReleaseHold):
+        hold = _find_hold(s, cmd.hold_id)
+        if s.status is Status.CLOSED:
+            raise _Refused(Result.POOL_CLOSED)
+        journal.unhold(hold.amount_fen)
+        holds = tuple(h for h in s.holds if h is not hold)
+        ev = Event("hold_released", now, {"hold_id": hold.hold_id, "amount_fen": hold.amount_fen})
+        return replace(s, holds=holds), [ev]
+    if isinstance(cmd, c.Freeze):
+        if s.status is Status.CLOSED:
+            raise _Refused(Result.POOL_CLOSED)
+        if s.status is Status.FROZEN:
+            raise _Refused(Result.ALREADY_FROZEN)
+        ev = Event("frozen", now, {"reason": cmd.reason})
+        return replace(s, status=Status.FROZEN, freeze_reason=cmd.reason), [ev]
+    if isinstance(cmd, c.Unfreeze):
+        if s.status is not Status.FROZEN:
+            raise _Refused(Result.POOL_CLOSED if s.status is Status.CLOSED else Result.NOT_FROZEN)
+        return replace(s, status=Status.OPEN, freeze_reason=""), [Event("unfrozen", now)]
+    if isinstance(cmd, c.ClosePool):
+        if s.status is Status.CLOSED:
+            raise _Refused(Result.POOL_CLOSED)
+        if s.owed_fen or s.holds:
+            raise _Refused(Result.HAS_BALANCE)
+        journal.set_limit(-s.limit_fen)
+        ev = Event("closed", now, {"limit_fen": s.limit_fen})
+        closed = replace(s, status=Status.CLOSED, limit_fen=0, freeze_reason="", boost_fen=0)
+        return replace(closed, due_ms=0, min_due_fen=0, due_left_fen=0, on_time_cycles=0), [ev]
+    if isinstance(cmd, c.SetLimit):
+        if s.status is Status.CLOSED:
+            raise _Refused(Result.POOL_CLOSED)
+        if not policy.limits.min_fen <= cmd.limit_fen <= policy.limits.max_fen:
+            raise _Refused(Result.LIMIT_OUT_OF_RANGE)
+        if cmd.limit_fen < s.outstanding_fen + s.held_fen:
+            raise _Refused(Result.LIMIT_BELOW_USAGE)
+        return _set_limit(s, cmd.limit_fen, now, "operator", journal)
+    if isinstance(cmd, c.ReportMileage):
+        if s.status is Status.CLOSED:
+            raise _Refused(Result.POOL_CLOSED)
+        rate = policy.rates.for_mileage(cmd.km_per_month)
+        if rate == s.rate_bps:
+            return s, []
+        ev = Event(
+            "rate_changed", now, {"from_bps": s.rate_bps, "to_bps": rate, "km": cmd.km_per_month}
+        )
+        return replace(s, rate_bps=rate), [ev]
+    if isinstance(cmd, c.HealthGoalMet):
+        _require_open(s)
+        step = min(policy.health.boost_fen, policy.health.max_boost_fen - s.boost_fen)
+        target = min(s.limit_fen + max(step, 0), policy.limits.max_fen)
+        if target <= s.limit_fen:
+            raise _Refused(Result.BOOST_CAP_REACHED)
+        boosted, events = _set_limit(s, target, now, "health_goal", journal)
+        return replace(boosted, boost_fen=s.boost_fen + target - s.limit_fen), events
+    if isinstance(cmd, c.LifeStage):
+        _require_open(s)
+        bps = policy.life_stage.change_bps(cmd.event)
+        if bps >= 0:
+            target = min(s.limit_fen + s.limit_fen * bps // 10_000, policy.limits.max_fen)
+            target = max(target, s.limit_fen)  # a raise never lowers a limit above the cap
+        else:
+            target = s.limit_fen - s.limit_fen * -bps // 10_000
+            floor = max(policy.limits.min_fen, s.outstanding_fen + s.held_fen)
+            target = min(max(target, floor), s.limit_fen)  # never below usage: available >= 0
+        return _set_limit(s, target, now, f"life_stage:{cmd.event.value}", journal)
+    raise TypeError(f"unknown command {type(cmd).__name__}")
+
+
+def _set_limit(
+    s: PoolState, limit: int, now: int, why: str, journal: Journal
+) -> tuple[PoolState, list[Event]]:
+    if limit == s.limit_fen:
+        return s, []
+    journal.set_limit(limit - s.limit_fen)
+    ev = Event("limit_changed", now, {"from_fen": s.limit_fen, "to_fen": limit, "why": why})
+    return replace(s, limit_fen=limit), [ev]
+
+
+def _usable(s: PoolState, policy: Policy, emergency: bool) -> int:
+    """Available credit a draw or hold may take: all of it for emergencies, less the reserve
+    otherwise."""
+    if emergency:
+        return s.available_fen
+    reserve = s.limit_fen * policy.emergency.reserve_bps // 10_000
+    return max(0, s.available_fen - reserve)
+
+
+def _draw(
+    s: PoolState, cmd: c.Draw, now: int, policy: Policy, journal: Journal
+) -> tuple[PoolState, list[Event]]:
+    _require_open(s)
+    if cmd.amount_fen < policy.limits.min_draw_fen:
+        raise _Refused(Result.BELOW_MIN_DRAW)
+    if cmd.installments and (
+        cmd.installments != policy.installments.periods
+        or cmd.amount_fen < policy.installments.min_amount_fen
+    ):
+        raise _Refused(Result.INSTALLMENTS_NOT_ELIGIBLE)
+    if cmd.amount_fen > _usable(s, policy, cmd.emergency is not None):
+        raise _Refused(Result.EXCEEDS_CREDIT)
+    data: dict[str, int | str] = {"amount_fen": cmd.amount_fen}
+    if cmd.installments:
+        journal.draw(cmd.amount_fen, installment=True)
+        plan = Plan(s.next_plan_no, cmd.amount_fen, cmd.installments)
+        data.update(plan_no=plan.plan_no, periods=cmd.installments)
+        s = replace(s, plans=(*s.plans, plan), next_plan_no=s.next_plan_no + 1)
+    else:
+        journal.draw(cmd.amount_fen)
+        s = replace(s, principal_fen=s.principal_fen + cmd.amount_fen)
+    if cmd.emergency is not None:
+        data.update(
+            emergency=cmd.emergency.value,
+            respond_within_ms=policy.emergency.response_ms(cmd.emergency),
+        )
+    return s, [Event("drawn", now, data)]
+
+
+def _repay(s: PoolState, cmd: c.Repay, now: int, journal: Journal) -> tuple[PoolState, list[Event]]:
+    if s.status is Status.CLOSED:
+        raise _Refused(Result.POOL_CLOSED)
+    if cmd.amount_fen > s.owed_fen:
+        raise _Refused(Result.EXCEEDS_DEBT)
+    left = cmd.amount_fen
+    to_interest = min(left, s.interest_fen)
+    left -= to_interest
+    to_accrued = min(left, s.accrued_fen)
+    left -= to_accrued
+    to_principal = min(left, s.principal_fen)
+    left -= to_principal
+    plans, unused = drop_paid_plans(s.plans, left)
+    assert unused == 0, "owed_fen covers every part"
+    journal.repay_interest(to_interest)
+    journal.repay_accrued(to_accrued)
+    journal.repay_principal(to_principal)
+    journal.repay_principal(left, installment=True)
+    due_left = s.due_left_fen
+    if now <= s.due_ms:
+        due_left = max(0, due_left - cmd.amount_fen)
+    ev = Event(
+        "repaid",
+        now,
+        {
+            "amount_fen": cmd.amount_fen,
+            "interest_fen": to_interest + to_accrued,
+            "principal_fen": to_principal,
+            "installment_fen": left,
+        },
+    )
+    return (
+        replace(
+            s,
+            interest_fen=s.interest_fen - to_interest,
+            accrued_fen=s.accrued_fen - to_accrued,
+            principal_fen=s.principal_fen - to_principal,
+            plans=plans,
+            due_left_fen=due_left,
+        ),
+        [ev],
+    )
+
+
+def _find_hold(s: PoolState, hold_id: str) -> Hold:
+    for hold in s.holds:
+        if hold.hold_id == hold_id:
+            return hold
+    raise _Refused(Result.HOLD_NOT_FOUND)
+
+
+def _hold(
+    s: PoolState, cmd: c.PlaceHold, now: int, policy: Policy, journal: Journal
+) -> tuple[PoolState, list[Event]]:
+    _require_open(s)
+    if any(h.hold_id == cmd.hold_id for h in s.holds):
+        raise _Refused(Result.HOLD_EXISTS)
+    if cmd.amount_fen < policy.limits.min_draw_fen:
+        raise _Refused(Result.BELOW_MIN_DRAW)
+    ttl = policy.holds.default_ttl_ms if cmd.ttl_ms is None else cmd.ttl_ms
+    if ttl > policy.holds.max_ttl_ms:
+        raise _Refused(Result.HOLD_TTL_TOO_LONG)
+    if len(s.holds) >= policy.holds.max_active:
+        raise _Refused(Result.TOO_MANY_HOLDS)
+    if cmd.amount_fen > _usable(s, policy, False):
+        raise _Refused(Result.EXCEEDS_CREDIT)
+    journal.hold(cmd.amount_fen)
+    hold = Hold(cmd.hold_id, cmd.amount_fen, now + ttl)
+    ev = Event(
+        "hold_placed",
+        now,
+        {"hold_id": cmd.hold_id, "amount_fen": cmd.amount_fen, "expires_ms": hold.expires_ms},
+    )
+    return replace(s, holds=(*s.holds, hold)), [ev]
+
+
+def _confirm(
+    s: PoolState, cmd: c.ConfirmHold, now: int, journal: Journal
+) -> tuple[PoolState, list[Event]]:
+    hold = _find_hold(s, cmd.hold_id)
+    _require_open(s)
+    amount = hold.amount_fen if cmd.amount_fen is None else cmd.amount_fen
+    if amount > hold.amount_fen:
+        raise _Refused(Result.EXCEEDS_HOLD)
+    journal.draw(amount, from_held=True)
+    journal.unhold(hold.amount_fen - amount)
+    ev = Event(
+        "hold_confirmed",
+        now,
+        {"hold_id": hold.hold_id, "amount_fen": amount, "released_fen": hold.amount_fen - amount},
+    )
+    holds = tuple(h for h in s.holds if h is not hold)
+    return replace(s, holds=holds, principal_fen=s.principal_fen + amount), [ev]

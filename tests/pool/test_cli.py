@@ -1,0 +1,109 @@
+"""`cloud-bridge pool ...`: commands, exit codes, one-line errors, JSON, both databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cloud_bridge.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def db(store_url: str) -> str:
+    return store_url
+
+
+def test_a_pool_lifecycle_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], db: str
+) -> None:
+    assert cli(capsys, "pool", "open", "alice", "--limit-fen", "100_000", "--db", db)[0] == 0
+    code, out, _ = cli(
+        capsys, "pool", "draw", "alice", "60000", "--key", "k1", "--db", db, "--json"
+    )
+    assert code == 0 and json.loads(out)["view"]["available_fen"] == 40_000
+    code, out, _ = cli(
+        capsys, "pool", "draw", "alice", "60000", "--key", "k1", "--db", db, "--json"
+    )
+    assert code == 0 and json.loads(out)["replayed"] is True
+    code, out, _ = cli(capsys, "pool", "draw", "alice", "60000", "--db", db)
+    assert code == 1 and out.startswith("exceeds_credit: draw alice")
+    assert cli(capsys, "pool", "hold", "alice", "order-1", "30000", "--db", db)[0] == 0
+    assert (
+        cli(capsys, "pool", "confirm", "alice", "order-1", "--amount-fen", "10000", "--db", db)[0]
+        == 0
+    )
+    assert cli(capsys, "pool", "repay", "alice", "70000", "--db", db)[0] == 0
+    assert cli(capsys, "pool", "freeze", "alice", "--reason", "fraud", "--db", db)[0] == 0
+    code, out, _ = cli(capsys, "pool", "show", "alice", "--json", "--db", db)
+    view = json.loads(out)
+    assert (view["status"], view["outstanding_fen"], view["version"]) == ("frozen", 0, 6)
+    code, out, _ = cli(capsys, "pool", "events", "alice", "--since", "4", "--db", db)
+    assert [line.split()[2] for line in out.splitlines()] == ["repaid", "frozen"]
+    code, out, _ = cli(capsys, "pool", "audit", "--db", db)
+    assert code == 0 and "audited 1 pools: clean" in out
+    code, out, _ = cli(capsys, "pool", "list", "--db", db)
+    assert out.startswith("alice [frozen] limit 100000 fen")
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["draw", "alice", "12.50"], 2, "1 yuan = 100 fen"),
+        (["draw", "alice", "-5"], 2, "error"),
+        (["draw", "bad user", "100"], 2, "user must be"),
+        (["open", "alice"], 2, "--limit-fen"),
+        (["life-stage", "alice", "divorce"], 2, "invalid choice"),
+        (["show", "nobody"], 1, "no pool for user 'nobody'"),
+        (["show", "alice", "--db", "postgresql://nobody@127.0.0.1:1/x"], 3, "cannot connect"),
+        (["show", "alice", "--policy", "/nonexistent.toml"], 2, "cannot read policy file"),
+    ],
+)
+def test_errors_are_one_line_with_a_non_zero_exit(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], code: int, says: str
+) -> None:
+    db = ["--db", str(tmp_path / "x.sqlite3")] if "--db" not in argv else []
+    got, _, err = cli(capsys, "pool", *argv, *db)
+    assert got == code
+    assert says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_policy_prints_loadable_toml_and_help_mentions_fen(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = cli(capsys, "pool", "policy")
+    assert code == 0 and "after_on_time_cycles = 6" in out
+    (tmp_path / "p.toml").write_text(
+        out.replace("after_on_time_cycles = 6", "after_on_time_cycles = 3")
+    )
+    code, out, _ = cli(capsys, "pool", "policy", "--policy", str(tmp_path / "p.toml"))
+    assert "after_on_time_cycles = 3" in out
+    code, out, _ = cli(capsys, "pool", "--help")
+    assert code == 0 and "1 yuan = 100 fen" in out
+
+
+def test_the_installed_console_script_runs(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "cloud-bridge"
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "cloud_bridge.cli"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [*argv, "pool", "open", "bob", "--limit-fen", "20000"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "var" / "bridge" / "bridge.sqlite3").exists()  # the default --db
