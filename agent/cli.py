@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-# ---- provision -----------------------------------------------------------------------------
+# ---- provision -------------------------------------------------------------------------------
 
 
 def provision(args: argparse.Namespace) -> int:
@@ -227,7 +227,7 @@ def starter_config(args: argparse.Namespace, seed: int) -> str:
     )
 
 
-# ---- run -----------------------------------------------------------------------------------
+# ---- run -------------------------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> int:
@@ -282,7 +282,7 @@ def preflight(cfg: config_mod.AgentConfig) -> str:
     return ""
 
 
-# ---- status, emergency, record -------------------------------------------------------------
+# ---- status, emergency, record ---------------------------------------------------------------
 
 
 def status(args: argparse.Namespace) -> int:

@@ -68,12 +68,12 @@ class CommandHandler:
         if self.rotation_file.exists():
             self.agent.link.publish_signed(Channel.ENROLL, self.rotation_file.read_bytes())
 
-    # ---- ping -------------------------------------------------------------------------------
+    # ---- ping ---------------------------------------------------------------------------------
 
     def _ping(self, args: dict[str, Any]) -> str:
         return "ok"
 
-    # ---- config -----------------------------------------------------------------------------
+    # ---- config -------------------------------------------------------------------------------
 
     def _config(self, args: dict[str, Any]) -> str:
         bad = sorted(set(args) - REMOTE_KEYS)
@@ -87,7 +87,7 @@ class CommandHandler:
         self.agent.outbox.max_messages = cfg.outbox_max_messages
         return "ok"
 
-    # ---- rotate -----------------------------------------------------------------------------
+    # ---- rotate -------------------------------------------------------------------------------
 
     def _rotate(self, args: dict[str, Any]) -> str:
         key_file = self.agent.cfg.key_file
@@ -129,7 +129,7 @@ class CommandHandler:
         self.agent.link.publish_signed(Channel.ENROLL, data)
         return "pending"
 
-    # ---- model ------------------------------------------------------------------------------
+    # ---- model --------------------------------------------------------------------------------
 
     def _model(self, args: dict[str, Any]) -> str:
         need = {"model_id": str, "sha256": bytes, "url": str, "meta_url": str, "meta_sha256": bytes}

@@ -123,7 +123,7 @@ class AgentConfig:
     status_interval_s: float = 1.0
 
 
-# ---- the schema: every key, its default, and how to check it -------------------------------
+# ---- the schema: every key, its default, and how to check it ---------------------------------
 
 
 @dataclass(frozen=True)
@@ -403,7 +403,10 @@ def _rules(table: Any, where: str) -> tuple[Rule, ...]:
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict):
             raise ConfigError(f"{where}: [[triggers.rule]] #{i + 1} must be a table")
-        values = _section({"rule": rule}, "rule", RULE_SCHEMA, where)
+        name = rule.get("name", f"#{i + 1}")
+        values = _section(
+            {f"[triggers.rule] {name}": rule}, f"[triggers.rule] {name}", RULE_SCHEMA, where
+        )
         label = f"[[triggers.rule]] {values['name']}"
         if values["kind"] == "restock" and not values["item"]:
             raise ConfigError(f'{where}: {label}: a restock rule needs item = "milk"')

@@ -208,7 +208,7 @@ INPUT_FEATURES: tuple[str, ...] = (
 N_INPUTS = len(INPUT_FEATURES)
 
 
-# ---- 1. one session -------------------------------------------------------------------------
+# ---- 1. one session --------------------------------------------------------------------------
 
 
 def extract(capture: Capture) -> Fingerprint:
@@ -331,7 +331,7 @@ def _behaviour(iti_ms: npt.NDArray[np.int32], hold_ms: npt.NDArray[np.int32]) ->
     }
 
 
-# ---- 2. the enrolled baseline ---------------------------------------------------------------
+# ---- 2. the enrolled baseline ----------------------------------------------------------------
 
 _TEMPERATURE_FIT = {
     "accel_norm_ug": "tc_accel_norm_ug_per_c",
@@ -382,7 +382,7 @@ def enroll(sessions: Sequence[Fingerprint]) -> Fingerprint:
     return Fingerprint(**out)
 
 
-# ---- 3. the model input ---------------------------------------------------------------------
+# ---- 3. the model input ----------------------------------------------------------------------
 
 
 def raw_deltas(current: Fingerprint, baseline: Fingerprint) -> npt.NDArray[np.float64]:

@@ -117,7 +117,7 @@ class Link(threading.Thread):
         self._cmd_windows = self._load_cmd_windows()
         self._client = self._make_client()
 
-    # ---- lifecycle --------------------------------------------------------------------------
+    # ---- lifecycle ----------------------------------------------------------------------------
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Publish a clean death, disconnect (the broker then discards the will) and stop."""
@@ -142,7 +142,7 @@ class Link(threading.Thread):
         finally:
             self._stopped.set()
 
-    # ---- connecting -------------------------------------------------------------------------
+    # ---- connecting ---------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
         mq = self.cfg.mqtt
@@ -187,7 +187,7 @@ class Link(threading.Thread):
         props = None
         kwargs: dict[str, Any] = {}
         if mq.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = SESSION_EXPIRY_S
             kwargs = {"clean_start": False, "properties": props}
         self._connack: bool | None = None
@@ -251,7 +251,7 @@ class Link(threading.Thread):
         self.status.last_error = f"disconnected: {reason}"
         self._next_attempt = self.clock() + self.backoff.next_delay(refused=False)
 
-    # ---- sending ----------------------------------------------------------------------------
+    # ---- sending ------------------------------------------------------------------------------
 
     def publish_signed(self, channel: Channel, data: bytes) -> None:
         """Publish a signed message outside the outbox (enrollment on rotation)."""
@@ -344,7 +344,7 @@ class Link(threading.Thread):
             reason=reason,
         )
 
-    # ---- receiving --------------------------------------------------------------------------
+    # ---- receiving ----------------------------------------------------------------------------
 
     def _resolve(self, kid: bytes) -> nacl.signing.VerifyKey | None:
         return self._bridge_key if kid == self._bridge_kid else None
@@ -352,7 +352,7 @@ class Link(threading.Thread):
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             topic = topics.parse(msg.topic)
-            _signed, message = envelope.unseal(msg.payload, self._resolve)
+            _signed, message = envelope.unseal(bytes(msg.payload), self._resolve)
         except ProtocolError as exc:
             self.status.dropped_inbound += 1
             log.warning("link: dropped message on %s: %s", msg.topic, exc)

@@ -92,7 +92,7 @@ class Outbox:
         self.recovered_from: Path | None = None
         self._lock = threading.RLock()  # the sensing thread puts, the link thread drains
 
-    # ---- opening, corruption and counters ---------------------------------------------------
+    # ---- opening, corruption and counters -----------------------------------------------------
 
     @classmethod
     def open(cls, path: Path, max_messages: int = 50_000) -> Outbox:
@@ -192,7 +192,7 @@ class Outbox:
         with self._lock:
             self._db.close()
 
-    # ---- counters the agent reads -----------------------------------------------------------
+    # ---- counters the agent reads -------------------------------------------------------------
 
     @property
     def boot(self) -> int:
@@ -207,7 +207,7 @@ class Outbox:
             self._set(db, session=session)
         return session
 
-    # ---- messages in ------------------------------------------------------------------------
+    # ---- messages in --------------------------------------------------------------------------
 
     def put(self, message: Message, priority: int) -> bool:
         """Store an unsent message (its seq is ignored). False if a full outbox coalesced it away.
@@ -247,7 +247,7 @@ class Outbox:
         self._set(db, coalesced=coalesced + len(doomed))
         return True
 
-    # ---- messages out -----------------------------------------------------------------------
+    # ---- messages out -------------------------------------------------------------------------
 
     def assign(self, limit: int, sign: Callable[[Message], bytes]) -> list[Entry]:
         """Number, sign and store up to `limit` unsent messages, emergencies first."""
@@ -331,7 +331,7 @@ class Outbox:
             coalesced=c["coalesced"],
         )
 
-    # ---- small durable key/value state (trigger rule state, command windows, overrides) -----
+    # ---- small durable key/value state (trigger rule state, command windows, overrides) -------
 
     def get_json(self, key: str, default: object = None) -> object:
         with self._read() as db:

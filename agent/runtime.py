@@ -70,7 +70,7 @@ class Agent:
         )
         self.status_path = cfg.data_dir / "status.json"
 
-    # ---- messages ---------------------------------------------------------------------------
+    # ---- messages -----------------------------------------------------------------------------
 
     def _head(self) -> dict[str, object]:
         return {
@@ -142,7 +142,7 @@ class Agent:
             self.outbox.put_json("triggers", self.triggers.state)
         return out
 
-    # ---- the loop ---------------------------------------------------------------------------
+    # ---- the loop -----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         self.link.start()

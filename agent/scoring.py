@@ -218,7 +218,7 @@ class Scorer:
             raise ModelMetaError(f"{meta_path} must hold a JSON object")
         return cls(model_bytes, meta, str(model_path), probe)
 
-    # ---- checks at load -----------------------------------------------------------------
+    # ---- checks at load -----------------------------------------------------------------------
 
     def _check_meta(self, meta: Mapping[str, Any], source: str) -> None:
         model_id = meta.get("model_id")
@@ -265,7 +265,7 @@ class Scorer:
         ):
             raise ModelMetaError(f"{source}: output.risk_pm is not the table of this output")
 
-    # ---- scoring ------------------------------------------------------------------------
+    # ---- scoring ------------------------------------------------------------------------------
 
     def quantise(self, vector: npt.ArrayLike) -> bytes:
         """float32 vector -> int8 input tensor bytes: round half up of x / scale + zero point."""

@@ -55,7 +55,7 @@ def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeCo
                 PlaceHold(
                     user=user,
                     key=f"{base}:hold",
-                    hold_id=base,
+                    hold_id=f"{event.sender}.{event.seq}",  # ids allow no colon
                     amount_fen=amount,
                     ttl_ms=cfg.hold_ttl_s * 1000,
                 )

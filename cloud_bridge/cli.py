@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         dsub.add_parser(
             "rotate",
             help="ask a device to rotate its key",
-            description="Send the device a signed rotate command over MQTT; the device answers with "
-            "an enrollment signed by its current key, which the running bridge registers.",
+            description="Send the device a signed rotate command over MQTT; the device answers "
+            "with an enrollment signed by its current key, which the running bridge registers.",
         )
     )
     rotate.add_argument("device_id")
@@ -123,7 +123,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-# ---- init ----------------------------------------------------------------------------------
+# ---- init ------------------------------------------------------------------------------------
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -134,7 +134,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     toml = data / "bridge.toml"
     if not toml.exists():
         toml.write_text(
-            f'[bridge]\nid = "bridge-1"\nfleet = "{args.fleet}"\n\n[mqtt]\nurl = "{args.mqtt_url}"\n'
+            f'[bridge]\nid = "bridge-1"\nfleet = "{args.fleet}"\n\n'
+            f'[mqtt]\nurl = "{args.mqtt_url}"\n'
             '# share_group = "bridges"   # MQTT 5 shared subscription for several bridges\n\n'
             '[store]\npath = "bridge.sqlite3"\n# dsn = "postgresql://user@host/db"\n\n'
             "[metrics]\nport = 0\n"
@@ -158,7 +159,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- devices -------------------------------------------------------------------------------
+# ---- devices ---------------------------------------------------------------------------------
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -236,7 +237,7 @@ def _print(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
     print(json.dumps(doc) if args.json else text)
 
 
-# ---- run -----------------------------------------------------------------------------------
+# ---- run -------------------------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -114,8 +114,9 @@ class Ingest:
         self.cfg = cfg
         self.wall_ms = wall_ms
         self.thresholds = Thresholds(cfg.step_up_pm, cfg.hold_pm, cfg.freeze_pm, cfg.freeze_after)
+        self._act = True
 
-    # ---- verification (no transaction) ------------------------------------------------------
+    # ---- verification (no transaction) --------------------------------------------------------
 
     def _verify(
         self,
@@ -175,13 +176,17 @@ class Ingest:
         assert key is not None
         return _Verified(item, topic, key, message, signed.payload)
 
-    # ---- the batch --------------------------------------------------------------------------
+    # ---- the batch ----------------------------------------------------------------------------
 
-    def process(self, batch: list[Inbound]) -> BatchResult:
+    def process(self, batch: list[Inbound], act: bool = True) -> BatchResult:
+        """Run a batch in one transaction. With `act=False` (the fallback after an unexpected
+        error) events are still stored and acked, but no pool command runs: their decisions say
+        `internal_error`, so nothing is lost and the device is not stuck resending."""
         result = BatchResult()
         rejections: list[tuple[Inbound, str | None, Reason, str]] = []
         verified = self._verify(batch, result, rejections)
         started = time.perf_counter()
+        self._act = act
         with self.store.transaction() as tx:
             outputs = self._apply(tx, verified, rejections, result)
         result.db_seconds = time.perf_counter() - started
@@ -225,7 +230,7 @@ class Ingest:
                     rejections.append((v.item, dev.device_id, reason, f"sequence {msg.seq}"))
                 else:
                     result.accepted += 1
-        outcomes = {o.key: o for o in self._run_pool(tx, commands)}
+        outcomes = {o.key: o for o in self._run_pool(tx, commands)} if self._act else {}
         states: dict[str, tuple[str, Outcome]] = {}
         for v, dev, plan in pending:
             stored.append(self._decision(tx, v, dev, plan, outcomes))
@@ -246,7 +251,7 @@ class Ingest:
         acks = [self._ack(tx, d) for d in devices.values() if d.ack]
         return stored + acks
 
-    # ---- steps ------------------------------------------------------------------------------
+    # ---- steps --------------------------------------------------------------------------------
 
     def _lock_devices(self, tx: Transaction, ids: set[str]) -> dict[str, _DeviceRow]:
         out: dict[str, _DeviceRow] = {}
@@ -317,7 +322,8 @@ class Ingest:
             return verdict_reason
         dev.data = dev.data.accept(msg.seq)
         tx.execute(
-            "INSERT INTO events (device_id, seq, kind, received_ms, envelope) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO events (device_id, seq, kind, received_ms, envelope) "
+            "VALUES (?, ?, ?, ?, ?)",
             (dev.device_id, msg.seq, int(msg.KIND), v.item.received_ms, v.item.payload),
         )
         if v.key.generation > 1:
@@ -346,7 +352,16 @@ class Ingest:
                     msg.risk_pm,
                 )
             )
-        return actions.plan(msg, dev.user, verdict, self.cfg)
+        try:
+            return actions.plan(msg, dev.user, verdict, self.cfg)
+        except Exception:  # a bug in the mapping must not block the event: store, act not
+            log.exception("no pool action for %s seq %d", dev.device_id, msg.seq)
+            stored.append(
+                self._risk(
+                    tx, dev, "alert", "internal_error", "no pool action", msg.seq, msg.risk_pm
+                )
+            )
+            return actions.Plan(verdict, (), "internal_error", 0)
 
     def _session(
         self, tx: Transaction, v: _Verified, dev: _DeviceRow, msg: m.Message, stored: list[Output]
@@ -410,11 +425,8 @@ class Ingest:
         return None
 
     def _run_pool(self, tx: Transaction, commands: list[Command]) -> list[Outcome]:
-        if not commands:
-            return []
-        # One lock order over pools for every bridge (stable: a pool's commands keep their order).
-        ordered = sorted(commands, key=lambda c: c.user)
-        return list(self.service.execute_many(ordered, tx=tx))
+        # The service locks the pools in user order first, so bridges cannot deadlock.
+        return list(self.service.execute_many(commands, tx=tx)) if commands else []
 
     def _decision(
         self,
@@ -429,6 +441,7 @@ class Ingest:
         ran = [outcomes[c.key] for c in plan.commands if c.key in outcomes]
         main = next((o for o in ran if not o.key.endswith(":freeze")), None)
         result = main or (ran[0] if ran else None)
+        failed = not self._act and plan.commands
         decision = self.publisher.make(
             m.Decision,
             tx,
@@ -437,7 +450,7 @@ class Ingest:
             device_seq=msg.seq,
             decision=plan.verdict.decision,
             action=plan.action,
-            result=result.result.value[:32] if result else "ok",
+            result="internal_error" if failed else result.result.value[:32] if result else "ok",
             amount_fen=plan.amount_fen,
             risk_pm=msg.risk_pm,
             reasons=plan.verdict.reasons[:16],

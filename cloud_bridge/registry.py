@@ -110,7 +110,7 @@ class Registry:
         self._keys: dict[bytes, DeviceKey] = {}
         self._lock = threading.Lock()
 
-    # ---- enrollment and administration ---------------------------------------------------------
+    # ---- enrollment and administration --------------------------------------------------------
 
     def enroll(self, tx: Transaction, data: bytes, user: str, now_ms: int) -> Device:
         record, kid = read_record(data)
@@ -210,7 +210,7 @@ class Registry:
         self.forget(device_id)
         return n
 
-    # ---- lookups ----------------------------------------------------------------------------------
+    # ---- lookups ------------------------------------------------------------------------------
 
     def device(self, tx: Transaction, device_id: str) -> Device | None:
         row = tx.fetchone(f"SELECT {_DEVICE_COLS} FROM devices WHERE device_id = ?", (device_id,))
@@ -237,7 +237,7 @@ class Registry:
         )
         return [DeviceKey(bytes(r[0]), str(r[1]), bytes(r[2]), int(r[3]), str(r[4])) for r in rows]
 
-    # ---- the ingest path's cache -------------------------------------------------------------------
+    # ---- the ingest path's cache --------------------------------------------------------------
 
     def cached(self, kid: bytes) -> DeviceKey | None:
         with self._lock:

@@ -27,14 +27,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud_bridge.config import BridgeConfig
-from cloud_bridge.ingest import Inbound, Ingest, Output
+from cloud_bridge.ingest import BatchResult, Inbound, Ingest, Output
 from cloud_bridge.metrics import Metrics
 from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry
 from cloud_bridge.store import open_store
-from protocol import envelope, topics
+from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError
 
@@ -56,11 +56,13 @@ class BridgeServer:
         self._announce = threading.Event()  # set from the network thread, served by the worker
         self._acked_outputs: list[tuple[str, int]] = []
         self._inflight: dict[int, tuple[str, int]] = {}
+        self._early_mids: set[int] = set()
+        self._republish = threading.Event()  # publish the outputs table again (reconnected)
         self._lock = threading.Lock()
-        self._bridge_kid = envelope.cose.kid_for(key.verify_key)
+        self._bridge_kid = cose.kid_for(key.verify_key)
         self.client = self._make_client()
 
-    # ---- MQTT --------------------------------------------------------------------------------
+    # ---- MQTT ---------------------------------------------------------------------------------
 
     def _state(self, online: bool) -> bytes:
         return self.publisher.sealed(m.BridgeState, online=online)
@@ -75,7 +77,7 @@ class BridgeServer:
             clean_session=None if v5 else False,
         )
         client.max_inflight_messages_set(1000)
-        client.reconnect_delay_set(0.2, 5)
+        client.reconnect_delay_set(1, 5)
         if cfg.username:
             password = cfg.password_file.read_text().strip() if cfg.password_file else None
             client.username_pw_set(cfg.username, password)
@@ -104,7 +106,11 @@ class BridgeServer:
         for f in topics.ingest_filters(self.cfg.fleet, share_group=group):
             client.subscribe(f, qos=1)
         client.subscribe(topics.bridge_state(self.cfg.fleet), qos=1)
+        with self._lock:
+            self._inflight.clear()  # whatever was in flight is sent again from the table
+            self._early_mids.clear()
         self._announce.set()
+        self._republish.set()
         self.connected.set()
         log.info("bridge %s: connected, serving fleet %s", self.cfg.instance, self.cfg.fleet)
 
@@ -114,7 +120,7 @@ class BridgeServer:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == topics.bridge_state(self.cfg.fleet):
-            self._on_state(msg.payload)
+            self._on_state(bytes(msg.payload))
             return
         item = Inbound(
             msg.topic, bytes(msg.payload), time.time_ns() // 1_000_000, time.monotonic_ns()
@@ -139,21 +145,31 @@ class BridgeServer:
             self._announce.set()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+        # Runs inside paho's lock: only touch our own small state here.
         with self._lock:
             row = self._inflight.pop(mid, None)
             if row is not None:
                 self._acked_outputs.append(row)
+            else:
+                self._early_mids.add(mid)  # acked before publish() could record it
 
     def publish(self, outputs: list[Output]) -> None:
+        """Publish after a commit. Stored outputs stay in the table until the broker has them;
+        anything that cannot go out now (disconnected) is sent again after the reconnect."""
         for out in outputs:
             info = self.client.publish(out.topic, out.payload, qos=1, retain=out.retain)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self._republish.set()
+                continue
             self.metrics.published.inc()
-            if out.stored is not None:
-                with self._lock:
-                    if info.is_published():
-                        self._acked_outputs.append(out.stored)
-                    else:
-                        self._inflight[info.mid] = out.stored
+            if out.stored is None:
+                continue
+            with self._lock:
+                if info.mid in self._early_mids:
+                    self._early_mids.discard(info.mid)
+                    self._acked_outputs.append(out.stored)
+                else:
+                    self._inflight[info.mid] = out.stored
 
     def _forget_published(self) -> None:
         with self._lock:
@@ -174,7 +190,7 @@ class BridgeServer:
             [Output(str(r[2]), bytes(r[3]), bool(r[4]), (str(r[0]), int(r[1]))) for r in rows]
         )
 
-    # ---- the worker --------------------------------------------------------------------------
+    # ---- the worker ---------------------------------------------------------------------------
 
     def _take_batch(self) -> list[Inbound]:
         try:
@@ -207,7 +223,6 @@ class BridgeServer:
         self.client.loop_start()
         try:
             self.connected.wait(10)
-            self._republish_pending()
             while not stop.is_set():
                 self.step()
             while not self.inbox.empty():  # finish what was received before stopping
@@ -221,10 +236,12 @@ class BridgeServer:
             self.client.publish(
                 topics.bridge_state(self.cfg.fleet), self._state(True), 1, retain=True
             )
+        if self._republish.is_set() and self.connected.is_set():
+            self._republish.clear()
+            self._republish_pending()
         batch = self._take_batch()
         self.metrics.backlog.set(self.inbox.qsize())
-        if batch:
-            result = self.ingest.process(batch)
+        for result in self._process(batch):
             self.publish(result.outputs)
             done = time.monotonic_ns()
             for received in result.decided_ns:
@@ -233,14 +250,35 @@ class BridgeServer:
             for reason, n in result.rejected.items():
                 self.metrics.rejected.labels(reason=reason).inc(n)
             self.metrics.db_seconds.observe(result.db_seconds)
+        if batch:
             self.metrics.batch_size.observe(len(batch))
         self._forget_published()
         return len(batch)
 
+    def _process(self, batch: list[Inbound]) -> list[BatchResult]:
+        """The batch in one transaction; after an unexpected error, one message at a time, and
+        a message that still fails is stored without pool actions. A bad message can neither
+        stop the bridge nor hold back the others."""
+        if not batch:
+            return []
+        try:
+            return [self.ingest.process(batch)]
+        except Exception:
+            log.exception("bridge: batch of %d failed; retrying one by one", len(batch))
+        results = []
+        for item in batch:
+            for act in (True, False):
+                try:
+                    results.append(self.ingest.process([item], act=act))
+                    break
+                except Exception:
+                    log.exception("bridge: message on %s failed (act=%s)", item.topic, act)
+        return results
+
     def _connect_kwargs(self) -> dict[str, Any]:
         if self.cfg.mqtt_protocol != "5":
             return {}
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 86_400
         return {"clean_start": False, "properties": props}
 

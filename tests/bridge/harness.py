@@ -1,0 +1,153 @@
+"""The bridge as a real process (`cloud-bridge run`), set up with the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nacl.signing
+
+from cloud_bridge.store import Store, open_store
+from tests.agent.harness import Device, provision
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bridge_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cloud_bridge.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cloud-bridge {' '.join(args)} failed:\n{proc.stderr}")
+    return proc
+
+
+@dataclass
+class Bridge:
+    data: Path
+    public_key_hex: str
+    store_url: str
+    instance: str = "bridge-1"
+    proc: subprocess.Popen[bytes] | None = None
+    config: Path | None = None
+
+    @classmethod
+    def create(
+        cls,
+        data: Path,
+        broker_url: str,
+        store_url: str | None = None,
+        fleet: str = "test",
+        instance: str = "bridge-1",
+        share_group: str = "",
+        extra: str = "",
+    ) -> Bridge:
+        info = json.loads(
+            bridge_cli(
+                "init", "--data", str(data), "--fleet", fleet, "--mqtt-url", broker_url, "--json"
+            ).stdout
+        )
+        store_url = store_url or str(data / "bridge.sqlite3")
+        store_line = (
+            f'dsn = "{store_url}"'
+            if store_url.startswith("postgres")
+            else (f'path = "{store_url}"')
+        )
+        config = data / f"{instance}.toml"
+        config.write_text(
+            f'[bridge]\nid = "{instance}"\nfleet = "{fleet}"\n\n[mqtt]\nurl = "{broker_url}"\n'
+            + (f'share_group = "{share_group}"\n' if share_group else "")
+            + f"\n[store]\n{store_line}\n\n[ingest]\nbatch_wait_ms = 2\n{extra}"
+        )
+        return cls(data, info["public_key"], store_url, instance, None, config)
+
+    @property
+    def key(self) -> nacl.signing.SigningKey:
+        return nacl.signing.SigningKey(bytes.fromhex((self.data / "bridge.key").read_text()))
+
+    def start(self) -> Bridge:
+        log = open(self.data / f"{self.instance}.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cloud_bridge.cli",
+                "run",
+                "--data",
+                str(self.data),
+                "--config",
+                str(self.config),
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log(self) -> str:
+        path = self.data / f"{self.instance}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def store(self) -> Store:
+        return open_store(self.store_url)
+
+    def enroll(self, device: Device, user: str) -> None:
+        bridge_cli(
+            "devices",
+            "enroll",
+            str(device.dir / "enrollment.cbor"),
+            "--user",
+            user,
+            "--data",
+            str(self.data),
+            "--config",
+            str(self.config),
+        )
+
+    def open_pool(self, user: str, limit_fen: int = 5_000_000) -> None:
+        bridge_cli(
+            "pool",
+            "open",
+            user,
+            "--limit-fen",
+            str(limit_fen),
+            "--key",
+            f"open-{user}",
+            "--db",
+            self.store_url,
+        )
+
+    def device(
+        self, tmp: Path, device_id: str, kind: str, broker_url: str, user: str, **kw: object
+    ) -> Device:
+        dev = provision(tmp, device_id, kind, broker_url, self.public_key_hex, **kw)  # type: ignore[arg-type]
+        self.enroll(dev, user)
+        return dev
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        with self.store() as store, store.transaction() as tx:
+            return tx.fetchall(sql, params)
