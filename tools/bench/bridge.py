@@ -1,0 +1,316 @@
+"""Bridge suite: throughput and latency of one `cloud-bridge run` process.
+
+- Sustained verified-and-committed reports per second: N signed reports from 50 enrolled
+  devices wait in the bridge's persistent session on a private Mosquitto; the bridge starts and
+  the clock runs until the event log holds all N. Beside it, the bare PyNaCl verify rate of this
+  machine measured in the same run (the goal: a ratio >= 0.5).
+- Trigger-to-decision latency at 200 triggers/s: a publisher paces EV-tier triggers; a cloud-team
+  subscriber times each signed decision from the moment its trigger was published.
+
+On SQLite always; on PostgreSQL as well when CP_BENCH_PG_DSN (or CP_TEST_PG_DSN) is set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nacl.signing
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud_bridge.store import open_store
+from protocol import cose, envelope, topics
+from protocol import messages as m
+from protocol.topics import Channel
+from tools.bench.common import Context, Figure, percentile
+
+ROOT = Path(__file__).resolve().parents[2]
+FLEET = "bench"
+SHA = bytes(32)
+DEVICES = 50
+
+
+def _cli(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "cloud_bridge.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+def _bare_verify_rate(seconds: float) -> float:
+    key = nacl.signing.SigningKey(bytes(range(32)))
+    msg = b"x" * 200
+    sig = key.sign(msg).signature
+    vk = key.verify_key
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(200):
+            vk.verify(msg, sig)
+        n += 200
+    return n / (time.perf_counter() - start)
+
+
+class Setup:
+    """A bridge data directory with DEVICES enrolled devices and their keys."""
+
+    def __init__(self, ctx: Context, port: int, store_url: str | None) -> None:
+        self.data = ctx.workdir / f"bridge-{secrets.token_hex(3)}"
+        _cli(
+            "init",
+            "--data",
+            str(self.data),
+            "--fleet",
+            FLEET,
+            "--mqtt-url",
+            f"mqtt://127.0.0.1:{port}",
+        )
+        self.store_url = store_url or str(self.data / "bridge.sqlite3")
+        store_line = f'dsn = "{store_url}"' if store_url else 'path = "bridge.sqlite3"'
+        (self.data / "bridge.toml").write_text(
+            f'[bridge]\nid = "bench-1"\nfleet = "{FLEET}"\n\n[mqtt]\n'
+            f'url = "mqtt://127.0.0.1:{port}"\n\n[store]\n{store_line}\n'
+        )
+        self.keys = {f"dev-{i:03d}": nacl.signing.SigningKey.generate() for i in range(DEVICES)}
+        from cloud_bridge.pool.commands import OpenPool
+        from cloud_bridge.pool.service import PoolService
+        from cloud_bridge.registry import Registry
+
+        with open_store(self.store_url) as store:
+            with store.transaction() as tx:
+                registry = Registry()
+                for device, key in self.keys.items():
+                    record = m.Enrollment(
+                        sender=device,
+                        seq=1,
+                        boot=0,
+                        ts_ms=1,
+                        fleet=FLEET,
+                        device_kind="ev",
+                        public_key=bytes(key.verify_key),
+                    )
+                    registry.enroll(tx, envelope.seal(record, key), f"user-{device}", 1)
+            service = PoolService(store)
+            service.execute_many(
+                [OpenPool(user=f"user-{d}", key="open", limit_fen=10**8) for d in self.keys]
+            )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log = open(self.data / "bridge.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cloud_bridge.cli",
+                "run",
+                "--data",
+                str(self.data),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=self.log,
+        )
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+            self.log.close()
+
+    def events(self) -> int:
+        with open_store(self.store_url) as store, store.transaction() as tx:
+            return int(tx.scalar("SELECT count(*) FROM events"))
+
+
+def _report(device: str, seq: int) -> m.Report:
+    return m.Report(
+        sender=device,
+        seq=seq,
+        boot=1,
+        ts_ms=seq,
+        model_id="risk-v1",
+        model_sha256=SHA,
+        risk_pm=10,
+        features=bytes(20),
+        mono_ms=seq,
+        fingerprint={i: i * 1000 for i in range(24)},
+        telemetry={"km_30d": 900},
+    )
+
+
+def _publisher(port: int) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def _throughput(ctx: Context, port: int, store_url: str | None, n: int) -> tuple[float, float]:
+    setup = Setup(ctx, port, store_url)
+    per_device = n // DEVICES
+    ctx.progress(f"signing {per_device * DEVICES} reports")
+    batch = [
+        (topics.device(FLEET, d, Channel.REPORT), envelope.seal(_report(d, s), k))
+        for s in range(1, per_device + 1)
+        for d, k in setup.keys.items()
+    ]
+    setup.start()  # creates the bridge's persistent session and subscriptions
+    time.sleep(2.5)
+    setup.stop()
+    ctx.progress("queueing them on the broker while the bridge is down")
+    pub = _publisher(port)
+    infos = [pub.publish(t, p, qos=1) for t, p in batch]
+    for info in infos:
+        info.wait_for_publish(60)
+    pub.loop_stop()
+    pub.disconnect()
+    setup.start()
+    started = time.perf_counter()
+    ctx.progress("bridge draining")
+    while setup.events() < len(batch):
+        if time.perf_counter() - started > 300:
+            raise RuntimeError(f"bridge stored {setup.events()} of {len(batch)} in 300 s")
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    setup.stop()
+    return len(batch) / elapsed, elapsed
+
+
+def _latency(
+    ctx: Context, port: int, store_url: str | None, rate: int, seconds: float
+) -> list[float]:
+    setup = Setup(ctx, port, store_url)
+    setup.start()
+    time.sleep(2.5)
+    sent: dict[tuple[str, int], float] = {}
+    got: dict[tuple[str, int], float] = {}
+    bridge_key = nacl.signing.VerifyKey(
+        bytes.fromhex(
+            _cli("init", "--data", str(setup.data), "--json").split('"public_key": "')[1][:64]
+        )
+    )
+    lock = threading.Lock()
+
+    def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        now = time.perf_counter()
+        _s, decision = envelope.unseal(msg.payload, lambda kid: bridge_key)
+        assert isinstance(decision, m.Decision)
+        with lock:
+            got.setdefault((decision.device, decision.device_seq), now)
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2)
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", port)
+    sub.subscribe(f"cp/v1/{FLEET}/pool/+/decision", qos=1)
+    sub.loop_start()
+    pub = _publisher(port)
+    devices = list(setup.keys.items())
+    total = int(rate * seconds)
+    ctx.progress(f"{total} triggers at {rate}/s")
+    start = time.perf_counter()
+    for i in range(total):
+        device, key = devices[i % len(devices)]
+        seq = i // len(devices) + 1
+        trig = m.Trigger(
+            sender=device,
+            seq=seq,
+            boot=1,
+            ts_ms=i,
+            model_id="risk-v1",
+            model_sha256=SHA,
+            risk_pm=10,
+            mono_ms=i,
+            rule="ev-tier",
+            priority=2,
+            body=m.EvTierBody(km_30d=500 + seq, tier=1),
+        )
+        data = envelope.seal(trig, key)
+        target = start + i / rate
+        while (delay := target - time.perf_counter()) > 0:
+            time.sleep(min(delay, 0.002))
+        with lock:
+            sent[(device, seq)] = time.perf_counter()
+        pub.publish(topics.device(FLEET, device, Channel.TRIGGER), data, qos=1)
+    deadline = time.perf_counter() + 30
+    while len(got) < total and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    pub.loop_stop()
+    sub.loop_stop()
+    setup.stop()
+    if len(got) < total:
+        raise RuntimeError(f"only {len(got)} of {total} decisions arrived")
+    return [(got[k] - sent[k]) * 1000 for k in sent]
+
+
+def run(ctx: Context) -> list[Figure]:
+    n = 4000 if ctx.quick else 20000
+    figures: list[Figure] = []
+    bare = _bare_verify_rate(0.5 if ctx.quick else 2.0)
+    figures.append(
+        Figure(
+            "bridge",
+            "bare PyNaCl Ed25519 verify (same run)",
+            bare,
+            "ops/s",
+            note="one core, the peer of the rates below",
+        )
+    )
+    stores: list[tuple[str, str | None]] = [("SQLite", None)]
+    dsn = ctx.pg_dsn or os.environ.get("CP_TEST_PG_DSN")
+    if dsn:
+        stores.append(("PostgreSQL", _fresh_schema(dsn)))
+    for name, url in stores:
+        with ctx.mosquitto(f"bridge-{name}") as (_host, port):
+            rate, elapsed = _throughput(ctx, port, url, n)
+        figures.append(
+            Figure(
+                "bridge",
+                f"verified + committed reports/s ({name})",
+                rate,
+                "msg/s",
+                target=f">= {bare * 0.5:.0f}",
+                peer=f"{rate / bare:.2f} of bare verify",
+                note=f"{n} reports, 50 devices, one process",
+            )
+        )
+        with ctx.mosquitto(f"latency-{name}") as (_host, port):
+            lat = _latency(ctx, port, url, 200, 5 if ctx.quick else 15)
+        figures.append(
+            Figure("bridge", f"trigger->decision p50 at 200/s ({name})", percentile(lat, 50), "ms")
+        )
+        figures.append(
+            Figure(
+                "bridge",
+                f"trigger->decision p99 at 200/s ({name})",
+                percentile(lat, 99),
+                "ms",
+                target="<= 50",
+                note="source product promises 3 s",
+            )
+        )
+    return figures
+
+
+def _fresh_schema(dsn: str) -> str:
+    import psycopg
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in dsn else "?"
+    return f"{dsn}{sep}options=-csearch_path%3D{schema}"
