@@ -21,6 +21,26 @@ YEAR_MS = 365 * DAY_MS
 ACCRUAL_DENOM = 10_000 * YEAR_MS
 
 
+_INT_FIELDS = (
+    "limit_fen",
+    "rate_bps",
+    "opened_ms",
+    "updated_ms",
+    "next_statement_ms",
+    "principal_fen",
+    "interest_fen",
+    "accrued_fen",
+    "accrual_rem",
+    "due_ms",
+    "min_due_fen",
+    "due_left_fen",
+    "on_time_cycles",
+    "boost_fen",
+    "next_plan_no",
+    "version",
+)
+
+
 class Status(enum.StrEnum):
     OPEN = "open"
     FROZEN = "frozen"
@@ -101,25 +121,10 @@ class PoolState:
         check_user(self.user)
         if not isinstance(self.status, Status):
             object.__setattr__(self, "status", Status(self.status))
-        for name in (
-            "limit_fen",
-            "rate_bps",
-            "opened_ms",
-            "updated_ms",
-            "next_statement_ms",
-            "principal_fen",
-            "interest_fen",
-            "accrued_fen",
-            "accrual_rem",
-            "due_ms",
-            "min_due_fen",
-            "due_left_fen",
-            "on_time_cycles",
-            "boost_fen",
-            "next_plan_no",
-            "version",
-        ):
-            _nonneg(name, getattr(self, name))
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:  # bool is not an amount either
+                _nonneg(name, value)
         if self.accrual_rem >= ACCRUAL_DENOM:
             raise StateError("accrual_rem must be below ACCRUAL_DENOM")
         if self.available_fen < 0:
