@@ -8,7 +8,7 @@ cannot drift from the parts they are made of.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from cloud_bridge.pool.commands import check_user
@@ -166,10 +166,18 @@ class PoolState:
         return self.interest_fen + self.accrued_fen + self.outstanding_fen
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # By hand rather than dataclasses.asdict: this runs on every command, and asdict's
+        # recursive deep copy was a seventh of the service's time in the bench.
+        data = {name: getattr(self, name) for name in _JSON_FIELDS}
         data["status"] = self.status.value
-        data["holds"] = [asdict(h) for h in self.holds]
-        data["plans"] = [asdict(p) for p in self.plans]
+        data["holds"] = [
+            {"hold_id": h.hold_id, "amount_fen": h.amount_fen, "expires_ms": h.expires_ms}
+            for h in self.holds
+        ]
+        data["plans"] = [
+            {"plan_no": p.plan_no, "principal_fen": p.principal_fen, "periods_left": p.periods_left}
+            for p in self.plans
+        ]
         return data
 
     @classmethod
@@ -179,3 +187,6 @@ class PoolState:
         fields["holds"] = tuple(Hold(**h) for h in fields.get("holds", ()))
         fields["plans"] = tuple(Plan(**p) for p in fields.get("plans", ()))
         return cls(**fields)
+
+
+_JSON_FIELDS = tuple(f.name for f in fields(PoolState))
