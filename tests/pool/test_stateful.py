@@ -215,6 +215,9 @@ def test_service_matches_model(store_url: str) -> None:
                 max_examples=25 if postgres else 40,
                 stateful_step_count=40,
                 deadline=None,
+                # No shrinking in the suite: through a database it ran past five minutes. To
+                # debug a failure, rerun it (Hypothesis replays it from .hypothesis/) with
+                # Phase.shrink added here.
                 phases=[Phase.explicit, Phase.reuse, Phase.generate],
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
             ),
