@@ -89,6 +89,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    pool.__class__ = _OneLineParser  # made by cloud-bridge's parser; its errors one line too
     pool.set_defaults(run=lambda args: _usage(pool))
     sub = pool.add_subparsers(
         dest="pool_command", metavar="SUBCOMMAND", parser_class=_OneLineParser

@@ -23,9 +23,35 @@ def load(tx: Transaction, user: str, *, lock: bool = False) -> PoolState | None:
     return None if row is None else PoolState.from_json(json.loads(row[0]))
 
 
-def lock(tx: Transaction, user: str) -> None:
-    """Lock the pool row (if the pool exists) without reading the state."""
-    tx.fetchone("SELECT 1 FROM pools WHERE user_id = ?", (user,), for_update=True)
+def load_for_command(
+    tx: Transaction, user: str, key: str
+) -> tuple[PoolState | None, tuple[str, dict[str, Any]] | None]:
+    """The pool's state, locked until the transaction ends, and the (fingerprint, outcome) of
+    the command recorded under `key` if any: one round trip for what every command needs."""
+    sql = (
+        "SELECT p.state, c.fingerprint, c.outcome FROM pools p LEFT JOIN pool_commands c"
+        " ON c.user_id = p.user_id AND c.idem_key = ? WHERE p.user_id = ?"
+    )
+    if tx.dialect == "postgres":
+        sql += " FOR UPDATE OF p"  # the outer join's nullable side cannot be locked
+    rows = tx.fetchall(sql, (key, user))
+    if not rows:
+        return None, None
+    state_json, fingerprint, outcome = rows[0]
+    state = PoolState.from_json(json.loads(state_json))
+    return state, None if fingerprint is None else (fingerprint, json.loads(outcome))
+
+
+def lock_many(tx: Transaction, users: list[str]) -> None:
+    """Lock these pools' rows in user order (one statement), so that two transactions that
+    touch the same pools always lock them in the same order and cannot deadlock."""
+    if tx.dialect != "postgres" or not users:
+        return  # SQLite's BEGIN IMMEDIATE already holds the whole database
+    marks = ", ".join("?" for _ in users)
+    tx.fetchall(
+        f"SELECT user_id FROM pools WHERE user_id IN ({marks}) ORDER BY user_id FOR UPDATE",
+        sorted(users),
+    )
 
 
 def _columns(s: PoolState) -> tuple[Any, ...]:
@@ -67,10 +93,17 @@ def save(tx: Transaction, before: PoolState | None, after: PoolState) -> bool:
     return True
 
 
+def _insert_rows(tx: Transaction, head: str, rows: list[tuple[Any, ...]]) -> None:
+    """One multi-row INSERT (one round trip, whatever the number of rows)."""
+    if rows:
+        marks = "(" + ", ".join("?" for _ in rows[0]) + ")"
+        tx.execute(f"{head} VALUES {', '.join(marks for _ in rows)}", [v for r in rows for v in r])
+
+
 def append_events(tx: Transaction, user: str, version: int, events: Iterable[Event]) -> None:
-    tx.executemany(
-        "INSERT INTO pool_events (user_id, version, seq, kind, at_ms, data)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+    _insert_rows(
+        tx,
+        "INSERT INTO pool_events (user_id, version, seq, kind, at_ms, data)",
         [(user, version, i, e.kind, e.at_ms, _dumps(dict(e.data))) for i, e in enumerate(events)],
     )
 
@@ -78,20 +111,11 @@ def append_events(tx: Transaction, user: str, version: int, events: Iterable[Eve
 def append_postings(
     tx: Transaction, user: str, version: int, postings: Mapping[Account, int], ts_ms: int
 ) -> None:
-    tx.executemany(
-        "INSERT INTO pool_postings (user_id, version, account, amount_fen, ts_ms)"
-        " VALUES (?, ?, ?, ?, ?)",
+    _insert_rows(
+        tx,
+        "INSERT INTO pool_postings (user_id, version, account, amount_fen, ts_ms)",
         [(user, version, a.value, amount, ts_ms) for a, amount in sorted(postings.items())],
     )
-
-
-def find_command(tx: Transaction, user: str, key: str) -> tuple[str, dict[str, Any]] | None:
-    """(fingerprint, outcome JSON) of the command recorded under this key, if any."""
-    row = tx.fetchone(
-        "SELECT fingerprint, outcome FROM pool_commands WHERE user_id = ? AND idem_key = ?",
-        (user, key),
-    )
-    return None if row is None else (row[0], json.loads(row[1]))
 
 
 def record_command(

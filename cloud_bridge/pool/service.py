@@ -131,8 +131,7 @@ class PoolService:
     def _batch(self, tx: Transaction, commands: Sequence[Command]) -> list[Outcome]:
         users = sorted({c.user for c in commands})
         if len(users) > 1:
-            for user in users:
-                repo.lock(tx, user)
+            repo.lock_many(tx, users)
         out = []
         for command in commands:
             try:
@@ -143,14 +142,12 @@ class PoolService:
 
     def _run(self, tx: Transaction, command: Command) -> Outcome:
         user, key = command.user, command.key
-        state = repo.load(tx, user, lock=True)
+        state, prior = repo.load_for_command(tx, user, key)
         fingerprint = command.fingerprint()
-        if state is not None:
-            prior = repo.find_command(tx, user, key)
-            if prior is not None:
-                if prior[0] == fingerprint:
-                    return Outcome.from_json(prior[1], replayed=True)
-                return Outcome(user, key, command.KIND, Result.KEY_REUSED, PoolView.of(state))
+        if state is not None and prior is not None:
+            if prior[0] == fingerprint:
+                return Outcome.from_json(prior[1], replayed=True)
+            return Outcome(user, key, command.KIND, Result.KEY_REUSED, PoolView.of(state))
         now = self.clock()
         decision = decide(state, command, now, self.policy)
         after = decision.state

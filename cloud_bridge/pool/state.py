@@ -8,7 +8,7 @@ cannot drift from the parts they are made of.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from cloud_bridge.pool.commands import check_user
@@ -19,6 +19,26 @@ YEAR_MS = 365 * DAY_MS
 # the division is carried in `accrual_rem`, so accrual is exact and independent of how often it is
 # computed (the same total whether a pool is touched every second or once a month).
 ACCRUAL_DENOM = 10_000 * YEAR_MS
+
+
+_INT_FIELDS = (
+    "limit_fen",
+    "rate_bps",
+    "opened_ms",
+    "updated_ms",
+    "next_statement_ms",
+    "principal_fen",
+    "interest_fen",
+    "accrued_fen",
+    "accrual_rem",
+    "due_ms",
+    "min_due_fen",
+    "due_left_fen",
+    "on_time_cycles",
+    "boost_fen",
+    "next_plan_no",
+    "version",
+)
 
 
 class Status(enum.StrEnum):
@@ -101,25 +121,10 @@ class PoolState:
         check_user(self.user)
         if not isinstance(self.status, Status):
             object.__setattr__(self, "status", Status(self.status))
-        for name in (
-            "limit_fen",
-            "rate_bps",
-            "opened_ms",
-            "updated_ms",
-            "next_statement_ms",
-            "principal_fen",
-            "interest_fen",
-            "accrued_fen",
-            "accrual_rem",
-            "due_ms",
-            "min_due_fen",
-            "due_left_fen",
-            "on_time_cycles",
-            "boost_fen",
-            "next_plan_no",
-            "version",
-        ):
-            _nonneg(name, getattr(self, name))
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:  # bool is not an amount either
+                _nonneg(name, value)
         if self.accrual_rem >= ACCRUAL_DENOM:
             raise StateError("accrual_rem must be below ACCRUAL_DENOM")
         if self.available_fen < 0:
@@ -161,10 +166,18 @@ class PoolState:
         return self.interest_fen + self.accrued_fen + self.outstanding_fen
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # By hand rather than dataclasses.asdict: this runs on every command, and asdict's
+        # recursive deep copy was a seventh of the service's time in the bench.
+        data = {name: getattr(self, name) for name in _JSON_FIELDS}
         data["status"] = self.status.value
-        data["holds"] = [asdict(h) for h in self.holds]
-        data["plans"] = [asdict(p) for p in self.plans]
+        data["holds"] = [
+            {"hold_id": h.hold_id, "amount_fen": h.amount_fen, "expires_ms": h.expires_ms}
+            for h in self.holds
+        ]
+        data["plans"] = [
+            {"plan_no": p.plan_no, "principal_fen": p.principal_fen, "periods_left": p.periods_left}
+            for p in self.plans
+        ]
         return data
 
     @classmethod
@@ -174,3 +187,6 @@ class PoolState:
         fields["holds"] = tuple(Hold(**h) for h in fields.get("holds", ()))
         fields["plans"] = tuple(Plan(**p) for p in fields.get("plans", ()))
         return cls(**fields)
+
+
+_JSON_FIELDS = tuple(f.name for f in fields(PoolState))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from cloud_bridge.pool.state import PoolState, Status
@@ -62,10 +62,13 @@ class PoolView:
         )
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in _FIELDS}
         data["status"] = self.status.value
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PoolView:
         return cls(**data)
+
+
+_FIELDS = tuple(f.name for f in fields(PoolView))

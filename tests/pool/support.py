@@ -1,12 +1,6 @@
-"""Helpers shared by the pool tests: a small test policy, fresh databases, a controllable clock."""
+"""Helpers shared by the pool tests: a small test policy and a controllable clock."""
 
 from __future__ import annotations
-
-import secrets
-import shutil
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
 
 from cloud_bridge.pool.policy import (
     Emergencies,
@@ -18,7 +12,6 @@ from cloud_bridge.pool.policy import (
     Raises,
     Statement,
 )
-from tests.harness import postgres
 
 DAY = 86_400_000
 T0 = 1_700_000_000_000  # a fixed epoch, so every run is the same
@@ -46,24 +39,3 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now_ms
-
-
-def fresh_database(kind: str) -> tuple[str, Callable[[], None]]:
-    """(url, cleanup) of an empty database: a new SQLite file, or a new PostgreSQL schema."""
-    if kind == "sqlite":
-        folder = Path(tempfile.mkdtemp(prefix="cp-pool-"))
-        # synchronous=normal: still safe against process crashes, and fast enough for many runs.
-        return f"sqlite:///{folder}/pool.sqlite3?synchronous=normal", lambda: shutil.rmtree(folder)
-    import psycopg
-
-    base = postgres.base_dsn()
-    assert base is not None
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-
-    def drop() -> None:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-    return postgres.with_search_path(base, schema), drop

@@ -69,6 +69,7 @@ def test_a_pool_lifecycle_from_the_command_line(
         (["draw", "bad user", "100"], 2, "user must be"),
         (["open", "alice"], 2, "--limit-fen"),
         (["life-stage", "alice", "divorce"], 2, "invalid choice"),
+        (["frobnicate"], 2, "invalid choice"),
         (["show", "nobody"], 1, "no pool for user 'nobody'"),
         (["show", "alice", "--db", "postgresql://nobody@127.0.0.1:1/x"], 3, "cannot connect"),
         (["show", "alice", "--policy", "/nonexistent.toml"], 2, "cannot read policy file"),

@@ -100,21 +100,36 @@ class PoolMachine(RuleBasedStateMachine):
             installments = 0
         self.run(c.Draw, user, amount_fen=amount, installments=installments, emergency=emergency)
 
-    @rule(user=users, amount=amounts, everything=st.booleans())
-    def repay(self, user: str, amount: int, everything: bool) -> None:
+    def owed(self, user: str) -> int:
         pool = self.model.pools.get(self.prefix + user)
-        if everything and pool is not None:
-            view = pool.view()
-            owed = view["interest_fen"] + view["accrued_interest_fen"] + view["outstanding_fen"]  # type: ignore[operator]
-            amount = max(1, owed)
+        if pool is None:
+            return 0
+        view = pool.view()
+        return sum(
+            int(view[k]) for k in ("interest_fen", "accrued_interest_fen", "outstanding_fen")
+        )  # type: ignore[call-overload]
+
+    @rule(user=users, amount=amounts, share=st.sampled_from([None, 10, 50, 100]))
+    def repay(self, user: str, amount: int, share: int | None) -> None:
+        """A random amount, or a share (in percent) of everything owed."""
+        if share is not None and self.owed(user):
+            amount = max(1, self.owed(user) * share // 100)
         self.run(c.Repay, user, amount_fen=amount)
 
-    @rule(user=users, hold=hold_ids, amount=amounts, ttl=st.none() | st.integers(1, 12 * DAY))
+    @rule(
+        user=users,
+        hold=hold_ids,
+        amount=amounts,
+        ttl=st.sampled_from([None, DAY, 3 * DAY, 11 * DAY]) | st.integers(1, 12 * DAY),
+    )
     def hold(self, user: str, hold: str, amount: int, ttl: int | None) -> None:
         self.run(c.PlaceHold, user, hold_id=hold, amount_fen=amount, ttl_ms=ttl)
 
-    @rule(user=users, hold=hold_ids, amount=st.none() | amounts)
-    def confirm(self, user: str, hold: str, amount: int | None) -> None:
+    @rule(user=users, hold=hold_ids, amount=st.none() | amounts, data=st.data())
+    def confirm(self, user: str, hold: str, amount: int | None, data: st.DataObject) -> None:
+        pool = self.model.pools.get(self.prefix + user)
+        if pool is not None and pool.holds and data.draw(st.booleans()):
+            hold = data.draw(st.sampled_from(sorted(pool.holds)))  # usually a live one
         self.run(c.ConfirmHold, user, hold_id=hold, amount_fen=amount)
 
     @rule(user=users, hold=hold_ids)
@@ -145,7 +160,7 @@ class PoolMachine(RuleBasedStateMachine):
         """Pay what the last statement asks (the way to on-time streaks and raises)."""
         pool = self.model.pools.get(self.prefix + user)
         due = pool.due_left if pool is not None else 0
-        self.run(c.Repay, user, amount_fen=due + extra)
+        self.run(c.Repay, user, amount_fen=max(1, due + extra))
 
     @rule(ms=st.one_of(st.integers(0, 3_600_000), st.integers(0, 45 * DAY), st.just(31 * DAY)))
     def advance(self, ms: int) -> None:
@@ -189,6 +204,7 @@ class PoolMachine(RuleBasedStateMachine):
 
 @pytest.mark.slow
 def test_service_matches_model(store_url: str) -> None:
+    SEEN.clear()
     postgres = store_url.startswith("postgresql")
     store = open_store(store_url if postgres else f"sqlite:///{store_url}?synchronous=normal")
     machine = type("Machine", (PoolMachine,), {"store": store})
@@ -199,12 +215,16 @@ def test_service_matches_model(store_url: str) -> None:
                 max_examples=25 if postgres else 40,
                 stateful_step_count=40,
                 deadline=None,
+                # No shrinking in the suite: through a database it ran past five minutes. To
+                # debug a failure, rerun it (Hypothesis replays it from .hypothesis/) with
+                # Phase.shrink added here.
                 phases=[Phase.explicit, Phase.reuse, Phase.generate],
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
             ),
         )
     finally:
         store.close()
-    # The run must have reached the interesting parts, not only refusals.
-    for reached in ("draw: ok", "repay: ok", "confirm: ok", "event statement_closed"):
-        assert SEEN[reached], f"no step reached {reached!r}: {sorted(SEEN)}"
+    # The run must have done real work, not only refusals. (Hypothesis turns rules off at random
+    # per example, so no single code is guaranteed; test_simulation.py checks each one, seeded.)
+    changes = sum(n for k, n in SEEN.items() if k.endswith(": ok") and not k.startswith("open"))
+    assert changes >= 50 and SEEN["event statement_closed"], sorted(SEEN.items())

@@ -1,0 +1,139 @@
+"""Pool suite: credit-pool commands per second, pure engine and through each store.
+
+Workload: 100 open pools; draws and repayments of 1 yuan alternate, round robin over the pools,
+each command with a fresh idempotency key (so every one is a real state change: pool row update,
+events, journal postings, command record). "one per transaction" is what a lone caller gets;
+"batched" runs 50 commands per transaction (`execute_many`), as the bridge does with a burst of
+device messages. PostgreSQL runs when CP_BENCH_PG_DSN (or CP_TEST_PG_DSN) names one, in a
+private schema that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import quote
+
+from cloud_bridge.pool import commands as c
+from cloud_bridge.pool.engine import decide
+from cloud_bridge.pool.policy import Policy
+from cloud_bridge.pool.service import PoolService
+from cloud_bridge.store import open_store
+from tools.bench.common import Context, Figure
+
+POOLS = 100
+BATCH = 50
+T0 = 1_700_000_000_000
+
+
+def _workload() -> Iterator[c.Command]:
+    for n in itertools.count():
+        user = f"bench-{n % POOLS}"
+        if (n // POOLS) % 2 == 0:
+            yield c.Draw(user=user, key=f"b{n}", amount_fen=100)
+        else:
+            yield c.Repay(user=user, key=f"b{n}", amount_fen=100)
+
+
+def _rate(step: Callable[[], int], seconds: float) -> float:
+    """Commands per second: call `step` (which runs some commands, returning how many) for
+    about `seconds`."""
+    done, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        done += step()
+    return done / elapsed
+
+
+def _engine_rate(seconds: float) -> float:
+    policy = Policy()
+    states = {}
+    for i in range(POOLS):
+        opened = decide(None, c.OpenPool(user=f"bench-{i}", key="o", limit_fen=10**7), T0, policy)
+        states[f"bench-{i}"] = opened.state
+    work = _workload()
+    now = itertools.count(T0, 1_000)
+
+    def step() -> int:
+        for _ in range(200):
+            cmd = next(work)
+            states[cmd.user] = decide(states[cmd.user], cmd, next(now), policy).state
+        return 200
+
+    return _rate(step, seconds)
+
+
+def _store_rates(url: str, seconds: float) -> tuple[float, float]:
+    store = open_store(url)
+    try:
+        clock = itertools.count(T0, 1_000)
+        service = PoolService(store, Policy(), lambda: next(clock))
+        service.execute_many(
+            [c.OpenPool(user=f"bench-{i}", key="o", limit_fen=10**7) for i in range(POOLS)]
+        )
+        work = _workload()
+
+        def one() -> int:
+            for _ in range(20):
+                service.execute(next(work))
+            return 20
+
+        def batched() -> int:
+            service.execute_many([next(work) for _ in range(BATCH)])
+            return BATCH
+
+        return _rate(one, seconds), _rate(batched, seconds)
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def _pg_schema(dsn: str) -> Iterator[str]:
+    import psycopg
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        sep = "&" if "?" in dsn else "?"
+        yield f"{dsn}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def run(ctx: Context) -> list[Figure]:
+    seconds = 0.7 if ctx.quick else 3.0
+    ctx.progress("pure engine (decide)")
+    figures = [
+        Figure("pool", "engine decide (pure, no store)", _engine_rate(seconds), "cmd/s"),
+    ]
+    for name, query in (("sqlite", ""), ("sqlite synchronous=normal", "?synchronous=normal")):
+        ctx.progress(f"{name}: one command per transaction, then batches of {BATCH}")
+        path = ctx.workdir / f"pool-{secrets.token_hex(4)}.sqlite3"
+        one, batched = _store_rates(f"sqlite:///{path}{query}", seconds)
+        note = "WAL, fsync on commit" if not query else "WAL, fsync at checkpoints"
+        figures += [
+            Figure("pool", f"{name}: 1 command per transaction", one, "cmd/s", note=note),
+            Figure(
+                "pool", f"{name}: {BATCH} commands per transaction", batched, "cmd/s", note=note
+            ),
+        ]
+    dsn = ctx.pg_dsn or os.environ.get("CP_TEST_PG_DSN")
+    if dsn:
+        ctx.progress(f"postgresql: one command per transaction, then batches of {BATCH}")
+        with _pg_schema(dsn) as url:
+            one, batched = _store_rates(url, seconds)
+        note = "one connection, row lock per pool"
+        figures += [
+            Figure("pool", "postgresql: 1 command per transaction", one, "cmd/s", note=note),
+            Figure(
+                "pool", f"postgresql: {BATCH} commands per transaction", batched, "cmd/s", note=note
+            ),
+        ]
+    else:
+        ctx.progress("postgresql skipped: set CP_BENCH_PG_DSN or CP_TEST_PG_DSN")
+    return figures
