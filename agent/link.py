@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -220,6 +221,10 @@ class Link(threading.Thread):
             return
         self._connack = True
         self.backoff.reset()
+        sock = client.socket()
+        if isinstance(sock, socket.socket):  # no Nagle: small QoS 1 packets go out at once
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         st = self.status
         st.connected = True
         st.bridge_online = False  # until the (retained) bridge state arrives again

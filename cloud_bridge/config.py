@@ -58,7 +58,7 @@ class BridgeConfig:
     freeze_pm: int = 950
     freeze_after: int = 2
     batch_max: int = 256
-    batch_wait_ms: int = 5
+    batch_wait_ms: int = 2
     queue_max: int = 100_000
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
@@ -166,7 +166,7 @@ SCHEMA: dict[str, dict[str, tuple[str, Any, Any, str]]] = {
     },
     "ingest": {
         "batch_max": ("batch_max", 256, _int(1, 10_000), "batch_max = 256"),
-        "batch_wait_ms": ("batch_wait_ms", 5, _int(0, 1000), "batch_wait_ms = 5"),
+        "batch_wait_ms": ("batch_wait_ms", 2, _int(0, 1000), "batch_wait_ms = 2"),
         "queue_max": ("queue_max", 100_000, _int(100, 10_000_000), "queue_max = 100000"),
     },
     "metrics": {

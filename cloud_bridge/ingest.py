@@ -60,6 +60,16 @@ class Output:
     stored: tuple[str, int] | None = None  # (instance, seq) row in `outputs`, deleted on PUBACK
 
 
+@dataclass(frozen=True)
+class _Out:
+    """An output before it is signed; the batch's outputs are signed together at the end."""
+
+    topic: str
+    message: m.Message
+    retain: bool = False
+    stored: bool = True
+
+
 @dataclass
 class BatchResult:
     outputs: list[Output] = field(default_factory=list)
@@ -148,13 +158,19 @@ class Ingest:
                 raise _Miss
             return refuse(key, kid)
 
-        for item, topic in parsed:
+        def attempt(job: tuple[Inbound, topics.Topic]) -> _Verified | Exception:
             try:
-                out.append(self._unseal(item, topic, cached))  # type: ignore[arg-type]
-            except _Miss:
+                return self._unseal(job[0], job[1], cached)  # type: ignore[arg-type]
+            except (_Miss, ProtocolError) as exc:
+                return exc
+
+        for (item, topic), res in zip(parsed, map(attempt, parsed), strict=True):
+            if isinstance(res, _Verified):
+                out.append(res)
+            elif isinstance(res, _Miss):
                 missed.append((item, topic))
-            except ProtocolError as exc:
-                rejections.append((item, topic.device, exc.reason, exc.detail))
+            elif isinstance(res, ProtocolError):
+                rejections.append((item, topic.device, res.reason, res.detail))
         if missed:
             with self.store.transaction() as tx:
                 for kid in kids:
@@ -202,7 +218,7 @@ class Ingest:
     ) -> list[Output]:
         devices = self._lock_devices(tx, {v.key.device_id for v in verified})
         statuses = self._key_statuses(tx, {v.key.kid for v in verified})
-        stored: list[Output] = []
+        stored: list[_Out] = []
         commands: list[Command] = []
         pending: list[tuple[_Verified, _DeviceRow, actions.Plan]] = []
         for v in verified:
@@ -247,9 +263,19 @@ class Ingest:
             result.rejected[reason.value] += 1
             stored.extend(self._reject(tx, item, device, reason, detail))
         self._save_devices(tx, devices)
-        self._store_outputs(tx, stored)
         acks = [self._ack(tx, d) for d in devices.values() if d.ack]
-        return stored + acks
+        outputs = self._seal_all(stored + acks)
+        self._store_outputs(tx, outputs)
+        return outputs
+
+    def _seal_all(self, pending: list[_Out]) -> list[Output]:
+        """Sign the batch's outputs (threads did not pay here: the Python around the crypto
+        holds the GIL; several bridge processes in a share group scale instead)."""
+        payloads = [self.publisher.seal(p.message) for p in pending]
+        return [
+            Output(p.topic, data, p.retain, (p.message.sender, p.message.seq) if p.stored else None)
+            for p, data in zip(pending, payloads, strict=True)
+        ]
 
     # ---- steps --------------------------------------------------------------------------------
 
@@ -305,7 +331,7 @@ class Ingest:
         v: _Verified,
         dev: _DeviceRow,
         msg: m.Report | m.Trigger,
-        stored: list[Output],
+        stored: list[_Out],
     ) -> actions.Plan | Reason | None:
         dev.ack = dev.touched = True
         verdict_reason = dev.data.verdict(msg.seq)
@@ -335,7 +361,7 @@ class Ingest:
         dev: _DeviceRow,
         msg: m.Report | m.Trigger,
         anomalies: frozenset[str],
-        stored: list[Output],
+        stored: list[_Out],
         tx: Transaction,
     ) -> actions.Plan:
         verdict = judge(msg.risk_pm, dev.streak, anomalies, self.thresholds)
@@ -364,7 +390,7 @@ class Ingest:
             return actions.Plan(verdict, (), "internal_error", 0)
 
     def _session(
-        self, tx: Transaction, v: _Verified, dev: _DeviceRow, msg: m.Message, stored: list[Output]
+        self, tx: Transaction, v: _Verified, dev: _DeviceRow, msg: m.Message, stored: list[_Out]
     ) -> Reason | None:
         dev.touched = True
         if isinstance(msg, m.Enrollment):
@@ -404,7 +430,7 @@ class Ingest:
         v: _Verified,
         dev: _DeviceRow,
         msg: m.Enrollment,
-        stored: list[Output],
+        stored: list[_Out],
     ) -> Reason | None:
         try:
             new_kid = self.registry.rotate(tx, msg, v.key.kid, v.item.received_ms)
@@ -414,14 +440,7 @@ class Ingest:
         cmd = self.publisher.make(
             m.Command, tx, device=dev.device_id, command="rotate", args={"confirm_kid": new_kid}
         )
-        stored.append(
-            Output(
-                topics.command(dev.fleet, dev.device_id, "rotate"),
-                self.publisher.seal(cmd),
-                False,
-                (cmd.sender, cmd.seq),
-            )
-        )
+        stored.append(_Out(topics.command(dev.fleet, dev.device_id, "rotate"), cmd))
         return None
 
     def _run_pool(self, tx: Transaction, commands: list[Command]) -> list[Outcome]:
@@ -435,7 +454,7 @@ class Ingest:
         dev: _DeviceRow,
         plan: actions.Plan,
         outcomes: dict[str, Outcome],
-    ) -> Output:
+    ) -> _Out:
         msg = v.message
         assert isinstance(msg, m.Report | m.Trigger)
         ran = [outcomes[c.key] for c in plan.commands if c.key in outcomes]
@@ -457,9 +476,9 @@ class Ingest:
             received_ms=v.item.received_ms,
         )
         topic = topics.pool(dev.fleet, dev.user, Channel.POOL_DECISION)
-        return Output(topic, self.publisher.seal(decision), False, (decision.sender, decision.seq))
+        return _Out(topic, decision)
 
-    def _pool_state(self, tx: Transaction, fleet: str, user: str, outcome: Outcome) -> Output:
+    def _pool_state(self, tx: Transaction, fleet: str, user: str, outcome: Outcome) -> _Out:
         view = outcome.view
         assert view is not None
         state = self.publisher.make(
@@ -475,7 +494,7 @@ class Ingest:
             version=view.version,
         )
         topic = topics.pool(fleet, user, Channel.POOL_STATE)
-        return Output(topic, self.publisher.seal(state), True, (state.sender, state.seq))
+        return _Out(topic, state, retain=True)
 
     def _risk(
         self,
@@ -486,7 +505,7 @@ class Ingest:
         detail: str,
         device_seq: int,
         risk_pm: int,
-    ) -> Output:
+    ) -> _Out:
         note = self.publisher.make(
             m.Risk,
             tx,
@@ -498,11 +517,11 @@ class Ingest:
             risk_pm=risk_pm,
         )
         topic = topics.risk(dev.fleet, dev.device_id)
-        return Output(topic, self.publisher.seal(note), False, (note.sender, note.seq))
+        return _Out(topic, note)
 
     def _reject(
         self, tx: Transaction, item: Inbound, device: str | None, reason: Reason, detail: str
-    ) -> list[Output]:
+    ) -> list[_Out]:
         if reason is not Reason.REPLAY:  # duplicates are normal after a reconnect: count only
             tx.execute(
                 "INSERT INTO rejections (received_ms, topic, device_id, reason, detail, envelope) "
@@ -531,7 +550,7 @@ class Ingest:
             reason=reason.value,
             detail=detail[:256],
         )
-        return [Output(topic, self.publisher.seal(note), False, (note.sender, note.seq))]
+        return [_Out(topic, note)]
 
     def _save_devices(self, tx: Transaction, devices: dict[str, _DeviceRow]) -> None:
         now = self.wall_ms()
@@ -569,9 +588,7 @@ class Ingest:
                 rows,
             )
 
-    def _ack(self, tx: Transaction, dev: _DeviceRow) -> Output:
+    def _ack(self, tx: Transaction, dev: _DeviceRow) -> _Out:
         """Built in the transaction, published after the commit (the window is durable then)."""
         ack = self.publisher.make(m.Ack, tx, device=dev.device_id, ack_seq=dev.data.contiguous)
-        return Output(
-            topics.device(dev.fleet, dev.device_id, Channel.ACK), self.publisher.seal(ack)
-        )
+        return _Out(topics.device(dev.fleet, dev.device_id, Channel.ACK), ack, stored=False)

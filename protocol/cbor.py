@@ -33,12 +33,16 @@ def dumps(obj: object) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
-def loads(data: bytes, *, tag: int | None = None) -> Plain:
+def loads(data: bytes, *, tag: int | None = None, plain: bool = True) -> Any:
     """Decode exactly one data item from `data` into plain Python values.
 
     With `tag`, the item must be that tag (for COSE_Sign1, 18), which is removed; a missing or
     different tag raises ProtocolError(NOT_COSE). Anything malformed, trailing, duplicated or
     unsupported raises ProtocolError(BAD_CBOR).
+
+    `plain=False` skips the walk over the result (it returns what cbor2 made, tuples and
+    frozendicts included): for callers that check every value they use themselves, such as the
+    message schema and the COSE parser, on the hot path.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ProtocolError(Reason.BAD_CBOR, "input is not bytes")
@@ -55,7 +59,7 @@ def loads(data: bytes, *, tag: int | None = None) -> Plain:
         if not isinstance(item, cbor2.CBORTag) or item.tag != tag:
             raise ProtocolError(Reason.NOT_COSE, f"expected an item with tag {tag}")
         item = item.value
-    return _plain(item, 0)
+    return _plain(item, 0) if plain else item
 
 
 _SCALARS = (str, bytes, bool, type(None))

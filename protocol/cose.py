@@ -10,8 +10,9 @@ fully-specified identifier of RFC 9864).
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import cbor2
@@ -54,18 +55,56 @@ def kid_for(public_key: bytes | nacl.signing.VerifyKey) -> bytes:
     return hashlib.sha256(raw).digest()[:KID_LEN]
 
 
+def _bstr_head(n: int) -> bytes:
+    """The head of a byte string of length n (RFC 8949 section 3: major type 2, shortest)."""
+    if n < 24:
+        return bytes((0x40 | n,))
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    if n < 0x1_0000_0000:
+        return b"\x5a" + n.to_bytes(4, "big")
+    return b"\x5b" + n.to_bytes(8, "big")
+
+
+_SIGNATURE1 = b"\x84" + cbor2.dumps("Signature1")  # array(4), "Signature1"
+_SIGN1_HEAD = b"\xd2\x84"  # tag 18, array(4)
+_EMPTY_MAP = b"\xa0"
+_SIG_HEAD = b"\x58\x40"  # bstr(64)
+
+
 def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
-    """The bytes that are signed (RFC 9052 section 4.4, context "Signature1")."""
-    return cbor.dumps(["Signature1", protected, external_aad, payload])
+    """The bytes that are signed (RFC 9052 section 4.4, context "Signature1"): the
+    deterministic CBOR of ["Signature1", protected, external_aad, payload], built directly."""
+    return b"".join((
+        _SIGNATURE1,
+        _bstr_head(len(protected)), protected,
+        _bstr_head(len(external_aad)), external_aad,
+        _bstr_head(len(payload)), payload,
+    ))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1024)
+def _protected_for(kid: bytes) -> bytes:
+    return cbor.dumps({HDR_ALG: ALG_EDDSA, HDR_KID: kid})
 
 
 def sign1(payload: bytes, key: nacl.signing.SigningKey, kid: bytes) -> bytes:
-    """Sign `payload` and return the tagged COSE_Sign1 message."""
+    """Sign `payload` and return the tagged COSE_Sign1 message (deterministic CBOR, built
+    directly: tag 18, [protected, {}, payload, signature])."""
     if not 1 <= len(kid) <= MAX_KID_LEN:
         raise ProtocolError(Reason.BAD_HEADER, f"kid must be 1-{MAX_KID_LEN} bytes")
-    protected = cbor.dumps({HDR_ALG: ALG_EDDSA, HDR_KID: bytes(kid)})
+    protected = _protected_for(bytes(kid))
+    payload = bytes(payload)
     signature = key.sign(sig_structure(protected, payload)).signature
-    return cbor.dumps(cbor2.CBORTag(TAG_SIGN1, [protected, {}, bytes(payload), signature]))
+    return b"".join((
+        _SIGN1_HEAD,
+        _bstr_head(len(protected)), protected,
+        _EMPTY_MAP,
+        _bstr_head(len(payload)), payload,
+        _SIG_HEAD, signature,
+    ))  # fmt: skip
 
 
 def verify1(message: bytes, resolve: Resolver) -> Signed:
@@ -78,17 +117,13 @@ def verify1(message: bytes, resolve: Resolver) -> Signed:
         raise ProtocolError(Reason.NOT_COSE, "message is not bytes")
     if len(message) > MAX_ENVELOPE_BYTES:
         raise ProtocolError(Reason.OVERSIZE, f"{len(message)} bytes, limit {MAX_ENVELOPE_BYTES}")
-    item = cbor.loads(bytes(message), tag=TAG_SIGN1)
-    if not isinstance(item, list) or len(item) != 4:
-        raise ProtocolError(Reason.NOT_COSE, "COSE_Sign1 is an array of four items")
-    protected, unprotected, payload, signature = item
-    if not isinstance(protected, bytes) or not isinstance(unprotected, dict):
-        raise ProtocolError(Reason.NOT_COSE, "headers must be a bstr and a map")
-    if not isinstance(payload, bytes):
-        raise ProtocolError(Reason.NOT_COSE, "payload must be attached as a bstr")
-    if not isinstance(signature, bytes) or len(signature) != 64:
+    protected, unprotected, payload, signature = _parts(message)
+    if type(signature) is not bytes or len(signature) != 64:
         raise ProtocolError(Reason.BAD_SIGNATURE, "an Ed25519 signature is 64 bytes")
-    alg, kid = _protected_header(protected, unprotected)
+    if HDR_ALG in unprotected or HDR_KID in unprotected:
+        # RFC 9052 section 3: a label must not appear in both buckets; ours live in protected.
+        raise ProtocolError(Reason.BAD_HEADER, "alg and kid belong in the protected header")
+    alg, kid = _protected_header(protected)
     key = resolve(kid)
     if key is None:
         raise ProtocolError(Reason.UNKNOWN_DEVICE, f"no key for kid {kid.hex()}")
@@ -104,13 +139,25 @@ def verify1(message: bytes, resolve: Resolver) -> Signed:
 def peek_payload(message: bytes) -> bytes:
     """The payload of a COSE_Sign1 WITHOUT verifying it: only for finding which key to verify
     with (a self-signed enrollment names its own key) or re-signing one's own messages."""
-    item = cbor.loads(bytes(message), tag=TAG_SIGN1)
-    if not isinstance(item, list) or len(item) != 4 or not isinstance(item[2], bytes):
+    return _parts(message)[2]
+
+
+def _parts(message: bytes) -> tuple[bytes, Mapping[object, object], bytes, object]:
+    item = cbor.loads(bytes(message), tag=TAG_SIGN1, plain=False)
+    if type(item) not in (list, tuple) or len(item) != 4:
         raise ProtocolError(Reason.NOT_COSE, "COSE_Sign1 is an array of four items")
-    return item[2]
+    protected, unprotected, payload, signature = item
+    if type(protected) is not bytes or not isinstance(unprotected, Mapping):
+        raise ProtocolError(Reason.NOT_COSE, "headers must be a bstr and a map")
+    if type(payload) is not bytes:
+        raise ProtocolError(Reason.NOT_COSE, "payload must be attached as a bstr")
+    return protected, unprotected, payload, signature
 
 
-def _protected_header(protected: bytes, unprotected: dict[object, object]) -> tuple[int, bytes]:
+@functools.lru_cache(maxsize=4096)
+def _protected_header(protected: bytes) -> tuple[int, bytes]:
+    """(alg, kid) of a protected header; cached, since a sender's header never changes (a
+    refusal is an exception, which is not cached)."""
     try:
         header = cbor.loads(protected)
     except ProtocolError as exc:
@@ -120,9 +167,6 @@ def _protected_header(protected: bytes, unprotected: dict[object, object]) -> tu
     if HDR_CRIT in header:
         # RFC 9052 section 3.1: we understand no critical extension, so we must refuse.
         raise ProtocolError(Reason.BAD_HEADER, "critical header parameters are not supported")
-    if HDR_ALG in unprotected or HDR_KID in unprotected:
-        # RFC 9052 section 3: a label must not appear in both buckets; ours live in protected.
-        raise ProtocolError(Reason.BAD_HEADER, "alg and kid belong in the protected header")
     alg = header.get(HDR_ALG)
     if isinstance(alg, bool) or not isinstance(alg, int | str):
         raise ProtocolError(Reason.BAD_HEADER, "protected header has no alg")

@@ -98,6 +98,18 @@ def _schema(cls: type) -> Schema:
     return schema
 
 
+_CHECKS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _checks(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(attribute, bound check) per CBOR field of a record class, cached: construction runs
+    these for every message on the bridge's hot path."""
+    checks = _CHECKS.get(cls)
+    if checks is None:
+        checks = _CHECKS[cls] = tuple((name, typ.check) for _k, name, typ, _r in _schema(cls))
+    return checks
+
+
 def _defaults(cls: type) -> dict[str, Any]:
     """Default value per optional field of a record class, cached."""
     defaults = _DEFAULTS.get(cls)
@@ -116,10 +128,10 @@ class _Record:
     """Shared machinery: validate on construction, encode to a map, decode from one."""
 
     def __post_init__(self) -> None:
-        for _key, name, typ, _required in _schema(type(self)):
+        for name, check in _checks(type(self)):
             value = getattr(self, name)
             try:
-                checked = typ.check(value)
+                checked = check(value)
             except ValueError as exc:
                 raise ProtocolError(
                     Reason.BAD_FIELD, f"{type(self).__name__}.{name} {exc}"
@@ -444,8 +456,9 @@ def decode(payload: bytes) -> Message:
         raise ProtocolError(Reason.BAD_CBOR, "payload is not bytes")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ProtocolError(Reason.OVERSIZE, f"{len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
-    data = cbor.loads(bytes(payload))
-    if not isinstance(data, dict):
+    # Every field the schema knows is checked by its type below, so the generic walk is skipped.
+    data = cbor.loads(bytes(payload), plain=False)
+    if type(data) is not dict:
         raise ProtocolError(Reason.NOT_A_MAP, f"payload is a {type(data).__name__}, not a map")
     version = data.get(KEY_VERSION)
     if version is None:

@@ -74,6 +74,7 @@ class Mosquitto:
             "log_type notice",
             "log_type information",
             f"max_queued_messages {self.max_queued_messages}",
+            "set_tcp_nodelay true",
         ]
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise it drops to 'mosquitto', who cannot write here

@@ -44,6 +44,21 @@ def test_round_trip(payload: bytes) -> None:
     assert (signed.payload, signed.kid, signed.alg) == (payload, KID, cose.ALG_EDDSA)
 
 
+@given(st.binary(max_size=70_000), st.binary(max_size=300), st.binary(max_size=30))
+def test_sig_structure_is_the_deterministic_cbor_of_the_array(
+    payload: bytes, protected: bytes, aad: bytes
+) -> None:
+    expected = cbor2.dumps(["Signature1", protected, aad, payload], canonical=True)
+    assert cose.sig_structure(protected, payload, aad) == expected
+
+
+@given(st.binary(max_size=70_000), st.binary(min_size=1, max_size=64))
+def test_sign1_bytes_are_the_deterministic_cbor_of_the_message(payload: bytes, kid: bytes) -> None:
+    message = cose.sign1(payload, KEY, kid)
+    item = cbor2.loads(message)
+    assert cbor2.dumps(cbor2.CBORTag(18, list(item.value)), canonical=True) == message
+
+
 def test_wire_layout() -> None:
     item = cbor2.loads(cose.sign1(b"\xa0", KEY, KID))
     assert item.tag == 18
