@@ -95,16 +95,53 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         dest="pool_command", metavar="SUBCOMMAND", parser_class=_OneLineParser
     )
 
-    def cmd(name: str, help_text: str, parent: argparse.ArgumentParser = change) -> Any:
+    def cmd(
+        name: str,
+        help_text: str,
+        parent: argparse.ArgumentParser = change,
+        user: bool = True,
+        aliases: tuple[str, ...] = (),
+    ) -> Any:
         p = sub.add_parser(
-            name, help=help_text, description=f"{help_text}. {FEN_HELP}.", parents=[parent]
+            name,
+            help=help_text,
+            description=f"{help_text}. {FEN_HELP}.",
+            parents=[parent],
+            aliases=list(aliases),
         )
-        if parent is change:
-            p.add_argument("user", help="the pool's user id: 1-64 of [A-Za-z0-9._-]")
+        if user:
+            p.add_argument(
+                "--user", required=True, help="the pool's user id: 1-64 of [A-Za-z0-9._-]"
+            )
         return p
 
+    def amount(p: Any, required: bool = True, help_text: str = "amount, fen") -> None:
+        p.add_argument(
+            "--amount",
+            "--amount-fen",
+            dest="amount_fen",
+            type=fen,
+            required=required,
+            help=help_text,
+        )
+
+    def hold_id(p: Any) -> None:
+        p.add_argument(
+            "--hold",
+            dest="hold_id",
+            metavar="HOLD_ID",
+            help="the hold's id (default: its idempotency key)",
+        )
+
     p = cmd("open", "approve a credit line (or reopen a closed one)")
-    p.add_argument("--limit-fen", type=fen, required=True, help="the credit limit, fen")
+    p.add_argument(
+        "--limit",
+        "--limit-fen",
+        dest="limit_fen",
+        type=fen,
+        required=True,
+        help="the credit limit, fen",
+    )
     p.add_argument("--rate-bps", type=count, help="annual rate, basis points (default: policy)")
     p.set_defaults(
         run=_command(
@@ -113,7 +150,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
 
     p = cmd("draw", "draw money now")
-    p.add_argument("amount_fen", type=fen, metavar="AMOUNT_FEN", help="amount, fen")
+    amount(p)
     p.add_argument(
         "--installments", type=count, default=0, help="periods of a 0 %% plan (policy: 12)"
     )
@@ -131,32 +168,32 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
 
     p = cmd("repay", "repay: billed interest, accrued interest, principal, then installments")
-    p.add_argument("amount_fen", type=fen, metavar="AMOUNT_FEN", help="amount, fen")
+    amount(p)
     p.set_defaults(run=_command(lambda a, u, k: c.Repay(user=u, key=k, amount_fen=a.amount_fen)))
 
-    p = cmd("hold", "reserve credit until confirmed, released or expired")
-    p.add_argument("hold_id", metavar="HOLD_ID", help="the caller's id of the hold")
-    p.add_argument("amount_fen", type=fen, metavar="AMOUNT_FEN", help="amount, fen")
+    p = cmd("hold", "reserve credit until confirmed, voided or expired")
+    hold_id(p)
+    amount(p)
     p.add_argument("--ttl-ms", type=fen, help="lifetime in ms (default: policy)")
     p.set_defaults(
         run=_command(
             lambda a, u, k: c.PlaceHold(
-                user=u, key=k, hold_id=a.hold_id, amount_fen=a.amount_fen, ttl_ms=a.ttl_ms
+                user=u, key=k, hold_id=a.hold_id or k, amount_fen=a.amount_fen, ttl_ms=a.ttl_ms
             )
         )
     )
 
-    p = cmd("confirm", "turn a hold into a draw (all of it, or --amount-fen)")
-    p.add_argument("hold_id", metavar="HOLD_ID", help="the caller's id of the hold")
-    p.add_argument("--amount-fen", type=fen, help="confirm less than held; the rest is released")
+    p = cmd("confirm", "turn a hold into a draw (all of it, or --amount)")
+    p.add_argument("--hold", dest="hold_id", metavar="HOLD_ID", required=True, help="the hold's id")
+    amount(p, required=False, help_text="confirm less than held (fen); the rest is released")
     p.set_defaults(
         run=_command(
             lambda a, u, k: c.ConfirmHold(user=u, key=k, hold_id=a.hold_id, amount_fen=a.amount_fen)
         )
     )
 
-    p = cmd("release", "void a hold")
-    p.add_argument("hold_id", metavar="HOLD_ID", help="the caller's id of the hold")
+    p = cmd("void", "void a hold (release it unused)", aliases=("release",))
+    p.add_argument("--hold", dest="hold_id", metavar="HOLD_ID", required=True, help="the hold's id")
     p.set_defaults(run=_command(lambda a, u, k: c.ReleaseHold(user=u, key=k, hold_id=a.hold_id)))
 
     p = cmd("freeze", "stop draws and holds (repayments still work)")
@@ -172,30 +209,40 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         cmd(name, help_text).set_defaults(run=_command(_simple(kind)))
 
     p = cmd("set-limit", "operator limit change (not below what is used or held)")
-    p.add_argument("limit_fen", type=fen, metavar="LIMIT_FEN")
+    p.add_argument(
+        "--limit",
+        "--limit-fen",
+        dest="limit_fen",
+        type=fen,
+        required=True,
+        help="the new limit, fen",
+    )
     p.set_defaults(run=_command(lambda a, u, k: c.SetLimit(user=u, key=k, limit_fen=a.limit_fen)))
 
     p = cmd("mileage", "report EV kilometres in the last month (picks the rate tier)")
-    p.add_argument("km", type=count, metavar="KM")
+    p.add_argument("--km", type=count, required=True, help="kilometres in the last month")
     p.set_defaults(run=_command(lambda a, u, k: c.ReportMileage(user=u, key=k, km_per_month=a.km)))
 
     p = cmd("life-stage", "a life-stage event adjusts the limit")
-    p.add_argument("event", choices=[e.value for e in c.LifeEvent])
+    p.add_argument("--event", required=True, choices=[e.value for e in c.LifeEvent])
     p.set_defaults(run=_command(lambda a, u, k: c.LifeStage(user=u, key=k, event=a.event)))
 
-    p = cmd("show", "show one pool", common)
-    p.add_argument("user")
-    p.set_defaults(run=_show)
-    cmd("list", "list every pool", common).set_defaults(run=_list)
-    p = cmd("events", "a pool's events, oldest first", common)
-    p.add_argument("user")
+    cmd("show", "show one pool", common).set_defaults(run=_show)
+    cmd("statement", "the pool's statement: interest, minimum due, due date", common).set_defaults(
+        run=_statement
+    )
+    cmd("list", "list every pool", common, user=False).set_defaults(run=_list)
+    p = cmd("history", "a pool's events, oldest first", common, aliases=("events",))
     p.add_argument("--since", type=count, default=0, help="only after this version")
     p.set_defaults(run=_events)
-    cmd("audit", "check every pool against the ledger and the invariants", common).set_defaults(
-        run=_audit
-    )
     cmd(
-        "policy", "print the effective policy as TOML (every key, its value and help)", common
+        "audit", "check every pool against the ledger and the invariants", common, user=False
+    ).set_defaults(run=_audit)
+    cmd(
+        "policy",
+        "print the effective policy as TOML (every key, its value and help)",
+        common,
+        user=False,
     ).set_defaults(run=_policy)
     return pool  # type: ignore[no-any-return]
 
@@ -249,9 +296,19 @@ def _command(
     return run
 
 
+BALANCES = ("status", "limit_fen", "available_fen", "outstanding_fen", "held_fen", "rate_bps")
+
+
 def _print_outcome(outcome: Outcome, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(outcome.to_json(), indent=1))
+        doc = outcome.to_json()
+        view = doc.get("view") or {}
+        # `result` and the balances at the top level, for scripts; the full view beside them.
+        print(
+            json.dumps(
+                {"result": doc["result"], **{k: view.get(k) for k in BALANCES}, **doc}, indent=1
+            )
+        )
         return
     replay = " (replayed: this key was already used)" if outcome.replayed else ""
     print(f"{outcome.result.value}: {outcome.kind} {outcome.user}{replay}")
@@ -280,7 +337,40 @@ def _show(args: argparse.Namespace) -> int:
     if view is None:
         print(f"cloud-bridge pool: no pool for user {args.user!r}", file=sys.stderr)
         return 1
-    print(json.dumps(view.to_json(), indent=1) if args.json else _describe(view))
+    print(
+        json.dumps({"result": "ok", **view.to_json()}, indent=1) if args.json else _describe(view)
+    )
+    return 0
+
+
+@_guard
+def _statement(args: argparse.Namespace) -> int:
+    service = _service(args)
+    try:
+        view = service.get(c.check_user(args.user))
+    finally:
+        service.store.close()
+    if view is None:
+        print(f"cloud-bridge pool: no pool for user {args.user!r}", file=sys.stderr)
+        return 1
+    keys = (
+        "outstanding_fen",
+        "interest_fen",
+        "accrued_interest_fen",
+        "min_due_fen",
+        "due_ms",
+        "next_statement_ms",
+        "on_time_cycles",
+        "rate_bps",
+        "limit_fen",
+    )
+    doc = {k: v for k, v in view.to_json().items() if k in keys}
+    if args.json:
+        print(json.dumps({"result": "ok", "user": view.user, **doc}, indent=1))
+    else:
+        print(f"statement of {view.user}")
+        for k in keys:
+            print(f"  {k:22} {doc.get(k)}")
     return 0
 
 

@@ -80,6 +80,10 @@ def test_zero_loss_across_broker_outage_and_agent_sigkill(
             return st["link"] == "connected" and st["backlog"] == 0 and int(st["last_ack"]) > 300
 
         assert wait(drained, 60), (dev.status(), dev.log()[-3000:])
+        # Quiet the device (a signed config command), so the end state is exact.
+        bridge.send_command("rig-1", "config", {"report.interval_s": 3600})
+        time.sleep(1)
+        assert wait(drained, 30)
     finally:
         if dev.proc:
             dev.stop()

@@ -32,47 +32,63 @@ def db(store_url: str) -> str:
 def test_a_pool_lifecycle_from_the_command_line(
     capsys: pytest.CaptureFixture[str], db: str
 ) -> None:
-    assert cli(capsys, "pool", "open", "alice", "--limit-fen", "100_000", "--db", db)[0] == 0
-    code, out, _ = cli(
-        capsys, "pool", "draw", "alice", "60000", "--key", "k1", "--db", db, "--json"
-    )
-    assert code == 0 and json.loads(out)["view"]["available_fen"] == 40_000
-    code, out, _ = cli(
-        capsys, "pool", "draw", "alice", "60000", "--key", "k1", "--db", db, "--json"
-    )
+    assert cli(capsys, "pool", "open", "--user", "alice", "--limit", "100_000", "--db", db)[0] == 0
+    draw = ("pool", "draw", "--user", "alice", "--amount", "60000")
+    code, out, _ = cli(capsys, *draw, "--key", "k1", "--db", db, "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["result"] == "ok" and doc["available_fen"] == 40_000
+    assert (doc["limit_fen"], doc["outstanding_fen"], doc["held_fen"]) == (100_000, 60_000, 0)
+    code, out, _ = cli(capsys, *draw, "--key", "k1", "--db", db, "--json")
     assert code == 0 and json.loads(out)["replayed"] is True
-    code, out, _ = cli(capsys, "pool", "draw", "alice", "60000", "--db", db)
+    code, out, _ = cli(capsys, *draw, "--db", db)
     assert code == 1 and out.startswith("exceeds_credit: draw alice")
-    assert cli(capsys, "pool", "hold", "alice", "order-1", "30000", "--db", db)[0] == 0
-    assert (
-        cli(capsys, "pool", "confirm", "alice", "order-1", "--amount-fen", "10000", "--db", db)[0]
-        == 0
-    )
-    assert cli(capsys, "pool", "repay", "alice", "70000", "--db", db)[0] == 0
-    assert cli(capsys, "pool", "freeze", "alice", "--reason", "fraud", "--db", db)[0] == 0
-    code, out, _ = cli(capsys, "pool", "show", "alice", "--json", "--db", db)
+    hold = ("pool", "hold", "--user", "alice", "--key", "order-1", "--amount", "30000")
+    assert cli(capsys, *hold, "--db", db)[0] == 0
+    confirm = ("pool", "confirm", "--user", "alice", "--hold", "order-1", "--amount", "10000")
+    assert cli(capsys, *confirm, "--db", db)[0] == 0
+    assert cli(capsys, "pool", "repay", "--user", "alice", "--amount", "70000", "--db", db)[0] == 0
+    freeze = ("pool", "freeze", "--user", "alice", "--reason", "fraud")
+    assert cli(capsys, *freeze, "--db", db)[0] == 0
+    code, out, _ = cli(capsys, "pool", "show", "--user", "alice", "--json", "--db", db)
     view = json.loads(out)
     assert (view["status"], view["outstanding_fen"], view["version"]) == ("frozen", 0, 6)
-    code, out, _ = cli(capsys, "pool", "events", "alice", "--since", "4", "--db", db)
+    code, out, _ = cli(capsys, "pool", "history", "--user", "alice", "--since", "4", "--db", db)
     assert [line.split()[2] for line in out.splitlines()] == ["repaid", "frozen"]
     code, out, _ = cli(capsys, "pool", "audit", "--db", db)
     assert code == 0 and "audited 1 pools: clean" in out
     code, out, _ = cli(capsys, "pool", "list", "--db", db)
     assert out.startswith("alice [frozen] limit 100000 fen")
+    code, out, _ = cli(capsys, "pool", "statement", "--user", "alice", "--json", "--db", db)
+    doc = json.loads(out)
+    assert code == 0 and doc["outstanding_fen"] == 0 and doc["limit_fen"] == 100_000
+    hold = ("pool", "hold", "--user", "alice", "--hold", "h2", "--amount", "500")
+    assert cli(capsys, *hold, "--db", db)[0] == 1  # frozen: a refusal is exit 1
+    void = ("pool", "void", "--user", "alice", "--hold", "h2", "--json")
+    code, out, _ = cli(capsys, *void, "--db", db)
+    assert code == 1 and json.loads(out)["result"] == "hold_not_found"
 
 
 @pytest.mark.parametrize(
     ("argv", "code", "says"),
     [
-        (["draw", "alice", "12.50"], 2, "1 yuan = 100 fen"),
-        (["draw", "alice", "-5"], 2, "error"),
-        (["draw", "bad user", "100"], 2, "user must be"),
-        (["open", "alice"], 2, "--limit-fen"),
-        (["life-stage", "alice", "divorce"], 2, "invalid choice"),
+        (["draw", "--user", "alice", "--amount", "12.50"], 2, "1 yuan = 100 fen"),
+        (["draw", "--user", "alice", "--amount", "-5"], 2, "error"),
+        (["draw", "--user", "bad user", "--amount", "100"], 2, "user must be"),
+        (["draw", "--amount", "100"], 2, "--user"),
+        (["open", "--user", "alice"], 2, "--limit"),
+        (["life-stage", "--user", "alice", "--event", "divorce"], 2, "invalid choice"),
         (["frobnicate"], 2, "invalid choice"),
-        (["show", "nobody"], 1, "no pool for user 'nobody'"),
-        (["show", "alice", "--db", "postgresql://nobody@127.0.0.1:1/x"], 3, "cannot connect"),
-        (["show", "alice", "--policy", "/nonexistent.toml"], 2, "cannot read policy file"),
+        (["show", "--user", "nobody"], 1, "no pool for user 'nobody'"),
+        (
+            ["show", "--user", "alice", "--db", "postgresql://nobody@127.0.0.1:1/x"],
+            3,
+            "cannot connect",
+        ),
+        (
+            ["show", "--user", "alice", "--policy", "/nonexistent.toml"],
+            2,
+            "cannot read policy file",
+        ),
     ],
 )
 def test_errors_are_one_line_with_a_non_zero_exit(
@@ -103,7 +119,7 @@ def test_the_installed_console_script_runs(tmp_path: Path) -> None:
     argv = [str(script)] if script.exists() else [sys.executable, "-m", "cloud_bridge.cli"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [*argv, "pool", "open", "bob", "--limit-fen", "20000"],
+        [*argv, "pool", "open", "--user", "bob", "--limit", "20000"],
         cwd=tmp_path, capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -39,18 +39,20 @@ def test_adding_a_migration_file_is_all_it_takes(store_url: str, tmp_path: Path)
         (root / store.dialect).mkdir(parents=True)
         for m in available(store.dialect):
             (root / store.dialect / f"{m.name}.sql").write_text(m.sql)
-        (root / store.dialect / "002_ingest.sql").write_text(
-            "-- the bridge's next table\nCREATE TABLE ingest (device TEXT PRIMARY KEY,\n"
-            "  seq BIGINT NOT NULL);\nCREATE INDEX ingest_seq ON ingest (seq);\n"
+        nxt = max(m.version for m in available(store.dialect)) + 1
+        added = root / store.dialect / f"{nxt:03d}_probe.sql"
+        added.write_text(
+            "-- a next table\nCREATE TABLE probe (device TEXT PRIMARY KEY,\n"
+            "  seq BIGINT NOT NULL);\nCREATE INDEX probe_seq ON probe (seq);\n"
         )
         with store.transaction() as tx:
-            assert migrate(tx, root) == [2]
+            assert migrate(tx, root) == [nxt]
             assert migrate(tx, root) == []
-            tx.execute("INSERT INTO ingest (device, seq) VALUES (?, ?)", ("d1", 5))
-        (root / store.dialect / "002_ingest.sql").rename(root / store.dialect / "002_x.sql")
-        (root / store.dialect / "003_y.sql").write_text("SELECT 1;")
+            tx.execute("INSERT INTO probe (device, seq) VALUES (?, ?)", ("d1", 5))
+        added.rename(root / store.dialect / f"{nxt:03d}_x.sql")
+        (root / store.dialect / f"{nxt + 1:03d}_y.sql").write_text("SELECT 1;")
         with pytest.raises(StoreError, match=r"two migrations|NNN"), store.transaction() as tx:
-            (root / store.dialect / "003-bad.sql").write_text("")
+            (root / store.dialect / f"{nxt + 1:03d}-bad.sql").write_text("")
             migrate(tx, root)
 
 
