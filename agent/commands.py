@@ -98,7 +98,8 @@ class CommandHandler:
                 return "refused: confirm_kid is not the pending key"
             new = keys.promote_pending(key_file)
             self.agent.signer.key = new
-            resigned = self.agent.outbox.resign(self.agent.signer.seal)
+            resigned = self.agent.outbox.resign(self.agent.signer.sign)
+            self.agent.link.forget_numbered()
             generation = int(str(self.agent.outbox.get_json("key_generation", 1))) + 1
             self.agent.outbox.put_json("key_generation", generation)
             self.rotation_file.unlink(missing_ok=True)

@@ -57,7 +57,7 @@ class MqttConfig:
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
     refused_cap_s: float = 4.0
-    inflight_max: int = 32
+    inflight_max: int = 64
     ack_timeout_s: float = 10.0
 
     @property
@@ -240,14 +240,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "backoff_base_s": Key(0.5, _num(0.05, 60), "backoff_base_s = 0.5"),
         "backoff_cap_s": Key(30.0, _num(1, 3600), "backoff_cap_s = 30"),
         "refused_cap_s": Key(4.0, _num(0.1, 3600), "refused_cap_s = 4"),
-        "inflight_max": Key(32, _int(1, 64), "inflight_max = 32 (at most 64: the replay window)"),
+        "inflight_max": Key(64, _int(1, 64), "inflight_max = 64 (at most 64: the replay window)"),
         "ack_timeout_s": Key(10.0, _num(0.5, 600), "ack_timeout_s = 10"),
     },
     "bridge": {
         "public_key": Key(None, _hex32, 'public_key = "<64 hex digits from cloud-bridge init>"'),
     },
     "report": {
-        "interval_s": Key(60.0, _num(0.01, 86_400), "interval_s = 60"),
+        "interval_s": Key(60.0, _num(0.001, 86_400), "interval_s = 60"),
         "status_interval_s": Key(1.0, _num(0.1, 3600), "status_interval_s = 1"),
     },
     "sensors": {

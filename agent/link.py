@@ -52,8 +52,20 @@ class Signer:
     def __init__(self, key: nacl.signing.SigningKey) -> None:
         self.key = key
 
+    @property
+    def key(self) -> nacl.signing.SigningKey:
+        return self._key
+
+    @key.setter
+    def key(self, key: nacl.signing.SigningKey) -> None:
+        self._key, self._kid = key, cose.kid_for(key.verify_key)
+
     def seal(self, message: m.Message) -> bytes:
-        return envelope.seal(message, self.key)
+        return envelope.seal(message, self._key)
+
+    def sign(self, payload: bytes) -> bytes:
+        """The envelope of an already encoded payload."""
+        return cose.sign1(payload, self._key, self._kid)
 
 
 @dataclass
@@ -109,6 +121,9 @@ class Link(threading.Thread):
         self._bridge_key = nacl.signing.VerifyKey(cfg.bridge_public_key)
         self._inflight: set[int] = set()
         self._inflight_lock = threading.Lock()
+        self._session: int | None = None
+        self._sent_ever = 0  # highest number ever published (to count retransmissions)
+        self._ahead: list[Entry] = []  # numbered, not yet published in this session
         self._acked = 0
         self._acked_stored = 0
         self._assigned_hi = 0
@@ -179,7 +194,11 @@ class Link(threading.Thread):
             self._stop.wait(min(0.05, self._next_attempt - now))
             return
         mq = self.cfg.mqtt
-        session = self.outbox.next_session()
+        # A session number is spent only by a connection the broker accepted: failed attempts
+        # reuse it (a refused connection never saw the will), so an outage costs no writes.
+        if self._session is None:
+            self._session = self.outbox.next_session()
+        session = self._session
         self.status.session = session
         will = self.signer.seal(self._death(session, "lost"))
         self._client.will_set(
@@ -220,6 +239,7 @@ class Link(threading.Thread):
             self.status.last_error = f"CONNACK {reason}"
             return
         self._connack = True
+        self._session = None  # the next connection gets a new session number
         self.backoff.reset()
         sock = client.socket()
         if isinstance(sock, socket.socket):  # no Nagle: small QoS 1 packets go out at once
@@ -239,6 +259,7 @@ class Link(threading.Thread):
         self._acked = max(self._acked, self.outbox.resume_seq() - 1, stats.last_ack)
         st.acked = self._acked
         st.sent_hi = self._acked  # resend every unacked message on this session
+        self._ahead = []
         self._last_progress = self.clock()
         for topic_filter in topics.device_inbox_filters(self.cfg.fleet, self.cfg.device_id):
             client.subscribe(topic_filter, qos=1)
@@ -266,6 +287,9 @@ class Link(threading.Thread):
             )
 
     def _drain(self) -> None:
+        """Publish what the windows allow: numbered messages not yet sent in this session
+        first (retransmissions, or numbered ahead), then number a whole flow window at once
+        (one durable commit per window, not per message)."""
         st = self.status
         if not st.bridge_online:
             return
@@ -276,17 +300,27 @@ class Link(threading.Thread):
             budget = min(budget, limit_hi - st.sent_hi)
             if budget <= 0:
                 return
-            entries = self.outbox.sent_after(st.sent_hi, budget)
-            if entries:
-                st.retransmitted += len(entries)
+            if self._ahead and self._ahead[0].seq == st.sent_hi + 1:
+                entries, self._ahead = self._ahead[:budget], self._ahead[budget:]
             else:
-                entries = self.outbox.assign(budget, self.signer.seal)
-                if not entries:
+                entries = self.outbox.sent_after(st.sent_hi, budget)
+            if not entries:
+                numbered = self.outbox.assign(limit_hi - self._assigned_hi, self.signer.sign)
+                if not numbered:
                     return
+                self._assigned_hi = max(self._assigned_hi, numbered[-1].seq or 0)
+                self._ahead = numbered  # just numbered: publish them without reading back
+                continue
+            if entries[0].seq is not None and entries[0].seq <= self._sent_ever:
+                st.retransmitted += sum(1 for e in entries if (e.seq or 0) <= self._sent_ever)
             for entry in entries:
                 self._publish_entry(entry)
             st.sent_hi = max(st.sent_hi, entries[-1].seq or 0)
-            self._assigned_hi = max(self._assigned_hi, st.sent_hi)
+            self._sent_ever = max(self._sent_ever, st.sent_hi)
+
+    def forget_numbered(self) -> None:
+        """The outbox's envelopes changed (re-signed after a rotation): read them again."""
+        self._ahead = []
 
     def _publish_entry(self, entry: Entry) -> None:
         channel = Channel.TRIGGER if entry.kind == m.Kind.TRIGGER else Channel.REPORT
@@ -315,6 +349,7 @@ class Link(threading.Thread):
                 self._acked,
             )
             st.sent_hi = self._acked
+            self._ahead = []
             self._last_progress = self.clock()
 
     def _flush_acks(self, force: bool = False) -> None:

@@ -1,10 +1,14 @@
 """The durable outbox: every message is committed here before it is published, and leaves only
 when a bridge-signed ack covers it.
 
-SQLite in WAL mode with `synchronous=FULL`: a commit survives a kill and a power cut. Messages
-are stored unsigned and unnumbered; a data sequence number is assigned (and the message signed
-and stored again) when it is first transmitted, so the numbers on the wire stay contiguous even
-though reports are coalesced and emergencies jump the queue (docs/protocol.md section 4).
+SQLite in WAL mode. Every commit survives a kill of the process. The commits that must also
+survive a power cut are fsynced (`synchronous=FULL`): triggers, and the numbering of messages at
+transmission, so a sequence number can never come back with other content; a periodic report or
+an ack committed just before a power cut may be undone (a sample fewer, or a duplicate the
+bridge drops). Messages are stored unsigned and unnumbered; a data sequence number is assigned
+(and the message signed and stored again) when it is first transmitted, so the numbers on the
+wire stay contiguous even though reports are coalesced and emergencies jump the queue
+(docs/protocol.md section 4).
 
 Counters (boot, next data sequence number, session) live in the database and are mirrored to a
 small reservation file, so that a corrupt database, moved aside, never makes a number repeat.
@@ -91,6 +95,8 @@ class Outbox:
         self._mirror = path.with_name(path.name + ".counters.json")
         self.recovered_from: Path | None = None
         self._lock = threading.RLock()  # the sensing thread puts, the link thread drains
+        self._durable = True
+        self._boot = 0
 
     # ---- opening, corruption and counters -----------------------------------------------------
 
@@ -136,6 +142,7 @@ class Outbox:
                     session=mirror.get("session", 0),
                 )
             boot = counters["boot"] + 1
+            self._boot = boot
             next_seq = max(counters["next_seq"], 1)
             self._set(db, boot=boot, next_seq=next_seq, session=counters["session"])
         floor = max(mirror.get("seq_floor", 0), next_seq + SEQ_BLOCK)
@@ -172,9 +179,15 @@ class Outbox:
         os.replace(tmp, self._mirror)
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. `durable=False` commits without an fsync (WAL mode: safe
+        against a crash of the process; a power cut may undo it until the next durable
+        commit, which makes every earlier one durable too)."""
         with self._lock:
             try:
+                if durable != self._durable:
+                    self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                    self._durable = durable
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
@@ -196,8 +209,8 @@ class Outbox:
 
     @property
     def boot(self) -> int:
-        with self._read() as db:
-            return self._counters(db)["boot"]
+        """This run's boot number (fixed once the outbox is open)."""
+        return self._boot
 
     def next_session(self) -> int:
         """A new session number (one per connect), durable before it is used."""
@@ -215,7 +228,8 @@ class Outbox:
         Reports (kind 3) may be coalesced; triggers are always stored.
         """
         body = messages.encode(replace(message, seq=0))
-        with self._tx() as db:
+        # A periodic report lost to a power cut is just a sample fewer; a trigger is not.
+        with self._tx(durable=message.KIND != messages.Kind.REPORT) as db:
             stored = True
             if message.KIND == messages.Kind.REPORT and self._full(db):
                 stored = self._thin_reports(db)
@@ -249,8 +263,9 @@ class Outbox:
 
     # ---- messages out -------------------------------------------------------------------------
 
-    def assign(self, limit: int, sign: Callable[[Message], bytes]) -> list[Entry]:
-        """Number, sign and store up to `limit` unsent messages, emergencies first."""
+    def assign(self, limit: int, sign: Callable[[bytes], bytes]) -> list[Entry]:
+        """Number, sign and store up to `limit` unsent messages, emergencies first, in one
+        durable transaction. `sign` makes the envelope of an encoded payload."""
         if limit <= 0:
             return []
         out: list[Entry] = []
@@ -264,13 +279,13 @@ class Outbox:
                 return []
             seq = self._counters(db)["next_seq"]
             for row_id, kind, priority, created_ms, body in rows:
-                envelope = sign(replace(messages.decode(body), seq=seq))
-                db.execute(
-                    "UPDATE outbox SET seq = ?, envelope = ? WHERE id = ?",
-                    (seq, envelope, row_id),
-                )
+                envelope = sign(messages.with_seq(body, seq))  # no decode, no re-encode
                 out.append(Entry(row_id, kind, priority, created_ms, seq, envelope))
                 seq += 1
+            db.executemany(
+                "UPDATE outbox SET seq = ?, envelope = ? WHERE id = ?",
+                [(e.seq, e.envelope, e.id) for e in out],
+            )
             floor = self._read_mirror().get("seq_floor", 0)
             if seq > floor:
                 self._write_mirror(seq_floor=seq + SEQ_BLOCK)
@@ -289,23 +304,23 @@ class Outbox:
 
     def ack(self, ack_seq: int) -> int:
         """Delete every numbered message <= ack_seq; returns how many went. Older acks no-op."""
-        with self._tx() as db:
+        # An ack undone by a power cut only means the bridge sees a duplicate, which it drops.
+        with self._tx(durable=False) as db:
             if ack_seq <= self._counters(db)["last_ack"]:
                 return 0
             cur = db.execute("DELETE FROM outbox WHERE seq IS NOT NULL AND seq <= ?", (ack_seq,))
             self._set(db, last_ack=ack_seq)
             return cur.rowcount
 
-    def resign(self, sign: Callable[[Message], bytes]) -> int:
+    def resign(self, sign: Callable[[bytes], bytes]) -> int:
         """Sign every numbered, unacked message again (after a key rotation). Same seq, same
         payload: the bridge sees a duplicate at most, never different content."""
         with self._tx() as db:
             rows = db.execute("SELECT id, envelope FROM outbox WHERE seq IS NOT NULL").fetchall()
             for row_id, envelope in rows:
-                payload = cose.peek_payload(envelope)
                 db.execute(
                     "UPDATE outbox SET envelope = ? WHERE id = ?",
-                    (sign(messages.decode(payload)), row_id),
+                    (sign(cose.peek_payload(envelope)), row_id),
                 )
         return len(rows)
 

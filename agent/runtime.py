@@ -30,6 +30,8 @@ from protocol import messages as m
 log = logging.getLogger(__name__)
 
 PRIORITY_REPORT = 0
+POLL_S = 1.0
+"""Sensors are polled and trigger rules evaluated once a second, whatever the report interval."""
 PRIORITY_REPLY = 100
 
 
@@ -69,6 +71,8 @@ class Agent:
             cfg, outbox, signer, self._birth, self.commands, on_connect=self.handler.on_connect
         )
         self.status_path = cfg.data_dir / "status.json"
+        self.spool_dir = cfg.data_dir / "events"
+        self._spool_mtime = 0
 
     # ---- messages -----------------------------------------------------------------------------
 
@@ -146,13 +150,13 @@ class Agent:
 
     def run(self, stop: threading.Event) -> None:
         self.link.start()
-        poll_s = min(1.0, self.cfg.report_interval_s)
+        poll_s = POLL_S
         next_poll = next_report = next_status = time.monotonic()
         try:
             while not stop.is_set():
                 now = time.monotonic()
                 self._handle_commands()
-                if now >= next_poll:
+                if now >= next_poll or self._spool_changed():
                     self.poll()
                     next_poll = now + poll_s
                 # A config command may have shortened the interval: never wait longer than it.
@@ -173,6 +177,15 @@ class Agent:
             self.write_status(stopped=True)
             self.source.close()
             self.outbox.close()
+
+    def _spool_changed(self) -> bool:
+        """An explicit emergency was queued: poll now, not at the next second (one stat)."""
+        try:
+            mtime = os.stat(self.spool_dir).st_mtime_ns
+        except OSError:
+            return False
+        changed, self._spool_mtime = mtime != self._spool_mtime, mtime
+        return changed
 
     def _handle_commands(self) -> None:
         while True:

@@ -106,6 +106,7 @@ def test_emergency_jumps_the_queue(tmp_path: Path, broker: Mosquitto):
     try:
         assert wait(lambda: dev.status()["unsent"] >= 40, 30)
         cli("emergency", "--config", str(dev.config), "--kind", "illness", "--amount-fen", "88800")
+        assert wait(lambda: "trigger sos (emergency) stored" in dev.log(), 10)
         assert wait(lambda: dev.status()["unsent"] >= 45, 10)
         bridge.set_online(True)
         assert bridge.wait_for(lambda g: len(g.data.get("rig-1", {})) >= 45, 30)

@@ -132,8 +132,9 @@ class Bridge:
         bridge_cli(
             "pool",
             "open",
+            "--user",
             user,
-            "--limit-fen",
+            "--limit",
             str(limit_fen),
             "--key",
             f"open-{user}",

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
+
 import cbor2
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
@@ -42,6 +45,19 @@ def test_encoding_is_rfc8949_deterministic(message: m.Message) -> None:
     keys = [cbor2.dumps(k) for k in decoded]
     assert keys == sorted(keys)
     assert b"\x9f" not in data[:1] and b"\xbf" not in data[:1]
+
+
+@given(any_message, st.integers(1, (1 << 63) - 1))
+def test_with_seq_equals_encoding_with_that_seq(message: m.Message, seq: int) -> None:
+    base = m.encode(dataclasses.replace(message, seq=0))
+    assert m.with_seq(base, seq) == m.encode(dataclasses.replace(message, seq=seq))
+
+
+def test_with_seq_refuses_what_it_cannot_patch() -> None:
+    with pytest.raises(ProtocolError):
+        m.with_seq(m.encode(report(seq=5)), 6)  # seq is not 0
+    with pytest.raises(ProtocolError):
+        m.with_seq(b"\x83\x01\x02\x03", 6)
 
 
 def test_header_keys_on_the_wire() -> None:

@@ -54,41 +54,57 @@ class Context:
     @contextlib.contextmanager
     def mosquitto(self, name: str = "broker") -> Iterator[tuple[str, int]]:
         """A private Mosquitto on an ephemeral port for the duration of the block."""
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        broker = BenchBroker(self.workdir / name)
+        broker.start()
+        try:
+            yield "127.0.0.1", broker.port
+        finally:
+            broker.stop()
+
+
+class BenchBroker:
+    """A private Mosquitto that a benchmark can stop and start again on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        work = self.workdir / f"{name}-{port}"
-        work.mkdir(parents=True)
-        conf = work / "mosquitto.conf"
+            self.port: int = sock.getsockname()[1]
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         lines = [
-            f"listener {port} 127.0.0.1",
+            f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
-            f"persistence_location {work}/",
+            f"persistence_location {workdir}/",
             "max_queued_messages 1000000",
             "max_inflight_messages 0",
             "set_tcp_nodelay true",  # Nagle + delayed ACK otherwise stalls small packets 40 ms
         ]
         if os.geteuid() == 0:
             lines.append("user root")
-        conf.write_text("\n".join(lines) + "\n")
-        proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("mosquitto did not start") from None
-                    time.sleep(0.02)
-            yield "127.0.0.1", port
-        finally:
-            proc.terminate()
-            proc.wait(10)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("mosquitto did not start") from None
+                time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
 
 
 def rss_mb() -> float:
