@@ -205,3 +205,113 @@ def test_status_reports_link_backlog_and_counters(tmp_path: Path, broker: Mosqui
     finally:
         dev.stop()
         bridge.stop()
+
+
+def test_sigkill_leaves_a_signed_death_from_the_last_will(tmp_path: Path, broker: Mosquitto):
+    dev, bridge = make(tmp_path, broker)
+    dev.start()
+    try:
+        assert bridge.wait_for(lambda g: len(g.births) == 1 and len(g.data.get("rig-1", {})) > 2)
+        dev.kill()
+        # The broker notices the dead connection and publishes the will the agent registered.
+        assert bridge.wait_for(lambda g: len(g.deaths) == 1, 10)
+    finally:
+        bridge.stop()
+    (death,) = bridge.got.deaths
+    assert death.reason == "lost" and death.seq == bridge.got.births[0].seq + 1
+
+
+def _certs(tmp: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1, made with the openssl command."""
+    import subprocess
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=tmp, check=True, capture_output=True)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (tmp / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    return tmp / "ca.pem", tmp / "server.pem", tmp / "server.key"
+
+
+def test_tls_to_the_broker_with_the_configured_ca(tmp_path: Path, broker_factory) -> None:  # type: ignore[no-untyped-def]
+    from tests.harness.mosquitto import free_port
+
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, cert, key = _certs(certs)
+    tls_port = free_port()
+    mq = broker_factory(
+        extra_config=(
+            f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+        )
+    )
+    dev, bridge = make(tmp_path, mq)  # the stand-in stays on the plain listener
+    text = dev.config.read_text().replace(mq.url, f"mqtts://127.0.0.1:{tls_port}")
+    dev.config.write_text(text.replace("[mqtt]\n", f'[mqtt]\nca_file = "{ca}"\n'))
+    dev.start()
+    try:
+        assert bridge.wait_for(lambda g: len(g.data.get("rig-1", {})) >= 3, 20), dev.log()
+    finally:
+        dev.stop()
+    # The same device with another CA refuses the broker's certificate and sends nothing.
+    (tmp_path / "certs2").mkdir()
+    other, _, _ = _certs(tmp_path / "certs2")
+    dev.config.write_text(dev.config.read_text().replace(str(ca), str(other)))
+    before = len(bridge.got.data["rig-1"])
+    dev.start("--offline-ok")
+    try:
+        assert wait(
+            lambda: (
+                "CERTIFICATE_VERIFY_FAILED" in str(dev.status()["last_error"])
+                or "certificate verify failed" in str(dev.status()["last_error"])
+            ),
+            20,
+        ), dev.status()
+        time.sleep(1)
+        assert len(bridge.got.data["rig-1"]) == before
+    finally:
+        dev.stop()
+        bridge.stop()
