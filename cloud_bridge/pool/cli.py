@@ -12,6 +12,7 @@ import re
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from cloud_bridge.errors import BridgeError
@@ -23,7 +24,6 @@ from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.pool.view import PoolView
 from cloud_bridge.store import StoreError, open_store
 
-DEFAULT_DB = "./var/bridge/bridge.sqlite3"
 FEN_HELP = "amounts are integer fen: 1 yuan = 100 fen, so 12.50 yuan is 1250"
 _INT = re.compile(r"[0-9][0-9_]*")
 
@@ -74,8 +74,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--db",
-        default=DEFAULT_DB,
-        help=f"SQLite path or postgresql:// DSN (default {DEFAULT_DB})",
+        default=None,
+        help="SQLite path or postgresql:// DSN (default: the bridge's database in --data)",
+    )
+    common.add_argument(
+        "--data",
+        type=Path,
+        default=Path("var/bridge"),
+        help="bridge data directory whose database to use when --db is not given (var/bridge)",
     )
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     common.add_argument("--policy", metavar="FILE", help="credit policy TOML (default: built in)")
@@ -274,9 +280,19 @@ def _line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
+def database(args: argparse.Namespace) -> str:
+    """--db, else the store of the bridge in --data (its bridge.toml, else bridge.sqlite3)."""
+    if args.db:
+        return str(args.db)
+    from cloud_bridge import config
+
+    toml = args.data / "bridge.toml"
+    return config.load(toml if toml.exists() else None, args.data).store_url
+
+
 def _service(args: argparse.Namespace) -> PoolService:
     policy = load_policy(args.policy)
-    return PoolService(open_store(args.db), policy)
+    return PoolService(open_store(database(args)), policy)
 
 
 def _command(
@@ -391,7 +407,7 @@ def _list(args: argparse.Namespace) -> int:
 
 @_guard
 def _events(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
+    store = open_store(database(args))
     try:
         with store.transaction() as tx:
             rows = events_of(tx, c.check_user(args.user), args.since)
@@ -408,7 +424,7 @@ def _events(args: argparse.Namespace) -> int:
 
 @_guard
 def _audit(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
+    store = open_store(database(args))
     try:
         with store.transaction() as tx:
             problems = audit(tx)
