@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 from cloud_bridge import actions
 from cloud_bridge.config import BridgeConfig
+from cloud_bridge.device_state import DeviceRow, key_statuses, lock_devices, save_devices
+from cloud_bridge.outputs import Output, Outputs, Pending
 from cloud_bridge.pool.commands import Command
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
@@ -30,7 +32,6 @@ from cloud_bridge.store.base import Store, Transaction
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
-from protocol.replay import ReplayWindow
 from protocol.topics import Channel
 
 log = logging.getLogger(__name__)
@@ -52,24 +53,6 @@ class Inbound:
     received_ns: int = 0  # monotonic, for the latency histogram
 
 
-@dataclass(frozen=True)
-class Output:
-    topic: str
-    payload: bytes
-    retain: bool = False
-    stored: tuple[str, int] | None = None  # (instance, seq) row in `outputs`, deleted on PUBACK
-
-
-@dataclass(frozen=True)
-class _Out:
-    """An output before it is signed; the batch's outputs are signed together at the end."""
-
-    topic: str
-    message: m.Message
-    retain: bool = False
-    stored: bool = True
-
-
 @dataclass
 class BatchResult:
     outputs: list[Output] = field(default_factory=list)
@@ -86,21 +69,6 @@ class _Verified:
     key: DeviceKey
     message: m.Message
     payload: bytes
-
-
-@dataclass
-class _DeviceRow:
-    device_id: str
-    fleet: str
-    user: str
-    status: str
-    data: ReplayWindow
-    session: ReplayWindow
-    streak: int
-    last_boot: int
-    online: int
-    ack: bool = False
-    touched: bool = False
 
 
 class _Miss(Exception):
@@ -125,6 +93,7 @@ class Ingest:
         self.wall_ms = wall_ms
         self.thresholds = Thresholds(cfg.step_up_pm, cfg.hold_pm, cfg.freeze_pm, cfg.freeze_after)
         self._act = True
+        self.out = Outputs(publisher, wall_ms)
 
     # ---- verification (no transaction) --------------------------------------------------------
 
@@ -216,11 +185,11 @@ class Ingest:
         rejections: list[tuple[Inbound, str | None, Reason, str]],
         result: BatchResult,
     ) -> list[Output]:
-        devices = self._lock_devices(tx, {v.key.device_id for v in verified})
-        statuses = self._key_statuses(tx, {v.key.kid for v in verified})
-        stored: list[_Out] = []
+        devices = lock_devices(tx, {v.key.device_id for v in verified})
+        statuses = key_statuses(tx, {v.key.kid for v in verified})
+        stored: list[Pending] = []
         commands: list[Command] = []
-        pending: list[tuple[_Verified, _DeviceRow, actions.Plan]] = []
+        pending: list[tuple[_Verified, DeviceRow, actions.Plan]] = []
         for v in verified:
             dev = devices.get(v.key.device_id)
             try:
@@ -257,59 +226,52 @@ class Ingest:
                     prev = states.get(o.user)
                     if prev is None or (prev[1].view and o.view.version >= prev[1].view.version):
                         states[o.user] = (dev.fleet, o)
-        for user, (fleet, o) in states.items():
-            stored.append(self._pool_state(tx, fleet, user, o))
+        for fleet, o in states.values():
+            stored.append(self.out.pool_state(tx, fleet, o))
         for item, device, reason, detail in rejections:
             result.rejected[reason.value] += 1
             stored.extend(self._reject(tx, item, device, reason, detail))
-        self._save_devices(tx, devices)
-        acks = [self._ack(tx, d) for d in devices.values() if d.ack]
-        outputs = self._seal_all(stored + acks)
-        self._store_outputs(tx, outputs)
-        return outputs
-
-    def _seal_all(self, pending: list[_Out]) -> list[Output]:
-        """Sign the batch's outputs (threads did not pay here: the Python around the crypto
-        holds the GIL; several bridge processes in a share group scale instead)."""
-        payloads = [self.publisher.seal(p.message) for p in pending]
-        return [
-            Output(p.topic, data, p.retain, (p.message.sender, p.message.seq) if p.stored else None)
-            for p, data in zip(pending, payloads, strict=True)
+        save_devices(tx, devices, self.wall_ms())
+        acks = [
+            self.out.ack(tx, d.fleet, d.device_id, d.data.contiguous)
+            for d in devices.values()
+            if d.ack
         ]
+        return self.out.seal_and_store(tx, stored + acks)
 
-    # ---- steps --------------------------------------------------------------------------------
+    def _decision(
+        self,
+        tx: Transaction,
+        v: _Verified,
+        dev: DeviceRow,
+        plan: actions.Plan,
+        outcomes: dict[str, Outcome],
+    ) -> Pending:
+        msg = v.message
+        assert isinstance(msg, m.Report | m.Trigger)
+        ran = [outcomes[c.key] for c in plan.commands if c.key in outcomes]
+        main = next((o for o in ran if not o.key.endswith(":freeze")), None) or (
+            ran[0] if ran else None
+        )
+        if not self._act and plan.commands:
+            result = "internal_error"
+        else:
+            result = main.result.value if main else "ok"
+        return self.out.decision(
+            tx,
+            dev.fleet,
+            dev.user,
+            dev.device_id,
+            msg,
+            plan.verdict.decision,
+            plan.action,
+            result,
+            plan.amount_fen,
+            plan.verdict.reasons,
+            v.item.received_ms,
+        )
 
-    def _lock_devices(self, tx: Transaction, ids: set[str]) -> dict[str, _DeviceRow]:
-        out: dict[str, _DeviceRow] = {}
-        lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
-        for device_id in sorted(ids):  # one lock order for every bridge: no deadlocks
-            row = tx.fetchone(
-                "SELECT device_id, fleet, user_id, status, data_window, session_window, "
-                f"risk_streak, last_boot, online FROM devices WHERE device_id = ?{lock}",
-                (device_id,),
-            )
-            if row is not None:
-                out[device_id] = _DeviceRow(
-                    str(row[0]),
-                    str(row[1]),
-                    str(row[2]),
-                    str(row[3]),
-                    ReplayWindow.from_bytes(bytes(row[4])),
-                    ReplayWindow.from_bytes(bytes(row[5])),
-                    int(row[6]),
-                    int(row[7]),
-                    int(row[8]),
-                )
-        return out
-
-    def _key_statuses(self, tx: Transaction, kids: set[bytes]) -> dict[bytes, str]:
-        out = {}
-        for kid in kids:
-            status = tx.scalar("SELECT status FROM device_keys WHERE kid = ?", (kid,))
-            out[kid] = str(status) if status is not None else "unknown"
-        return out
-
-    def _check(self, v: _Verified, dev: _DeviceRow | None, statuses: dict[bytes, str]) -> None:
+    def _check(self, v: _Verified, dev: DeviceRow | None, statuses: dict[bytes, str]) -> None:
         msg, topic = v.message, v.topic
         if statuses.get(v.key.kid) != "active" or dev is None or dev.status != "active":
             self.registry.forget(v.key.device_id)
@@ -329,9 +291,9 @@ class Ingest:
         self,
         tx: Transaction,
         v: _Verified,
-        dev: _DeviceRow,
+        dev: DeviceRow,
         msg: m.Report | m.Trigger,
-        stored: list[_Out],
+        stored: list[Pending],
     ) -> actions.Plan | Reason | None:
         dev.ack = dev.touched = True
         verdict_reason = dev.data.verdict(msg.seq)
@@ -358,21 +320,22 @@ class Ingest:
 
     def _verdict_plan(
         self,
-        dev: _DeviceRow,
+        dev: DeviceRow,
         msg: m.Report | m.Trigger,
         anomalies: frozenset[str],
-        stored: list[_Out],
+        stored: list[Pending],
         tx: Transaction,
     ) -> actions.Plan:
         verdict = judge(msg.risk_pm, dev.streak, anomalies, self.thresholds)
         dev.streak = verdict.streak
         if verdict.decision == FREEZE or anomalies:
             stored.append(
-                self._risk(
+                self.out.risk(
                     tx,
-                    dev,
+                    dev.fleet,
+                    dev.device_id,
                     "alert",
-                    ",".join(verdict.reasons)[:32],
+                    ",".join(verdict.reasons),
                     f"verdict {verdict.decision}",
                     msg.seq,
                     msg.risk_pm,
@@ -383,14 +346,21 @@ class Ingest:
         except Exception:  # a bug in the mapping must not block the event: store, act not
             log.exception("no pool action for %s seq %d", dev.device_id, msg.seq)
             stored.append(
-                self._risk(
-                    tx, dev, "alert", "internal_error", "no pool action", msg.seq, msg.risk_pm
+                self.out.risk(
+                    tx,
+                    dev.fleet,
+                    dev.device_id,
+                    "alert",
+                    "internal_error",
+                    "no pool action",
+                    msg.seq,
+                    msg.risk_pm,
                 )
             )
             return actions.Plan(verdict, (), "internal_error", 0)
 
     def _session(
-        self, tx: Transaction, v: _Verified, dev: _DeviceRow, msg: m.Message, stored: list[_Out]
+        self, tx: Transaction, v: _Verified, dev: DeviceRow, msg: m.Message, stored: list[Pending]
     ) -> Reason | None:
         dev.touched = True
         if isinstance(msg, m.Enrollment):
@@ -409,14 +379,13 @@ class Ingest:
             dev.online, dev.ack = 1, True
             if msg.boot < dev.last_boot:
                 stored.append(
-                    self._risk(
+                    self.out.risk(
                         tx,
-                        dev,
+                        dev.fleet,
+                        dev.device_id,
                         "alert",
                         "boot_regression",
                         f"boot {msg.boot} after {dev.last_boot}",
-                        0,
-                        0,
                     )
                 )
             dev.last_boot = max(dev.last_boot, msg.boot)
@@ -428,100 +397,27 @@ class Ingest:
         self,
         tx: Transaction,
         v: _Verified,
-        dev: _DeviceRow,
+        dev: DeviceRow,
         msg: m.Enrollment,
-        stored: list[_Out],
+        stored: list[Pending],
     ) -> Reason | None:
         try:
             new_kid = self.registry.rotate(tx, msg, v.key.kid, v.item.received_ms)
         except RegistryError as exc:
             log.warning("rotation from %s refused: %s", dev.device_id, exc)
             return Reason.BAD_FIELD
-        cmd = self.publisher.make(
-            m.Command, tx, device=dev.device_id, command="rotate", args={"confirm_kid": new_kid}
+        stored.append(
+            self.out.command(tx, dev.fleet, dev.device_id, "rotate", {"confirm_kid": new_kid})
         )
-        stored.append(_Out(topics.command(dev.fleet, dev.device_id, "rotate"), cmd))
         return None
 
     def _run_pool(self, tx: Transaction, commands: list[Command]) -> list[Outcome]:
         # The service locks the pools in user order first, so bridges cannot deadlock.
         return list(self.service.execute_many(commands, tx=tx)) if commands else []
 
-    def _decision(
-        self,
-        tx: Transaction,
-        v: _Verified,
-        dev: _DeviceRow,
-        plan: actions.Plan,
-        outcomes: dict[str, Outcome],
-    ) -> _Out:
-        msg = v.message
-        assert isinstance(msg, m.Report | m.Trigger)
-        ran = [outcomes[c.key] for c in plan.commands if c.key in outcomes]
-        main = next((o for o in ran if not o.key.endswith(":freeze")), None)
-        result = main or (ran[0] if ran else None)
-        failed = not self._act and plan.commands
-        decision = self.publisher.make(
-            m.Decision,
-            tx,
-            user=dev.user,
-            device=dev.device_id,
-            device_seq=msg.seq,
-            decision=plan.verdict.decision,
-            action=plan.action,
-            result="internal_error" if failed else result.result.value[:32] if result else "ok",
-            amount_fen=plan.amount_fen,
-            risk_pm=msg.risk_pm,
-            reasons=plan.verdict.reasons[:16],
-            received_ms=v.item.received_ms,
-        )
-        topic = topics.pool(dev.fleet, dev.user, Channel.POOL_DECISION)
-        return _Out(topic, decision)
-
-    def _pool_state(self, tx: Transaction, fleet: str, user: str, outcome: Outcome) -> _Out:
-        view = outcome.view
-        assert view is not None
-        state = self.publisher.make(
-            m.PoolState,
-            tx,
-            user=user,
-            status=view.status,
-            limit_fen=view.limit_fen,
-            available_fen=view.available_fen,
-            outstanding_fen=view.outstanding_fen,
-            held_fen=view.held_fen,
-            rate_bps=view.rate_bps,
-            version=view.version,
-        )
-        topic = topics.pool(fleet, user, Channel.POOL_STATE)
-        return _Out(topic, state, retain=True)
-
-    def _risk(
-        self,
-        tx: Transaction,
-        dev: _DeviceRow,
-        category: str,
-        reason: str,
-        detail: str,
-        device_seq: int,
-        risk_pm: int,
-    ) -> _Out:
-        note = self.publisher.make(
-            m.Risk,
-            tx,
-            device=dev.device_id,
-            category=category,
-            reason=reason[:32],
-            detail=detail[:256],
-            device_seq=max(0, device_seq),
-            risk_pm=risk_pm,
-        )
-        topic = topics.risk(dev.fleet, dev.device_id)
-        return _Out(topic, note)
-
     def _reject(
         self, tx: Transaction, item: Inbound, device: str | None, reason: Reason, detail: str
-    ) -> list[_Out]:
+    ) -> list[Pending]:
         if reason is not Reason.REPLAY:  # duplicates are normal after a reconnect: count only
             tx.execute(
                 "INSERT INTO rejections (received_ms, topic, device_id, reason, detail, envelope) "
@@ -539,56 +435,6 @@ class Ingest:
             return []
         try:
             fleet = topics.parse(item.topic).fleet
-            topic = topics.risk(fleet, device)
+            return [self.out.risk(tx, fleet, device, "rejection", reason.value, detail)]
         except ProtocolError:
             return []
-        note = self.publisher.make(
-            m.Risk,
-            tx,
-            device=device,
-            category="rejection",
-            reason=reason.value,
-            detail=detail[:256],
-        )
-        return [_Out(topic, note)]
-
-    def _save_devices(self, tx: Transaction, devices: dict[str, _DeviceRow]) -> None:
-        now = self.wall_ms()
-        rows = [
-            (
-                d.data.to_bytes(),
-                d.session.to_bytes(),
-                d.streak,
-                d.last_boot,
-                d.online,
-                now,
-                d.device_id,
-            )
-            for d in devices.values()
-            if d.touched
-        ]
-        if rows:
-            tx.executemany(
-                "UPDATE devices SET data_window = ?, session_window = ?, risk_streak = ?, "
-                "last_boot = ?, online = ?, last_seen_ms = ? WHERE device_id = ?",
-                rows,
-            )
-
-    def _store_outputs(self, tx: Transaction, outputs: list[Output]) -> None:
-        now = self.wall_ms()
-        rows = [
-            (o.stored[0], o.stored[1], o.topic, o.payload, int(o.retain), now)
-            for o in outputs
-            if o.stored
-        ]
-        if rows:
-            tx.executemany(
-                "INSERT INTO outputs (instance, seq, topic, payload, retain, created_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-
-    def _ack(self, tx: Transaction, dev: _DeviceRow) -> _Out:
-        """Built in the transaction, published after the commit (the window is durable then)."""
-        ack = self.publisher.make(m.Ack, tx, device=dev.device_id, ack_seq=dev.data.contiguous)
-        return _Out(topics.device(dev.fleet, dev.device_id, Channel.ACK), ack, stored=False)

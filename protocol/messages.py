@@ -16,7 +16,6 @@ higher major version is refused. The full CDDL is in docs/protocol.md.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -28,7 +27,6 @@ from protocol.fields import (
     Bool,
     Bytes,
     Choice,
-    FieldType,
     Id,
     Int,
     IntMap,
@@ -38,6 +36,8 @@ from protocol.fields import (
     UInt,
 )
 from protocol.replay import MAX_SEQ
+from protocol.schema import Record
+from protocol.schema import field as _f
 
 MAJOR_VERSION = 1
 MAX_PAYLOAD_BYTES = 4096
@@ -49,8 +49,6 @@ EMERGENCY_KINDS = frozenset({"illness", "disaster", "education"})
 RISK_DECISIONS = frozenset({"allow", "step_up", "hold", "freeze"})
 POOL_STATUSES = frozenset({"open", "frozen", "closed"})
 COMMANDS = frozenset({"config", "ping", "rotate", "model"})
-
-_REQUIRED = object()
 
 
 class Kind(enum.IntEnum):
@@ -69,113 +67,11 @@ class Kind(enum.IntEnum):
     ENROLLMENT = 11
 
 
-def _f(key: int, typ: FieldType | Body_, default: Any = _REQUIRED) -> Any:
-    meta = {"cbor": key, "type": typ}
-    if default is _REQUIRED:
-        return dataclasses.field(metadata=meta)
-    if isinstance(default, dict):
-        return dataclasses.field(default_factory=dict, metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
-
-
-Schema = tuple[tuple[int, str, Any, bool], ...]
-_SCHEMAS: dict[type, Schema] = {}
-_DEFAULTS: dict[type, dict[str, Any]] = {}
-
-
-def _schema(cls: type) -> Schema:
-    """(key, attribute, field type, required) per CBOR field of a record class, cached."""
-    schema = _SCHEMAS.get(cls)
-    if schema is None:
-        rows = []
-        for f in dataclasses.fields(cls):
-            if "cbor" in f.metadata:
-                required = f.default is dataclasses.MISSING and (
-                    f.default_factory is dataclasses.MISSING
-                )
-                rows.append((f.metadata["cbor"], f.name, f.metadata["type"], required))
-        schema = _SCHEMAS[cls] = tuple(rows)
-    return schema
-
-
-_CHECKS: dict[type, tuple[tuple[str, Any], ...]] = {}
-
-
-def _checks(cls: type) -> tuple[tuple[str, Any], ...]:
-    """(attribute, bound check) per CBOR field of a record class, cached: construction runs
-    these for every message on the bridge's hot path."""
-    checks = _CHECKS.get(cls)
-    if checks is None:
-        checks = _CHECKS[cls] = tuple((name, typ.check) for _k, name, typ, _r in _schema(cls))
-    return checks
-
-
-def _defaults(cls: type) -> dict[str, Any]:
-    """Default value per optional field of a record class, cached."""
-    defaults = _DEFAULTS.get(cls)
-    if defaults is None:
-        defaults = {}
-        for f in dataclasses.fields(cls):
-            if f.default is not dataclasses.MISSING:
-                defaults[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                defaults[f.name] = f.default_factory()
-        _DEFAULTS[cls] = defaults
-    return defaults
-
-
-class _Record:
-    """Shared machinery: validate on construction, encode to a map, decode from one."""
-
-    def __post_init__(self) -> None:
-        for name, check in _checks(type(self)):
-            value = getattr(self, name)
-            try:
-                checked = check(value)
-            except ValueError as exc:
-                raise ProtocolError(
-                    Reason.BAD_FIELD, f"{type(self).__name__}.{name} {exc}"
-                ) from exc
-            if checked is not value:
-                object.__setattr__(self, name, checked)
-
-    def to_map(self) -> dict[int, Any]:
-        """The CBOR map; optional fields that hold their default are left out."""
-        out: dict[int, Any] = {}
-        defaults = _defaults(type(self))
-        for key, name, typ, required in _schema(type(self)):
-            value = getattr(self, name)
-            if not required and value == defaults[name]:
-                continue
-            if isinstance(typ, Body_):
-                value = value.to_map()
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[key] = value
-        return out
-
-    @classmethod
-    def _kwargs(cls, data: dict[Any, Any]) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
-        for key, name, typ, required in _schema(cls):
-            if key not in data:
-                if required:
-                    raise ProtocolError(
-                        Reason.MISSING_FIELD, f"{cls.__name__}.{name} (key {key}) is missing"
-                    )
-                continue
-            value = data[key]
-            if isinstance(typ, Body_):
-                value = typ.decode(value, data)
-            kwargs[name] = value
-        return kwargs
-
-
 # ---- trigger bodies -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
-class Body(_Record):
+class Body(Record):
     """Base of the typed bodies of a trigger; NAME is the trigger kind on the wire (key 17)."""
 
     NAME: ClassVar[str] = ""
@@ -230,6 +126,8 @@ TRIGGER_KINDS = frozenset(BODIES)
 class Body_:
     """Field type of Trigger.body: the class is chosen by the trigger kind (key 17)."""
 
+    nested = True  # a record inside the record (protocol.schema)
+
     def check(self, value: Any) -> Body:
         if not isinstance(value, Body) or type(value) is Body:
             raise ValueError("must be a trigger body")
@@ -251,7 +149,7 @@ class Body_:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Message(_Record):
+class Message(Record):
     """Common header of every message. Subclasses set KIND and add their fields."""
 
     KIND: ClassVar[Kind]

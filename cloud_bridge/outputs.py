@@ -1,0 +1,159 @@
+"""What the bridge publishes, built inside the batch transaction and signed together.
+
+Every output is numbered by the publisher in the transaction; the ones that must survive a crash
+between commit and publish (decisions, pool states, risk notes, commands) are stored in the
+`outputs` table in the same transaction and deleted once the broker has them. Acks are not
+stored: a device that misses one resends, and the resend is acked again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cloud_bridge.pool.service import Outcome
+from cloud_bridge.publish import Publisher
+from cloud_bridge.store.base import Transaction
+from protocol import messages as m
+from protocol import topics
+from protocol.topics import Channel
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str
+    payload: bytes
+    retain: bool = False
+    stored: tuple[str, int] | None = None  # (instance, seq) row in `outputs`, deleted on PUBACK
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An output before it is signed; a batch's outputs are signed together at the end."""
+
+    topic: str
+    message: m.Message
+    retain: bool = False
+    stored: bool = True
+
+
+class Outputs:
+    def __init__(
+        self,
+        publisher: Publisher,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self.publisher = publisher
+        self.wall_ms = wall_ms
+
+    def decision(
+        self,
+        tx: Transaction,
+        fleet: str,
+        user: str,
+        device: str,
+        event: m.Report | m.Trigger,
+        decision: str,
+        action: str,
+        result: str,
+        amount_fen: int,
+        reasons: tuple[str, ...],
+        received_ms: int,
+    ) -> Pending:
+        msg = self.publisher.make(
+            m.Decision,
+            tx,
+            user=user,
+            device=device,
+            device_seq=event.seq,
+            decision=decision,
+            action=action,
+            result=result[:32],
+            amount_fen=amount_fen,
+            risk_pm=event.risk_pm,
+            reasons=reasons[:16],
+            received_ms=received_ms,
+        )
+        return Pending(topics.pool(fleet, user, Channel.POOL_DECISION), msg)
+
+    def pool_state(self, tx: Transaction, fleet: str, outcome: Outcome) -> Pending:
+        view = outcome.view
+        assert view is not None
+        msg = self.publisher.make(
+            m.PoolState,
+            tx,
+            user=outcome.user,
+            status=view.status,
+            limit_fen=view.limit_fen,
+            available_fen=view.available_fen,
+            outstanding_fen=view.outstanding_fen,
+            held_fen=view.held_fen,
+            rate_bps=view.rate_bps,
+            version=view.version,
+        )
+        return Pending(topics.pool(fleet, outcome.user, Channel.POOL_STATE), msg, retain=True)
+
+    def risk(
+        self,
+        tx: Transaction,
+        fleet: str,
+        device: str,
+        category: str,
+        reason: str,
+        detail: str = "",
+        device_seq: int = 0,
+        risk_pm: int = 0,
+    ) -> Pending:
+        msg = self.publisher.make(
+            m.Risk,
+            tx,
+            device=device,
+            category=category,
+            reason=reason[:32],
+            detail=detail[:256],
+            device_seq=max(0, device_seq),
+            risk_pm=risk_pm,
+        )
+        return Pending(topics.risk(fleet, device), msg)
+
+    def command(
+        self,
+        tx: Transaction,
+        fleet: str,
+        device: str,
+        name: str,
+        args: dict[str, int | str | bytes | bool],
+    ) -> Pending:
+        msg = self.publisher.make(m.Command, tx, device=device, command=name, args=args)
+        return Pending(topics.command(fleet, device, name), msg)
+
+    def ack(self, tx: Transaction, fleet: str, device: str, ack_seq: int) -> Pending:
+        """Built in the transaction, published after the commit (the window is durable then)."""
+        msg = self.publisher.make(m.Ack, tx, device=device, ack_seq=ack_seq)
+        return Pending(topics.device(fleet, device, Channel.ACK), msg, stored=False)
+
+    def seal_and_store(self, tx: Transaction, pending: list[Pending]) -> list[Output]:
+        """Sign the batch's outputs, store the ones that must survive a crash, keep order."""
+        outputs = [
+            Output(
+                p.topic,
+                self.publisher.seal(p.message),
+                p.retain,
+                (p.message.sender, p.message.seq) if p.stored else None,
+            )
+            for p in pending
+        ]
+        now = self.wall_ms()
+        rows = [
+            (o.stored[0], o.stored[1], o.topic, o.payload, int(o.retain), now)
+            for o in outputs
+            if o.stored
+        ]
+        if rows:
+            tx.executemany(
+                "INSERT INTO outputs (instance, seq, topic, payload, retain, created_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return outputs
