@@ -124,6 +124,11 @@ class Outbox:
         try:
             box = Outbox(db, path, 0)
             return box.stats()
+        except sqlite3.OperationalError as exc:
+            # An agent that is starting has created the file but not its tables yet.
+            if "no such table" in str(exc):
+                return None
+            raise
         finally:
             db.close()
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import nacl.signing
@@ -169,3 +170,15 @@ def test_json_state(tmp_path: Path) -> None:
     box.put_json("x", {"a": [1, 2]})
     box.close()
     assert Outbox.open(tmp_path / "o.sqlite3").get_json("x") == {"a": [1, 2]}
+
+
+def test_peek_at_an_outbox_whose_tables_are_not_created_yet(tmp_path: Path) -> None:
+    # An agent that is starting has created the file but not its schema: `edge-agent status`
+    # (and the fleet tools) then see "no outbox yet", not an OperationalError.
+    path = tmp_path / "outbox.sqlite3"
+    sqlite3.connect(path).close()
+    assert path.exists()
+    assert Outbox.peek(path) is None
+    Outbox.open(path).close()
+    stats = Outbox.peek(path)
+    assert stats is not None and stats.next_seq == 1
