@@ -1,0 +1,1 @@
+"""The demo: python -m tools.demo (see docs/demo.md)."""
