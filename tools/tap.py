@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         nonlocal seen
+        if args.count and seen >= args.count:
+            return  # the network thread may deliver one more before the loop stops
         info = describe(msg.topic, bytes(msg.payload), keys)
         print(json.dumps(info) if args.json else render(info), flush=True)
         seen += 1
