@@ -101,7 +101,8 @@ def _plain(value: Any) -> Any:
 
 
 def render(info: dict[str, Any]) -> str:
-    mark = {True: "ok ", False: "BAD"}.get(info.get("verified"), "?  ")
+    verified = info.get("verified")
+    mark = "ok " if verified is True else "BAD" if verified is False else "?  "
     head = f"[{mark}] {info['topic']}  {info.get('kind', '?')}"
     if info.get("verified"):
         head += f"  signed by {info.get('signer')}"
