@@ -246,6 +246,7 @@ def _idle_and_cpu(ctx: Context, port: int) -> list[Figure]:
     finally:
         idle.stop()
     per_report_ms = (cpu1 - cpu0) / max(1, made1 - made0) * 1000
+    hot_ms = _hot_report_ms(dev)
     return [
         Figure(
             "agent",
@@ -253,7 +254,8 @@ def _idle_and_cpu(ctx: Context, port: int) -> list[Figure]:
             rss,
             "MB",
             target="<= 40",
-            note="edge-agent run, one report per 30 s",
+            note="edge-agent run, one report per 30 s; Python + numpy + tflite-runtime alone "
+            "take 37.5 MB on this x86_64 machine",
         ),
         Figure(
             "agent",
@@ -261,9 +263,30 @@ def _idle_and_cpu(ctx: Context, port: int) -> list[Figure]:
             per_report_ms,
             "ms",
             target="<= 1",
-            note=f"{made1 - made0} reports at 50/s, whole process",
+            peer=f"the same pipeline back to back in one process: {hot_ms:.2f} ms",
+            note=f"{made1 - made0} reports at 50/s, whole process, recorded captures",
         ),
     ]
+
+
+def _hot_report_ms(dev: Device) -> float:
+    """CPU of Agent.report() (capture, fingerprint, score, encode, store) run back to back in
+    this process on the same device and captures: what the work costs with warm caches. The
+    target figure above is the honest one: reports 20 ms apart run with cold caches."""
+    from agent import config, keys
+    from agent.bootstrap import build_agent
+
+    cfg = config.load(dev.config)
+    agent = build_agent(cfg, keys.load(cfg.key_file))
+    try:
+        for _ in range(30):
+            agent.report()
+        start = time.process_time()
+        for _ in range(300):
+            agent.report()
+        return (time.process_time() - start) / 300 * 1000
+    finally:
+        agent.outbox.close()
 
 
 def _drain(ctx: Context, port: int) -> list[Figure]:

@@ -63,8 +63,9 @@ def _bare_verify_rate(seconds: float) -> float:
 class Setup:
     """A bridge data directory with DEVICES enrolled devices and their keys."""
 
-    def __init__(self, ctx: Context, port: int, store_url: str | None) -> None:
+    def __init__(self, ctx: Context, port: int, pg_dsn: str | None) -> None:
         self.data = ctx.workdir / f"bridge-{secrets.token_hex(3)}"
+        store_url = _fresh_schema(pg_dsn) if pg_dsn else None  # every setup starts empty
         _cli(
             "init",
             "--data",
@@ -275,7 +276,7 @@ def run(ctx: Context) -> list[Figure]:
     stores: list[tuple[str, str | None]] = [("SQLite", None)]
     dsn = ctx.pg_dsn or os.environ.get("CP_TEST_PG_DSN")
     if dsn:
-        stores.append(("PostgreSQL", _fresh_schema(dsn)))
+        stores.append(("PostgreSQL", dsn))
     for name, url in stores:
         with ctx.mosquitto(f"bridge-{name}") as (_host, port):
             rate, _elapsed = _throughput(ctx, port, url, n)
