@@ -80,6 +80,20 @@ def wait_port(port: int, up: bool, timeout_s: float) -> bool:
     return False
 
 
+def stop_child(proc: subprocess.Popen[bytes] | None, port: int, grace_s: float) -> None:
+    """SIGTERM, SIGKILL after `grace_s`, then wait until the port is closed."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    wait_port(port, up=False, timeout_s=5)
+
+
 def mosquitto_binary() -> str | None:
     found = shutil.which("mosquitto")
     if found:
@@ -97,13 +111,30 @@ class Mosquitto:
     name = "mosquitto"
     protocol = "5"
 
-    def __init__(self, workdir: Path, port: int = 0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int = 0,
+        *,
+        persistence: bool = True,
+        max_queued_messages: int = 10_000,
+        extra_config: str = "",
+    ) -> None:
+        """`persistence=False` makes a restart lose every queued message; `extra_config` is
+        appended to the generated mosquitto.conf (another listener, TLS files, limits)."""
         self.workdir = workdir
         self.port = port or free_port()
+        self.persistence = persistence
+        self.max_queued_messages = max_queued_messages
+        self.extra_config = extra_config
         self.binary = mosquitto_binary()
         if self.binary is None:
             raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
 
     @property
     def url(self) -> str:
@@ -122,20 +153,20 @@ class Mosquitto:
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
-            "persistence true",
+            f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",
             "log_type notice",
-            "max_queued_messages 10000",
+            f"max_queued_messages {self.max_queued_messages}",
             # Small QoS 1 packets would otherwise wait for delayed ACKs (Nagle): 40 ms stalls.
             "set_tcp_nodelay true",
         ]
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise it drops to 'mosquitto', who cannot write here
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text("\n".join(lines) + "\n")
+        conf.write_text("\n".join(lines) + "\n" + self.extra_config)
         return conf
 
     def start(self) -> None:
@@ -155,17 +186,19 @@ class Mosquitto:
 
     def stop(self) -> None:
         """Graceful stop (SIGTERM): the broker saves its persistence file first."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc, self.port, grace_s=10)
         self.proc = None
-        wait_port(self.port, up=False, timeout_s=5)
+
+    def kill(self) -> None:
+        """Crash (SIGKILL): nothing is saved."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def close(self) -> None:
         self.stop()
@@ -228,17 +261,8 @@ class Embedded:
             raise BrokerError(f"the embedded broker did not start on port {self.port}:\n{tail}")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc, self.port, grace_s=3)
         self.proc = None
-        wait_port(self.port, up=False, timeout_s=5)
 
     def close(self) -> None:
         self.stop()

@@ -6,14 +6,12 @@ import contextlib
 import os
 import platform
 import resource
-import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from tools.broker import Mosquitto
 
 
 @dataclass(frozen=True)
@@ -62,49 +60,17 @@ class Context:
             broker.stop()
 
 
-class BenchBroker:
-    """A private Mosquitto that a benchmark can stop and start again on the same port."""
+class BenchBroker(Mosquitto):
+    """The project's Mosquitto launcher (tools/broker.py) set for load: no persistence, a
+    million queued messages per offline client, no limit on messages in flight to a client."""
 
     def __init__(self, workdir: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port: int = sock.getsockname()[1]
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            f"persistence_location {workdir}/",
-            "max_queued_messages 1000000",
-            "max_inflight_messages 0",
-            "set_tcp_nodelay true",  # Nagle + delayed ACK otherwise stalls small packets 40 ms
-        ]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen(
-            [binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        super().__init__(
+            workdir,
+            persistence=False,
+            max_queued_messages=1_000_000,
+            extra_config="max_inflight_messages 0\n",
         )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("mosquitto did not start") from None
-                time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
 
 def rss_mb() -> float:
