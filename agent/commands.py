@@ -90,45 +90,52 @@ class CommandHandler:
     # ---- rotate -------------------------------------------------------------------------------
 
     def _rotate(self, args: dict[str, Any]) -> str:
-        key_file = self.agent.cfg.key_file
-        pending = keys.pending_path(key_file)
+        cfg = self.agent.cfg
+        pending = keys.pending_path(cfg.key_file)
+        generation = (self.agent.enrollment.seq if self.agent.enrollment else 1) + 1
+        old = self.agent.signer.key
         confirm = args.get("confirm_kid")
         if confirm is not None:
             if not pending.exists() or keys.kid(keys.load(pending)) != confirm:
                 return "refused: confirm_kid is not the pending key"
-            new = keys.promote_pending(key_file)
+            new = keys.load(pending)
+            # Crash-safe order: the new record first (startup finishes a promotion it names),
+            # then the key, then the stored messages (startup re-signs any left behind).
+            record = self._record(new, generation, prev_kid=keys.kid(old))
+            write_atomic(cfg.enrollment_file, envelope.seal(record, new))
+            keys.promote_pending(cfg.key_file)
             self.agent.signer.key = new
+            self.agent.enrollment = record
             resigned = self.agent.outbox.resign(self.agent.signer.sign)
             self.agent.link.forget_numbered()
-            generation = int(str(self.agent.outbox.get_json("key_generation", 1))) + 1
-            self.agent.outbox.put_json("key_generation", generation)
             self.rotation_file.unlink(missing_ok=True)
             log.info(
-                "key rotated to kid %s; %d unacked messages re-signed",
+                "key rotated to kid %s (generation %d); %d unacked messages re-signed",
                 keys.kid(new).hex(),
+                generation,
                 resigned,
             )
             return "ok"
         new_key = keys.load(pending) if pending.exists() else keys.generate(pending)
-        generation = int(str(self.agent.outbox.get_json("key_generation", 1))) + 1
-        old = self.agent.signer.key
-        enrollment = m.Enrollment(
-            sender=self.agent.cfg.device_id,
+        data = envelope.seal(self._record(new_key, generation, prev_kid=keys.kid(old)), old)
+        write_atomic(self.rotation_file, data)
+        self.agent.link.publish_signed(Channel.ENROLL, data)
+        return "pending"
+
+    def _record(self, key: Any, generation: int, prev_kid: bytes) -> m.Enrollment:
+        cfg = self.agent.cfg
+        return m.Enrollment(
+            sender=cfg.device_id,
             seq=generation,
             boot=self.agent.outbox.boot,
             ts_ms=self.agent.clock.wall_ms(),
-            fleet=self.agent.cfg.fleet,
-            device_kind=self.agent.cfg.kind,
-            public_key=bytes(new_key.verify_key),
+            fleet=cfg.fleet,
+            device_kind=cfg.kind,
+            public_key=bytes(key.verify_key),
             baseline=self.agent.assessor.baseline_wire,
-            prev_kid=keys.kid(old),
+            identity=self.agent.enrollment.identity if self.agent.enrollment else {},
+            prev_kid=prev_kid,
         )
-        data = envelope.seal(enrollment, old)
-        tmp = self.rotation_file.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, self.rotation_file)
-        self.agent.link.publish_signed(Channel.ENROLL, data)
-        return "pending"
 
     # ---- model --------------------------------------------------------------------------------
 
@@ -148,9 +155,7 @@ class CommandHandler:
         model_path = models / f"{sha.hex()[:16]}.tflite"
         meta_path = model_path.with_suffix(".json")
         for path, data in ((model_path, blob), (meta_path, meta)):
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            write_atomic(path, data)
         try:
             candidate = self.agent.assessor.with_model(model_path, meta_path)
             candidate.assess(self.agent.source.capture())  # self-test before the swap
@@ -165,6 +170,21 @@ class CommandHandler:
         )
         self.agent.assessor = candidate
         return "ok"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write whole, fsync, rename into place, fsync the directory."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fetch(url: str, sha256: bytes) -> bytes:

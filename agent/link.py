@@ -47,25 +47,28 @@ ACK_FLUSH_S = 0.1
 
 
 class Signer:
-    """The device key, swappable at run time (key rotation) without locking readers."""
+    """The device key, swappable at run time (key rotation): key and kid change together, as
+    one tuple assignment, so a reader in another thread never pairs one with the other."""
 
     def __init__(self, key: nacl.signing.SigningKey) -> None:
         self.key = key
 
     @property
     def key(self) -> nacl.signing.SigningKey:
-        return self._key
+        return self._pair[0]
 
     @key.setter
     def key(self, key: nacl.signing.SigningKey) -> None:
-        self._key, self._kid = key, cose.kid_for(key.verify_key)
+        self._pair = (key, cose.kid_for(key.verify_key))
 
     def seal(self, message: m.Message) -> bytes:
-        return envelope.seal(message, self._key)
+        key, kid = self._pair
+        return cose.sign1(m.encode(message), key, kid)
 
     def sign(self, payload: bytes) -> bytes:
         """The envelope of an already encoded payload."""
-        return cose.sign1(payload, self._key, self._kid)
+        key, kid = self._pair
+        return cose.sign1(payload, key, kid)
 
 
 @dataclass
@@ -124,6 +127,8 @@ class Link(threading.Thread):
         self._session: int | None = None
         self._sent_ever = 0  # highest number ever published (to count retransmissions)
         self._ahead: list[Entry] = []  # numbered, not yet published in this session
+        self._forget = threading.Event()
+        self._bridge_boots: dict[str, int] = {}  # newest boot seen per bridge instance
         self._acked = 0
         self._acked_stored = 0
         self._assigned_hi = 0
@@ -291,6 +296,9 @@ class Link(threading.Thread):
         first (retransmissions, or numbered ahead), then number a whole flow window at once
         (one durable commit per window, not per message)."""
         st = self.status
+        if self._forget.is_set():
+            self._forget.clear()
+            self._ahead = []
         if not st.bridge_online:
             return
         limit_hi = self._acked + WINDOW
@@ -319,8 +327,9 @@ class Link(threading.Thread):
             self._sent_ever = max(self._sent_ever, st.sent_hi)
 
     def forget_numbered(self) -> None:
-        """The outbox's envelopes changed (re-signed after a rotation): read them again."""
-        self._ahead = []
+        """The outbox's envelopes changed (re-signed after a rotation): read them again. Called
+        from the main thread; the link thread drops its copies at its next drain."""
+        self._forget.set()
 
     def _publish_entry(self, entry: Entry) -> None:
         channel = Channel.TRIGGER if entry.kind == m.Kind.TRIGGER else Channel.REPORT
@@ -398,6 +407,11 @@ class Link(threading.Thread):
             log.warning("link: dropped message on %s: %s", msg.topic, exc)
             return
         if topic.channel is Channel.BRIDGE_STATE and isinstance(message, m.BridgeState):
+            # A state from an earlier run of that bridge (a replayed old last will) is stale.
+            if message.boot < self._bridge_boots.get(message.sender, 0):
+                self.status.dropped_inbound += 1
+                return
+            self._bridge_boots[message.sender] = message.boot
             if message.online != self.status.bridge_online:
                 log.info(
                     "link: bridge %s is %s",

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent.errors import AgentError
+from agent.jsonfile import write_json_atomic
 from protocol import cose, messages
 from protocol.messages import Message
 
@@ -108,6 +109,8 @@ class Outbox:
         try:
             db = _connect(path)
         except sqlite3.DatabaseError as exc:
+            if not _corrupt(exc):  # locked, I/O, permissions, disk full: not ours to discard
+                raise OutboxError(f"cannot open the outbox {path}: {exc}") from exc
             moved = _move_aside(path, exc)
             db = _connect(path)
         box = cls(db, path, max_messages)
@@ -176,12 +179,7 @@ class Outbox:
     def _write_mirror(self, **values: int) -> None:
         current = self._read_mirror()
         current.update(values)
-        tmp = self._mirror.with_name(self._mirror.name + ".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(current, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._mirror)
+        write_json_atomic(self._mirror, current)  # fsyncs the file and its directory
 
     @contextlib.contextmanager
     def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -244,6 +242,23 @@ class Outbox:
                     (int(message.KIND), priority, message.ts_ms, body),
                 )
         return stored
+
+    def put_triggers(self, triggers: list[tuple[Message, int]], state: dict[str, object]) -> None:
+        """Store triggers (with their priorities) and the state that goes with them (the rule
+        state, the explicit events consumed) in one durable transaction: after a crash either
+        all of it happened or none, so a rule never fires twice for one event."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO outbox (kind, priority, created_ms, body) VALUES (?, ?, ?, ?)",
+                [
+                    (int(t.KIND), p, t.ts_ms, messages.encode(replace(t, seq=0)))
+                    for t, p in triggers
+                ],
+            )
+            db.executemany(
+                "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                [(k, json.dumps(v, sort_keys=True)) for k, v in state.items()],
+            )
 
     def _full(self, db: sqlite3.Connection) -> bool:
         (count,) = db.execute("SELECT count(*) FROM outbox").fetchone()
@@ -317,17 +332,19 @@ class Outbox:
             self._set(db, last_ack=ack_seq)
             return cur.rowcount
 
-    def resign(self, sign: Callable[[bytes], bytes]) -> int:
-        """Sign every numbered, unacked message again (after a key rotation). Same seq, same
-        payload: the bridge sees a duplicate at most, never different content."""
+    def resign(self, sign: Callable[[bytes], bytes], keep_kid: bytes | None = None) -> int:
+        """Sign numbered, unacked messages again (after a key rotation), all of them or those
+        not signed by `keep_kid`. Same seq, same payload: the bridge sees a duplicate at most,
+        never different content. Returns how many were re-signed."""
         with self._tx() as db:
             rows = db.execute("SELECT id, envelope FROM outbox WHERE seq IS NOT NULL").fetchall()
-            for row_id, envelope in rows:
-                db.execute(
-                    "UPDATE outbox SET envelope = ? WHERE id = ?",
-                    (sign(cose.peek_payload(envelope)), row_id),
-                )
-        return len(rows)
+            changed = [
+                (sign(cose.peek_payload(envelope)), row_id)
+                for row_id, envelope in rows
+                if keep_kid is None or cose.peek_kid(envelope) != keep_kid
+            ]
+            db.executemany("UPDATE outbox SET envelope = ? WHERE id = ?", changed)
+        return len(changed)
 
     def resume_seq(self) -> int:
         """Lowest data sequence number this device may still send (for the birth certificate)."""
@@ -379,6 +396,16 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+
+
+def _corrupt(exc: sqlite3.DatabaseError) -> bool:
+    """Only a file SQLite calls corrupt (or not a database), or one that fails quick_check,
+    is moved aside; every other error keeps the outbox and its backlog where they are."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (SQLITE_CORRUPT, SQLITE_NOTADB) or str(exc).startswith("quick_check")
 
 
 def _move_aside(path: Path, exc: Exception) -> Path:

@@ -23,7 +23,7 @@ from agent.config import AgentConfig
 from agent.jsonfile import write_json_atomic
 from agent.link import Link, Signer
 from agent.outbox import Outbox
-from agent.sensors.base import Source
+from agent.sensors.base import EventSpool, Source
 from agent.triggers import Reading, TriggerEngine
 from protocol import messages as m
 
@@ -54,12 +54,14 @@ class Agent:
         outbox: Outbox,
         signer: Signer,
         clock: Clock | None = None,
+        enrollment: m.Enrollment | None = None,
     ) -> None:
         self.cfg = cfg
         self.source = source
         self.assessor = assessor
         self.outbox = outbox
         self.signer = signer
+        self.enrollment = enrollment  # the record of the key in use (its seq: the generation)
         self.clock = clock or Clock()
         self.commands: queue.Queue[m.Command] = queue.Queue()
         saved = outbox.get_json("triggers", {})
@@ -71,7 +73,10 @@ class Agent:
             cfg, outbox, signer, self._birth, self.commands, on_connect=self.handler.on_connect
         )
         self.status_path = cfg.data_dir / "status.json"
-        self.spool_dir = cfg.data_dir / "events"
+        self.spool = EventSpool(cfg.data_dir / "events")
+        done = outbox.get_json("spool_done", [])
+        self.spool.remove(done if isinstance(done, list) else [])  # committed before a crash
+        self.spool_dir = self.spool.directory
         self._spool_mtime = 0
 
     # ---- messages -----------------------------------------------------------------------------
@@ -121,8 +126,13 @@ class Agent:
         return report
 
     def poll(self) -> list[m.Trigger]:
-        """Poll the source and store a trigger for every rule that fires."""
+        """Poll the source and the explicit-event spool; store a trigger for every rule that
+        fires, with the rule state and the consumed events, in one transaction."""
         reading = self.source.poll(self.clock.wall_ms())
+        taken = self.spool.take()
+        if taken:
+            events = reading.events + tuple(event for _path, event in taken)
+            reading = Reading(reading.ts_ms, reading.telemetry, events)
         self.reading = reading
         fired = self.triggers.evaluate(reading)
         out = []
@@ -130,7 +140,7 @@ class Agent:
             last = self.last or self.assessor.assess(self.source.capture())
             self.last = last
             for f in fired:
-                trig = m.Trigger(
+                out.append(m.Trigger(
                     **self._head(),  # type: ignore[arg-type]
                     model_id=last.model_id,
                     model_sha256=last.model_sha256,
@@ -139,11 +149,16 @@ class Agent:
                     rule=f.rule.name,
                     priority=f.rule.priority,
                     body=f.body,
-                )
-                self.outbox.put(trig, f.rule.priority)
-                out.append(trig)
-                log.info("trigger %s (%s) stored", f.rule.name, f.body.NAME)
-            self.outbox.put_json("triggers", self.triggers.state)
+                ))  # fmt: skip
+        if fired or taken:
+            done = [path.name for path, _event in taken]
+            self.outbox.put_triggers(
+                [(t, t.priority) for t in out],
+                {"triggers": self.triggers.state, "spool_done": done},
+            )
+            self.spool.remove(done)  # committed: a crash before this only repeats the removal
+            for trig in out:
+                log.info("trigger %s (%s) stored", trig.rule, trig.trigger)
         return out
 
     # ---- the loop -----------------------------------------------------------------------------
@@ -218,4 +233,4 @@ class Agent:
             "model_sha256": self.assessor.model_sha256.hex(),
             "last_risk_pm": self.last.risk_pm if self.last else None,
         }
-        write_json_atomic(self.status_path, doc)
+        write_json_atomic(self.status_path, doc, durable=False)  # rewritten every second

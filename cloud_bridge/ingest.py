@@ -35,6 +35,7 @@ from protocol.errors import ProtocolError, Reason
 from protocol.topics import Channel
 
 log = logging.getLogger(__name__)
+CONFLICT = "seq_conflict"
 
 CHANNEL_KIND = {
     Channel.REPORT: m.Report,
@@ -71,6 +72,30 @@ class _Verified:
     payload: bytes
 
 
+class RejectionLimit:
+    """At most RATE stored and published refusals per device id (as the topic names it, so
+    possibly forged) per minute; the metrics count every one. The table is cleared each
+    minute, so attacker-chosen ids cannot grow it without bound."""
+
+    RATE = 60
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.minute = 0.0
+        self.counts: dict[str | None, int] = {}
+
+    def allow(self, device: str | None) -> bool:
+        now = self.clock()
+        if now - self.minute >= 60:
+            self.minute, self.counts = now, {}
+        self.counts[device] = self.counts.get(device, 0) + 1
+        return self.counts[device] <= self.RATE
+
+    def noted(self, device: str | None) -> bool:
+        """Whether the last refusal of `device` was within the rate (call after allow)."""
+        return self.counts.get(device, 0) <= self.RATE
+
+
 class _Miss(Exception):
     """A kid that is not in the registry cache yet."""
 
@@ -93,6 +118,8 @@ class Ingest:
         self.wall_ms = wall_ms
         self.thresholds = Thresholds(cfg.step_up_pm, cfg.hold_pm, cfg.freeze_pm, cfg.freeze_after)
         self._act = True
+        self._retired: set[tuple[str, int]] = set()
+        self._limit = RejectionLimit()
         self.out = Outputs(publisher, wall_ms)
 
     # ---- verification (no transaction) --------------------------------------------------------
@@ -132,6 +159,9 @@ class Ingest:
                 return self._unseal(job[0], job[1], cached)  # type: ignore[arg-type]
             except (_Miss, ProtocolError) as exc:
                 return exc
+            except Exception as exc:  # a decoder bug must cost one message, not the batch
+                log.exception("unexpected error decoding %s", job[0].topic)
+                return ProtocolError(Reason.BAD_FIELD, f"undecodable: {type(exc).__name__}")
 
         for (item, topic), res in zip(parsed, map(attempt, parsed), strict=True):
             if isinstance(res, _Verified):
@@ -172,8 +202,12 @@ class Ingest:
         verified = self._verify(batch, result, rejections)
         started = time.perf_counter()
         self._act = act
-        with self.store.transaction() as tx:
-            outputs = self._apply(tx, verified, rejections, result)
+        try:
+            with self.store.transaction() as tx:
+                outputs = self._apply(tx, verified, rejections, result)
+        except BaseException:
+            self.publisher.invalidate()  # its block may have been reserved in this rollback
+            raise
         result.db_seconds = time.perf_counter() - started
         result.outputs = outputs + result.outputs
         return result
@@ -201,14 +235,23 @@ class Ingest:
             msg = v.message
             if isinstance(msg, m.Report | m.Trigger):
                 outcome = self._data(tx, v, dev, msg, stored)
-                if outcome is None:
-                    continue
                 if isinstance(outcome, Reason):
                     rejections.append((v.item, dev.device_id, outcome, f"sequence {msg.seq}"))
                     continue
-                pending.append((v, dev, outcome))
-                commands.extend(outcome.commands)
-                result.accepted += 1
+                plan, conflict = outcome
+                if conflict:  # refused, kept as evidence, and acted on: the pool freezes
+                    rejections.append(
+                        (
+                            v.item,
+                            dev.device_id,
+                            Reason.REPLAY,
+                            f"{CONFLICT}: sequence {msg.seq} with other content",
+                        )
+                    )
+                else:
+                    result.accepted += 1
+                pending.append((v, dev, plan))
+                commands.extend(plan.commands)
             else:
                 reason = self._session(tx, v, dev, msg, stored)
                 if reason is not None:
@@ -294,7 +337,9 @@ class Ingest:
         dev: DeviceRow,
         msg: m.Report | m.Trigger,
         stored: list[Pending],
-    ) -> actions.Plan | Reason | None:
+    ) -> tuple[actions.Plan, bool] | Reason:
+        """(plan, conflict) for a new event, or for a number reused with other content (a
+        copied key); the reason for a plain duplicate or a stale number."""
         dev.ack = dev.touched = True
         verdict_reason = dev.data.verdict(msg.seq)
         if verdict_reason is Reason.REPLAY:
@@ -304,7 +349,7 @@ class Ingest:
             )
             if old is not None and cose.peek_payload(bytes(old)) != v.payload:
                 # The same number with other content: two boards share this key.
-                return self._verdict_plan(dev, msg, frozenset({"seq_conflict"}), stored, tx)
+                return self._verdict_plan(dev, msg, frozenset({CONFLICT}), stored, tx), True
             return Reason.REPLAY
         if verdict_reason is not None:
             return verdict_reason
@@ -314,9 +359,11 @@ class Ingest:
             "VALUES (?, ?, ?, ?, ?)",
             (dev.device_id, msg.seq, int(msg.KIND), v.item.received_ms, v.item.payload),
         )
-        if v.key.generation > 1:
+        if v.key.generation > 1 and (v.key.device_id, v.key.generation) not in self._retired:
+            # The first message signed by a rotated key retires the older ones (once).
             self.registry.retire_older_keys(tx, v.key)
-        return self._verdict_plan(dev, msg, frozenset(), stored, tx)
+            self._retired.add((v.key.device_id, v.key.generation))
+        return self._verdict_plan(dev, msg, frozenset(), stored, tx), False
 
     def _verdict_plan(
         self,
@@ -418,7 +465,10 @@ class Ingest:
     def _reject(
         self, tx: Transaction, item: Inbound, device: str | None, reason: Reason, detail: str
     ) -> list[Pending]:
-        if reason is not Reason.REPLAY:  # duplicates are normal after a reconnect: count only
+        plain_duplicate = reason is Reason.REPLAY and not detail.startswith(CONFLICT)
+        if not plain_duplicate and self._limit.allow(device):
+            # Duplicates are normal after a reconnect (counted only); refusals are recorded,
+            # at most RATE per device (or per unparseable topic) a minute: garbage is cheap.
             tx.execute(
                 "INSERT INTO rejections (received_ms, topic, device_id, reason, detail, envelope) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -431,7 +481,7 @@ class Ingest:
                     item.payload[:8192],
                 ),
             )
-        if device is None or reason is Reason.REPLAY:
+        if device is None or plain_duplicate or not self._limit.noted(device):
             return []
         try:
             fleet = topics.parse(item.topic).fleet

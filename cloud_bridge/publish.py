@@ -64,6 +64,11 @@ class Publisher:
         self._next += 1
         return seq
 
+    def invalidate(self) -> None:
+        """Forget the block in hand: call after a transaction that may have reserved it rolled
+        back, so the database's counter and ours cannot hand out the same numbers twice."""
+        self._next = self._end = 0
+
     def make(self, cls: type[M], tx: Transaction | None = None, **fields: Any) -> M:
         return cls(
             sender=self.instance,

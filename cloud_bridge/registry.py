@@ -108,6 +108,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._keys: dict[bytes, DeviceKey] = {}
+        self._by_device: dict[str, set[bytes]] = {}  # so forgetting a device is O(its keys)
         self._lock = threading.Lock()
 
     # ---- enrollment and administration --------------------------------------------------------
@@ -197,7 +198,8 @@ class Registry:
             "WHERE device_id = ? AND generation < ? AND status = 'active'",
             (key.device_id, key.generation),
         )
-        self.forget(key.device_id)
+        if changed:
+            self.forget(key.device_id)
         return changed
 
     def revoke(self, tx: Transaction, device_id: str) -> int:
@@ -246,13 +248,16 @@ class Registry:
     def remember(self, key: DeviceKey) -> None:
         with self._lock:
             self._keys[key.kid] = key
+            self._by_device.setdefault(key.device_id, set()).add(key.kid)
 
     def forget(self, device_id: str | None = None) -> None:
         with self._lock:
             if device_id is None:
                 self._keys.clear()
+                self._by_device.clear()
             else:
-                self._keys = {k: v for k, v in self._keys.items() if v.device_id != device_id}
+                for kid in self._by_device.pop(device_id, ()):
+                    self._keys.pop(kid, None)
 
 
 def refuse(key: DeviceKey | None, kid: bytes) -> nacl.signing.VerifyKey | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import random
 import socket
 import ssl
 import sys
@@ -37,12 +38,13 @@ from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry
-from cloud_bridge.store import open_store
+from cloud_bridge.store import StoreConflict, open_store
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
+TRANSIENT_RETRIES = 5
 
 
 def nodelay(client: mqtt.Client) -> None:
@@ -68,7 +70,7 @@ class BridgeServer:
         self.connected = threading.Event()
         self._announce = threading.Event()  # set from the network thread, served by the worker
         self._acked_outputs: list[tuple[str, int]] = []
-        self._inflight: dict[int, tuple[str, int]] = {}
+        self._inflight: dict[int, tuple[str, int] | None] = {}  # mid -> stored row, if any
         self._early_mids: set[int] = set()
         self._republish = threading.Event()  # publish the outputs table again (reconnected)
         self._lock = threading.Lock()
@@ -163,42 +165,59 @@ class BridgeServer:
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
         # Runs inside paho's lock: only touch our own small state here.
         with self._lock:
-            row = self._inflight.pop(mid, None)
-            if row is not None:
-                self._acked_outputs.append(row)
+            if mid in self._inflight:
+                row = self._inflight.pop(mid)
+                if row is not None:
+                    self._acked_outputs.append(row)
             else:
-                self._early_mids.add(mid)  # acked before publish() could record it
+                self._early_mids.add(mid)  # acked before _send could record it
+
+    def _send(
+        self,
+        topic: str,
+        payload: bytes,
+        retain: bool = False,
+        stored: tuple[str, int] | None = None,
+    ) -> bool:
+        """Publish QoS 1 and track its PUBACK, whatever it is: every message id is recorded
+        or matched, so an early PUBACK can never be mistaken for a later message's after
+        paho's ids wrap around. False when it could not be sent (disconnected)."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        self.metrics.published.inc()
+        with self._lock:
+            if info.mid in self._early_mids:
+                self._early_mids.discard(info.mid)
+                if stored is not None:
+                    self._acked_outputs.append(stored)
+            else:
+                self._inflight[info.mid] = stored
+        return True
 
     def publish(self, outputs: list[Output]) -> None:
         """Publish after a commit. Stored outputs stay in the table until the broker has them;
         anything that cannot go out now (disconnected) is sent again after the reconnect."""
         for out in outputs:
-            info = self.client.publish(out.topic, out.payload, qos=1, retain=out.retain)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            if not self._send(out.topic, out.payload, out.retain, out.stored):
                 self._republish.set()
-                continue
-            self.metrics.published.inc()
-            if out.stored is None:
-                continue
-            with self._lock:
-                if info.mid in self._early_mids:
-                    self._early_mids.discard(info.mid)
-                    self._acked_outputs.append(out.stored)
-                else:
-                    self._inflight[info.mid] = out.stored
 
     def _forget_published(self) -> None:
         with self._lock:
             done, self._acked_outputs = self._acked_outputs, []
-            self.metrics.pending_outputs.set(len(self._inflight))
+            self.metrics.pending_outputs.set(sum(r is not None for r in self._inflight.values()))
         if done:
             with self.store.transaction() as tx:
                 tx.executemany("DELETE FROM outputs WHERE instance = ? AND seq = ?", done)
 
     def _republish_pending(self) -> None:
         with self.store.transaction() as tx:
+            # Only this instance's: another live instance publishes its own, and re-sending its
+            # rows could put an older retained pool state over its newer one.
             rows = tx.fetchall(
-                "SELECT instance, seq, topic, payload, retain FROM outputs ORDER BY created_ms, seq"
+                "SELECT instance, seq, topic, payload, retain FROM outputs WHERE instance = ? "
+                "ORDER BY created_ms, seq",
+                (self.cfg.instance,),
             )
         if rows:
             log.info("bridge: publishing %d outputs committed before the last stop", len(rows))
@@ -244,17 +263,16 @@ class BridgeServer:
             self.connected.wait(10)
             while not stop.is_set():
                 self.step()
-            while not self.inbox.empty():  # finish what was received before stopping
-                self.step()
+            for _ in range(self.inbox.qsize()):  # finish what was received before stopping
+                if not self.step():
+                    break
         finally:
             self.shutdown()
 
     def step(self) -> int:
         if self._announce.is_set() and self.connected.is_set():
             self._announce.clear()
-            self.client.publish(
-                topics.bridge_state(self.cfg.fleet), self._state(True), 1, retain=True
-            )
+            self._send(topics.bridge_state(self.cfg.fleet), self._state(True), retain=True)
         if self._republish.is_set() and self.connected.is_set():
             self._republish.clear()
             self._republish_pending()
@@ -280,10 +298,14 @@ class BridgeServer:
         stop the bridge nor hold back the others."""
         if not batch:
             return []
-        try:
-            return [self.ingest.process(batch)]
-        except Exception:
-            log.exception("bridge: batch of %d failed; retrying one by one", len(batch))
+        for attempt in range(TRANSIENT_RETRIES):
+            try:
+                return [self.ingest.process(batch)]
+            except StoreConflict:  # deadlock, serialisation failure, busy: try again
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
+            except Exception:
+                log.exception("bridge: batch of %d failed; retrying one by one", len(batch))
+                break
         results = []
         for item in batch:
             for act in (True, False):
@@ -303,10 +325,7 @@ class BridgeServer:
 
     def shutdown(self) -> None:
         if self.connected.is_set():
-            info = self.client.publish(
-                topics.bridge_state(self.cfg.fleet), self._state(False), 1, retain=True
-            )
-            info.wait_for_publish(2)
+            self._send(topics.bridge_state(self.cfg.fleet), self._state(False), retain=True)
             deadline = time.monotonic() + 2
             while self._inflight and time.monotonic() < deadline:
                 time.sleep(0.02)

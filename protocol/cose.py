@@ -142,6 +142,13 @@ def peek_payload(message: bytes) -> bytes:
     return _parts(message)[2]
 
 
+def peek_kid(message: bytes) -> bytes:
+    """The kid of a COSE_Sign1 WITHOUT verifying it (which key signed one's own stored
+    messages)."""
+    protected = _parts(message)[0]
+    return _protected_header(protected)[1]
+
+
 def _parts(message: bytes) -> tuple[bytes, Mapping[object, object], bytes, object]:
     item = cbor.loads(bytes(message), tag=TAG_SIGN1, plain=False)
     if type(item) not in (list, tuple) or len(item) != 4:

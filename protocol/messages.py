@@ -140,8 +140,8 @@ class Body_:
             raise ProtocolError(
                 Reason.BAD_FIELD, f"Trigger.trigger must be one of {', '.join(sorted(BODIES))}"
             )
-        if not isinstance(value, dict):
-            raise ProtocolError(Reason.BAD_FIELD, "Trigger.body must be a map")
+        if not isinstance(value, dict) or any(type(key) is not int for key in value):
+            raise ProtocolError(Reason.BAD_FIELD, "Trigger.body must be a map with integer keys")
         return cls(**cls._kwargs(value))
 
 
@@ -391,6 +391,9 @@ def decode(payload: bytes) -> Message:
     data = cbor.loads(bytes(payload), plain=False)
     if type(data) is not dict:
         raise ProtocolError(Reason.NOT_A_MAP, f"payload is a {type(data).__name__}, not a map")
+    if any(type(key) is not int for key in data):
+        # Only integer keys: 0.0 or True would otherwise stand in for key 0 or 1.
+        raise ProtocolError(Reason.BAD_CBOR, "message map keys must be integers")
     version = data.get(KEY_VERSION)
     if version is None:
         raise ProtocolError(Reason.MISSING_FIELD, "ver (key 0) is missing")
@@ -403,10 +406,15 @@ def decode(payload: bytes) -> Message:
     kind = data.get(KEY_KIND)
     if kind is None:
         raise ProtocolError(Reason.MISSING_FIELD, "kind (key 1) is missing")
-    if isinstance(kind, bool) or kind not in KINDS:
+    if type(kind) is not int or kind not in KINDS:
         raise ProtocolError(Reason.UNKNOWN_KIND, f"kind {kind!r}")
     cls = KINDS[kind]
-    return cls(**cls._kwargs(data))
+    try:
+        return cls(**cls._kwargs(data))
+    except ProtocolError:
+        raise
+    except (TypeError, ValueError) as exc:  # a check that met a type it did not expect
+        raise ProtocolError(Reason.BAD_FIELD, f"{cls.__name__}: {exc}") from exc
 
 
 def decode_as(payload: bytes, cls: type[M]) -> M:

@@ -47,18 +47,26 @@ class EventSpool:
         os.replace(tmp, final)
         return final
 
-    def take(self) -> tuple[Event, ...]:
+    def take(self) -> list[tuple[Path, Event]]:
+        """The queued events, oldest first, left in place until `remove` (after the caller has
+        committed what they caused). Unreadable files are dropped with a warning."""
         if not self.directory.is_dir():
-            return ()
-        events = []
+            return []
+        out = []
         for path in sorted(self.directory.glob("*.json")):
             try:
                 data = json.loads(path.read_text())
-                events.append(
-                    Event(str(data["emergency"]), "explicit", int(data.get("amount_fen", 0)))
-                )
+                event = Event(str(data["emergency"]), "explicit", int(data.get("amount_fen", 0)))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("ignoring unreadable event file %s: %s", path, exc)
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            if event.emergency in EMERGENCY_KINDS:
+                out.append((path, event))
+        return out
+
+    def remove(self, names: list[str]) -> None:
+        for name in names:
             with contextlib.suppress(OSError):
-                path.unlink()
-        return tuple(e for e in events if e.emergency in EMERGENCY_KINDS)
+                (self.directory / Path(name).name).unlink()

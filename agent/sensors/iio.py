@@ -16,7 +16,6 @@ import numpy as np
 
 from agent.errors import AgentError
 from agent.features import Capture
-from agent.sensors.base import EventSpool
 from agent.triggers import Reading
 
 G = 9.80665
@@ -33,14 +32,12 @@ class IioSource:
         device: Path,
         sample_hz: int,
         window: int,
-        spool: EventSpool,
         sleep: Callable[[float], None] = time.sleep,
         clock_us: Callable[[], int] = lambda: time.monotonic_ns() // 1000,
     ) -> None:
         self.device = device
         self.sample_hz = sample_hz
         self.window = window
-        self.spool = spool
         self.sleep = sleep
         self.clock_us = clock_us
         if not device.is_dir():
@@ -78,7 +75,7 @@ class IioSource:
         return round((raw + offset) * scale)  # IIO: milli degrees Celsius
 
     def poll(self, now_ms: int) -> Reading:
-        return Reading(now_ms, {}, self.spool.take())
+        return Reading(now_ms, {})
 
     def capture(self) -> Capture:
         names = [f"in_accel_{a}_raw" for a in AXES] + [f"in_anglvel_{a}_raw" for a in AXES]

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from agent.features import Capture
-from agent.sensors.base import EventSpool
 from agent.sensors.iio import SensorError
 from agent.triggers import Reading
 
@@ -62,13 +61,12 @@ class Mpu6050Source:
         address: int,
         sample_hz: int,
         window: int,
-        spool: EventSpool,
         sleep: Callable[[float], None] = time.sleep,
         clock_us: Callable[[], int] = lambda: time.monotonic_ns() // 1000,
     ) -> None:
         self.bus, self.address = bus, address
         self.sample_hz, self.window = sample_hz, window
-        self.spool, self.sleep, self.clock_us = spool, sleep, clock_us
+        self.sleep, self.clock_us = sleep, clock_us
         try:
             who = bus.read_byte_data(address, WHO_AM_I)
         except OSError as exc:
@@ -82,7 +80,7 @@ class Mpu6050Source:
         bus.write_byte_data(address, ACCEL_CONFIG, 0x00)
 
     def poll(self, now_ms: int) -> Reading:
-        return Reading(now_ms, {}, self.spool.take())
+        return Reading(now_ms, {})
 
     def capture(self) -> Capture:
         raw = np.zeros((self.window, 6), dtype=np.int16)

@@ -13,7 +13,6 @@ from typing import IO, Any
 import numpy as np
 
 from agent.features import Capture
-from agent.sensors.base import EventSpool
 from agent.sensors.iio import SensorError
 from agent.triggers import Reading
 
@@ -51,7 +50,7 @@ def _capture(row: dict[str, Any]) -> Capture:
 
 
 class ReplaySource:
-    def __init__(self, path: Path, spool: EventSpool) -> None:
+    def __init__(self, path: Path) -> None:
         try:
             lines = [line for line in path.read_text().splitlines() if line.strip()]
             self.rows = [json.loads(line) for line in lines]
@@ -62,13 +61,12 @@ class ReplaySource:
             raise SensorError(f"replay file {path} is not a capture recording: {exc}") from exc
         if not self.captures:
             raise SensorError(f"replay file {path} holds no captures")
-        self.spool = spool
         self._next = 0
 
     def poll(self, now_ms: int) -> Reading:
         row = self.rows[(self._next - 1) % len(self.rows)]
         telemetry = {str(k): int(v) for k, v in row.get("telemetry", {}).items()}
-        return Reading(now_ms, telemetry, self.spool.take())
+        return Reading(now_ms, telemetry)
 
     def capture(self) -> Capture:
         capture = self.captures[self._next % len(self.captures)]

@@ -1,5 +1,5 @@
 """The sim source: agent.simulator's physics for the IMU, taps and clock; appliance telemetry
-from agent.sensors.appliance; explicit emergencies from the event spool.
+from agent.sensors.appliance (explicit emergencies come from the runtime's event spool).
 
 Deterministic from `[sensors] seed` (by default derived from the device id). A clone on other
 hardware is the same config with another seed: same key and id, different board physics.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from agent.features import Capture
 from agent.sensors.appliance import Telemetry
-from agent.sensors.base import EventSpool
 from agent.simulator.device import SimDevice
 from agent.triggers import Reading
 
@@ -17,16 +16,15 @@ SIM_EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00Z: day 0 of the simulated ca
 
 
 class SimSource:
-    def __init__(self, kind: str, seed: int, day_s: float, spool: EventSpool, boot: int = 1):
+    def __init__(self, kind: str, seed: int, day_s: float, boot: int = 1):
         self.device = SimDevice(seed, kind)
         self.telemetry = Telemetry(kind, seed, day_s, SIM_EPOCH_MS)
-        self.spool = spool
         # Sessions of this boot never repeat those of earlier boots.
         self._session = boot * 1_000_000
 
     def poll(self, now_ms: int) -> Reading:
         telemetry, events = self.telemetry.read(now_ms)
-        return Reading(now_ms, telemetry, events + self.spool.take())
+        return Reading(now_ms, telemetry, events)
 
     def capture(self) -> Capture:
         self._session += 1

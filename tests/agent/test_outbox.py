@@ -182,3 +182,13 @@ def test_peek_at_an_outbox_whose_tables_are_not_created_yet(tmp_path: Path) -> N
     Outbox.open(path).close()
     stats = Outbox.peek(path)
     assert stats is not None and stats.next_seq == 1
+
+
+def test_an_outbox_that_cannot_be_opened_is_not_thrown_away(tmp_path: Path) -> None:
+    from agent.outbox import OutboxError
+
+    path = tmp_path / "o.sqlite3"
+    path.mkdir()  # not corrupt, just unopenable (like a permissions or I/O error)
+    with pytest.raises(OutboxError, match="cannot open the outbox"):
+        Outbox.open(path)
+    assert path.is_dir() and not list(tmp_path.glob("*.corrupt-*"))

@@ -64,7 +64,7 @@ def test_mpu6050__configures_the_part_and_reads_a_capture(tmp_path: Path) -> Non
     sim = SimDevice(3, "phone").capture(1)  # realistic raw samples to serve
     clock = FakeClock()
     bus = Mpu6050Bus(sim.imu_raw, temp_raw=-2000)
-    src = Mpu6050Source(bus, 0x68, 100, 256, EventSpool(tmp_path), clock.sleep, clock.now_us)
+    src = Mpu6050Source(bus, 0x68, 100, 256, clock.sleep, clock.now_us)
     assert bus.regs[PWR_MGMT_1] == 0 and bus.regs[GYRO_CONFIG] == 0 and bus.regs[ACCEL_CONFIG] == 0
     cap = src.capture()
     assert np.array_equal(cap.imu_raw, sim.imu_raw[:256])
@@ -76,9 +76,7 @@ def test_mpu6050__configures_the_part_and_reads_a_capture(tmp_path: Path) -> Non
 
 def test_mpu6050__refuses_another_part(tmp_path: Path) -> None:
     with pytest.raises(SensorError, match="not an MPU-6050"):
-        Mpu6050Source(
-            Mpu6050Bus(np.zeros((1, 6)), 0, who=0x71), 0x68, 100, 64, EventSpool(tmp_path)
-        )
+        Mpu6050Source(Mpu6050Bus(np.zeros((1, 6)), 0, who=0x71), 0x68, 100, 64)
 
 
 def _iio_tree(root: Path, accel_scale: float, gyro_scale: float) -> None:
@@ -97,7 +95,7 @@ def test_iio__reads_scales_and_samples(tmp_path: Path) -> None:
     dev = tmp_path / "iio:device0"
     _iio_tree(dev, accel_scale=9.80665 / 16384, gyro_scale=math.radians(1) / 131)
     clock = FakeClock()
-    src = IioSource(dev, 100, 64, EventSpool(tmp_path / "ev"), clock.sleep, clock.now_us)
+    src = IioSource(dev, 100, 64, clock.sleep, clock.now_us)
     cap = src.capture()
     assert cap.imu_raw.shape == (64, 6) and tuple(cap.imu_raw[0]) == (12, -40, 16384, 3, -2, 1)
     assert cap.accel_lsb_per_g == pytest.approx(16384) and cap.gyro_lsb_per_dps == pytest.approx(
@@ -117,7 +115,7 @@ def test_iio__clear_errors(tmp_path: Path, problem: str) -> None:
         else:
             (dev / "in_accel_scale").write_text("0\n")
     with pytest.raises(SensorError):
-        IioSource(dev, 100, 64, EventSpool(tmp_path / "ev"))
+        IioSource(dev, 100, 64)
 
 
 def test_replay__plays_back_what_was_recorded(tmp_path: Path) -> None:
@@ -126,14 +124,14 @@ def test_replay__plays_back_what_was_recorded(tmp_path: Path) -> None:
     with open(path, "w") as fh:
         for i in range(3):
             write_capture(fh, sim.capture(i), {"inv.milk": 40 + i})
-    src = ReplaySource(path, EventSpool(tmp_path / "ev"))
+    src = ReplaySource(path)
     caps = [src.capture() for _ in range(4)]
     assert np.array_equal(caps[0].imu_raw, sim.capture(0).imu_raw)
     assert np.array_equal(caps[3].imu_raw, caps[0].imu_raw)  # loops
     assert src.poll(1).telemetry == {"inv.milk": 40}
     path.write_text(json.dumps({"imu_raw": "nope"}) + "\n")
     with pytest.raises(SensorError, match="not a capture recording"):
-        ReplaySource(path, EventSpool(tmp_path / "ev"))
+        ReplaySource(path)
 
 
 def test_event_spool__whole_files_only_and_consumed_once(tmp_path: Path) -> None:
@@ -141,8 +139,10 @@ def test_event_spool__whole_files_only_and_consumed_once(tmp_path: Path) -> None
     spool.raise_emergency("disaster", 12_345)
     (tmp_path / "events" / ".half-written.json.tmp").write_text("{")
     (tmp_path / "events" / "junk.json").write_text("not json")
-    (event,) = spool.take()
+    ((path, event),) = spool.take()
     assert (event.emergency, event.source, event.amount_fen) == ("disaster", "explicit", 12_345)
-    assert spool.take() == ()
+    assert len(spool.take()) == 1  # still there until the caller has committed what it caused
+    spool.remove([path.name])
+    assert spool.take() == []
     with pytest.raises(ValueError):
         spool.raise_emergency("lottery")

@@ -46,8 +46,16 @@ def test_key_rotation_end_to_end(tmp_path: Path, private_broker: Mosquitto) -> N
         assert wait(rotated, 30), (kids_of(bridge, "rig-1"), dev.log()[-2000:])
         before = len(bridge.query("SELECT seq FROM events"))
         assert wait(lambda: len(bridge.query("SELECT seq FROM events")) > before + 5, 20)
+        # A rotated device restarts on its new key and enrollment record.
+        assert dev.stop() == 0
+        dev.start()
+        before = len(bridge.query("SELECT seq FROM events"))
+        assert wait(lambda: len(bridge.query("SELECT seq FROM events")) > before + 5, 20), (
+            dev.log()[-2000:]
+        )
     finally:
-        dev.stop()
+        if dev.proc:
+            dev.stop()
         bridge.stop()
     new_key = keys.load(dev.dir / "device.key")
     new_kid = cose.kid_for(new_key.verify_key).hex()
@@ -176,3 +184,25 @@ def test_rotation_record_signed_by_another_key_is_refused(
     assert bridge.query("SELECT reason FROM rejections")[0][0] == "unknown_device"
     assert len(kids_of(bridge, "rig-1")) == 1
     assert dev.device_id == "rig-1"
+
+
+def test_publisher_never_reuses_numbers_after_a_rollback(tmp_path: Path) -> None:
+    from cloud_bridge.publish import Publisher
+    from cloud_bridge.store import open_store
+
+    with open_store(str(tmp_path / "b.sqlite3")) as store:
+        pub = Publisher("bridge-x", nacl.signing.SigningKey(bytes(32)), store)
+        handed = [pub.next_seq() for _ in range(3)]
+        pub.invalidate()  # fresh block below, reserved in a transaction that will fail
+        try:
+            with store.transaction() as tx:
+                handed.append(pub.next_seq(tx))  # this number is never published
+                raise RuntimeError("the batch failed")
+        except RuntimeError:
+            pub.invalidate()  # what Ingest.process does on a rollback
+        later = [pub.next_seq() for _ in range(3)]
+        # The same instance after a restart reserves from the database: never the same numbers.
+        again = Publisher("bridge-x", nacl.signing.SigningKey(bytes(32)), store)
+        after_restart = [again.next_seq() for _ in range(3)]
+        assert min(later) > max(handed[:3])
+        assert not set(later) & set(after_restart)

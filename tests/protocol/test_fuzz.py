@@ -9,6 +9,8 @@ import random
 
 import cbor2
 import nacl.signing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol import cose, envelope
 from protocol import messages as m
@@ -138,3 +140,47 @@ def test_fuzz__only_protocol_errors() -> None:
                 ) from exc
     # Mutations that keep a message valid exist (unknown keys, re-encodings), but they are rare.
     assert accepted < TOTAL
+
+
+# ---- structure-aware: right keys, wrong shapes -----------------------------------------------
+
+
+_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(1 << 65), 1 << 65),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.binary(max_size=5),
+)
+_value = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.one_of(st.integers(0, 30), st.text(max_size=3)), inner, max_size=3),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    kind=st.one_of(st.sampled_from([k.value for k in m.Kind]), _value),
+    fields=st.dictionaries(st.integers(0, 23), _value, max_size=12),
+    odd_key=st.sampled_from([None, 0.0, True, "x", b"k"]),
+)
+def test_fuzz__known_keys_with_any_shape_raise_only_protocol_errors(
+    kind: object, fields: dict[int, object], odd_key: object
+) -> None:
+    data: dict[object, object] = {0: 1, 1: kind, **fields}
+    if odd_key is not None:
+        data[odd_key] = 1
+    try:
+        payload = cbor2.dumps(data, canonical=True)
+    except (TypeError, ValueError, cbor2.CBOREncodeError):
+        return  # not encodable at all: nothing to decode
+    try:
+        message = m.decode(payload)
+    except ProtocolError:
+        return  # the only refusal there may be
+    assert m.decode(m.encode(message)) == message  # whatever is accepted is a valid message
