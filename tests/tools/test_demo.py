@@ -83,9 +83,47 @@ def check_outcome(out: Path, proc: subprocess.CompletedProcess[str], broker: str
     assert processes_using(out) == []
 
 
-def test_the_demo_plays_every_moment_on_mosquitto(tmp_path: Path) -> None:
+def test_the_demo_plays_every_moment_on_mosquitto_and_tap_decodes_it_live(tmp_path: Path):
     out = tmp_path / "demo"
-    check_outcome(out, run_demo(out, "--broker", "mosquitto"), "mosquitto (MQTT 5)")
+    argv = [
+        sys.executable,
+        "-m",
+        "tools.demo",
+        "--duration",
+        "40",
+        "--devices",
+        "8",
+        "--no-live",
+        "--out",
+        str(out),
+        "--broker",
+        "mosquitto",
+    ]
+    demo = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert demo.stdout is not None
+    lines = []
+    for line in demo.stdout:  # the demo says how to watch it while it runs
+        lines.append(line)
+        if "watch the same broker live with:" in line:
+            break
+    tap_cmd = lines[-1].split("live with:", 1)[1].split()
+    assert tap_cmd[:3] == ["python", "-m", "tools.tap"]
+    tap = subprocess.run(
+        [sys.executable, *tap_cmd[1:], "--json", "--count", "60"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    rest, err = demo.communicate(timeout=170)
+    proc = subprocess.CompletedProcess(argv, demo.returncode, "".join(lines) + rest, err)
+    check_outcome(out, proc, "mosquitto (MQTT 5)")
+    seen = [json.loads(line) for line in tap.stdout.splitlines()]
+    assert tap.returncode == 0 and len(seen) == 60, tap.stderr
+    assert all(x["verified"] for x in seen), [x for x in seen if not x["verified"]][:3]
+    assert {"Report", "Decision", "Ack"} <= {x["kind"] for x in seen}
 
 
 def test_the_demo_plays_every_moment_on_the_embedded_broker(tmp_path: Path) -> None:
