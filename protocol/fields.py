@@ -79,7 +79,9 @@ class Choice:
     values: frozenset[str]
 
     def check(self, value: Any) -> str:
-        if not isinstance(value, str) or value not in self.values:  # type first: lists are unhashable
+        if (
+            not isinstance(value, str) or value not in self.values
+        ):  # type first: lists are unhashable
             raise ValueError(f"must be one of {', '.join(sorted(self.values))}")
         return value
 

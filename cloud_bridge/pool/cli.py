@@ -343,8 +343,8 @@ def _describe(v: PoolView) -> str:
     )
 
 
-@_guard
-def _show(args: argparse.Namespace) -> int:
+def _view(args: argparse.Namespace) -> PoolView | None:
+    """The pool of --user, or None after saying on stderr that there is none."""
     service = _service(args)
     try:
         view = service.get(c.check_user(args.user))
@@ -352,6 +352,13 @@ def _show(args: argparse.Namespace) -> int:
         service.store.close()
     if view is None:
         print(f"cloud-bridge pool: no pool for user {args.user!r}", file=sys.stderr)
+    return view
+
+
+@_guard
+def _show(args: argparse.Namespace) -> int:
+    view = _view(args)
+    if view is None:
         return 1
     print(
         json.dumps({"result": "ok", **view.to_json()}, indent=1) if args.json else _describe(view)
@@ -361,13 +368,8 @@ def _show(args: argparse.Namespace) -> int:
 
 @_guard
 def _statement(args: argparse.Namespace) -> int:
-    service = _service(args)
-    try:
-        view = service.get(c.check_user(args.user))
-    finally:
-        service.store.close()
+    view = _view(args)
     if view is None:
-        print(f"cloud-bridge pool: no pool for user {args.user!r}", file=sys.stderr)
         return 1
     keys = (
         "outstanding_fen",
