@@ -23,25 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def demo_argv(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tools.demo", "--duration", "40", "--devices", "8",
+            "--no-live", "--out", str(out), *extra]  # fmt: skip
+
+
 def run_demo(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.demo",
-            "--duration",
-            "40",
-            "--devices",
-            "8",
-            "--no-live",
-            "--out",
-            str(out),
-            *extra,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=170,
+        demo_argv(out, *extra), cwd=ROOT, capture_output=True, text=True, timeout=170
     )
 
 
@@ -85,20 +74,7 @@ def check_outcome(out: Path, proc: subprocess.CompletedProcess[str], broker: str
 
 def test_the_demo_plays_every_moment_on_mosquitto_and_tap_decodes_it_live(tmp_path: Path):
     out = tmp_path / "demo"
-    argv = [
-        sys.executable,
-        "-m",
-        "tools.demo",
-        "--duration",
-        "40",
-        "--devices",
-        "8",
-        "--no-live",
-        "--out",
-        str(out),
-        "--broker",
-        "mosquitto",
-    ]
+    argv = demo_argv(out, "--broker", "mosquitto")
     demo = subprocess.Popen(
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
