@@ -15,21 +15,25 @@ import nacl.signing
 
 from protocol import envelope
 from protocol import messages as m
+from tools.fleet.bridge import command
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    name: str, *args: str, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run console script `name` (edge-agent, cloud-bridge) to completion."""
     proc = subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
+        [*command(name), *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"edge-agent {' '.join(args)} failed:\n{proc.stderr}")
+        raise AssertionError(f"{name} {' '.join(args)} failed:\n{proc.stderr}")
     return proc
+
+
+def cli(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return run_cli("edge-agent", *args, check=check, timeout=timeout)
 
 
 @dataclass

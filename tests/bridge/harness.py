@@ -13,22 +13,13 @@ from pathlib import Path
 import nacl.signing
 
 from cloud_bridge.store import Store, open_store
-from tests.agent.harness import Device, provision
+from tests.agent.harness import Device, provision, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def bridge_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "cloud_bridge.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"cloud-bridge {' '.join(args)} failed:\n{proc.stderr}")
-    return proc
+    return run_cli("cloud-bridge", *args, check=check)
 
 
 @dataclass

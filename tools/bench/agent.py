@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -33,21 +32,11 @@ from protocol import messages as m
 from protocol.replay import ReplayWindow
 from protocol.topics import Channel
 from tools.bench.common import BenchBroker, Context, Figure, percentile
+from tools.fleet.bridge import command, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET = "bench"
 BRIDGE = nacl.signing.SigningKey(bytes(range(64, 96)))
-
-
-def _agent_cli(*args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "agent.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout
 
 
 class Device:
@@ -56,7 +45,8 @@ class Device:
     ) -> None:
         self.dir = ctx.workdir / name
         info = json.loads(
-            _agent_cli(
+            run_cli(
+                "edge-agent",
                 "provision",
                 "--device-id",
                 name,
@@ -84,7 +74,8 @@ class Device:
         if replay:
             # Recorded captures, as a real sensor would hand them over: the figure is then the
             # agent's own cost, not the physics simulator's.
-            _agent_cli(
+            run_cli(
+                "edge-agent",
                 "record",
                 "--config",
                 str(self.config),
@@ -103,9 +94,7 @@ class Device:
         log = open(self.dir / "agent.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "agent.cli",
+                *command("edge-agent"),
                 "run",
                 "--config",
                 str(self.config),
@@ -128,7 +117,9 @@ class Device:
             self.proc = None
 
     def status(self) -> dict[str, object]:
-        return dict(json.loads(_agent_cli("status", "--config", str(self.config), "--json")))
+        return dict(
+            json.loads(run_cli("edge-agent", "status", "--config", str(self.config), "--json"))
+        )
 
     def proc_stat(self) -> tuple[float, float]:
         """(cpu seconds, rss MB) of the running agent, from /proc."""

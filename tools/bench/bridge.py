@@ -12,10 +12,10 @@ On SQLite always; on PostgreSQL as well when CP_BENCH_PG_DSN (or CP_TEST_PG_DSN)
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,22 +29,12 @@ from protocol import envelope, topics
 from protocol import messages as m
 from protocol.topics import Channel
 from tools.bench.common import Context, Figure, percentile
+from tools.fleet.bridge import command, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 FLEET = "bench"
 SHA = bytes(32)
 DEVICES = 50
-
-
-def _cli(*args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "cloud_bridge.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout
 
 
 def _bare_verify_rate(seconds: float) -> float:
@@ -66,7 +56,8 @@ class Setup:
     def __init__(self, ctx: Context, port: int, pg_dsn: str | None) -> None:
         self.data = ctx.workdir / f"bridge-{secrets.token_hex(3)}"
         store_url = _fresh_schema(pg_dsn) if pg_dsn else None  # every setup starts empty
-        _cli(
+        run_cli(
+            "cloud-bridge",
             "init",
             "--data",
             str(self.data),
@@ -110,9 +101,7 @@ class Setup:
         self.log = open(self.data / "bridge.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "cloud_bridge.cli",
+                *command("cloud-bridge"),
                 "run",
                 "--data",
                 str(self.data),
@@ -202,7 +191,9 @@ def _latency(
     got: dict[tuple[str, int], float] = {}
     bridge_key = nacl.signing.VerifyKey(
         bytes.fromhex(
-            _cli("init", "--data", str(setup.data), "--json").split('"public_key": "')[1][:64]
+            json.loads(run_cli("cloud-bridge", "init", "--data", str(setup.data), "--json"))[
+                "public_key"
+            ]
         )
     )
     lock = threading.Lock()
