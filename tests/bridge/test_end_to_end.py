@@ -28,7 +28,9 @@ name = "any-low"
 kind = "restock"
 item = "milk"
 threshold_pct = 100
-full_cost_fen = 2000
+# 1,000 fen per missing percent: every hold is over the pool's smallest (100 fen), whatever
+# level the simulated calendar has reached (a 2,000 fen refill at 96 % full was 80 fen).
+full_cost_fen = 100000
 priority = 5
 cooldown_s = 0.5
 """
