@@ -102,28 +102,39 @@ N_INPUTS = len(INPUT_FEATURES)
 
 
 def extract(capture: Capture) -> Fingerprint:
-    """The fingerprint of one session: calibration, noise, clock and behaviour measures."""
-    raw = capture.imu_raw.astype(np.float64)
-    accel_g = raw[:, :3] / capture.accel_lsb_per_g
-    gyro_dps = raw[:, 3:] / capture.gyro_lsb_per_dps
-    mean_a = accel_g.mean(axis=0)
-    mean_g = gyro_dps.mean(axis=0)
-    (a_mid, a_high), (g_mid, g_high) = _band_shapes(np.hstack((accel_g, gyro_dps)))
+    """The fingerprint of one session: calibration, noise, clock and behaviour measures.
+
+    It runs once per report, so it calls numpy's ufuncs directly on all six axes at once rather
+    than its per-axis convenience methods (their Python wrappers cost more than the arithmetic
+    on 256 samples). Every step is the same operation in the same order as `x.mean(axis=0)`,
+    `x.std(axis=0)` and `np.linalg.norm`, so the fingerprint is bit for bit what those give
+    (tests/model/test_features.py holds a plain reference written with them).
+    """
+    raw = capture.imu_raw
+    n = raw.shape[0]
+    x = raw.astype(np.float64)
+    x /= _lsb_row(capture.accel_lsb_per_g, capture.gyro_lsb_per_dps)  # g and deg/s
+    mean = np.add.reduce(x, axis=0) / n
+    dev = x - mean
+    (a_mid, a_high), (g_mid, g_high) = _band_shapes(dev)
+    np.multiply(dev, dev, out=dev)
+    std = np.sqrt(np.add.reduce(dev, axis=0) / n)
+    mean_a = mean[:3]
     rate_ppb, jitter_ns = _timing(capture.imu_ts_us, capture.sample_rate_hz)
     behaviour = _behaviour(capture.tap_intervals_ms, capture.tap_holds_ms)
     return Fingerprint(
-        accel_norm_ug=_int(float(np.linalg.norm(mean_a)) * 1e6),
-        gyro_bias_x_udps=_int(mean_g[0] * 1e6),
-        gyro_bias_y_udps=_int(mean_g[1] * 1e6),
-        gyro_bias_z_udps=_int(mean_g[2] * 1e6),
-        accel_noise_ug=_int(accel_g.std(axis=0).mean() * 1e6),
-        gyro_noise_udps=_int(gyro_dps.std(axis=0).mean() * 1e6),
+        accel_norm_ug=_int(math.sqrt(float(mean_a.dot(mean_a))) * 1e6),
+        gyro_bias_x_udps=_int(float(mean[3]) * 1e6),
+        gyro_bias_y_udps=_int(float(mean[4]) * 1e6),
+        gyro_bias_z_udps=_int(float(mean[5]) * 1e6),
+        accel_noise_ug=_int(float(np.add.reduce(std[:3])) / 3 * 1e6),
+        gyro_noise_udps=_int(float(np.add.reduce(std[3:])) / 3 * 1e6),
         accel_band_mid_cdb=a_mid,
         accel_band_high_cdb=a_high,
         gyro_band_mid_cdb=g_mid,
         gyro_band_high_cdb=g_high,
-        quant_gap_milli=_quant_gap_milli(capture.imu_raw),
-        repeat_pm=_repeat_pm(capture.imu_raw),
+        quant_gap_milli=_quant_gap_milli(raw),
+        repeat_pm=_repeat_pm(raw),
         rate_ppb=rate_ppb,
         jitter_ns=jitter_ns,
         temp_mc=capture.temp_mc,
@@ -134,6 +145,14 @@ def extract(capture: Capture) -> Fingerprint:
         tc_rate_ppb_per_c=0,
         **behaviour,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _lsb_row(accel_lsb_per_g: float, gyro_lsb_per_dps: float) -> npt.NDArray[np.float64]:
+    """The divisor of each IMU column: three accelerometer sensitivities, three gyro ones."""
+    row = np.array([accel_lsb_per_g] * 3 + [gyro_lsb_per_dps] * 3, dtype=np.float64)
+    row.setflags(write=False)
+    return row
 
 
 def _median(x: npt.ArrayLike) -> float:
@@ -161,20 +180,25 @@ def _band_slices(n: int) -> tuple[slice, slice, slice]:
     return bins(*BAND_LOW), bins(*BAND_MID), bins(*BAND_HIGH)
 
 
-def _band_shapes(x: npt.NDArray[np.float64]) -> tuple[tuple[int, int], tuple[int, int]]:
+def _band_shapes(centred: npt.NDArray[np.float64]) -> tuple[tuple[int, int], tuple[int, int]]:
     """Mid- and high-band noise power relative to the low band, centi-dB, mean over the three
-    axes, for the accelerometer (columns 0-2) and the gyroscope (3-5): one FFT for both.
+    axes, for the accelerometer (columns 0-2) and the gyroscope (3-5): one FFT for both, of the
+    window less its mean.
 
     Ratios, not levels: the level is in the noise rms already, the shape is what tells a real
     sensor (flicker noise below, the anti-alias low-pass near Nyquist) from white noise.
     """
-    spectrum = np.abs(np.fft.rfft(x - x.mean(axis=0), axis=0)) ** 2
-    low, mid, high = (spectrum[band].mean(axis=0) for band in _band_slices(x.shape[0]))
+    spectrum = np.abs(np.fft.rfft(centred, axis=0))
+    np.multiply(spectrum, spectrum, out=spectrum)
+    low, mid, high = (
+        np.add.reduce(spectrum[band], axis=0) / (band.stop - band.start)
+        for band in _band_slices(centred.shape[0])
+    )
     out = []
     for cols in (slice(0, 3), slice(3, 6)):
-        lo = float(low[cols].sum()) + 1e-30
-        mi = float(mid[cols].sum()) + 1e-30
-        hi = float(high[cols].sum()) + 1e-30
+        lo = float(np.add.reduce(low[cols])) + 1e-30
+        mi = float(np.add.reduce(mid[cols])) + 1e-30
+        hi = float(np.add.reduce(high[cols])) + 1e-30
         out.append((_int(1000 * math.log10(mi / lo)), _int(1000 * math.log10(hi / lo))))
     return out[0], out[1]
 
@@ -185,19 +209,39 @@ def _quant_gap_milli(raw: npt.NDArray[np.int16]) -> int:
     A real ADC fills every code its noise reaches (gap 1); a sensor synthesised from floats
     with a coarse resolution leaves codes empty.
     """
-    steps = np.diff(np.sort(raw, axis=0), axis=0)  # one sort for all six axes
+    columns = np.ascontiguousarray(raw.T)  # one row per axis: sorts run on contiguous memory
+    columns.sort(axis=1)
+    steps = np.diff(columns, axis=1)  # int16, as the sensor's codes are
+    positive = steps > 0  # gaps between adjacent distinct values
+    counts = np.add.reduce(positive, axis=1).tolist()
+    # The other steps sort last, so each row's first `count` entries are its sorted gaps.
+    steps[~positive] = np.iinfo(np.int16).max
+    steps.sort(axis=1)
     gaps = []
-    for axis in range(raw.shape[1]):
-        distinct = steps[:, axis][steps[:, axis] > 0]  # gaps between adjacent distinct values
-        gaps.append(_median(distinct) if len(distinct) else 0.0)
-    return _int(_median(gaps) * 1000)
+    for row, count in zip(steps.tolist(), counts, strict=True):
+        h = count // 2
+        if count == 0:
+            gaps.append(0.0)
+        else:
+            gaps.append(float(row[h]) if count % 2 else (float(row[h - 1]) + float(row[h])) / 2)
+    gaps.sort()
+    return _int((gaps[2] + gaps[3]) / 2 * 1000)  # the median of the six axes
 
 
 def _repeat_pm(raw: npt.NDArray[np.int16]) -> int:
     """Per-mille of samples whose six values all equal an earlier sample of the window."""
     rows = np.ascontiguousarray(raw).view(np.dtype((np.void, raw.dtype.itemsize * 6))).ravel()
-    _, first = np.unique(rows, return_index=True)
-    return _int(1000 * (len(rows) - len(first)) / len(rows))
+    distinct = len(set(rows.tolist()))  # each row's 12 bytes
+    return _int(1000 * (len(rows) - distinct) / len(rows))
+
+
+@functools.lru_cache(maxsize=8)
+def _line_basis(n: int) -> tuple[npt.NDArray[np.float64], float]:
+    """Sample index less its mean, and that vector's squared norm (the fit's denominator)."""
+    k = np.arange(n, dtype=np.float64)
+    dk = k - k.mean()
+    dk.setflags(write=False)
+    return dk, float(dk @ dk)
 
 
 def _timing(ts_us: npt.NDArray[np.int64], sample_rate_hz: float) -> tuple[int, int]:
@@ -208,15 +252,15 @@ def _timing(ts_us: npt.NDArray[np.int64], sample_rate_hz: float) -> tuple[int, i
     network), which is a property of the board.
     """
     n = len(ts_us)
-    k = np.arange(n, dtype=np.float64)
+    dk, dk_dk = _line_basis(n)
     t = (ts_us - ts_us[0]).astype(np.float64)
     # Least squares line, closed form (np.polyfit's SVD cost more than the rest of extract).
-    k_mean, t_mean = k.mean(), t.mean()
-    dk = k - k_mean
-    slope = float(dk @ (t - t_mean)) / float(dk @ dk)
-    residual = t - t_mean - slope * dk
+    t -= np.add.reduce(t) / n
+    slope = float(dk @ t) / dk_dk
+    residual = t - slope * dk
     nominal_us = 1e6 / sample_rate_hz
-    return _int((nominal_us / slope - 1.0) * 1e9), _int(float(np.sqrt(np.mean(residual**2))) * 1e3)
+    jitter_us = math.sqrt(float(np.add.reduce(residual * residual)) / n)
+    return _int((nominal_us / slope - 1.0) * 1e9), _int(jitter_us * 1e3)
 
 
 def _robust_sd(x: npt.NDArray[np.float64]) -> float:

@@ -230,7 +230,7 @@ class Outbox:
 
         Reports (kind 3) may be coalesced; triggers are always stored.
         """
-        body = messages.encode(replace(message, seq=0))
+        body = _unnumbered(message)
         # A periodic report lost to a power cut is just a sample fewer; a trigger is not.
         with self._tx(durable=message.KIND != messages.Kind.REPORT) as db:
             stored = True
@@ -250,10 +250,7 @@ class Outbox:
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO outbox (kind, priority, created_ms, body) VALUES (?, ?, ?, ?)",
-                [
-                    (int(t.KIND), p, t.ts_ms, messages.encode(replace(t, seq=0)))
-                    for t, p in triggers
-                ],
+                [(int(t.KIND), p, t.ts_ms, _unnumbered(t)) for t, p in triggers],
             )
             db.executemany(
                 "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
@@ -381,6 +378,12 @@ class Outbox:
                 "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
                 (key, json.dumps(value, sort_keys=True)),
             )
+
+
+def _unnumbered(message: Message) -> bytes:
+    """The message encoded with seq 0: the outbox numbers it when it is first transmitted.
+    (The agent makes messages with seq 0 already; only then is the copy skipped.)"""
+    return messages.encode(message if message.seq == 0 else replace(message, seq=0))
 
 
 def _connect(path: Path) -> sqlite3.Connection:
