@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from cloud_bridge import actions
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import DeviceRow, key_statuses, lock_devices, save_devices
-from cloud_bridge.outputs import Output, Outputs, Pending
+from cloud_bridge.outputs import Output, Outputs, Pending, forget_outputs
 from cloud_bridge.pool.commands import Command
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
@@ -193,10 +193,13 @@ class Ingest:
 
     # ---- the batch ----------------------------------------------------------------------------
 
-    def process(self, batch: list[Inbound], act: bool = True) -> BatchResult:
+    def process(
+        self, batch: list[Inbound], act: bool = True, forget: Sequence[tuple[str, int]] = ()
+    ) -> BatchResult:
         """Run a batch in one transaction. With `act=False` (the fallback after an unexpected
         error) events are still stored and acked, but no pool command runs: their decisions say
-        `internal_error`, so nothing is lost and the device is not stuck resending."""
+        `internal_error`, so nothing is lost and the device is not stuck resending. `forget`:
+        (instance, seq) of stored outputs the broker has, deleted in the same transaction."""
         result = BatchResult()
         rejections: list[tuple[Inbound, str | None, Reason, str]] = []
         verified = self._verify(batch, result, rejections)
@@ -204,6 +207,7 @@ class Ingest:
         self._act = act
         try:
             with self.store.transaction() as tx:
+                forget_outputs(tx, forget)
                 outputs = self._apply(tx, verified, rejections, result)
         except BaseException:
             self.publisher.invalidate()  # its block may have been reserved in this rollback

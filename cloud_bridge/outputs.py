@@ -9,7 +9,7 @@ stored: a device that misses one resends, and the resend is acked again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cloud_bridge.pool.service import Outcome
@@ -157,3 +157,9 @@ class Outputs:
                 rows,
             )
         return outputs
+
+
+def forget_outputs(tx: Transaction, published: Sequence[tuple[str, int]]) -> None:
+    """Delete the rows of stored outputs the broker has acknowledged, (instance, seq) each."""
+    if published:
+        tx.executemany("DELETE FROM outputs WHERE instance = ? AND seq = ?", list(published))

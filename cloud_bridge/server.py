@@ -33,7 +33,7 @@ from paho.mqtt.properties import Properties
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.ingest import BatchResult, Inbound, Ingest
 from cloud_bridge.metrics import Metrics
-from cloud_bridge.outputs import Output
+from cloud_bridge.outputs import Output, forget_outputs
 from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
@@ -202,13 +202,20 @@ class BridgeServer:
             if not self._send(out.topic, out.payload, out.retain, out.stored):
                 self._republish.set()
 
-    def _forget_published(self) -> None:
+    def _take_published(self) -> list[tuple[str, int]]:
+        """Stored outputs the broker has acknowledged since the last call: their rows can go."""
         with self._lock:
             done, self._acked_outputs = self._acked_outputs, []
             self.metrics.pending_outputs.set(sum(r is not None for r in self._inflight.values()))
+        return done
+
+    def _forget_published(self) -> None:
+        """Delete the rows of published outputs in a transaction of their own (when idle, or at
+        shutdown; while messages flow they go in the next batch's transaction instead)."""
+        done = self._take_published()
         if done:
             with self.store.transaction() as tx:
-                tx.executemany("DELETE FROM outputs WHERE instance = ? AND seq = ?", done)
+                forget_outputs(tx, done)
 
     def _republish_pending(self) -> None:
         with self.store.transaction() as tx:
@@ -278,6 +285,9 @@ class BridgeServer:
             self._republish_pending()
         batch = self._take_batch()
         self.metrics.backlog.set(self.inbox.qsize())
+        if not batch:
+            self._forget_published()
+            return 0
         for result in self._process(batch):
             self.publish(result.outputs)
             done = time.monotonic_ns()
@@ -287,9 +297,7 @@ class BridgeServer:
             for reason, n in result.rejected.items():
                 self.metrics.rejected.labels(reason=reason).inc(n)
             self.metrics.db_seconds.observe(result.db_seconds)
-        if batch:
-            self.metrics.batch_size.observe(len(batch))
-        self._forget_published()
+        self.metrics.batch_size.observe(len(batch))
         return len(batch)
 
     def _process(self, batch: list[Inbound]) -> list[BatchResult]:
@@ -298,14 +306,20 @@ class BridgeServer:
         stop the bridge nor hold back the others."""
         if not batch:
             return []
+        # Rows of outputs the broker has acknowledged go in the same transaction: one commit
+        # per batch, not two. Lost with a rollback, they are simply deleted by a later one (a
+        # row left behind only means its output is published again after a restart).
+        published = self._take_published()
         for attempt in range(TRANSIENT_RETRIES):
             try:
-                return [self.ingest.process(batch)]
+                return [self.ingest.process(batch, forget=published)]
             except StoreConflict:  # deadlock, serialisation failure, busy: try again
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))
             except Exception:
                 log.exception("bridge: batch of %d failed; retrying one by one", len(batch))
                 break
+        with self._lock:
+            self._acked_outputs.extend(published)  # for the next transaction that commits
         results = []
         for item in batch:
             for act in (True, False):
