@@ -12,6 +12,7 @@ On SQLite always; on PostgreSQL as well when CP_BENCH_PG_DSN (or CP_TEST_PG_DSN)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ from cloud_bridge.store import open_store
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.topics import Channel
-from tools.bench.common import Context, Figure, percentile
+from tools.bench.common import Context, Figure, percentile, pg_schema
 from tools.fleet.bridge import command, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,8 @@ class Setup:
 
     def __init__(self, ctx: Context, port: int, pg_dsn: str | None) -> None:
         self.data = ctx.workdir / f"bridge-{secrets.token_hex(3)}"
-        store_url = _fresh_schema(pg_dsn) if pg_dsn else None  # every setup starts empty
+        self._cleanup = contextlib.ExitStack()  # every setup starts empty, and is dropped after
+        store_url = self._cleanup.enter_context(pg_schema(pg_dsn)) if pg_dsn else None
         run_cli(
             "cloud-bridge",
             "init",
@@ -122,6 +124,10 @@ class Setup:
             self.proc = None
             self.log.close()
 
+    def close(self) -> None:
+        self.stop()
+        self._cleanup.close()
+
     def events(self) -> int:
         with open_store(self.store_url) as store, store.transaction() as tx:
             return int(tx.scalar("SELECT count(*) FROM events"))
@@ -178,7 +184,7 @@ def _throughput(ctx: Context, port: int, store_url: str | None, n: int) -> tuple
             raise RuntimeError(f"bridge stored {stored} of {len(batch)} in 300 s")
         time.sleep(0.05)
     done = time.perf_counter()
-    setup.stop()
+    setup.close()
     start, before = first or (launched, 0)
     return (len(batch) - before) / (done - start), done - launched
 
@@ -307,7 +313,7 @@ def _latency(
         time.sleep(0.05)
     pub.loop_stop()
     sub.loop_stop()
-    setup.stop()
+    setup.close()
     if len(got) < total:
         raise RuntimeError(f"only {len(got)} of {total} decisions arrived")
     order = sorted(sent, key=sent.__getitem__)[warmup:]
@@ -384,13 +390,3 @@ def run(ctx: Context) -> list[Figure]:
             )
         )
     return figures
-
-
-def _fresh_schema(dsn: str) -> str:
-    import psycopg
-
-    schema = f"bench_{secrets.token_hex(4)}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in dsn else "?"
-    return f"{dsn}{sep}options=-csearch_path%3D{schema}"

@@ -6,10 +6,12 @@ import contextlib
 import os
 import platform
 import resource
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from tools.broker import Mosquitto
 
@@ -106,3 +108,19 @@ def machine() -> dict[str, object]:
         "system": f"{platform.system()} {platform.release()}",
         "machine": platform.machine(),
     }
+
+
+@contextlib.contextmanager
+def pg_schema(dsn: str) -> Iterator[str]:
+    """A private PostgreSQL schema for one benchmark: the DSN that selects it; dropped after."""
+    import psycopg
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        sep = "&" if "?" in dsn else "?"
+        yield f"{dsn}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

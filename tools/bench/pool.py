@@ -10,20 +10,18 @@ private schema that is dropped afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from urllib.parse import quote
 
 from cloud_bridge.pool import commands as c
 from cloud_bridge.pool.engine import decide
 from cloud_bridge.pool.policy import Policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.store import open_store
-from tools.bench.common import Context, Figure
+from tools.bench.common import Context, Figure, pg_schema
 
 POOLS = 100
 BATCH = 50
@@ -90,21 +88,6 @@ def _store_rates(url: str, seconds: float) -> tuple[float, float]:
         store.close()
 
 
-@contextlib.contextmanager
-def _pg_schema(dsn: str) -> Iterator[str]:
-    import psycopg
-
-    schema = f"bench_{secrets.token_hex(4)}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        sep = "&" if "?" in dsn else "?"
-        yield f"{dsn}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def run(ctx: Context) -> list[Figure]:
     seconds = 0.7 if ctx.quick else 3.0
     ctx.progress("pure engine (decide)")
@@ -125,7 +108,7 @@ def run(ctx: Context) -> list[Figure]:
     dsn = ctx.pg_dsn or os.environ.get("CP_TEST_PG_DSN")
     if dsn:
         ctx.progress(f"postgresql: one command per transaction, then batches of {BATCH}")
-        with _pg_schema(dsn) as url:
+        with pg_schema(dsn) as url:
             one, batched = _store_rates(url, seconds)
         note = "one connection, row lock per pool"
         figures += [
