@@ -29,17 +29,23 @@ class DeviceRow:
 
 
 def lock_devices(tx: Transaction, ids: set[str]) -> dict[str, DeviceRow]:
-    """The rows of these devices (locked on PostgreSQL); unknown ids are left out."""
+    """The rows of these devices (locked on PostgreSQL); unknown ids are left out. One query
+    per `CHUNK` devices: PostgreSQL locks the rows in the ORDER BY order (its LockRows step
+    runs after the sort), the same device-id order in every bridge, so bridges never
+    deadlock."""
     out: dict[str, DeviceRow] = {}
     lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
-    for device_id in sorted(ids):  # one lock order for every bridge: no deadlocks
-        row = tx.fetchone(
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        rows = tx.fetchall(
             "SELECT device_id, fleet, user_id, status, data_window, session_window, "
-            f"risk_streak, last_boot, online FROM devices WHERE device_id = ?{lock}",
-            (device_id,),
+            f"risk_streak, last_boot, online FROM devices WHERE device_id IN ({_marks(chunk)}) "
+            f"ORDER BY device_id{lock}",
+            chunk,
         )
-        if row is not None:
-            out[device_id] = DeviceRow(
+        for row in rows:
+            out[str(row[0])] = DeviceRow(
                 str(row[0]), str(row[1]), str(row[2]), str(row[3]),
                 ReplayWindow.from_bytes(bytes(row[4])), ReplayWindow.from_bytes(bytes(row[5])),
                 int(row[6]), int(row[7]), int(row[8]),
@@ -50,11 +56,23 @@ def lock_devices(tx: Transaction, ids: set[str]) -> dict[str, DeviceRow]:
 def key_statuses(tx: Transaction, kids: set[bytes]) -> dict[bytes, str]:
     """active, retired, revoked or unknown, per kid, read in the batch's transaction (the
     registry cache may lag a revocation made by another process)."""
-    out = {}
-    for kid in kids:
-        status = tx.scalar("SELECT status FROM device_keys WHERE kid = ?", (kid,))
-        out[kid] = str(status) if status is not None else "unknown"
+    out = dict.fromkeys(kids, "unknown")
+    listed = sorted(kids)
+    for start in range(0, len(listed), CHUNK):
+        chunk = listed[start : start + CHUNK]
+        for kid, status in tx.fetchall(
+            f"SELECT kid, status FROM device_keys WHERE kid IN ({_marks(chunk)})", chunk
+        ):
+            out[bytes(kid)] = str(status)
     return out
+
+
+CHUNK = 500
+"""Ids per query: a batch's devices in one round trip, well under SQLite's parameter limit."""
+
+
+def _marks(values: list[str] | list[bytes]) -> str:
+    return ", ".join("?" * len(values))
 
 
 def save_devices(tx: Transaction, devices: dict[str, DeviceRow], now_ms: int) -> None:
