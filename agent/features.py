@@ -108,7 +108,7 @@ def extract(capture: Capture) -> Fingerprint:
     than its per-axis convenience methods (their Python wrappers cost more than the arithmetic
     on 256 samples). Every step is the same operation in the same order as `x.mean(axis=0)`,
     `x.std(axis=0)` and `np.linalg.norm`, so the fingerprint is bit for bit what those give
-    (tests/model/test_features.py holds a plain reference written with them).
+    (tests/model/test_features_reference.py holds a plain reference written with them).
     """
     raw = capture.imu_raw
     n = raw.shape[0]

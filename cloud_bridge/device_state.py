@@ -7,7 +7,9 @@ process, so two bridges sharing a fleet serialise per device and never deadlock.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cloud_bridge.store.base import Transaction
 from protocol.replay import ReplayWindow
@@ -35,9 +37,7 @@ def lock_devices(tx: Transaction, ids: set[str]) -> dict[str, DeviceRow]:
     deadlock."""
     out: dict[str, DeviceRow] = {}
     lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), CHUNK):
-        chunk = ordered[start : start + CHUNK]
+    for chunk in _chunks(sorted(ids)):
         rows = tx.fetchall(
             "SELECT device_id, fleet, user_id, status, data_window, session_window, "
             f"risk_streak, last_boot, online FROM devices WHERE device_id IN ({_marks(chunk)}) "
@@ -57,9 +57,7 @@ def key_statuses(tx: Transaction, kids: set[bytes]) -> dict[bytes, str]:
     """active, retired, revoked or unknown, per kid, read in the batch's transaction (the
     registry cache may lag a revocation made by another process)."""
     out = dict.fromkeys(kids, "unknown")
-    listed = sorted(kids)
-    for start in range(0, len(listed), CHUNK):
-        chunk = listed[start : start + CHUNK]
+    for chunk in _chunks(sorted(kids)):
         for kid, status in tx.fetchall(
             f"SELECT kid, status FROM device_keys WHERE kid IN ({_marks(chunk)})", chunk
         ):
@@ -67,8 +65,14 @@ def key_statuses(tx: Transaction, kids: set[bytes]) -> dict[bytes, str]:
     return out
 
 
+T = TypeVar("T")
 CHUNK = 500
 """Ids per query: a batch's devices in one round trip, well under SQLite's parameter limit."""
+
+
+def _chunks(values: list[T]) -> Iterator[list[T]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
 
 
 def _marks(values: list[str] | list[bytes]) -> str:

@@ -166,12 +166,7 @@ def _throughput(ctx: Context, port: int, store_url: str | None, n: int) -> tuple
     time.sleep(2.5)
     setup.stop()
     ctx.progress("queueing them on the broker while the bridge is down")
-    pub = _publisher(port)
-    infos = [pub.publish(t, p, qos=1) for t, p in batch]
-    for info in infos:
-        info.wait_for_publish(60)
-    pub.loop_stop()
-    pub.disconnect()
+    _queue(port, batch)
     setup.start()
     launched = time.perf_counter()
     ctx.progress("bridge draining")
@@ -198,14 +193,31 @@ def _signed_batch(keys: dict[str, nacl.signing.SigningKey], n: int) -> list[tupl
     ]
 
 
-def _paho_ceiling(port: int, n: int, verify: bool) -> float:
+def _queue(port: int, batch: list[tuple[str, bytes]]) -> None:
+    """Publish every (topic, payload) at QoS 1 and wait until the broker has them all."""
+    pub = _publisher(port)
+    for info in [pub.publish(t, p, qos=1) for t, p in batch]:
+        info.wait_for_publish(60)
+    pub.loop_stop()
+    pub.disconnect()
+
+
+def _ceiling_batch(n: int) -> tuple[list[tuple[str, bytes]], dict[bytes, nacl.signing.VerifyKey]]:
+    """n reports signed by DEVICES fresh keys, and those keys by kid."""
+    keys = {f"dev-{i:03d}": nacl.signing.SigningKey.generate() for i in range(DEVICES)}
+    return _signed_batch(keys, n), {cose.kid_for(k.verify_key): k.verify_key for k in keys.values()}
+
+
+def _paho_ceiling(
+    port: int,
+    batch: list[tuple[str, bytes]],
+    by_kid: dict[bytes, nacl.signing.VerifyKey],
+    verify: bool,
+) -> float:
     """What one paho-mqtt process can take in at all: the same signed reports drained from a
     persistent session at QoS 1 into a callback that only unseals each one (COSE verify and
     decode, no database, no outputs), or that does nothing. No bridge can be faster than this
     in one process with paho-mqtt as its client, so it bounds the bridge's ratio."""
-    keys = {f"dev-{i:03d}": nacl.signing.SigningKey.generate() for i in range(DEVICES)}
-    by_kid = {cose.kid_for(k.verify_key): k.verify_key for k in keys.values()}
-    batch = _signed_batch(keys, n)
     done = threading.Event()
     count = 0
 
@@ -233,11 +245,7 @@ def _paho_ceiling(port: int, n: int, verify: bool) -> float:
     sub.subscribe(f"cp/v1/{FLEET}/+/report", qos=1)
     sub.loop(2)
     sub.disconnect()
-    pub = _publisher(port)
-    for info in [pub.publish(t, p, qos=1) for t, p in batch]:
-        info.wait_for_publish(60)
-    pub.loop_stop()
-    pub.disconnect()
+    _queue(port, batch)
     sub = client()
     start = time.perf_counter()
     sub.connect("127.0.0.1", port, clean_start=False, properties=props)
@@ -335,8 +343,9 @@ def run(ctx: Context) -> list[Figure]:
     )
     with ctx.mosquitto("paho-ceiling") as (_host, port):
         ctx.progress("paho ceiling: receive only, then receive and unseal")
-        receive = _paho_ceiling(port, n, verify=False)
-        unseal = _paho_ceiling(port, n, verify=True)
+        batch, by_kid = _ceiling_batch(n)
+        receive = _paho_ceiling(port, batch, by_kid, verify=False)
+        unseal = _paho_ceiling(port, batch, by_kid, verify=True)
     figures.append(
         Figure(
             "bridge",
