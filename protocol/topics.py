@@ -1,6 +1,6 @@
 """Every MQTT topic of the contract is built and parsed here, and nowhere else.
 
-Tree (DESIGN.md section 4, modelled on the Sparkplug B namespace)::
+Tree (modelled on the Sparkplug B namespace; docs/protocol.md section 1)::
 
     cp/v1/{fleet}/{device}/birth|death|report|trigger|enroll  device -> bridge
     cp/v1/{fleet}/{device}/ack                                bridge -> device
