@@ -52,9 +52,13 @@ def test_device_kinds__the_wire_adds_only_the_firmware_to_the_agent_kinds() -> N
 
 
 def test_device_kinds__every_user_imports_the_one_definition() -> None:
+    from agent import config
     from agent.simulator import profiles
     from protocol import messages
+    from tools.fleet import plan
 
+    assert config.DEVICE_KINDS is names.AGENT_KINDS
     assert profiles.DEVICE_KINDS is names.AGENT_KINDS
     assert messages.DEVICE_KINDS is names.DEVICE_KINDS
+    assert plan.KINDS is names.AGENT_KINDS
     assert set(profiles.PROFILES) == set(names.AGENT_KINDS)
