@@ -1,6 +1,9 @@
 """The agent's TOML configuration: one schema holds every default, and a bad file fails at load
 with a message that names the key and says how to fix it.
 
+Each key is one confschema `Key` in SCHEMA or RULE_SCHEMA (default, check, example); the
+dataclasses below read their defaults from it, so a default is written once.
+
 Paths in the file are relative to the file's own directory. The SHA-256 of the file's bytes is
 reported in every birth certificate (`config_sha256`), so the cloud sees which config runs.
 """
@@ -8,22 +11,38 @@ reported in every birth certificate (`config_sha256`), so the cloud sees which c
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from agent.errors import AgentError
+from confschema import (
+    REQUIRED,
+    Invalid,
+    Key,
+    Schema,
+    SchemaError,
+    Section,
+    boolean,
+    choice,
+    integer,
+    matching,
+    mqtt_url,
+    number,
+    path,
+    read_document,
+    read_section,
+    text,
+)
 from protocol.messages import EMERGENCY_KINDS
+from protocol.names import AGENT_KINDS, ID_PATTERN, ID_RULE, RESERVED_DEVICE_IDS
 
-DEVICE_KINDS = ("phone", "wearable", "fridge", "ev")
+DEVICE_KINDS = AGENT_KINDS  # the kinds agent.toml accepts (mcu is the firmware's)
 SOURCES = ("sim", "iio", "mpu6050", "replay")
 TRIGGER_KINDS = ("restock", "health_streak", "ev_tier", "emergency")
-_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MODEL_NAME = "risk-v1.tflite"
 
 
@@ -43,22 +62,140 @@ class ConfigError(AgentError):
     """The configuration file is missing, unreadable or invalid."""
 
 
+# ---- the schema: every key, its default, and how to check it ---------------------------------
+
+_ident = matching(ID_PATTERN, ID_RULE)
+
+
+def _device_id(value: Any) -> str:
+    if _ident(value) in RESERVED_DEVICE_IDS:
+        raise Invalid(
+            f"is reserved for the cloud's topics ({', '.join(sorted(RESERVED_DEVICE_IDS))})"
+        )
+    return str(value)
+
+
+def _hex32(value: Any) -> bytes:
+    try:
+        raw = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise Invalid("must be 64 hex digits (the bridge's Ed25519 public key)")
+    return raw
+
+
+def _tiers(value: Any) -> tuple[int, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(type(v) is not int or v < 0 for v in value)
+        or value != sorted(set(value))
+    ):
+        raise Invalid("must be a non-empty list of increasing whole kilometres")
+    if len(value) > 15:
+        raise Invalid("has at most 15 tiers")
+    return tuple(value)
+
+
+SCHEMA: Schema = {
+    "device": {
+        "id": Key(REQUIRED, _device_id, 'id = "rig-01"'),
+        "fleet": Key(REQUIRED, _ident, 'fleet = "demo"'),
+        "kind": Key(REQUIRED, choice(*DEVICE_KINDS), 'kind = "phone"'),
+        "data_dir": Key("var/agent", path, 'data_dir = "/var/lib/edge-agent"'),
+        "key_file": Key("", text, 'key_file = "device.key" (default: <data_dir>/device.key)'),
+        "enrollment_file": Key(
+            "", text, 'enrollment_file = "enrollment.cbor" (default: <data_dir>/enrollment.cbor)'
+        ),
+    },
+    "mqtt": {
+        "url": Key("mqtt://127.0.0.1:1883", mqtt_url),
+        "protocol": Key("5", choice("5", "3.1.1")),
+        "client_id": Key("", text, "leave it out to use the device id"),
+        "username": Key("", text, 'username = "rig-01"'),
+        "password_file": Key("", text, 'password_file = "/etc/edge-agent/mqtt.pass"'),
+        "ca_file": Key("", text, 'ca_file = "/etc/ssl/certs/broker-ca.pem"'),
+        "cert_file": Key("", text, 'cert_file = "client.crt"'),
+        "key_file": Key("", text, 'key_file = "client.key"'),
+        "keepalive_s": Key(30, integer(5, 3600)),
+        "backoff_base_s": Key(0.5, number(0.05, 60)),
+        "backoff_cap_s": Key(30.0, number(1, 3600), "backoff_cap_s = 30"),
+        "refused_cap_s": Key(4.0, number(0.1, 3600), "refused_cap_s = 4"),
+        "inflight_max": Key(
+            64, integer(1, 64), "inflight_max = 64 (at most 64: the replay window)"
+        ),
+        "ack_timeout_s": Key(10.0, number(0.5, 600), "ack_timeout_s = 10"),
+    },
+    "bridge": {
+        "public_key": Key(
+            REQUIRED, _hex32, 'public_key = "<64 hex digits from cloud-bridge init>"'
+        ),
+    },
+    "report": {
+        "interval_s": Key(60.0, number(0.001, 86_400), "interval_s = 60"),
+        "status_interval_s": Key(1.0, number(0.1, 3600), "status_interval_s = 1"),
+    },
+    "sensors": {
+        "source": Key("sim", choice(*SOURCES)),
+        "seed": Key(
+            -1, integer(-1, 2**63 - 1), "seed = 42 (leave out: derived from the device id)"
+        ),
+        "sample_hz": Key(100, integer(10, 4000)),
+        "window_samples": Key(200, integer(32, 8192)),
+        "iio_device": Key(
+            "/sys/bus/iio/devices/iio:device0", path, 'iio_device = "/sys/bus/iio/devices/..."'
+        ),
+        "i2c_bus": Key(1, integer(0, 255)),
+        "i2c_address": Key(0x68, integer(0x08, 0x77), "i2c_address = 0x68"),
+        "replay_file": Key("", text, 'replay_file = "session.jsonl"'),
+        "day_s": Key(86_400.0, number(0.1, 86_400), "day_s = 86400 (shorter only in simulation)"),
+    },
+    "model": {
+        "path": Key("", text, 'path = "/usr/share/edge-agent/risk-v1.tflite"'),
+    },
+    "outbox": {
+        "max_messages": Key(50_000, integer(100, 10_000_000), "max_messages = 50000"),
+    },
+}
+
+RULE_SCHEMA: Section = {
+    "name": Key(REQUIRED, _ident, 'name = "milk-low"'),
+    "kind": Key(REQUIRED, choice(*TRIGGER_KINDS), 'kind = "restock"'),
+    "priority": Key(REQUIRED, integer(0, 255), "priority = 5 (emergencies get 255)"),
+    "cooldown_s": Key(3600.0, number(0, 10**8), "cooldown_s = 3600"),
+    "streak": Key(1, integer(1, 10_000), "streak = 3 (consecutive samples before firing)"),
+    "item": Key("", text, 'item = "milk" (restock only)'),
+    "threshold_pct": Key(25, integer(0, 100)),
+    "full_cost_fen": Key(0, integer(0, 10**10), "full_cost_fen = 2590 (cost of a full refill)"),
+    "goal_steps": Key(10_000, integer(1, 1_000_000), "goal_steps = 10000"),
+    "streak_days": Key(7, integer(1, 366)),
+    "tiers_km": Key([500, 1500, 3000], _tiers),
+    "emergency": Key("illness", choice(*sorted(EMERGENCY_KINDS))),
+    "fall_detection": Key(False, boolean),
+}
+
+
+def _default(section: str, key: str) -> Any:
+    return SCHEMA[section][key].value
+
+
 @dataclass(frozen=True)
 class MqttConfig:
-    url: str = "mqtt://127.0.0.1:1883"
-    protocol: str = "5"
+    url: str = _default("mqtt", "url")
+    protocol: str = _default("mqtt", "protocol")
     client_id: str = ""
     username: str = ""
     password_file: Path | None = None
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    keepalive_s: int = 30
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
-    refused_cap_s: float = 4.0
-    inflight_max: int = 64
-    ack_timeout_s: float = 10.0
+    keepalive_s: int = _default("mqtt", "keepalive_s")
+    backoff_base_s: float = _default("mqtt", "backoff_base_s")
+    backoff_cap_s: float = _default("mqtt", "backoff_cap_s")
+    refused_cap_s: float = _default("mqtt", "refused_cap_s")
+    inflight_max: int = _default("mqtt", "inflight_max")
+    ack_timeout_s: float = _default("mqtt", "ack_timeout_s")
 
     @property
     def host(self) -> str:
@@ -83,14 +220,14 @@ class Rule:
     priority: int
     cooldown_s: float
     streak: int
-    item: str = ""
-    threshold_pct: int = 25
-    full_cost_fen: int = 0
-    goal_steps: int = 10_000
-    streak_days: int = 7
-    tiers_km: tuple[int, ...] = (500, 1500, 3000)
-    emergency: str = "illness"
-    fall_detection: bool = False
+    item: str = RULE_SCHEMA["item"].value
+    threshold_pct: int = RULE_SCHEMA["threshold_pct"].value
+    full_cost_fen: int = RULE_SCHEMA["full_cost_fen"].value
+    goal_steps: int = RULE_SCHEMA["goal_steps"].value
+    streak_days: int = RULE_SCHEMA["streak_days"].value
+    tiers_km: tuple[int, ...] = RULE_SCHEMA["tiers_km"].value
+    emergency: str = RULE_SCHEMA["emergency"].value
+    fall_detection: bool = RULE_SCHEMA["fall_detection"].value
 
 
 @dataclass(frozen=True)
@@ -107,189 +244,20 @@ class AgentConfig:
     data_dir: Path
     bridge_public_key: bytes
     mqtt: MqttConfig = field(default_factory=MqttConfig)
-    report_interval_s: float = 60.0
-    source: str = "sim"
-    seed: int = 0
-    sample_hz: int = 100
-    window_samples: int = 200
-    iio_device: Path = Path("/sys/bus/iio/devices/iio:device0")
-    i2c_bus: int = 1
-    i2c_address: int = 0x68
+    report_interval_s: float = _default("report", "interval_s")
+    source: str = _default("sensors", "source")
+    seed: int = 0  # resolved: the file's default (-1) means "derive from the device id"
+    sample_hz: int = _default("sensors", "sample_hz")
+    window_samples: int = _default("sensors", "window_samples")
+    iio_device: Path = Path(_default("sensors", "iio_device"))
+    i2c_bus: int = _default("sensors", "i2c_bus")
+    i2c_address: int = _default("sensors", "i2c_address")
     replay_file: Path | None = None
-    day_s: float = 86_400.0
+    day_s: float = _default("sensors", "day_s")
     model_path: Path = REPO_MODEL
-    outbox_max_messages: int = 50_000
+    outbox_max_messages: int = _default("outbox", "max_messages")
     rules: tuple[Rule, ...] = ()
-    status_interval_s: float = 1.0
-
-
-# ---- the schema: every key, its default, and how to check it ---------------------------------
-
-
-@dataclass(frozen=True)
-class Key:
-    """One configuration key: default (None = required), a checker, and the fix to suggest."""
-
-    default: Any
-    check: Callable[[Any], Any]
-    fix: str
-
-
-def _int(lo: int, hi: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if type(value) is not int or not lo <= value <= hi:
-            raise ValueError(f"must be an integer from {lo} to {hi}")
-        return value
-
-    return check
-
-
-def _num(lo: float, hi: float) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if type(value) not in (int, float) or not lo <= value <= hi:
-            raise ValueError(f"must be a number from {lo} to {hi}")
-        return float(value)
-
-    return check
-
-
-def _choice(*values: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in values:
-            raise ValueError(f"must be one of {', '.join(values)}")
-        return str(value)
-
-    return check
-
-
-def _ident(value: Any) -> str:
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise ValueError("must be 1-64 characters of A-Z a-z 0-9 . _ -")
-    return value
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value
-
-
-def _path(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("must be a non-empty path string")
-    return value
-
-
-def _url(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    parts = urlsplit(value)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
-    try:
-        parts.port  # noqa: B018 - raises on a non-numeric port
-    except ValueError as exc:
-        raise ValueError("has a port that is not a number") from exc
-    return value
-
-
-def _hex32(value: Any) -> bytes:
-    try:
-        raw = bytes.fromhex(value) if isinstance(value, str) else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise ValueError("must be 64 hex digits (the bridge's Ed25519 public key)")
-    return raw
-
-
-def _tiers(value: Any) -> tuple[int, ...]:
-    if (
-        not isinstance(value, list)
-        or not value
-        or any(type(v) is not int or v < 0 for v in value)
-        or value != sorted(set(value))
-    ):
-        raise ValueError("must be a non-empty list of increasing whole kilometres")
-    if len(value) > 15:
-        raise ValueError("has at most 15 tiers")
-    return tuple(value)
-
-
-SCHEMA: dict[str, dict[str, Key]] = {
-    "device": {
-        "id": Key(None, _ident, 'id = "rig-01"'),
-        "fleet": Key(None, _ident, 'fleet = "demo"'),
-        "kind": Key(None, _choice(*DEVICE_KINDS), 'kind = "phone"'),
-        "data_dir": Key("var/agent", _path, 'data_dir = "/var/lib/edge-agent"'),
-        "key_file": Key("", _text, 'key_file = "device.key" (default: <data_dir>/device.key)'),
-        "enrollment_file": Key(
-            "", _text, 'enrollment_file = "enrollment.cbor" (default: <data_dir>/enrollment.cbor)'
-        ),
-    },
-    "mqtt": {
-        "url": Key(MqttConfig.url, _url, 'url = "mqtt://127.0.0.1:1883"'),
-        "protocol": Key("5", _choice("5", "3.1.1"), 'protocol = "5"'),
-        "client_id": Key("", _text, "leave it out to use the device id"),
-        "username": Key("", _text, 'username = "rig-01"'),
-        "password_file": Key("", _text, 'password_file = "/etc/edge-agent/mqtt.pass"'),
-        "ca_file": Key("", _text, 'ca_file = "/etc/ssl/certs/broker-ca.pem"'),
-        "cert_file": Key("", _text, 'cert_file = "client.crt"'),
-        "key_file": Key("", _text, 'key_file = "client.key"'),
-        "keepalive_s": Key(30, _int(5, 3600), "keepalive_s = 30"),
-        "backoff_base_s": Key(0.5, _num(0.05, 60), "backoff_base_s = 0.5"),
-        "backoff_cap_s": Key(30.0, _num(1, 3600), "backoff_cap_s = 30"),
-        "refused_cap_s": Key(4.0, _num(0.1, 3600), "refused_cap_s = 4"),
-        "inflight_max": Key(64, _int(1, 64), "inflight_max = 64 (at most 64: the replay window)"),
-        "ack_timeout_s": Key(10.0, _num(0.5, 600), "ack_timeout_s = 10"),
-    },
-    "bridge": {
-        "public_key": Key(None, _hex32, 'public_key = "<64 hex digits from cloud-bridge init>"'),
-    },
-    "report": {
-        "interval_s": Key(60.0, _num(0.001, 86_400), "interval_s = 60"),
-        "status_interval_s": Key(1.0, _num(0.1, 3600), "status_interval_s = 1"),
-    },
-    "sensors": {
-        "source": Key("sim", _choice(*SOURCES), 'source = "sim"'),
-        "seed": Key(-1, _int(-1, 2**63 - 1), "seed = 42 (leave out: derived from the device id)"),
-        "sample_hz": Key(100, _int(10, 4000), "sample_hz = 100"),
-        "window_samples": Key(200, _int(32, 8192), "window_samples = 200"),
-        "iio_device": Key(
-            "/sys/bus/iio/devices/iio:device0", _path, 'iio_device = "/sys/bus/iio/devices/..."'
-        ),
-        "i2c_bus": Key(1, _int(0, 255), "i2c_bus = 1"),
-        "i2c_address": Key(0x68, _int(0x08, 0x77), "i2c_address = 0x68"),
-        "replay_file": Key("", _text, 'replay_file = "session.jsonl"'),
-        "day_s": Key(86_400.0, _num(0.1, 86_400), "day_s = 86400 (shorter only in simulation)"),
-    },
-    "model": {
-        "path": Key("", _text, 'path = "/usr/share/edge-agent/risk-v1.tflite"'),
-    },
-    "outbox": {
-        "max_messages": Key(50_000, _int(100, 10_000_000), "max_messages = 50000"),
-    },
-}
-
-RULE_SCHEMA: dict[str, Key] = {
-    "name": Key(None, _ident, 'name = "milk-low"'),
-    "kind": Key(None, _choice(*TRIGGER_KINDS), 'kind = "restock"'),
-    "priority": Key(None, _int(0, 255), "priority = 5 (emergencies get 255)"),
-    "cooldown_s": Key(3600.0, _num(0, 10**8), "cooldown_s = 3600"),
-    "streak": Key(1, _int(1, 10_000), "streak = 3 (consecutive samples before firing)"),
-    "item": Key("", _text, 'item = "milk" (restock only)'),
-    "threshold_pct": Key(25, _int(0, 100), "threshold_pct = 25"),
-    "full_cost_fen": Key(0, _int(0, 10**10), "full_cost_fen = 2590 (cost of a full refill)"),
-    "goal_steps": Key(10_000, _int(1, 1_000_000), "goal_steps = 10000"),
-    "streak_days": Key(7, _int(1, 366), "streak_days = 7"),
-    "tiers_km": Key([500, 1500, 3000], _tiers, "tiers_km = [500, 1500, 3000]"),
-    "emergency": Key("illness", _choice(*sorted(EMERGENCY_KINDS)), 'emergency = "illness"'),
-    "fall_detection": Key(False, lambda v: v if isinstance(v, bool) else _bad_bool(), "true"),
-}
-
-
-def _bad_bool() -> bool:
-    raise ValueError("must be true or false")
+    status_interval_s: float = _default("report", "status_interval_s")
 
 
 def load(path: str | Path) -> AgentConfig:
@@ -309,12 +277,10 @@ def load(path: str | Path) -> AgentConfig:
 def build(doc: dict[str, Any], path: Path, sha256: bytes) -> AgentConfig:
     """Validate a parsed document (also used for config updates from the cloud)."""
     where = path.name
-    unknown = sorted(set(doc) - set(SCHEMA) - {"triggers"})
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown section [{unknown[0]}]; sections: {', '.join([*SCHEMA, 'triggers'])}"
-        )
-    values = {name: _section(doc, name, keys, where) for name, keys in SCHEMA.items()}
+    try:
+        values = read_document(doc, SCHEMA, other=("triggers",))
+    except SchemaError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     rules = _rules(doc.get("triggers", {}), where)
     base = path.resolve().parent
     dev, mq, sens = values["device"], values["mqtt"], values["sensors"]
@@ -370,29 +336,6 @@ def build(doc: dict[str, Any], path: Path, sha256: bytes) -> AgentConfig:
     )
 
 
-def _section(doc: dict[str, Any], name: str, keys: dict[str, Key], where: str) -> dict[str, Any]:
-    table = doc.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: [{name}] must be a table")
-    unknown = sorted(set(table) - set(keys))
-    if unknown:
-        raise ConfigError(f"{where}: [{name}] {unknown[0]}: unknown key; known: {', '.join(keys)}")
-    out: dict[str, Any] = {}
-    for key, spec in keys.items():
-        if key not in table:
-            if spec.default is None:
-                raise ConfigError(f"{where}: [{name}] {key} is required; add: {spec.fix}")
-            out[key] = spec.check(spec.default)
-            continue
-        try:
-            out[key] = spec.check(table[key])
-        except ValueError as exc:
-            raise ConfigError(
-                f"{where}: [{name}] {key} = {table[key]!r} {exc}; for example: {spec.fix}"
-            ) from None
-    return out
-
-
 def _rules(table: Any, where: str) -> tuple[Rule, ...]:
     if not isinstance(table, dict) or set(table) - {"rule"}:
         raise ConfigError(f"{where}: [triggers] holds only [[triggers.rule]] tables")
@@ -403,16 +346,17 @@ def _rules(table: Any, where: str) -> tuple[Rule, ...]:
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict):
             raise ConfigError(f"{where}: [[triggers.rule]] #{i + 1} must be a table")
-        name = rule.get("name", f"#{i + 1}")
-        values = _section(
-            {f"[triggers.rule] {name}": rule}, f"[triggers.rule] {name}", RULE_SCHEMA, where
-        )
+        label = f"[[triggers.rule]] {rule.get('name', f'#{i + 1}')}"
+        try:
+            values = read_section(rule, RULE_SCHEMA, "triggers.rule", label)
+        except SchemaError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
         label = f"[[triggers.rule]] {values['name']}"
         if values["kind"] == "restock" and not values["item"]:
             raise ConfigError(f'{where}: {label}: a restock rule needs item = "milk"')
         if values["name"] in {r.name for r in out}:
             raise ConfigError(f"{where}: {label}: rule names must be unique")
-        out.append(Rule(**{k: v for k, v in values.items()}))
+        out.append(Rule(**values))
     return tuple(out)
 
 

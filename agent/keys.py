@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nacl.signing
 
+import keyfiles
 from agent.errors import AgentError
 from protocol import cose
 
@@ -30,19 +31,11 @@ def generate(path: Path, *, overwrite: bool = False) -> nacl.signing.SigningKey:
 
 
 def write(path: Path, key: nacl.signing.SigningKey, *, overwrite: bool = False) -> None:
-    """Write `key` to `path` durably: a 0600 temp file, fsync, rename, fsync of the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and not overwrite:
-        raise KeyFileError(f"{path} already exists; refusing to replace a device key")
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write `key` to `path` durably with mode 0600 (keyfiles.write_private)."""
     try:
-        os.write(fd, bytes(key).hex().encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+        keyfiles.write_private(path, keyfiles.encode_seed(bytes(key)), overwrite=overwrite)
+    except FileExistsError:
+        raise KeyFileError(f"{path} already exists; refusing to replace a device key") from None
 
 
 def load(path: Path) -> nacl.signing.SigningKey:
@@ -54,19 +47,19 @@ def load(path: Path) -> nacl.signing.SigningKey:
             f"key file {path} does not exist; create one with "
             "'edge-agent provision' or point [device] key_file at it"
         ) from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if keyfiles.is_loose(st.st_mode):
         raise KeyFileError(
             f"key file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}); "
             f"run: chmod 600 {path}"
         )
     try:
-        text = path.read_text().strip()
-        seed = bytes.fromhex(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"key file {path} cannot be read as 64 hex digits: {exc}") from exc
-    if len(seed) != 32:
-        raise KeyFileError(f"key file {path} holds {len(seed)} bytes; an Ed25519 seed is 32")
-    return nacl.signing.SigningKey(seed)
+    try:
+        return nacl.signing.SigningKey(keyfiles.decode_seed(text))
+    except ValueError as exc:
+        raise KeyFileError(f"key file {path} {exc}") from None
 
 
 def pending_path(path: Path) -> Path:
@@ -78,17 +71,9 @@ def promote_pending(path: Path) -> nacl.signing.SigningKey:
     pending = pending_path(path)
     key = load(pending)
     os.replace(pending, path)
-    _fsync_dir(path.parent)
+    keyfiles.fsync_dir(path.parent)
     return key
 
 
 def kid(key: nacl.signing.SigningKey) -> bytes:
     return cose.kid_for(key.verify_key)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

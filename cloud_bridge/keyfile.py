@@ -1,16 +1,16 @@
 """The bridge's Ed25519 key: 64 hex digits in a 0600 file in the data directory.
 
-Same file format as a device key (agent/keys.py), kept apart because the bridge never imports
-the agent."""
+Same file format and the same writer as a device key (the keyfiles package); the loader is
+the bridge's own, for its own messages."""
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
 import nacl.signing
 
+import keyfiles
 from cloud_bridge.errors import BridgeError
 
 
@@ -22,14 +22,11 @@ def load_or_create(path: Path) -> tuple[nacl.signing.SigningKey, bool]:
     """The key at `path`, creating it (0600) if absent; (key, created)."""
     if path.exists():
         return load(path), False
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = nacl.signing.SigningKey.generate()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, bytes(key).hex().encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        keyfiles.write_private(path, keyfiles.encode_seed(bytes(key)))
+    except FileExistsError:  # another process created it since the check above
+        return load(path), False
     return key, True
 
 
@@ -43,14 +40,11 @@ def load(path: Path) -> nacl.signing.SigningKey:
         ) from None
     except OSError as exc:
         raise KeyFileError(f"cannot read bridge key {path}: {exc.strerror}") from exc
-    if mode & 0o077:
+    if keyfiles.is_loose(mode):
         raise KeyFileError(
             f"bridge key {path} is readable by others ({mode:04o}); run: chmod 600 {path}"
         )
     try:
-        seed = bytes.fromhex(text)
+        return nacl.signing.SigningKey(keyfiles.decode_seed(text))
     except ValueError:
-        seed = b""
-    if len(seed) != 32:
-        raise KeyFileError(f"bridge key {path} is not 64 hex digits")
-    return nacl.signing.SigningKey(seed)
+        raise KeyFileError(f"bridge key {path} is not 64 hex digits") from None

@@ -6,14 +6,14 @@ message for people; protocol.messages turns that into ProtocolError(BAD_FIELD) n
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
+
+from protocol.names import ID_RULE, is_id
 
 UINT64_MAX = (1 << 64) - 1
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
-_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def _is_int(value: object) -> bool:
@@ -64,11 +64,11 @@ class Text:
 
 @dataclass(frozen=True)
 class Id:
-    """An id of the topic tree: 1-64 characters of A-Z a-z 0-9 . _ -."""
+    """An id of the topic tree (protocol.names.ID_PATTERN)."""
 
     def check(self, value: Any) -> str:
-        if not isinstance(value, str) or not _ID.fullmatch(value):
-            raise ValueError("must be 1-64 characters of A-Z a-z 0-9 . _ -")
+        if not is_id(value):
+            raise ValueError(f"must be {ID_RULE}")
         return value
 
 
@@ -130,7 +130,7 @@ class IntMap:
             raise ValueError(f"must be a map of at most {self.max_items} entries")
         for key, item in value.items():
             if self.text_keys:
-                if type(key) is not str or not _ID.fullmatch(key):
+                if type(key) is not str or not is_id(key):
                     raise ValueError("keys must be ids (A-Z a-z 0-9 . _ -)")
             elif type(key) is not int or not 0 <= key <= self.key_max:
                 raise ValueError(f"keys must be integers 0..{self.key_max}")
@@ -150,7 +150,7 @@ class TextMap:
         if not isinstance(value, dict) or len(value) > self.max_items:
             raise ValueError(f"must be a map of at most {self.max_items} entries")
         for key, item in value.items():
-            if not isinstance(key, str) or not _ID.fullmatch(key):
+            if not is_id(key):
                 raise ValueError("keys must be ids (A-Z a-z 0-9 . _ -)")
             if not isinstance(item, str) or len(item) > self.max_len:
                 raise ValueError(f"values must be text of at most {self.max_len} characters")
@@ -168,7 +168,7 @@ class Args:
             raise ValueError(f"must be a map of at most {self.max_items} entries")
         out: dict[str, int | str | bytes | bool] = {}
         for key, item in value.items():
-            if not isinstance(key, str) or not _ID.fullmatch(key):
+            if not is_id(key):
                 raise ValueError("keys must be ids (A-Z a-z 0-9 . _ -)")
             if isinstance(item, bool):
                 out[key] = item

@@ -35,6 +35,7 @@ from protocol.fields import (
     TextMap,
     UInt,
 )
+from protocol.names import DEVICE_KINDS as DEVICE_KINDS  # re-exported
 from protocol.replay import MAX_SEQ
 from protocol.schema import Record
 from protocol.schema import field as _f
@@ -44,7 +45,6 @@ MAX_PAYLOAD_BYTES = 4096
 KEY_VERSION = 0
 KEY_KIND = 1
 
-DEVICE_KINDS = frozenset({"phone", "wearable", "fridge", "ev", "mcu"})
 EMERGENCY_KINDS = frozenset({"illness", "disaster", "education"})
 RISK_DECISIONS = frozenset({"allow", "step_up", "hold", "freeze"})
 POOL_STATUSES = frozenset({"open", "frozen", "closed"})

@@ -17,15 +17,13 @@ be indistinguishable from the cloud branches at level 3.
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
 from protocol.errors import ProtocolError, Reason
+from protocol.names import ID_RULE, SHARE_GROUP_PATTERN, is_device_id, is_id
+from protocol.names import RESERVED_DEVICE_IDS as RESERVED_DEVICE_IDS  # re-exported
 
 PREFIX = "cp/v1"
-RESERVED_DEVICE_IDS = frozenset({"pool", "risk", "bridge"})
-_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_SHARE_GROUP = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class Channel(enum.StrEnum):
@@ -56,17 +54,15 @@ DEVICE_CHANNELS = (
 
 def validate_id(value: str, what: str = "id") -> str:
     """Return `value` if it is a legal id, else raise ProtocolError(BAD_ID) naming `what`."""
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise ProtocolError(
-            Reason.BAD_ID, f"{what} {value!r} must be 1-64 characters of A-Z a-z 0-9 . _ -"
-        )
+    if not is_id(value):
+        raise ProtocolError(Reason.BAD_ID, f"{what} {value!r} must be {ID_RULE}")
     return value
 
 
 def validate_device_id(value: str) -> str:
     """Like validate_id, and refuse the ids reserved for the cloud branches of the tree."""
     validate_id(value, "device id")
-    if value in RESERVED_DEVICE_IDS:
+    if not is_device_id(value):
         raise ProtocolError(Reason.BAD_ID, f"device id {value!r} is reserved")
     return value
 
@@ -181,7 +177,7 @@ def ingest_filters(fleet: str | None = None, share_group: str | None = None) -> 
     level = "+" if fleet is None else validate_id(fleet, "fleet")
     filters = [f"{PREFIX}/{level}/+/{c.value}" for c in DEVICE_CHANNELS]
     if share_group is not None:
-        if not _SHARE_GROUP.fullmatch(share_group):
+        if not SHARE_GROUP_PATTERN.fullmatch(share_group):
             raise ProtocolError(Reason.BAD_ID, f"share group {share_group!r} is not a legal name")
         filters = [f"$share/{share_group}/{f}" for f in filters]
     return filters

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.errors import AgentError
+from protocol.names import AGENT_KINDS
 
-DEVICE_KINDS = ("phone", "wearable", "fridge", "ev")
+DEVICE_KINDS = AGENT_KINDS  # ordered: a device's kind code (its index) seeds its streams
 
 
 class SimError(AgentError):

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from cloud_bridge.pool.errors import InvalidCommand
+from protocol.names import ID_PATTERN as ID_RE  # a pool user is a level of the topic tree
 
-ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 KEY_RE = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII, no spaces
 REASON_RE = re.compile(r"[a-z0-9_]{1,32}")
 MAX_FEN = 10**15  # ten trillion yuan: far above any pool, far below int64 overflow

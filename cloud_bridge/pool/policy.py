@@ -1,16 +1,18 @@
 """Credit policy: every rule the engine applies that a credit operator may tune, with its default.
 
-The dataclasses below are the one schema: each knob is declared once, with its default, its range
-and a line of help, and the TOML loader, the validation, `cloud-bridge pool policy` and the docs all
-read that declaration. Money is integer fen, rates and percentages are basis points (1 bps =
-0.01 %), durations are days or milliseconds as named: a float anywhere is refused.
+The dataclasses below are the one schema: each knob is declared once (`knob`, a confschema key
+riding on the field), with its default, its range and a line of help, and the TOML loader, the
+validation, `cloud-bridge pool policy` and the docs all read that declaration; agent.toml and
+bridge.toml use the same mechanism. The policy words its errors in its own style.
+
+Money is integer fen, rates and percentages are basis points (1 bps = 0.01 %), durations are
+days or milliseconds as named: a float anywhere is refused.
 
 A bad policy fails at load with a `PolicyError` that names the key and says how to fix it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -20,6 +22,19 @@ from typing import Any
 
 from cloud_bridge.pool.commands import Emergency, LifeEvent
 from cloud_bridge.pool.errors import PolicyError
+from confschema import (
+    Fault,
+    Invalid,
+    Key,
+    Problem,
+    Schema,
+    SchemaError,
+    check_fields,
+    is_integer,
+    key_field,
+    keys_of,
+    read_document,
+)
 
 MAX_FEN = 10**15
 DAY_MS = 86_400_000
@@ -27,32 +42,49 @@ DAY_MS = 86_400_000
 
 def knob(default: int, lo: int, hi: int, help: str) -> Any:
     """A policy field: default, inclusive range and a line of help for errors and docs."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "help": help})
+
+    def check(value: Any) -> int:
+        if not is_integer(value):
+            raise Invalid(
+                f"must be an integer ({help}), got {value!r}",
+                fix=f"write a whole number such as {default} (no quotes, no decimal point: "
+                "money is fen, percentages are basis points)",
+            )
+        if not lo <= value <= hi:
+            raise Invalid(
+                f"must be {lo}..{hi} ({help}), got {value}",
+                fix=f"choose a value in range (default {default})",
+            )
+        return int(value)
+
+    return key_field(Key(default, check, help=help))
+
+
+def _message(problem: Problem) -> str:
+    """A schema problem in the policy's own words: "policy key 'section.key' ...; fix: ..."."""
+    section, key = problem.section, f"{problem.section}.{problem.key}"
+    if problem.fault is Fault.UNKNOWN_SECTION:
+        return (
+            f"policy has an unknown section [{section}]; fix: use one of "
+            f"{', '.join('[' + s + ']' for s in problem.known)}"
+        )
+    if problem.fault is Fault.NOT_A_TABLE:
+        return f"policy key {section!r} must be a table; fix: write it as [{section}]"
+    if problem.fault is Fault.UNKNOWN_KEY:
+        return f"policy key {key!r} is unknown; fix: use one of {', '.join(sorted(problem.known))}"
+    return f"policy key {key!r} {problem.reason}; fix: {problem.fix}"
 
 
 class _Section:
-    """Range checks from the knob metadata; `_where` is the TOML section name."""
+    """Checks every knob of a section built directly; `_where` is the TOML section name."""
 
     _where = ""
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            if "lo" not in f.metadata:
-                continue
-            value = getattr(self, f.name)
-            key = f"{self._where}.{f.name}"
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise PolicyError(
-                    f"policy key {key!r} must be an integer ({f.metadata['help']}), got "
-                    f"{value!r}; fix: write a whole number such as {f.default} (no quotes, "
-                    "no decimal point: money is fen, percentages are basis points)"
-                )
-            lo, hi = f.metadata["lo"], f.metadata["hi"]
-            if not lo <= value <= hi:
-                raise PolicyError(
-                    f"policy key {key!r} must be {lo}..{hi} ({f.metadata['help']}), got "
-                    f"{value}; fix: choose a value in range (default {f.default})"
-                )
+        try:
+            check_fields(self, self._where)
+        except SchemaError as exc:
+            raise PolicyError(_message(exc.problem)) from None
 
 
 @dataclass(frozen=True)
@@ -71,35 +103,52 @@ class RateTier:
     rate_bps: int
 
 
+_TIER_KEYS = ("min_km_per_month", "rate_bps")
+_TIER_MAX = {"min_km_per_month": 1_000_000, "rate_bps": 10_000}
+
+
+def _tiers(value: Any) -> tuple[RateTier, ...]:
+    """[[rates.tiers]] tables (or RateTiers): ascending min_km_per_month, the first 0."""
+    fix = "list [[rates.tiers]] tables with ascending min_km_per_month, the first 0"
+    if not isinstance(value, list | tuple):
+        raise Invalid("must be an array of tables", fix=fix)
+    if not value:
+        raise Invalid("is empty", fix=fix)
+    tiers = []
+    for i, item in enumerate(value):
+        if isinstance(item, RateTier):
+            item = {"min_km_per_month": item.min_km_per_month, "rate_bps": item.rate_bps}
+        if not isinstance(item, Mapping) or set(item) != set(_TIER_KEYS):
+            raise Invalid(
+                "must have exactly the keys min_km_per_month and rate_bps", fix=fix, at=f"[{i}]"
+            )
+        for name in _TIER_KEYS:
+            hi, got = _TIER_MAX[name], item[name]
+            if not is_integer(got) or not 0 <= got <= hi:
+                raise Invalid(
+                    f"must be an integer 0..{hi}, got {got!r}", fix=fix, at=f"[{i}].{name}"
+                )
+        tiers.append(RateTier(item["min_km_per_month"], item["rate_bps"]))
+    kms = [t.min_km_per_month for t in tiers]
+    if kms[0] != 0 or any(a >= b for a, b in itertools.pairwise(kms)):
+        raise Invalid(f"has min_km_per_month {kms}", fix=fix)
+    return tuple(tiers)
+
+
+_DEFAULT_TIERS = [
+    {"min_km_per_month": 0, "rate_bps": 1800},
+    {"min_km_per_month": 1_500, "rate_bps": 1650},
+    {"min_km_per_month": 3_000, "rate_bps": 1500},
+]
+
+
 @dataclass(frozen=True)
 class Rates(_Section):
     _where = "rates"
     base_bps: int = knob(1800, 0, 10_000, "annual interest rate at opening, basis points")
-    tiers: tuple[RateTier, ...] = (
-        RateTier(0, 1800),
-        RateTier(1_500, 1650),
-        RateTier(3_000, 1500),
+    tiers: tuple[RateTier, ...] = key_field(
+        Key(_DEFAULT_TIERS, _tiers, help="rate tiers by reported EV mileage, km per month")
     )
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        where = "rates.tiers"
-        fix = "; fix: list [[rates.tiers]] tables with ascending min_km_per_month, the first 0"
-        if not self.tiers:
-            raise PolicyError(f"policy key {where!r} is empty{fix}")
-        for i, tier in enumerate(self.tiers):
-            for name, value, hi in (
-                ("min_km_per_month", tier.min_km_per_month, 1_000_000),
-                ("rate_bps", tier.rate_bps, 10_000),
-            ):
-                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
-                    raise PolicyError(
-                        f"policy key '{where}[{i}].{name}' must be an integer 0..{hi}, "
-                        f"got {value!r}{fix}"
-                    )
-        kms = [t.min_km_per_month for t in self.tiers]
-        if kms[0] != 0 or any(a >= b for a, b in itertools.pairwise(kms)):
-            raise PolicyError(f"policy key {where!r} has min_km_per_month {kms}{fix}")
 
     def for_mileage(self, km_per_month: int) -> int:
         """The rate of the highest tier whose threshold the mileage reaches."""
@@ -226,44 +275,17 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "life_stage": LifeStages,
 }
 
+SCHEMA: Schema = {name: keys_of(cls) for name, cls in _SECTION_TYPES.items()}
+"""The policy's keys by section, read from the knob declarations of the section classes."""
+
 
 def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
     """A Policy from parsed TOML: missing keys keep their defaults; unknown keys are errors."""
-    sections: dict[str, Any] = {}
-    for name, body in data.items():
-        cls = _SECTION_TYPES.get(name)
-        if cls is None:
-            raise PolicyError(
-                f"policy has an unknown section [{name}]; fix: use one of "
-                f"{', '.join('[' + s + ']' for s in _SECTION_TYPES)}"
-            )
-        if not isinstance(body, Mapping):
-            raise PolicyError(f"policy key {name!r} must be a table; fix: write it as [{name}]")
-        known = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
-        kwargs: dict[str, Any] = {}
-        for key, value in body.items():
-            if key not in known:
-                raise PolicyError(
-                    f"policy key '{name}.{key}' is unknown; "
-                    f"fix: use one of {', '.join(sorted(known))}"
-                )
-            if name == "rates" and key == "tiers":
-                value = _tiers(value)
-            kwargs[key] = value
-        sections[name] = cls(**kwargs)
-    return Policy(**sections)
-
-
-def _tiers(value: Any) -> tuple[RateTier, ...]:
-    fix = "; fix: write [[rates.tiers]] tables with min_km_per_month and rate_bps"
-    if not isinstance(value, list):
-        raise PolicyError(f"policy key 'rates.tiers' must be an array of tables{fix}")
-    tiers = []
-    for i, item in enumerate(value):
-        if not isinstance(item, Mapping) or set(item) != {"min_km_per_month", "rate_bps"}:
-            raise PolicyError(f"policy key 'rates.tiers[{i}]' must have exactly the keys{fix[6:]}")
-        tiers.append(RateTier(item["min_km_per_month"], item["rate_bps"]))
-    return tuple(tiers)
+    try:
+        values = read_document(data, SCHEMA)
+    except SchemaError as exc:
+        raise PolicyError(_message(exc.problem)) from None
+    return Policy(**{name: cls(**values[name]) for name, cls in _SECTION_TYPES.items()})
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -287,11 +309,12 @@ def load_policy(path: str | Path | None = None) -> Policy:
 def describe(policy: Policy | None = None) -> Iterator[tuple[str, int, str]]:
     """(key, value, help) for every scalar knob, in schema order (the CLI and docs print it)."""
     policy = policy or Policy()
-    for section in dataclasses.fields(policy):
-        body = getattr(policy, section.name)
-        for f in dataclasses.fields(body):
-            if "help" in f.metadata:
-                yield f"{section.name}.{f.name}", getattr(body, f.name), f.metadata["help"]
+    for section, keys in SCHEMA.items():
+        body = getattr(policy, section)
+        for name, key in keys.items():
+            value = getattr(body, name)
+            if isinstance(value, int):  # the tiers are an array of tables: to_toml writes them
+                yield f"{section}.{name}", value, key.help
 
 
 def to_toml(policy: Policy | None = None) -> str:

@@ -95,3 +95,42 @@ def test_seed_is_derived_from_the_device_id_unless_given(tmp_path: Path) -> None
     b = config.load(write(tmp_path, GOOD.replace('id = "rig-01"', 'id = "rig-02"')))
     c = config.load(write(tmp_path, GOOD + "\n[sensors]\nseed = 42\n"))
     assert a.seed != b.seed and c.seed == 42
+
+
+def test_load__reserved_device_id_and_the_firmware_kind_are_refused(tmp_path: Path) -> None:
+    for change, message in (
+        (('id = "rig-01"', 'id = "pool"'), "[device] id = 'pool' is reserved"),
+        (('kind = "fridge"', 'kind = "mcu"'), "must be one of phone, wearable, fridge, ev;"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            config.load(write(tmp_path, GOOD.replace(*change, 1)))
+        assert message in str(err.value)
+
+
+def test_load__a_bad_rule_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.load(write(tmp_path, GOOD.replace("priority = 5", "priority = 5\ncolour = 1")))
+    assert str(err.value).startswith("agent.toml: [[triggers.rule]] milk-low colour: unknown key")
+
+
+def test_schema__generated_file_loads_to_the_defaults(tmp_path: Path) -> None:
+    from confschema import to_toml
+
+    generated = to_toml(config.SCHEMA)
+    for line in ('id = "rig-01"', 'fleet = "demo"', 'kind = "phone"'):
+        generated = generated.replace(f"# {line}  (required)", line)
+    generated = generated.replace(
+        '# public_key = "<64 hex digits from cloud-bridge init>"  (required)',
+        f'public_key = "{BRIDGE}"',
+    )
+    cfg = config.load(write(tmp_path, generated))
+    minimal = config.load(
+        write(
+            tmp_path,
+            '[device]\nid = "rig-01"\nfleet = "demo"\nkind = "phone"\n'
+            f'[bridge]\npublic_key = "{BRIDGE}"\n',
+        )
+    )
+    assert cfg.mqtt == minimal.mqtt == config.MqttConfig(client_id="rig-01")
+    assert (cfg.report_interval_s, cfg.outbox_max_messages, cfg.day_s) == (60.0, 50_000, 86_400.0)
+    assert cfg.data_dir == minimal.data_dir == (tmp_path / "var" / "agent").resolve()

@@ -70,3 +70,22 @@ def test_bad_policy_names_the_key_and_the_fix(tmp_path: Path, text: str, names: 
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read policy file"):
         load_policy(tmp_path / "nope.toml")
+
+
+def test_schema__one_declaration_feeds_describe_loading_and_the_constructor(
+    tmp_path: Path,
+) -> None:
+    from cloud_bridge.pool.policy import SCHEMA, Limits, Rates, RateTier
+
+    keys = [f"{section}.{key}" for section, body in SCHEMA.items() for key in body]
+    assert [k for k in keys if k != "rates.tiers"] == [k for k, _, _ in describe()]
+    path = tmp_path / "p.toml"
+    path.write_text("[limits]\nmin_fen = 0\n")
+    with pytest.raises(PolicyError) as loaded:
+        load_policy(path)
+    with pytest.raises(PolicyError) as built:
+        Limits(min_fen=0)
+    assert str(loaded.value) == f"{path}: {built.value}"
+    assert "'limits.min_fen' must be 1..1000000000000000" in str(built.value)
+    with pytest.raises(PolicyError, match=r"'rates.tiers\[1\].rate_bps' must be an integer"):
+        Rates(tiers=(RateTier(0, 100), RateTier(10, -1)))

@@ -13,7 +13,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-KINDS = ("phone", "wearable", "fridge", "ev")
+from protocol.names import AGENT_KINDS
+
+KINDS = AGENT_KINDS  # a household has one device of each kind a Linux agent runs as
 
 
 @dataclass(frozen=True)
