@@ -19,10 +19,9 @@ from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool import commands as c
 from cloud_bridge.pool.auditor import audit
 from cloud_bridge.pool.policy import load_policy, to_toml
-from cloud_bridge.pool.repository import events_of
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.pool.view import PoolView
-from cloud_bridge.store import StoreError, open_store
+from cloud_bridge.store import StoreError, open_store, pool_repo
 
 FEN_HELP = "amounts are integer fen: 1 yuan = 100 fen, so 12.50 yuan is 1250"
 _INT = re.compile(r"[0-9][0-9_]*")
@@ -470,7 +469,7 @@ def _events(args: argparse.Namespace) -> int:
     store = open_store(database(args))
     try:
         with store.transaction() as tx:
-            rows = events_of(tx, c.check_user(args.user), args.since)
+            rows = pool_repo.events_of(tx, c.check_user(args.user), args.since)
     finally:
         store.close()
     for version, event in rows:
@@ -488,7 +487,7 @@ def _audit(args: argparse.Namespace) -> int:
     try:
         with store.transaction() as tx:
             problems = audit(tx)
-            pools = tx.scalar("SELECT COUNT(*) FROM pools")
+            pools = pool_repo.count_pools(tx)
     finally:
         store.close()
     if args.json:
