@@ -1,9 +1,12 @@
 """The pool tables (migration 001_pool.sql): all of the credit pool's SQL, and no rules.
 
-Both dialects, `?` placeholders. A batch of commands reads what it needs with one query per
-table (`lock_pools`, then `recorded_commands`) and writes with one statement per table
-(`save_batch`); only a pool that a batch opens is written at once (`insert_pool`), because
-whether another transaction created it first decides what the command does.
+A batch of commands reads what it needs with one query per table (`lock_pools`, then
+`recorded_commands`) and writes everything at the end (`save_batch`); only a pool that a batch
+opens is written at once (`insert_pool`), because whether another transaction created it first
+decides what the command does. On PostgreSQL a batch's values travel as one parameter per table
+(an array of user ids, a JSON array of rows), so each statement has one fixed text, prepared
+once, and all of a batch's writes are one statement, one round trip. SQLite runs in the process,
+where plain per-row statements cost no round trip.
 """
 
 from __future__ import annotations
@@ -20,14 +23,73 @@ from cloud_bridge.store.base import Transaction
 from cloud_bridge.store.errors import StoreConflict
 
 CHUNK = 500
-"""Values per `IN (...)` list or rows per INSERT: a whole batch in one round trip, well under
-the parameter limits of both databases."""
+"""Values per `IN (...)` list on SQLite: a whole batch in one query, well under its limit of
+parameters (PostgreSQL takes each list as one array parameter)."""
 
 _POOL_COLUMNS = (
-    "status", "limit_fen", "available_fen", "outstanding_fen", "held_fen", "interest_fen",
-    "rate_bps", "version", "updated_ms", "state",
+    ("status", "text"), ("limit_fen", "bigint"), ("available_fen", "bigint"),
+    ("outstanding_fen", "bigint"), ("held_fen", "bigint"), ("interest_fen", "bigint"),
+    ("rate_bps", "integer"), ("version", "bigint"), ("updated_ms", "bigint"), ("state", "text"),
 )  # fmt: skip
-"""The pools columns a write sets besides user_id: the query columns, then the state JSON."""
+"""The pools columns a write sets besides user_id (the query columns, then the state JSON),
+with their PostgreSQL types."""
+_EVENT_COLUMNS = (
+    ("user_id", "text"), ("version", "bigint"), ("seq", "integer"), ("kind", "text"),
+    ("at_ms", "bigint"), ("data", "text"),
+)  # fmt: skip
+_POSTING_COLUMNS = (
+    ("user_id", "text"), ("version", "bigint"), ("account", "text"), ("amount_fen", "bigint"),
+    ("ts_ms", "bigint"),
+)  # fmt: skip
+_COMMAND_COLUMNS = (
+    ("user_id", "text"), ("idem_key", "text"), ("kind", "text"), ("fingerprint", "text"),
+    ("result", "text"), ("version", "bigint"), ("ts_ms", "bigint"), ("outcome", "text"),
+)  # fmt: skip
+Columns = tuple[tuple[str, str], ...]
+
+
+def _names(columns: Columns) -> str:
+    return ", ".join(name for name, _ in columns)
+
+
+def _insert(table: str, columns: Columns) -> str:
+    """One row's INSERT (SQLite)."""
+    return f"INSERT INTO {table} ({_names(columns)}) VALUES ({_marks(len(columns))})"
+
+
+def _recordset(columns: Columns, alias: str) -> str:
+    """A PostgreSQL row source from one parameter: a JSON array of objects, one per row."""
+    return f"json_to_recordset(?::json) AS {alias}({', '.join(f'{n} {t}' for n, t in columns)})"
+
+
+def _bulk_insert(table: str, columns: Columns) -> str:
+    """All rows' INSERT (PostgreSQL), from one `_recordset` parameter."""
+    names = _names(columns)
+    return f"INSERT INTO {table} ({names}) SELECT {names} FROM {_recordset(columns, 'r')}"
+
+
+def _json_rows(columns: Columns, rows: Sequence[tuple[Any, ...]]) -> str:
+    """The parameter of a `_recordset`. JSON rather than arrays: a text array escapes every
+    quote of the state JSON in Python, which cost more than all the round trips it saved."""
+    names = [name for name, _ in columns]
+    return json.dumps([dict(zip(names, row, strict=True)) for row in rows], separators=(",", ":"))
+
+
+_SETS = ", ".join(f"{name} = v.{name}" for name, _ in _POOL_COLUMNS)
+_UPDATE_ONE = (
+    f"UPDATE pools SET {', '.join(f'{name} = ?' for name, _ in _POOL_COLUMNS)}"
+    " WHERE user_id = ? AND version = ?"
+)
+_MOVED_COLUMNS = (("user_id", "text"), ("old_version", "bigint"), *_POOL_COLUMNS)
+_PG_SAVE = (
+    f"WITH moved AS (UPDATE pools SET {_SETS} FROM {_recordset(_MOVED_COLUMNS, 'v')}"
+    " WHERE pools.user_id = v.user_id AND pools.version = v.old_version RETURNING 1),"
+    f" events AS ({_bulk_insert('pool_events', _EVENT_COLUMNS)}),"
+    f" postings AS ({_bulk_insert('pool_postings', _POSTING_COLUMNS)}),"
+    f" commands AS ({_bulk_insert('pool_commands', _COMMAND_COLUMNS)})"
+    " SELECT COUNT(*) FROM moved"
+)
+"""All of a batch's writes on PostgreSQL: one statement, so one round trip."""
 
 
 @dataclass(frozen=True)
@@ -88,21 +150,26 @@ def load(tx: Transaction, user: str) -> PoolState | None:
 def lock_pools(tx: Transaction, users: Iterable[str]) -> dict[str, PoolState]:
     """The states of these pools (those that exist), locked until the transaction ends.
 
-    One query per `CHUNK` users. On PostgreSQL the rows are locked FOR UPDATE in user order
-    (its LockRows step runs after the sort), the same order in every process, so two
-    transactions that touch the same pools cannot deadlock; SQLite's BEGIN IMMEDIATE already
-    holds the whole database."""
-    lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
-    out: dict[str, PoolState] = {}
-    for chunk in _chunks(sorted(set(users))):
-        for (state_json,) in tx.fetchall(
-            f"SELECT state FROM pools WHERE user_id IN ({_marks(len(chunk))})"
-            f" ORDER BY user_id{lock}",
-            chunk,
-        ):
-            state = PoolState.from_json(json.loads(state_json))
-            out[state.user] = state
-    return out
+    On PostgreSQL one query locks the rows FOR UPDATE in user order (its LockRows step runs
+    after the sort), the same order in every process, so two transactions that touch the same
+    pools cannot deadlock. SQLite's BEGIN IMMEDIATE already holds the whole database: one
+    query per `CHUNK` users."""
+    wanted = sorted(set(users))
+    if tx.dialect == "postgres":
+        rows = tx.fetchall(
+            "SELECT state FROM pools WHERE user_id = ANY(?::text[]) ORDER BY user_id FOR UPDATE",
+            (wanted,),
+        )
+    else:
+        rows = [
+            row
+            for chunk in _chunks(wanted)
+            for row in tx.fetchall(
+                f"SELECT state FROM pools WHERE user_id IN ({_marks(len(chunk))})", chunk
+            )
+        ]
+    states = (PoolState.from_json(json.loads(state_json)) for (state_json,) in rows)
+    return {state.user: state for state in states}
 
 
 def recorded_commands(
@@ -111,23 +178,33 @@ def recorded_commands(
     """The commands recorded under these (user, idempotency key) pairs, by pair. Read after
     `lock_pools`, so that on PostgreSQL it sees what the last holder of a lock committed."""
     wanted = sorted(set(keys))
-    out: dict[tuple[str, str], Recorded] = {}
-    for chunk in _chunks(wanted):
-        users = sorted({user for user, _ in chunk})
-        idem = sorted({key for _, key in chunk})
+    if tx.dialect == "postgres":
         rows = tx.fetchall(
-            "SELECT user_id, idem_key, fingerprint, outcome FROM pool_commands"
-            f" WHERE user_id IN ({_marks(len(users))}) AND idem_key IN ({_marks(len(idem))})",
-            [*users, *idem],
+            "SELECT c.user_id, c.idem_key, c.fingerprint, c.outcome FROM pool_commands c"
+            " JOIN unnest(?::text[], ?::text[]) AS k(user_id, idem_key)"
+            " ON c.user_id = k.user_id AND c.idem_key = k.idem_key",
+            ([user for user, _ in wanted], [key for _, key in wanted]),
         )
-        pairs = set(chunk)
-        for user, key, fingerprint, outcome in rows:
-            if (user, key) in pairs:  # the query matches every user with every key
-                out[(user, key)] = Recorded(fingerprint, json.loads(outcome))
-    return out
+    else:
+        rows = []
+        for chunk in _chunks(wanted):
+            users = sorted({user for user, _ in chunk})
+            idem = sorted({key for _, key in chunk})
+            rows += tx.fetchall(
+                "SELECT user_id, idem_key, fingerprint, outcome FROM pool_commands"
+                f" WHERE user_id IN ({_marks(len(users))}) AND idem_key IN ({_marks(len(idem))})",
+                [*users, *idem],
+            )
+    pairs = set(wanted)  # SQLite's query matches every user of a chunk with every key
+    return {
+        (user, key): Recorded(fingerprint, json.loads(outcome))
+        for user, key, fingerprint, outcome in rows
+        if (user, key) in pairs
+    }
 
 
 def _columns(s: PoolState) -> tuple[Any, ...]:
+    """`_POOL_COLUMNS` of a state."""
     return (
         s.status.value,
         s.limit_fen,
@@ -145,15 +222,12 @@ def _columns(s: PoolState) -> tuple[Any, ...]:
 def insert_pool(tx: Transaction, state: PoolState) -> bool:
     """Create a pool's row (its lock held until the transaction ends). False if another
     transaction created it first: the caller locks the stored one and decides again."""
-    names = ", ".join(_POOL_COLUMNS)
-    return (
-        tx.execute(
-            f"INSERT INTO pools ({names}, user_id) VALUES ({_marks(len(_POOL_COLUMNS) + 1)})"
-            " ON CONFLICT (user_id) DO NOTHING",
-            (*_columns(state), state.user),
-        )
-        == 1
+    columns = (*_POOL_COLUMNS, ("user_id", "text"))
+    changed = tx.execute(
+        f"{_insert('pools', columns)} ON CONFLICT (user_id) DO NOTHING",
+        (*_columns(state), state.user),
     )
+    return changed == 1
 
 
 def save_batch(
@@ -162,69 +236,48 @@ def save_batch(
     changes: Sequence[PoolChange],
     records: Sequence[CommandRecord],
 ) -> None:
-    """Write a batch: each changed pool's last state over the version stored for it (one
-    UPDATE for all of them), then every change's events and postings and every command
-    record (one INSERT per table). StoreConflict if a stored version moved, which the row
-    locks of `lock_pools` make impossible unless a caller skipped them."""
+    """Write a batch: each changed pool's last state over the version stored for it, then
+    every change's events and postings and every command record. StoreConflict if a stored
+    version moved, which the row locks of `lock_pools` make impossible unless a caller
+    skipped them."""
     last = {change.state.user: change.state for change in changes}
-    moved = [s for user, s in sorted(last.items()) if s.version != stored_versions[user]]
-    for chunk in _chunks(moved):
-        _update_pools(tx, stored_versions, chunk)
-    _insert_rows(
-        tx,
-        "pool_events (user_id, version, seq, kind, at_ms, data)",
-        [
-            (ch.state.user, ch.state.version, i, e.kind, e.at_ms, _dumps(dict(e.data)))
-            for ch in changes
-            for i, e in enumerate(ch.events)
-        ],
-    )
-    _insert_rows(
-        tx,
-        "pool_postings (user_id, version, account, amount_fen, ts_ms)",
-        [
-            (ch.state.user, ch.state.version, account.value, amount, ch.ts_ms)
-            for ch in changes
-            for account, amount in sorted(ch.postings.items())
-        ],
-    )
-    _insert_rows(
-        tx,
-        "pool_commands (user_id, idem_key, kind, fingerprint, result, version, ts_ms, outcome)",
-        [
-            (r.user, r.key, r.kind, r.fingerprint, r.result, r.version, r.ts_ms, _dumps(r.outcome))
-            for r in records
-        ],
-    )
-
-
-def _update_pools(
-    tx: Transaction, stored_versions: Mapping[str, int], states: Sequence[PoolState]
-) -> None:
-    """One UPDATE ... FROM a VALUES list (SQLite 3.33+ and PostgreSQL). Both name the list's
-    columns column1, column2, ...; the statement starts with UPDATE so that Python's sqlite3
-    reports the rows it changed."""
-    row = f"({_marks(len(_POOL_COLUMNS) + 2)})"
-    sets = ", ".join(f"{name} = v.column{i}" for i, name in enumerate(_POOL_COLUMNS, start=3))
-    changed = tx.execute(
-        f"UPDATE pools SET {sets} FROM (VALUES {', '.join(row for _ in states)}) AS v"
-        " WHERE pools.user_id = v.column1 AND pools.version = v.column2",
-        [value for s in states for value in (s.user, stored_versions[s.user], *_columns(s))],
-    )
-    if changed != len(states):
-        raise StoreConflict(
-            f"{len(states) - changed} of {len(states)} pools changed under this transaction;"
-            " retry it"
+    moved = [
+        (user, stored_versions[user], *_columns(state))
+        for user, state in sorted(last.items())
+        if state.version != stored_versions[user]
+    ]
+    events = [
+        (ch.state.user, ch.state.version, i, e.kind, e.at_ms, _dumps(dict(e.data)))
+        for ch in changes
+        for i, e in enumerate(ch.events)
+    ]
+    postings = [
+        (ch.state.user, ch.state.version, account.value, amount, ch.ts_ms)
+        for ch in changes
+        for account, amount in sorted(ch.postings.items())
+    ]
+    commands = [
+        (r.user, r.key, r.kind, r.fingerprint, r.result, r.version, r.ts_ms, _dumps(r.outcome))
+        for r in records
+    ]
+    if not (moved or events or postings or commands):
+        return
+    if tx.dialect == "postgres":
+        params = (
+            _json_rows(_MOVED_COLUMNS, moved),
+            _json_rows(_EVENT_COLUMNS, events),
+            _json_rows(_POSTING_COLUMNS, postings),
+            _json_rows(_COMMAND_COLUMNS, commands),
         )
-
-
-def _insert_rows(tx: Transaction, table: str, rows: list[tuple[Any, ...]]) -> None:
-    """Multi-row INSERTs, `CHUNK` rows each (one round trip for a whole batch)."""
-    for chunk in _chunks(rows):
-        row = f"({_marks(len(chunk[0]))})"
-        tx.execute(
-            f"INSERT INTO {table} VALUES {', '.join(row for _ in chunk)}",
-            [value for r in chunk for value in r],
+        changed = int(tx.scalar(_PG_SAVE, params))
+    else:
+        changed = sum(tx.execute(_UPDATE_ONE, (*row[2:], *row[:2])) for row in moved)
+        tx.executemany(_insert("pool_events", _EVENT_COLUMNS), events)
+        tx.executemany(_insert("pool_postings", _POSTING_COLUMNS), postings)
+        tx.executemany(_insert("pool_commands", _COMMAND_COLUMNS), commands)
+    if changed != len(moved):
+        raise StoreConflict(
+            f"{len(moved) - changed} of {len(moved)} pools changed under this transaction; retry it"
         )
 
 
@@ -253,7 +306,7 @@ class StoredPool:
     """A pools row as stored: the query columns and the state JSON, not yet trusted."""
 
     user: str
-    columns: tuple[Any, ...]  # status, limit_fen, ..., updated_ms: `_POOL_COLUMNS` less state
+    columns: tuple[Any, ...]  # status, limit_fen, ..., updated_ms: `_POOL_COLUMNS` but state
     state_json: str
 
 
@@ -305,6 +358,6 @@ def read_books(tx: Transaction) -> Books:
     }
     pools = [
         StoredPool(str(row[0]), tuple(row[1:-1]), str(row[-1]))
-        for row in tx.fetchall(f"SELECT user_id, {', '.join(_POOL_COLUMNS)} FROM pools")
+        for row in tx.fetchall(f"SELECT user_id, {_names(_POOL_COLUMNS)} FROM pools")
     ]
     return Books(unbalanced, balances, event_versions, command_versions, pools)
