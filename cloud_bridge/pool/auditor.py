@@ -21,7 +21,7 @@ from cloud_bridge.pool.state import PoolState
 from cloud_bridge.pool.view import PoolView
 from cloud_bridge.store import pool_repo
 from cloud_bridge.store.base import Transaction
-from cloud_bridge.store.pool_repo import Books
+from cloud_bridge.store.pool_repo import Books, EventVersions
 
 
 def audit(tx: Transaction) -> list[str]:
@@ -32,8 +32,9 @@ def audit(tx: Transaction) -> list[str]:
 def check(books: Books) -> list[str]:
     """The problems in books read from a store (pure: `audit` reads them)."""
     problems = [
-        f"{user} v{version}: entry unbalanced (commitment {memo}, funds {funds})"
-        for user, version, memo, funds in books.unbalanced
+        f"{e.user} v{e.version}: entry unbalanced"
+        f" (commitment {e.commitment_fen}, funds {e.funds_fen})"
+        for e in books.unbalanced
     ]
     seen = set()
     for row in books.pools:
@@ -65,10 +66,11 @@ def check(books: Books) -> list[str]:
         unknown = set(balances) - {a.value for a in Account}
         if unknown:
             problems.append(f"{user}: postings to unknown accounts {sorted(unknown)}")
-        count, top = books.event_versions.get(user, (0, 0))
-        if (count, top) != (state.version, state.version):
+        covered = books.event_versions.get(user, EventVersions(0, 0))
+        if (covered.count, covered.highest) != (state.version, state.version):
             problems.append(
-                f"{user}: version {state.version} but events cover {count} versions up to {top}"
+                f"{user}: version {state.version} but events cover {covered.count} versions"
+                f" up to {covered.highest}"
             )
         recorded = books.command_versions.get(user, 0)
         if recorded > state.version:

@@ -155,6 +155,8 @@ def lock_pools(tx: Transaction, users: Iterable[str]) -> dict[str, PoolState]:
     pools cannot deadlock. SQLite's BEGIN IMMEDIATE already holds the whole database: one
     query per `CHUNK` users."""
     wanted = sorted(set(users))
+    if not wanted:
+        return {}
     if tx.dialect == "postgres":
         rows = tx.fetchall(
             "SELECT state FROM pools WHERE user_id = ANY(?::text[]) ORDER BY user_id FOR UPDATE",
@@ -178,6 +180,8 @@ def recorded_commands(
     """The commands recorded under these (user, idempotency key) pairs, by pair. Read after
     `lock_pools`, so that on PostgreSQL it sees what the last holder of a lock committed."""
     wanted = sorted(set(keys))
+    if not wanted:
+        return {}
     if tx.dialect == "postgres":
         rows = tx.fetchall(
             "SELECT c.user_id, c.idem_key, c.fingerprint, c.outcome FROM pool_commands c"
@@ -311,14 +315,32 @@ class StoredPool:
 
 
 @dataclass(frozen=True)
-class Books:
-    """What the auditor reads: every entry that does not balance (user, version, commitment
-    sum, funds sum), each pool's account balances, the versions its events cover (count,
-    highest), the highest version its command records claim, and every pool row."""
+class Unbalanced:
+    """A journal entry (the postings of one pool version) whose books do not each sum to 0."""
 
-    unbalanced: list[tuple[str, int, int, int]]
+    user: str
+    version: int
+    commitment_fen: int
+    funds_fen: int
+
+
+@dataclass(frozen=True)
+class EventVersions:
+    """How many distinct versions a pool's events cover, and the highest."""
+
+    count: int
+    highest: int
+
+
+@dataclass(frozen=True)
+class Books:
+    """What the auditor reads: the entries that do not balance, each pool's account balances,
+    the versions its events cover, the highest version its command records claim, and every
+    pool row."""
+
+    unbalanced: list[Unbalanced]
     balances: dict[str, dict[str, int]]
-    event_versions: dict[str, tuple[int, int]]
+    event_versions: dict[str, EventVersions]
     command_versions: dict[str, int]
     pools: list[StoredPool]
 
@@ -331,7 +353,7 @@ _IN_FUNDS = f"CASE WHEN account IN ({_MEMO}) THEN 0 ELSE amount_fen END"
 def read_books(tx: Transaction) -> Books:
     """Everything `cloud_bridge.pool.auditor` checks, in five queries."""
     unbalanced = [
-        (str(user), int(version), int(memo), int(funds))
+        Unbalanced(str(user), int(version), int(memo), int(funds))
         for user, version, memo, funds in tx.fetchall(
             f"SELECT user_id, version, SUM({_IN_MEMO}), SUM({_IN_FUNDS})"
             " FROM pool_postings GROUP BY user_id, version"
@@ -344,7 +366,7 @@ def read_books(tx: Transaction) -> Books:
     ):
         balances.setdefault(str(user), {})[str(account)] = int(total)
     event_versions = {
-        str(user): (int(n), int(top))
+        str(user): EventVersions(int(n), int(top))
         for user, n, top in tx.fetchall(
             "SELECT user_id, COUNT(DISTINCT version), MAX(version) FROM pool_events"
             " GROUP BY user_id"

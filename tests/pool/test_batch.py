@@ -143,3 +143,11 @@ def test_a_pool_opened_meanwhile_by_another_transaction(pg_dsn: str) -> None:
     finally:
         ours.close()
         theirs.close()
+
+
+def test_an_empty_batch_sends_nothing(store: Store) -> None:
+    service = PoolService(store, TEST_POLICY, Clock())
+    with store.transaction() as tx:
+        counting = CountingTx(tx)
+        assert service.execute_many([], tx=counting) == []
+    assert counting.statements == 0
