@@ -8,8 +8,8 @@
 A batch first locks its pools in user order and reads them with one query, then reads the
 commands already recorded under its idempotency keys with another (a retry returns the recorded
 outcome, marked `replayed`). The pure engine decides each command in turn on the states in
-memory; then one statement per table writes the new states, the events, the journal entries and
-the outcomes, all in the caller's transaction (or one of its own).
+memory; at the end the new states, the events, the journal entries and the outcomes are written
+together (one statement on PostgreSQL), all in the caller's transaction (or one of its own).
 """
 
 from __future__ import annotations
