@@ -3,10 +3,10 @@
 A batch of commands reads what it needs with one query per table (`lock_pools`, then
 `recorded_commands`) and writes everything at the end (`save_batch`); only a pool that a batch
 opens is written at once (`insert_pool`), because whether another transaction created it first
-decides what the command does. On PostgreSQL a batch's values travel as one parameter per table
-(an array of user ids, a JSON array of rows), so each statement has one fixed text, prepared
-once, and all of a batch's writes are one statement, one round trip. SQLite runs in the process,
-where plain per-row statements cost no round trip.
+decides what the command does. On PostgreSQL all of a batch's writes are one statement, one
+round trip, whose rows travel as one JSON parameter per table (so the statement has one fixed
+text, prepared once). SQLite runs in the process, where plain per-row statements cost no round
+trip.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from cloud_bridge.store.base import Transaction
 from cloud_bridge.store.errors import StoreConflict
 
 CHUNK = 500
-"""Values per `IN (...)` list on SQLite: a whole batch in one query, well under its limit of
-parameters (PostgreSQL takes each list as one array parameter)."""
+"""Values per `IN (...)` list: a whole batch in one query, well under either database's limit of
+parameters."""
 
 _POOL_COLUMNS = (
     ("status", "text"), ("limit_fen", "bigint"), ("available_fen", "bigint"),
@@ -148,63 +148,42 @@ def load(tx: Transaction, user: str) -> PoolState | None:
 
 
 def lock_pools(tx: Transaction, users: Iterable[str]) -> dict[str, PoolState]:
-    """The states of these pools (those that exist), locked until the transaction ends.
+    """The states of these pools (those that exist), locked until the transaction ends, one
+    query per `CHUNK` users.
 
-    On PostgreSQL one query locks the rows FOR UPDATE in user order (its LockRows step runs
-    after the sort), the same order in every process, so two transactions that touch the same
-    pools cannot deadlock. SQLite's BEGIN IMMEDIATE already holds the whole database: one
-    query per `CHUNK` users."""
-    wanted = sorted(set(users))
-    if not wanted:
-        return {}
-    if tx.dialect == "postgres":
-        rows = tx.fetchall(
-            "SELECT state FROM pools WHERE user_id = ANY(?::text[]) ORDER BY user_id FOR UPDATE",
-            (wanted,),
-        )
-    else:
-        rows = [
-            row
-            for chunk in _chunks(wanted)
-            for row in tx.fetchall(
-                f"SELECT state FROM pools WHERE user_id IN ({_marks(len(chunk))})", chunk
-            )
-        ]
-    states = (PoolState.from_json(json.loads(state_json)) for (state_json,) in rows)
-    return {state.user: state for state in states}
+    On PostgreSQL the rows are locked FOR UPDATE in user order (its LockRows step runs after
+    the sort), the same order in every process, so two transactions that touch the same pools
+    cannot deadlock. SQLite's BEGIN IMMEDIATE already holds the whole database."""
+    lock = " ORDER BY user_id FOR UPDATE" if tx.dialect == "postgres" else ""
+    out: dict[str, PoolState] = {}
+    for chunk in _chunks(sorted(set(users))):
+        for (state_json,) in tx.fetchall(
+            f"SELECT state FROM pools WHERE user_id IN ({_marks(len(chunk))}){lock}", chunk
+        ):
+            state = PoolState.from_json(json.loads(state_json))
+            out[state.user] = state
+    return out
 
 
 def recorded_commands(
     tx: Transaction, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], Recorded]:
-    """The commands recorded under these (user, idempotency key) pairs, by pair. Read after
-    `lock_pools`, so that on PostgreSQL it sees what the last holder of a lock committed."""
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
-    if tx.dialect == "postgres":
-        rows = tx.fetchall(
-            "SELECT c.user_id, c.idem_key, c.fingerprint, c.outcome FROM pool_commands c"
-            " JOIN unnest(?::text[], ?::text[]) AS k(user_id, idem_key)"
-            " ON c.user_id = k.user_id AND c.idem_key = k.idem_key",
-            ([user for user, _ in wanted], [key for _, key in wanted]),
-        )
-    else:
-        rows = []
-        for chunk in _chunks(wanted):
-            users = sorted({user for user, _ in chunk})
-            idem = sorted({key for _, key in chunk})
-            rows += tx.fetchall(
-                "SELECT user_id, idem_key, fingerprint, outcome FROM pool_commands"
-                f" WHERE user_id IN ({_marks(len(users))}) AND idem_key IN ({_marks(len(idem))})",
-                [*users, *idem],
-            )
-    pairs = set(wanted)  # SQLite's query matches every user of a chunk with every key
-    return {
-        (user, key): Recorded(fingerprint, json.loads(outcome))
-        for user, key, fingerprint, outcome in rows
-        if (user, key) in pairs
-    }
+    """The commands recorded under these (user, idempotency key) pairs, by pair, one query per
+    `CHUNK` pairs. Read after `lock_pools`, so that on PostgreSQL (a snapshot per statement)
+    it sees what the last holder of a lock committed."""
+    out: dict[tuple[str, str], Recorded] = {}
+    for chunk in _chunks(sorted(set(keys))):
+        users = sorted({user for user, _ in chunk})
+        idem = sorted({key for _, key in chunk})
+        pairs = set(chunk)
+        for user, key, fingerprint, outcome in tx.fetchall(
+            "SELECT user_id, idem_key, fingerprint, outcome FROM pool_commands"
+            f" WHERE user_id IN ({_marks(len(users))}) AND idem_key IN ({_marks(len(idem))})",
+            [*users, *idem],
+        ):
+            if (user, key) in pairs:  # the query matches every user of the chunk with every key
+                out[(user, key)] = Recorded(fingerprint, json.loads(outcome))
+    return out
 
 
 def _columns(s: PoolState) -> tuple[Any, ...]:
