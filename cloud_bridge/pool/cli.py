@@ -153,17 +153,8 @@ def _limit(p: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def _hold_id(p: argparse.ArgumentParser, *, required: bool) -> None:
-    if required:
-        p.add_argument(
-            "--hold", dest="hold_id", metavar="HOLD_ID", required=True, help="the hold's id"
-        )
-    else:
-        p.add_argument(
-            "--hold",
-            dest="hold_id",
-            metavar="HOLD_ID",
-            help="the hold's id (default: its idempotency key)",
-        )
+    help_text = "the hold's id" if required else "the hold's id (default: its idempotency key)"
+    p.add_argument("--hold", dest="hold_id", metavar="HOLD_ID", required=required, help=help_text)
 
 
 def _add_open(sub: _Subcommands) -> None:
