@@ -2,7 +2,8 @@
 
 Pure domain (no I/O): `commands`, `engine` (the state machine), `state`, `statements` (time:
 interest, statements, raises), `ledger` (double-entry rules), `policy`, `view`, `results`.
-Adapters: `repository` (SQL), `service` (runs commands in a store transaction), `auditor`.
+Adapters: `service` (runs commands in a store transaction), `auditor`; their SQL is in
+`cloud_bridge.store.pool_repo`.
 See docs/credit-pool.md.
 """
 

@@ -15,56 +15,33 @@ It recomputes everything from the journal (postings) and compares with each pool
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 
-from cloud_bridge.pool.ledger import COMMITMENT, Account, expected_balances
+from cloud_bridge.pool.ledger import Account, expected_balances
 from cloud_bridge.pool.state import PoolState
 from cloud_bridge.pool.view import PoolView
+from cloud_bridge.store import pool_repo
 from cloud_bridge.store.base import Transaction
-
-_MEMO = ", ".join(f"'{a.value}'" for a in sorted(COMMITMENT))
+from cloud_bridge.store.pool_repo import Books, EventVersions
 
 
 def audit(tx: Transaction) -> list[str]:
     """Every problem found, one line each; an empty list means the books are clean."""
-    problems: list[str] = []
-    for user, version, memo, funds in tx.fetchall(
-        "SELECT user_id, version,"
-        f" SUM(CASE WHEN account IN ({_MEMO}) THEN amount_fen ELSE 0 END),"
-        f" SUM(CASE WHEN account IN ({_MEMO}) THEN 0 ELSE amount_fen END)"
-        " FROM pool_postings GROUP BY user_id, version"
-        f" HAVING SUM(CASE WHEN account IN ({_MEMO}) THEN amount_fen ELSE 0 END) <> 0"
-        f" OR SUM(CASE WHEN account IN ({_MEMO}) THEN 0 ELSE amount_fen END) <> 0"
-    ):
-        problems.append(f"{user} v{version}: entry unbalanced (commitment {memo}, funds {funds})")
+    return check(pool_repo.read_books(tx))
 
-    ledger: dict[str, dict[str, int]] = defaultdict(dict)
-    for user, account, total in tx.fetchall(
-        "SELECT user_id, account, SUM(amount_fen) FROM pool_postings GROUP BY user_id, account"
-    ):
-        ledger[user][account] = int(total)
-    versions: dict[str, tuple[int, int]] = {
-        user: (int(n), int(top))
-        for user, n, top in tx.fetchall(
-            "SELECT user_id, COUNT(DISTINCT version), MAX(version) FROM pool_events"
-            " GROUP BY user_id"
-        )
-    }
-    commands = {
-        user: int(top)
-        for user, top in tx.fetchall(
-            "SELECT user_id, MAX(version) FROM pool_commands GROUP BY user_id"
-        )
-    }
+
+def check(books: Books) -> list[str]:
+    """The problems in books read from a store (pure: `audit` reads them)."""
+    problems = [
+        f"{e.user} v{e.version}: entry unbalanced"
+        f" (commitment {e.commitment_fen}, funds {e.funds_fen})"
+        for e in books.unbalanced
+    ]
     seen = set()
-    for row in tx.fetchall(
-        "SELECT user_id, status, limit_fen, available_fen, outstanding_fen, held_fen,"
-        " interest_fen, rate_bps, version, updated_ms, state FROM pools"
-    ):
-        user = row[0]
+    for row in books.pools:
+        user = row.user
         seen.add(user)
         try:
-            state = PoolState.from_json(json.loads(row[10]))
+            state = PoolState.from_json(json.loads(row.state_json))
         except (ValueError, TypeError, KeyError) as exc:
             problems.append(f"{user}: stored state is invalid: {exc}")
             continue
@@ -79,9 +56,9 @@ def audit(tx: Transaction) -> list[str]:
             state.version,
             state.updated_ms,
         )
-        if tuple(row[1:10]) != columns:
-            problems.append(f"{user}: columns {tuple(row[1:10])} disagree with state {columns}")
-        balances = ledger.get(user, {})
+        if row.columns != columns:
+            problems.append(f"{user}: columns {row.columns} disagree with state {columns}")
+        balances = books.balances.get(user, {})
         for account, want in expected_balances(state).items():
             got = balances.get(account.value, 0)
             if got != want:
@@ -89,17 +66,19 @@ def audit(tx: Transaction) -> list[str]:
         unknown = set(balances) - {a.value for a in Account}
         if unknown:
             problems.append(f"{user}: postings to unknown accounts {sorted(unknown)}")
-        count, top = versions.get(user, (0, 0))
-        if (count, top) != (state.version, state.version):
+        covered = books.event_versions.get(user, EventVersions(0, 0))
+        if (covered.count, covered.highest) != (state.version, state.version):
             problems.append(
-                f"{user}: version {state.version} but events cover {count} versions up to {top}"
+                f"{user}: version {state.version} but events cover {covered.count} versions"
+                f" up to {covered.highest}"
             )
-        if commands.get(user, 0) > state.version:
-            problems.append(f"{user}: a command records version {commands[user]} > {state.version}")
+        recorded = books.command_versions.get(user, 0)
+        if recorded > state.version:
+            problems.append(f"{user}: a command records version {recorded} > {state.version}")
         try:
             PoolView.of(state)
         except ValueError as exc:
             problems.append(f"{user}: view invalid: {exc}")
-    for user in sorted((set(ledger) | set(versions)) - seen):
+    for user in sorted((set(books.balances) | set(books.event_versions)) - seen):
         problems.append(f"{user}: postings or events without a pool")
     return problems

@@ -19,10 +19,9 @@ from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool import commands as c
 from cloud_bridge.pool.auditor import audit
 from cloud_bridge.pool.policy import load_policy, to_toml
-from cloud_bridge.pool.repository import events_of
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.pool.view import PoolView
-from cloud_bridge.store import StoreError, open_store
+from cloud_bridge.store import StoreError, open_store, pool_repo
 
 FEN_HELP = "amounts are integer fen: 1 yuan = 100 fen, so 12.50 yuan is 1250"
 _INT = re.compile(r"[0-9][0-9_]*")
@@ -33,16 +32,16 @@ Every change takes an idempotency --key (default: a fresh one); repeating a comm
 same key returns the first answer and changes nothing.
 
 examples:
-  cloud-bridge pool open alice --limit-fen 5000000          # approve 50,000 yuan
-  cloud-bridge pool draw alice 120000                       # draw 1,200 yuan
-  cloud-bridge pool draw alice 600000 --installments 12     # 0 % plan over 12 statements
-  cloud-bridge pool draw alice 80000 --emergency illness    # may use the emergency reserve
-  cloud-bridge pool hold alice order-17 30000 --ttl-ms 600000
-  cloud-bridge pool confirm alice order-17
-  cloud-bridge pool repay alice 50000 --key bank-tx-8812
-  cloud-bridge pool show alice --json
+  cloud-bridge pool open --user alice --limit 5000000                     # approve 50,000 yuan
+  cloud-bridge pool draw --user alice --amount 120000                     # draw 1,200 yuan
+  cloud-bridge pool draw --user alice --amount 600000 --installments 12   # 0 % plan, 12 statements
+  cloud-bridge pool draw --user alice --amount 80000 --emergency illness  # may use the reserve
+  cloud-bridge pool hold --user alice --hold order-17 --amount 30000 --ttl-ms 600000
+  cloud-bridge pool confirm --user alice --hold order-17
+  cloud-bridge pool repay --user alice --amount 50000 --key bank-tx-8812
+  cloud-bridge pool show --user alice --json
   cloud-bridge pool audit --db postgresql://bridge@db/bridge
-  cloud-bridge pool policy > policy.toml                    # every key with its default
+  cloud-bridge pool policy > policy.toml                                  # all keys and defaults
 """
 
 
@@ -71,23 +70,6 @@ def count(text: str) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `pool` and its subcommands to the `cloud-bridge` subparsers."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--db",
-        default=None,
-        help="SQLite path or postgresql:// DSN (default: the bridge's database in --data)",
-    )
-    common.add_argument(
-        "--data",
-        type=Path,
-        default=Path("var/bridge"),
-        help="bridge data directory whose database to use when --db is not given (var/bridge)",
-    )
-    common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    common.add_argument("--policy", metavar="FILE", help="credit policy TOML (default: built in)")
-    change = argparse.ArgumentParser(add_help=False, parents=[common])
-    change.add_argument("--key", help="idempotency key (default: a fresh one)")
-
     pool = subparsers.add_parser(
         "pool",
         help="operate credit pools (open, draw, repay, holds, audit)",
@@ -97,22 +79,53 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     pool.__class__ = _OneLineParser  # made by cloud-bridge's parser; its errors one line too
     pool.set_defaults(run=lambda args: _usage(pool))
-    sub = pool.add_subparsers(
-        dest="pool_command", metavar="SUBCOMMAND", parser_class=_OneLineParser
+    sub = _Subcommands(
+        pool.add_subparsers(dest="pool_command", metavar="SUBCOMMAND", parser_class=_OneLineParser)
     )
+    for add in SUBCOMMANDS:
+        add(sub)
+    return pool  # type: ignore[no-any-return]
 
-    def cmd(
+
+class _Subcommands:
+    """Makes `pool` subcommands: the shared options (`common` for reads, `change` adds --key)
+    and --user, so that each subcommand's own function adds only its own options."""
+
+    def __init__(self, sub: Any) -> None:
+        self._sub = sub
+        self.common = argparse.ArgumentParser(add_help=False)
+        self.common.add_argument(
+            "--db",
+            default=None,
+            help="SQLite path or postgresql:// DSN (default: the bridge's database in --data)",
+        )
+        self.common.add_argument(
+            "--data",
+            type=Path,
+            default=Path("var/bridge"),
+            help="bridge data directory whose database to use when --db is not given (var/bridge)",
+        )
+        self.common.add_argument("--json", action="store_true", help="print JSON instead of text")
+        self.common.add_argument(
+            "--policy", metavar="FILE", help="credit policy TOML (default: built in)"
+        )
+        self.change = argparse.ArgumentParser(add_help=False, parents=[self.common])
+        self.change.add_argument("--key", help="idempotency key (default: a fresh one)")
+
+    def add(
+        self,
         name: str,
         help_text: str,
-        parent: argparse.ArgumentParser = change,
+        *,
+        change: bool = True,
         user: bool = True,
         aliases: tuple[str, ...] = (),
-    ) -> Any:
-        p = sub.add_parser(
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = self._sub.add_parser(
             name,
             help=help_text,
             description=f"{help_text}. {FEN_HELP}.",
-            parents=[parent],
+            parents=[self.change if change else self.common],
             aliases=list(aliases),
         )
         if user:
@@ -121,33 +134,32 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             )
         return p
 
-    def amount(p: Any, required: bool = True, help_text: str = "amount, fen") -> None:
-        p.add_argument(
-            "--amount",
-            "--amount-fen",
-            dest="amount_fen",
-            type=fen,
-            required=required,
-            help=help_text,
-        )
 
-    def hold_id(p: Any) -> None:
-        p.add_argument(
-            "--hold",
-            dest="hold_id",
-            metavar="HOLD_ID",
-            help="the hold's id (default: its idempotency key)",
-        )
-
-    p = cmd("open", "approve a credit line (or reopen a closed one)")
+def _amount(p: argparse.ArgumentParser, *, required: bool = True, help_text: str = "") -> None:
     p.add_argument(
-        "--limit",
-        "--limit-fen",
-        dest="limit_fen",
+        "--amount",
+        "--amount-fen",
+        dest="amount_fen",
         type=fen,
-        required=True,
-        help="the credit limit, fen",
+        required=required,
+        help=help_text or "amount, fen",
     )
+
+
+def _limit(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument(
+        "--limit", "--limit-fen", dest="limit_fen", type=fen, required=True, help=help_text
+    )
+
+
+def _hold_id(p: argparse.ArgumentParser, *, required: bool) -> None:
+    help_text = "the hold's id" if required else "the hold's id (default: its idempotency key)"
+    p.add_argument("--hold", dest="hold_id", metavar="HOLD_ID", required=required, help=help_text)
+
+
+def _add_open(sub: _Subcommands) -> None:
+    p = sub.add("open", "approve a credit line (or reopen a closed one)")
+    _limit(p, "the credit limit, fen")
     p.add_argument("--rate-bps", type=count, help="annual rate, basis points (default: policy)")
     p.set_defaults(
         run=_command(
@@ -155,8 +167,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         )
     )
 
-    p = cmd("draw", "draw money now")
-    amount(p)
+
+def _add_draw(sub: _Subcommands) -> None:
+    p = sub.add("draw", "draw money now")
+    _amount(p)
     p.add_argument(
         "--installments", type=count, default=0, help="periods of a 0 %% plan (policy: 12)"
     )
@@ -173,13 +187,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         )
     )
 
-    p = cmd("repay", "repay: billed interest, accrued interest, principal, then installments")
-    amount(p)
+
+def _add_repay(sub: _Subcommands) -> None:
+    p = sub.add("repay", "repay: billed interest, accrued interest, principal, then installments")
+    _amount(p)
     p.set_defaults(run=_command(lambda a, u, k: c.Repay(user=u, key=k, amount_fen=a.amount_fen)))
 
-    p = cmd("hold", "reserve credit until confirmed, voided or expired")
-    hold_id(p)
-    amount(p)
+
+def _add_hold(sub: _Subcommands) -> None:
+    p = sub.add("hold", "reserve credit until confirmed, voided or expired")
+    _hold_id(p, required=False)
+    _amount(p)
     p.add_argument("--ttl-ms", type=fen, help="lifetime in ms (default: policy)")
     p.set_defaults(
         run=_command(
@@ -189,68 +207,98 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         )
     )
 
-    p = cmd("confirm", "turn a hold into a draw (all of it, or --amount)")
-    p.add_argument("--hold", dest="hold_id", metavar="HOLD_ID", required=True, help="the hold's id")
-    amount(p, required=False, help_text="confirm less than held (fen); the rest is released")
+
+def _add_confirm(sub: _Subcommands) -> None:
+    p = sub.add("confirm", "turn a hold into a draw (all of it, or --amount)")
+    _hold_id(p, required=True)
+    _amount(p, required=False, help_text="confirm less than held (fen); the rest is released")
     p.set_defaults(
         run=_command(
             lambda a, u, k: c.ConfirmHold(user=u, key=k, hold_id=a.hold_id, amount_fen=a.amount_fen)
         )
     )
 
-    p = cmd("void", "void a hold (release it unused)", aliases=("release",))
-    p.add_argument("--hold", dest="hold_id", metavar="HOLD_ID", required=True, help="the hold's id")
+
+def _add_void(sub: _Subcommands) -> None:
+    p = sub.add("void", "void a hold (release it unused)", aliases=("release",))
+    _hold_id(p, required=True)
     p.set_defaults(run=_command(lambda a, u, k: c.ReleaseHold(user=u, key=k, hold_id=a.hold_id)))
 
-    p = cmd("freeze", "stop draws and holds (repayments still work)")
+
+def _add_freeze(sub: _Subcommands) -> None:
+    p = sub.add("freeze", "stop draws and holds (repayments still work)")
     p.add_argument("--reason", default="risk", help="a reason code of [a-z0-9_] (default risk)")
     p.set_defaults(run=_command(lambda a, u, k: c.Freeze(user=u, key=k, reason=a.reason)))
 
+
+def _add_simple(sub: _Subcommands) -> None:
+    """The commands that take nothing but the pool and a key."""
     for name, help_text, kind in (
         ("unfreeze", "lift a freeze", c.Unfreeze),
         ("close", "close a pool that owes nothing", c.ClosePool),
         ("health", "a health goal was met: boost the limit one step", c.HealthGoalMet),
         ("tick", "expire holds and close statements due by now", c.Tick),
     ):
-        cmd(name, help_text).set_defaults(run=_command(_simple(kind)))
+        sub.add(name, help_text).set_defaults(run=_command(_simple(kind)))
 
-    p = cmd("set-limit", "operator limit change (not below what is used or held)")
-    p.add_argument(
-        "--limit",
-        "--limit-fen",
-        dest="limit_fen",
-        type=fen,
-        required=True,
-        help="the new limit, fen",
-    )
+
+def _add_set_limit(sub: _Subcommands) -> None:
+    p = sub.add("set-limit", "operator limit change (not below what is used or held)")
+    _limit(p, "the new limit, fen")
     p.set_defaults(run=_command(lambda a, u, k: c.SetLimit(user=u, key=k, limit_fen=a.limit_fen)))
 
-    p = cmd("mileage", "report EV kilometres in the last month (picks the rate tier)")
+
+def _add_mileage(sub: _Subcommands) -> None:
+    p = sub.add("mileage", "report EV kilometres in the last month (picks the rate tier)")
     p.add_argument("--km", type=count, required=True, help="kilometres in the last month")
     p.set_defaults(run=_command(lambda a, u, k: c.ReportMileage(user=u, key=k, km_per_month=a.km)))
 
-    p = cmd("life-stage", "a life-stage event adjusts the limit")
+
+def _add_life_stage(sub: _Subcommands) -> None:
+    p = sub.add("life-stage", "a life-stage event adjusts the limit")
     p.add_argument("--event", required=True, choices=[e.value for e in c.LifeEvent])
     p.set_defaults(run=_command(lambda a, u, k: c.LifeStage(user=u, key=k, event=a.event)))
 
-    cmd("show", "show one pool", common).set_defaults(run=_show)
-    cmd("statement", "the pool's statement: interest, minimum due, due date", common).set_defaults(
-        run=_statement
-    )
-    cmd("list", "list every pool", common, user=False).set_defaults(run=_list)
-    p = cmd("history", "a pool's events, oldest first", common, aliases=("events",))
+
+def _add_reads(sub: _Subcommands) -> None:
+    """The subcommands that change nothing (no --key)."""
+    sub.add("show", "show one pool", change=False).set_defaults(run=_show)
+    sub.add(
+        "statement", "the pool's statement: interest, minimum due, due date", change=False
+    ).set_defaults(run=_statement)
+    sub.add("list", "list every pool", change=False, user=False).set_defaults(run=_list)
+    p = sub.add("history", "a pool's events, oldest first", change=False, aliases=("events",))
     p.add_argument("--since", type=count, default=0, help="only after this version")
     p.set_defaults(run=_events)
-    cmd(
-        "audit", "check every pool against the ledger and the invariants", common, user=False
+    sub.add(
+        "audit",
+        "check every pool against the ledger and the invariants",
+        change=False,
+        user=False,
     ).set_defaults(run=_audit)
-    cmd(
+    sub.add(
         "policy",
         "print the effective policy as TOML (every key, its value and help)",
-        common,
+        change=False,
         user=False,
     ).set_defaults(run=_policy)
-    return pool  # type: ignore[no-any-return]
+
+
+SUBCOMMANDS: tuple[Callable[[_Subcommands], None], ...] = (
+    _add_open,
+    _add_draw,
+    _add_repay,
+    _add_hold,
+    _add_confirm,
+    _add_void,
+    _add_freeze,
+    _add_simple,
+    _add_set_limit,
+    _add_mileage,
+    _add_life_stage,
+    _add_reads,
+)
+"""Each adds its subcommands' parsers, in the order `--help` lists them."""
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -412,7 +460,7 @@ def _events(args: argparse.Namespace) -> int:
     store = open_store(database(args))
     try:
         with store.transaction() as tx:
-            rows = events_of(tx, c.check_user(args.user), args.since)
+            rows = pool_repo.events_of(tx, c.check_user(args.user), args.since)
     finally:
         store.close()
     for version, event in rows:
@@ -430,7 +478,7 @@ def _audit(args: argparse.Namespace) -> int:
     try:
         with store.transaction() as tx:
             problems = audit(tx)
-            pools = tx.scalar("SELECT COUNT(*) FROM pools")
+            pools = pool_repo.count_pools(tx)
     finally:
         store.close()
     if args.json:

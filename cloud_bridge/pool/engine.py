@@ -4,11 +4,14 @@
 applies the command. A refused command still keeps what time did, so a refusal can change the
 pool (a hold that expired meanwhile); the command's own effect happens only with `Result.OK`.
 Every state change comes with events and one balanced journal entry, and bumps `version` by one.
+The control flow lives in `decide`; each command's rule is one handler, found in `_HANDLERS`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from cloud_bridge.pool import commands as c
 from cloud_bridge.pool.events import Event
@@ -32,6 +35,10 @@ class Decision:
     @property
     def changed(self) -> bool:
         return bool(self.events)
+
+
+Step = tuple[PoolState, list[Event]]
+"""A handler's answer: the pool after the command and the events it caused."""
 
 
 class _Refused(Exception):
@@ -93,7 +100,7 @@ def _require_open(state: PoolState) -> None:
 
 def _open(
     state: PoolState | None, cmd: c.OpenPool, now: int, policy: Policy, journal: Journal
-) -> tuple[PoolState, list[Event]]:
+) -> Step:
     if not policy.limits.min_fen <= cmd.limit_fen <= policy.limits.max_fen:
         raise _Refused(Result.LIMIT_OUT_OF_RANGE)
     rate = policy.rates.base_bps if cmd.rate_bps is None else cmd.rate_bps
@@ -113,95 +120,110 @@ def _open(
     return opened, [Event("opened", now, {"limit_fen": cmd.limit_fen, "rate_bps": rate})]
 
 
-def _apply(
-    s: PoolState, cmd: c.Command, now: int, policy: Policy, journal: Journal
-) -> tuple[PoolState, list[Event]]:
+def _apply(s: PoolState, cmd: c.Command, now: int, policy: Policy, journal: Journal) -> Step:
     """One command on a pool whose clock is already at `now`. Raises _Refused to refuse."""
-    if isinstance(cmd, c.OpenPool):
-        if s.status is not Status.CLOSED:
-            raise _Refused(Result.POOL_EXISTS)
-        return _open(s, cmd, now, policy, journal)
-    if isinstance(cmd, c.Tick):
+    handler = _HANDLERS.get(type(cmd))
+    if handler is None:
+        raise TypeError(f"unknown command {type(cmd).__name__}")
+    return handler(s, cmd, now, policy, journal)
+
+
+def _reopen(s: PoolState, cmd: c.OpenPool, now: int, policy: Policy, journal: Journal) -> Step:
+    if s.status is not Status.CLOSED:
+        raise _Refused(Result.POOL_EXISTS)
+    return _open(s, cmd, now, policy, journal)
+
+
+def _tick(s: PoolState, cmd: c.Tick, now: int, policy: Policy, journal: Journal) -> Step:
+    return s, []  # time already passed in `catch_up`: nothing else to do
+
+
+def _release(s: PoolState, cmd: c.ReleaseHold, now: int, policy: Policy, journal: Journal) -> Step:
+    hold = _find_hold(s, cmd.hold_id)
+    if s.status is Status.CLOSED:
+        raise _Refused(Result.POOL_CLOSED)
+    journal.unhold(hold.amount_fen)
+    holds = tuple(h for h in s.holds if h is not hold)
+    ev = Event("hold_released", now, {"hold_id": hold.hold_id, "amount_fen": hold.amount_fen})
+    return replace(s, holds=holds), [ev]
+
+
+def _freeze(s: PoolState, cmd: c.Freeze, now: int, policy: Policy, journal: Journal) -> Step:
+    if s.status is Status.CLOSED:
+        raise _Refused(Result.POOL_CLOSED)
+    if s.status is Status.FROZEN:
+        raise _Refused(Result.ALREADY_FROZEN)
+    ev = Event("frozen", now, {"reason": cmd.reason})
+    return replace(s, status=Status.FROZEN, freeze_reason=cmd.reason), [ev]
+
+
+def _unfreeze(s: PoolState, cmd: c.Unfreeze, now: int, policy: Policy, journal: Journal) -> Step:
+    if s.status is not Status.FROZEN:
+        raise _Refused(Result.POOL_CLOSED if s.status is Status.CLOSED else Result.NOT_FROZEN)
+    return replace(s, status=Status.OPEN, freeze_reason=""), [Event("unfrozen", now)]
+
+
+def _close(s: PoolState, cmd: c.ClosePool, now: int, policy: Policy, journal: Journal) -> Step:
+    if s.status is Status.CLOSED:
+        raise _Refused(Result.POOL_CLOSED)
+    if s.owed_fen or s.holds:
+        raise _Refused(Result.HAS_BALANCE)
+    journal.set_limit(-s.limit_fen)
+    ev = Event("closed", now, {"limit_fen": s.limit_fen})
+    closed = replace(s, status=Status.CLOSED, limit_fen=0, freeze_reason="", boost_fen=0)
+    return replace(closed, due_ms=0, min_due_fen=0, due_left_fen=0, on_time_cycles=0), [ev]
+
+
+def _operator_limit(
+    s: PoolState, cmd: c.SetLimit, now: int, policy: Policy, journal: Journal
+) -> Step:
+    if s.status is Status.CLOSED:
+        raise _Refused(Result.POOL_CLOSED)
+    if not policy.limits.min_fen <= cmd.limit_fen <= policy.limits.max_fen:
+        raise _Refused(Result.LIMIT_OUT_OF_RANGE)
+    if cmd.limit_fen < s.outstanding_fen + s.held_fen:
+        raise _Refused(Result.LIMIT_BELOW_USAGE)
+    return _set_limit(s, cmd.limit_fen, now, "operator", journal)
+
+
+def _mileage(
+    s: PoolState, cmd: c.ReportMileage, now: int, policy: Policy, journal: Journal
+) -> Step:
+    if s.status is Status.CLOSED:
+        raise _Refused(Result.POOL_CLOSED)
+    rate = policy.rates.for_mileage(cmd.km_per_month)
+    if rate == s.rate_bps:
         return s, []
-    if isinstance(cmd, c.Repay):
-        return _repay(s, cmd, now, journal)
-    if isinstance(cmd, c.Draw):
-        return _draw(s, cmd, now, policy, journal)
-    if isinstance(cmd, c.PlaceHold):
-        return _hold(s, cmd, now, policy, journal)
-    if isinstance(cmd, c.ConfirmHold):
-        return _confirm(s, cmd, now, journal)
-    if isinstance(cmd, c.ReleaseHold):
-        hold = _find_hold(s, cmd.hold_id)
-        if s.status is Status.CLOSED:
-            raise _Refused(Result.POOL_CLOSED)
-        journal.unhold(hold.amount_fen)
-        holds = tuple(h for h in s.holds if h is not hold)
-        ev = Event("hold_released", now, {"hold_id": hold.hold_id, "amount_fen": hold.amount_fen})
-        return replace(s, holds=holds), [ev]
-    if isinstance(cmd, c.Freeze):
-        if s.status is Status.CLOSED:
-            raise _Refused(Result.POOL_CLOSED)
-        if s.status is Status.FROZEN:
-            raise _Refused(Result.ALREADY_FROZEN)
-        ev = Event("frozen", now, {"reason": cmd.reason})
-        return replace(s, status=Status.FROZEN, freeze_reason=cmd.reason), [ev]
-    if isinstance(cmd, c.Unfreeze):
-        if s.status is not Status.FROZEN:
-            raise _Refused(Result.POOL_CLOSED if s.status is Status.CLOSED else Result.NOT_FROZEN)
-        return replace(s, status=Status.OPEN, freeze_reason=""), [Event("unfrozen", now)]
-    if isinstance(cmd, c.ClosePool):
-        if s.status is Status.CLOSED:
-            raise _Refused(Result.POOL_CLOSED)
-        if s.owed_fen or s.holds:
-            raise _Refused(Result.HAS_BALANCE)
-        journal.set_limit(-s.limit_fen)
-        ev = Event("closed", now, {"limit_fen": s.limit_fen})
-        closed = replace(s, status=Status.CLOSED, limit_fen=0, freeze_reason="", boost_fen=0)
-        return replace(closed, due_ms=0, min_due_fen=0, due_left_fen=0, on_time_cycles=0), [ev]
-    if isinstance(cmd, c.SetLimit):
-        if s.status is Status.CLOSED:
-            raise _Refused(Result.POOL_CLOSED)
-        if not policy.limits.min_fen <= cmd.limit_fen <= policy.limits.max_fen:
-            raise _Refused(Result.LIMIT_OUT_OF_RANGE)
-        if cmd.limit_fen < s.outstanding_fen + s.held_fen:
-            raise _Refused(Result.LIMIT_BELOW_USAGE)
-        return _set_limit(s, cmd.limit_fen, now, "operator", journal)
-    if isinstance(cmd, c.ReportMileage):
-        if s.status is Status.CLOSED:
-            raise _Refused(Result.POOL_CLOSED)
-        rate = policy.rates.for_mileage(cmd.km_per_month)
-        if rate == s.rate_bps:
-            return s, []
-        ev = Event(
-            "rate_changed", now, {"from_bps": s.rate_bps, "to_bps": rate, "km": cmd.km_per_month}
-        )
-        return replace(s, rate_bps=rate), [ev]
-    if isinstance(cmd, c.HealthGoalMet):
-        _require_open(s)
-        step = min(policy.health.boost_fen, policy.health.max_boost_fen - s.boost_fen)
-        target = min(s.limit_fen + max(step, 0), policy.limits.max_fen)
-        if target <= s.limit_fen:
-            raise _Refused(Result.BOOST_CAP_REACHED)
-        boosted, events = _set_limit(s, target, now, "health_goal", journal)
-        return replace(boosted, boost_fen=s.boost_fen + target - s.limit_fen), events
-    if isinstance(cmd, c.LifeStage):
-        _require_open(s)
-        bps = policy.life_stage.change_bps(cmd.event)
-        if bps >= 0:
-            target = min(s.limit_fen + s.limit_fen * bps // 10_000, policy.limits.max_fen)
-            target = max(target, s.limit_fen)  # a raise never lowers a limit above the cap
-        else:
-            target = s.limit_fen - s.limit_fen * -bps // 10_000
-            floor = max(policy.limits.min_fen, s.outstanding_fen + s.held_fen)
-            target = min(max(target, floor), s.limit_fen)  # never below usage: available >= 0
-        return _set_limit(s, target, now, f"life_stage:{cmd.event.value}", journal)
-    raise TypeError(f"unknown command {type(cmd).__name__}")
+    ev = Event(
+        "rate_changed", now, {"from_bps": s.rate_bps, "to_bps": rate, "km": cmd.km_per_month}
+    )
+    return replace(s, rate_bps=rate), [ev]
 
 
-def _set_limit(
-    s: PoolState, limit: int, now: int, why: str, journal: Journal
-) -> tuple[PoolState, list[Event]]:
+def _health(s: PoolState, cmd: c.HealthGoalMet, now: int, policy: Policy, journal: Journal) -> Step:
+    _require_open(s)
+    step = min(policy.health.boost_fen, policy.health.max_boost_fen - s.boost_fen)
+    target = min(s.limit_fen + max(step, 0), policy.limits.max_fen)
+    if target <= s.limit_fen:
+        raise _Refused(Result.BOOST_CAP_REACHED)
+    boosted, events = _set_limit(s, target, now, "health_goal", journal)
+    return replace(boosted, boost_fen=s.boost_fen + target - s.limit_fen), events
+
+
+def _life_stage(s: PoolState, cmd: c.LifeStage, now: int, policy: Policy, journal: Journal) -> Step:
+    _require_open(s)
+    bps = policy.life_stage.change_bps(cmd.event)
+    if bps >= 0:
+        target = min(s.limit_fen + s.limit_fen * bps // 10_000, policy.limits.max_fen)
+        target = max(target, s.limit_fen)  # a raise never lowers a limit above the cap
+    else:
+        target = s.limit_fen - s.limit_fen * -bps // 10_000
+        floor = max(policy.limits.min_fen, s.outstanding_fen + s.held_fen)
+        target = min(max(target, floor), s.limit_fen)  # never below usage: available >= 0
+    return _set_limit(s, target, now, f"life_stage:{cmd.event.value}", journal)
+
+
+def _set_limit(s: PoolState, limit: int, now: int, why: str, journal: Journal) -> Step:
     if limit == s.limit_fen:
         return s, []
     journal.set_limit(limit - s.limit_fen)
@@ -218,9 +240,7 @@ def _usable(s: PoolState, policy: Policy, emergency: bool) -> int:
     return max(0, s.available_fen - reserve)
 
 
-def _draw(
-    s: PoolState, cmd: c.Draw, now: int, policy: Policy, journal: Journal
-) -> tuple[PoolState, list[Event]]:
+def _draw(s: PoolState, cmd: c.Draw, now: int, policy: Policy, journal: Journal) -> Step:
     _require_open(s)
     if cmd.amount_fen < policy.limits.min_draw_fen:
         raise _Refused(Result.BELOW_MIN_DRAW)
@@ -248,7 +268,7 @@ def _draw(
     return s, [Event("drawn", now, data)]
 
 
-def _repay(s: PoolState, cmd: c.Repay, now: int, journal: Journal) -> tuple[PoolState, list[Event]]:
+def _repay(s: PoolState, cmd: c.Repay, now: int, policy: Policy, journal: Journal) -> Step:
     if s.status is Status.CLOSED:
         raise _Refused(Result.POOL_CLOSED)
     if cmd.amount_fen > s.owed_fen:
@@ -299,9 +319,7 @@ def _find_hold(s: PoolState, hold_id: str) -> Hold:
     raise _Refused(Result.HOLD_NOT_FOUND)
 
 
-def _hold(
-    s: PoolState, cmd: c.PlaceHold, now: int, policy: Policy, journal: Journal
-) -> tuple[PoolState, list[Event]]:
+def _hold(s: PoolState, cmd: c.PlaceHold, now: int, policy: Policy, journal: Journal) -> Step:
     _require_open(s)
     if any(h.hold_id == cmd.hold_id for h in s.holds):
         raise _Refused(Result.HOLD_EXISTS)
@@ -324,9 +342,7 @@ def _hold(
     return replace(s, holds=(*s.holds, hold)), [ev]
 
 
-def _confirm(
-    s: PoolState, cmd: c.ConfirmHold, now: int, journal: Journal
-) -> tuple[PoolState, list[Event]]:
+def _confirm(s: PoolState, cmd: c.ConfirmHold, now: int, policy: Policy, journal: Journal) -> Step:
     hold = _find_hold(s, cmd.hold_id)
     _require_open(s)
     amount = hold.amount_fen if cmd.amount_fen is None else cmd.amount_fen
@@ -341,3 +357,23 @@ def _confirm(
     )
     holds = tuple(h for h in s.holds if h is not hold)
     return replace(s, holds=holds, principal_fen=s.principal_fen + amount), [ev]
+
+
+Handler = Callable[[PoolState, Any, int, Policy, Journal], Step]
+_HANDLERS: Mapping[type[c.Command], Handler] = {
+    c.OpenPool: _reopen,
+    c.Tick: _tick,
+    c.Repay: _repay,
+    c.Draw: _draw,
+    c.PlaceHold: _hold,
+    c.ConfirmHold: _confirm,
+    c.ReleaseHold: _release,
+    c.Freeze: _freeze,
+    c.Unfreeze: _unfreeze,
+    c.ClosePool: _close,
+    c.SetLimit: _operator_limit,
+    c.ReportMileage: _mileage,
+    c.HealthGoalMet: _health,
+    c.LifeStage: _life_stage,
+}
+"""The handler of each command on an existing pool (a new pool only takes OpenPool: `decide`)."""

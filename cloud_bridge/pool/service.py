@@ -5,9 +5,11 @@
     with store.transaction() as tx:              # the bridge's own writes in the same transaction
         outcomes = service.execute_many(batch, tx=tx)
 
-For each command: lock the pool row, look up the idempotency key (a retry returns the recorded
-outcome, marked `replayed`), let the pure engine decide, then write the new state, its events,
-its journal entry and the outcome, all in the caller's transaction (or one of its own).
+A batch first locks its pools in user order and reads them with one query, then reads the
+commands already recorded under its idempotency keys with another (a retry returns the recorded
+outcome, marked `replayed`). The pure engine decides each command in turn on the states in
+memory; at the end the new states, the events, the journal entries and the outcomes are written
+together (one statement on PostgreSQL), all in the caller's transaction (or one of its own).
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cloud_bridge.pool import repository as repo
 from cloud_bridge.pool.commands import Command, check_user
 from cloud_bridge.pool.engine import decide
 from cloud_bridge.pool.events import Event
 from cloud_bridge.pool.policy import Policy
 from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.view import PoolView
+from cloud_bridge.store import pool_repo as repo
 from cloud_bridge.store.base import Store, Transaction
 from cloud_bridge.store.errors import StoreConflict
 
@@ -78,10 +80,6 @@ class Outcome:
         )
 
 
-class _NewPoolRace(Exception):
-    """Another transaction created the same pool first: run the command again."""
-
-
 class PoolService:
     """Commands against one store. `clock` returns ms since the epoch (injected for tests)."""
 
@@ -129,35 +127,50 @@ class PoolService:
             return [PoolView.of(s) for s in repo.all_states(own)]
 
     def _batch(self, tx: Transaction, commands: Sequence[Command]) -> list[Outcome]:
-        users = sorted({c.user for c in commands})
-        if len(users) > 1:
-            repo.lock_many(tx, users)
-        out = []
-        for command in commands:
-            try:
-                out.append(self._run(tx, command))
-            except _NewPoolRace:
-                out.append(self._run(tx, command))
-        return out
+        batch = _Batch(tx, commands, self.policy, self.clock)
+        outcomes = [batch.run(command) for command in commands]
+        batch.save()
+        return outcomes
 
-    def _run(self, tx: Transaction, command: Command) -> Outcome:
+
+class _Batch:
+    """One batch of commands in one transaction: its pools locked and read, and the commands
+    recorded under its keys read, up front (one query each); the states as the batch leaves
+    them, kept here between commands; what is still to write, written by `save`."""
+
+    def __init__(
+        self, tx: Transaction, commands: Sequence[Command], policy: Policy, clock: Clock
+    ) -> None:
+        self._tx, self._commands, self._policy, self._clock = tx, commands, policy, clock
+        self._states = repo.lock_pools(tx, {c.user for c in commands})
+        self._stored = {user: state.version for user, state in self._states.items()}
+        self._recorded = repo.recorded_commands(tx, {(c.user, c.key) for c in commands})
+        self._changes: list[repo.PoolChange] = []
+        self._records: list[repo.CommandRecord] = []
+
+    def run(self, command: Command) -> Outcome:
         user, key = command.user, command.key
-        state, prior = repo.load_for_command(tx, user, key)
+        state = self._states.get(user)
+        prior = self._recorded.get((user, key))
         fingerprint = command.fingerprint()
         if state is not None and prior is not None:
-            if prior[0] == fingerprint:
-                return Outcome.from_json(prior[1], replayed=True)
+            if prior.fingerprint == fingerprint:
+                return Outcome.from_json(dict(prior.outcome), replayed=True)
             return Outcome(user, key, command.KIND, Result.KEY_REUSED, PoolView.of(state))
-        now = self.clock()
-        decision = decide(state, command, now, self.policy)
+        now = self._clock()
+        decision = decide(state, command, now, self._policy)
         after = decision.state
         if decision.changed:
             assert after is not None
-            if not repo.save(tx, state, after):
-                raise _NewPoolRace
-            repo.append_events(tx, user, after.version, decision.events)
-            if decision.postings:
-                repo.append_postings(tx, user, after.version, decision.postings, now)
+            if state is None:
+                if not repo.insert_pool(self._tx, after):
+                    self._reread(user)  # another transaction opened it first
+                    return self.run(command)
+                self._stored[user] = after.version
+            self._states[user] = after
+            self._changes.append(
+                repo.PoolChange(after, decision.events, decision.postings or {}, now)
+            )
         outcome = Outcome(
             user,
             key,
@@ -168,8 +181,22 @@ class PoolService:
         )
         if after is not None:
             # No pool, nothing changed, nothing to lock: a retry after opening runs anew.
-            repo.record_command(
-                tx, user, key, command.KIND, fingerprint, decision.result.value,
-                after.version, now, outcome.to_json(),
+            doc = outcome.to_json()
+            row = repo.CommandRecord(
+                user, key, command.KIND, fingerprint, decision.result.value, after.version,
+                now, doc,
             )  # fmt: skip
+            self._records.append(row)
+            self._recorded[(user, key)] = repo.Recorded(fingerprint, doc)
         return outcome
+
+    def _reread(self, user: str) -> None:
+        """Lock and read a pool that another transaction created after this batch's read,
+        and the commands recorded under this batch's keys for it."""
+        self._states.update(repo.lock_pools(self._tx, [user]))
+        self._stored[user] = self._states[user].version
+        keys = {(c.user, c.key) for c in self._commands if c.user == user}
+        self._recorded.update(repo.recorded_commands(self._tx, keys))
+
+    def save(self) -> None:
+        repo.save_batch(self._tx, self._stored, self._changes, self._records)

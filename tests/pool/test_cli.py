@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,28 @@ def test_the_installed_console_script_runs(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "var" / "bridge" / "bridge.sqlite3").exists()  # the default --db
+
+
+def _examples(help_text: str) -> list[list[str]]:
+    """The command lines under "examples:" in a help text, without the program name, the
+    comment and the shell redirection."""
+    text = help_text.split("examples:\n", 1)[1]
+    lines = [line.split("  #")[0].split(" > ")[0] for line in text.splitlines() if line.strip()]
+    return [shlex.split(line)[1:] for line in lines]
+
+
+def test_every_example_in_the_help_runs(capsys: pytest.CaptureFixture[str], db: str) -> None:
+    code, shown, _ = cli(capsys, "pool", "--help")
+    examples = _examples(shown)
+    assert code == 0 and len(examples) == 10 and all(argv[0] == "pool" for argv in examples)
+    # In the order shown, on one database (--db replaced or added), with the default policy.
+    for argv in examples:
+        if "--db" in argv:
+            at = argv.index("--db")
+            argv = argv[:at] + argv[at + 2 :]
+        code, out, err = cli(capsys, *argv, "--db", db)
+        assert code == 0, (argv, out, err)
+    code, out, _ = cli(capsys, "pool", "show", "--user", "alice", "--json", "--db", db)
+    view = json.loads(out)
+    # 1,200 + 6,000 (plan) + 800 (emergency) + 300 (confirmed hold) - 500 repaid, in yuan.
+    assert (view["limit_fen"], view["outstanding_fen"]) == (5_000_000, 780_000)

@@ -285,3 +285,36 @@ def test_a_clock_that_goes_backwards_moves_nothing_backwards() -> None:
 def test_state_for_another_user_is_a_bug() -> None:
     with pytest.raises(ValueError, match="state of"):
         decide(opened(), c.Tick(user="other", key="k"), T0, TEST_POLICY)
+
+
+ONE_OF_EACH = [
+    c.OpenPool(user="u", key="k", limit_fen=20_000),
+    c.Draw(user="u", key="k", amount_fen=1_000),
+    c.Repay(user="u", key="k", amount_fen=1_000),
+    c.PlaceHold(user="u", key="k", hold_id="h", amount_fen=1_000),
+    c.ConfirmHold(user="u", key="k", hold_id="h"),
+    c.ReleaseHold(user="u", key="k", hold_id="h"),
+    c.Freeze(user="u", key="k"),
+    c.Unfreeze(user="u", key="k"),
+    c.ClosePool(user="u", key="k"),
+    c.SetLimit(user="u", key="k", limit_fen=20_000),
+    c.ReportMileage(user="u", key="k", km_per_month=10),
+    c.HealthGoalMet(user="u", key="k"),
+    c.LifeStage(user="u", key="k", event=c.LifeEvent.MARRIAGE),
+    c.Tick(user="u", key="k"),
+]
+
+
+def test_every_command_kind_has_a_handler() -> None:
+    assert sorted(cmd.KIND for cmd in ONE_OF_EACH) == sorted(c.COMMANDS)
+    for cmd in ONE_OF_EACH:  # each is decided (or refused), none is unknown to the engine
+        assert isinstance(decide(opened(), cmd, T0, DEFAULT).result, Result)
+
+
+def test_a_command_the_engine_does_not_know_is_a_type_error() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Teleport(c.Command):
+        KIND = "teleport"
+
+    with pytest.raises(TypeError, match="unknown command Teleport"):
+        decide(opened(), Teleport(user="u", key="k"), T0, DEFAULT)

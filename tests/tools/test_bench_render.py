@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tools.bench.__main__ import main
+from tools.bench.common import Pgbench, find_pgbench, pgbench_tps
+from tools.bench.pool import _postgres_figures
 
 
 def test_render_rewrites_the_markdown_from_saved_figures(tmp_path: Path) -> None:
@@ -42,3 +46,61 @@ def test_render_refuses_a_file_that_is_not_a_saved_run(
     assert main(["--render", str(source), "--markdown", str(target)]) == 2
     assert "cannot render" in capsys.readouterr().err
     assert not target.exists()
+
+
+def test_render_shows_the_pool_against_pgbench(tmp_path: Path) -> None:
+    figures = _postgres_figures(500.0, 1_800.0, Pgbench(2_000.0, "pgbench -c 1 -T 3 -n"))
+    saved = {
+        "machine": {"cpu": "Test CPU", "cores": 2, "system": "Linux", "python": "3.11.7"},
+        "quick": False,
+        "failed": [],
+        "figures": [f.to_json() for f in figures],
+    }
+    source = tmp_path / "bench.json"
+    source.write_text(json.dumps(saved))
+    target = tmp_path / "bench.md"
+    assert main(["--render", str(source), "--markdown", str(target)]) == 0
+    text = target.read_text()
+    assert "| pool | pgbench TPC-B-like, 1 client (same run) | 2,000 | tx/s |" in text
+    assert "| postgresql: 1 command per transaction | 500 | cmd/s |  |  | 0.25 of pgbench;" in text
+    assert (
+        "| postgresql: 50 commands per transaction | 1,800 | cmd/s |  |  | 0.90 of pgbench;" in text
+    )
+    assert "| pool | postgresql 50 per transaction / pgbench | 0.9 | ratio | >= 0.7 | yes |" in text
+    assert "**Pool against pgbench.**" in text
+
+
+def test_below_the_goal_the_ratio_row_says_no() -> None:
+    figures = _postgres_figures(100.0, 1_000.0, Pgbench(2_000.0, "pgbench"))
+    ratio = [f for f in figures if f.unit == "ratio"]
+    assert [(f.value, f.meets) for f in ratio] == [(0.5, False)]
+
+
+def test_without_pgbench_only_its_figure_is_skipped_and_the_rows_say_why() -> None:
+    missing = pgbench_tps("postgresql://unused@127.0.0.1:1/x", 1, None)
+    assert missing.tps is None and "pgbench not found" in missing.why_not
+    figures = _postgres_figures(500.0, 1_800.0, missing)
+    assert [(f.name, f.value) for f in figures] == [
+        ("postgresql: 1 command per transaction", 500.0),
+        ("postgresql: 50 commands per transaction", 1_800.0),
+    ]
+    assert all("pgbench not found" in (f.peer or "") for f in figures)
+
+
+@pytest.mark.postgres
+def test_pgbench_runs_in_a_schema_of_its_own_and_drops_it() -> None:
+    dsn = os.environ.get("CP_TEST_PG_DSN")
+    pgbench = find_pgbench()
+    if not dsn or pgbench is None:
+        pytest.skip("needs CP_TEST_PG_DSN and pgbench")
+
+    def pgbench_tables() -> int:
+        # Counted in every schema: other tests create and drop schemas of their own meanwhile.
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE 'pgbench%'")
+            return int(row.fetchone()[0])
+
+    before = pgbench_tables()
+    run = pgbench_tps(dsn, 1, pgbench)
+    assert run.tps is not None and run.tps > 0, run.why_not
+    assert pgbench_tables() == before  # its schema and its four tables are gone

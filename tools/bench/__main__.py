@@ -153,6 +153,15 @@ NOTES = [
     " charge for work after a pause, measured on a fixed workload.",
     "- **Drain** signs and numbers a whole flow window per durable commit; **reconnect** is"
     " measured from the broker's port opening to the device's first data message arriving.",
+    "- **Pool against pgbench.** pgbench's TPC-B-like script (`pgbench -i -s 1`, then"
+    " `pgbench -c 1 -T <seconds> -n`) runs with one client on the same PostgreSQL in the same"
+    " run, in a private schema dropped afterwards. The ratio row divides the pool's rate in"
+    " batches of 50 commands a transaction (as the bridge runs them) by pgbench's transactions"
+    " per second; the goal is at least 0.7. The peer column of each PostgreSQL row gives its own"
+    " ratio: a lone command costs five round trips (BEGIN, lock and read the pool, read the"
+    " idempotency key, one statement for all writes, COMMIT), a pgbench transaction seven, but"
+    " the pool writes more (its state, events, journal entry and outcome) and runs its engine"
+    " in Python.",
 ]
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import platform
+import re
 import resource
 import secrets
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -124,3 +128,55 @@ def pg_schema(dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+PGBENCH_GLOB = "/usr/lib/postgresql/*/bin/pgbench"
+"""Where Debian and Ubuntu install pgbench when it is not on PATH."""
+
+
+def find_pgbench() -> str | None:
+    """pgbench (it ships with PostgreSQL): from PATH, else the newest PostgreSQL's."""
+    on_path = shutil.which("pgbench")
+    if on_path:
+        return on_path
+
+    def major(path: str) -> int:
+        parts = Path(path).parts  # /usr/lib/postgresql/<major>/bin/pgbench
+        return int(parts[-3]) if parts[-3].isdigit() else 0
+
+    installed = sorted(glob.glob(PGBENCH_GLOB), key=major)
+    return installed[-1] if installed else None
+
+
+@dataclass(frozen=True)
+class Pgbench:
+    """pgbench's single-client TPC-B-like rate, or why there is none (`tps` None)."""
+
+    tps: float | None
+    command: str
+    why_not: str = ""
+
+
+_TPS = re.compile(r"^tps = ([0-9.]+)", re.MULTILINE)
+
+
+def pgbench_tps(dsn: str, seconds: int, pgbench: str | None) -> Pgbench:
+    """Run `pgbench` (a path, or None if there is none) with its TPC-B-like script and one
+    client for `seconds` in a private schema (`pgbench -i -s 1`, then `pgbench -c 1 -T seconds
+    -n`); the schema is dropped after."""
+    command = f"pgbench -i -s 1; pgbench -c 1 -T {seconds} -n"
+    if pgbench is None:
+        return Pgbench(None, command, f"pgbench not found on PATH or in {PGBENCH_GLOB}")
+    with pg_schema(dsn) as url:
+        for argv in (
+            [pgbench, "-i", "-s", "1", "-q", url],
+            [pgbench, "-c", "1", "-T", str(seconds), "-n", url],
+        ):
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                return Pgbench(None, command, f"{Path(pgbench).name} {argv[1]} failed: {last}")
+    found = _TPS.search(done.stdout)
+    if found is None:
+        return Pgbench(None, command, "no 'tps = ' line in pgbench's output")
+    return Pgbench(float(found.group(1)), command)

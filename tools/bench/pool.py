@@ -6,6 +6,11 @@ events, journal postings, command record). "one per transaction" is what a lone 
 "batched" runs 50 commands per transaction (`execute_many`), as the bridge does with a burst of
 device messages. PostgreSQL runs when CP_BENCH_PG_DSN (or CP_TEST_PG_DSN) names one, in a
 private schema that is dropped afterwards.
+
+The peer of the PostgreSQL figures is pgbench's TPC-B-like script (five statements a
+transaction) with one client, on the same server in the same run; the goal is that the pool's
+batched rate stays at least `PGBENCH_GOAL` of it. Without pgbench that one figure is skipped,
+and the run says so.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from cloud_bridge.pool.engine import decide
 from cloud_bridge.pool.policy import Policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.store import open_store
-from tools.bench.common import Context, Figure, pg_schema
+from tools.bench.common import Context, Figure, Pgbench, find_pgbench, pg_schema, pgbench_tps
 
 POOLS = 100
 BATCH = 50
 T0 = 1_700_000_000_000
+PGBENCH_GOAL = 0.7
+"""The pool's batched PostgreSQL rate, as a share of pgbench's single-client TPC-B-like rate."""
 
 
 def _workload() -> Iterator[c.Command]:
@@ -107,16 +114,36 @@ def run(ctx: Context) -> list[Figure]:
         ]
     dsn = ctx.pg_dsn or os.environ.get("CP_TEST_PG_DSN")
     if dsn:
+        ctx.progress("pgbench: TPC-B-like, one client (the peer of the PostgreSQL figures)")
+        peer = pgbench_tps(dsn, max(1, round(seconds)), find_pgbench())
+        if peer.tps is None:
+            ctx.progress(f"pgbench figure skipped: {peer.why_not}")
         ctx.progress(f"postgresql: one command per transaction, then batches of {BATCH}")
         with pg_schema(dsn) as url:
             one, batched = _store_rates(url, seconds)
-        note = "one connection, row lock per pool"
-        figures += [
-            Figure("pool", "postgresql: 1 command per transaction", one, "cmd/s", note=note),
-            Figure(
-                "pool", f"postgresql: {BATCH} commands per transaction", batched, "cmd/s", note=note
-            ),
-        ]
+        figures += _postgres_figures(one, batched, peer)
     else:
         ctx.progress("postgresql skipped: set CP_BENCH_PG_DSN or CP_TEST_PG_DSN")
     return figures
+
+
+def _postgres_figures(one: float, batched: float, peer: Pgbench) -> list[Figure]:
+    note = "one connection, row lock per pool"
+    names = (
+        ("postgresql: 1 command per transaction", one),
+        (f"postgresql: {BATCH} commands per transaction", batched),
+    )
+    if peer.tps is None:
+        return [Figure("pool", name, value, "cmd/s", peer=peer.why_not, note=note)
+                for name, value in names]  # fmt: skip
+    figures = [
+        Figure("pool", name, value, "cmd/s", peer=f"{value / peer.tps:.2f} of pgbench", note=note)
+        for name, value in names
+    ]
+    return [
+        Figure("pool", "pgbench TPC-B-like, 1 client (same run)", peer.tps, "tx/s",
+               note=f"{peer.command}; same server, private schema"),
+        *figures,
+        Figure("pool", f"postgresql {BATCH} per transaction / pgbench", batched / peer.tps,
+               "ratio", target=f">= {PGBENCH_GOAL}", note="the pool's goal against pgbench"),
+    ]  # fmt: skip
