@@ -94,13 +94,11 @@ Effect = ConfigChanged | OutboxResized | KeyRotated | ModelReplaced | PublishEnr
 
 @dataclass(frozen=True)
 class Outcome:
-    """The answer to a command (`cmd_result`, at most 64 characters) and what to apply."""
+    """The answer to a command (`cmd_result`; the report keeps 64 characters) and what the
+    agent applies."""
 
     result: str
     effects: tuple[Effect, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "result", self.result[:64])
 
 
 class CommandHandler:

@@ -1,12 +1,12 @@
 """The MQTT link: one thread that owns the paho client, a thin adapter around agent.window.
 
 It connects with backoff (agent.backoff), announces every session with a signed birth and a
-signed last will (death), and carries out what the send window (agent.window.SendWindow)
-decides: which numbered messages to publish, how many to number, which ack to persist. The
-window holds every flow-control rule (the 64-message window beyond the last bridge ack, the
-PUBACK limit, bridge-state gating, resends after a reconnect or an ack timeout); this module
-only translates paho events into window events and the window's answers into outbox and client
-calls.
+signed last will (death), and lets the send window (agent.window.SendWindow) decide the rest:
+which numbered messages to publish, how many to number, which ack to persist. The window holds
+every flow-control rule (the 64-message window beyond the last bridge ack, the PUBACK limit,
+bridge-state gating, resends after a reconnect or an ack timeout); agent.sender carries its
+answers out against the outbox; this module only translates paho events into window events and
+publishes what the sender hands it.
 
 Inbound: acks, the bridge state and commands (queued for the agent's main thread). Anything
 not signed by the configured bridge key is dropped and counted.
@@ -31,6 +31,7 @@ from agent.backoff import Backoff
 from agent.clock import Clock
 from agent.config import AgentConfig
 from agent.outbox import Entry, Outbox
+from agent.sender import Sender
 from agent.window import SendWindow
 from protocol import cose, envelope, topics
 from protocol import messages as m
@@ -128,6 +129,7 @@ class Link(threading.Thread):
         self.backoff = backoff or Backoff(mq.backoff_base_s, mq.backoff_cap_s, mq.refused_cap_s)
         self.clock = clock
         self.window = SendWindow(WINDOW, mq.inflight_max, int(mq.ack_timeout_s * 1000))
+        self.sender = Sender(self.window, outbox, signer.sign)
         self._settings = client_settings(cfg)
         self._topics = {
             ch: topics.device(cfg.fleet, cfg.device_id, ch)
@@ -140,7 +142,6 @@ class Link(threading.Thread):
         self._bridge_kid = cose.kid_for(cfg.bridge_public_key)
         self._bridge_key = nacl.signing.VerifyKey(cfg.bridge_public_key)
         self._session: int | None = None  # reserved for the next connection
-        self._ahead: list[Entry] = []  # just numbered: published without reading them back
         self._forget = threading.Event()
         self._next_attempt_ms = 0
         self._connack: bool | None = None
@@ -258,11 +259,7 @@ class Link(threading.Thread):
         mqttc.nodelay(client)  # small QoS 1 packets go out at once
         self._connected = True
         self._reconnects += 1
-        stats = self.outbox.stats()
-        self.window.on_connected(
-            self.clock.mono_ms(), stats.next_seq, self.outbox.resume_seq(), stats.last_ack
-        )
-        self._ahead = []
+        self.sender.connected(self.clock.mono_ms())
         for topic_filter in self._inbox_filters:
             client.subscribe(topic_filter, qos=1)
         birth = self.signer.seal(self.birth(self._shown_session))
@@ -297,33 +294,10 @@ class Link(threading.Thread):
         self._forget.set()
 
     def _drain(self) -> None:
-        """Carry out the window's plan until it has nothing more to do now."""
         if self._forget.is_set():
             self._forget.clear()
-            self._ahead = []
-        while self._connected:
-            plan = self.window.plan()
-            if plan.number:
-                numbered = self.outbox.assign(plan.number, self.signer.sign)
-                if not numbered:
-                    return
-                self.window.numbered(numbered[0].seq or 0, numbered[-1].seq or 0)
-                self._ahead = numbered
-            elif plan.publish_hi:
-                entries = self._entries(plan.publish_lo, plan.publish_hi)
-                pairs = [(entry.seq or 0, self._publish_entry(entry)) for entry in entries]
-                self.window.sent(plan.publish_hi, pairs)
-            else:
-                return
-
-    def _entries(self, lo: int, hi: int) -> list[Entry]:
-        """The numbered messages lo..hi: those numbered ahead, else read from the outbox."""
-        if self._ahead and self._ahead[0].seq == lo:
-            n = hi - lo + 1
-            entries, self._ahead = self._ahead[:n], self._ahead[n:]
-            return entries
-        self._ahead = []
-        return [e for e in self.outbox.sent_after(lo - 1, hi - lo + 1) if (e.seq or 0) <= hi]
+            self.sender.forget()
+        self.sender.drain(self._publish_entry)
 
     def _publish_entry(self, entry: Entry) -> int:
         channel = Channel.TRIGGER if entry.kind == m.Kind.TRIGGER else Channel.REPORT
@@ -335,13 +309,7 @@ class Link(threading.Thread):
         self.window.on_puback(mid)
 
     def _tick(self, force_flush: bool = False) -> None:
-        now = self.clock.mono_ms()
-        tick = self.window.tick(now, force_flush)
-        if tick.persist_ack:
-            self.outbox.ack(tick.persist_ack)
-            self.window.persisted(tick.persist_ack, now)
-        if tick.timed_out:
-            self._ahead = []
+        if self.sender.tick(self.clock.mono_ms(), force_flush).timed_out:
             log.info(
                 "link: no ack for %.1f s; resending after %d",
                 self.mqtt.ack_timeout_s,

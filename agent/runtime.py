@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 from dataclasses import asdict
+from typing import assert_never
 
 import agent
 from agent import commands as cmds
@@ -34,8 +35,6 @@ PRIORITY_REPORT = 0
 POLL_S = 1.0
 """Sensors are polled and trigger rules evaluated once a second, whatever the report interval."""
 PRIORITY_REPLY = 100
-
-__all__ = ["Agent", "Clock"]  # Clock: the one clock, made here and passed to every component
 
 
 class Agent:
@@ -240,6 +239,8 @@ class Agent:
                 self.assessor = assessor
             case cmds.PublishEnrollment(data):
                 self.link.publish_signed(Channel.ENROLL, data)
+            case _:
+                assert_never(effect)
 
     def _resend(self) -> None:
         """On every connect (from the link thread): send a rotation still waiting for its
