@@ -1,7 +1,7 @@
 """The send window: the agent's flow control as a pure state machine.
 
-No I/O, no clock, no threads: `agent.link` feeds it events and carries out what it returns,
-against the outbox and the MQTT client. Written in the subset of Python that MicroPython runs
+No I/O, no clock, no threads: `agent.link` feeds it the paho events, `agent.sender` carries
+out what it returns against the outbox, and the link publishes what the sender hands it. Written in the subset of Python that MicroPython runs
 (no dataclasses, enum, typing or __future__ at run time), so the ESP32 firmware can use the same
 module; tests/agent/test_window.py runs its scenario under MicroPython too.
 
@@ -42,7 +42,9 @@ Events (methods) and the effects they return:
 
 Invariants (tests/agent/test_window_sim.py checks them after every step of a seeded simulation
 with loss, duplication, reordering, reconnects, bridge outages and SIGKILL): a number is never
-given to two contents; nothing is published beyond `acked + window` or above `numbered_hi`;
+given to two contents (with the outbox, which numbers durably); numbers on the wire stay
+contiguous; nothing is published beyond `acked + window`, above `numbered_hi`, with more than
+`inflight_max` PUBACKs outstanding, or before the bridge said online in this session;
 nothing acked is published again; nothing unacked is deleted (only `acked` is persisted, and
 `acked <= numbered_hi`).
 """
