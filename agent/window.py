@@ -1,9 +1,10 @@
 """The send window: the agent's flow control as a pure state machine.
 
 No I/O, no clock, no threads: `agent.link` feeds it the paho events, `agent.sender` carries
-out what it returns against the outbox, and the link publishes what the sender hands it. Written in the subset of Python that MicroPython runs
-(no dataclasses, enum, typing or __future__ at run time), so the ESP32 firmware can use the same
-module; tests/agent/test_window.py runs its scenario under MicroPython too.
+out what it returns against the outbox, and the link publishes what the sender hands it.
+Written in the subset of Python that MicroPython runs (no dataclasses, enum, typing or
+__future__ at run time), so the ESP32 firmware can use the same module;
+tests/agent/test_window.py runs its scenario under MicroPython too.
 
 Numbers. A data message gets its sequence number when it is first transmitted, not when it is
 stored (agent.outbox `assign`), so the numbers on the wire stay contiguous while reports are
