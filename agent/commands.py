@@ -1,7 +1,10 @@
 """Commands from the cloud, already verified (bridge key) and replay-checked by the link.
 
-Every command is answered with a report whose `cmd_seq` is the command's seq and whose
-`cmd_result` is "ok", "pending" or an error code with a short reason.
+The handler decides and does the command's own durable work (key and model files, the stored
+overrides); it changes no other component. It returns an `Outcome`: the answer and the effects
+the agent applies (agent.runtime): a new configuration, an outbox bound, a rotated key, a new
+model, an enrollment to publish. The agent then answers with a report whose `cmd_seq` is the
+command's seq and whose `cmd_result` is "ok", "pending" or an error code with a short reason.
 
 - ping: answer at once (a fresh, scored report).
 - config: dotted keys (`report.interval_s`) from the small set that is safe to change remotely;
@@ -21,16 +24,19 @@ import logging
 import os
 import tomllib
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import nacl.signing
+
 from agent import config as config_mod
 from agent import keys
+from agent.assess import Assessor
 from agent.errors import AgentError
 from agent.jsonfile import read_json, write_json_atomic
 from protocol import envelope
 from protocol import messages as m
-from protocol.topics import Channel
 
 if TYPE_CHECKING:
     from agent.runtime import Agent
@@ -46,50 +52,104 @@ REMOTE_KEYS = {
 MAX_MODEL_BYTES = 4 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class ConfigChanged:
+    """The configuration with the remote overrides applied (validated, already stored)."""
+
+    cfg: config_mod.AgentConfig
+
+
+@dataclass(frozen=True)
+class OutboxResized:
+    """The outbox's bound changed."""
+
+    max_messages: int
+
+
+@dataclass(frozen=True)
+class KeyRotated:
+    """The pending key is promoted on disk, with its record: sign with it from now on and
+    re-sign the unacked outbox."""
+
+    key: nacl.signing.SigningKey
+    record: m.Enrollment
+
+
+@dataclass(frozen=True)
+class ModelReplaced:
+    """A model that loaded and passed its self-test; its files are in place."""
+
+    assessor: Assessor
+
+
+@dataclass(frozen=True)
+class PublishEnrollment:
+    """Send this signed enrollment on the enroll channel (a rotation waiting for the bridge)."""
+
+    data: bytes
+
+
+Effect = ConfigChanged | OutboxResized | KeyRotated | ModelReplaced | PublishEnrollment
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to a command (`cmd_result`; the report keeps 64 characters) and what the
+    agent applies."""
+
+    result: str
+    effects: tuple[Effect, ...] = ()
+
+
 class CommandHandler:
+    """Decides commands against the agent's current state (read, never written)."""
+
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        self.rotation_file = agent.cfg.data_dir / "rotation.cbor"
 
-    def handle(self, cmd: m.Command) -> None:
+    @property
+    def rotation_file(self) -> Path:
+        return self.agent.cfg.data_dir / "rotation.cbor"
+
+    def handle(self, cmd: m.Command) -> Outcome:
         try:
-            result = getattr(self, f"_{cmd.command}")(cmd.args)
+            outcome: Outcome = getattr(self, f"_{cmd.command}")(cmd.args)
         except AgentError as exc:
-            result = f"error: {exc}"
+            outcome = Outcome(f"error: {exc}")
         except Exception as exc:  # a command must never take the agent down
             log.exception("command %s failed", cmd.command)
-            result = f"error: {type(exc).__name__}"
-        log.info("command %s (seq %d): %s", cmd.command, cmd.seq, result)
-        self.agent.report(cmd_seq=cmd.seq, cmd_result=result[:64])
+            outcome = Outcome(f"error: {type(exc).__name__}")
+        log.info("command %s (seq %d): %s", cmd.command, cmd.seq, outcome.result)
+        return outcome
 
-    def on_connect(self) -> None:
-        """Called by the link on every connect: resend a rotation still waiting for its
-        confirmation (the bridge may have missed it)."""
-        if self.rotation_file.exists():
-            self.agent.link.publish_signed(Channel.ENROLL, self.rotation_file.read_bytes())
+    def pending_enrollment(self) -> bytes | None:
+        """A rotation still waiting for its confirmation, to send again on every connect (the
+        bridge may have missed it)."""
+        try:
+            return self.rotation_file.read_bytes()
+        except FileNotFoundError:
+            return None
 
     # ---- ping ---------------------------------------------------------------------------------
 
-    def _ping(self, args: dict[str, Any]) -> str:
-        return "ok"
+    def _ping(self, args: dict[str, Any]) -> Outcome:
+        return Outcome("ok")
 
     # ---- config -------------------------------------------------------------------------------
 
-    def _config(self, args: dict[str, Any]) -> str:
+    def _config(self, args: dict[str, Any]) -> Outcome:
         bad = sorted(set(args) - REMOTE_KEYS)
         if bad:
-            return f"refused: {bad[0]} cannot be set remotely"
+            return Outcome(f"refused: {bad[0]} cannot be set remotely")
         overrides = dict(load_overrides(self.agent.outbox))
         overrides.update(args)
         cfg = apply_overrides(self.agent.cfg.path, overrides)  # raises ConfigError if invalid
         self.agent.outbox.put_json("config_overrides", overrides)
-        self.agent.cfg = cfg
-        self.agent.outbox.max_messages = cfg.outbox_max_messages
-        return "ok"
+        return Outcome("ok", (ConfigChanged(cfg), OutboxResized(cfg.outbox_max_messages)))
 
     # ---- rotate -------------------------------------------------------------------------------
 
-    def _rotate(self, args: dict[str, Any]) -> str:
+    def _rotate(self, args: dict[str, Any]) -> Outcome:
         cfg = self.agent.cfg
         pending = keys.pending_path(cfg.key_file)
         generation = (self.agent.enrollment.seq if self.agent.enrollment else 1) + 1
@@ -97,30 +157,20 @@ class CommandHandler:
         confirm = args.get("confirm_kid")
         if confirm is not None:
             if not pending.exists() or keys.kid(keys.load(pending)) != confirm:
-                return "refused: confirm_kid is not the pending key"
+                return Outcome("refused: confirm_kid is not the pending key")
             new = keys.load(pending)
             # Crash-safe order: the new record first (startup finishes a promotion it names),
-            # then the key, then the stored messages (startup re-signs any left behind).
+            # then the key, then the stored messages (startup re-signs any left behind, and
+            # drops a rotation file the record already names).
             record = self._record(new, generation, prev_kid=keys.kid(old))
             write_atomic(cfg.enrollment_file, envelope.seal(record, new))
             keys.promote_pending(cfg.key_file)
-            self.agent.signer.key = new
-            self.agent.enrollment = record
-            resigned = self.agent.outbox.resign(self.agent.signer.sign)
-            self.agent.link.forget_numbered()
             self.rotation_file.unlink(missing_ok=True)
-            log.info(
-                "key rotated to kid %s (generation %d); %d unacked messages re-signed",
-                keys.kid(new).hex(),
-                generation,
-                resigned,
-            )
-            return "ok"
+            return Outcome("ok", (KeyRotated(new, record),))
         new_key = keys.load(pending) if pending.exists() else keys.generate(pending)
         data = envelope.seal(self._record(new_key, generation, prev_kid=keys.kid(old)), old)
         write_atomic(self.rotation_file, data)
-        self.agent.link.publish_signed(Channel.ENROLL, data)
-        return "pending"
+        return Outcome("pending", (PublishEnrollment(data),))
 
     def _record(self, key: Any, generation: int, prev_kid: bytes) -> m.Enrollment:
         cfg = self.agent.cfg
@@ -139,11 +189,11 @@ class CommandHandler:
 
     # ---- model --------------------------------------------------------------------------------
 
-    def _model(self, args: dict[str, Any]) -> str:
+    def _model(self, args: dict[str, Any]) -> Outcome:
         need = {"model_id": str, "sha256": bytes, "url": str, "meta_url": str, "meta_sha256": bytes}
         for name, kind in need.items():
             if not isinstance(args.get(name), kind):
-                return f"refused: argument {name} missing or mistyped"
+                return Outcome(f"refused: argument {name} missing or mistyped")
         models = self.agent.cfg.data_dir / "models"
         models.mkdir(parents=True, exist_ok=True)
         sha = args["sha256"]
@@ -151,7 +201,7 @@ class CommandHandler:
             blob = _fetch(args["url"], sha)
             meta = _fetch(args["meta_url"], args["meta_sha256"])
         except AgentError as exc:
-            return f"model_rejected: {exc}"
+            return Outcome(f"model_rejected: {exc}")
         model_path = models / f"{sha.hex()[:16]}.tflite"
         meta_path = model_path.with_suffix(".json")
         for path, data in ((model_path, blob), (meta_path, meta)):
@@ -162,14 +212,13 @@ class CommandHandler:
         except Exception as exc:
             model_path.unlink(missing_ok=True)
             meta_path.unlink(missing_ok=True)
-            return f"model_rejected: {str(exc)[:40]}"
+            return Outcome(f"model_rejected: {str(exc)[:40]}")
         # The swap: one rename of the pointer file; the old files stay for a rollback.
         write_json_atomic(
             models / "current.json",
             {"model": model_path.name, "meta": meta_path.name, "model_id": args["model_id"]},
         )
-        self.agent.assessor = candidate
-        return "ok"
+        return Outcome("ok", (ModelReplaced(candidate),))
 
 
 def write_atomic(path: Path, data: bytes) -> None:

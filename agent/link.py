@@ -1,14 +1,15 @@
-"""The MQTT link: one thread that owns the paho client.
+"""The MQTT link: one thread that owns the paho client, a thin adapter around agent.window.
 
 It connects with backoff (agent.backoff), announces every session with a signed birth and a
-signed last will (death), and drains the outbox while the bridge says it is online. At most
-`inflight_max` publishes wait for a PUBACK and at most 64 data messages are beyond the last
-bridge ack (the bridge's replay window; docs/protocol.md section 5). Unacked messages are sent
-again, byte for byte, after a reconnect or when acks stop coming.
+signed last will (death), and lets the send window (agent.window.SendWindow) decide the rest:
+which numbered messages to publish, how many to number, which ack to persist. The window holds
+every flow-control rule (the 64-message window beyond the last bridge ack, the PUBACK limit,
+bridge-state gating, resends after a reconnect or an ack timeout); agent.sender carries its
+answers out against the outbox; this module only translates paho events into window events and
+publishes what the sender hands it.
 
-Inbound: acks (applied to the outbox), the bridge state (gates the drain) and commands (queued
-for the agent's main thread). Anything not signed by the configured bridge key is dropped and
-counted.
+Inbound: acks, the bridge state and commands (queued for the agent's main thread). Anything
+not signed by the configured bridge key is dropped and counted.
 """
 
 from __future__ import annotations
@@ -16,23 +17,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import nacl.signing
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+import mqttc
 from agent.backoff import Backoff
+from agent.clock import Clock
 from agent.config import AgentConfig
 from agent.outbox import Entry, Outbox
+from agent.sender import Sender
+from agent.window import SendWindow
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError
@@ -41,9 +41,7 @@ from protocol.topics import Channel
 
 log = logging.getLogger(__name__)
 
-SESSION_EXPIRY_S = 86_400
-CONNACK_TIMEOUT_S = 10.0
-ACK_FLUSH_S = 0.1
+CONNACK_TIMEOUT_MS = 10_000
 
 
 class Signer:
@@ -71,27 +69,42 @@ class Signer:
         return cose.sign1(payload, key, kid)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LinkStatus:
-    """What `edge-agent status` shows about the link (a snapshot, written by the link thread)."""
+    """What `edge-agent status` shows about the link (a snapshot)."""
 
-    connected: bool = False
-    bridge_online: bool = False
-    session: int = 0
-    acked: int = 0
-    sent_hi: int = 0
-    inflight: int = 0
-    published: int = 0
-    retransmitted: int = 0
-    reconnects: int = 0
-    dropped_inbound: int = 0
-    last_error: str = ""
-    connected_at: float = 0.0
-    first_publish_at: float = 0.0
+    connected: bool
+    bridge_online: bool
+    session: int
+    acked: int
+    sent_hi: int
+    inflight: int
+    published: int
+    retransmitted: int
+    reconnects: int
+    dropped_inbound: int
+    last_error: str
+
+
+def client_settings(cfg: AgentConfig) -> mqttc.Settings:
+    mq = cfg.mqtt
+    return mqttc.Settings(
+        client_id=mq.client_id,
+        protocol=mq.protocol,
+        username=mq.username,
+        password_file=mq.password_file,
+        tls=mq.tls,
+        ca_file=mq.ca_file,
+        cert_file=mq.cert_file,
+        key_file=mq.key_file,
+    )
 
 
 class Link(threading.Thread):
-    """Run with start(); stop with shutdown() (publishes a clean death first)."""
+    """Run with start(); stop with shutdown() (publishes a clean death first).
+
+    Only the device's identity and its [mqtt] section are read from `cfg`, at construction:
+    none of them can change while the agent runs (remote config changes other sections)."""
 
     def __init__(
         self,
@@ -100,43 +113,63 @@ class Link(threading.Thread):
         signer: Signer,
         birth: Callable[[int], m.Birth],
         commands: queue.Queue[m.Command],
+        clock: Clock,
         on_connect: Callable[[], None] | None = None,
         backoff: Backoff | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         super().__init__(name="link", daemon=True)
-        self.cfg = cfg
+        mq = cfg.mqtt
+        self.mqtt = mq
+        self.device_id = cfg.device_id
         self.outbox = outbox
         self.signer = signer
         self.birth = birth
         self.commands = commands
         self.on_connect = on_connect
-        self.backoff = backoff or Backoff(
-            cfg.mqtt.backoff_base_s, cfg.mqtt.backoff_cap_s, cfg.mqtt.refused_cap_s
-        )
+        self.backoff = backoff or Backoff(mq.backoff_base_s, mq.backoff_cap_s, mq.refused_cap_s)
         self.clock = clock
-        self.wall_ms = wall_ms
-        self.status = LinkStatus()
+        self.window = SendWindow(WINDOW, mq.inflight_max, int(mq.ack_timeout_s * 1000))
+        self.sender = Sender(self.window, outbox, signer.sign)
+        self._settings = client_settings(cfg)
+        self._topics = {
+            ch: topics.device(cfg.fleet, cfg.device_id, ch)
+            for ch in (Channel.BIRTH, Channel.DEATH, Channel.TRIGGER, Channel.REPORT)
+        }
+        self._inbox_filters = topics.device_inbox_filters(cfg.fleet, cfg.device_id)
+        self._fleet = cfg.fleet
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._bridge_kid = cose.kid_for(cfg.bridge_public_key)
         self._bridge_key = nacl.signing.VerifyKey(cfg.bridge_public_key)
-        self._inflight: set[int] = set()
-        self._inflight_lock = threading.Lock()
-        self._session: int | None = None
-        self._sent_ever = 0  # highest number ever published (to count retransmissions)
-        self._ahead: list[Entry] = []  # numbered, not yet published in this session
+        self._session: int | None = None  # reserved for the next connection
         self._forget = threading.Event()
-        self._bridge_boots: dict[str, int] = {}  # newest boot seen per bridge instance
-        self._acked = 0
-        self._acked_stored = 0
-        self._assigned_hi = 0
-        self._last_progress = 0.0
-        self._last_flush = 0.0
-        self._next_attempt = 0.0
+        self._next_attempt_ms = 0
+        self._connack: bool | None = None
+        # What status shows beside the window's counters.
+        self._connected = False
+        self._shown_session = 0
+        self._reconnects = 0
+        self._dropped_inbound = 0
+        self._last_error = ""
         self._cmd_windows = self._load_cmd_windows()
         self._client = self._make_client()
+
+    @property
+    def status(self) -> LinkStatus:
+        w = self.window
+        return LinkStatus(
+            connected=self._connected,
+            bridge_online=w.bridge_online,
+            session=self._shown_session,
+            acked=w.acked,
+            sent_hi=w.sent_hi,
+            inflight=len(w.inflight),
+            published=w.published,
+            retransmitted=w.retransmitted,
+            reconnects=self._reconnects,
+            dropped_inbound=self._dropped_inbound,
+            last_error=self._last_error,
+        )
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
@@ -148,14 +181,13 @@ class Link(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stop.is_set():
-                if not self.status.connected:
+                if not self._connected:
                     self._try_connect()
                     continue
                 self._client.loop(timeout=0.02)
-                if self.status.connected:
+                if self._connected:
                     self._drain()
-                    self._flush_acks()
-                    self._check_ack_timeout()
+                    self._tick()
             self._say_goodbye()
         except Exception:  # the link must never die silently; the agent exits non-zero
             log.exception("link thread crashed")
@@ -166,27 +198,9 @@ class Link(threading.Thread):
     # ---- connecting ---------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        mq = self.cfg.mqtt
-        v5 = mq.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=mq.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if v5 else False,
-            reconnect_on_failure=False,
+        client = mqttc.make_client(
+            self._settings, inflight_max=self.mqtt.inflight_max, auto_reconnect=False
         )
-        client.max_inflight_messages_set(mq.inflight_max)
-        client.max_queued_messages_set(0)
-        if mq.username:
-            password = mq.password_file.read_text().strip() if mq.password_file else None
-            client.username_pw_set(mq.username, password)
-        if mq.tls:
-            client.tls_set(
-                ca_certs=str(mq.ca_file) if mq.ca_file else None,
-                certfile=str(mq.cert_file) if mq.cert_file else None,
-                keyfile=str(mq.key_file) if mq.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -194,38 +208,34 @@ class Link(threading.Thread):
         return client
 
     def _try_connect(self) -> None:
-        now = self.clock()
-        if now < self._next_attempt:
-            self._stop.wait(min(0.05, self._next_attempt - now))
+        now = self.clock.mono_ms()
+        if now < self._next_attempt_ms:
+            self._stop.wait(min(50, self._next_attempt_ms - now) / 1000)
             return
-        mq = self.cfg.mqtt
+        mq = self.mqtt
         # A session number is spent only by a connection the broker accepted: failed attempts
         # reuse it (a refused connection never saw the will), so an outage costs no writes.
         if self._session is None:
             self._session = self.outbox.next_session()
         session = self._session
-        self.status.session = session
+        self._shown_session = session
         will = self.signer.seal(self._death(session, "lost"))
-        self._client.will_set(
-            topics.device(self.cfg.fleet, self.cfg.device_id, Channel.DEATH), will, qos=1
-        )
-        props = None
-        kwargs: dict[str, Any] = {}
-        if mq.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = SESSION_EXPIRY_S
-            kwargs = {"clean_start": False, "properties": props}
-        self._connack: bool | None = None
+        self._client.will_set(self._topics[Channel.DEATH], will, qos=1)
+        self._connack = None
         try:
-            self._client.connect(mq.host, mq.port, keepalive=mq.keepalive_s, **kwargs)
+            self._client.connect(
+                mq.host, mq.port, keepalive=mq.keepalive_s, **mqttc.connect_kwargs(self._settings)
+            )
         except ConnectionRefusedError as exc:
             self._failed(f"refused: {exc}", refused=True)
             return
         except (TimeoutError, OSError, ssl.SSLError) as exc:
             self._failed(f"{type(exc).__name__}: {exc}", refused=False)
             return
-        deadline = self.clock() + CONNACK_TIMEOUT_S
-        while self._connack is None and self.clock() < deadline and not self._stop.is_set():
+        deadline = self.clock.mono_ms() + CONNACK_TIMEOUT_MS
+        while self._connack is None and self.clock.mono_ms() < deadline:
+            if self._stop.is_set():
+                break
             self._client.loop(timeout=0.05)
         if not self._connack:
             with contextlib.suppress(Exception):
@@ -234,162 +244,97 @@ class Link(threading.Thread):
 
     def _failed(self, why: str, refused: bool) -> None:
         delay = self.backoff.next_delay(refused=refused)
-        self._next_attempt = self.clock() + delay
-        self.status.last_error = why
+        self._next_attempt_ms = self.clock.mono_ms() + int(delay * 1000)
+        self._last_error = why
         log.info("link: connect failed (%s); next attempt in %.2f s", why, delay)
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             self._connack = False
-            self.status.last_error = f"CONNACK {reason}"
+            self._last_error = f"CONNACK {reason}"
             return
         self._connack = True
         self._session = None  # the next connection gets a new session number
         self.backoff.reset()
-        sock = client.socket()
-        if isinstance(sock, socket.socket):  # no Nagle: small QoS 1 packets go out at once
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        st = self.status
-        st.connected = True
-        st.bridge_online = False  # until the (retained) bridge state arrives again
-        st.reconnects += 1
-        st.connected_at = self.clock()
-        st.first_publish_at = 0.0
-        with self._inflight_lock:
-            self._inflight.clear()
-        # Everything below resume_seq is acked or abandoned: the flow window starts there.
-        stats = self.outbox.stats()
-        self._assigned_hi = stats.next_seq - 1
-        self._acked = max(self._acked, self.outbox.resume_seq() - 1, stats.last_ack)
-        st.acked = self._acked
-        st.sent_hi = self._acked  # resend every unacked message on this session
-        self._ahead = []
-        self._last_progress = self.clock()
-        for topic_filter in topics.device_inbox_filters(self.cfg.fleet, self.cfg.device_id):
+        mqttc.nodelay(client)  # small QoS 1 packets go out at once
+        self._connected = True
+        self._reconnects += 1
+        self.sender.connected(self.clock.mono_ms())
+        for topic_filter in self._inbox_filters:
             client.subscribe(topic_filter, qos=1)
-        birth = self.signer.seal(self.birth(st.session))
-        client.publish(topics.device(self.cfg.fleet, self.cfg.device_id, Channel.BIRTH), birth, 1)
+        birth = self.signer.seal(self.birth(self._shown_session))
+        client.publish(self._topics[Channel.BIRTH], birth, 1)
         if self.on_connect is not None:
             self.on_connect()
-        log.info("link: connected (session %d), resuming after seq %d", st.session, self._acked)
+        log.info(
+            "link: connected (session %d), resuming after seq %d",
+            self._shown_session,
+            self.window.acked,
+        )
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if self.status.connected:
+        if self._connected:
             log.info("link: disconnected (%s)", reason)
-        self.status.connected = False
-        self.status.bridge_online = False
-        self.status.last_error = f"disconnected: {reason}"
-        self._next_attempt = self.clock() + self.backoff.next_delay(refused=False)
+        self._connected = False
+        self.window.on_disconnected()
+        self._last_error = f"disconnected: {reason}"
+        delay = self.backoff.next_delay(refused=False)
+        self._next_attempt_ms = self.clock.mono_ms() + int(delay * 1000)
 
     # ---- sending ------------------------------------------------------------------------------
 
     def publish_signed(self, channel: Channel, data: bytes) -> None:
         """Publish a signed message outside the outbox (enrollment on rotation)."""
-        if self.status.connected:
-            self._client.publish(
-                topics.device(self.cfg.fleet, self.cfg.device_id, channel), data, 1
-            )
-
-    def _drain(self) -> None:
-        """Publish what the windows allow: numbered messages not yet sent in this session
-        first (retransmissions, or numbered ahead), then number a whole flow window at once
-        (one durable commit per window, not per message)."""
-        st = self.status
-        if self._forget.is_set():
-            self._forget.clear()
-            self._ahead = []
-        if not st.bridge_online:
-            return
-        limit_hi = self._acked + WINDOW
-        while st.connected:
-            with self._inflight_lock:
-                budget = self.cfg.mqtt.inflight_max - len(self._inflight)
-            budget = min(budget, limit_hi - st.sent_hi)
-            if budget <= 0:
-                return
-            if self._ahead and self._ahead[0].seq == st.sent_hi + 1:
-                entries, self._ahead = self._ahead[:budget], self._ahead[budget:]
-            else:
-                entries = self.outbox.sent_after(st.sent_hi, budget)
-            if not entries:
-                numbered = self.outbox.assign(limit_hi - self._assigned_hi, self.signer.sign)
-                if not numbered:
-                    return
-                self._assigned_hi = max(self._assigned_hi, numbered[-1].seq or 0)
-                self._ahead = numbered  # just numbered: publish them without reading back
-                continue
-            if entries[0].seq is not None and entries[0].seq <= self._sent_ever:
-                st.retransmitted += sum(1 for e in entries if (e.seq or 0) <= self._sent_ever)
-            for entry in entries:
-                self._publish_entry(entry)
-            st.sent_hi = max(st.sent_hi, entries[-1].seq or 0)
-            self._sent_ever = max(self._sent_ever, st.sent_hi)
+        if self._connected:
+            self._client.publish(topics.device(self._fleet, self.device_id, channel), data, 1)
 
     def forget_numbered(self) -> None:
         """The outbox's envelopes changed (re-signed after a rotation): read them again. Called
         from the main thread; the link thread drops its copies at its next drain."""
         self._forget.set()
 
-    def _publish_entry(self, entry: Entry) -> None:
+    def _drain(self) -> None:
+        if self._forget.is_set():
+            self._forget.clear()
+            self.sender.forget()
+        self.sender.drain(self._publish_entry)
+
+    def _publish_entry(self, entry: Entry) -> int:
         channel = Channel.TRIGGER if entry.kind == m.Kind.TRIGGER else Channel.REPORT
-        topic = topics.device(self.cfg.fleet, self.cfg.device_id, channel)
         assert entry.envelope is not None
-        info = self._client.publish(topic, entry.envelope, qos=1)
-        with self._inflight_lock:
-            self._inflight.add(info.mid)
-        self.status.published += 1
-        if not self.status.first_publish_at:
-            self.status.first_publish_at = self.clock()
+        info = self._client.publish(self._topics[channel], entry.envelope, qos=1)
+        return info.mid
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
-        with self._inflight_lock:
-            self._inflight.discard(mid)
-            self.status.inflight = len(self._inflight)
+        self.window.on_puback(mid)
 
-    def _check_ack_timeout(self) -> None:
-        st = self.status
-        if st.sent_hi > self._acked and self.clock() - self._last_progress > (
-            self.cfg.mqtt.ack_timeout_s
-        ):
+    def _tick(self, force_flush: bool = False) -> None:
+        if self.sender.tick(self.clock.mono_ms(), force_flush).timed_out:
             log.info(
                 "link: no ack for %.1f s; resending after %d",
-                self.cfg.mqtt.ack_timeout_s,
-                self._acked,
+                self.mqtt.ack_timeout_s,
+                self.window.acked,
             )
-            st.sent_hi = self._acked
-            self._ahead = []
-            self._last_progress = self.clock()
-
-    def _flush_acks(self, force: bool = False) -> None:
-        """Apply the highest ack to the outbox, at most every ACK_FLUSH_S: acks are cumulative,
-        so one delete covers many, and a crash in between only means harmless resends."""
-        now = self.clock()
-        if self._acked > self._acked_stored and (force or now - self._last_flush >= ACK_FLUSH_S):
-            self.outbox.ack(self._acked)
-            self._acked_stored = self._acked
-            self._last_flush = now
 
     def _say_goodbye(self) -> None:
-        self._flush_acks(force=True)
-        if not self.status.connected:
+        self._tick(force_flush=True)
+        if not self._connected:
             return
-        death = self.signer.seal(self._death(self.status.session, "shutdown"))
-        topic = topics.device(self.cfg.fleet, self.cfg.device_id, Channel.DEATH)
-        info = self._client.publish(topic, death, qos=1)
-        deadline = self.clock() + 2.0
-        while not info.is_published() and self.clock() < deadline:
+        death = self.signer.seal(self._death(self._shown_session, "shutdown"))
+        info = self._client.publish(self._topics[Channel.DEATH], death, qos=1)
+        deadline = self.clock.mono_ms() + 2000
+        while not info.is_published() and self.clock.mono_ms() < deadline:
             self._client.loop(timeout=0.05)
         self._client.disconnect()
         self._client.loop(timeout=0.1)
-        self.status.connected = False
+        self._connected = False
 
     def _death(self, session: int, reason: str) -> m.Death:
         return m.Death(
-            sender=self.cfg.device_id,
+            sender=self.device_id,
             seq=2 * session + 1,
             boot=self.outbox.boot,
-            ts_ms=self.wall_ms(),
+            ts_ms=self.clock.wall_ms(),
             reason=reason,
         )
 
@@ -403,51 +348,40 @@ class Link(threading.Thread):
             topic = topics.parse(msg.topic)
             _signed, message = envelope.unseal(bytes(msg.payload), self._resolve)
         except ProtocolError as exc:
-            self.status.dropped_inbound += 1
+            self._dropped_inbound += 1
             log.warning("link: dropped message on %s: %s", msg.topic, exc)
             return
         if topic.channel is Channel.BRIDGE_STATE and isinstance(message, m.BridgeState):
-            # A state from an earlier run of that bridge (a replayed old last will) is stale.
-            if message.boot < self._bridge_boots.get(message.sender, 0):
-                self.status.dropped_inbound += 1
-                return
-            self._bridge_boots[message.sender] = message.boot
-            if message.online != self.status.bridge_online:
-                log.info(
-                    "link: bridge %s is %s",
-                    message.sender,
-                    "online" if message.online else "offline",
-                )
-            self.status.bridge_online = message.online
+            self._on_bridge_state(message)
         elif topic.channel is Channel.ACK and isinstance(message, m.Ack):
-            self._on_ack(message)
+            if message.device != self.device_id:
+                self._dropped_inbound += 1
+                return
+            self.window.on_ack(message.ack_seq, self.clock.mono_ms())
         elif topic.channel is Channel.CMD and isinstance(message, m.Command):
             self._on_command(message, topic.command or "")
         else:
-            self.status.dropped_inbound += 1
+            self._dropped_inbound += 1
             log.warning("link: %s on %s does not belong there", type(message).__name__, msg.topic)
 
-    def _on_ack(self, ack: m.Ack) -> None:
-        if ack.device != self.cfg.device_id:
-            self.status.dropped_inbound += 1
+    def _on_bridge_state(self, state: m.BridgeState) -> None:
+        was = self.window.bridge_online
+        if not self.window.on_bridge_state(state.sender, state.boot, state.online):
+            self._dropped_inbound += 1  # a state from an earlier run of that bridge
             return
-        # Never believe an ack beyond what this device has numbered.
-        ack_seq = min(ack.ack_seq, self._assigned_hi)
-        if ack_seq > self._acked:
-            self._acked = ack_seq
-            self.status.acked = ack_seq
-            self._last_progress = self.clock()
+        if state.online != was:
+            log.info("link: bridge %s is %s", state.sender, "online" if state.online else "offline")
 
     def _on_command(self, cmd: m.Command, topic_name: str) -> None:
-        if cmd.device != self.cfg.device_id or cmd.command != topic_name:
-            self.status.dropped_inbound += 1
+        if cmd.device != self.device_id or cmd.command != topic_name:
+            self._dropped_inbound += 1
             log.warning(
                 "link: command %s for %s refused (wrong device or topic)", cmd.command, cmd.device
             )
             return
         window = self._cmd_windows.get(cmd.sender, ReplayWindow())
         if window.verdict(cmd.seq) is not None:
-            self.status.dropped_inbound += 1
+            self._dropped_inbound += 1
             log.warning("link: replayed command %s seq %d refused", cmd.command, cmd.seq)
             return
         self._cmd_windows[cmd.sender] = window.accept(cmd.seq)

@@ -12,13 +12,14 @@ import logging
 import os
 import queue
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import assert_never
 
 import agent
 from agent import commands as cmds
+from agent import keys
 from agent.assess import Assessment, Assessor
+from agent.clock import Clock
 from agent.config import AgentConfig
 from agent.jsonfile import write_json_atomic
 from agent.link import Link, Signer
@@ -26,6 +27,7 @@ from agent.outbox import Outbox
 from agent.sensors.base import EventSpool, Source
 from agent.triggers import Reading, TriggerEngine
 from protocol import messages as m
+from protocol.topics import Channel
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +37,12 @@ POLL_S = 1.0
 PRIORITY_REPLY = 100
 
 
-@dataclass
-class Clock:
-    """Injected time: wall milliseconds (ts_ms), the device's monotonic clock and a sleep."""
-
-    wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000
-    mono_ms: Callable[[], int] = lambda: time.monotonic_ns() // 1_000_000
-
-
 class Agent:
-    """Wire the parts together; `run(stop)` until `stop` is set (SIGTERM sets it)."""
+    """Wire the parts together; `run(stop)` until `stop` is set (SIGTERM sets it).
+
+    The agent owns the configuration, the key, the model and the outbox bound: commands return
+    effects and the agent applies them (`apply`), so no component keeps a copy that goes stale.
+    One clock reaches every component."""
 
     def __init__(
         self,
@@ -70,7 +68,7 @@ class Agent:
         self.reading = Reading(ts_ms=0, telemetry={})
         self.handler = cmds.CommandHandler(self)
         self.link = Link(
-            cfg, outbox, signer, self._birth, self.commands, on_connect=self.handler.on_connect
+            cfg, outbox, signer, self._birth, self.commands, self.clock, on_connect=self._resend
         )
         self.status_path = cfg.data_dir / "status.json"
         self.spool = EventSpool(cfg.data_dir / "events")
@@ -165,28 +163,29 @@ class Agent:
 
     def run(self, stop: threading.Event) -> None:
         self.link.start()
-        poll_s = POLL_S
-        next_poll = next_report = next_status = time.monotonic()
+        poll_ms = int(POLL_S * 1000)
+        next_poll = next_report = next_status = self.clock.mono_ms()
         try:
             while not stop.is_set():
-                now = time.monotonic()
+                now = self.clock.mono_ms()
                 self._handle_commands()
                 if now >= next_poll or self._spool_changed():
                     self.poll()
-                    next_poll = now + poll_s
+                    next_poll = now + poll_ms
                 # A config command may have shortened the interval: never wait longer than it.
-                next_report = min(next_report, now + self.cfg.report_interval_s)
+                report_ms = int(self.cfg.report_interval_s * 1000)
+                next_report = min(next_report, now + report_ms)
                 if now >= next_report:
                     self.report()
-                    next_report = now + self.cfg.report_interval_s
+                    next_report = now + report_ms
                 if now >= next_status:
                     self.write_status()
-                    next_status = now + self.cfg.status_interval_s
+                    next_status = now + int(self.cfg.status_interval_s * 1000)
                 if not self.link.is_alive():
                     raise RuntimeError("the link thread stopped unexpectedly")
-                wake = min(next_poll, next_report, next_status) - time.monotonic()
-                if wake > 0:
-                    stop.wait(min(wake, 0.05))
+                wake_ms = min(next_poll, next_report, next_status) - self.clock.mono_ms()
+                if wake_ms > 0:
+                    stop.wait(min(wake_ms, 50) / 1000)
         finally:
             self.link.shutdown()
             self.write_status(stopped=True)
@@ -208,7 +207,47 @@ class Agent:
                 cmd = self.commands.get_nowait()
             except queue.Empty:
                 return
-            self.handler.handle(cmd)
+            outcome = self.handler.handle(cmd)
+            result = outcome.result
+            try:
+                for effect in outcome.effects:
+                    self.apply(effect)
+            except Exception as exc:  # a command must never take the agent down
+                log.exception("command %s: applying its effects failed", cmd.command)
+                result = f"error: {type(exc).__name__}"
+            self.report(cmd_seq=cmd.seq, cmd_result=result)
+
+    def apply(self, effect: cmds.Effect) -> None:
+        """Carry out one effect of a command."""
+        match effect:
+            case cmds.ConfigChanged(cfg):
+                self.cfg = cfg
+            case cmds.OutboxResized(max_messages):
+                self.outbox.max_messages = max_messages
+            case cmds.KeyRotated(key, record):
+                self.signer.key = key
+                self.enrollment = record
+                resigned = self.outbox.resign(self.signer.sign)
+                self.link.forget_numbered()
+                log.info(
+                    "key rotated to kid %s (generation %d); %d unacked messages re-signed",
+                    keys.kid(key).hex(),
+                    record.seq,
+                    resigned,
+                )
+            case cmds.ModelReplaced(assessor):
+                self.assessor = assessor
+            case cmds.PublishEnrollment(data):
+                self.link.publish_signed(Channel.ENROLL, data)
+            case _:
+                assert_never(effect)
+
+    def _resend(self) -> None:
+        """On every connect (from the link thread): send a rotation still waiting for its
+        confirmation again (the bridge may have missed it)."""
+        data = self.handler.pending_enrollment()
+        if data is not None:
+            self.link.publish_signed(Channel.ENROLL, data)
 
     def write_status(self, stopped: bool = False) -> None:
         """status.json for `edge-agent status`: written whole and renamed into place."""

@@ -1,0 +1,110 @@
+"""Commands return effects; the handler changes nothing of the agent, the agent applies them.
+
+A real provisioned device (no broker: the link is never started).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import nacl.signing
+import pytest
+
+from agent import commands as cmds
+from agent import config, keys
+from agent.bootstrap import build_agent
+from agent.runtime import Agent
+from protocol import cose
+from protocol import messages as m
+from tests.agent.harness import provision
+
+BRIDGE = bytes(nacl.signing.SigningKey(bytes(range(100, 132))).verify_key).hex()
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[Agent]:
+    dev = provision(tmp_path, "cmd-1", "phone", "mqtt://127.0.0.1:9", BRIDGE, interval_s=30)
+    cfg = config.load(dev.config)
+    built = build_agent(cfg, keys.load(cfg.key_file))
+    yield built
+    built.outbox.close()
+
+
+def command(agent: Agent, name: str, seq: int = 1, **args: object) -> m.Command:
+    return m.Command(
+        sender="bridge",
+        seq=seq,
+        boot=1,
+        ts_ms=1,
+        device=agent.cfg.device_id,
+        command=name,
+        args=args,  # type: ignore[arg-type]
+    )
+
+
+def test_config_returns_the_new_config_and_bound_and_changes_nothing_itself(agent: Agent) -> None:
+    before = agent.cfg
+    outcome = agent.handler.handle(
+        command(agent, "config", **{"report.interval_s": 5, "outbox.max_messages": 500})
+    )
+    assert outcome.result == "ok"
+    changed, resized = outcome.effects
+    assert isinstance(changed, cmds.ConfigChanged)
+    assert changed.cfg.report_interval_s == 5
+    assert resized == cmds.OutboxResized(500)
+    assert agent.cfg is before and agent.outbox.max_messages != 500  # not applied yet
+    for effect in outcome.effects:
+        agent.apply(effect)
+    assert agent.cfg.report_interval_s == 5
+    assert agent.outbox.max_messages == 500
+    assert cmds.load_overrides(agent.outbox) == {
+        "report.interval_s": 5,
+        "outbox.max_messages": 500,
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "result"),
+    [
+        ({"mqtt.url": "mqtt://evil:1883"}, "refused: mqtt.url cannot be set remotely"),
+        ({"report.interval_s": -1}, "error: "),
+    ],
+)
+def test_a_refused_config_has_no_effect_and_stores_nothing(
+    agent: Agent, args: dict[str, object], result: str
+) -> None:
+    outcome = agent.handler.handle(command(agent, "config", **args))
+    assert outcome.result.startswith(result)
+    assert outcome.effects == ()
+    assert cmds.load_overrides(agent.outbox) == {}
+
+
+def test_rotation_is_pending_then_confirmed_and_the_agent_swaps_the_key(agent: Agent) -> None:
+    old = agent.signer.key
+    agent.report()
+    agent.outbox.assign(10, agent.signer.sign)  # one numbered message signed by the old key
+    pending = agent.handler.handle(command(agent, "rotate", seq=1))
+    assert pending.result == "pending"
+    (publish,) = pending.effects
+    assert publish == cmds.PublishEnrollment((agent.cfg.data_dir / "rotation.cbor").read_bytes())
+    new = keys.load(keys.pending_path(agent.cfg.key_file))
+    confirmed = agent.handler.handle(
+        command(agent, "rotate", seq=2, confirm_kid=cose.kid_for(new.verify_key))
+    )
+    assert confirmed.result == "ok"
+    (rotated,) = confirmed.effects
+    assert isinstance(rotated, cmds.KeyRotated)
+    assert agent.signer.key is old  # the handler swapped nothing
+    agent.apply(rotated)
+    assert bytes(agent.signer.key) == bytes(new)
+    assert agent.enrollment is rotated.record
+    (entry,) = agent.outbox.sent_after(0, 10)
+    assert entry.envelope is not None
+    assert cose.peek_kid(entry.envelope) == cose.kid_for(new.verify_key)
+
+
+def test_a_wrong_confirmation_is_refused_without_effects(agent: Agent) -> None:
+    agent.handler.handle(command(agent, "rotate", seq=1))
+    outcome = agent.handler.handle(command(agent, "rotate", seq=2, confirm_kid=b"\x00" * 8))
+    assert outcome == cmds.Outcome("refused: confirm_kid is not the pending key")

