@@ -9,12 +9,15 @@ stored: a device that misses one resends, and the resend is acked again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from cloud_bridge.actions import Plan
+from cloud_bridge.judge import RiskNote
 from cloud_bridge.pool.service import Outcome
 from cloud_bridge.publish import Publisher
 from cloud_bridge.store.base import Transaction
+from cloud_bridge.store.ingest_repo import OutputRow, store_outputs
 from protocol import messages as m
 from protocol import topics
 from protocol.topics import Channel
@@ -52,27 +55,23 @@ class Outputs:
         tx: Transaction,
         fleet: str,
         user: str,
-        device: str,
         event: m.Report | m.Trigger,
-        decision: str,
-        action: str,
+        plan: Plan,
         result: str,
-        amount_fen: int,
-        reasons: tuple[str, ...],
         received_ms: int,
     ) -> Pending:
         msg = self.publisher.make(
             m.Decision,
             tx,
             user=user,
-            device=device,
+            device=event.sender,
             device_seq=event.seq,
-            decision=decision,
-            action=action,
+            decision=plan.verdict.level.value,
+            action=plan.action.value,
             result=result[:32],
-            amount_fen=amount_fen,
+            amount_fen=plan.amount_fen,
             risk_pm=event.risk_pm,
-            reasons=reasons[:16],
+            reasons=plan.verdict.reasons[:16],
             received_ms=received_ms,
         )
         return Pending(topics.pool(fleet, user, Channel.POOL_DECISION), msg)
@@ -94,26 +93,16 @@ class Outputs:
         )
         return Pending(topics.pool(fleet, outcome.user, Channel.POOL_STATE), msg, retain=True)
 
-    def risk(
-        self,
-        tx: Transaction,
-        fleet: str,
-        device: str,
-        category: str,
-        reason: str,
-        detail: str = "",
-        device_seq: int = 0,
-        risk_pm: int = 0,
-    ) -> Pending:
+    def risk(self, tx: Transaction, fleet: str, device: str, note: RiskNote) -> Pending:
         msg = self.publisher.make(
             m.Risk,
             tx,
             device=device,
-            category=category,
-            reason=reason[:32],
-            detail=detail[:256],
-            device_seq=max(0, device_seq),
-            risk_pm=risk_pm,
+            category=note.category.value,
+            reason=note.reason[:32],
+            detail=note.detail[:256],
+            device_seq=max(0, note.device_seq),
+            risk_pm=note.risk_pm,
         )
         return Pending(topics.risk(fleet, device), msg)
 
@@ -144,22 +133,10 @@ class Outputs:
             )
             for p in pending
         ]
-        now = self.wall_ms()
         rows = [
-            (o.stored[0], o.stored[1], o.topic, o.payload, int(o.retain), now)
+            OutputRow(o.stored[0], o.stored[1], o.topic, o.payload, o.retain)
             for o in outputs
             if o.stored
         ]
-        if rows:
-            tx.executemany(
-                "INSERT INTO outputs (instance, seq, topic, payload, retain, created_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        store_outputs(tx, rows, self.wall_ms())
         return outputs
-
-
-def forget_outputs(tx: Transaction, published: Sequence[tuple[str, int]]) -> None:
-    """Delete the rows of stored outputs the broker has acknowledged, (instance, seq) each."""
-    if published:
-        tx.executemany("DELETE FROM outputs WHERE instance = ? AND seq = ?", list(published))

@@ -22,6 +22,7 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import nacl.signing
@@ -33,12 +34,13 @@ from paho.mqtt.properties import Properties
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.ingest import BatchResult, Inbound, Ingest
 from cloud_bridge.metrics import Metrics
-from cloud_bridge.outputs import Output, forget_outputs
+from cloud_bridge.outputs import Output
 from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry
 from cloud_bridge.store import StoreConflict, open_store
+from cloud_bridge.store import ingest_repo as repo
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError
@@ -195,7 +197,7 @@ class BridgeServer:
                 self._inflight[info.mid] = stored
         return True
 
-    def publish(self, outputs: list[Output]) -> None:
+    def publish(self, outputs: Sequence[Output]) -> None:
         """Publish after a commit. Stored outputs stay in the table until the broker has them;
         anything that cannot go out now (disconnected) is sent again after the reconnect."""
         for out in outputs:
@@ -215,22 +217,16 @@ class BridgeServer:
         done = self._take_published()
         if done:
             with self.store.transaction() as tx:
-                forget_outputs(tx, done)
+                repo.forget_outputs(tx, done)
 
     def _republish_pending(self) -> None:
         with self.store.transaction() as tx:
             # Only this instance's: another live instance publishes its own, and re-sending its
             # rows could put an older retained pool state over its newer one.
-            rows = tx.fetchall(
-                "SELECT instance, seq, topic, payload, retain FROM outputs WHERE instance = ? "
-                "ORDER BY created_ms, seq",
-                (self.cfg.instance,),
-            )
+            rows = repo.pending_outputs(tx, self.cfg.instance)
         if rows:
             log.info("bridge: publishing %d outputs committed before the last stop", len(rows))
-        self.publish(
-            [Output(str(r[2]), bytes(r[3]), bool(r[4]), (str(r[0]), int(r[1]))) for r in rows]
-        )
+        self.publish([Output(r.topic, r.payload, r.retain, (r.instance, r.seq)) for r in rows])
 
     # ---- the worker ---------------------------------------------------------------------------
 

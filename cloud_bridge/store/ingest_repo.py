@@ -1,0 +1,218 @@
+"""The SQL of the ingest path: device state, key statuses, the event logs, rejections, the
+outbox of publications and the bridge's output counters.
+
+Every function runs inside the caller's transaction and takes or returns values; none decides
+anything. Reads of a batch take one query per `CHUNK` ids (devices, key statuses, stored
+envelopes); writes of a batch are one statement per table (`executemany`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from cloud_bridge.device_state import DeviceState
+from cloud_bridge.store.base import Transaction
+from protocol.replay import ReplayWindow
+
+T = TypeVar("T")
+CHUNK = 500
+"""Ids per query: a batch's devices in one round trip, well under SQLite's parameter limit."""
+KEY_UNKNOWN = "unknown"
+TOPIC_MAX, DETAIL_MAX, ENVELOPE_MAX = 256, 256, 8192  # what `rejections` keeps of a refusal
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One accepted message for the event log (`events`) or the session log (`session_events`)."""
+
+    device_id: str
+    seq: int
+    kind: int
+    received_ms: int
+    envelope: bytes
+
+
+@dataclass(frozen=True)
+class RejectionRow:
+    received_ms: int
+    topic: str
+    device_id: str | None
+    reason: str
+    detail: str
+    envelope: bytes
+
+
+@dataclass(frozen=True)
+class OutputRow:
+    """A signed publication kept until the broker has it."""
+
+    instance: str
+    seq: int
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+# ---- device state ------------------------------------------------------------------------------
+
+
+def lock_devices(tx: Transaction, ids: Collection[str]) -> dict[str, DeviceState]:
+    """The rows of these devices (locked on PostgreSQL); unknown ids are left out. PostgreSQL
+    locks the rows in the ORDER BY order (its LockRows step runs after the sort), the same
+    device-id order in every bridge, so bridges sharing a fleet never deadlock."""
+    out: dict[str, DeviceState] = {}
+    lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
+    for chunk in _chunks(sorted(ids)):
+        rows = tx.fetchall(
+            "SELECT device_id, fleet, user_id, status, data_window, session_window, risk_streak, "
+            f"last_boot, online FROM devices WHERE device_id IN ({_marks(len(chunk))}) "
+            f"ORDER BY device_id{lock}",
+            chunk,
+        )
+        for row in rows:
+            out[str(row[0])] = DeviceState(
+                str(row[0]), str(row[1]), str(row[2]), str(row[3]),
+                ReplayWindow.from_bytes(bytes(row[4])), ReplayWindow.from_bytes(bytes(row[5])),
+                int(row[6]), int(row[7]), bool(row[8]),
+            )  # fmt: skip
+    return out
+
+
+def save_devices(tx: Transaction, states: Iterable[DeviceState], now_ms: int) -> None:
+    """Write back these devices' state, seen at `now_ms`: one statement."""
+    rows = [
+        (d.data.to_bytes(), d.session.to_bytes(), d.streak, d.last_boot, int(d.online), now_ms,
+         d.device_id)
+        for d in states
+    ]  # fmt: skip
+    if rows:
+        tx.executemany(
+            "UPDATE devices SET data_window = ?, session_window = ?, risk_streak = ?, "
+            "last_boot = ?, online = ?, last_seen_ms = ? WHERE device_id = ?",
+            rows,
+        )
+
+
+def key_statuses(tx: Transaction, kids: Collection[bytes]) -> dict[bytes, str]:
+    """active, retired, revoked or unknown, per kid, read in the batch's transaction (the
+    registry cache may lag a revocation made by another process)."""
+    out = dict.fromkeys(kids, KEY_UNKNOWN)
+    for chunk in _chunks(sorted(kids)):
+        for kid, status in tx.fetchall(
+            f"SELECT kid, status FROM device_keys WHERE kid IN ({_marks(len(chunk))})", chunk
+        ):
+            out[bytes(kid)] = str(status)
+    return out
+
+
+# ---- the logs ----------------------------------------------------------------------------------
+
+
+def stored_envelopes(
+    tx: Transaction, wanted: Collection[tuple[str, int]]
+) -> dict[tuple[str, int], bytes]:
+    """The stored envelopes of these (device, seq) events, where there are any."""
+    out: dict[tuple[str, int], bytes] = {}
+    for chunk in _chunks(sorted(wanted)):
+        params = [v for pair in chunk for v in pair]
+        rows = tx.fetchall(
+            "SELECT device_id, seq, envelope FROM events WHERE (device_id, seq) IN "
+            f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+            params,
+        )
+        for device, seq, envelope in rows:
+            out[(str(device), int(seq))] = bytes(envelope)
+    return out
+
+
+def append_events(tx: Transaction, rows: Sequence[LogRow]) -> None:
+    """The batch's accepted data messages: one statement."""
+    if rows:
+        tx.executemany(
+            "INSERT INTO events (device_id, seq, kind, received_ms, envelope) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(r.device_id, r.seq, r.kind, r.received_ms, r.envelope) for r in rows],
+        )
+
+
+def append_session_events(tx: Transaction, rows: Sequence[LogRow]) -> None:
+    """The batch's accepted births and deaths: one statement."""
+    if rows:
+        tx.executemany(
+            "INSERT INTO session_events (device_id, kind, seq, received_ms, envelope) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(r.device_id, r.kind, r.seq, r.received_ms, r.envelope) for r in rows],
+        )
+
+
+def append_rejections(tx: Transaction, rows: Sequence[RejectionRow]) -> None:
+    """Refused messages, cut to what the table keeps: one statement."""
+    if rows:
+        tx.executemany(
+            "INSERT INTO rejections (received_ms, topic, device_id, reason, detail, envelope) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.received_ms,
+                    r.topic[:TOPIC_MAX],
+                    r.device_id,
+                    r.reason,
+                    r.detail[:DETAIL_MAX],
+                    r.envelope[:ENVELOPE_MAX],
+                )
+                for r in rows
+            ],
+        )
+
+
+# ---- the outbox of publications and the output counters ---------------------------------------
+
+
+def store_outputs(tx: Transaction, rows: Sequence[OutputRow], now_ms: int) -> None:
+    if rows:
+        tx.executemany(
+            "INSERT INTO outputs (instance, seq, topic, payload, retain, created_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(r.instance, r.seq, r.topic, r.payload, int(r.retain), now_ms) for r in rows],
+        )
+
+
+def forget_outputs(tx: Transaction, published: Sequence[tuple[str, int]]) -> None:
+    """Delete the rows of stored outputs the broker has acknowledged, (instance, seq) each."""
+    if published:
+        tx.executemany("DELETE FROM outputs WHERE instance = ? AND seq = ?", list(published))
+
+
+def pending_outputs(tx: Transaction, instance: str) -> list[OutputRow]:
+    """This instance's stored outputs, oldest first."""
+    rows = tx.fetchall(
+        "SELECT instance, seq, topic, payload, retain FROM outputs WHERE instance = ? "
+        "ORDER BY created_ms, seq",
+        (instance,),
+    )
+    return [OutputRow(str(r[0]), int(r[1]), str(r[2]), bytes(r[3]), bool(r[4])) for r in rows]
+
+
+def bump_counter(tx: Transaction, name: str, by: int) -> int:
+    """Add `by` to counter `name` (created at 1); returns the value before."""
+    row = tx.fetchone(
+        "SELECT next_seq FROM bridge_counters WHERE instance = ?", (name,), for_update=True
+    )
+    if row is None:
+        tx.execute("INSERT INTO bridge_counters (instance, next_seq) VALUES (?, ?)", (name, 1 + by))
+        return 1
+    tx.execute(
+        "UPDATE bridge_counters SET next_seq = ? WHERE instance = ?", (int(row[0]) + by, name)
+    )
+    return int(row[0])
