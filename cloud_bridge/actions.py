@@ -40,7 +40,7 @@ class Action(enum.StrEnum):
     INTERNAL_ERROR = "internal_error"  # the mapping failed: the event is stored, not acted on
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What one event asks of its pool: a freeze (on a freeze verdict) and the event's own
     action, each None when there is none. Commands run freeze first."""

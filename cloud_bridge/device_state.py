@@ -15,7 +15,7 @@ from protocol.replay import ReplayWindow
 ACTIVE = "active"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceState:
     device_id: str
     fleet: str
@@ -26,3 +26,11 @@ class DeviceState:
     streak: int
     last_boot: int
     online: bool
+
+    def after_event(self, data: ReplayWindow, streak: int) -> DeviceState:
+        """This state with a data window and a risk streak (what a data event changes; built
+        directly: the ingest path does this once per message)."""
+        return DeviceState(
+            self.device_id, self.fleet, self.user, self.status, data, self.session, streak,
+            self.last_boot, self.online,
+        )  # fmt: skip

@@ -17,6 +17,7 @@ ledger.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import DeviceState
 from cloud_bridge.judge import (
     CHANNEL_KIND,
+    DATA_KINDS,
     Category,
     Rejection,
     RiskNote,
@@ -49,9 +51,12 @@ from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
 
 log = logging.getLogger(__name__)
+TOPIC_CACHE = 65_536
+"""Parsed topics remembered: a device sends on a few, and parsing validates every part."""
+_parse_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.parse)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inbound:
     topic: str
     payload: bytes
@@ -59,7 +64,7 @@ class Inbound:
     received_ns: int = 0  # monotonic, for the latency histogram
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BatchResult:
     outputs: tuple[Output, ...]  # to publish, in order
     accepted: int
@@ -68,19 +73,19 @@ class BatchResult:
     db_seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Refused:
     item: Inbound
     rejection: Rejection
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Verified:
     item: Inbound
     signed: Signed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Decide:
     """A data event whose decision waits for its pool commands."""
 
@@ -182,7 +187,7 @@ class Ingest:
         return out, refused
 
     def _topic(self, name: str) -> topics.Topic:
-        topic = topics.parse(name)
+        topic = _parse_topic(name)  # a Topic is a frozen value: one may be shared
         if topic.channel not in CHANNEL_KIND:
             raise ProtocolError(Reason.BAD_TOPIC, f"{topic.channel} is not a device channel")
         if topic.fleet != self.cfg.fleet:
@@ -247,9 +252,7 @@ class Ingest:
         for item, s in ((v.item, v.signed) for v in verified):
             device, msg = s.key.device_id, s.message
             before = states.get(device)
-            stored = (
-                logged.get((device, msg.seq)) if isinstance(msg, m.Report | m.Trigger) else None
-            )
+            stored = logged.get((device, msg.seq)) if isinstance(msg, DATA_KINDS) else None
             j = judge(before, s, statuses.get(s.key.kid, KEY_UNKNOWN), stored, self.rules)
             if j.state is not None:
                 states[device] = j.state
@@ -278,7 +281,7 @@ class Ingest:
                 pending.append(rotated)
             if j.state is not None:  # notes and plans are of devices that exist
                 pending.extend(self.out.risk(tx, j.state.fleet, device, n) for n in j.notes)
-                if j.plan is not None and isinstance(msg, m.Report | m.Trigger):
+                if j.plan is not None and isinstance(msg, DATA_KINDS):
                     decide.append(_Decide(item, msg, j.state, j.plan))
             accepted += j.rejection is None
         outputs, decided_ns = self._decide(tx, decide, act)
@@ -354,7 +357,7 @@ class Ingest:
         if rej.device is None or not self._limit.noted(rej.device):
             return row, None
         try:
-            fleet = topics.parse(item.topic).fleet
+            fleet = _parse_topic(item.topic).fleet
         except ProtocolError:
             return row, None
         note = RiskNote(Category.REJECTION, rej.reason.value, rej.detail)
@@ -371,7 +374,7 @@ def _reused(
         msg, state = s.message, states.get(s.key.device_id)
         if (
             state is not None
-            and isinstance(msg, m.Report | m.Trigger)
+            and isinstance(msg, DATA_KINDS)
             and state.data.verdict(msg.seq) is Reason.REPLAY
         ):
             out.add((s.key.device_id, msg.seq))

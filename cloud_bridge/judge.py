@@ -55,6 +55,7 @@ CHANNEL_KIND: Mapping[Channel, type[m.Message]] = {
     Channel.DEATH: m.Death,
     Channel.ENROLL: m.Enrollment,
 }
+DATA_KINDS = (m.Report, m.Trigger)  # what the event log keeps and the pool acts on
 NOT_RUN = "internal_error"
 """The result of a decision whose pool commands were not run (the fallback after an error)."""
 
@@ -65,7 +66,7 @@ class RejectionKind(enum.Enum):
     SEQ_CONFLICT = "seq_conflict"  # a number seen before, other content: refused AND acted on
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """Why one message is refused. `device` is the id the topic names (possibly forged), or
     None when the topic did not parse."""
@@ -90,7 +91,7 @@ class Category(enum.StrEnum):
     REJECTION = "rejection"  # a refused message
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RiskNote:
     """A note for the device's risk topic."""
 
@@ -101,7 +102,7 @@ class RiskNote:
     risk_pm: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Signed:
     """A message whose signature checked out against a registry key."""
 
@@ -114,7 +115,7 @@ class Signed:
     received_ms: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rules:
     thresholds: Thresholds
     cfg: BridgeConfig
@@ -124,7 +125,7 @@ class Rules:
         return cls(Thresholds(cfg.step_up_pm, cfg.hold_pm, cfg.freeze_pm, cfg.freeze_after), cfg)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Judgement:
     state: DeviceState | None  # the device's next state
     rejection: Rejection | None = None
@@ -150,7 +151,7 @@ def judge(
     if refusal is not None or state is None:
         return Judgement(state, refusal)
     msg = signed.message
-    if isinstance(msg, m.Report | m.Trigger):
+    if isinstance(msg, DATA_KINDS):
         return _data(state, signed, msg, stored, rules)
     if isinstance(msg, m.Enrollment):
         return Judgement(state, rotation=msg, touched=True)
@@ -199,7 +200,7 @@ def _data(
         detail = f"{Signal.SEQ_CONFLICT.value}: sequence {msg.seq} with other content"
         conflict = Rejection(Reason.REPLAY, detail, RejectionKind.SEQ_CONFLICT, device)
         return Judgement(
-            replace(state, streak=verdict.streak), conflict, plan=plan, notes=notes,
+            state.after_event(state.data, verdict.streak), conflict, plan=plan, notes=notes,
             touched=True, ack=True,
         )  # fmt: skip
     if reason is not None:
@@ -207,7 +208,7 @@ def _data(
     verdict, plan, notes = _assess(state, msg, frozenset(), rules)
     event = LogRow(device, msg.seq, int(msg.KIND), signed.received_ms, signed.envelope)
     return Judgement(
-        replace(state, data=state.data.accept(msg.seq), streak=verdict.streak),
+        state.after_event(state.data.accept(msg.seq), verdict.streak),
         event=event,
         plan=plan,
         notes=notes,
@@ -273,7 +274,7 @@ def decision_result(plan: actions.Plan, outcomes: Mapping[str, Outcome], acted: 
     return main.result.value if main is not None else Result.OK.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PoolUpdate:
     fleet: str
     outcome: Outcome  # its view is the pool's newest in the batch

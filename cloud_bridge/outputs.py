@@ -8,6 +8,7 @@ stored: a device that misses one resends, and the resend is acked again.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +23,14 @@ from protocol import messages as m
 from protocol import topics
 from protocol.topics import Channel
 
+TOPIC_CACHE = 65_536
+"""Topic names remembered (a few per device and user): building one validates every part."""
+_pool_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.pool)
+_risk_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.risk)
+_device_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.device)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Output:
     topic: str
     payload: bytes
@@ -31,7 +38,7 @@ class Output:
     stored: tuple[str, int] | None = None  # (instance, seq) row in `outputs`, deleted on PUBACK
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pending:
     """An output before it is signed; a batch's outputs are signed together at the end."""
 
@@ -74,7 +81,7 @@ class Outputs:
             reasons=plan.verdict.reasons[:16],
             received_ms=received_ms,
         )
-        return Pending(topics.pool(fleet, user, Channel.POOL_DECISION), msg)
+        return Pending(_pool_topic(fleet, user, Channel.POOL_DECISION), msg)
 
     def pool_state(self, tx: Transaction, fleet: str, outcome: Outcome) -> Pending:
         view = outcome.view
@@ -91,7 +98,7 @@ class Outputs:
             rate_bps=view.rate_bps,
             version=view.version,
         )
-        return Pending(topics.pool(fleet, outcome.user, Channel.POOL_STATE), msg, retain=True)
+        return Pending(_pool_topic(fleet, outcome.user, Channel.POOL_STATE), msg, retain=True)
 
     def risk(self, tx: Transaction, fleet: str, device: str, note: RiskNote) -> Pending:
         msg = self.publisher.make(
@@ -104,7 +111,7 @@ class Outputs:
             device_seq=max(0, note.device_seq),
             risk_pm=note.risk_pm,
         )
-        return Pending(topics.risk(fleet, device), msg)
+        return Pending(_risk_topic(fleet, device), msg)
 
     def command(
         self,
@@ -120,7 +127,7 @@ class Outputs:
     def ack(self, tx: Transaction, fleet: str, device: str, ack_seq: int) -> Pending:
         """Built in the transaction, published after the commit (the window is durable then)."""
         msg = self.publisher.make(m.Ack, tx, device=device, ack_seq=ack_seq)
-        return Pending(topics.device(fleet, device, Channel.ACK), msg, stored=False)
+        return Pending(_device_topic(fleet, device, Channel.ACK), msg, stored=False)
 
     def seal_and_store(self, tx: Transaction, pending: list[Pending]) -> list[Output]:
         """Sign the batch's outputs, store the ones that must survive a crash, keep order."""

@@ -77,6 +77,7 @@ class BridgeServer:
         self._republish = threading.Event()  # publish the outputs table again (reconnected)
         self._lock = threading.Lock()
         self._bridge_kid = cose.kid_for(key.verify_key)
+        self._state_topic = topics.bridge_state(cfg.fleet)
         self.client = self._make_client()
 
     # ---- MQTT ---------------------------------------------------------------------------------
@@ -139,7 +140,7 @@ class BridgeServer:
         log.warning("bridge: disconnected from the broker; reconnecting")
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic == topics.bridge_state(self.cfg.fleet):
+        if msg.topic == self._state_topic:
             self._on_state(bytes(msg.payload))
             return
         item = Inbound(

@@ -26,7 +26,7 @@ class Signal(enum.StrEnum):
 CLONE_SIGNALS = frozenset({Signal.SEQ_CONFLICT, Signal.BOOT_REGRESSION})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Thresholds:
     step_up_pm: int = 500
     hold_pm: int = 800
@@ -34,7 +34,7 @@ class Thresholds:
     freeze_after: int = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
     level: Level
     reasons: tuple[str, ...]

@@ -3,7 +3,9 @@ outbox of publications and the bridge's output counters.
 
 Every function runs inside the caller's transaction and takes or returns values; none decides
 anything. Reads of a batch take one query per `CHUNK` ids (devices, key statuses, stored
-envelopes); writes of a batch are one statement per table (`executemany`).
+envelopes). Writes of a batch are one statement per table: `executemany` on SQLite (in process,
+the statement is prepared once), and one multi-row statement per `CHUNK` rows on PostgreSQL,
+where every statement executed costs the server a round of planning and executing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ KEY_UNKNOWN = "unknown"
 TOPIC_MAX, DETAIL_MAX, ENVELOPE_MAX = 256, 256, 8192  # what `rejections` keeps of a refusal
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogRow:
     """One accepted message for the event log (`events`) or the session log (`session_events`)."""
 
@@ -34,7 +36,7 @@ class LogRow:
     envelope: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RejectionRow:
     received_ms: int
     topic: str
@@ -44,7 +46,7 @@ class RejectionRow:
     envelope: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutputRow:
     """A signed publication kept until the broker has it."""
 
@@ -62,6 +64,27 @@ def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
 
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
+
+
+def _rows(n: int, width: int) -> str:
+    """`(?, ?), (?, ?), ...`: n rows of width placeholders."""
+    row = f"({_marks(width)})"
+    return ", ".join([row] * n)
+
+
+def _insert(tx: Transaction, head: str, rows: Sequence[Sequence[object]]) -> None:
+    """`head` is `INSERT INTO t (a, b, ...)`; the rows go in one statement (per chunk)."""
+    if not rows:
+        return
+    if tx.dialect != "postgres":
+        tx.executemany(f"{head} VALUES ({_marks(len(rows[0]))})", rows)
+        return
+    for chunk in _chunks(rows):
+        tx.execute(f"{head} VALUES {_rows(len(chunk), len(chunk[0]))}", _flat(chunk))
+
+
+def _flat(rows: Sequence[Sequence[object]]) -> list[object]:
+    return [v for row in rows for v in row]
 
 
 # ---- device state ------------------------------------------------------------------------------
@@ -96,11 +119,22 @@ def save_devices(tx: Transaction, states: Iterable[DeviceState], now_ms: int) ->
          d.device_id)
         for d in states
     ]  # fmt: skip
-    if rows:
+    if not rows:
+        return
+    if tx.dialect != "postgres":
         tx.executemany(
             "UPDATE devices SET data_window = ?, session_window = ?, risk_streak = ?, "
             "last_boot = ?, online = ?, last_seen_ms = ? WHERE device_id = ?",
             rows,
+        )
+        return
+    for chunk in _chunks(rows):
+        tx.execute(
+            "UPDATE devices SET data_window = v.dw, session_window = v.sw, risk_streak = v.rs, "
+            "last_boot = v.lb, online = v.ol, last_seen_ms = v.ls "
+            f"FROM (VALUES {_rows(len(chunk), 7)}) AS v (dw, sw, rs, lb, ol, ls, id) "
+            "WHERE devices.device_id = v.id",
+            _flat(chunk),
         )
 
 
@@ -138,60 +172,64 @@ def stored_envelopes(
 
 def append_events(tx: Transaction, rows: Sequence[LogRow]) -> None:
     """The batch's accepted data messages: one statement."""
-    if rows:
-        tx.executemany(
-            "INSERT INTO events (device_id, seq, kind, received_ms, envelope) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(r.device_id, r.seq, r.kind, r.received_ms, r.envelope) for r in rows],
-        )
+    _insert(
+        tx,
+        "INSERT INTO events (device_id, seq, kind, received_ms, envelope)",
+        [(r.device_id, r.seq, r.kind, r.received_ms, r.envelope) for r in rows],
+    )
 
 
 def append_session_events(tx: Transaction, rows: Sequence[LogRow]) -> None:
     """The batch's accepted births and deaths: one statement."""
-    if rows:
-        tx.executemany(
-            "INSERT INTO session_events (device_id, kind, seq, received_ms, envelope) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(r.device_id, r.kind, r.seq, r.received_ms, r.envelope) for r in rows],
-        )
+    _insert(
+        tx,
+        "INSERT INTO session_events (device_id, kind, seq, received_ms, envelope)",
+        [(r.device_id, r.kind, r.seq, r.received_ms, r.envelope) for r in rows],
+    )
 
 
 def append_rejections(tx: Transaction, rows: Sequence[RejectionRow]) -> None:
     """Refused messages, cut to what the table keeps: one statement."""
-    if rows:
-        tx.executemany(
-            "INSERT INTO rejections (received_ms, topic, device_id, reason, detail, envelope) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    r.received_ms,
-                    r.topic[:TOPIC_MAX],
-                    r.device_id,
-                    r.reason,
-                    r.detail[:DETAIL_MAX],
-                    r.envelope[:ENVELOPE_MAX],
-                )
-                for r in rows
-            ],
-        )
+    _insert(
+        tx,
+        "INSERT INTO rejections (received_ms, topic, device_id, reason, detail, envelope)",
+        [
+            (
+                r.received_ms,
+                r.topic[:TOPIC_MAX],
+                r.device_id,
+                r.reason,
+                r.detail[:DETAIL_MAX],
+                r.envelope[:ENVELOPE_MAX],
+            )
+            for r in rows
+        ],
+    )
 
 
 # ---- the outbox of publications and the output counters ---------------------------------------
 
 
 def store_outputs(tx: Transaction, rows: Sequence[OutputRow], now_ms: int) -> None:
-    if rows:
-        tx.executemany(
-            "INSERT INTO outputs (instance, seq, topic, payload, retain, created_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [(r.instance, r.seq, r.topic, r.payload, int(r.retain), now_ms) for r in rows],
-        )
+    _insert(
+        tx,
+        "INSERT INTO outputs (instance, seq, topic, payload, retain, created_ms)",
+        [(r.instance, r.seq, r.topic, r.payload, int(r.retain), now_ms) for r in rows],
+    )
 
 
 def forget_outputs(tx: Transaction, published: Sequence[tuple[str, int]]) -> None:
-    """Delete the rows of stored outputs the broker has acknowledged, (instance, seq) each."""
-    if published:
-        tx.executemany("DELETE FROM outputs WHERE instance = ? AND seq = ?", list(published))
+    """Delete the rows of stored outputs the broker has acknowledged, (instance, seq) each:
+    one statement per instance and CHUNK numbers (a batch's outputs are one instance's)."""
+    by_instance: dict[str, list[int]] = {}
+    for instance, seq in published:
+        by_instance.setdefault(instance, []).append(seq)
+    for instance, seqs in by_instance.items():
+        for chunk in _chunks(seqs):
+            tx.execute(
+                f"DELETE FROM outputs WHERE instance = ? AND seq IN ({_marks(len(chunk))})",
+                [instance, *chunk],
+            )
 
 
 def pending_outputs(tx: Transaction, instance: str) -> list[OutputRow]:

@@ -6,6 +6,7 @@ are `cloud_bridge.registry`'s.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ class DeviceKey:
     generation: int
     status: str  # active, retired, revoked
 
-    @property
+    @functools.cached_property
     def verify_key(self) -> nacl.signing.VerifyKey:
+        """Built once per cached key, not once per message."""
         return nacl.signing.VerifyKey(self.public_key)
 
 
