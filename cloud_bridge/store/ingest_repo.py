@@ -66,50 +66,69 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-def _rows(n: int, width: int) -> str:
-    """`(?, ?), (?, ?), ...`: n rows of width placeholders."""
-    row = f"({_marks(width)})"
-    return ", ".join([row] * n)
+def _pg(tx: Transaction) -> bool:
+    return tx.dialect == "postgres"
 
 
-def _insert(tx: Transaction, head: str, rows: Sequence[Sequence[object]]) -> None:
-    """`head` is `INSERT INTO t (a, b, ...)`; the rows go in one statement (per chunk)."""
+def _columns(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]:
+    """Rows as one list per column: PostgreSQL takes a batch as one array per column."""
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+def _unnest(types: Sequence[str]) -> str:
+    """`unnest(?::text[], ?::bigint[], ...)`: a batch as rows, one array parameter a column.
+    The statement text is the same for any batch size, so PostgreSQL plans it once."""
+    return f"unnest({', '.join(f'?::{t}[]' for t in types)})"
+
+
+def _insert(
+    tx: Transaction, head: str, types: Sequence[str], rows: Sequence[Sequence[object]]
+) -> None:
+    """`head` is `INSERT INTO t (a, b, ...)` with columns of these SQL types: one statement."""
     if not rows:
         return
-    if tx.dialect != "postgres":
-        tx.executemany(f"{head} VALUES ({_marks(len(rows[0]))})", rows)
-        return
-    for chunk in _chunks(rows):
-        tx.execute(f"{head} VALUES {_rows(len(chunk), len(chunk[0]))}", _flat(chunk))
-
-
-def _flat(rows: Sequence[Sequence[object]]) -> list[object]:
-    return [v for row in rows for v in row]
+    if _pg(tx):
+        tx.execute(f"{head} SELECT * FROM {_unnest(types)}", _columns(rows, len(types)))
+    else:
+        tx.executemany(f"{head} VALUES ({_marks(len(types))})", rows)
 
 
 # ---- device state ------------------------------------------------------------------------------
+
+_DEVICE_COLS = (
+    "device_id, fleet, user_id, status, data_window, session_window, risk_streak, last_boot, online"
+)
 
 
 def lock_devices(tx: Transaction, ids: Collection[str]) -> dict[str, DeviceState]:
     """The rows of these devices (locked on PostgreSQL); unknown ids are left out. PostgreSQL
     locks the rows in the ORDER BY order (its LockRows step runs after the sort), the same
     device-id order in every bridge, so bridges sharing a fleet never deadlock."""
-    out: dict[str, DeviceState] = {}
-    lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
-    for chunk in _chunks(sorted(ids)):
+    ordered = sorted(ids)
+    if not ordered:
+        return {}
+    if _pg(tx):
         rows = tx.fetchall(
-            "SELECT device_id, fleet, user_id, status, data_window, session_window, risk_streak, "
-            f"last_boot, online FROM devices WHERE device_id IN ({_marks(len(chunk))}) "
-            f"ORDER BY device_id{lock}",
-            chunk,
+            f"SELECT {_DEVICE_COLS} FROM devices WHERE device_id = ANY(?::text[]) "
+            "ORDER BY device_id FOR UPDATE",
+            (ordered,),
         )
-        for row in rows:
-            out[str(row[0])] = DeviceState(
-                str(row[0]), str(row[1]), str(row[2]), str(row[3]),
-                ReplayWindow.from_bytes(bytes(row[4])), ReplayWindow.from_bytes(bytes(row[5])),
-                int(row[6]), int(row[7]), bool(row[8]),
-            )  # fmt: skip
-    return out
+    else:
+        rows = []
+        for chunk in _chunks(ordered):
+            rows += tx.fetchall(
+                f"SELECT {_DEVICE_COLS} FROM devices WHERE device_id IN ({_marks(len(chunk))}) "
+                "ORDER BY device_id",
+                chunk,
+            )
+    return {
+        str(row[0]): DeviceState(
+            str(row[0]), str(row[1]), str(row[2]), str(row[3]),
+            ReplayWindow.from_bytes(bytes(row[4])), ReplayWindow.from_bytes(bytes(row[5])),
+            int(row[6]), int(row[7]), bool(row[8]),
+        )
+        for row in rows
+    }  # fmt: skip
 
 
 def save_devices(tx: Transaction, states: Iterable[DeviceState], now_ms: int) -> None:
@@ -121,32 +140,40 @@ def save_devices(tx: Transaction, states: Iterable[DeviceState], now_ms: int) ->
     ]  # fmt: skip
     if not rows:
         return
-    if tx.dialect != "postgres":
+    if not _pg(tx):
         tx.executemany(
             "UPDATE devices SET data_window = ?, session_window = ?, risk_streak = ?, "
             "last_boot = ?, online = ?, last_seen_ms = ? WHERE device_id = ?",
             rows,
         )
         return
-    for chunk in _chunks(rows):
-        tx.execute(
-            "UPDATE devices SET data_window = v.dw, session_window = v.sw, risk_streak = v.rs, "
-            "last_boot = v.lb, online = v.ol, last_seen_ms = v.ls "
-            f"FROM (VALUES {_rows(len(chunk), 7)}) AS v (dw, sw, rs, lb, ol, ls, id) "
-            "WHERE devices.device_id = v.id",
-            _flat(chunk),
-        )
+    types = ("bytea", "bytea", "integer", "bigint", "integer", "bigint", "text")
+    tx.execute(
+        "UPDATE devices SET data_window = v.dw, session_window = v.sw, risk_streak = v.rs, "
+        "last_boot = v.lb, online = v.ol, last_seen_ms = v.ls "
+        f"FROM {_unnest(types)} AS v (dw, sw, rs, lb, ol, ls, id) "
+        "WHERE devices.device_id = v.id",
+        _columns(rows, len(types)),
+    )
 
 
 def key_statuses(tx: Transaction, kids: Collection[bytes]) -> dict[bytes, str]:
     """active, retired, revoked or unknown, per kid, read in the batch's transaction (the
     registry cache may lag a revocation made by another process)."""
     out = dict.fromkeys(kids, KEY_UNKNOWN)
-    for chunk in _chunks(sorted(kids)):
-        for kid, status in tx.fetchall(
-            f"SELECT kid, status FROM device_keys WHERE kid IN ({_marks(len(chunk))})", chunk
-        ):
-            out[bytes(kid)] = str(status)
+    ordered = sorted(kids)
+    if _pg(tx) and ordered:
+        rows = tx.fetchall(
+            "SELECT kid, status FROM device_keys WHERE kid = ANY(?::bytea[])", (ordered,)
+        )
+    else:
+        rows = []
+        for chunk in _chunks(ordered):
+            rows += tx.fetchall(
+                f"SELECT kid, status FROM device_keys WHERE kid IN ({_marks(len(chunk))})", chunk
+            )
+    for kid, status in rows:
+        out[bytes(kid)] = str(status)
     return out
 
 
@@ -157,17 +184,27 @@ def stored_envelopes(
     tx: Transaction, wanted: Collection[tuple[str, int]]
 ) -> dict[tuple[str, int], bytes]:
     """The stored envelopes of these (device, seq) events, where there are any."""
-    out: dict[tuple[str, int], bytes] = {}
-    for chunk in _chunks(sorted(wanted)):
-        params = [v for pair in chunk for v in pair]
+    ordered = sorted(wanted)
+    if not ordered:
+        return {}
+    if _pg(tx):
         rows = tx.fetchall(
-            "SELECT device_id, seq, envelope FROM events WHERE (device_id, seq) IN "
-            f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})",
-            params,
+            "SELECT e.device_id, e.seq, e.envelope FROM events e "
+            f"JOIN {_unnest(('text', 'bigint'))} AS w (d, s) ON e.device_id = w.d AND e.seq = w.s",
+            _columns(ordered, 2),
         )
-        for device, seq, envelope in rows:
-            out[(str(device), int(seq))] = bytes(envelope)
-    return out
+    else:
+        rows = []
+        for chunk in _chunks(ordered):
+            rows += tx.fetchall(
+                "SELECT device_id, seq, envelope FROM events WHERE (device_id, seq) IN "
+                f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+                [v for pair in chunk for v in pair],
+            )
+    return {(str(d), int(s)): bytes(e) for d, s, e in rows}
+
+
+_LOG_TYPES = ("text", "bigint", "integer", "bigint", "bytea")
 
 
 def append_events(tx: Transaction, rows: Sequence[LogRow]) -> None:
@@ -175,6 +212,7 @@ def append_events(tx: Transaction, rows: Sequence[LogRow]) -> None:
     _insert(
         tx,
         "INSERT INTO events (device_id, seq, kind, received_ms, envelope)",
+        _LOG_TYPES,
         [(r.device_id, r.seq, r.kind, r.received_ms, r.envelope) for r in rows],
     )
 
@@ -183,8 +221,9 @@ def append_session_events(tx: Transaction, rows: Sequence[LogRow]) -> None:
     """The batch's accepted births and deaths: one statement."""
     _insert(
         tx,
-        "INSERT INTO session_events (device_id, kind, seq, received_ms, envelope)",
-        [(r.device_id, r.kind, r.seq, r.received_ms, r.envelope) for r in rows],
+        "INSERT INTO session_events (device_id, seq, kind, received_ms, envelope)",
+        _LOG_TYPES,
+        [(r.device_id, r.seq, r.kind, r.received_ms, r.envelope) for r in rows],
     )
 
 
@@ -193,6 +232,7 @@ def append_rejections(tx: Transaction, rows: Sequence[RejectionRow]) -> None:
     _insert(
         tx,
         "INSERT INTO rejections (received_ms, topic, device_id, reason, detail, envelope)",
+        ("bigint", "text", "text", "text", "text", "bytea"),
         [
             (
                 r.received_ms,
@@ -214,17 +254,24 @@ def store_outputs(tx: Transaction, rows: Sequence[OutputRow], now_ms: int) -> No
     _insert(
         tx,
         "INSERT INTO outputs (instance, seq, topic, payload, retain, created_ms)",
+        ("text", "bigint", "text", "bytea", "integer", "bigint"),
         [(r.instance, r.seq, r.topic, r.payload, int(r.retain), now_ms) for r in rows],
     )
 
 
 def forget_outputs(tx: Transaction, published: Sequence[tuple[str, int]]) -> None:
     """Delete the rows of stored outputs the broker has acknowledged, (instance, seq) each:
-    one statement per instance and CHUNK numbers (a batch's outputs are one instance's)."""
+    one statement per instance (a batch's outputs are one instance's)."""
     by_instance: dict[str, list[int]] = {}
     for instance, seq in published:
         by_instance.setdefault(instance, []).append(seq)
     for instance, seqs in by_instance.items():
+        if _pg(tx):
+            tx.execute(
+                "DELETE FROM outputs WHERE instance = ? AND seq = ANY(?::bigint[])",
+                (instance, seqs),
+            )
+            continue
         for chunk in _chunks(seqs):
             tx.execute(
                 f"DELETE FROM outputs WHERE instance = ? AND seq IN ({_marks(len(chunk))})",
