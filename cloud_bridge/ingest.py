@@ -290,7 +290,7 @@ class Ingest:
         rejections: list[RejectionRow] = []
         for r in refused:
             rejected[r.rejection.reason] += 1
-            row, note = self._reject(tx, r)
+            row, note = self._record(r), self._publish(tx, r)
             if row is not None:
                 rejections.append(row)
             if note is not None:
@@ -342,26 +342,29 @@ class Ingest:
             return Rejection(Reason.BAD_FIELD, f"sequence {record.seq}", device=device)
         return self.out.command(tx, s.where.fleet, device, "rotate", {"confirm_kid": new_kid})
 
-    def _reject(self, tx: Transaction, r: Refused) -> tuple[RejectionRow | None, Pending | None]:
-        """The stored row and the published note of a refusal, each within the rate limit."""
+    def _record(self, r: Refused) -> RejectionRow | None:
+        """The `rejections` row of a refusal: duplicates are normal after a reconnect (counted
+        only); other refusals are recorded, at most RATE per device (or per unparseable topic)
+        a minute: garbage is cheap."""
         rej, item = r.rejection, r.item
-        if not rej.recorded:  # duplicates are normal after a reconnect: counted only
-            return None, None
-        # Refusals are recorded, at most RATE per device (or per unparseable topic) a minute:
-        # garbage is cheap.
-        row = None
-        if self._limit.allow(rej.device):
-            row = RejectionRow(
-                item.received_ms, item.topic, rej.device, rej.reason.value, rej.detail, item.payload
-            )
-        if rej.device is None or not self._limit.noted(rej.device):
-            return row, None
+        if not rej.recorded or not self._limit.allow(rej.device):
+            return None
+        return RejectionRow(
+            item.received_ms, item.topic, rej.device, rej.reason.value, rej.detail, item.payload
+        )
+
+    def _publish(self, tx: Transaction, r: Refused) -> Pending | None:
+        """The risk note of a refusal, within the same rate (call after `_record`)."""
+        rej = r.rejection
+        if not rej.recorded or rej.device is None or not self._limit.noted(rej.device):
+            return None
         try:
-            fleet = _parse_topic(item.topic).fleet
+            fleet = _parse_topic(r.item.topic).fleet
         except ProtocolError:
-            return row, None
-        note = RiskNote(Category.REJECTION, rej.reason.value, rej.detail)
-        return row, self.out.risk(tx, fleet, rej.device, note)
+            return None
+        return self.out.risk(
+            tx, fleet, rej.device, RiskNote(Category.REJECTION, rej.reason.value, rej.detail)
+        )
 
 
 def _reused(

@@ -267,6 +267,13 @@ def _paho_ceiling(
     return rate
 
 
+def _unseal_ceiling(ctx: Context, n: int) -> float:
+    """The receive + unseal ceiling on a broker of its own (see `_paho_ceiling`)."""
+    with ctx.mosquitto(f"paho-ceiling-{secrets.token_hex(2)}") as (_host, port):
+        batch, by_kid = _ceiling_batch(n)
+        return _paho_ceiling(port, batch, by_kid, verify=True)
+
+
 def _latency(
     ctx: Context, port: int, store_url: str | None, rate: int, seconds: float
 ) -> list[float]:
@@ -379,33 +386,46 @@ def run(ctx: Context) -> list[Figure]:
     if dsn:
         stores.append(("PostgreSQL", dsn))
     fleet = FLEET_DEVICES // 10 if ctx.quick else FLEET_DEVICES
-    for name, url in stores:
-        rates = {}
+    before = unseal  # the ceiling is measured again after every bridge run: on a shared
+    for name, url in stores:  # machine each rate is compared with the ceilings around it
+        ratios = {}
         for devices in (DEVICES, fleet):
             with ctx.mosquitto(f"bridge-{name}-{devices}") as (_host, port):
-                rates[devices], _elapsed = _throughput(ctx, port, url, n, devices)
-            rate = rates[devices]
+                rate, _elapsed = _throughput(ctx, port, url, n, devices)
+            ctx.progress("paho ceiling again")
+            after = _unseal_ceiling(ctx, n)
+            ceiling, before = (before + after) / 2, after
+            ratios[devices] = rate / ceiling
             figures.append(
                 Figure(
                     "bridge",
                     f"verified + committed reports/s ({name}, {devices} devices)",
                     rate,
                     "msg/s",
-                    target=f">= {unseal * RATIO_GOAL[name]:.0f}" if devices == DEVICES else None,
-                    peer=f"{rate / unseal:.2f} of the paho unseal ceiling, "
-                    f"{rate / bare:.2f} of bare verify",
+                    peer=f"{rate / bare:.2f} of bare verify",
                     note=f"{n} reports, {devices} devices round robin, one process, "
                     "from its first stored event",
+                )
+            )
+            figures.append(
+                Figure(
+                    "bridge",
+                    f"bridge rate / paho unseal ceiling ({name}, {devices} devices)",
+                    ratios[devices],
+                    "ratio",
+                    target=f">= {RATIO_GOAL[name]}" if devices == DEVICES else None,
+                    peer=f"ceiling {ceiling:.0f} msg/s, the mean of the runs before and after",
                 )
             )
         figures.append(
             Figure(
                 "bridge",
-                f"fleet growth: {fleet} devices against {DEVICES} ({name})",
-                1 - rates[fleet] / rates[DEVICES],
-                "drop",
+                f"fleet growth: rate lost with {fleet} devices against {DEVICES} ({name})",
+                1 - ratios[fleet] / ratios[DEVICES],
+                "fraction",
                 target=f"<= {FLEET_DROP_MAX}",
-                note="the rate lost when every message of a batch is from another device",
+                note="from the two ratios to the ceiling; every message of a batch is then "
+                "from another device",
             )
         )
         with ctx.mosquitto(f"latency-{name}") as (_host, port):
