@@ -39,7 +39,7 @@ from cloud_bridge.judge import (
     judge,
     newest_states,
 )
-from cloud_bridge.outputs import Output, Outputs, Pending
+from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry, RegistryError, refuse
@@ -51,8 +51,7 @@ from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
 
 log = logging.getLogger(__name__)
-TOPIC_CACHE = 65_536
-"""Parsed topics remembered: a device sends on a few, and parsing validates every part."""
+# Parsed topics remembered: a device sends on a few, and parsing validates every part.
 _parse_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.parse)
 
 

@@ -24,7 +24,7 @@ from protocol import topics
 from protocol.topics import Channel
 
 TOPIC_CACHE = 65_536
-"""Topic names remembered (a few per device and user): building one validates every part."""
+"""Topics remembered, parsed or built (a few per device and user): each validates every part."""
 _pool_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.pool)
 _risk_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.risk)
 _device_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.device)

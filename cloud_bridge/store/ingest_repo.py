@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from cloud_bridge.device_state import DeviceState
-from cloud_bridge.store.base import Transaction
+from cloud_bridge.store.base import Column, Transaction
 from protocol.replay import ReplayWindow
 
 T = TypeVar("T")
@@ -70,9 +70,9 @@ def _pg(tx: Transaction) -> bool:
     return tx.dialect == "postgres"
 
 
-def _columns(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]:
+def _columns(rows: Sequence[Sequence[object]], width: int) -> list[Column]:
     """Rows as one list per column: PostgreSQL takes a batch as one array per column."""
-    return [[row[i] for row in rows] for i in range(width)]
+    return [Column(row[i] for row in rows) for i in range(width)]
 
 
 def _unnest(types: Sequence[str]) -> str:
@@ -111,7 +111,7 @@ def lock_devices(tx: Transaction, ids: Collection[str]) -> dict[str, DeviceState
         rows = tx.fetchall(
             f"SELECT {_DEVICE_COLS} FROM devices WHERE device_id = ANY(?::text[]) "
             "ORDER BY device_id FOR UPDATE",
-            (ordered,),
+            (Column(ordered),),
         )
     else:
         rows = []
@@ -164,7 +164,7 @@ def key_statuses(tx: Transaction, kids: Collection[bytes]) -> dict[bytes, str]:
     ordered = sorted(kids)
     if _pg(tx) and ordered:
         rows = tx.fetchall(
-            "SELECT kid, status FROM device_keys WHERE kid = ANY(?::bytea[])", (ordered,)
+            "SELECT kid, status FROM device_keys WHERE kid = ANY(?::bytea[])", (Column(ordered),)
         )
     else:
         rows = []
@@ -269,7 +269,7 @@ def forget_outputs(tx: Transaction, published: Sequence[tuple[str, int]]) -> Non
         if _pg(tx):
             tx.execute(
                 "DELETE FROM outputs WHERE instance = ? AND seq = ANY(?::bigint[])",
-                (instance, seqs),
+                (instance, Column(seqs)),
             )
             continue
         for chunk in _chunks(seqs):
