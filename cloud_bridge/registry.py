@@ -25,6 +25,9 @@ from protocol.topics import validate_device_id, validate_id
 
 __all__ = ["Device", "DeviceKey", "Registry", "RegistryError", "read_record", "refuse"]
 
+PRELOAD_KEYS = 100_000
+"""Keys read into the cache at start (a few hundred bytes each); more are read on first use."""
+
 
 class RegistryError(BridgeError):
     """An enrollment, rotation or revocation that cannot be done, with the reason."""
@@ -152,6 +155,14 @@ class Registry:
 
     def keys_of(self, tx: Transaction, device_id: str) -> list[DeviceKey]:
         return repo.keys_of(tx, device_id)
+
+    def preload(self, tx: Transaction, limit: int = PRELOAD_KEYS) -> int:
+        """Fill the cache with up to `limit` active keys (at start): a fleet's first messages
+        after a restart then verify at once instead of each costing a lookup."""
+        found = repo.active_keys(tx, limit)
+        for key in found:
+            self.remember(key)
+        return len(found)
 
     def load(self, tx: Transaction, kids: set[bytes]) -> int:
         """Read these kids into the cache (one query per chunk); how many were enrolled."""

@@ -65,6 +65,8 @@ class BridgeServer:
         self.metrics = Metrics()
         self.store = open_store(cfg.store_url)
         self.registry = Registry()
+        with self.store.transaction() as tx:
+            self.registry.preload(tx)
         self.publisher = Publisher(cfg.instance, key, self.store)
         self.service = PoolService(self.store, policy=load_policy(cfg.policy_file))
         self.ingest = Ingest(self.store, self.registry, self.publisher, self.service, cfg)

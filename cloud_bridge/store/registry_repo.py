@@ -161,6 +161,16 @@ def keys(tx: Transaction, kids: Collection[bytes]) -> list[DeviceKey]:
     return out
 
 
+def active_keys(tx: Transaction, limit: int) -> list[DeviceKey]:
+    """Up to `limit` active keys, the most recently added first."""
+    rows = tx.fetchall(
+        f"SELECT {_KEY_COLS} FROM device_keys WHERE status = 'active' "
+        "ORDER BY added_ms DESC LIMIT ?",
+        (limit,),
+    )
+    return [_key(r) for r in rows]
+
+
 def keys_of(tx: Transaction, device_id: str) -> list[DeviceKey]:
     rows = tx.fetchall(
         f"SELECT {_KEY_COLS} FROM device_keys WHERE device_id = ? ORDER BY generation",

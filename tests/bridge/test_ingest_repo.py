@@ -57,6 +57,8 @@ def test_key_statuses_of_a_batch(store: Store) -> None:
     with store.transaction() as tx:
         statuses = repo.key_statuses(tx, kids)
         found = registry_repo.keys(tx, kids)
+        preload = registry_repo.active_keys(tx, 100)
+    assert len(preload) == 100 and {k.status for k in preload} == {"active"}
     assert statuses[b"unknown!"] == "unknown"
     assert statuses[bytes([3, 0]) * 4] == "active"
     assert statuses[bytes([4, 0]) * 4] == "revoked"
