@@ -9,7 +9,8 @@ Inputs of `judge`:
     rules       thresholds and configuration (`Rules`)
 
 Output: a `Judgement` with the device's next state (the same state when refused, so a refusal
-changes nothing), at most one `Rejection` (reason code, detail, `RejectionKind`), the rows to log
+changes nothing; a seq conflict, refused yet acted on, only moves the risk streak), at most one
+`Rejection` (reason code, detail, `RejectionKind`), the rows to log
 (`event` or `session_event`), the pool `Plan` of a data event, the risk notes to publish, and the
 requests only the registry can carry out (`rotation`, `retire_older`). After the pool commands ran,
 `decision_result` and `newest_states` turn their outcomes into the published decision and pool
