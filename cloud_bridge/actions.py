@@ -12,6 +12,7 @@ the event (device:seq:action), so a redelivered event can never act twice. Pure.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from cloud_bridge.config import BridgeConfig
@@ -24,60 +25,76 @@ from cloud_bridge.pool.commands import (
     PlaceHold,
     ReportMileage,
 )
-from cloud_bridge.risk.verdict import ALLOW, FREEZE, STEP_UP, Verdict
+from cloud_bridge.risk.verdict import Level, Verdict
 from protocol import messages as m
 
 
-@dataclass(frozen=True)
+class Action(enum.StrEnum):
+    """The event's own pool action (the `action` field of the published decision)."""
+
+    NONE = "none"
+    HOLD = "hold"
+    HEALTH_BOOST = "health_boost"
+    MILEAGE = "mileage"
+    EMERGENCY_DRAW = "emergency_draw"
+    INTERNAL_ERROR = "internal_error"  # the mapping failed: the event is stored, not acted on
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
+    """What one event asks of its pool: a freeze (on a freeze verdict) and the event's own
+    action, each None when there is none. Commands run freeze first."""
+
     verdict: Verdict
-    commands: tuple[Command, ...]
-    action: str  # the event's own pool action, "none" if it has none
+    freeze: Freeze | None
+    command: Command | None  # the event's own action, if it has one
+    action: Action
     amount_fen: int
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        return tuple(c for c in (self.freeze, self.command) if c is not None)
 
 
 def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeConfig) -> Plan:
     base = f"{event.sender}:{event.seq}"
-    commands: list[Command] = []
-    if verdict.decision == FREEZE:
-        reason = (
-            "clone"
-            if any(r in verdict.reasons for r in ("seq_conflict", "boot_regression"))
-            else "risk"
+    freeze = None
+    if verdict.level is Level.FREEZE:
+        freeze = Freeze(
+            user=user, key=f"{base}:freeze", reason="clone" if verdict.clone else "risk"
         )
-        commands.append(Freeze(user=user, key=f"{base}:freeze", reason=reason))
-    action, amount = "none", 0
-    if isinstance(event, m.Trigger) and verdict.decision in (ALLOW, STEP_UP):
+    command: Command | None = None
+    action, amount = Action.NONE, 0
+    if isinstance(event, m.Trigger) and verdict.level in (Level.ALLOW, Level.STEP_UP):
         body = event.body
         if isinstance(body, m.RestockBody) and body.est_cost_fen > 0:
-            action, amount = "hold", body.est_cost_fen
-            commands.append(
-                PlaceHold(
-                    user=user,
-                    key=f"{base}:hold",
-                    hold_id=f"{event.sender}.{event.seq}",  # ids allow no colon
-                    amount_fen=amount,
-                    ttl_ms=cfg.hold_ttl_s * 1000,
-                )
+            action, amount = Action.HOLD, body.est_cost_fen
+            command = PlaceHold(
+                user=user,
+                key=f"{base}:hold",
+                hold_id=f"{event.sender}.{event.seq}",  # ids allow no colon
+                amount_fen=amount,
+                ttl_ms=cfg.hold_ttl_s * 1000,
             )
         elif isinstance(body, m.HealthStreakBody):
-            action = "health_boost"
-            commands.append(HealthGoalMet(user=user, key=f"{base}:health"))
+            action = Action.HEALTH_BOOST
+            command = HealthGoalMet(user=user, key=f"{base}:health")
         elif isinstance(body, m.EvTierBody):
-            action = "mileage"
-            commands.append(
-                ReportMileage(user=user, key=f"{base}:mileage", km_per_month=body.km_30d)
-            )
+            action = Action.MILEAGE
+            command = ReportMileage(user=user, key=f"{base}:mileage", km_per_month=body.km_30d)
         elif isinstance(body, m.EmergencyBody):
             amount = body.amount_fen or cfg.emergency_amount(body.emergency)
             if amount > 0:
-                action = "emergency_draw"
-                commands.append(
-                    Draw(
-                        user=user,
-                        key=f"{base}:emergency",
-                        amount_fen=amount,
-                        emergency=Emergency(body.emergency),
-                    )
+                action = Action.EMERGENCY_DRAW
+                command = Draw(
+                    user=user,
+                    key=f"{base}:emergency",
+                    amount_fen=amount,
+                    emergency=Emergency(body.emergency),
                 )
-    return Plan(verdict, tuple(commands), action, amount)
+    return Plan(verdict, freeze, command, action, amount)
+
+
+def failed(verdict: Verdict) -> Plan:
+    """The plan of an event whose mapping raised: stored and decided, never acted on."""
+    return Plan(verdict, None, None, Action.INTERNAL_ERROR, 0)

@@ -1,52 +1,61 @@
 """Ingest: a batch of raw MQTT messages in, one database transaction, signed outputs out.
 
-    topic -> verify (registry key) -> sender/kind/topic checks -> replay window -> event log
-          -> risk verdict -> pool commands -> decisions, pool state, risk notes (outputs table)
+    topic -> verify (registry key) ............................ outside the transaction
+    read the batch's devices, key statuses, reused numbers ..... `store.ingest_repo`, one query each
+    judge each message (checks, replay windows, risk, plan) .... `cloud_bridge.judge`, pure
+    pool commands .............................................. `PoolService.execute_many`
+    decisions, pool states, risk notes, acks; logs, device rows  `store.ingest_repo`, one write each
     commit -> acks (the window's contiguous edge) and the stored outputs, to be published
 
 Verification happens before the transaction (it is the expensive part and needs no lock). One
 transaction covers the events, the replay windows, the pool commands and the outputs of the
 whole batch, so a crash anywhere either keeps all of it or none of it; the device then resends
 what was not acked. Every refusal has a reason code, is counted, is recorded in `rejections` and
-is published on the device's risk topic; none writes to the ledger.
+is published on the device's risk topic (plain duplicates are only counted); none writes to the
+ledger.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
-from cloud_bridge import actions
+from cloud_bridge.actions import Plan
 from cloud_bridge.config import BridgeConfig
-from cloud_bridge.device_state import DeviceRow, key_statuses, lock_devices, save_devices
-from cloud_bridge.outputs import Output, Outputs, Pending, forget_outputs
-from cloud_bridge.pool.commands import Command
+from cloud_bridge.device_state import DeviceState
+from cloud_bridge.judge import (
+    CHANNEL_KIND,
+    DATA_KINDS,
+    Category,
+    Rejection,
+    RiskNote,
+    Rules,
+    Signed,
+    decision_result,
+    judge,
+    newest_states,
+)
+from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
-from cloud_bridge.registry import DeviceKey, Registry, RegistryError, refuse
-from cloud_bridge.risk.verdict import FREEZE, Thresholds, judge
+from cloud_bridge.registry import Registry, RegistryError, refuse
+from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.base import Store, Transaction
+from cloud_bridge.store.ingest_repo import KEY_UNKNOWN, LogRow, RejectionRow
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
-from protocol.topics import Channel
 
 log = logging.getLogger(__name__)
-CONFLICT = "seq_conflict"
-
-CHANNEL_KIND = {
-    Channel.REPORT: m.Report,
-    Channel.TRIGGER: m.Trigger,
-    Channel.BIRTH: m.Birth,
-    Channel.DEATH: m.Death,
-    Channel.ENROLL: m.Enrollment,
-}
+# Parsed topics remembered: a device sends on a few, and parsing validates every part.
+_parse_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.parse)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inbound:
     topic: str
     payload: bytes
@@ -54,22 +63,35 @@ class Inbound:
     received_ns: int = 0  # monotonic, for the latency histogram
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class BatchResult:
-    outputs: list[Output] = field(default_factory=list)
-    accepted: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    decided_ns: list[int] = field(default_factory=list)  # received_ns of events with decisions
-    db_seconds: float = 0.0
+    outputs: tuple[Output, ...]  # to publish, in order
+    accepted: int
+    rejected: Mapping[Reason, int]  # refusals (duplicates included) by reason
+    decided_ns: tuple[int, ...]  # received_ns of the events that have decisions
+    db_seconds: float
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class Refused:
+    item: Inbound
+    rejection: Rejection
+
+
+@dataclass(frozen=True, slots=True)
 class _Verified:
     item: Inbound
-    topic: topics.Topic
-    key: DeviceKey
-    message: m.Message
-    payload: bytes
+    signed: Signed
+
+
+@dataclass(frozen=True, slots=True)
+class _Decide:
+    """A data event whose decision waits for its pool commands."""
+
+    item: Inbound
+    event: m.Report | m.Trigger
+    state: DeviceState
+    plan: Plan
 
 
 class RejectionLimit:
@@ -116,33 +138,21 @@ class Ingest:
         self.service = service
         self.cfg = cfg
         self.wall_ms = wall_ms
-        self.thresholds = Thresholds(cfg.step_up_pm, cfg.hold_pm, cfg.freeze_pm, cfg.freeze_after)
-        self._act = True
+        self.rules = Rules.of(cfg)
         self._retired: set[tuple[str, int]] = set()
         self._limit = RejectionLimit()
         self.out = Outputs(publisher, wall_ms)
 
     # ---- verification (no transaction) --------------------------------------------------------
 
-    def _verify(
-        self,
-        batch: list[Inbound],
-        result: BatchResult,
-        rejections: list[tuple[Inbound, str | None, Reason, str]],
-    ) -> list[_Verified]:
+    def _verify(self, batch: Sequence[Inbound]) -> tuple[list[_Verified], list[Refused]]:
+        refused: list[Refused] = []
         parsed: list[tuple[Inbound, topics.Topic]] = []
         for item in batch:
             try:
-                topic = topics.parse(item.topic)
-                if topic.channel not in CHANNEL_KIND:
-                    raise ProtocolError(
-                        Reason.BAD_TOPIC, f"{topic.channel} is not a device channel"
-                    )
-                if topic.fleet != self.cfg.fleet:
-                    raise ProtocolError(Reason.BAD_TOPIC, f"fleet {topic.fleet} is not served here")
-                parsed.append((item, topic))
+                parsed.append((item, self._topic(item.topic)))
             except ProtocolError as exc:
-                rejections.append((item, None, exc.reason, exc.detail))
+                refused.append(Refused(item, Rejection.of(exc)))
         out: list[_Verified] = []
         missed: list[tuple[Inbound, topics.Topic]] = []
         kids: set[bytes] = set()
@@ -154,42 +164,49 @@ class Ingest:
                 raise _Miss
             return refuse(key, kid)
 
-        def attempt(job: tuple[Inbound, topics.Topic]) -> _Verified | Exception:
+        for item, topic in parsed:
             try:
-                return self._unseal(job[0], job[1], cached)  # type: ignore[arg-type]
-            except (_Miss, ProtocolError) as exc:
-                return exc
-            except Exception as exc:  # a decoder bug must cost one message, not the batch
-                log.exception("unexpected error decoding %s", job[0].topic)
-                return ProtocolError(Reason.BAD_FIELD, f"undecodable: {type(exc).__name__}")
-
-        for (item, topic), res in zip(parsed, map(attempt, parsed), strict=True):
-            if isinstance(res, _Verified):
-                out.append(res)
-            elif isinstance(res, _Miss):
+                out.append(self._unseal(item, topic, cached))  # type: ignore[arg-type]
+            except _Miss:
                 missed.append((item, topic))
-            elif isinstance(res, ProtocolError):
-                rejections.append((item, topic.device, res.reason, res.detail))
+            except ProtocolError as exc:
+                refused.append(Refused(item, Rejection.of(exc, topic.device)))
         if missed:
             with self.store.transaction() as tx:
-                for kid in kids:
-                    key = self.registry.key(tx, kid)
-                    if key is not None:
-                        self.registry.remember(key)
+                self.registry.load(tx, kids)  # one query for the batch's new kids
+
+            def resolve(kid: bytes) -> object:
+                return refuse(self.registry.cached(kid), kid)
+
             for item, topic in missed:
                 try:
-                    out.append(
-                        self._unseal(item, topic, lambda k: refuse(self.registry.cached(k), k))
-                    )
+                    out.append(self._unseal(item, topic, resolve))  # type: ignore[arg-type]
                 except ProtocolError as exc:
-                    rejections.append((item, topic.device, exc.reason, exc.detail))
-        return out
+                    refused.append(Refused(item, Rejection.of(exc, topic.device)))
+        return out, refused
+
+    def _topic(self, name: str) -> topics.Topic:
+        topic = _parse_topic(name)  # a Topic is a frozen value: one may be shared
+        if topic.channel not in CHANNEL_KIND:
+            raise ProtocolError(Reason.BAD_TOPIC, f"{topic.channel} is not a device channel")
+        if topic.fleet != self.cfg.fleet:
+            raise ProtocolError(Reason.BAD_TOPIC, f"fleet {topic.fleet} is not served here")
+        return topic
 
     def _unseal(self, item: Inbound, topic: topics.Topic, resolve: cose.Resolver) -> _Verified:
-        signed, message = envelope.unseal(item.payload, resolve)
+        try:
+            signed, message = envelope.unseal(item.payload, resolve)
+        except (_Miss, ProtocolError):
+            raise
+        except Exception as exc:  # a decoder bug must cost one message, not the batch
+            log.exception("unexpected error decoding %s", item.topic)
+            raise ProtocolError(Reason.BAD_FIELD, f"undecodable: {type(exc).__name__}") from exc
         key = self.registry.cached(signed.kid)
         assert key is not None
-        return _Verified(item, topic, key, message, signed.payload)
+        return _Verified(
+            item,
+            Signed(item.topic, topic, key, message, signed.payload, item.payload, item.received_ms),
+        )
 
     # ---- the batch ----------------------------------------------------------------------------
 
@@ -200,295 +217,167 @@ class Ingest:
         error) events are still stored and acked, but no pool command runs: their decisions say
         `internal_error`, so nothing is lost and the device is not stuck resending. `forget`:
         (instance, seq) of stored outputs the broker has, deleted in the same transaction."""
-        result = BatchResult()
-        rejections: list[tuple[Inbound, str | None, Reason, str]] = []
-        verified = self._verify(batch, result, rejections)
+        verified, refused = self._verify(batch)
         started = time.perf_counter()
-        self._act = act
         try:
             with self.store.transaction() as tx:
-                forget_outputs(tx, forget)
-                outputs = self._apply(tx, verified, rejections, result)
+                repo.forget_outputs(tx, forget)
+                result = self._apply(tx, verified, refused, act)
         except BaseException:
             self.publisher.invalidate()  # its block may have been reserved in this rollback
             raise
-        result.db_seconds = time.perf_counter() - started
-        result.outputs = outputs + result.outputs
-        return result
+        return BatchResult(
+            result.outputs, result.accepted, result.rejected, result.decided_ns,
+            time.perf_counter() - started,
+        )  # fmt: skip
 
     def _apply(
         self,
         tx: Transaction,
         verified: list[_Verified],
-        rejections: list[tuple[Inbound, str | None, Reason, str]],
-        result: BatchResult,
-    ) -> list[Output]:
-        devices = lock_devices(tx, {v.key.device_id for v in verified})
-        statuses = key_statuses(tx, {v.key.kid for v in verified})
-        stored: list[Pending] = []
-        commands: list[Command] = []
-        pending: list[tuple[_Verified, DeviceRow, actions.Plan]] = []
-        for v in verified:
-            dev = devices.get(v.key.device_id)
-            try:
-                self._check(v, dev, statuses)
-            except ProtocolError as exc:
-                rejections.append((v.item, v.topic.device, exc.reason, exc.detail))
-                continue
-            assert dev is not None
-            msg = v.message
-            if isinstance(msg, m.Report | m.Trigger):
-                outcome = self._data(tx, v, dev, msg, stored)
-                if isinstance(outcome, Reason):
-                    rejections.append((v.item, dev.device_id, outcome, f"sequence {msg.seq}"))
+        refused: list[Refused],
+        act: bool,
+    ) -> BatchResult:
+        states = repo.lock_devices(tx, {v.signed.key.device_id for v in verified})
+        statuses = repo.key_statuses(tx, {v.signed.key.kid for v in verified})
+        logged = repo.stored_envelopes(tx, _reused(verified, states))
+        pending: list[Pending] = []  # outputs in message order, before the decisions
+        decide: list[_Decide] = []
+        events: list[LogRow] = []
+        session_events: list[LogRow] = []
+        touched: set[str] = set()
+        acked: set[str] = set()
+        accepted = 0
+        for item, s in ((v.item, v.signed) for v in verified):
+            device, msg = s.key.device_id, s.message
+            before = states.get(device)
+            stored = logged.get((device, msg.seq)) if isinstance(msg, DATA_KINDS) else None
+            j = judge(before, s, statuses.get(s.key.kid, KEY_UNKNOWN), stored, self.rules)
+            if j.state is not None:
+                states[device] = j.state
+            if j.touched:
+                touched.add(device)
+            if j.ack:
+                acked.add(device)
+            if j.rejection is not None:
+                refused.append(Refused(item, j.rejection))
+                if j.rejection.reason is Reason.REVOKED_KEY:  # the cache must ask again
+                    self.registry.forget(device)
+            if j.event is not None:
+                events.append(j.event)
+                logged[(device, j.event.seq)] = j.event.envelope  # a later copy in this batch
+            if j.session_event is not None:
+                session_events.append(j.session_event)
+            if j.retire_older and (device, s.key.generation) not in self._retired:
+                # The first message signed by a rotated key retires the older ones (once).
+                self.registry.retire_older_keys(tx, s.key)
+                self._retired.add((device, s.key.generation))
+            if j.rotation is not None:
+                rotated = self._rotate(tx, s, j.rotation)
+                if isinstance(rotated, Rejection):
+                    refused.append(Refused(item, rotated))
                     continue
-                plan, conflict = outcome
-                if conflict:  # refused, kept as evidence, and acted on: the pool freezes
-                    rejections.append(
-                        (
-                            v.item,
-                            dev.device_id,
-                            Reason.REPLAY,
-                            f"{CONFLICT}: sequence {msg.seq} with other content",
-                        )
-                    )
-                else:
-                    result.accepted += 1
-                pending.append((v, dev, plan))
-                commands.extend(plan.commands)
-            else:
-                reason = self._session(tx, v, dev, msg, stored)
-                if reason is not None:
-                    rejections.append((v.item, dev.device_id, reason, f"sequence {msg.seq}"))
-                else:
-                    result.accepted += 1
-        outcomes = {o.key: o for o in self._run_pool(tx, commands)} if self._act else {}
-        states: dict[str, tuple[str, Outcome]] = {}
-        for v, dev, plan in pending:
-            stored.append(self._decision(tx, v, dev, plan, outcomes))
-            result.decided_ns.append(v.item.received_ns)
-            for cmd in plan.commands:
-                o = outcomes.get(cmd.key)
-                if o is not None and o.view is not None:
-                    prev = states.get(o.user)
-                    if prev is None or (prev[1].view and o.view.version >= prev[1].view.version):
-                        states[o.user] = (dev.fleet, o)
-        for fleet, o in states.values():
-            stored.append(self.out.pool_state(tx, fleet, o))
-        for item, device, reason, detail in rejections:
-            result.rejected[reason.value] += 1
-            stored.extend(self._reject(tx, item, device, reason, detail))
-        save_devices(tx, devices, self.wall_ms())
+                pending.append(rotated)
+            if j.state is not None:  # notes and plans are of devices that exist
+                pending.extend(self.out.risk(tx, j.state.fleet, device, n) for n in j.notes)
+                if j.plan is not None and isinstance(msg, DATA_KINDS):
+                    decide.append(_Decide(item, msg, j.state, j.plan))
+            accepted += j.rejection is None
+        outputs, decided_ns = self._decide(tx, decide, act)
+        pending.extend(outputs)
+        rejected: Counter[Reason] = Counter()
+        rejections: list[RejectionRow] = []
+        for r in refused:
+            rejected[r.rejection.reason] += 1
+            row, note = self._record(r), self._publish(tx, r)
+            if row is not None:
+                rejections.append(row)
+            if note is not None:
+                pending.append(note)
+        repo.append_events(tx, events)
+        repo.append_session_events(tx, session_events)
+        repo.append_rejections(tx, rejections)
+        repo.save_devices(
+            tx, [d for d in states.values() if d.device_id in touched], self.wall_ms()
+        )
         acks = [
             self.out.ack(tx, d.fleet, d.device_id, d.data.contiguous)
-            for d in devices.values()
-            if d.ack
+            for d in states.values()
+            if d.device_id in acked
         ]
-        return self.out.seal_and_store(tx, stored + acks)
+        sealed = self.out.seal_and_store(tx, pending + acks)
+        return BatchResult(tuple(sealed), accepted, rejected, tuple(decided_ns), 0.0)
 
-    def _decision(
-        self,
-        tx: Transaction,
-        v: _Verified,
-        dev: DeviceRow,
-        plan: actions.Plan,
-        outcomes: dict[str, Outcome],
-    ) -> Pending:
-        msg = v.message
-        assert isinstance(msg, m.Report | m.Trigger)
-        ran = [outcomes[c.key] for c in plan.commands if c.key in outcomes]
-        main = next((o for o in ran if not o.key.endswith(":freeze")), None) or (
-            ran[0] if ran else None
-        )
-        if not self._act and plan.commands:
-            result = "internal_error"
-        else:
-            result = main.result.value if main else "ok"
-        return self.out.decision(
-            tx,
-            dev.fleet,
-            dev.user,
-            dev.device_id,
-            msg,
-            plan.verdict.decision,
-            plan.action,
-            result,
-            plan.amount_fen,
-            plan.verdict.reasons,
-            v.item.received_ms,
-        )
-
-    def _check(self, v: _Verified, dev: DeviceRow | None, statuses: dict[bytes, str]) -> None:
-        msg, topic = v.message, v.topic
-        if statuses.get(v.key.kid) != "active" or dev is None or dev.status != "active":
-            self.registry.forget(v.key.device_id)
-            raise ProtocolError(Reason.REVOKED_KEY, f"key {v.key.kid.hex()} is not active")
-        if msg.sender != v.key.device_id:
-            raise ProtocolError(
-                Reason.SENDER_MISMATCH, f"signed sender {msg.sender} is not {v.key.device_id}"
-            )
-        if topic.device != msg.sender or topic.fleet != dev.fleet:
-            raise ProtocolError(Reason.TOPIC_MISMATCH, f"{v.item.topic} is not {msg.sender}'s")
-        if not isinstance(msg, CHANNEL_KIND[topic.channel]):
-            raise ProtocolError(
-                Reason.TOPIC_MISMATCH, f"{type(msg).__name__} on the {topic.channel} channel"
-            )
-
-    def _data(
-        self,
-        tx: Transaction,
-        v: _Verified,
-        dev: DeviceRow,
-        msg: m.Report | m.Trigger,
-        stored: list[Pending],
-    ) -> tuple[actions.Plan, bool] | Reason:
-        """(plan, conflict) for a new event, or for a number reused with other content (a
-        copied key); the reason for a plain duplicate or a stale number."""
-        dev.ack = dev.touched = True
-        verdict_reason = dev.data.verdict(msg.seq)
-        if verdict_reason is Reason.REPLAY:
-            old = tx.scalar(
-                "SELECT envelope FROM events WHERE device_id = ? AND seq = ?",
-                (dev.device_id, msg.seq),
-            )
-            if old is not None and cose.peek_payload(bytes(old)) != v.payload:
-                # The same number with other content: two boards share this key.
-                return self._verdict_plan(dev, msg, frozenset({CONFLICT}), stored, tx), True
-            return Reason.REPLAY
-        if verdict_reason is not None:
-            return verdict_reason
-        dev.data = dev.data.accept(msg.seq)
-        tx.execute(
-            "INSERT INTO events (device_id, seq, kind, received_ms, envelope) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (dev.device_id, msg.seq, int(msg.KIND), v.item.received_ms, v.item.payload),
-        )
-        if v.key.generation > 1 and (v.key.device_id, v.key.generation) not in self._retired:
-            # The first message signed by a rotated key retires the older ones (once).
-            self.registry.retire_older_keys(tx, v.key)
-            self._retired.add((v.key.device_id, v.key.generation))
-        return self._verdict_plan(dev, msg, frozenset(), stored, tx), False
-
-    def _verdict_plan(
-        self,
-        dev: DeviceRow,
-        msg: m.Report | m.Trigger,
-        anomalies: frozenset[str],
-        stored: list[Pending],
-        tx: Transaction,
-    ) -> actions.Plan:
-        verdict = judge(msg.risk_pm, dev.streak, anomalies, self.thresholds)
-        dev.streak = verdict.streak
-        if verdict.decision == FREEZE or anomalies:
-            stored.append(
-                self.out.risk(
-                    tx,
-                    dev.fleet,
-                    dev.device_id,
-                    "alert",
-                    ",".join(verdict.reasons),
-                    f"verdict {verdict.decision}",
-                    msg.seq,
-                    msg.risk_pm,
-                )
-            )
-        try:
-            return actions.plan(msg, dev.user, verdict, self.cfg)
-        except Exception:  # a bug in the mapping must not block the event: store, act not
-            log.exception("no pool action for %s seq %d", dev.device_id, msg.seq)
-            stored.append(
-                self.out.risk(
-                    tx,
-                    dev.fleet,
-                    dev.device_id,
-                    "alert",
-                    "internal_error",
-                    "no pool action",
-                    msg.seq,
-                    msg.risk_pm,
-                )
-            )
-            return actions.Plan(verdict, (), "internal_error", 0)
-
-    def _session(
-        self, tx: Transaction, v: _Verified, dev: DeviceRow, msg: m.Message, stored: list[Pending]
-    ) -> Reason | None:
-        dev.touched = True
-        if isinstance(msg, m.Enrollment):
-            return self._rotation(tx, v, dev, msg, stored)
-        reason = dev.session.verdict(msg.seq)
-        if reason is not None:
-            return reason
-        dev.session = dev.session.accept(msg.seq)
-        tx.execute(
-            "INSERT INTO session_events (device_id, kind, seq, received_ms, envelope) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (dev.device_id, int(msg.KIND), msg.seq, v.item.received_ms, v.item.payload),
-        )
-        if isinstance(msg, m.Birth):
-            dev.data = dev.data.settle_below(msg.resume_seq)
-            dev.online, dev.ack = 1, True
-            if msg.boot < dev.last_boot:
-                stored.append(
-                    self.out.risk(
-                        tx,
-                        dev.fleet,
-                        dev.device_id,
-                        "alert",
-                        "boot_regression",
-                        f"boot {msg.boot} after {dev.last_boot}",
-                    )
-                )
-            dev.last_boot = max(dev.last_boot, msg.boot)
-        elif isinstance(msg, m.Death):
-            dev.online = 0
-        return None
-
-    def _rotation(
-        self,
-        tx: Transaction,
-        v: _Verified,
-        dev: DeviceRow,
-        msg: m.Enrollment,
-        stored: list[Pending],
-    ) -> Reason | None:
-        try:
-            new_kid = self.registry.rotate(tx, msg, v.key.kid, v.item.received_ms)
-        except RegistryError as exc:
-            log.warning("rotation from %s refused: %s", dev.device_id, exc)
-            return Reason.BAD_FIELD
-        stored.append(
-            self.out.command(tx, dev.fleet, dev.device_id, "rotate", {"confirm_kid": new_kid})
-        )
-        return None
-
-    def _run_pool(self, tx: Transaction, commands: list[Command]) -> list[Outcome]:
+    def _decide(
+        self, tx: Transaction, decide: list[_Decide], act: bool
+    ) -> tuple[list[Pending], list[int]]:
+        """Run the batch's pool commands; their decisions, then the pools' newest states."""
+        commands = [c for d in decide for c in d.plan.commands]
         # The service locks the pools in user order first, so bridges cannot deadlock.
-        return list(self.service.execute_many(commands, tx=tx)) if commands else []
-
-    def _reject(
-        self, tx: Transaction, item: Inbound, device: str | None, reason: Reason, detail: str
-    ) -> list[Pending]:
-        plain_duplicate = reason is Reason.REPLAY and not detail.startswith(CONFLICT)
-        if not plain_duplicate and self._limit.allow(device):
-            # Duplicates are normal after a reconnect (counted only); refusals are recorded,
-            # at most RATE per device (or per unparseable topic) a minute: garbage is cheap.
-            tx.execute(
-                "INSERT INTO rejections (received_ms, topic, device_id, reason, detail, envelope) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    item.received_ms,
-                    item.topic[:256],
-                    device,
-                    reason.value,
-                    detail[:256],
-                    item.payload[:8192],
-                ),
+        ran = self.service.execute_many(commands, tx=tx) if act and commands else []
+        outcomes: dict[str, Outcome] = {o.key: o for o in ran}
+        out = [
+            self.out.decision(
+                tx, d.state.fleet, d.state.user, d.event, d.plan,
+                decision_result(d.plan, outcomes, act), d.item.received_ms,
             )
-        if device is None or plain_duplicate or not self._limit.noted(device):
-            return []
+            for d in decide
+        ]  # fmt: skip
+        updates = newest_states(
+            (d.state.fleet, outcomes[c.key])
+            for d in decide
+            for c in d.plan.commands
+            if c.key in outcomes
+        )
+        out.extend(self.out.pool_state(tx, u.fleet, u.outcome) for u in updates)
+        return out, [d.item.received_ns for d in decide]
+
+    def _rotate(self, tx: Transaction, s: Signed, record: m.Enrollment) -> Pending | Rejection:
+        device = s.key.device_id
         try:
-            fleet = topics.parse(item.topic).fleet
-            return [self.out.risk(tx, fleet, device, "rejection", reason.value, detail)]
+            new_kid = self.registry.rotate(tx, record, s.key.kid, s.received_ms)
+        except RegistryError as exc:
+            log.warning("rotation from %s refused: %s", device, exc)
+            return Rejection(Reason.BAD_FIELD, f"sequence {record.seq}", device=device)
+        return self.out.command(tx, s.where.fleet, device, "rotate", {"confirm_kid": new_kid})
+
+    def _record(self, r: Refused) -> RejectionRow | None:
+        """The `rejections` row of a refusal: duplicates are normal after a reconnect (counted
+        only); other refusals are recorded, at most RATE per device (or per unparseable topic)
+        a minute: garbage is cheap."""
+        rej, item = r.rejection, r.item
+        if not rej.recorded or not self._limit.allow(rej.device):
+            return None
+        return RejectionRow(
+            item.received_ms, item.topic, rej.device, rej.reason.value, rej.detail, item.payload
+        )
+
+    def _publish(self, tx: Transaction, r: Refused) -> Pending | None:
+        """The risk note of a refusal, within the same rate (call after `_record`)."""
+        rej = r.rejection
+        if not rej.recorded or rej.device is None or not self._limit.noted(rej.device):
+            return None
+        try:
+            fleet = _parse_topic(r.item.topic).fleet
         except ProtocolError:
-            return []
+            return None
+        return self.out.risk(
+            tx, fleet, rej.device, RiskNote(Category.REJECTION, rej.reason.value, rej.detail)
+        )
+
+
+def _reused(
+    verified: Sequence[_Verified], states: Mapping[str, DeviceState]
+) -> set[tuple[str, int]]:
+    """(device, seq) of the batch's data messages whose number the stored window has seen:
+    the only ones whose logged envelope the judge may need (to tell a copy from a conflict)."""
+    out = set()
+    for s in (v.signed for v in verified):
+        msg, state = s.message, states.get(s.key.device_id)
+        if (
+            state is not None
+            and isinstance(msg, DATA_KINDS)
+            and state.data.verdict(msg.seq) is Reason.REPLAY
+        ):
+            out.add((s.key.device_id, msg.seq))
+    return out

@@ -8,19 +8,29 @@ stored: a device that misses one resends, and the resend is acked again.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from cloud_bridge.actions import Plan
+from cloud_bridge.judge import RiskNote
 from cloud_bridge.pool.service import Outcome
 from cloud_bridge.publish import Publisher
 from cloud_bridge.store.base import Transaction
+from cloud_bridge.store.ingest_repo import OutputRow, store_outputs
 from protocol import messages as m
 from protocol import topics
 from protocol.topics import Channel
 
+TOPIC_CACHE = 65_536
+"""Topics remembered, parsed or built (a few per device and user): each validates every part."""
+_pool_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.pool)
+_risk_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.risk)
+_device_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.device)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Output:
     topic: str
     payload: bytes
@@ -28,7 +38,7 @@ class Output:
     stored: tuple[str, int] | None = None  # (instance, seq) row in `outputs`, deleted on PUBACK
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pending:
     """An output before it is signed; a batch's outputs are signed together at the end."""
 
@@ -52,30 +62,26 @@ class Outputs:
         tx: Transaction,
         fleet: str,
         user: str,
-        device: str,
         event: m.Report | m.Trigger,
-        decision: str,
-        action: str,
+        plan: Plan,
         result: str,
-        amount_fen: int,
-        reasons: tuple[str, ...],
         received_ms: int,
     ) -> Pending:
         msg = self.publisher.make(
             m.Decision,
             tx,
             user=user,
-            device=device,
+            device=event.sender,
             device_seq=event.seq,
-            decision=decision,
-            action=action,
+            decision=plan.verdict.level.value,
+            action=plan.action.value,
             result=result[:32],
-            amount_fen=amount_fen,
+            amount_fen=plan.amount_fen,
             risk_pm=event.risk_pm,
-            reasons=reasons[:16],
+            reasons=plan.verdict.reasons[:16],
             received_ms=received_ms,
         )
-        return Pending(topics.pool(fleet, user, Channel.POOL_DECISION), msg)
+        return Pending(_pool_topic(fleet, user, Channel.POOL_DECISION), msg)
 
     def pool_state(self, tx: Transaction, fleet: str, outcome: Outcome) -> Pending:
         view = outcome.view
@@ -92,30 +98,20 @@ class Outputs:
             rate_bps=view.rate_bps,
             version=view.version,
         )
-        return Pending(topics.pool(fleet, outcome.user, Channel.POOL_STATE), msg, retain=True)
+        return Pending(_pool_topic(fleet, outcome.user, Channel.POOL_STATE), msg, retain=True)
 
-    def risk(
-        self,
-        tx: Transaction,
-        fleet: str,
-        device: str,
-        category: str,
-        reason: str,
-        detail: str = "",
-        device_seq: int = 0,
-        risk_pm: int = 0,
-    ) -> Pending:
+    def risk(self, tx: Transaction, fleet: str, device: str, note: RiskNote) -> Pending:
         msg = self.publisher.make(
             m.Risk,
             tx,
             device=device,
-            category=category,
-            reason=reason[:32],
-            detail=detail[:256],
-            device_seq=max(0, device_seq),
-            risk_pm=risk_pm,
+            category=note.category.value,
+            reason=note.reason[:32],
+            detail=note.detail[:256],
+            device_seq=max(0, note.device_seq),
+            risk_pm=note.risk_pm,
         )
-        return Pending(topics.risk(fleet, device), msg)
+        return Pending(_risk_topic(fleet, device), msg)
 
     def command(
         self,
@@ -131,7 +127,7 @@ class Outputs:
     def ack(self, tx: Transaction, fleet: str, device: str, ack_seq: int) -> Pending:
         """Built in the transaction, published after the commit (the window is durable then)."""
         msg = self.publisher.make(m.Ack, tx, device=device, ack_seq=ack_seq)
-        return Pending(topics.device(fleet, device, Channel.ACK), msg, stored=False)
+        return Pending(_device_topic(fleet, device, Channel.ACK), msg, stored=False)
 
     def seal_and_store(self, tx: Transaction, pending: list[Pending]) -> list[Output]:
         """Sign the batch's outputs, store the ones that must survive a crash, keep order."""
@@ -144,22 +140,10 @@ class Outputs:
             )
             for p in pending
         ]
-        now = self.wall_ms()
         rows = [
-            (o.stored[0], o.stored[1], o.topic, o.payload, int(o.retain), now)
+            OutputRow(o.stored[0], o.stored[1], o.topic, o.payload, o.retain)
             for o in outputs
             if o.stored
         ]
-        if rows:
-            tx.executemany(
-                "INSERT INTO outputs (instance, seq, topic, payload, retain, created_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        store_outputs(tx, rows, self.wall_ms())
         return outputs
-
-
-def forget_outputs(tx: Transaction, published: Sequence[tuple[str, int]]) -> None:
-    """Delete the rows of stored outputs the broker has acknowledged, (instance, seq) each."""
-    if published:
-        tx.executemany("DELETE FROM outputs WHERE instance = ? AND seq = ?", list(published))

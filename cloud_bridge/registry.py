@@ -9,81 +9,28 @@ device's keys are refused with `revoked_key`.
 
 from __future__ import annotations
 
-import json
 import threading
-from dataclasses import dataclass
 
 import nacl.signing
 
 from cloud_bridge.errors import BridgeError
+from cloud_bridge.store import registry_repo as repo
 from cloud_bridge.store.base import Transaction
+from cloud_bridge.store.registry_repo import Device, DeviceKey
 from protocol import cose
 from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
 from protocol.replay import ReplayWindow
 from protocol.topics import validate_device_id, validate_id
 
+__all__ = ["Device", "DeviceKey", "Registry", "RegistryError", "read_record", "refuse"]
+
+PRELOAD_KEYS = 100_000
+"""Keys read into the cache at start (a few hundred bytes each); more are read on first use."""
+
 
 class RegistryError(BridgeError):
     """An enrollment, rotation or revocation that cannot be done, with the reason."""
-
-
-@dataclass(frozen=True)
-class DeviceKey:
-    kid: bytes
-    device_id: str
-    public_key: bytes
-    generation: int
-    status: str  # active, retired, revoked
-
-    @property
-    def verify_key(self) -> nacl.signing.VerifyKey:
-        return nacl.signing.VerifyKey(self.public_key)
-
-
-@dataclass(frozen=True)
-class Device:
-    device_id: str
-    fleet: str
-    user_id: str
-    kind: str
-    status: str
-    baseline: dict[int, int]
-    identity: dict[str, str]
-    enrolled_ms: int
-    key_generation: int
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "device_id": self.device_id,
-            "fleet": self.fleet,
-            "user": self.user_id,
-            "kind": self.kind,
-            "status": self.status,
-            "enrolled_ms": self.enrolled_ms,
-            "key_generation": self.key_generation,
-            "identity": self.identity,
-        }
-
-
-_DEVICE_COLS = (
-    "device_id, fleet, user_id, kind, status, baseline, identity, enrolled_ms, key_generation"
-)
-
-
-def _device(row: tuple[object, ...]) -> Device:
-    baseline = {int(k): int(v) for k, v in json.loads(str(row[5])).items()}
-    return Device(
-        str(row[0]),
-        str(row[1]),
-        str(row[2]),
-        str(row[3]),
-        str(row[4]),
-        baseline,
-        json.loads(str(row[6])),
-        int(str(row[7])),
-        int(str(row[8])),
-    )
 
 
 def read_record(data: bytes) -> tuple[m.Enrollment, bytes]:
@@ -129,22 +76,18 @@ class Registry:
                 "rotate its key from the device, or revoke it first"
             )
         empty = ReplayWindow().to_bytes()
-        tx.execute(
-            f"INSERT INTO devices ({_DEVICE_COLS}, data_window, session_window) "
-            "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?)",
-            (
-                record.sender,
-                record.fleet,
-                user,
-                record.device_kind,
-                json.dumps({str(k): v for k, v in record.baseline.items()}),
-                json.dumps(record.identity),
-                now_ms,
-                record.seq,
-                empty,
-                empty,
-            ),
+        enrolled = Device(
+            record.sender,
+            record.fleet,
+            user,
+            record.device_kind,
+            "active",
+            dict(record.baseline),
+            dict(record.identity),
+            now_ms,
+            record.seq,
         )
+        repo.insert_device(tx, enrolled, empty, empty)
         self._add_key(tx, kid, record.sender, record.public_key, record.seq, now_ms)
         device = self.device(tx, record.sender)
         assert device is not None
@@ -161,11 +104,7 @@ class Registry:
     ) -> None:
         if self.key(tx, kid) is not None:
             raise RegistryError(f"key {kid.hex()} is already enrolled")
-        tx.execute(
-            "INSERT INTO device_keys (kid, device_id, public_key, generation, status, added_ms) "
-            "VALUES (?, ?, ?, ?, 'active', ?)",
-            (kid, device, public_key, generation, now_ms),
-        )
+        repo.insert_key(tx, DeviceKey(kid, device, public_key, generation, "active"), now_ms)
 
     def rotate(self, tx: Transaction, record: m.Enrollment, signed_by: bytes, now_ms: int) -> bytes:
         """Register the key in a rotation record signed by `signed_by`; returns the new kid."""
@@ -186,18 +125,12 @@ class Registry:
                 f"key generation {record.seq} is not newer than {device.key_generation}"
             )
         self._add_key(tx, new_kid, record.sender, record.public_key, record.seq, now_ms)
-        tx.execute(
-            "UPDATE devices SET key_generation = ? WHERE device_id = ?", (record.seq, record.sender)
-        )
+        repo.set_key_generation(tx, record.sender, record.seq)
         return new_kid
 
     def retire_older_keys(self, tx: Transaction, key: DeviceKey) -> int:
         """After the first message signed by `key`: its device's older keys stop verifying."""
-        changed = tx.execute(
-            "UPDATE device_keys SET status = 'retired' "
-            "WHERE device_id = ? AND generation < ? AND status = 'active'",
-            (key.device_id, key.generation),
-        )
+        changed = repo.retire_older_keys(tx, key.device_id, key.generation)
         if changed:
             self.forget(key.device_id)
         return changed
@@ -205,39 +138,38 @@ class Registry:
     def revoke(self, tx: Transaction, device_id: str) -> int:
         if self.device(tx, device_id) is None:
             raise RegistryError(f"no device {device_id!r} is enrolled")
-        tx.execute("UPDATE devices SET status = 'revoked' WHERE device_id = ?", (device_id,))
-        n = tx.execute(
-            "UPDATE device_keys SET status = 'revoked' WHERE device_id = ?", (device_id,)
-        )
+        n = repo.revoke(tx, device_id)
         self.forget(device_id)
         return n
 
     # ---- lookups ------------------------------------------------------------------------------
 
     def device(self, tx: Transaction, device_id: str) -> Device | None:
-        row = tx.fetchone(f"SELECT {_DEVICE_COLS} FROM devices WHERE device_id = ?", (device_id,))
-        return _device(row) if row else None
+        return repo.device(tx, device_id)
 
     def devices(self, tx: Transaction) -> list[Device]:
-        rows = tx.fetchall(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY device_id")
-        return [_device(r) for r in rows]
+        return repo.devices(tx)
 
     def key(self, tx: Transaction, kid: bytes) -> DeviceKey | None:
-        row = tx.fetchone(
-            "SELECT kid, device_id, public_key, generation, status FROM device_keys WHERE kid = ?",
-            (kid,),
-        )
-        if row is None:
-            return None
-        return DeviceKey(bytes(row[0]), str(row[1]), bytes(row[2]), int(row[3]), str(row[4]))
+        return repo.key(tx, kid)
 
     def keys_of(self, tx: Transaction, device_id: str) -> list[DeviceKey]:
-        rows = tx.fetchall(
-            "SELECT kid, device_id, public_key, generation, status FROM device_keys "
-            "WHERE device_id = ? ORDER BY generation",
-            (device_id,),
-        )
-        return [DeviceKey(bytes(r[0]), str(r[1]), bytes(r[2]), int(r[3]), str(r[4])) for r in rows]
+        return repo.keys_of(tx, device_id)
+
+    def preload(self, tx: Transaction, limit: int = PRELOAD_KEYS) -> int:
+        """Fill the cache with up to `limit` active keys (at start): a fleet's first messages
+        after a restart then verify at once instead of each costing a lookup."""
+        found = repo.active_keys(tx, limit)
+        for key in found:
+            self.remember(key)
+        return len(found)
+
+    def load(self, tx: Transaction, kids: set[bytes]) -> int:
+        """Read these kids into the cache (one query per chunk); how many were enrolled."""
+        found = repo.keys(tx, kids)
+        for key in found:
+            self.remember(key)
+        return len(found)
 
     # ---- the ingest path's cache --------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import nacl.signing
@@ -28,12 +29,13 @@ import mqttc
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.ingest import BatchResult, Inbound, Ingest
 from cloud_bridge.metrics import Metrics
-from cloud_bridge.outputs import Output, forget_outputs
+from cloud_bridge.outputs import Output
 from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry
 from cloud_bridge.store import StoreConflict, open_store
+from cloud_bridge.store import ingest_repo as repo
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError
@@ -49,6 +51,8 @@ class BridgeServer:
         self.metrics = Metrics()
         self.store = open_store(cfg.store_url)
         self.registry = Registry()
+        with self.store.transaction() as tx:
+            self.registry.preload(tx)
         self.publisher = Publisher(cfg.instance, key, self.store)
         self.service = PoolService(self.store, policy=load_policy(cfg.policy_file))
         self.ingest = Ingest(self.store, self.registry, self.publisher, self.service, cfg)
@@ -61,6 +65,7 @@ class BridgeServer:
         self._republish = threading.Event()  # publish the outputs table again (reconnected)
         self._lock = threading.Lock()
         self._bridge_kid = cose.kid_for(key.verify_key)
+        self._state_topic = topics.bridge_state(cfg.fleet)
         self.client = self._make_client()
 
     # ---- MQTT ---------------------------------------------------------------------------------
@@ -118,7 +123,7 @@ class BridgeServer:
         log.warning("bridge: disconnected from the broker; reconnecting")
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic == topics.bridge_state(self.cfg.fleet):
+        if msg.topic == self._state_topic:
             self._on_state(bytes(msg.payload))
             return
         item = Inbound(
@@ -176,7 +181,7 @@ class BridgeServer:
                 self._inflight[info.mid] = stored
         return True
 
-    def publish(self, outputs: list[Output]) -> None:
+    def publish(self, outputs: Sequence[Output]) -> None:
         """Publish after a commit. Stored outputs stay in the table until the broker has them;
         anything that cannot go out now (disconnected) is sent again after the reconnect."""
         for out in outputs:
@@ -196,22 +201,16 @@ class BridgeServer:
         done = self._take_published()
         if done:
             with self.store.transaction() as tx:
-                forget_outputs(tx, done)
+                repo.forget_outputs(tx, done)
 
     def _republish_pending(self) -> None:
         with self.store.transaction() as tx:
             # Only this instance's: another live instance publishes its own, and re-sending its
             # rows could put an older retained pool state over its newer one.
-            rows = tx.fetchall(
-                "SELECT instance, seq, topic, payload, retain FROM outputs WHERE instance = ? "
-                "ORDER BY created_ms, seq",
-                (self.cfg.instance,),
-            )
+            rows = repo.pending_outputs(tx, self.cfg.instance)
         if rows:
             log.info("bridge: publishing %d outputs committed before the last stop", len(rows))
-        self.publish(
-            [Output(str(r[2]), bytes(r[3]), bool(r[4]), (str(r[0]), int(r[1]))) for r in rows]
-        )
+        self.publish([Output(r.topic, r.payload, r.retain, (r.instance, r.seq)) for r in rows])
 
     # ---- the worker ---------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Today: thresholds on the on-device risk score with a streak before freezing, and hard signals
 from the bridge (a sequence number reused with different content means a copied key on another
-board; a boot counter that goes backwards). The analytics of DESIGN.md section 7 (fingerprint
-drift, clock-skew fingerprint, impossible travel, Markov plausibility) plug in here as further
-signals with their own modules.
+board; a boot counter that goes backwards). Further analytics (fingerprint drift, clock-skew
+fingerprint, impossible travel, Markov plausibility) plug in here as further signals with their
+own modules.
 """

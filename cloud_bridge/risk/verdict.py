@@ -3,13 +3,30 @@ bridge's own anomaly signals. Pure: the caller persists `streak`."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-ALLOW, STEP_UP, HOLD, FREEZE = "allow", "step_up", "hold", "freeze"
-CLONE_SIGNALS = frozenset({"seq_conflict", "boot_regression"})
+
+class Level(enum.StrEnum):
+    """The risk verdict on one event (the `decision` field of the published decision)."""
+
+    ALLOW = "allow"
+    STEP_UP = "step_up"
+    HOLD = "hold"
+    FREEZE = "freeze"
 
 
-@dataclass(frozen=True)
+class Signal(enum.StrEnum):
+    """Anomalies only the bridge can see. Both mean a copied key on another board."""
+
+    SEQ_CONFLICT = "seq_conflict"  # a sequence number reused with other content
+    BOOT_REGRESSION = "boot_regression"  # a boot counter that went backwards
+
+
+CLONE_SIGNALS = frozenset({Signal.SEQ_CONFLICT, Signal.BOOT_REGRESSION})
+
+
+@dataclass(frozen=True, slots=True)
 class Thresholds:
     step_up_pm: int = 500
     hold_pm: int = 800
@@ -17,26 +34,27 @@ class Thresholds:
     freeze_after: int = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Verdict:
-    decision: str
+    level: Level
     reasons: tuple[str, ...]
     streak: int  # consecutive scores at or above freeze_pm, including this one
+    clone: bool = False  # frozen on a clone signal, not on the device's own score
 
 
-def judge(risk_pm: int, streak: int, anomalies: frozenset[str], t: Thresholds) -> Verdict:
+def judge(risk_pm: int, streak: int, anomalies: frozenset[Signal], t: Thresholds) -> Verdict:
     """One event's verdict. A copied key (clone signals) freezes at once; a high device score
     freezes only after `freeze_after` in a row, so one odd session holds instead."""
     clone = sorted(anomalies & CLONE_SIGNALS)
     if clone:
-        return Verdict(FREEZE, tuple(clone), streak + 1)
+        return Verdict(Level.FREEZE, tuple(s.value for s in clone), streak + 1, clone=True)
     if risk_pm >= t.freeze_pm:
         streak += 1
         if streak >= t.freeze_after:
-            return Verdict(FREEZE, (f"device_risk_{risk_pm}pm_x{streak}",), streak)
-        return Verdict(HOLD, (f"device_risk_{risk_pm}pm",), streak)
+            return Verdict(Level.FREEZE, (f"device_risk_{risk_pm}pm_x{streak}",), streak)
+        return Verdict(Level.HOLD, (f"device_risk_{risk_pm}pm",), streak)
     if risk_pm >= t.hold_pm:
-        return Verdict(HOLD, (f"device_risk_{risk_pm}pm",), 0)
+        return Verdict(Level.HOLD, (f"device_risk_{risk_pm}pm",), 0)
     if risk_pm >= t.step_up_pm:
-        return Verdict(STEP_UP, (f"device_risk_{risk_pm}pm",), 0)
-    return Verdict(ALLOW, (), 0)
+        return Verdict(Level.STEP_UP, (f"device_risk_{risk_pm}pm",), 0)
+    return Verdict(Level.ALLOW, (), 0)

@@ -16,6 +16,12 @@ Dialect = Literal["sqlite", "postgres"]
 Params = Sequence[Any]
 
 
+class Column(list[Any]):
+    """One column of a batch, passed as one array parameter (PostgreSQL only: `?::bytea[]`).
+    The PostgreSQL adapter binds it in binary; in text, psycopg escapes a bytea array byte by
+    byte in Python (5 ms for 256 envelopes, 0.5 ms in binary). Never empty."""
+
+
 class Transaction(abc.ABC):
     """One open database transaction. Obtain it from `Store.transaction()`; do not keep it."""
 

@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from cloud_bridge.store.base import Params, Store, Transaction
+from cloud_bridge.store.base import Column, Params, Store, Transaction
 from cloud_bridge.store.errors import StoreConflict, StoreError
 from cloud_bridge.store.migrations import migrate
 
 try:
     import psycopg
     from psycopg import errors as pg_errors
+    from psycopg.types.array import ListBinaryDumper
 except ImportError:  # pragma: no cover - exercised only where psycopg is missing
     psycopg = None  # type: ignore[assignment]
 
@@ -82,6 +83,7 @@ class PostgresStore(Store):
             self._conn = psycopg.connect(dsn, autocommit=True)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+        self._conn.adapters.register_dumper(Column, ListBinaryDumper)
         with self.transaction() as tx:
             migrate(tx)
 

@@ -1,0 +1,110 @@
+"""The ingest repository on both dialects: what a batch writes in one statement per table
+reads back the same (SQLite executemany, PostgreSQL one array per column)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from cloud_bridge.device_state import DeviceState
+from cloud_bridge.store import Store, open_store, registry_repo
+from cloud_bridge.store import ingest_repo as repo
+from cloud_bridge.store.ingest_repo import LogRow, OutputRow, RejectionRow
+from cloud_bridge.store.registry_repo import Device, DeviceKey
+from protocol.replay import ReplayWindow
+
+N = 600  # more than one CHUNK of ids
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with open_store(store_url) as s:
+        empty = ReplayWindow().to_bytes()
+        with s.transaction() as tx:
+            for i in range(N):
+                device = Device(f"d-{i:04d}", "f1", f"u-{i}", "ev", "active", {}, {}, 1, 1)
+                registry_repo.insert_device(tx, device, empty, empty)
+                key = DeviceKey(bytes([i % 256, i // 256]) * 4, device.device_id, bytes(32), 1,
+                                "active" if i % 2 else "revoked")  # fmt: skip
+                registry_repo.insert_key(tx, key, 1)
+        yield s
+
+
+def test_devices_round_trip_in_one_write(store: Store) -> None:
+    ids = {f"d-{i:04d}" for i in range(0, N, 2)} | {"nobody"}
+    with store.transaction() as tx:
+        states = repo.lock_devices(tx, ids)
+        assert sorted(states) == sorted(ids - {"nobody"})
+        assert list(states) == sorted(states)  # in device-id order, as locked
+        changed = [
+            replace(s, data=ReplayWindow().accept(5), streak=2, last_boot=7, online=True)
+            for s in states.values()
+        ]
+        repo.save_devices(tx, changed, now_ms=99)
+    with store.transaction() as tx:
+        again = repo.lock_devices(tx, ids)
+        untouched = repo.lock_devices(tx, {"d-0001"})
+    assert set(again.values()) == set(changed)
+    assert untouched["d-0001"] == DeviceState(
+        "d-0001", "f1", "u-1", "active", ReplayWindow(), ReplayWindow(), 0, 0, False
+    )
+
+
+def test_key_statuses_of_a_batch(store: Store) -> None:
+    kids = {bytes([i % 256, i // 256]) * 4 for i in range(N)} | {b"unknown!"}
+    with store.transaction() as tx:
+        statuses = repo.key_statuses(tx, kids)
+        found = registry_repo.keys(tx, kids)
+        preload = registry_repo.active_keys(tx, 100)
+    assert len(preload) == 100 and {k.status for k in preload} == {"active"}
+    assert statuses[b"unknown!"] == "unknown"
+    assert statuses[bytes([3, 0]) * 4] == "active"
+    assert statuses[bytes([4, 0]) * 4] == "revoked"
+    assert len(found) == N
+
+
+def test_logs_and_stored_envelopes(store: Store) -> None:
+    events = [LogRow(f"d-{i % 7:04d}", i, 3, 10 + i, bytes([i % 256]) * 50) for i in range(N)]
+    births = [LogRow("d-0001", 1, 1, 5, b"birth")]
+    refused = [
+        RejectionRow(1, "cp/v1/f1/x/report", None, "bad_topic", "d" * 300, b"e" * 9000),
+        RejectionRow(2, "t" * 300, "d-0002", "stale", "sequence 1", b""),
+    ]
+    with store.transaction() as tx:
+        repo.append_events(tx, events)
+        repo.append_session_events(tx, births)
+        repo.append_rejections(tx, refused)
+    wanted = {(e.device_id, e.seq) for e in events[::3]} | {("d-0001", 10_000)}
+    with store.transaction() as tx:
+        stored = repo.stored_envelopes(tx, wanted)
+        session = tx.fetchall("SELECT device_id, kind, seq, envelope FROM session_events")
+        rows = tx.fetchall(
+            "SELECT device_id, length(topic), length(detail), length(envelope) FROM rejections "
+            "ORDER BY received_ms"
+        )
+    assert stored == {(e.device_id, e.seq): e.envelope for e in events[::3]}
+    assert [(r[0], r[1], r[2], bytes(r[3])) for r in session] == [("d-0001", 1, 1, b"birth")]
+    assert [tuple(r) for r in rows] == [(None, 17, 256, 8192), ("d-0002", 256, 10, 0)]
+
+
+def test_outputs_stored_then_forgotten(store: Store) -> None:
+    rows = [OutputRow("b1", i, f"t/{i}", bytes([i % 256]), i % 2 == 0) for i in range(1, N)]
+    with store.transaction() as tx:
+        repo.store_outputs(tx, rows, now_ms=5)
+        repo.store_outputs(tx, [OutputRow("b2", 1, "t", b"x", False)], now_ms=5)
+    with store.transaction() as tx:
+        repo.forget_outputs(tx, [("b1", i) for i in range(1, N, 2)])
+    with store.transaction() as tx:
+        left = repo.pending_outputs(tx, "b1")
+        other = repo.pending_outputs(tx, "b2")
+    assert left == rows[1::2]
+    assert other == [OutputRow("b2", 1, "t", b"x", False)]
+
+
+def test_counters_hand_out_blocks(store: Store) -> None:
+    with store.transaction() as tx:
+        first = repo.bump_counter(tx, "b1", 1000)
+        second = repo.bump_counter(tx, "b1", 1000)
+    assert (first, second) == (1, 1001)
