@@ -158,8 +158,8 @@ def _decode(mv, pos, depth):
             return raw, end
         try:
             return raw.decode("utf-8"), end
-        except UnicodeError:
-            raise CBORError("text is not UTF-8")
+        except UnicodeError as exc:
+            raise CBORError("text is not UTF-8") from exc
     if depth >= MAX_DEPTH:
         raise CBORError("nested too deeply")
     if major == 4:

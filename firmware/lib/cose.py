@@ -81,7 +81,7 @@ def parts(message):
     try:
         item = cbor.decode(message)
     except ProtocolError as exc:
-        raise ProtocolError("not_cose", exc.detail)
+        raise ProtocolError("not_cose", exc.detail) from exc
     if not isinstance(item, cbor.Tag) or item.tag != TAG_SIGN1:
         raise ProtocolError("not_cose", "expected an item with tag 18")
     item = item.value
@@ -99,7 +99,7 @@ def _protected_header(protected):
     try:
         header = cbor.decode(protected)
     except ProtocolError as exc:
-        raise ProtocolError("bad_header", "protected header: " + exc.detail)
+        raise ProtocolError("bad_header", "protected header: " + exc.detail) from exc
     if not isinstance(header, dict):
         raise ProtocolError("bad_header", "protected header must be a map")
     if HDR_CRIT in header:

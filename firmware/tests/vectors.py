@@ -41,3 +41,4 @@ def value(node):
     if kind == "tag":
         return Tag(int(payload), value(node["value"]))
     raise Unsupported(kind)
+

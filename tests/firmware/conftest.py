@@ -80,9 +80,12 @@ class MicroPython:
         timeout_s: float = 240,
         check: bool = True,
         extra_path: Sequence[Path] = (),
+        scratch: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         path = [*extra_path, self.lib, FIRMWARE_TESTS]
         env = {**os.environ, "MICROPYPATH": ":".join(str(p) for p in path)}
+        if scratch is not None:
+            env["FW_SCRATCH"] = str(scratch)  # a directory the program may write in
         proc = subprocess.run(
             [self.executable, "-X", f"heapsize={heapsize}", *args],
             cwd=ROOT,
@@ -103,9 +106,11 @@ class MicroPython:
         """Run `source` (python -c style) and return its standard output."""
         return self.run(["-c", source], heapsize=heapsize).stdout
 
-    def suite(self, module: str, *, heapsize: str = DEFAULT_HEAP) -> str:
-        """Run every test_* function of firmware/tests/<module>.py (firmware/tests/run.py)."""
-        return self.run([str(FIRMWARE_TESTS / "run.py"), module], heapsize=heapsize).stdout
+    def suite(self, module: str, scratch: Path, *, heapsize: str = DEFAULT_HEAP) -> str:
+        """Run every test_* function of firmware/tests/<module>.py (firmware/tests/run.py);
+        `scratch` is the directory it may write files in (FW_SCRATCH)."""
+        args = [str(FIRMWARE_TESTS / "run.py"), module]
+        return self.run(args, heapsize=heapsize, scratch=scratch).stdout
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ it asserts, since the ESP32 leaves the firmware about 110 KB beside Wi-Fi.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,7 @@ def test_the_suite_is_there() -> None:
 
 
 @pytest.mark.parametrize("module", MODULES)
-def test_firmware_module(micropython: MicroPython, module: str) -> None:
-    out = micropython.suite(module, heapsize=heapsize_of(module))
+def test_firmware_module(micropython: MicroPython, module: str, tmp_path: Path) -> None:
+    out = micropython.suite(module, tmp_path, heapsize=heapsize_of(module))
     last = out.strip().splitlines()[-1]
     assert re.fullmatch(r"[1-9]\d* passed, 0 failed", last), out
