@@ -81,9 +81,10 @@ class MicroPython:
         check: bool = True,
         extra_path: Sequence[Path] = (),
         scratch: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         path = [*extra_path, self.lib, FIRMWARE_TESTS]
-        env = {**os.environ, "MICROPYPATH": ":".join(str(p) for p in path)}
+        env = {**os.environ, **(env or {}), "MICROPYPATH": ":".join(str(p) for p in path)}
         if scratch is not None:
             env["FW_SCRATCH"] = str(scratch)  # a directory the program may write in
         proc = subprocess.run(
@@ -106,11 +107,18 @@ class MicroPython:
         """Run `source` (python -c style) and return its standard output."""
         return self.run(["-c", source], heapsize=heapsize).stdout
 
-    def suite(self, module: str, scratch: Path, *, heapsize: str = DEFAULT_HEAP) -> str:
+    def suite(
+        self,
+        module: str,
+        scratch: Path,
+        *,
+        heapsize: str = DEFAULT_HEAP,
+        env: dict[str, str] | None = None,
+    ) -> str:
         """Run every test_* function of firmware/tests/<module>.py (firmware/tests/run.py);
         `scratch` is the directory it may write files in (FW_SCRATCH)."""
         args = [str(FIRMWARE_TESTS / "run.py"), module]
-        return self.run(args, heapsize=heapsize, scratch=scratch).stdout
+        return self.run(args, heapsize=heapsize, scratch=scratch, env=env).stdout
 
 
 @pytest.fixture(scope="session")
