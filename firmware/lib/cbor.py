@@ -58,7 +58,7 @@ def head(major, n):
 def encode(value):
     """Deterministic CBOR of `value`: shortest heads, definite lengths, map keys ordered by
     their encoded bytes (RFC 8949 section 4.2.1)."""
-    out = []
+    out = []  # type: list
     _encode(value, out)
     return b"".join(out)
 

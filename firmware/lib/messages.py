@@ -36,7 +36,7 @@ RISK = 10
 ENROLLMENT = 11
 
 REQUIRED = None  # a field without a default
-_EMPTY = {}  # the default of map fields; never mutated
+_EMPTY = {}  # type: dict  # the default of map fields; never mutated
 
 HEADER = (
     (2, "sender", "t", REQUIRED),

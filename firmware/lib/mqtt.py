@@ -78,8 +78,8 @@ class MQTTClient:
         self._clock = clock or time.ticks_ms
         self._sock = None
         self._pid = 0
-        self._last_tx = 0
-        self._last_rx = 0
+        self._last_tx = self._clock()
+        self._last_rx = self._last_tx
         self._ping_out = False
         self.on_message = None
         self.on_puback = None
@@ -106,9 +106,12 @@ class MQTTClient:
         self._last_tx = self._clock()
 
     def _read_exact(self, n):
+        sock = self._sock
+        if sock is None:
+            raise OSError(107)
         buf = b""
         while len(buf) < n:
-            chunk = self._sock.recv(n - len(buf))
+            chunk = sock.recv(n - len(buf))
             if not chunk:
                 raise OSError(104)  # ECONNRESET: the broker closed the connection
             buf += chunk

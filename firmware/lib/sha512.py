@@ -72,10 +72,14 @@ def _compress_plain(h, w, k, block):
         h[2 * i + 1] = v & 0xFFFFFFFF
 
 
+compress = _compress_plain
 try:
-    from sha512_viper import compress
+    from sha512_viper import compress as _viper
+
+    # viper takes the arrays as raw pointers, which the stubs type as ptr32/ptr8
+    compress = _viper  # type: ignore[assignment]
 except (ImportError, SyntaxError):  # a port built without the native emitter
-    compress = _compress_plain
+    pass
 
 
 class SHA512:

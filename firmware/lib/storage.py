@@ -14,17 +14,22 @@ Also the framing every persistent record uses: crc32 (binascii's, or a plain fal
 
 import os
 
-try:
-    from binascii import crc32
-except ImportError:  # a port built without it
+def crc32_plain(data, value=None):
+    """CRC-32 (IEEE 802.3, as binascii.crc32), for a port built without binascii.crc32."""
+    crc = (value or 0) ^ 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
 
-    def crc32(data, crc=0):
-        crc ^= 0xFFFFFFFF
-        for b in data:
-            crc ^= b
-            for _ in range(8):
-                crc = (crc >> 1) ^ (0xEDB88320 & -(crc & 1))
-        return crc ^ 0xFFFFFFFF
+
+try:
+    import binascii
+
+    crc32 = binascii.crc32
+except (ImportError, AttributeError):
+    crc32 = crc32_plain
 
 
 class FileStorage:

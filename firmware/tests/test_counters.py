@@ -54,3 +54,13 @@ def test_a_reservation_torn_at_every_byte_never_lets_a_number_repeat():
         except PowerCut:
             pass
         assert Counter(disk, "seq", block=4).take() > max(issued), cut
+
+
+def test_the_plain_crc32_equals_binascii():
+    import binascii
+
+    from storage import crc32_plain
+
+    for data in (b"", b"a", b"123456789", bytes(range(256))):
+        assert crc32_plain(data) == binascii.crc32(data)
+    assert crc32_plain(b"123456789") == 0xCBF43926  # the check value of CRC-32/ISO-HDLC
