@@ -10,8 +10,14 @@ returned. Frame: magic 0xA5, type, length (2 bytes), body, CRC-32 of type, lengt
                                        the same record so that both happen or neither
     NUM  id(4) seq(8)                  the message got its data sequence number on first send
     ACK  seq(8)                        every message numbered up to seq is acknowledged
-    HEAD seq(8) id(4)                  first record after a compaction: the last ack and the
-                                       next id (ids never come back, even once compacted away)
+    HEAD seq(8) id(4) hi(8)            first record after a compaction: the last ack, the next
+                                       id and the highest number given (none come back, even
+                                       once compacted away)
+
+Numbers are contiguous: the next is one past the highest ever numbered or acked, which the log
+keeps (the HEAD record carries it through compactions). If the log itself is lost, a
+counters.Counter reserved in blocks (the caller's) keeps numbers from repeating:
+`Outbox(..., first_seq=counter floor)`.
 
 Recovery on boot reads frames up to the first one that is torn or corrupt (a power cut during
 an append) and rewrites the file without that tail, so later records are not lost behind it.
@@ -22,7 +28,10 @@ leaves one or the other whole.
     box = Outbox(storage, max_messages=64)
     box.put(payload, priority)  -> id          (OutboxFull when full of what may not be thinned)
     box.next_unsent()           -> Entry or None: highest priority first, then oldest
-    box.number(entry, seq)      commit the number of an entry about to be sent the first time
+    box.number(entry)           -> seq: commit the next number for an entry about to be sent
+                                the first time (contiguous: next_seq())
+    box.next_seq()              the number the next entry gets
+    box.resume_seq()            the lowest number that may still be sent (birth's resume_seq)
     box.in_flight()             numbered, unacked entries in seq order (resent after a reconnect)
     box.ack(seq)                drop every entry numbered up to seq
 """
@@ -81,13 +90,14 @@ def parse(data):
 class Outbox:
     """The outbox on `storage` (storage.FileStorage or anything with its methods)."""
 
-    def __init__(self, storage, max_messages=64, compact_bytes=16384):
+    def __init__(self, storage, max_messages=64, compact_bytes=16384, first_seq=1):
         self._storage = storage
         self.max_messages = max_messages
         self.compact_bytes = compact_bytes
         self._entries = {}  # id -> Entry
         self._next_id = 1
         self.last_ack = 0
+        self.numbered_hi = first_seq - 1  # the highest number given out
         self.recovered_tail = 0  # bytes cut from a torn end at boot
         storage.remove(_TMP)  # a compaction cut short; the log is still whole
         data = storage.read(LOG) or b""
@@ -111,15 +121,19 @@ class Outbox:
                 self._next_id = id_ + 1
         elif kind == NUM:
             entry = self._entries.get(int.from_bytes(body[:4], "big"))
+            seq = int.from_bytes(body[4:12], "big")
+            self.numbered_hi = max(self.numbered_hi, seq)
             if entry is not None:
-                entry.seq = int.from_bytes(body[4:12], "big")
+                entry.seq = seq
         elif kind == HEAD:
             self.last_ack = int.from_bytes(body[:8], "big")
             self._next_id = max(self._next_id, int.from_bytes(body[8:12], "big"))
+            self.numbered_hi = max(self.numbered_hi, int.from_bytes(body[12:20], "big"))
         elif kind == ACK:
             seq = int.from_bytes(body[:8], "big")
             if seq > self.last_ack:
                 self.last_ack = seq
+            self.numbered_hi = max(self.numbered_hi, seq)
             for id_ in [i for i, e in self._entries.items() if 0 < e.seq <= seq]:
                 del self._entries[id_]
 
@@ -130,7 +144,8 @@ class Outbox:
         self._apply(kind, body)
 
     def _live_records(self):
-        out = [frame(HEAD, self.last_ack.to_bytes(8, "big") + self._next_id.to_bytes(4, "big"))]
+        head = self.last_ack.to_bytes(8, "big") + self._next_id.to_bytes(4, "big")
+        out = [frame(HEAD, head + self.numbered_hi.to_bytes(8, "big"))]
         for id_ in sorted(self._entries):
             e = self._entries[id_]
             out.append(frame(PUT, _put_body(id_, e.priority, 0, e.payload)))
@@ -184,11 +199,22 @@ class Outbox:
                 best = e
         return best
 
-    def number(self, entry, seq):
-        """Commit that `entry` is sent as `seq` (before it goes on the wire)."""
+    def next_seq(self):
+        return self.numbered_hi + 1
+
+    def resume_seq(self):
+        """The lowest number that may still be sent: every lower one is acked or never will be
+        sent, so the bridge may settle them (the birth message's resume_seq)."""
+        flying = self.in_flight()
+        return flying[0].seq if flying else self.next_seq()
+
+    def number(self, entry):
+        """Commit the next number for `entry` (before it goes on the wire); that number."""
         if entry.seq:
             raise ValueError("entry is already numbered")
+        seq = self.next_seq()
         self._commit(NUM, entry.id.to_bytes(4, "big") + seq.to_bytes(8, "big"))
+        return seq
 
     def in_flight(self):
         """Numbered entries not yet acknowledged, in seq order."""

@@ -18,11 +18,13 @@ class Model:
         self.max = max_messages
         self.entries = {}
         self.next_id = 1
+        self.numbered_hi = 0
 
     def copy(self):
         m = Model(self.max)
         m.entries = dict((k, list(v)) for k, v in self.entries.items())
         m.next_id = self.next_id
+        m.numbered_hi = self.numbered_hi
         return m
 
     def put(self, payload, priority):
@@ -39,8 +41,10 @@ class Model:
         unsent = [(-e[0], i) for i, e in self.entries.items() if e[2] == 0]
         return min(unsent)[1] if unsent else None
 
-    def number(self, id_, seq):
-        self.entries[id_][2] = seq
+    def number(self, id_):
+        self.numbered_hi += 1  # contiguous numbers
+        self.entries[id_][2] = self.numbered_hi
+        return self.numbered_hi
 
     def ack(self, seq):
         for i in [i for i, e in self.entries.items() if 0 < e[2] <= seq]:
@@ -54,7 +58,7 @@ def state(box):
     return [(e.id, e.priority, e.payload, e.seq) for e in box.entries()]
 
 
-def _step(rng_op, box, model, seq_counter, pending=None):
+def _step(rng_op, box, model, pending=None):
     """One random operation on both; returns the model after it. `pending[0]` holds that
     model before the box is touched, for a caller whose power is cut during the operation."""
     if pending is None:
@@ -80,11 +84,11 @@ def _step(rng_op, box, model, seq_counter, pending=None):
             return model
         entry = box.next_unsent()
         assert entry.id == id_
-        seq_counter[0] += 1
         expected = model.copy()
-        expected.number(id_, seq_counter[0])
+        seq = expected.number(id_)
         pending[0] = expected
-        box.number(entry, seq_counter[0])
+        assert box.number(entry) == seq
+        assert box.next_seq() == seq + 1
         return expected
     numbered = sorted(e[2] for e in model.entries.values() if e[2])
     if not numbered:
@@ -102,10 +106,9 @@ def test_truncation_at_every_byte_offset_loses_no_committed_record():
     box = Outbox(disk, max_messages=5, compact_bytes=1 << 20)
     model = Model(5)
     states = [(0, model.state())]  # (log size after the operation, the state it committed)
-    seq = [0]
     random.seed(5)
     while len(states) < 40:
-        model = _step(random.getrandbits(16), box, model, seq)
+        model = _step(random.getrandbits(16), box, model)
         assert state(box) == model.state()
         states.append((disk.size(outbox.LOG), model.state()))
     log = disk.read(outbox.LOG)
@@ -132,7 +135,6 @@ def test_power_cuts_at_random_points_lose_no_committed_operation():
     random.seed(20261201)
     disk = FileStorage(scratch())
     model = Model(6)
-    seq = [0]
     resets = 0
     committed_ops = [0]
     while resets < 100:
@@ -143,10 +145,12 @@ def test_power_cuts_at_random_points_lose_no_committed_operation():
             resets += 1
             continue
         assert state(box) == model.state(), (resets, state(box), model.state())
+        # numbering resumes where it stopped: contiguous across resets and compactions
+        assert box.next_seq() == model.numbered_hi + 1, (box.next_seq(), model.numbered_hi)
         pending = [None]
         try:
             while True:
-                model = _step(random.getrandbits(16), box, model, seq, pending)
+                model = _step(random.getrandbits(16), box, model, pending)
         except PowerCut:
             # the operation that was cut is committed whole or not at all
             resets += 1
@@ -156,3 +160,18 @@ def test_power_cuts_at_random_points_lose_no_committed_operation():
                 model = pending[0]
                 committed_ops[0] += 1
     assert committed_ops[0] > 10  # some cut operations were committed, some were not
+
+
+def test_resume_seq_is_the_oldest_unacked_number_and_first_seq_is_a_floor():
+    disk = FileStorage(scratch())
+    box = Outbox(disk, first_seq=100)
+    for i in range(4):
+        box.put(bytes([i]))
+    assert box.resume_seq() == 100
+    numbers = [box.number(box.next_unsent()) for _ in range(3)]
+    assert numbers == [100, 101, 102]
+    box.ack(101)
+    assert box.resume_seq() == 102
+    again = Outbox(disk)  # the log knows where numbering stands
+    assert (again.resume_seq(), again.next_seq()) == (102, 103)
+    assert [e.seq for e in again.in_flight()] == [102]
