@@ -106,9 +106,11 @@ class Outbox:
             self._apply(kind, body)
         self.recovered_tail = len(data) - end
         self._size = max(storage.size(LOG), 0)
-        self._live_size = self._size
+        self._live_size = 0  # unknown until the next compaction
         if self.recovered_tail:
             self._rewrite()
+        else:
+            self._maybe_compact()
 
     # ---- replay and state ---------------------------------------------------------------
 
