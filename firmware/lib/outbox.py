@@ -1,0 +1,245 @@
+"""The flash outbox: every message is committed here before it is sent, and leaves only when a
+bridge-signed ack covers it (the Linux agent's rule, agent/outbox.py).
+
+The outbox is a log of framed records in one file; a record is committed once `append`
+returned. Frame: magic 0xA5, type, length (2 bytes), body, CRC-32 of type, length and body.
+
+    PUT  id(4) priority(1) drop(4) payload
+                                       a message, unnumbered (seq 0); `drop` names the unsent
+                                       report thinned out to make room for it (0: none), in
+                                       the same record so that both happen or neither
+    NUM  id(4) seq(8)                  the message got its data sequence number on first send
+    ACK  seq(8)                        every message numbered up to seq is acknowledged
+    HEAD seq(8) id(4) hi(8)            first record after a compaction: the last ack, the next
+                                       id and the highest number given (none come back, even
+                                       once compacted away)
+
+Numbers are contiguous: the next is one past the highest ever numbered or acked, which the log
+keeps (the HEAD record carries it through compactions). If the log itself is lost, a
+counters.Counter reserved in blocks (the caller's) keeps numbers from repeating:
+`Outbox(..., first_seq=counter floor)`.
+
+Recovery on boot reads frames up to the first one that is torn or corrupt (a power cut during
+an append) and rewrites the file without that tail, so later records are not lost behind it.
+When the file passes `compact_bytes` (and twice what is live), the live messages are written
+to a new file that replaces the old one by rename (atomic), so a power cut during compaction
+leaves one or the other whole.
+
+    box = Outbox(storage, max_messages=64)
+    box.put(payload, priority)  -> id          (OutboxFull when full of what may not be thinned)
+    box.next_unsent()           -> Entry or None: highest priority first, then oldest
+    box.number(entry)           -> seq: commit the next number for an entry about to be sent
+                                the first time (contiguous: next_seq())
+    box.next_seq()              the number the next entry gets
+    box.resume_seq()            the lowest number that may still be sent (birth's resume_seq)
+    box.in_flight()             numbered, unacked entries in seq order (resent after a reconnect)
+    box.ack(seq)                drop every entry numbered up to seq
+"""
+
+from storage import crc32
+
+MAGIC = 0xA5
+PUT = 1
+NUM = 2
+ACK = 3
+HEAD = 4
+LOG = "outbox.log"
+_TMP = "outbox.tmp"
+
+
+class OutboxFull(Exception):
+    """No room, and nothing that may be thinned (unsent periodic reports)."""
+
+
+class Entry:
+    """One stored message; `seq` is 0 until it is first sent."""
+
+    def __init__(self, id_, priority, payload, seq=0):
+        self.id = id_
+        self.priority = priority
+        self.payload = payload
+        self.seq = seq
+
+
+def frame(kind, body):
+    """One record as stored: magic, type, length, body, CRC-32."""
+    head = bytes((MAGIC, kind)) + len(body).to_bytes(2, "big")
+    return head + body + crc32(head[1:] + body).to_bytes(4, "big")
+
+
+def parse(data):
+    """(records, end): the (type, body) of every whole, valid frame from the start of `data`
+    and the offset just past the last of them; parsing stops at the first bad frame."""
+    records = []
+    pos = 0
+    n = len(data)
+    while pos + 8 <= n and data[pos] == MAGIC:
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        end = pos + 4 + length + 4
+        if end > n:
+            break
+        body = bytes(data[pos + 4 : pos + 4 + length])
+        crc = int.from_bytes(data[end - 4 : end], "big")
+        if crc32(bytes(data[pos + 1 : pos + 4]) + body) != crc:
+            break
+        records.append((data[pos + 1], body))
+        pos = end
+    return records, pos
+
+
+class Outbox:
+    """The outbox on `storage` (storage.FileStorage or anything with its methods)."""
+
+    def __init__(self, storage, max_messages=64, compact_bytes=16384, first_seq=1):
+        self._storage = storage
+        self.max_messages = max_messages
+        self.compact_bytes = compact_bytes
+        self._entries = {}  # id -> Entry
+        self._next_id = 1
+        self.last_ack = 0
+        self.numbered_hi = first_seq - 1  # the highest number given out
+        self.recovered_tail = 0  # bytes cut from a torn end at boot
+        storage.remove(_TMP)  # a compaction cut short; the log is still whole
+        data = storage.read(LOG) or b""
+        records, end = parse(data)
+        for kind, body in records:
+            self._apply(kind, body)
+        self.recovered_tail = len(data) - end
+        self._size = max(storage.size(LOG), 0)
+        self._live_size = 0  # unknown until the next compaction
+        if self.recovered_tail:
+            self._rewrite()
+        else:
+            self._maybe_compact()
+
+    # ---- replay and state ---------------------------------------------------------------
+
+    def _apply(self, kind, body):
+        if kind == PUT:
+            id_ = int.from_bytes(body[:4], "big")
+            self._entries.pop(int.from_bytes(body[5:9], "big"), None)
+            self._entries[id_] = Entry(id_, body[4], body[9:])
+            if id_ >= self._next_id:
+                self._next_id = id_ + 1
+        elif kind == NUM:
+            entry = self._entries.get(int.from_bytes(body[:4], "big"))
+            seq = int.from_bytes(body[4:12], "big")
+            self.numbered_hi = max(self.numbered_hi, seq)
+            if entry is not None:
+                entry.seq = seq
+        elif kind == HEAD:
+            self.last_ack = int.from_bytes(body[:8], "big")
+            self._next_id = max(self._next_id, int.from_bytes(body[8:12], "big"))
+            self.numbered_hi = max(self.numbered_hi, int.from_bytes(body[12:20], "big"))
+        elif kind == ACK:
+            seq = int.from_bytes(body[:8], "big")
+            if seq > self.last_ack:
+                self.last_ack = seq
+            self.numbered_hi = max(self.numbered_hi, seq)
+            for id_ in [i for i, e in self._entries.items() if 0 < e.seq <= seq]:
+                del self._entries[id_]
+
+    def _commit(self, kind, body):
+        record = frame(kind, body)
+        self._storage.append(LOG, record)
+        self._size += len(record)
+        self._apply(kind, body)
+
+    def _live_records(self):
+        head = self.last_ack.to_bytes(8, "big") + self._next_id.to_bytes(4, "big")
+        out = [frame(HEAD, head + self.numbered_hi.to_bytes(8, "big"))]
+        for id_ in sorted(self._entries):
+            e = self._entries[id_]
+            out.append(frame(PUT, _put_body(id_, e.priority, 0, e.payload)))
+            if e.seq:
+                out.append(frame(NUM, id_.to_bytes(4, "big") + e.seq.to_bytes(8, "big")))
+        return b"".join(out)
+
+    def _rewrite(self):
+        # the live state to a new file, then rename over the log: atomic
+        data = self._live_records()
+        self._storage.write(_TMP, data)
+        self._storage.rename(_TMP, LOG)
+        self._size = self._live_size = len(data)
+
+    # ---- the interface --------------------------------------------------------------------
+
+    def __len__(self):
+        return len(self._entries)
+
+    def entries(self):
+        """Every stored entry, oldest first."""
+        return [self._entries[i] for i in sorted(self._entries)]
+
+    def put(self, payload, priority=0):
+        """Commit a message (unnumbered); its id. At max_messages, the oldest unsent periodic
+        report (priority 0) is dropped to make room; triggers are never dropped."""
+        drop = 0
+        if len(self._entries) >= self.max_messages:
+            victim = None
+            for id_ in sorted(self._entries):
+                e = self._entries[id_]
+                if e.seq == 0 and e.priority == 0:
+                    victim = e
+                    break
+            if victim is None:
+                raise OutboxFull("outbox full of messages that may not be dropped")
+            drop = victim.id
+        id_ = self._next_id
+        self._commit(PUT, _put_body(id_, priority, drop, payload))
+        self._maybe_compact()
+        return id_
+
+    def next_unsent(self):
+        """The next entry to number and send: highest priority first, then oldest."""
+        best = None
+        for e in self._entries.values():
+            if e.seq == 0 and (
+                best is None or e.priority > best.priority or (
+                    e.priority == best.priority and e.id < best.id)
+            ):
+                best = e
+        return best
+
+    def next_seq(self):
+        return self.numbered_hi + 1
+
+    def resume_seq(self):
+        """The lowest number that may still be sent: every lower one is acked or never will be
+        sent, so the bridge may settle them (the birth message's resume_seq)."""
+        flying = self.in_flight()
+        return flying[0].seq if flying else self.next_seq()
+
+    def number(self, entry):
+        """Commit the next number for `entry` (before it goes on the wire); that number."""
+        if entry.seq:
+            raise ValueError("entry is already numbered")
+        seq = self.next_seq()
+        self._commit(NUM, entry.id.to_bytes(4, "big") + seq.to_bytes(8, "big"))
+        return seq
+
+    def in_flight(self):
+        """Numbered entries not yet acknowledged, in seq order."""
+        return sorted([e for e in self._entries.values() if e.seq], key=_seq_of)
+
+    def ack(self, seq):
+        """Every entry numbered up to `seq` is acknowledged end to end: drop them."""
+        if seq <= self.last_ack:
+            return
+        self._commit(ACK, seq.to_bytes(8, "big"))
+        self._maybe_compact()
+
+    def unsent(self):
+        return sum(1 for e in self._entries.values() if e.seq == 0)
+
+    def _maybe_compact(self):
+        if self._size > self.compact_bytes and self._size > 2 * self._live_size:
+            self._rewrite()
+
+
+def _put_body(id_, priority, drop, payload):
+    return id_.to_bytes(4, "big") + bytes((priority,)) + drop.to_bytes(4, "big") + bytes(payload)
+
+
+def _seq_of(entry):
+    return entry.seq

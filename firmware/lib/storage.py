@@ -1,0 +1,76 @@
+"""Flash storage as the firmware uses it, passed in so tests can cut the power mid-write.
+
+    FileStorage(root)     files in a directory: littlefs on the ESP32, the host's in the
+                          unix port
+    read(name)            bytes, or None when the file is absent
+    write(name, data)     replace the file (NOT atomic: callers frame and checksum)
+    append(name, data)    add to the end and close (littlefs commits on close)
+    rename(old, new)      replace `new` by `old` (atomic on littlefs and POSIX)
+    remove(name)          delete if present
+    size(name)            bytes in the file, -1 when absent
+
+Also the framing every persistent record uses: crc32 (binascii's, or a plain fallback).
+"""
+
+import os
+
+def crc32_plain(data, value=None):
+    """CRC-32 (IEEE 802.3, as binascii.crc32), for a port built without binascii.crc32."""
+    crc = (value or 0) ^ 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+try:
+    import binascii
+
+    crc32 = binascii.crc32
+except (ImportError, AttributeError):
+    crc32 = crc32_plain
+
+
+class FileStorage:
+    """Named files under `root` (created if missing)."""
+
+    def __init__(self, root):
+        self.root = root.rstrip("/")
+        try:
+            os.mkdir(self.root)
+        except OSError:
+            pass  # exists
+
+    def _path(self, name):
+        return self.root + "/" + name
+
+    def read(self, name):
+        try:
+            with open(self._path(name), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def write(self, name, data):
+        with open(self._path(name), "wb") as f:
+            f.write(data)
+
+    def append(self, name, data):
+        with open(self._path(name), "ab") as f:
+            f.write(data)
+
+    def rename(self, old, new):
+        os.rename(self._path(old), self._path(new))
+
+    def remove(self, name):
+        try:
+            os.remove(self._path(name))
+        except OSError:
+            pass
+
+    def size(self, name):
+        try:
+            return os.stat(self._path(name))[6]
+        except OSError:
+            return -1
