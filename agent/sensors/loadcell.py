@@ -89,7 +89,7 @@ def step(
     repeats = state.repeats + 1 if raw == state.last_raw else 0
     recent = (*state.recent_g, grams(cal, raw * scale))[-WINDOW:]
     weight = statistics.median(recent)
-    settled = len(recent) == WINDOW and max(recent) - min(recent) <= SETTLED_BAND_G
+    settled = max(recent) - min(recent) <= SETTLED_BAND_G
     before = state.settled_g
     now_settled = weight if settled else before
     removed = 0

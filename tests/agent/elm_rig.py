@@ -83,7 +83,8 @@ class Rig:
         with open(log, "a") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.agent.elm_rig", "--link", str(self.link), *self.args],
-                cwd=ROOT,
+                cwd=self.link.parent,  # the emulator writes its elm.log there
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,
