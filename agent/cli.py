@@ -104,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--config", required=True, type=Path)
     rec.add_argument("--out", required=True, type=Path)
     rec.add_argument("--count", type=int, default=10)
+    rec.add_argument(
+        "--interval-s", type=float, default=1.0, help="between captures (scene readers poll on)"
+    )
+
+    src = sub.add_parser("sources", help="check the configured sensors on this rig")
+    src_sub = src.add_subparsers(dest="sources_command", required=True)
+    chk = src_sub.add_parser(
+        "check",
+        help="print live values from every configured source",
+        description="Poll the configured source and scene readers once a second and print what "
+        "they read; exit 1 if any of them reports a fault.",
+    )
+    chk.add_argument("--config", required=True, type=Path)
+    chk.add_argument("--seconds", type=float, default=6.0)
     return parser
 
 
@@ -120,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             "status": status,
             "emergency": emergency,
             "record": record,
+            "sources": sources_check,
         }[args.command]
         return int(handler(args))
     except AgentError as exc:
@@ -341,13 +356,46 @@ def record(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(args.config)
     source = source_for(cfg, boot=1)
-    with open(args.out, "w") as fh:
-        for i in range(args.count):
-            reading = source.poll(time.time_ns() // 1_000_000)
-            write_capture(fh, source.capture(), reading.telemetry)
-            print(f"\rrecorded {i + 1}/{args.count}", end="", file=sys.stderr)
+    try:
+        with open(args.out, "w") as fh:
+            for i in range(args.count):
+                if i:
+                    time.sleep(args.interval_s)
+                reading = source.poll(time.time_ns() // 1_000_000)
+                write_capture(fh, source.capture(), reading.telemetry)
+                print(f"\rrecorded {i + 1}/{args.count}", end="", file=sys.stderr)
+    finally:
+        source.close()
     print(file=sys.stderr)
     return 0
+
+
+def sources_check(args: argparse.Namespace) -> int:
+    """`edge-agent sources check`: live values, one line a second; 1 if anything faulted."""
+    from agent.sensors.factory import source_for
+
+    cfg = config_mod.load(args.config)
+    source = source_for(cfg, boot=1)
+    faulted = False
+    try:
+        deadline = time.monotonic() + args.seconds
+        while True:
+            reading = source.poll(time.time_ns() // 1_000_000)
+            values = " ".join(f"{k}={v}" for k, v in sorted(reading.telemetry.items()))
+            print(values or "(no telemetry yet)", flush=True)
+            faulted |= any(k.startswith("fault.") for k in reading.telemetry)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
+        capture = source.capture()
+        print(
+            f"imu: {len(capture.imu_raw)} samples at {capture.sample_rate_hz:g} Hz, "
+            f"temperature {capture.temp_mc / 1000:.1f} C",
+            flush=True,
+        )
+    finally:
+        source.close()
+    return 1 if faulted else 0
 
 
 if __name__ == "__main__":
