@@ -42,7 +42,7 @@ from protocol.names import AGENT_KINDS, ID_PATTERN, ID_RULE, RESERVED_DEVICE_IDS
 
 DEVICE_KINDS = AGENT_KINDS  # the kinds agent.toml accepts (mcu is the firmware's)
 SOURCES = ("sim", "iio", "mpu6050", "replay")
-SCENES = ("obd2", "loadcell")
+SCENES = ("obd2", "loadcell", "activity")
 """Scene readers polled beside the IMU source (agent.sensors.scenes)."""
 TRIGGER_KINDS = ("restock", "health_streak", "ev_tier", "emergency")
 MODEL_NAME = "risk-v1.tflite"
@@ -203,12 +203,13 @@ SCHEMA: Schema = {
         "i2c_address": Key(0x68, integer(0x08, 0x77), "i2c_address = 0x68"),
         "replay_file": Key("", text, 'replay_file = "session.jsonl"'),
         "day_s": Key(86_400.0, number(0.1, 86_400), "day_s = 86400 (shorter only in simulation)"),
-        "scenes": Key([], _scenes, 'scenes = ["obd2"] (any of obd2, loadcell)'),
+        "scenes": Key([], _scenes, 'scenes = ["obd2"] (any of obd2, loadcell, activity)'),
         "obd_port": Key("/dev/ttyUSB0", path, 'obd_port = "/dev/serial/by-id/usb-...-port0"'),
         "obd_baud": Key(38400, integer(0, 2_000_000), "obd_baud = 38400 (0: try the usual rates)"),
         "loadcell_device": Key(
             "/sys/bus/iio/devices/iio:device0", path, 'loadcell_device = "/sys/bus/iio/devices/..."'
         ),
+        "activity_hz": Key(50, integer(10, 400), "activity_hz = 50 (the step and fall stream)"),
         "shelves": Key([], _shelves, 'shelves = [{item = "milk", unit_g = 1030, full_count = 4}]'),
     },
     "model": {
@@ -319,6 +320,7 @@ class AgentConfig:
     obd_baud: int = _default("sensors", "obd_baud")
     loadcell_device: Path = Path(_default("sensors", "loadcell_device"))
     shelves: tuple[Shelf, ...] = ()
+    activity_hz: int = _default("sensors", "activity_hz")
     model_path: Path = REPO_MODEL
     outbox_max_messages: int = _default("outbox", "max_messages")
     rules: tuple[Rule, ...] = ()
@@ -400,6 +402,7 @@ def build(doc: dict[str, Any], path: Path, sha256: bytes) -> AgentConfig:
         obd_baud=sens["obd_baud"],
         loadcell_device=Path(sens["loadcell_device"]),
         shelves=sens["shelves"],
+        activity_hz=sens["activity_hz"],
         model_path=rel(model) if model else REPO_MODEL,
         outbox_max_messages=values["outbox"]["max_messages"],
         rules=rules,

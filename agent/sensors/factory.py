@@ -15,10 +15,10 @@ def source_for(cfg: AgentConfig, boot: int) -> Source:
     )
     if not cfg.scenes:
         return imu
-    return SceneSource(imu, scene_readers(cfg))
+    return SceneSource(imu, scene_readers(cfg, imu))
 
 
-def scene_readers(cfg: AgentConfig) -> tuple[SceneReader, ...]:
+def scene_readers(cfg: AgentConfig, imu: Source) -> tuple[SceneReader, ...]:
     """The configured scene readers, in the order `[sensors] scenes` names them."""
     readers: list[SceneReader] = []
     for name in cfg.scenes:
@@ -30,7 +30,28 @@ def scene_readers(cfg: AgentConfig) -> tuple[SceneReader, ...]:
             from agent.sensors.hx711 import LoadCellReader
 
             readers.append(LoadCellReader(cfg.shelves, cfg.loadcell_device, cfg.data_dir))
+        elif name == "activity":
+            readers.append(activity_reader(cfg, imu))
     return tuple(readers)
+
+
+def activity_reader(cfg: AgentConfig, imu: Source) -> SceneReader:
+    """Steps and falls from the IMU source itself (it must have an accelerometer stream)."""
+    from agent.sensors.activity_reader import ActivityReader
+    from agent.sensors.iio import IioSource, SensorError
+    from agent.sensors.mpu6050 import Mpu6050Source
+
+    if isinstance(imu, IioSource):
+        counter = imu.read_steps if imu.has_step_counter else None
+        return ActivityReader(
+            imu, cfg.activity_hz, cfg.data_dir, device=imu.device, step_counter=counter
+        )
+    if isinstance(imu, Mpu6050Source):
+        return ActivityReader(imu, cfg.activity_hz, cfg.data_dir)
+    raise SensorError(
+        f'the activity scene reads the IMU: set [sensors] source = "mpu6050" or "iio" '
+        f'(not "{cfg.source}")'
+    )
 
 
 def open_source(
