@@ -61,3 +61,17 @@ def test_sources_check_prints_live_values_and_fails_on_a_fault(
     assert (
         "inv.milk=25" in out and "loadcell.ok=1" in out and "imu: 256 samples at 50 Hz" in out
     )  # the sim board
+
+
+def test_tare_then_calibrate_stores_the_shelf_on_the_device(tmp_path: Path) -> None:
+    dev = tmp_path / "iio:device0"
+    cfg = fridge_config(tmp_path, dev)
+    (tmp_path / "data" / CALIBRATION_FILE).unlink()
+    hx711(dev, 100)  # the empty shelf: 50 mV
+    assert main(["sources", "tare", "--config", str(cfg), "--shelf", "milk", "--samples", "2"]) == 0
+    (dev / "in_voltage0_raw").write_text("2100\n")  # 2 kg on it: 1050 mV
+    args = ["--config", str(cfg), "--shelf", "milk", "--samples", "2", "--grams", "2000"]
+    assert main(["sources", "calibrate", *args]) == 0
+    doc = json.loads((tmp_path / "data" / CALIBRATION_FILE).read_text())
+    assert doc == {"milk": {"tare_mv": 50.0, "g_per_mv": 2.0}}
+    assert main(["sources", "tare", "--config", str(cfg), "--shelf", "eggs"]) == 2  # no shelf
