@@ -4,6 +4,7 @@ Mosquitto; the OBD-II car is ELM327-emulator on a pty, the fridge a sysfs-shaped
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -171,3 +172,103 @@ def test_fridge_load_cell_fires_restock_once_and_the_bridge_holds_once(
     last = reports(bridge, "fridge-1")[-1].telemetry
     assert last["fault.loadcell.read"] == 1 and last["loadcell.ok"] == 1
     assert last["removed.milk"] == 3 and last["stock.milk"] == 0 and last["door.opened"] == 2
+
+
+class Wrist:
+    """A sysfs IIO accelerometer + gyroscope worn while walking: a thread rewrites the raw
+    values (2 steps a second, with noise); `unplug` removes the device, `plug` brings it back."""
+
+    SCALE = 9.80665 / 16384  # m/s^2 per count
+
+    def __init__(self, dev: Path) -> None:
+        self.dev = dev
+        self.stop = threading.Event()
+        self.rng = random.Random(3)
+        self.lock = threading.Lock()
+        self.plug()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def plug(self) -> None:
+        with self.lock:
+            self.dev.mkdir()
+            (self.dev / "in_accel_scale").write_text(f"{self.SCALE:.9f}\n")
+            (self.dev / "in_anglvel_scale").write_text("0.000133090\n")
+            self._write(0.0)
+
+    def unplug(self) -> None:
+        with self.lock:
+            for f in self.dev.iterdir():
+                f.unlink()
+            self.dev.rmdir()
+
+    def _write(self, t: float) -> None:
+        g = 1.0 + 0.3 * math.sin(2 * math.pi * 2.0 * t)
+        values = {
+            "in_accel_x_raw": self.rng.randint(-30, 30),
+            "in_accel_y_raw": self.rng.randint(-30, 30),
+            "in_accel_z_raw": round(g * 16384) + self.rng.randint(-20, 20),
+            "in_anglvel_x_raw": self.rng.randint(-5, 5),
+            "in_anglvel_y_raw": self.rng.randint(-5, 5),
+            "in_anglvel_z_raw": self.rng.randint(-5, 5),
+        }
+        for name, value in values.items():
+            tmp = self.dev / f".{name}"
+            tmp.write_text(f"{value}\n")
+            tmp.replace(self.dev / name)
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self.stop.wait(0.005):
+            with self.lock:
+                if self.dev.exists():
+                    self._write(time.monotonic() - start)
+
+
+def test_wearable_imu_steps_and_faults_of_the_imu_itself(
+    tmp_path: Path, private_broker: Mosquitto
+) -> None:
+    url = private_broker.url
+    wrist = Wrist(tmp_path / "iio:device0")
+    bridge = Bridge.create(tmp_path / "bridge", url)
+    dev = bridge.device(tmp_path, "band-1", "wearable", url, "u-1", interval_s=0.3)
+    cfg = (
+        dev.config.read_text()
+        .replace('source = "sim"\n', "")
+        .replace(
+            "[sensors]\n",
+            f'[sensors]\nsource = "iio"\niio_device = "{wrist.dev}"\nsample_hz = 1000\n'
+            'window_samples = 64\nscenes = ["activity"]\n',
+        )
+    )
+    dev.config.write_text(cfg)
+    bridge.open_pool("u-1")
+    bridge.start()
+    dev.start("--offline-ok")
+
+    def latest() -> dict[str, int]:
+        got = reports(bridge, "band-1")
+        return got[-1].telemetry if got else {}
+
+    try:
+        assert wait(lambda: latest().get("steps_today", 0) > 4, 60), dev.log()[-3000:]
+        wrist.unplug()
+        assert wait(
+            lambda: (
+                latest().get("fault.activity.unplugged") == 1
+                and latest().get("fault.imu.read") == 1
+                and latest().get("imu.ok") == 0
+            ),
+            30,
+        ), (latest(), dev.log()[-3000:])
+        wrist.plug()
+        assert wait(lambda: latest().get("activity.ok") == 1 and latest().get("imu.ok") == 1, 30)
+        assert dev.proc is not None and dev.proc.poll() is None  # the agent kept running
+    finally:
+        if dev.proc:
+            dev.stop()
+        wrist.stop.set()
+        time.sleep(0.5)
+        bridge.stop()
+    last = reports(bridge, "band-1")[-1].telemetry
+    assert last["fault.activity.unplugged"] == 1 and last["fault.imu.read"] == 1
