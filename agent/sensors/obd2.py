@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 NAME = "obd2"
 DEAD_AFTER = 3
 """Replies in a row without valid data before a PID the car declares counts as unsupported."""
+
+
+@dataclass(frozen=True)
+class Round:
+    """One polling round's outcome: the telemetry and the faults seen in it."""
+
+    telemetry: dict[str, int]
+    faults: frozenset[Fault] = frozenset()
 
 
 class ObdLink(Protocol):
@@ -174,19 +182,17 @@ class ObdReader:
             )
             return pids.Mileage()
 
-    def _publish(self, telemetry: dict[str, int] | None, faults: set[Fault]) -> None:
-        now = frozenset(faults)
+    def _publish(self, outcome: Round) -> None:
         with self._lock:
-            if telemetry is not None:
-                self._telemetry = telemetry
-            self._began.extend(self._episodes.update(now))
-            self._faults = now
+            self._telemetry = outcome.telemetry
+            self._began.extend(self._episodes.update(outcome.faults))
+            self._faults = outcome.faults
 
     def _run(self) -> None:
         while not self._stop.is_set():
             if not self.port.exists():
                 fault = Fault.UNPLUGGED if self._was_connected else Fault.MISSING
-                self._publish({}, {fault})
+                self._publish(Round({}, frozenset({fault})))
                 self._stop.wait(self.backoff.next_delay(refused=False))
                 continue
             try:
@@ -194,7 +200,7 @@ class ObdReader:
             except (SensorError, OSError) as exc:
                 log.warning("OBD-II adapter on %s: %s", self.port, exc)
                 fault = Fault.UNPLUGGED if self._was_connected else Fault.READ
-                self._publish({}, {fault})
+                self._publish(Round({}, frozenset({fault})))
                 self._stop.wait(self.backoff.next_delay(refused=False))
                 continue
             self.backoff.reset()
@@ -231,12 +237,12 @@ class ObdReader:
                 else:
                     misses[pid], values[pid] = 0, value
             if not link.connected:
-                self._publish({}, {Fault.UNPLUGGED})
+                self._publish(Round({}, frozenset({Fault.UNPLUGGED})))
                 return
-            self._publish(*self._step(values, usable))
+            self._publish(self._step(values, usable))
             self._stop.wait(self.period_s)
 
-    def _step(self, values: dict[Pid, int], usable: set[Pid]) -> tuple[dict[str, int], set[Fault]]:
+    def _step(self, values: dict[Pid, int], usable: set[Pid]) -> Round:
         ts = self.wall_ms()
         before = self.mileage
         state = before
@@ -266,4 +272,4 @@ class ObdReader:
             telemetry["speed_kmh"] = values[Pid.SPEED]
         if Pid.BATTERY_REMAINING in values:
             telemetry["soc_pct"] = values[Pid.BATTERY_REMAINING]
-        return telemetry, faults
+        return Round(telemetry, frozenset(faults))

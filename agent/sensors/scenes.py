@@ -69,7 +69,8 @@ class SceneSource:
 
     def poll(self, now_ms: int) -> Reading:
         base = self.imu.poll(now_ms)
-        telemetry = dict(base.telemetry)
+        values = dict(base.telemetry)
+        health = {f"{IMU}.ok": int(self._imu_ok)}
         events = list(base.events)
         for reader in self.readers:
             try:
@@ -77,12 +78,12 @@ class SceneSource:
             except Exception:  # a reader's bug must not stop the agent: count it, go on
                 log.exception("scene reader %s failed", reader.name)
                 got = SceneReading(faults=(Fault.READ,), ok=False)
-            telemetry.update(got.telemetry)
-            telemetry[f"{reader.name}.ok"] = int(got.ok)
+            values.update(got.telemetry)
+            health[f"{reader.name}.ok"] = int(got.ok)
             events.extend(got.events)
             self.faults = self.faults.add(reader.name, got.faults)
-        telemetry[f"{IMU}.ok"] = int(self._imu_ok)
-        telemetry.update(self.faults.telemetry())
+        # Health first: a report carries the first 32 entries, and faults must never be cut.
+        telemetry = {**self.faults.telemetry(), **health, **values}
         return Reading(now_ms, telemetry, tuple(events))
 
     def capture(self) -> Capture:

@@ -89,6 +89,8 @@ def test_scene_source__merges_counts_and_survives_a_broken_reader() -> None:
     assert got[3] == {
         "inv.milk": 70, "demo.ok": 1, "imu.ok": 1, "fault.demo.missing": 1, "fault.demo.read": 1
     }  # fmt: skip
+    # A report keeps the first 32 entries: the health keys come before any reader's values.
+    assert list(got[3])[-1] == "inv.milk" and next(iter(got[3])).startswith("fault.")
     src.close()
     assert reader.closed
 
