@@ -104,6 +104,30 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--config", required=True, type=Path)
     rec.add_argument("--out", required=True, type=Path)
     rec.add_argument("--count", type=int, default=10)
+    rec.add_argument(
+        "--interval-s", type=float, default=1.0, help="between captures (scene readers poll on)"
+    )
+
+    src = sub.add_parser("sources", help="check the configured sensors on this rig")
+    src_sub = src.add_subparsers(dest="sources_command", required=True)
+    chk = src_sub.add_parser(
+        "check",
+        help="print live values from every configured source",
+        description="Poll the configured source and scene readers once a second and print what "
+        "they read; exit 1 if any of them reports a fault.",
+    )
+    chk.add_argument("--config", required=True, type=Path)
+    chk.add_argument("--seconds", type=float, default=6.0)
+    for name, what in (
+        ("tare", "zero a load-cell shelf: run it with the shelf empty"),
+        ("calibrate", "span a tared shelf: run it with a known weight on the shelf"),
+    ):
+        cal = src_sub.add_parser(name, help=what, description=what.capitalize() + ".")
+        cal.add_argument("--config", required=True, type=Path)
+        cal.add_argument("--shelf", required=True, help="the shelf's item, as in [sensors] shelves")
+        cal.add_argument("--samples", type=int, default=20)
+        if name == "calibrate":
+            cal.add_argument("--grams", required=True, type=float, help="the known weight")
     return parser
 
 
@@ -120,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             "status": status,
             "emergency": emergency,
             "record": record,
+            "sources": sources,
         }[args.command]
         return int(handler(args))
     except AgentError as exc:
@@ -341,13 +366,87 @@ def record(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(args.config)
     source = source_for(cfg, boot=1)
-    with open(args.out, "w") as fh:
-        for i in range(args.count):
-            reading = source.poll(time.time_ns() // 1_000_000)
-            write_capture(fh, source.capture(), reading.telemetry)
-            print(f"\rrecorded {i + 1}/{args.count}", end="", file=sys.stderr)
+    try:
+        with open(args.out, "w") as fh:
+            for i in range(args.count):
+                if i:
+                    time.sleep(args.interval_s)
+                reading = source.poll(time.time_ns() // 1_000_000)
+                write_capture(fh, source.capture(), reading.telemetry)
+                print(f"\rrecorded {i + 1}/{args.count}", end="", file=sys.stderr)
+    finally:
+        source.close()
     print(file=sys.stderr)
     return 0
+
+
+def sources(args: argparse.Namespace) -> int:
+    if args.sources_command == "check":
+        return sources_check(args)
+    return calibrate_shelf(args)
+
+
+def calibrate_shelf(args: argparse.Namespace) -> int:
+    """`edge-agent sources tare|calibrate`: measure a shelf, store its calibration on the device."""
+    from agent.sensors import hx711, loadcell
+    from agent.sensors.iio import SensorError
+    from agent.sensors.loadcell import Calibration
+
+    cfg = config_mod.load(args.config)
+    shelf = next((s for s in cfg.shelves if s.item == args.shelf), None)
+    if shelf is None:
+        items = ", ".join(s.item for s in cfg.shelves) or "none configured"
+        raise SensorError(f"no shelf {args.shelf!r} in [sensors] shelves ({items})")
+    device = hx711.shelf_device(shelf, cfg.loadcell_device)
+    samples = []
+    for i in range(max(1, args.samples)):
+        if i:
+            time.sleep(0.1)
+        raw, scale = hx711.read_channel(device, shelf.channel)
+        samples.append(raw * scale)
+    path = cfg.data_dir / hx711.CALIBRATION_FILE
+    cals = hx711.load_calibration(path)
+    if args.sources_command == "tare":
+        cals[shelf.item] = loadcell.tare(samples)
+    else:
+        try:
+            cals[shelf.item] = loadcell.span(
+                cals.get(shelf.item, Calibration()), samples, args.grams
+            )
+        except ValueError as exc:
+            raise SensorError(f"shelf {shelf.item}: {exc} (tare it empty first)") from exc
+    hx711.save_calibration(path, cals)
+    cal = cals[shelf.item]
+    print(f"{shelf.item}: tare {cal.tare_mv:.4f} mV, {cal.g_per_mv:.4f} g/mV -> {path}")
+    return 0
+
+
+def sources_check(args: argparse.Namespace) -> int:
+    """`edge-agent sources check`: live values, one line a second; 1 if anything faulted."""
+    from agent.sensors.factory import source_for
+
+    cfg = config_mod.load(args.config)
+    source = source_for(cfg, boot=1)
+    faulted = False
+    try:
+        deadline = time.monotonic() + args.seconds
+        while True:
+            reading = source.poll(time.time_ns() // 1_000_000)
+            values = " ".join(f"{k}={v}" for k, v in sorted(reading.telemetry.items()))
+            print(values or "(no telemetry yet)", flush=True)
+            faulted |= any(k.startswith("fault.") for k in reading.telemetry)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
+        capture = source.capture()
+        print(
+            f"imu: {len(capture.imu_raw)} samples at {capture.sample_rate_hz:g} Hz, "
+            f"temperature {capture.temp_mc / 1000:.1f} C",
+            flush=True,
+        )
+    finally:
+        source.close()
+    return 1 if faulted else 0
 
 
 if __name__ == "__main__":

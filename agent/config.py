@@ -42,6 +42,8 @@ from protocol.names import AGENT_KINDS, ID_PATTERN, ID_RULE, RESERVED_DEVICE_IDS
 
 DEVICE_KINDS = AGENT_KINDS  # the kinds agent.toml accepts (mcu is the firmware's)
 SOURCES = ("sim", "iio", "mpu6050", "replay")
+SCENES = ("obd2", "loadcell", "activity")
+"""Scene readers polled beside the IMU source (agent.sensors.scenes)."""
 TRIGGER_KINDS = ("restock", "health_streak", "ev_tier", "emergency")
 MODEL_NAME = "risk-v1.tflite"
 
@@ -98,6 +100,57 @@ def _tiers(value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _scenes(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or any(v not in SCENES for v in value):
+        raise Invalid(f"must be a list of scene readers from {', '.join(SCENES)}")
+    if len(set(value)) != len(value):
+        raise Invalid("names each scene reader once")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class Shelf:
+    """A fridge shelf on a load cell: which item it holds, the weight of one, how many fill it,
+    and the HX711 channel (and IIO device, if not `loadcell_device`) it is wired to."""
+
+    item: str
+    unit_g: float
+    full_count: int
+    channel: int = 0
+    device: Path | None = None
+
+
+def _shelves(value: Any) -> tuple[Shelf, ...]:
+    fix = 'for example: shelves = [{item = "milk", unit_g = 1030, full_count = 4}]'
+    if not isinstance(value, list):
+        raise Invalid("must be a list of shelf tables", fix=fix)
+    out = []
+    for i, shelf in enumerate(value):
+        if not isinstance(shelf, dict) or set(shelf) - {
+            "item",
+            "unit_g",
+            "full_count",
+            "channel",
+            "device",
+        }:
+            raise Invalid(
+                f"shelf #{i + 1} must be a table of item, unit_g, full_count, channel, device",
+                fix=fix,
+            )
+        try:
+            item = _ident(shelf.get("item"))
+            unit_g = number(1, 100_000)(shelf.get("unit_g"))
+            full = integer(1, 1000)(shelf.get("full_count"))
+            channel = integer(0, 1)(shelf.get("channel", 0))
+            device = path(shelf["device"]) if "device" in shelf else None
+        except Invalid as exc:
+            raise Invalid(f"shelf #{i + 1}: {exc}", fix=fix) from None
+        out.append(Shelf(item, unit_g, full, channel, Path(device) if device else None))
+    if len({s.item for s in out}) != len(out):
+        raise Invalid("names each shelf's item once", fix=fix)
+    return tuple(out)
+
+
 SCHEMA: Schema = {
     "device": {
         "id": Key(REQUIRED, _device_id, 'id = "rig-01"'),
@@ -150,6 +203,14 @@ SCHEMA: Schema = {
         "i2c_address": Key(0x68, integer(0x08, 0x77), "i2c_address = 0x68"),
         "replay_file": Key("", text, 'replay_file = "session.jsonl"'),
         "day_s": Key(86_400.0, number(0.1, 86_400), "day_s = 86400 (shorter only in simulation)"),
+        "scenes": Key([], _scenes, 'scenes = ["obd2"] (any of obd2, loadcell, activity)'),
+        "obd_port": Key("/dev/ttyUSB0", path, 'obd_port = "/dev/serial/by-id/usb-...-port0"'),
+        "obd_baud": Key(38400, integer(0, 2_000_000), "obd_baud = 38400 (0: try the usual rates)"),
+        "loadcell_device": Key(
+            "/sys/bus/iio/devices/iio:device0", path, 'loadcell_device = "/sys/bus/iio/devices/..."'
+        ),
+        "activity_hz": Key(50, integer(10, 400), "activity_hz = 50 (the step and fall stream)"),
+        "shelves": Key([], _shelves, 'shelves = [{item = "milk", unit_g = 1030, full_count = 4}]'),
     },
     "model": {
         "path": Key("", text, 'path = "/usr/share/edge-agent/risk-v1.tflite"'),
@@ -254,6 +315,12 @@ class AgentConfig:
     i2c_address: int = _default("sensors", "i2c_address")
     replay_file: Path | None = None
     day_s: float = _default("sensors", "day_s")
+    scenes: tuple[str, ...] = ()
+    obd_port: Path = Path(_default("sensors", "obd_port"))
+    obd_baud: int = _default("sensors", "obd_baud")
+    loadcell_device: Path = Path(_default("sensors", "loadcell_device"))
+    shelves: tuple[Shelf, ...] = ()
+    activity_hz: int = _default("sensors", "activity_hz")
     model_path: Path = REPO_MODEL
     outbox_max_messages: int = _default("outbox", "max_messages")
     rules: tuple[Rule, ...] = ()
@@ -330,6 +397,12 @@ def build(doc: dict[str, Any], path: Path, sha256: bytes) -> AgentConfig:
         i2c_address=sens["i2c_address"],
         replay_file=rel(sens["replay_file"]) if sens["replay_file"] else None,
         day_s=sens["day_s"],
+        scenes=sens["scenes"],
+        obd_port=Path(sens["obd_port"]),
+        obd_baud=sens["obd_baud"],
+        loadcell_device=Path(sens["loadcell_device"]),
+        shelves=sens["shelves"],
+        activity_hz=sens["activity_hz"],
         model_path=rel(model) if model else REPO_MODEL,
         outbox_max_messages=values["outbox"]["max_messages"],
         rules=rules,

@@ -1,4 +1,4 @@
-"""Choose and open the configured sensor source."""
+"""Choose and open the configured sensor source, with its scene readers."""
 
 from __future__ import annotations
 
@@ -6,11 +6,51 @@ from pathlib import Path
 
 from agent.config import AgentConfig
 from agent.sensors.base import Source
+from agent.sensors.scenes import SceneReader, SceneSource
 
 
 def source_for(cfg: AgentConfig, boot: int) -> Source:
-    return open_source(
+    imu = open_source(
         cfg.source, cfg.kind, seed=cfg.seed, data_dir=cfg.data_dir, boot=boot, cfg=cfg
+    )
+    if not cfg.scenes:
+        return imu
+    return SceneSource(imu, scene_readers(cfg, imu))
+
+
+def scene_readers(cfg: AgentConfig, imu: Source) -> tuple[SceneReader, ...]:
+    """The configured scene readers, in the order `[sensors] scenes` names them."""
+    readers: list[SceneReader] = []
+    for name in cfg.scenes:
+        if name == "obd2":
+            from agent.sensors.obd2 import ObdReader
+
+            readers.append(ObdReader(cfg.obd_port, cfg.obd_baud, cfg.data_dir / "obd2.json"))
+        elif name == "loadcell":
+            from agent.sensors.hx711 import LoadCellReader
+
+            readers.append(LoadCellReader(cfg.shelves, cfg.loadcell_device, cfg.data_dir))
+        elif name == "activity":
+            readers.append(activity_reader(cfg, imu))
+    return tuple(readers)
+
+
+def activity_reader(cfg: AgentConfig, imu: Source) -> SceneReader:
+    """Steps and falls from the IMU source itself (it must have an accelerometer stream)."""
+    from agent.sensors.activity_reader import ActivityReader
+    from agent.sensors.iio import IioSource, SensorError
+    from agent.sensors.mpu6050 import Mpu6050Source
+
+    if isinstance(imu, IioSource):
+        counter = imu.read_steps if imu.has_step_counter else None
+        return ActivityReader(
+            imu, cfg.activity_hz, cfg.data_dir, device=imu.device, step_counter=counter
+        )
+    if isinstance(imu, Mpu6050Source):
+        return ActivityReader(imu, cfg.activity_hz, cfg.data_dir)
+    raise SensorError(
+        f'the activity scene reads the IMU: set [sensors] source = "mpu6050" or "iio" '
+        f'(not "{cfg.source}")'
     )
 
 
@@ -28,7 +68,9 @@ def open_source(
     if name == "sim":
         from agent.sensors.sim import SimSource
 
-        return SimSource(kind, seed, cfg.day_s if cfg else 86_400.0, boot)
+        # Real scene readers replace the simulated appliance's telemetry, never mix with it.
+        appliance = not (cfg and cfg.scenes)
+        return SimSource(kind, seed, cfg.day_s if cfg else 86_400.0, boot, appliance)
     if name == "iio":
         from agent.sensors.iio import IioSource
 

@@ -74,6 +74,22 @@ class IioSource:
         )
         return round((raw + offset) * scale)  # IIO: milli degrees Celsius
 
+    def read_accel_g(self) -> tuple[float, float, float]:
+        """One accelerometer sample in g (the activity scene's stream)."""
+        x, y, z = (int(self._read(f"in_accel_{a}_raw")) * self.accel_scale / G for a in AXES)
+        return x, y, z
+
+    @property
+    def has_step_counter(self) -> bool:
+        return (self.device / "in_steps_input").exists()
+
+    def read_steps(self) -> int:
+        """The chip's own cumulative step count (IIO `in_steps_input`)."""
+        try:
+            return int(self._read("in_steps_input"))
+        except ValueError as exc:
+            raise SensorError(f"{self.device / 'in_steps_input'} is not a count") from exc
+
     def poll(self, now_ms: int) -> Reading:
         return Reading(now_ms, {})
 

@@ -8,6 +8,7 @@ from ACCEL_XOUT_H: accel x y z, temperature, gyro x y z, big-endian int16.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -67,6 +68,7 @@ class Mpu6050Source:
         self.bus, self.address = bus, address
         self.sample_hz, self.window = sample_hz, window
         self.sleep, self.clock_us = sleep, clock_us
+        self.lock = threading.Lock()  # the activity thread and the capture share the bus
         try:
             who = bus.read_byte_data(address, WHO_AM_I)
         except OSError as exc:
@@ -79,6 +81,13 @@ class Mpu6050Source:
         bus.write_byte_data(address, GYRO_CONFIG, 0x00)
         bus.write_byte_data(address, ACCEL_CONFIG, 0x00)
 
+    def read_accel_g(self) -> tuple[float, float, float]:
+        """One accelerometer sample in g (the activity scene's stream)."""
+        with self.lock:
+            block = bytes(self.bus.read_i2c_block_data(self.address, ACCEL_XOUT_H, 6))
+        x, y, z = (float(v) / ACCEL_LSB_PER_G for v in np.frombuffer(block, dtype=">i2"))
+        return x, y, z
+
     def poll(self, now_ms: int) -> Reading:
         return Reading(now_ms, {})
 
@@ -88,7 +97,8 @@ class Mpu6050Source:
         temps = np.zeros(self.window, dtype=np.int64)
         period = 1.0 / self.sample_hz
         for i in range(self.window):
-            block = bytes(self.bus.read_i2c_block_data(self.address, ACCEL_XOUT_H, 14))
+            with self.lock:
+                block = bytes(self.bus.read_i2c_block_data(self.address, ACCEL_XOUT_H, 14))
             words = np.frombuffer(block, dtype=">i2")
             raw[i, :3], temps[i], raw[i, 3:] = words[:3], words[3], words[4:]
             ts[i] = self.clock_us()

@@ -16,13 +16,17 @@ SIM_EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00Z: day 0 of the simulated ca
 
 
 class SimSource:
-    def __init__(self, kind: str, seed: int, day_s: float, boot: int = 1):
+    def __init__(self, kind: str, seed: int, day_s: float, boot: int = 1, appliance: bool = True):
+        """`appliance=False`: the IMU and taps only, when real scene readers give the telemetry."""
         self.device = SimDevice(seed, kind)
+        self.appliance = appliance
         self.telemetry = Telemetry(kind, seed, day_s, SIM_EPOCH_MS)
         # Sessions of this boot never repeat those of earlier boots.
         self._session = boot * 1_000_000
 
     def poll(self, now_ms: int) -> Reading:
+        if not self.appliance:
+            return Reading(now_ms, {})
         telemetry, events = self.telemetry.read(now_ms)
         return Reading(now_ms, telemetry, events)
 
