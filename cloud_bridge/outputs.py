@@ -19,8 +19,8 @@ from cloud_bridge.pool.service import Outcome
 from cloud_bridge.publish import Publisher
 from cloud_bridge.store.base import Transaction
 from cloud_bridge.store.ingest_repo import OutputRow, store_outputs
+from protocol import direct, topics
 from protocol import messages as m
-from protocol import topics
 from protocol.topics import Channel
 
 TOPIC_CACHE = 65_536
@@ -40,10 +40,12 @@ class Output:
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """An output before it is signed; a batch's outputs are signed together at the end."""
+    """An output before it is signed (its encoded payload and its seq in this instance's
+    numbering); a batch's outputs are signed together at the end."""
 
     topic: str
-    message: m.Message
+    payload: bytes
+    seq: int
     retain: bool = False
     stored: bool = True
 
@@ -67,9 +69,14 @@ class Outputs:
         result: str,
         received_ms: int,
     ) -> Pending:
-        msg = self.publisher.make(
-            m.Decision,
-            tx,
+        # Every value comes from a validated event or the bridge's own enums and numbers, so
+        # the payload is written directly (protocol.direct), without a validated message.
+        pub, seq = self.publisher, self.publisher.next_seq(tx)
+        payload = direct.decision(
+            sender=pub.instance,
+            seq=seq,
+            boot=pub.boot,
+            ts_ms=pub.wall_ms(),
             user=user,
             device=event.sender,
             device_seq=event.seq,
@@ -81,14 +88,17 @@ class Outputs:
             reasons=plan.verdict.reasons[:16],
             received_ms=received_ms,
         )
-        return Pending(_pool_topic(fleet, user, Channel.POOL_DECISION), msg)
+        return Pending(_pool_topic(fleet, user, Channel.POOL_DECISION), payload, seq)
 
     def pool_state(self, tx: Transaction, fleet: str, outcome: Outcome) -> Pending:
         view = outcome.view
         assert view is not None
-        msg = self.publisher.make(
-            m.PoolState,
-            tx,
+        pub, seq = self.publisher, self.publisher.next_seq(tx)
+        payload = direct.pool_state(
+            sender=pub.instance,
+            seq=seq,
+            boot=pub.boot,
+            ts_ms=pub.wall_ms(),
             user=outcome.user,
             status=view.status,
             limit_fen=view.limit_fen,
@@ -98,7 +108,8 @@ class Outputs:
             rate_bps=view.rate_bps,
             version=view.version,
         )
-        return Pending(_pool_topic(fleet, outcome.user, Channel.POOL_STATE), msg, retain=True)
+        topic = _pool_topic(fleet, outcome.user, Channel.POOL_STATE)
+        return Pending(topic, payload, seq, retain=True)
 
     def risk(self, tx: Transaction, fleet: str, device: str, note: RiskNote) -> Pending:
         msg = self.publisher.make(
@@ -111,7 +122,7 @@ class Outputs:
             device_seq=max(0, note.device_seq),
             risk_pm=note.risk_pm,
         )
-        return Pending(_risk_topic(fleet, device), msg)
+        return Pending(_risk_topic(fleet, device), m.encode(msg), msg.seq)
 
     def command(
         self,
@@ -122,22 +133,26 @@ class Outputs:
         args: dict[str, int | str | bytes | bool],
     ) -> Pending:
         msg = self.publisher.make(m.Command, tx, device=device, command=name, args=args)
-        return Pending(topics.command(fleet, device, name), msg)
+        return Pending(topics.command(fleet, device, name), m.encode(msg), msg.seq)
 
     def ack(self, tx: Transaction, fleet: str, device: str, ack_seq: int) -> Pending:
         """Built in the transaction, published after the commit (the window is durable then)."""
-        msg = self.publisher.make(m.Ack, tx, device=device, ack_seq=ack_seq)
-        return Pending(_device_topic(fleet, device, Channel.ACK), msg, stored=False)
+        pub, seq = self.publisher, self.publisher.next_seq(tx)
+        payload = direct.ack(
+            sender=pub.instance,
+            seq=seq,
+            boot=pub.boot,
+            ts_ms=pub.wall_ms(),
+            device=device,
+            ack_seq=ack_seq,
+        )
+        return Pending(_device_topic(fleet, device, Channel.ACK), payload, seq, stored=False)
 
     def seal_and_store(self, tx: Transaction, pending: list[Pending]) -> list[Output]:
         """Sign the batch's outputs, store the ones that must survive a crash, keep order."""
+        sign1, instance = self.publisher.signer.sign1, self.publisher.instance
         outputs = [
-            Output(
-                p.topic,
-                self.publisher.seal(p.message),
-                p.retain,
-                (p.message.sender, p.message.seq) if p.stored else None,
-            )
+            Output(p.topic, sign1(p.payload), p.retain, (instance, p.seq) if p.stored else None)
             for p in pending
         ]
         rows = [

@@ -32,7 +32,8 @@ class Publisher:
     ) -> None:
         self.instance = instance
         self.key = key
-        self.kid = cose.kid_for(key.verify_key)  # a hash: once, not once per output
+        self.signer = cose.Signer(key)  # kid, headers and libsodium key prepared once
+        self.kid = self.signer.kid
         self.store = store
         self.wall_ms = wall_ms
         with store.transaction() as tx:
@@ -67,8 +68,8 @@ class Publisher:
         )
 
     def seal(self, message: m.Message) -> bytes:
-        # What envelope.seal does, with the kid computed once.
-        return cose.sign1(m.encode(message), self.key, self.kid)
+        # What envelope.seal does, with the kid and headers prepared once.
+        return self.signer.sign1(m.encode(message))
 
     def sealed(self, cls: type[M], tx: Transaction | None = None, **fields: Any) -> bytes:
         return self.seal(self.make(cls, tx, **fields))
