@@ -44,6 +44,9 @@ DEVICE_KINDS = AGENT_KINDS  # the kinds agent.toml accepts (mcu is the firmware'
 SOURCES = ("sim", "iio", "mpu6050", "replay")
 SCENES = ("obd2", "loadcell", "activity")
 """Scene readers polled beside the IMU source (agent.sensors.scenes)."""
+SHELF_ITEM_MAX = 56
+"""A shelf's item names telemetry keys, which are ids (64 characters at most) too; the longest
+is `removed.<item>`, so an item has at most 64 - len("removed.") = 56 characters."""
 TRIGGER_KINDS = ("restock", "health_streak", "ev_tier", "emergency")
 MODEL_NAME = "risk-v1.tflite"
 
@@ -139,6 +142,8 @@ def _shelves(value: Any) -> tuple[Shelf, ...]:
             )
         try:
             item = _ident(shelf.get("item"))
+            if len(item) > SHELF_ITEM_MAX:  # telemetry keys `removed.<item>` are ids too
+                raise Invalid(f"item {item!r} must be at most {SHELF_ITEM_MAX} characters")
             unit_g = number(1, 100_000)(shelf.get("unit_g"))
             full = integer(1, 1000)(shelf.get("full_count"))
             channel = integer(0, 1)(shelf.get("channel", 0))

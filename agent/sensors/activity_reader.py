@@ -99,7 +99,12 @@ class ActivityReader:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.sample_once()
+            try:
+                self.sample_once()
+            except Exception:  # the reader must never die silently and freeze its values
+                log.exception("activity: unexpected error; counted as a read fault")
+                self._publish({Fault.READ}, None, 0)
+                self._stop.wait(self.retry_s)
 
     def sample_once(self) -> None:
         """One second of samples, folded into the detectors (the thread's body)."""
@@ -134,13 +139,17 @@ class ActivityReader:
         self._publish(faults, day, falls)
 
     def _publish(self, faults: set[Fault], day: DaySteps | None, falls: int) -> None:
+        faults = set(faults)
+        if day is not None and day != self.day:  # self.day is written by this thread only
+            doc = {"day": day.day, "steps_today": day.steps_today, "counter": day.counter}
+            try:
+                write_json_atomic(self.state_file, doc, durable=False)
+            except OSError as exc:  # a full or read-only card: keep counting, say so
+                log.warning("activity: cannot save %s: %s", self.state_file, exc)
+                faults.add(Fault.READ)
         with self._lock:
             self._began.extend(self._episodes.update(frozenset(faults)))
             self._faults = frozenset(faults)
             self._events.extend(Event("illness", "fall") for _ in range(falls))
-            changed = day is not None and day != self.day
             if day is not None:
                 self.day = day
-        if changed and day is not None:
-            doc = {"day": day.day, "steps_today": day.steps_today, "counter": day.counter}
-            write_json_atomic(self.state_file, doc, durable=False)

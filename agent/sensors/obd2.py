@@ -207,6 +207,10 @@ class ObdReader:
             self._was_connected = True
             try:
                 self._session(link)
+            except Exception:  # never die silently and leave the last values looking healthy
+                log.exception("OBD-II: unexpected error; counted as a read fault")
+                self._publish(Round({}, frozenset({Fault.READ})))
+                self._stop.wait(self.backoff.next_delay(refused=False))
             finally:
                 with contextlib.suppress(Exception):
                     link.close()
@@ -262,7 +266,11 @@ class ObdReader:
         if replace(state, unmoved_m=0, last_ts_ms=None) != replace(
             before, unmoved_m=0, last_ts_ms=None
         ):
-            write_json_atomic(self.state_file, pids.to_json(state), durable=False)
+            try:
+                write_json_atomic(self.state_file, pids.to_json(state), durable=False)
+            except OSError as exc:  # a full or read-only card: keep reading, say so
+                log.warning("OBD-II: cannot save %s: %s", self.state_file, exc)
+                faults.add(Fault.READ)
         telemetry = {f"{NAME}.pid.{pid:02x}": int(pid in usable) for pid in Pid}
         has_distance = Pid.ODOMETER in usable or Pid.DISTANCE_SINCE_CLEAR in usable
         if has_distance and state.marks:

@@ -165,3 +165,33 @@ def test_iio__the_chips_step_counter_is_used_where_there_is_one(tmp_path: Path) 
     reader.sample_once()
     assert reader.read(0).telemetry["steps_today"] == 123  # the chip's count, not the stream's
     assert np.isclose(imu.read_accel_g()[2], walking_g(tree.i - 1), atol=1e-3)
+
+
+def test_reader__unwritable_state_file_is_a_fault_not_a_dead_thread(tmp_path: Path) -> None:
+    """A full or read-only card: the reader keeps counting and says so, instead of its thread
+    dying and its last values looking healthy for ever."""
+    import math
+    import time
+
+    from agent.sensors.activity_reader import ActivityReader
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    n = [0]
+
+    class Walking:
+        def read_accel_g(self) -> tuple[float, float, float]:
+            n[0] += 1
+            return (0.0, 0.0, 1.0 + 0.5 * math.sin(n[0] / 3.0))
+
+    reader = ActivityReader(Walking(), 50, blocker / "data", sleep=lambda s: None, start=True)
+    try:
+        deadline = time.monotonic() + 10
+        while n[0] < 500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reader._thread.is_alive()
+        reading = reader.read(0)
+        assert not reading.ok and Fault.READ in reading.faults
+        assert reading.telemetry["steps_today"] > 0  # still counting
+    finally:
+        reader.close()

@@ -40,6 +40,8 @@ def test_config__scene_keys(tmp_path: Path) -> None:
         ('scenes = ["gps"]', "scenes"),
         ('scenes = ["obd2", "obd2"]', "once"),
         ('shelves = [{item = "milk", unit_g = 0, full_count = 4}]', "shelf #1"),
+        # `removed.<item>` must stay a valid telemetry key (an id of at most 64 characters)
+        ('shelves = [{item = "' + "m" * 57 + '", unit_g = 10, full_count = 4}]', "at most 56"),
         ('shelves = [{item = "milk", unit_g = 10, full_count = 4, chanel = 1}]', "shelf #1"),
         (
             'shelves = [{item = "a", unit_g = 1, full_count = 1}, '
