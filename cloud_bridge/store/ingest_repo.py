@@ -10,17 +10,14 @@ where every statement executed costs the server a round of planning and executin
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from cloud_bridge.device_state import DeviceState
 from cloud_bridge.store.base import Column, Transaction
+from cloud_bridge.store.batching import chunks, marks
 from protocol.replay import ReplayWindow
 
-T = TypeVar("T")
-CHUNK = 500
-"""Ids per query: a batch's devices in one round trip, well under SQLite's parameter limit."""
 KEY_UNKNOWN = "unknown"
 TOPIC_MAX, DETAIL_MAX, ENVELOPE_MAX = 256, 256, 8192  # what `rejections` keeps of a refusal
 
@@ -57,15 +54,6 @@ class OutputRow:
     retain: bool
 
 
-def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
-
-
 def _pg(tx: Transaction) -> bool:
     return tx.dialect == "postgres"
 
@@ -90,7 +78,7 @@ def _insert(
     if _pg(tx):
         tx.execute(f"{head} SELECT * FROM {_unnest(types)}", _columns(rows, len(types)))
     else:
-        tx.executemany(f"{head} VALUES ({_marks(len(types))})", rows)
+        tx.executemany(f"{head} VALUES ({marks(len(types))})", rows)
 
 
 # ---- device state ------------------------------------------------------------------------------
@@ -115,9 +103,9 @@ def lock_devices(tx: Transaction, ids: Collection[str]) -> dict[str, DeviceState
         )
     else:
         rows = []
-        for chunk in _chunks(ordered):
+        for chunk in chunks(ordered):
             rows += tx.fetchall(
-                f"SELECT {_DEVICE_COLS} FROM devices WHERE device_id IN ({_marks(len(chunk))}) "
+                f"SELECT {_DEVICE_COLS} FROM devices WHERE device_id IN ({marks(len(chunk))}) "
                 "ORDER BY device_id",
                 chunk,
             )
@@ -168,9 +156,9 @@ def key_statuses(tx: Transaction, kids: Collection[bytes]) -> dict[bytes, str]:
         )
     else:
         rows = []
-        for chunk in _chunks(ordered):
+        for chunk in chunks(ordered):
             rows += tx.fetchall(
-                f"SELECT kid, status FROM device_keys WHERE kid IN ({_marks(len(chunk))})", chunk
+                f"SELECT kid, status FROM device_keys WHERE kid IN ({marks(len(chunk))})", chunk
             )
     for kid, status in rows:
         out[bytes(kid)] = str(status)
@@ -195,7 +183,7 @@ def stored_envelopes(
         )
     else:
         rows = []
-        for chunk in _chunks(ordered):
+        for chunk in chunks(ordered):
             rows += tx.fetchall(
                 "SELECT device_id, seq, envelope FROM events WHERE (device_id, seq) IN "
                 f"(VALUES {', '.join(['(?, ?)'] * len(chunk))})",
@@ -272,9 +260,9 @@ def forget_outputs(tx: Transaction, published: Sequence[tuple[str, int]]) -> Non
                 (instance, Column(seqs)),
             )
             continue
-        for chunk in _chunks(seqs):
+        for chunk in chunks(seqs):
             tx.execute(
-                f"DELETE FROM outputs WHERE instance = ? AND seq IN ({_marks(len(chunk))})",
+                f"DELETE FROM outputs WHERE instance = ? AND seq IN ({marks(len(chunk))})",
                 [instance, *chunk],
             )
 

@@ -12,19 +12,16 @@ trip.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from cloud_bridge.pool.events import Event
 from cloud_bridge.pool.ledger import COMMITMENT, Account
 from cloud_bridge.pool.state import PoolState
 from cloud_bridge.store.base import Transaction
+from cloud_bridge.store.batching import chunks, marks
 from cloud_bridge.store.errors import StoreConflict
-
-CHUNK = 500
-"""Values per `IN (...)` list: a whole batch in one query, well under either database's limit of
-parameters."""
 
 _POOL_COLUMNS = (
     ("status", "text"), ("limit_fen", "bigint"), ("available_fen", "bigint"),
@@ -54,7 +51,7 @@ def _names(columns: Columns) -> str:
 
 def _insert(table: str, columns: Columns) -> str:
     """One row's INSERT (SQLite)."""
-    return f"INSERT INTO {table} ({_names(columns)}) VALUES ({_marks(len(columns))})"
+    return f"INSERT INTO {table} ({_names(columns)}) VALUES ({marks(len(columns))})"
 
 
 def _recordset(columns: Columns, alias: str) -> str:
@@ -129,18 +126,6 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
-T = TypeVar("T")
-
-
-def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
-
-
 def load(tx: Transaction, user: str) -> PoolState | None:
     """The pool's state as stored, or None (no lock)."""
     row = tx.fetchone("SELECT state FROM pools WHERE user_id = ?", (user,))
@@ -156,9 +141,9 @@ def lock_pools(tx: Transaction, users: Iterable[str]) -> dict[str, PoolState]:
     cannot deadlock. SQLite's BEGIN IMMEDIATE already holds the whole database."""
     lock = " ORDER BY user_id FOR UPDATE" if tx.dialect == "postgres" else ""
     out: dict[str, PoolState] = {}
-    for chunk in _chunks(sorted(set(users))):
+    for chunk in chunks(sorted(set(users))):
         for (state_json,) in tx.fetchall(
-            f"SELECT state FROM pools WHERE user_id IN ({_marks(len(chunk))}){lock}", chunk
+            f"SELECT state FROM pools WHERE user_id IN ({marks(len(chunk))}){lock}", chunk
         ):
             state = PoolState.from_json(json.loads(state_json))
             out[state.user] = state
@@ -172,13 +157,13 @@ def recorded_commands(
     `CHUNK` pairs. Read after `lock_pools`, so that on PostgreSQL (a snapshot per statement)
     it sees what the last holder of a lock committed."""
     out: dict[tuple[str, str], Recorded] = {}
-    for chunk in _chunks(sorted(set(keys))):
+    for chunk in chunks(sorted(set(keys))):
         users = sorted({user for user, _ in chunk})
         idem = sorted({key for _, key in chunk})
         pairs = set(chunk)
         for user, key, fingerprint, outcome in tx.fetchall(
             "SELECT user_id, idem_key, fingerprint, outcome FROM pool_commands"
-            f" WHERE user_id IN ({_marks(len(users))}) AND idem_key IN ({_marks(len(idem))})",
+            f" WHERE user_id IN ({marks(len(users))}) AND idem_key IN ({marks(len(idem))})",
             [*users, *idem],
         ):
             if (user, key) in pairs:  # the query matches every user of the chunk with every key

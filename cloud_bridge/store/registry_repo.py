@@ -15,8 +15,7 @@ from typing import Any
 import nacl.signing
 
 from cloud_bridge.store.base import Transaction
-
-CHUNK = 500  # kids per query
+from cloud_bridge.store.batching import CHUNK
 
 
 @dataclass(frozen=True)
