@@ -372,7 +372,7 @@ def record(args: argparse.Namespace) -> int:
                 if i:
                     time.sleep(args.interval_s)
                 reading = source.poll(time.time_ns() // 1_000_000)
-                write_capture(fh, source.capture(), reading.telemetry)
+                write_capture(fh, source.capture(), reading.telemetry, reading.events)
                 print(f"\rrecorded {i + 1}/{args.count}", end="", file=sys.stderr)
     finally:
         source.close()

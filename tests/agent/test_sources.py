@@ -23,6 +23,7 @@ from agent.sensors.mpu6050 import (
 )
 from agent.sensors.replay import ReplaySource, write_capture
 from agent.simulator.device import SimDevice
+from agent.triggers import Event
 
 
 class FakeClock:
@@ -132,6 +133,23 @@ def test_replay__plays_back_what_was_recorded(tmp_path: Path) -> None:
     path.write_text(json.dumps({"imu_raw": "nope"}) + "\n")
     with pytest.raises(SensorError, match="not a capture recording"):
         ReplaySource(path)
+
+
+def test_replay__a_recorded_fall_fires_once_per_play(tmp_path: Path) -> None:
+    sim = SimDevice(5, "wearable")
+    path = tmp_path / "rec.jsonl"
+    fall = Event("illness", "fall")
+    with open(path, "w") as fh:
+        write_capture(fh, sim.capture(0), {"steps_today": 10}, [fall])
+        write_capture(fh, sim.capture(1), {"steps_today": 12})
+    src = ReplaySource(path)
+    src.capture()
+    assert src.poll(1).events == (fall,)
+    assert src.poll(2).events == ()  # the same line again: the fall is not repeated
+    src.capture()
+    assert src.poll(3).events == ()
+    src.capture()  # the recording loops: the fall plays again
+    assert src.poll(4).events == (fall,)
 
 
 def test_event_spool__whole_files_only_and_consumed_once(tmp_path: Path) -> None:
