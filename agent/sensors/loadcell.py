@@ -34,7 +34,9 @@ class Calibration:
 
     @property
     def complete(self) -> bool:
-        return self.g_per_mv > 0
+        # A negative span is a real rig (A+/A- swapped, a cell mounted in compression): the
+        # sign of g_per_mv turns its falling millivolts into rising grams.
+        return self.g_per_mv != 0
 
 
 def tare(samples_mv: list[float]) -> Calibration:

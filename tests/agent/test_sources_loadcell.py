@@ -32,6 +32,13 @@ def test_tare_and_span_from_samples() -> None:
         loadcell.span(cal, [10.05], known_g=1000)
 
 
+def test_span__a_reversed_cell_calibrates_and_weighs() -> None:
+    """A+/A- swapped (or a cell in compression): weight lowers the millivolts."""
+    cal = loadcell.span(loadcell.tare([10.0, 10.0, 10.0]), [0.0, 0.0, 0.0], known_g=500)
+    assert cal.complete and cal.g_per_mv == pytest.approx(-50.0)
+    assert loadcell.grams(cal, 6.0) == pytest.approx(200.0)  # 4 mV below tare: 200 g
+
+
 def feed(state: ShelfState, grams: list[float], jitter: int = 3) -> list[loadcell.ShelfUpdate]:
     out = []
     for i, g in enumerate(grams):
