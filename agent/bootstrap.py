@@ -10,6 +10,7 @@ import nacl.signing
 
 from agent import commands, config, keys
 from agent.assess import Assessor
+from agent.clock import Clock
 from agent.errors import AgentError
 from agent.link import Signer
 from agent.outbox import Outbox
@@ -80,7 +81,11 @@ def settle_rotation(
     )
 
 
-def build_agent(cfg: config.AgentConfig, key: nacl.signing.SigningKey) -> Agent:
+def build_agent(
+    cfg: config.AgentConfig, key: nacl.signing.SigningKey, clock: Clock | None = None
+) -> Agent:
+    """The agent and every component it runs, all on one clock (`clock`, else the real one)."""
+    clock = clock or Clock()
     record = read_enrollment(cfg)
     key = settle_rotation(cfg, key, record)
     outbox = Outbox.open(cfg.data_dir / "outbox.sqlite3", cfg.outbox_max_messages)
@@ -108,5 +113,5 @@ def build_agent(cfg: config.AgentConfig, key: nacl.signing.SigningKey) -> Agent:
             )
     if assessor is None:
         assessor = Assessor.load(cfg.model_path, None, record.baseline)
-    source = source_for(cfg, outbox.boot)
-    return Agent(cfg, source, assessor, outbox, signer, enrollment=record)
+    source = source_for(cfg, outbox.boot, clock.wall_ms)
+    return Agent(cfg, source, assessor, outbox, signer, enrollment=record, clock=clock)

@@ -108,3 +108,16 @@ def test_a_wrong_confirmation_is_refused_without_effects(agent: Agent) -> None:
     agent.handler.handle(command(agent, "rotate", seq=1))
     outcome = agent.handler.handle(command(agent, "rotate", seq=2, confirm_kid=b"\x00" * 8))
     assert outcome == cmds.Outcome("refused: confirm_kid is not the pending key")
+
+
+def test_build_agent__one_clock_reaches_the_runtime_and_the_link(tmp_path: Path) -> None:
+    from agent.clock import Clock
+
+    dev = provision(tmp_path, "clk-1", "phone", "mqtt://127.0.0.1:9", BRIDGE, interval_s=30)
+    cfg = config.load(dev.config)
+    clock = Clock(wall_ms=lambda: 1_700_000_000_000, mono_ms=lambda: 42)
+    built = build_agent(cfg, keys.load(cfg.key_file), clock=clock)
+    try:
+        assert built.clock is clock and built.link.clock is clock
+    finally:
+        built.outbox.close()
