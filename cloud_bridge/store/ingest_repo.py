@@ -197,19 +197,18 @@ _LOG_TYPES = ("text", "bigint", "integer", "bigint", "bytea")
 
 def append_events(tx: Transaction, rows: Sequence[LogRow]) -> None:
     """The batch's accepted data messages: one statement."""
-    _insert(
-        tx,
-        "INSERT INTO events (device_id, seq, kind, received_ms, envelope)",
-        _LOG_TYPES,
-        [(r.device_id, r.seq, r.kind, r.received_ms, r.envelope) for r in rows],
-    )
+    _append_log(tx, "events", rows)
 
 
 def append_session_events(tx: Transaction, rows: Sequence[LogRow]) -> None:
     """The batch's accepted births and deaths: one statement."""
+    _append_log(tx, "session_events", rows)
+
+
+def _append_log(tx: Transaction, table: str, rows: Sequence[LogRow]) -> None:
     _insert(
         tx,
-        "INSERT INTO session_events (device_id, seq, kind, received_ms, envelope)",
+        f"INSERT INTO {table} (device_id, seq, kind, received_ms, envelope)",
         _LOG_TYPES,
         [(r.device_id, r.seq, r.kind, r.received_ms, r.envelope) for r in rows],
     )
