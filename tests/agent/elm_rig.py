@@ -48,11 +48,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     emulator = Elm(batch_mode=True)
     emulator.set_sorted_obd_msg("car")
+    # Open the pty before the emulator's thread starts: that thread calls get_pty() too, and
+    # the two racing left it with a half-opened port ("no configured device port") and no rig.
+    pty = emulator.get_pty()
+    if pty is None:
+        print("elm_rig: the emulator could not open a pseudo-terminal", file=sys.stderr)
+        return 1
     with emulator:
-        pty = None
-        while pty is None:
-            pty = emulator.get_pty()
-            time.sleep(0.05)
         tmp = args.link.with_name(args.link.name + ".tmp")
         tmp.unlink(missing_ok=True)
         os.symlink(pty, tmp)
