@@ -18,10 +18,10 @@ the rate it limits. So a limit is checked and spent under the pool's row lock in
 transaction (two bridge processes cannot both spend the last unit of a budget, and a crash
 keeps both or neither), a refusal leaves it untouched like any refusal, an idempotent retry
 returns the recorded answer instead of spending twice, and the reference model of
-`tests/pool/test_stateful.py` and `test_simulation.py` checks it with every other rule. A separate module fed from the
-event log would need its own lock, its own crash story and its own model, and could disagree
-with the pool about what happened. The state stays small: each window keeps only what it still
-counts (no more than the policy's count when it was last spent).
+`tests/pool/test_stateful.py` and `test_simulation.py` checks it with every other rule. A
+separate module fed from the event log would need its own lock, its own crash story and its
+own model, and could disagree with the pool about what happened. The state stays small: each
+window keeps only what it still counts (no more than the policy's count when last spent).
 
 The windows are per pool, so per user (one pool per user): all of a user's devices share them.
 Time is the engine's clock (the bridge's), never a time a device claims, since a device chooses
