@@ -3,17 +3,22 @@
     restock trigger   -> place a hold (the offer) for the estimated cost, expiring after hold_ttl_s
     health streak     -> health-goal limit boost
     EV mileage tier   -> report the 30-day mileage (the pool picks the rate tier)
-    emergency         -> an expedited emergency draw (the device's amount, or the kind's default)
+    emergency         -> an expedited emergency draw: the device's amount, all or nothing; without
+                         one, as much of the kind's default ([policy] emergency_fen) as the pool
+                         and the day's emergency budget allow
     freeze verdict    -> freeze the pool (any event)
 
 Triggers act only on an allow or step_up verdict. Every command's idempotency key derives from
-the event (device:seq:action), so a redelivered event can never act twice. Pure.
+the event (device:seq:action), so a redelivered event can never act twice. How often and how
+much triggers may ask is the pool's to enforce (`cloud_bridge.pool.trigger_limits`): a refused
+trigger's decision carries the pool's result code, and `refusal` says which to count. Pure.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.pool.commands import (
@@ -25,6 +30,8 @@ from cloud_bridge.pool.commands import (
     PlaceHold,
     ReportMileage,
 )
+from cloud_bridge.pool.results import Result
+from cloud_bridge.pool.service import Outcome
 from cloud_bridge.risk.verdict import Level, Verdict
 from protocol import messages as m
 
@@ -91,6 +98,7 @@ def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeCo
                     key=f"{base}:emergency",
                     amount_fen=amount,
                     emergency=Emergency(body.emergency),
+                    up_to=not body.amount_fen,  # the default is a ceiling, not a demand
                 )
     return Plan(verdict, freeze, command, action, amount)
 
@@ -98,3 +106,29 @@ def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeCo
 def failed(verdict: Verdict) -> Plan:
     """The plan of an event whose mapping raised: stored and decided, never acted on."""
     return Plan(verdict, None, None, Action.INTERNAL_ERROR, 0)
+
+
+def settled(plan: Plan, outcomes: Mapping[str, Outcome]) -> Plan:
+    """The plan with the amount its command moved, for the published decision: a draw of up
+    to an amount takes what the policy allowed, which its `drawn` event says."""
+    command = plan.command
+    if not isinstance(command, Draw) or not command.up_to:
+        return plan
+    outcome = outcomes.get(command.key)
+    if outcome is None or not outcome.ok:
+        return plan  # refused or not run: the decision shows the ceiling it asked for
+    for event in outcome.events:
+        amount = event.data.get("amount_fen")
+        if event.kind == "drawn" and isinstance(amount, int):
+            return replace(plan, amount_fen=amount)
+    return plan
+
+
+def refusal(plan: Plan, outcomes: Mapping[str, Outcome]) -> Result | None:
+    """The result code that refused the event's own command in this run, to be counted; None
+    when it was done, had no command or did not run, or when the answer is a replay (counted
+    when it was first given)."""
+    outcome = outcomes.get(plan.command.key) if plan.command is not None else None
+    if outcome is None or outcome.ok or outcome.replayed:
+        return None
+    return outcome.result

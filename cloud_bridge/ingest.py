@@ -22,8 +22,9 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cloud_bridge import actions
 from cloud_bridge.actions import Plan
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import DeviceState
@@ -70,6 +71,8 @@ class BatchResult:
     rejected: Mapping[Reason, int]  # refusals (duplicates included) by reason
     decided_ns: tuple[int, ...]  # received_ns of the events that have decisions
     db_seconds: float
+    # Events' own pool commands refused (trigger limits among them), by result code.
+    action_refusals: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +231,7 @@ class Ingest:
             raise
         return BatchResult(
             result.outputs, result.accepted, result.rejected, result.decided_ns,
-            time.perf_counter() - started,
+            time.perf_counter() - started, result.action_refusals,
         )  # fmt: skip
 
     def _apply(
@@ -283,7 +286,7 @@ class Ingest:
                 if j.plan is not None and isinstance(msg, DATA_KINDS):
                     decide.append(_Decide(item, msg, j.state, j.plan))
             accepted += j.rejection is None
-        outputs, decided_ns = self._decide(tx, decide, act)
+        outputs, decided_ns, action_refusals = self._decide(tx, decide, act)
         pending.extend(outputs)
         rejected: Counter[Reason] = Counter()
         rejections: list[RejectionRow] = []
@@ -306,23 +309,29 @@ class Ingest:
             if d.device_id in acked
         ]
         sealed = self.out.seal_and_store(tx, pending + acks)
-        return BatchResult(tuple(sealed), accepted, rejected, tuple(decided_ns), 0.0)
+        return BatchResult(
+            tuple(sealed), accepted, rejected, tuple(decided_ns), 0.0, action_refusals
+        )
 
     def _decide(
         self, tx: Transaction, decide: list[_Decide], act: bool
-    ) -> tuple[list[Pending], list[int]]:
-        """Run the batch's pool commands; their decisions, then the pools' newest states."""
+    ) -> tuple[list[Pending], list[int], Counter[str]]:
+        """Run the batch's pool commands; their decisions, then the pools' newest states; and
+        the refusals of the events' own commands, by result code."""
         commands = [c for d in decide for c in d.plan.commands]
         # The service locks the pools in user order first, so bridges cannot deadlock.
         ran = self.service.execute_many(commands, tx=tx) if act and commands else []
         outcomes: dict[str, Outcome] = {o.key: o for o in ran}
         out = [
             self.out.decision(
-                tx, d.state.fleet, d.state.user, d.event, d.plan,
+                tx, d.state.fleet, d.state.user, d.event, actions.settled(d.plan, outcomes),
                 decision_result(d.plan, outcomes, act), d.item.received_ms,
             )
             for d in decide
         ]  # fmt: skip
+        refused = Counter(
+            r.value for r in (actions.refusal(d.plan, outcomes) for d in decide) if r is not None
+        )
         updates = newest_states(
             (d.state.fleet, outcomes[c.key])
             for d in decide
@@ -330,7 +339,7 @@ class Ingest:
             if c.key in outcomes
         )
         out.extend(self.out.pool_state(tx, u.fleet, u.outcome) for u in updates)
-        return out, [d.item.received_ns for d in decide]
+        return out, [d.item.received_ns for d in decide], refused
 
     def _rotate(self, tx: Transaction, s: Signed, record: m.Enrollment) -> Pending | Rejection:
         device = s.key.device_id

@@ -18,6 +18,13 @@ class Metrics:
         self.rejected = Counter(
             "cp_bridge_rejected", "Device messages refused, by reason code", ["reason"], registry=r
         )
+        self.action_refused = Counter(
+            "cp_bridge_action_refused",
+            "Pool actions of accepted device events refused, by the pool's result code "
+            "(trigger limits such as too_many_emergencies among them)",
+            ["result"],
+            registry=r,
+        )
         self.latency = Histogram(
             "cp_bridge_decision_latency_seconds",
             "From receiving a device event to publishing its decision",

@@ -276,6 +276,8 @@ class BridgeServer:
             self.metrics.accepted.inc(result.accepted)
             for reason, n in result.rejected.items():
                 self.metrics.rejected.labels(reason=reason).inc(n)
+            for code, n in result.action_refusals.items():
+                self.metrics.action_refused.labels(result=code).inc(n)
             self.metrics.db_seconds.observe(result.db_seconds)
         self.metrics.batch_size.observe(len(batch))
         return len(batch)

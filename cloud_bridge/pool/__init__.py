@@ -1,7 +1,8 @@
 """The credit-pool engine: a revolving credit line per user, its ledger and its rules.
 
 Pure domain (no I/O): `commands`, `engine` (the state machine), `state`, `statements` (time:
-interest, statements, raises), `ledger` (double-entry rules), `policy`, `view`, `results`.
+interest, statements, raises), `trigger_limits` (budgets, cool-downs, mileage plausibility),
+`ledger` (double-entry rules), `policy`, `view`, `results`.
 Adapters: `service` (runs commands in a store transaction), `auditor`; their SQL is in
 `cloud_bridge.store.pool_repo`.
 See docs/credit-pool.md.

@@ -36,6 +36,7 @@ examples:
   cloud-bridge pool draw --user alice --amount 120000                     # draw 1,200 yuan
   cloud-bridge pool draw --user alice --amount 600000 --installments 12   # 0 % plan, 12 statements
   cloud-bridge pool draw --user alice --amount 80000 --emergency illness  # may use the reserve
+  cloud-bridge pool draw --user alice --amount 900000 --emergency illness --up-to  # what's allowed
   cloud-bridge pool hold --user alice --hold order-17 --amount 30000 --ttl-ms 600000
   cloud-bridge pool confirm --user alice --hold order-17
   cloud-bridge pool repay --user alice --amount 50000 --key bank-tx-8812
@@ -175,6 +176,7 @@ def _add_draw(sub: _Subcommands) -> None:
         "--installments", type=count, default=0, help="periods of a 0 %% plan (policy: 12)"
     )
     p.add_argument("--emergency", choices=[e.value for e in c.Emergency], help="an emergency draw")
+    p.add_argument("--up-to", action="store_true", help="take as much of --amount as allowed")
     p.set_defaults(
         run=_command(
             lambda a, u, k: c.Draw(
@@ -183,6 +185,7 @@ def _add_draw(sub: _Subcommands) -> None:
                 amount_fen=a.amount_fen,
                 installments=a.installments,
                 emergency=a.emergency,
+                up_to=a.up_to,
             )
         )
     )

@@ -62,6 +62,10 @@ class Command:
     """Fields every command has. Subclasses set KIND, the stable name used in JSON and the CLI."""
 
     KIND: ClassVar[str] = ""
+    LATER: ClassVar[frozenset[str]] = frozenset()
+    """Fields added after commands of this kind were first recorded: left out of the JSON (and
+    so of the fingerprint) while at their default, so a retry of a command recorded by an
+    older version still matches its record."""
     user: str
     key: str
 
@@ -77,6 +81,8 @@ class Command:
         out: dict[str, Any] = {"kind": self.KIND}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in self.LATER and value == f.default:
+                continue
             out[f.name] = value.value if isinstance(value, enum.Enum) else value
         return out
 
@@ -104,17 +110,25 @@ class OpenPool(Command):
 @dataclass(frozen=True, kw_only=True)
 class Draw(Command):
     """Draw `amount_fen` now. `installments` > 0 asks for a 0% plan of that many periods;
-    `emergency` may use the emergency reserve and carries a response-time target."""
+    `emergency` may use the emergency reserve, counts against the daily emergency budget and
+    carries a response-time target. `up_to` makes `amount_fen` a ceiling: draw as much of it as
+    the pool and the emergency budget allow (at least the policy's smallest draw)."""
 
     KIND: ClassVar[str] = "draw"
+    LATER: ClassVar[frozenset[str]] = frozenset({"up_to"})
     amount_fen: int
     installments: int = 0
     emergency: Emergency | None = None
+    up_to: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _int("amount_fen", self.amount_fen, 1)
         _int("installments", self.installments, 0, 360)
+        if not isinstance(self.up_to, bool):
+            raise InvalidCommand(f"up_to must be true or false, got {self.up_to!r}")
+        if self.up_to and self.installments:
+            raise InvalidCommand("a draw of up to an amount cannot be an installment plan")
         if self.emergency is not None:
             try:
                 object.__setattr__(self, "emergency", Emergency(self.emergency))

@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cloud_bridge.pool import commands as c
+from cloud_bridge.pool import trigger_limits
 from cloud_bridge.pool.events import Event
 from cloud_bridge.pool.ledger import Account, Journal, unbalanced
 from cloud_bridge.pool.policy import Policy
 from cloud_bridge.pool.results import Result
-from cloud_bridge.pool.state import Hold, Plan, PoolState, Status
+from cloud_bridge.pool.state import Hold, MileageClaim, Plan, PoolState, Status
 from cloud_bridge.pool.statements import catch_up, drop_paid_plans
 
 
@@ -116,6 +117,10 @@ def _open(
         accrual_rem=state.accrual_rem if state is not None else 0,
         next_plan_no=state.next_plan_no if state is not None else 1,
         version=state.version if state is not None else 0,
+        # A reopened pool keeps its trigger windows: the limits are the user's, not the line's.
+        emergencies=state.emergencies if state is not None else (),
+        boosts_ms=state.boosts_ms if state is not None else (),
+        mileage=state.mileage if state is not None else None,
     )
     return opened, [Event("opened", now, {"limit_fen": cmd.limit_fen, "rate_bps": rate})]
 
@@ -191,13 +196,18 @@ def _mileage(
 ) -> Step:
     if s.status is Status.CLOSED:
         raise _Refused(Result.POOL_CLOSED)
-    rate = policy.rates.for_mileage(cmd.km_per_month)
-    if rate == s.rate_bps:
-        return s, []
-    ev = Event(
-        "rate_changed", now, {"from_bps": s.rate_bps, "to_bps": rate, "km": cmd.km_per_month}
-    )
-    return replace(s, rate_bps=rate), [ev]
+    km = cmd.km_per_month
+    refusal = trigger_limits.mileage_refusal(s, km, now, policy)
+    if refusal is not None:
+        raise _Refused(refusal)
+    # Every accepted report is recorded (the next one is judged against it), so it is a change.
+    events = [Event("mileage_reported", now, {"km": km})]
+    rate = policy.rates.for_mileage(km)
+    if rate != s.rate_bps:
+        events.append(
+            Event("rate_changed", now, {"from_bps": s.rate_bps, "to_bps": rate, "km": km})
+        )
+    return replace(s, rate_bps=rate, mileage=MileageClaim(km, now)), events
 
 
 def _health(s: PoolState, cmd: c.HealthGoalMet, now: int, policy: Policy, journal: Journal) -> Step:
@@ -206,8 +216,15 @@ def _health(s: PoolState, cmd: c.HealthGoalMet, now: int, policy: Policy, journa
     target = min(s.limit_fen + max(step, 0), policy.limits.max_fen)
     if target <= s.limit_fen:
         raise _Refused(Result.BOOST_CAP_REACHED)
+    refusal = trigger_limits.boost_refusal(s, now, policy)
+    if refusal is not None:
+        raise _Refused(refusal)
     boosted, events = _set_limit(s, target, now, "health_goal", journal)
-    return replace(boosted, boost_fen=s.boost_fen + target - s.limit_fen), events
+    return replace(
+        boosted,
+        boost_fen=s.boost_fen + target - s.limit_fen,
+        boosts_ms=trigger_limits.boosted(s, now),
+    ), events
 
 
 def _life_stage(s: PoolState, cmd: c.LifeStage, now: int, policy: Policy, journal: Journal) -> Step:
@@ -249,22 +266,38 @@ def _draw(s: PoolState, cmd: c.Draw, now: int, policy: Policy, journal: Journal)
         or cmd.amount_fen < policy.installments.min_amount_fen
     ):
         raise _Refused(Result.INSTALLMENTS_NOT_ELIGIBLE)
-    if cmd.amount_fen > _usable(s, policy, cmd.emergency is not None):
+    emergency = cmd.emergency is not None
+    usable = _usable(s, policy, emergency)
+    amount = cmd.amount_fen
+    budget = amount  # what the emergency budget still allows (other draws have none)
+    if emergency:
+        refusal = trigger_limits.emergency_count_refusal(s, now, policy)
+        if refusal is not None:
+            raise _Refused(refusal)
+        budget = trigger_limits.emergency_left_fen(s, now, policy)
+    if cmd.up_to:  # as much as allowed, but never below the smallest draw: that is refused
+        amount = max(min(amount, budget, usable), policy.limits.min_draw_fen)
+    if amount > budget:
+        raise _Refused(Result.EXCEEDS_EMERGENCY_BUDGET)
+    if amount > usable:
         raise _Refused(Result.EXCEEDS_CREDIT)
-    data: dict[str, int | str] = {"amount_fen": cmd.amount_fen}
+    data: dict[str, int | str] = {"amount_fen": amount}
+    if cmd.up_to:
+        data["asked_fen"] = cmd.amount_fen
     if cmd.installments:
-        journal.draw(cmd.amount_fen, installment=True)
-        plan = Plan(s.next_plan_no, cmd.amount_fen, cmd.installments)
+        journal.draw(amount, installment=True)
+        plan = Plan(s.next_plan_no, amount, cmd.installments)
         data.update(plan_no=plan.plan_no, periods=cmd.installments)
         s = replace(s, plans=(*s.plans, plan), next_plan_no=s.next_plan_no + 1)
     else:
-        journal.draw(cmd.amount_fen)
-        s = replace(s, principal_fen=s.principal_fen + cmd.amount_fen)
+        journal.draw(amount)
+        s = replace(s, principal_fen=s.principal_fen + amount)
     if cmd.emergency is not None:
         data.update(
             emergency=cmd.emergency.value,
             respond_within_ms=policy.emergency.response_ms(cmd.emergency),
         )
+        s = replace(s, emergencies=trigger_limits.spend(s, amount, now))
     return s, [Event("drawn", now, data)]
 
 

@@ -38,6 +38,14 @@ from confschema import (
 
 MAX_FEN = 10**15
 DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+EMERGENCY_WINDOW_MS = DAY_MS
+"""Emergency draws are budgeted per rolling 24 hours (no calendar day: no time zone to set, no
+fresh budget at midnight)."""
+BOOST_WINDOW_MS = WEEK_MS
+"""Health boosts are counted per rolling 7 days."""
+MILEAGE_DAYS = 30
+"""A mileage claim is the distance driven in the last 30 days (the device's `km_30d`)."""
 
 
 def knob(default: int, lo: int, hi: int, help: str) -> Any:
@@ -197,6 +205,10 @@ class Emergencies(_Section):
     illness_response_ms: int = knob(15_000, 1, 10**9, "response-time target, illness")
     disaster_response_ms: int = knob(30_000, 1, 10**9, "response-time target, disaster")
     education_response_ms: int = knob(45_000, 1, 10**9, "response-time target, education")
+    max_per_day: int = knob(3, 0, 10_000, "emergency draws per pool in any 24 hours")
+    max_fen_per_day: int = knob(
+        5_000_000, 0, MAX_FEN, "emergency draws per pool in any 24 hours, total fen"
+    )
 
     def response_ms(self, kind: Emergency) -> int:
         value: int = getattr(self, f"{kind.value}_response_ms")
@@ -208,6 +220,22 @@ class Health(_Section):
     _where = "health"
     boost_fen: int = knob(50_000, 0, MAX_FEN, "limit boost per health goal met, fen")
     max_boost_fen: int = knob(500_000, 0, MAX_FEN, "total health boosts per pool, fen")
+    cooldown_ms: int = knob(DAY_MS, 0, 366 * DAY_MS, "least time between two health boosts, ms")
+    max_per_week: int = knob(2, 0, 1_000, "health boosts per pool in any 7 days")
+
+
+@dataclass(frozen=True)
+class Mileage(_Section):
+    _where = "mileage"
+    # Up to ten million: a simulated fleet on a compressed calendar drives that fast in real time.
+    max_km_per_day: int = knob(
+        1_500, 1, 10_000_000, "most km a vehicle is believed to drive in 24 hours (plausibility)"
+    )
+
+    @property
+    def max_km_per_month(self) -> int:
+        """The largest 30-day mileage believed at all."""
+        return self.max_km_per_day * MILEAGE_DAYS
 
 
 @dataclass(frozen=True)
@@ -237,6 +265,7 @@ class Policy:
     emergency: Emergencies = field(default_factory=Emergencies)
     health: Health = field(default_factory=Health)
     life_stage: LifeStages = field(default_factory=LifeStages)
+    mileage: Mileage = field(default_factory=Mileage)
 
     def __post_init__(self) -> None:
         if self.limits.min_fen > self.limits.max_fen:
@@ -273,6 +302,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "emergency": Emergencies,
     "health": Health,
     "life_stage": LifeStages,
+    "mileage": Mileage,
 }
 
 SCHEMA: Schema = {name: keys_of(cls) for name, cls in _SECTION_TYPES.items()}

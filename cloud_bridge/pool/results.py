@@ -38,6 +38,12 @@ class Result(enum.StrEnum):
     HOLD_TTL_TOO_LONG = "hold_ttl_too_long"
     TOO_MANY_HOLDS = "too_many_holds"
     EXCEEDS_HOLD = "exceeds_hold"
+    # Trigger limits (pool/limits.py): what a device, even a compromised one, may ask for
+    TOO_MANY_EMERGENCIES = "too_many_emergencies"
+    EXCEEDS_EMERGENCY_BUDGET = "exceeds_emergency_budget"
+    BOOST_COOLDOWN = "boost_cooldown"
+    TOO_MANY_BOOSTS = "too_many_boosts"
+    IMPLAUSIBLE_MILEAGE = "implausible_mileage"
 
     @property
     def ok(self) -> bool:

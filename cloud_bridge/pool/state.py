@@ -92,6 +92,30 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Spend:
+    """An emergency draw, remembered while it counts against the rolling daily budget."""
+
+    at_ms: int
+    amount_fen: int
+
+    def __post_init__(self) -> None:
+        _nonneg("emergency at_ms", self.at_ms)
+        _nonneg("emergency amount_fen", self.amount_fen)
+
+
+@dataclass(frozen=True)
+class MileageClaim:
+    """The last accepted mileage report: the next one is judged against it."""
+
+    km_per_month: int
+    at_ms: int
+
+    def __post_init__(self) -> None:
+        _nonneg("mileage km_per_month", self.km_per_month)
+        _nonneg("mileage at_ms", self.at_ms)
+
+
+@dataclass(frozen=True)
 class PoolState:
     """One pool. Amounts are fen; times are ms since the epoch of the injected clock."""
 
@@ -116,6 +140,10 @@ class PoolState:
     next_plan_no: int = 1
     freeze_reason: str = ""
     version: int = 0
+    # Trigger limits (cloud_bridge/pool/limits.py): what the rolling windows still count.
+    emergencies: tuple[Spend, ...] = ()  # emergency draws, oldest first
+    boosts_ms: tuple[int, ...] = ()  # times of health boosts, oldest first
+    mileage: MileageClaim | None = None  # the last accepted mileage report
 
     def __post_init__(self) -> None:
         check_user(self.user)
@@ -125,6 +153,8 @@ class PoolState:
             value = getattr(self, name)
             if type(value) is not int or value < 0:  # bool is not an amount either
                 _nonneg(name, value)
+        for at_ms in self.boosts_ms:
+            _nonneg("boost at_ms", at_ms)
         if self.accrual_rem >= ACCRUAL_DENOM:
             raise StateError("accrual_rem must be below ACCRUAL_DENOM")
         if self.available_fen < 0:
@@ -178,6 +208,15 @@ class PoolState:
             {"plan_no": p.plan_no, "principal_fen": p.principal_fen, "periods_left": p.periods_left}
             for p in self.plans
         ]
+        data["emergencies"] = [
+            {"at_ms": e.at_ms, "amount_fen": e.amount_fen} for e in self.emergencies
+        ]
+        data["boosts_ms"] = list(self.boosts_ms)
+        data["mileage"] = (
+            None
+            if self.mileage is None
+            else {"km_per_month": self.mileage.km_per_month, "at_ms": self.mileage.at_ms}
+        )
         return data
 
     @classmethod
@@ -186,6 +225,11 @@ class PoolState:
         fields["status"] = Status(fields["status"])
         fields["holds"] = tuple(Hold(**h) for h in fields.get("holds", ()))
         fields["plans"] = tuple(Plan(**p) for p in fields.get("plans", ()))
+        # States stored before the trigger limits have none of these keys: nothing counted yet.
+        fields["emergencies"] = tuple(Spend(**e) for e in fields.get("emergencies", ()))
+        fields["boosts_ms"] = tuple(fields.get("boosts_ms", ()))
+        mileage = fields.get("mileage")
+        fields["mileage"] = None if mileage is None else MileageClaim(**mileage)
         return cls(**fields)
 
 

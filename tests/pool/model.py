@@ -41,6 +41,11 @@ class MPool:
     boost: int = 0
     next_plan: int = 1
     version: int = 0
+    # Trigger limits: emergency draws (time, amount) and boost times, newest last; the last
+    # accepted mileage report (km, time). Kept across close and reopen.
+    emergencies: list[tuple[int, int]] = field(default_factory=list)
+    boost_times: list[int] = field(default_factory=list)
+    last_km: tuple[int, int] | None = None
 
     @property
     def installment(self) -> int:
@@ -83,6 +88,8 @@ class MPool:
                 **self.__dict__,
                 "holds": dict(self.holds),
                 "plans": [list(p) for p in self.plans],
+                "emergencies": list(self.emergencies),
+                "boost_times": list(self.boost_times),
             }
         )
 
@@ -213,6 +220,9 @@ class Model:
             fresh.integral = pool.integral
             fresh.next_plan = pool.next_plan
             fresh.version = pool.version
+            fresh.emergencies = list(pool.emergencies)
+            fresh.boost_times = list(pool.boost_times)
+            fresh.last_km = pool.last_km
         else:
             fresh.version = 1
             self.pools[cmd.user] = fresh
@@ -267,13 +277,29 @@ class Model:
                 or cmd.amount_fen < p.installments.min_amount_fen
             ):
                 return "installments_not_eligible", 0
-            if cmd.amount_fen > self._usable(pool, cmd.emergency is not None):
+            usable = self._usable(pool, cmd.emergency is not None)
+            amount = cmd.amount_fen
+            today: list[tuple[int, int]] = []
+            budget = None
+            if cmd.emergency is not None:
+                today = [(at, fen) for at, fen in pool.emergencies if t - at < DAY]
+                if len(today) >= p.emergency.max_per_day:
+                    return "too_many_emergencies", 0
+                budget = max(0, p.emergency.max_fen_per_day - sum(fen for _, fen in today))
+            if cmd.up_to:
+                amount = min(amount, usable) if budget is None else min(amount, usable, budget)
+                amount = max(amount, p.limits.min_draw_fen)
+            if budget is not None and amount > budget:
+                return "exceeds_emergency_budget", 0
+            if amount > usable:
                 return "exceeds_credit", 0
             if cmd.installments:
-                pool.plans.append([pool.next_plan, cmd.amount_fen, cmd.installments])
+                pool.plans.append([pool.next_plan, amount, cmd.installments])
                 pool.next_plan += 1
             else:
-                pool.principal += cmd.amount_fen
+                pool.principal += amount
+            if cmd.emergency is not None:
+                pool.emergencies = [*today, (t, amount)]
             return "ok", 1
         if isinstance(cmd, c.PlaceHold):
             if closed or frozen:
@@ -338,13 +364,19 @@ class Model:
         if isinstance(cmd, c.ReportMileage):
             if closed:
                 return "pool_closed", 0
-            rate = max(
-                (t_ for t_ in p.rates.tiers if cmd.km_per_month >= t_.min_km_per_month),
+            km, per_day = cmd.km_per_month, p.mileage.max_km_per_day
+            if km > 30 * per_day:
+                return "implausible_mileage", 0
+            if pool.last_km is not None:
+                km0, t0 = pool.last_km
+                if km > km0 and (km - km0) * DAY > per_day * (t - t0):
+                    return "implausible_mileage", 0
+            pool.rate = max(
+                (t_ for t_ in p.rates.tiers if km >= t_.min_km_per_month),
                 key=lambda t_: t_.min_km_per_month,
             ).rate_bps
-            changed = rate != pool.rate
-            pool.rate = rate
-            return "ok", int(changed)
+            pool.last_km = (km, t)
+            return "ok", 1
         if isinstance(cmd, c.HealthGoalMet):
             if closed or frozen:
                 return ("pool_closed" if closed else "pool_frozen"), 0
@@ -352,6 +384,12 @@ class Model:
             new = min(pool.limit + step, p.limits.max_fen)
             if new <= pool.limit:
                 return "boost_cap_reached", 0
+            if pool.boost_times and t - pool.boost_times[-1] < p.health.cooldown_ms:
+                return "boost_cooldown", 0
+            week = [at for at in pool.boost_times if t - at < 7 * DAY]
+            if len(week) >= p.health.max_per_week:
+                return "too_many_boosts", 0
+            pool.boost_times = [*week, t]
             pool.boost += new - pool.limit
             pool.limit = new
             return "ok", 1

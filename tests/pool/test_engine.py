@@ -62,7 +62,7 @@ def test_interest_is_exact_and_independent_of_how_often_the_pool_is_touched() ->
         while t < T0 + 365 * DAY:
             t = min(T0 + 365 * DAY, t + rng.randint(1, 40 * DAY))
             s = run(s, c.Tick, t).state if rng.random() < 0.5 else s
-        s = run(s, c.ReportMileage, T0 + 365 * DAY, km_per_month=100_000).state  # forces a write
+        s = run(s, c.ReportMileage, T0 + 365 * DAY, km_per_month=3_000).state  # forces a write
         assert s.interest_fen + s.accrued_fen == 180_000
 
 
@@ -195,17 +195,21 @@ def test_repay_pays_accrued_interest_so_a_pool_can_be_paid_off_any_day() -> None
 
 def test_mileage_tiers_health_boosts_and_life_stages() -> None:
     s = opened(100_000)
-    assert run(s, c.ReportMileage, T0, km_per_month=1_499).events == ()
+    same = run(s, c.ReportMileage, T0, km_per_month=1_499)  # recorded, the rate tier unchanged
+    assert [e.kind for e in same.events] == ["mileage_reported"]
+    assert same.state.rate_bps == s.rate_bps == 1800
     assert run(s, c.ReportMileage, T0, km_per_month=3_000).state.rate_bps == 1500
-    for _ in range(11):
-        d = run(s, c.HealthGoalMet, T0)
+    t = T0
+    for _ in range(11):  # four days apart: within the cool-down and the weekly count
+        t += 4 * DAY
+        d = run(s, c.HealthGoalMet, t)
         if d.result is not Result.OK:
             break
         s = d.state
     assert s.limit_fen == 600_000 and d.result is Result.BOOST_CAP_REACHED
-    assert run(s, c.LifeStage, T0, event=c.LifeEvent.HOME_PURCHASE).state.limit_fen == 690_000
-    s = run(s, c.Draw, T0, amount_fen=550_000).state
-    lowered = run(s, c.LifeStage, T0, event=c.LifeEvent.RETIREMENT).state
+    assert run(s, c.LifeStage, t, event=c.LifeEvent.HOME_PURCHASE).state.limit_fen == 690_000
+    s = run(s, c.Draw, t, amount_fen=550_000).state
+    lowered = run(s, c.LifeStage, t, event=c.LifeEvent.RETIREMENT).state
     assert lowered.limit_fen == 550_000 and lowered.available_fen == 0  # never below usage
 
 

@@ -54,6 +54,9 @@ def test_partial_file_keeps_other_defaults(tmp_path: Path) -> None:
         ("[[rates.tiers]]\nmin_km = 0\nrate_bps = 1\n", ["'rates.tiers[0]'"]),
         ("[holds]\ndefault_ttl_ms = 10\nmax_ttl_ms = 5\n", ["'holds.default_ttl_ms'"]),
         ("[limits\n", ["not valid TOML"]),
+        ("[mileage]\nmax_km_per_day = 0\n", ["'mileage.max_km_per_day'", "1..10000000", "fix"]),
+        ("[emergency]\nmax_per_day = -1\n", ["'emergency.max_per_day'", "0..10000"]),
+        ("[health]\ncooldown_ms = 1.5\n", ["'health.cooldown_ms'", "integer", "fix"]),
     ],
 )
 def test_bad_policy_names_the_key_and_the_fix(tmp_path: Path, text: str, names: list[str]) -> None:

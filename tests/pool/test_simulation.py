@@ -3,7 +3,9 @@ enough for thousands of steps). A failing seed replays exactly: the seed is in t
 
 The driver behaves like customers over years (monthly cycles, paying the minimum most months,
 sometimes late, installment purchases, holds that expire), so it reaches raises, missed
-payments and plan billing that short random sequences rarely do.
+payments and plan billing that short random sequences rarely do. Now and then one user's device
+fires a burst of triggers within minutes (emergency draws, health goals, mileage claims), the
+way a cloned key would, so the trigger limits are reached too.
 """
 
 from __future__ import annotations
@@ -46,7 +48,12 @@ def command(rng: random.Random, model: Model, user: str, n: int) -> c.Command:
             rng.choice([None, None, None, c.Emergency.DISASTER]) if not installments else None
         )
         return c.Draw(
-            user=user, key=key, amount_fen=amount, installments=installments, emergency=emergency
+            user=user,
+            key=key,
+            amount_fen=amount,
+            installments=installments,
+            emergency=emergency,
+            up_to=not installments and rng.random() < 0.3,
         )
     if roll < 0.55:
         hold_id = rng.choice(["a", "b", "c", "d"])
@@ -72,7 +79,8 @@ def command(rng: random.Random, model: Model, user: str, n: int) -> c.Command:
     if roll < 0.66:
         return c.ClosePool(user=user, key=key)
     if roll < 0.70:
-        return c.ReportMileage(user=user, key=key, km_per_month=rng.randint(0, 4_000))
+        km = rng.choice([rng.randint(0, 4_000), rng.randint(0, 40_000), 1_000_000])
+        return c.ReportMileage(user=user, key=key, km_per_month=km)
     if roll < 0.73:
         return c.HealthGoalMet(user=user, key=key)
     if roll < 0.76:
@@ -80,6 +88,23 @@ def command(rng: random.Random, model: Model, user: str, n: int) -> c.Command:
     if roll < 0.80:
         return c.SetLimit(user=user, key=key, limit_fen=rng.randint(5_000, 1_500_000))
     return c.Tick(user=user, key=key)
+
+
+def trigger(rng: random.Random, user: str, n: int) -> c.Command:
+    """One command of a burst of device triggers."""
+    key = f"k{n}"
+    roll = rng.random()
+    if roll < 0.4:
+        return c.Draw(
+            user=user,
+            key=key,
+            amount_fen=rng.choice([100, rng.randint(100, 90_000), 2_000_000]),
+            emergency=rng.choice(list(c.Emergency)),
+            up_to=rng.random() < 0.5,
+        )
+    if roll < 0.75:
+        return c.HealthGoalMet(user=user, key=key)
+    return c.ReportMileage(user=user, key=key, km_per_month=rng.randint(0, 3_000))
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -90,10 +115,18 @@ def test_engine_matches_model_over_years(seed: int) -> None:
     journal: dict[str, list[dict]] = {u: [] for u in USERS}
     seen: Counter[str] = Counter()
     now = T0
+    burst, user = 0, USERS[0]
     for n in range(2_500):
-        now += rng.choice([0, 60_000, 3_600_000, 6 * 3_600_000, DAY, 3 * DAY])
-        user = rng.choice(USERS)
-        cmd = command(rng, model, user, n)
+        if burst:  # the same user's triggers, seconds to minutes apart
+            burst -= 1
+            now += rng.choice([0, 1_000, 60_000, 600_000])
+            cmd = trigger(rng, user, n) if model.pools.get(user) else command(rng, model, user, n)
+        else:
+            now += rng.choice([0, 60_000, 3_600_000, 6 * 3_600_000, DAY, 3 * DAY])
+            user = rng.choice(USERS)
+            cmd = command(rng, model, user, n)
+            if rng.random() < 0.02:
+                burst = rng.randint(3, 16)
         expected = model.apply(cmd, now)
         decision = decide(states[user], cmd, now, TEST_POLICY)
         assert decision.result.value == expected, (seed, n, cmd)
@@ -120,5 +153,12 @@ def test_engine_matches_model_over_years(seed: int) -> None:
         "close: ok",
         "repay: ok",
         "draw: exceeds_credit",
+        "draw: too_many_emergencies",
+        "draw: exceeds_emergency_budget",
+        "health: boost_cooldown",
+        "health: too_many_boosts",
+        "mileage: implausible_mileage",
+        "mileage: ok",
+        "rate_changed",
     ):
         assert seen[reached], f"seed {seed} never reached {reached}: {sorted(seen.items())}"

@@ -92,13 +92,26 @@ class PoolMachine(RuleBasedStateMachine):
         amount=amounts,
         installments=st.sampled_from([0, 0, 0, 3, 12]),
         emergency=st.sampled_from([None, None, None, c.Emergency.ILLNESS]),
+        up_to=st.booleans(),
     )
     def draw(
-        self, user: str, amount: int, installments: int, emergency: c.Emergency | None
+        self,
+        user: str,
+        amount: int,
+        installments: int,
+        emergency: c.Emergency | None,
+        up_to: bool,
     ) -> None:
-        if emergency is not None:
+        if emergency is not None or up_to:
             installments = 0
-        self.run(c.Draw, user, amount_fen=amount, installments=installments, emergency=emergency)
+        self.run(
+            c.Draw,
+            user,
+            amount_fen=amount,
+            installments=installments,
+            emergency=emergency,
+            up_to=up_to,
+        )
 
     def owed(self, user: str) -> int:
         pool = self.model.pools.get(self.prefix + user)
@@ -147,7 +160,7 @@ class PoolMachine(RuleBasedStateMachine):
     def set_limit(self, user: str, limit: int) -> None:
         self.run(c.SetLimit, user, limit_fen=limit)
 
-    @rule(user=users, km=st.integers(0, 5000))
+    @rule(user=users, km=st.integers(0, 5000) | st.integers(0, 40_000) | st.just(1_000_000))
     def mileage(self, user: str, km: int) -> None:
         self.run(c.ReportMileage, user, km_per_month=km)
 
@@ -162,7 +175,14 @@ class PoolMachine(RuleBasedStateMachine):
         due = pool.due_left if pool is not None else 0
         self.run(c.Repay, user, amount_fen=max(1, due + extra))
 
-    @rule(ms=st.one_of(st.integers(0, 3_600_000), st.integers(0, 45 * DAY), st.just(31 * DAY)))
+    @rule(
+        ms=st.one_of(
+            st.integers(0, 3_600_000),
+            st.integers(0, 45 * DAY),
+            st.just(31 * DAY),
+            st.just(DAY),  # exactly the end of an emergency window
+        )
+    )
     def advance(self, ms: int) -> None:
         self.clock.now_ms += ms
 

@@ -22,7 +22,21 @@ POOL_LIMIT_FEN = 5_000_000  # 50,000 yuan: room for an emergency draw and many r
 
 # EV rate tiers where the simulated fleet drives (600-2,700 km a month), so tier changes move
 # rates; restock holds expire after [policy] hold_ttl_s in bridge.toml, within the demo.
+# The trigger limits count real time, and the fleet lives a simulated day every few seconds:
+# a health boost may follow a simulated day after the last (3 s), a car may drive what it
+# drives in a simulated day every few seconds, and falls may draw up to a hundred times a day.
 DEMO_POLICY = """\
+[emergency]
+max_per_day = 100
+max_fen_per_day = 50000000
+
+[health]
+cooldown_ms = 3000
+max_per_week = 1000
+
+[mileage]
+max_km_per_day = 10000000
+
 [[rates.tiers]]
 min_km_per_month = 0
 rate_bps = 1800

@@ -1,0 +1,81 @@
+"""Device event -> pool commands (cloud_bridge.actions), and back to what the decision says,
+without broker or database: the plans go through the real pure engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cloud_bridge import actions
+from cloud_bridge.actions import Action
+from cloud_bridge.config import BridgeConfig
+from cloud_bridge.pool import commands as c
+from cloud_bridge.pool.engine import decide
+from cloud_bridge.pool.policy import Policy
+from cloud_bridge.pool.results import Result
+from cloud_bridge.pool.service import Outcome
+from cloud_bridge.pool.state import PoolState
+from cloud_bridge.pool.view import PoolView
+from cloud_bridge.risk.verdict import Level, Verdict
+from protocol import messages as m
+
+CFG = BridgeConfig(path=None, data_dir=Path("."), fleet="f1")  # illness: 2,000,000 fen
+ALLOW = Verdict(Level.ALLOW, (), 0)
+T0 = 1_700_000_000_000
+
+
+def sos(seq: int, amount_fen: int = 0) -> m.Trigger:
+    body = m.EmergencyBody(emergency="illness", source="fall", amount_fen=amount_fen)
+    return m.Trigger(
+        sender="dev-1", seq=seq, boot=1, ts_ms=1, model_id="risk-v1", model_sha256=bytes(32),
+        risk_pm=10, mono_ms=1, rule="fall", priority=255, body=body,
+    )  # fmt: skip
+
+
+def pool(limit_fen: int) -> PoolState:
+    state = decide(None, c.OpenPool(user="u1", key="open", limit_fen=limit_fen), T0, Policy()).state
+    assert state is not None
+    return state
+
+
+def run(plan: actions.Plan, state: PoolState) -> tuple[PoolState, dict[str, Outcome]]:
+    """The plan's command through the engine, as the bridge's service would run it."""
+    assert plan.command is not None
+    d = decide(state, plan.command, T0 + 1, Policy())
+    assert d.state is not None
+    view = PoolView.of(d.state)
+    key = plan.command.key
+    return d.state, {key: Outcome("u1", key, plan.command.KIND, d.result, view, d.events)}
+
+
+def test_an_emergency_without_an_amount_on_a_small_pool_draws_what_is_there() -> None:
+    plan = actions.plan(sos(7), "u1", ALLOW, CFG)
+    assert isinstance(plan.command, c.Draw) and plan.command.up_to
+    assert (plan.action, plan.amount_fen) == (Action.EMERGENCY_DRAW, 2_000_000)
+    after, outcomes = run(plan, pool(1_000_000))
+    assert outcomes["dev-1:7:emergency"].result is Result.OK
+    assert after.outstanding_fen == 1_000_000 and after.available_fen == 0
+    # The published decision says what was drawn, not the default it was capped from.
+    assert actions.settled(plan, outcomes).amount_fen == 1_000_000
+    assert actions.refusal(plan, outcomes) is None
+
+
+def test_an_emergency_with_an_amount_is_all_or_nothing() -> None:
+    plan = actions.plan(sos(8, amount_fen=1_500_000), "u1", ALLOW, CFG)
+    assert isinstance(plan.command, c.Draw) and not plan.command.up_to
+    _, outcomes = run(plan, pool(1_000_000))
+    assert outcomes["dev-1:8:emergency"].result is Result.EXCEEDS_CREDIT
+    assert actions.settled(plan, outcomes).amount_fen == 1_500_000
+    assert actions.refusal(plan, outcomes) is Result.EXCEEDS_CREDIT
+
+
+def test_a_refused_trigger_is_counted_once_not_on_its_replay() -> None:
+    state = pool(5_000_000)
+    for seq in (1, 2, 3):
+        state, _ = run(actions.plan(sos(seq, amount_fen=10_000), "u1", ALLOW, CFG), state)
+    plan = actions.plan(sos(4, amount_fen=10_000), "u1", ALLOW, CFG)
+    _, outcomes = run(plan, state)
+    assert actions.refusal(plan, outcomes) is Result.TOO_MANY_EMERGENCIES
+    first = outcomes[plan.command.key]  # type: ignore[union-attr]
+    replayed = Outcome.from_json(first.to_json(), replayed=True)
+    assert actions.refusal(plan, {first.key: replayed}) is None
+    assert actions.refusal(plan, {}) is None  # not run (the fallback after an error)
