@@ -1,0 +1,106 @@
+"""The bridge's own score of a report: never trust the device's.
+
+A report carries the session's fingerprint, the model input the device made from it (`features`,
+int8) and the device's score (`risk_pm`). The bridge enrolled the device's baseline itself, so
+it rebuilds the model input from the fingerprint and that baseline, runs the same model, and
+decides on its own output. The device's two claims are then checked against it:
+
+    features_mismatch   the device's model input is not the one its fingerprint gives
+                        (more than FEATURE_TOLERANCE in any element: the ESP32 computes in
+                        32-bit floats, so one step of rounding is allowed)
+    score_mismatch      the device's risk_pm is not what the model gives on the device's own
+                        input (one output step allowed: tflite-runtime and TFLite Micro differ
+                        by one on about 1 input in 1,000)
+    unknown_model       the bridge does not have the model the device says it ran
+    bad_fingerprint     the fingerprint is missing or malformed
+
+A compromised board that reports risk_pm = 0 for an impostor's session is caught twice: its
+score does not match its input, and the decision uses the server's score anyway. A board that
+also forges a benign `features` is caught by the first check; one that forges the fingerprint
+itself is the fingerprint signal's business (cloud_bridge.risk.fingerprint).
+
+`ServerScorer` holds the models by SHA-256 and is deterministic; the TFLite interpreter is the
+only non-pure part.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import AgentError
+from agent.features import Fingerprint, model_input
+from agent.scoring import Scorer
+
+FEATURE_TOLERANCE = 1  # int8 steps per element
+SCORE_TOLERANCE = 1  # output q steps
+
+
+class Tamper(enum.StrEnum):
+    FEATURES_MISMATCH = "features_mismatch"
+    SCORE_MISMATCH = "score_mismatch"
+    UNKNOWN_MODEL = "unknown_model"
+    BAD_FINGERPRINT = "bad_fingerprint"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerScore:
+    """The bridge's score of one report (`output_q` None when it could not score) and what the
+    device's own claims got wrong."""
+
+    output_q: int | None
+    risk_pm: int | None
+    tamper: tuple[Tamper, ...]
+
+
+class ServerScorer:
+    """The models the bridge can score with, by SHA-256 of the .tflite file."""
+
+    def __init__(self, scorers: Iterable[Scorer]) -> None:
+        self._by_sha: dict[bytes, Scorer] = {s.model_sha256: s for s in scorers}
+
+    @classmethod
+    def load(cls, paths: Iterable[Path]) -> ServerScorer:
+        return cls(Scorer.load(p) for p in paths)
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(s.model_id for s in self._by_sha.values()))
+
+    def score(
+        self,
+        model_sha256: bytes,
+        fingerprint: Mapping[int, int],
+        features: bytes,
+        risk_pm: int,
+        baseline: Mapping[int, int],
+    ) -> ServerScore:
+        scorer = self._by_sha.get(bytes(model_sha256))
+        if scorer is None:
+            return ServerScore(None, None, (Tamper.UNKNOWN_MODEL,))
+        try:
+            current = Fingerprint.from_wire(fingerprint)
+            base = Fingerprint.from_wire(baseline)
+            mine = scorer.score(model_input(current, base, scorer.normalisation))
+        except (AgentError, ValueError, OverflowError):
+            return ServerScore(None, None, (Tamper.BAD_FINGERPRINT,))
+        tamper: list[Tamper] = []
+        if not _close(features, mine.input_q):
+            tamper.append(Tamper.FEATURES_MISMATCH)
+        if len(features) == scorer.n_inputs:
+            claimed_q = scorer.score_q(bytes(features))
+            lo = scorer.risk_pm_from_q(max(-128, claimed_q - SCORE_TOLERANCE))
+            hi = scorer.risk_pm_from_q(min(127, claimed_q + SCORE_TOLERANCE))
+            if not lo <= risk_pm <= hi:
+                tamper.append(Tamper.SCORE_MISMATCH)
+        return ServerScore(mine.output_q, mine.risk_pm, tuple(tamper))
+
+
+def _close(claimed: bytes, mine: bytes) -> bool:
+    if len(claimed) != len(mine):
+        return False
+    signed = [b - 256 if b > 127 else b for b in claimed]
+    ours = [b - 256 if b > 127 else b for b in mine]
+    return all(abs(a - b) <= FEATURE_TOLERANCE for a, b in zip(signed, ours, strict=True))

@@ -1,0 +1,101 @@
+"""The bridge's own score (cloud_bridge.risk.server_score) on simulated sessions through the real
+TFLite model: a device's forged risk_pm or model input is caught and never decides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.features import Fingerprint, enroll, extract
+from agent.scoring import Scorer
+from agent.simulator.device import SimDevice
+from agent.simulator.impostors import impostor
+from cloud_bridge.risk.server_score import ServerScorer, Tamper
+
+MODEL = Path(__file__).resolve().parents[2] / "models" / "risk-v1.tflite"
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    return Scorer.load(MODEL)
+
+
+@pytest.fixture(scope="module")
+def server(scorer: Scorer) -> ServerScorer:
+    return ServerScorer([scorer])
+
+
+def _device(kind: str = "phone", seed: int = 2_950_001) -> tuple[SimDevice, dict[int, int]]:
+    d = SimDevice(seed, kind)
+    return d, enroll([extract(c) for c in d.enrollment(6)]).to_wire()
+
+
+def test_an_honest_report_has_no_tamper_and_the_same_score(
+    scorer: Scorer, server: ServerScorer
+) -> None:
+    d, baseline = _device()
+    for session in range(10):
+        fp = extract(d.capture(session))
+        dev = scorer.score_fingerprint(fp, _fp(baseline))
+        got = server.score(scorer.model_sha256, fp.to_wire(), dev.input_q, dev.risk_pm, baseline)
+        assert got.tamper == ()
+        assert got.output_q == dev.output_q
+
+
+def _fp(wire: dict[int, int]) -> Fingerprint:
+    return Fingerprint.from_wire(wire)
+
+
+def test_a_zero_score_for_an_impostor_is_caught(scorer: Scorer, server: ServerScorer) -> None:
+    """The compromised board's lie: impostor sessions reported with risk_pm 0."""
+    d, baseline = _device()
+    lies = 0
+    for attack in range(10):
+        fp = extract(impostor("copied_key", d, 100 + attack, attack))
+        honest = scorer.score_fingerprint(fp, _fp(baseline))
+        got = server.score(scorer.model_sha256, fp.to_wire(), honest.input_q, 0, baseline)
+        assert got.risk_pm == honest.risk_pm  # the decision sees the real score, not the 0
+        lie = scorer.risk_pm_from_q(max(-128, honest.output_q - 1)) > 0
+        assert (Tamper.SCORE_MISMATCH in got.tamper) == lie
+        lies += lie
+    assert lies >= 8  # copied keys score high: almost every one is a visible lie
+
+
+def test_a_benign_model_input_for_an_impostor_is_caught(
+    scorer: Scorer, server: ServerScorer
+) -> None:
+    """A board that also sends the model input of an earlier genuine session."""
+    d, baseline = _device()
+    genuine = scorer.score_fingerprint(extract(d.capture(1)), _fp(baseline))
+    fp = extract(impostor("copied_key", d, 200, 1))
+    got = server.score(
+        scorer.model_sha256, fp.to_wire(), genuine.input_q, genuine.risk_pm, baseline
+    )
+    assert Tamper.FEATURES_MISMATCH in got.tamper
+    assert Tamper.SCORE_MISMATCH not in got.tamper  # the pair is consistent; the input is not
+    assert got.output_q == scorer.score_fingerprint(fp, _fp(baseline)).output_q
+
+
+def test_one_step_of_rounding_is_not_tamper(scorer: Scorer, server: ServerScorer) -> None:
+    d, baseline = _device()
+    fp = extract(d.capture(3))
+    honest = scorer.score_fingerprint(fp, _fp(baseline))
+    nudged = bytearray(honest.input_q)
+    nudged[0] = (nudged[0] + 1) % 256 if nudged[0] != 127 else 126
+    claimed = scorer.risk_pm_from_q(scorer.score_q(bytes(nudged)))
+    got = server.score(scorer.model_sha256, fp.to_wire(), bytes(nudged), claimed, baseline)
+    assert got.tamper == ()
+
+
+def test_unknown_model_and_bad_fingerprint(scorer: Scorer, server: ServerScorer) -> None:
+    d, baseline = _device()
+    fp = extract(d.capture(1)).to_wire()
+    got = server.score(b"\x00" * 32, fp, b"\x00" * 20, 0, baseline)
+    assert (got.output_q, got.tamper) == (None, (Tamper.UNKNOWN_MODEL,))
+    del fp[0]
+    got = server.score(scorer.model_sha256, fp, b"\x00" * 20, 0, baseline)
+    assert (got.output_q, got.tamper) == (None, (Tamper.BAD_FINGERPRINT,))
+    assert server.score(scorer.model_sha256, {}, b"", 0, baseline).tamper == (
+        Tamper.BAD_FINGERPRINT,
+    )
