@@ -115,8 +115,6 @@ def provision(
         "--mqtt-url",
         url,
         "--json",
-        "--sessions",
-        "4",
     ]
     if seed is not None:
         args += ["--seed", str(seed)]

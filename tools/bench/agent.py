@@ -62,8 +62,6 @@ class Device:
                 "--mqtt-url",
                 f"mqtt://127.0.0.1:{port}",
                 "--json",
-                "--sessions",
-                "3",
             )
         )
         self.config = Path(info["config"])

@@ -124,7 +124,7 @@ def provision(spec: DeviceSpec, root: Path, bridge: Bridge, url: str, tuning: Tu
         run_cli(
             "edge-agent", "provision", "--device-id", spec.device_id, "--fleet", bridge.fleet,
             "--kind", spec.kind, "--out", str(out), "--seed", str(spec.seed),
-            "--sessions", "4", "--json",
+            "--json",
         )  # fmt: skip
     device = Device(spec, out)
     device.config.write_text(agent_toml(spec, bridge.fleet, bridge.public_key_hex, url, tuning))
