@@ -139,9 +139,10 @@ def test_forged_flood_through_the_broker(tmp_path: Path, private_broker: Mosquit
         assert rejected == Counter(r.value for _, _, r in flood)
         stored = rejected - unstored
         # Four sources (the enrolled key; three reasons with no key verified), BUDGET each a
-        # minute; the flood takes seconds, but a minute boundary may fall inside it.
+        # minute, of 500 messages each; the flood takes seconds, but a minute boundary of the
+        # budget may fall inside it.
         assert set(stored) == set(rejected)
-        assert all(n in (BUDGET, 2 * BUDGET) for n in stored.values()), stored
+        assert all(BUDGET <= n <= 2 * BUDGET for n in stored.values()), stored
         # One signed risk note per stored refusal, none for the rest.
         assert wait(lambda: len(notes) == sum(stored.values()), 20), (len(notes), stored)
         # Retention brings the table down to its size on the bridge's own schedule.
