@@ -125,7 +125,10 @@ SCHEMA: Schema = {
             help="refusals stored a minute per reason code when no key verified, whole process",
         ),
         "max_age_days": Key(
-            30, integer(0, 36_500), attr="rejections_days", help="older rows are pruned; 0: any"
+            30,
+            integer(0, 36_500),
+            attr="rejections_days",
+            help="rows older than this are pruned; 0: any age",
         ),
         "max_rows": Key(
             100_000,

@@ -28,7 +28,6 @@ from cloud_bridge.store.base import Store
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
-TABLES = ("rejections", "events", "session_events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +71,13 @@ class Pruned:
     rejections: int = 0
     events: int = 0
     session_events: int = 0
+
+    def by_table(self) -> dict[str, int]:
+        return {
+            "rejections": self.rejections,
+            "events": self.events,
+            "session_events": self.session_events,
+        }
 
     def full(self, batch_rows: int) -> bool:
         """Whether some table filled its batch (it may have more to delete)."""

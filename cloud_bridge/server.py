@@ -38,7 +38,7 @@ from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry
-from cloud_bridge.retention import TABLES, Pruner, Retention
+from cloud_bridge.retention import Pruner, Retention
 from cloud_bridge.store import StoreConflict, open_store
 from cloud_bridge.store import ingest_repo as repo
 from protocol import cose, envelope, topics
@@ -271,8 +271,8 @@ class BridgeServer:
             self._republish_pending()
         pruned = self.pruner.step()
         if pruned is not None:
-            for table in TABLES:
-                self.metrics.pruned.labels(table=table).inc(getattr(pruned, table))
+            for table, n in pruned.by_table().items():
+                self.metrics.pruned.labels(table=table).inc(n)
         batch = self._take_batch()
         self.metrics.backlog.set(self.inbox.qsize())
         self.metrics.backlog_bytes.set(self.inbox.bytes)
