@@ -9,7 +9,9 @@ answers out against the outbox; this module only translates paho events into win
 publishes what the sender hands it.
 
 Inbound: acks, the bridge state and commands (queued for the agent's main thread). Anything
-not signed by the configured bridge key is dropped and counted.
+not signed by the configured bridge key is dropped and counted; a payload over the envelope
+limit is dropped before it is copied or decoded, counted, with at most one warning every
+OVERSIZE_WARN_MS (an MQTT 5 broker does not even send one over mqttc.MAX_PACKET_BYTES).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from protocol.topics import Channel
 log = logging.getLogger(__name__)
 
 CONNACK_TIMEOUT_MS = 10_000
+OVERSIZE_WARN_MS = 60_000
 
 
 class Signer:
@@ -150,6 +153,8 @@ class Link(threading.Thread):
         self._shown_session = 0
         self._reconnects = 0
         self._dropped_inbound = 0
+        self._oversize = 0  # dropped since the last warning about them
+        self._oversize_warned_ms: int | None = None
         self._last_error = ""
         self._cmd_windows = self._load_cmd_windows()
         self._client = self._make_client()
@@ -344,6 +349,9 @@ class Link(threading.Thread):
         return self._bridge_key if kid == self._bridge_kid else None
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if len(msg.payload) > cose.MAX_ENVELOPE_BYTES:
+            self._drop_oversize(msg.topic, len(msg.payload))
+            return
         try:
             topic = topics.parse(msg.topic)
             _signed, message = envelope.unseal(bytes(msg.payload), self._resolve)
@@ -363,6 +371,20 @@ class Link(threading.Thread):
         else:
             self._dropped_inbound += 1
             log.warning("link: %s on %s does not belong there", type(message).__name__, msg.topic)
+
+    def _drop_oversize(self, topic: str, size: int) -> None:
+        """Count an oversize message; warn at once, then at most every OVERSIZE_WARN_MS (a flood
+        must not flood the log too)."""
+        self._dropped_inbound += 1
+        self._oversize += 1
+        now = self.clock.mono_ms()
+        last = self._oversize_warned_ms
+        if last is None or now - last >= OVERSIZE_WARN_MS:
+            log.warning(
+                "link: dropped %d oversize message(s) (the last on %.80s: %d bytes, limit %d)",
+                self._oversize, topic, size, cose.MAX_ENVELOPE_BYTES,
+            )  # fmt: skip
+            self._oversize, self._oversize_warned_ms = 0, now
 
     def _on_bridge_state(self, state: m.BridgeState) -> None:
         was = self.window.bridge_online

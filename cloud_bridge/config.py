@@ -6,7 +6,10 @@ at load naming the key and the fix. Relative paths are relative to the file's di
     [store]    path (SQLite) or dsn (PostgreSQL)
     [policy]   file (credit-pool policy TOML) and the device-event rules below
     [risk]     risk_pm thresholds for step_up / hold / freeze
-    [ingest]   batch_max, batch_wait_ms, queue_max
+    [ingest]   batch_max, batch_wait_ms, queue_max, queue_max_bytes
+    [rejections] how many refusals are stored a minute (per verified key, per reason when no
+               key verified), and how long and how many are kept
+    [retention] how long the event and session logs are kept; pruning batch and interval
     [metrics]  port (0: off), host
 
 Each key is one confschema `Key` in SCHEMA (default, check, example); BridgeConfig's defaults
@@ -101,6 +104,55 @@ SCHEMA: Schema = {
         "batch_max": Key(256, integer(1, 10_000)),
         "batch_wait_ms": Key(2, integer(0, 1000)),
         "queue_max": Key(100_000, integer(100, 10_000_000), "queue_max = 100000"),
+        "queue_max_bytes": Key(
+            64 * 1024 * 1024,
+            integer(1024 * 1024, 16 * 1024**3),
+            "queue_max_bytes = 67108864 (64 MiB)",
+            "bytes of received messages waiting for the worker; a full queue pushes back",
+        ),
+    },
+    "rejections": {
+        "per_key_per_minute": Key(
+            60,
+            integer(0, 1_000_000),
+            attr="refusals_per_key",
+            help="refusals stored and published a minute per verified key (the rest counted)",
+        ),
+        "per_reason_per_minute": Key(
+            60,
+            integer(0, 1_000_000),
+            attr="refusals_per_reason",
+            help="refusals stored a minute per reason code when no key verified, whole process",
+        ),
+        "max_age_days": Key(
+            30,
+            integer(0, 36_500),
+            attr="rejections_days",
+            help="rows older than this are pruned; 0: any age",
+        ),
+        "max_rows": Key(
+            100_000,
+            integer(0, 1_000_000_000),
+            attr="rejections_max_rows",
+            help="the oldest rows beyond this many are pruned; 0: no limit",
+        ),
+    },
+    "retention": {
+        "events_days": Key(
+            730, integer(0, 36_500), help="accepted reports and triggers kept; 0: for ever"
+        ),
+        "session_events_days": Key(
+            90, integer(0, 36_500), help="births and deaths kept; 0: for ever"
+        ),
+        "batch_rows": Key(
+            1000,
+            integer(10, 100_000),
+            attr="prune_batch_rows",
+            help="rows deleted per table and transaction when pruning",
+        ),
+        "interval_s": Key(
+            60, integer(1, 86_400), attr="prune_interval_s", help="time between pruning rounds"
+        ),
     },
     "metrics": {
         "port": Key(0, integer(0, 65535), "port = 9108 (0: off)", attr="metrics_port"),
@@ -140,6 +192,15 @@ class BridgeConfig:
     batch_max: int = _default("ingest", "batch_max")
     batch_wait_ms: int = _default("ingest", "batch_wait_ms")
     queue_max: int = _default("ingest", "queue_max")
+    queue_max_bytes: int = _default("ingest", "queue_max_bytes")
+    refusals_per_key: int = _default("rejections", "per_key_per_minute")
+    refusals_per_reason: int = _default("rejections", "per_reason_per_minute")
+    rejections_days: int = _default("rejections", "max_age_days")
+    rejections_max_rows: int = _default("rejections", "max_rows")
+    events_days: int = _default("retention", "events_days")
+    session_events_days: int = _default("retention", "session_events_days")
+    prune_batch_rows: int = _default("retention", "batch_rows")
+    prune_interval_s: int = _default("retention", "interval_s")
     metrics_port: int = _default("metrics", "port")
     metrics_host: str = _default("metrics", "host")
 

@@ -10,9 +10,11 @@
 Verification happens before the transaction (it is the expensive part and needs no lock). One
 transaction covers the events, the replay windows, the pool commands and the outputs of the
 whole batch, so a crash anywhere either keeps all of it or none of it; the device then resends
-what was not acked. Every refusal has a reason code, is counted, is recorded in `rejections` and
-is published on the device's risk topic (plain duplicates are only counted); none writes to the
-ledger.
+what was not acked. Every refusal has a reason code and is counted; within a budget a sender
+cannot multiply (`cloud_bridge.refusals`) it is also recorded in `rejections` and published on
+the device's risk topic (plain duplicates are only counted); none writes to the ledger. A
+payload over the envelope limit is refused unread: the network thread keeps only its first
+bytes (`Inbound.received`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from cloud_bridge.judge import (
 from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
+from cloud_bridge.refusals import Budget, RefusalBudget
 from cloud_bridge.registry import Registry, RegistryError, refuse
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.base import Store, Transaction
@@ -56,12 +59,33 @@ log = logging.getLogger(__name__)
 _parse_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.parse)
 
 
+OVERSIZE_KEPT = 256
+"""Bytes of an oversize payload kept (as evidence in `rejections`); the rest is never copied."""
+
+
 @dataclass(frozen=True, slots=True)
 class Inbound:
     topic: str
     payload: bytes
     received_ms: int
     received_ns: int = 0  # monotonic, for the latency histogram
+    oversize: int = 0  # the real size of a payload over the envelope limit, cut to OVERSIZE_KEPT
+
+    @classmethod
+    def received(
+        cls, topic: str, payload: bytes | bytearray | memoryview, received_ms: int, received_ns: int
+    ) -> Inbound:
+        """What arrived, ready to queue: a payload over `cose.MAX_ENVELOPE_BYTES` is refused
+        without being decoded, so only its first bytes are copied and kept."""
+        size = len(payload)
+        if size > cose.MAX_ENVELOPE_BYTES:
+            return cls(topic, bytes(payload[:OVERSIZE_KEPT]), received_ms, received_ns, size)
+        return cls(topic, bytes(payload), received_ms, received_ns)
+
+    @property
+    def size(self) -> int:
+        """Bytes it holds (what the inbox counts)."""
+        return len(self.topic) + len(self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +93,7 @@ class BatchResult:
     outputs: tuple[Output, ...]  # to publish, in order
     accepted: int
     rejected: Mapping[Reason, int]  # refusals (duplicates included) by reason
+    unstored: Mapping[Reason, int]  # refusals over the budget: counted, neither stored nor sent
     decided_ns: tuple[int, ...]  # received_ns of the events that have decisions
     db_seconds: float
     # Events' own pool commands refused (trigger limits among them), by result code.
@@ -79,6 +104,7 @@ class BatchResult:
 class Refused:
     item: Inbound
     rejection: Rejection
+    kid: bytes | None = None  # the key its signature verified with; None: none verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,30 +123,6 @@ class _Decide:
     plan: Plan
 
 
-class RejectionLimit:
-    """At most RATE stored and published refusals per device id (as the topic names it, so
-    possibly forged) per minute; the metrics count every one. The table is cleared each
-    minute, so attacker-chosen ids cannot grow it without bound."""
-
-    RATE = 60
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.minute = 0.0
-        self.counts: dict[str | None, int] = {}
-
-    def allow(self, device: str | None) -> bool:
-        now = self.clock()
-        if now - self.minute >= 60:
-            self.minute, self.counts = now, {}
-        self.counts[device] = self.counts.get(device, 0) + 1
-        return self.counts[device] <= self.RATE
-
-    def noted(self, device: str | None) -> bool:
-        """Whether the last refusal of `device` was within the rate (call after allow)."""
-        return self.counts.get(device, 0) <= self.RATE
-
-
 class _Miss(Exception):
     """A kid that is not in the registry cache yet."""
 
@@ -134,6 +136,7 @@ class Ingest:
         service: PoolService,
         cfg: BridgeConfig,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        mono_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -143,7 +146,7 @@ class Ingest:
         self.wall_ms = wall_ms
         self.rules = Rules.of(cfg)
         self._retired: set[tuple[str, int]] = set()
-        self._limit = RejectionLimit()
+        self.budget = RefusalBudget(Budget(cfg.refusals_per_key, cfg.refusals_per_reason), mono_s)
         self.out = Outputs(publisher, wall_ms)
 
     # ---- verification (no transaction) --------------------------------------------------------
@@ -153,9 +156,17 @@ class Ingest:
         parsed: list[tuple[Inbound, topics.Topic]] = []
         for item in batch:
             try:
-                parsed.append((item, self._topic(item.topic)))
+                topic = self._topic(item.topic)
             except ProtocolError as exc:
                 refused.append(Refused(item, Rejection.of(exc)))
+                continue
+            if item.oversize:
+                detail = f"{item.oversize} bytes, limit {cose.MAX_ENVELOPE_BYTES}"
+                refused.append(
+                    Refused(item, Rejection(Reason.OVERSIZE, detail, device=topic.device))
+                )
+                continue
+            parsed.append((item, topic))
         out: list[_Verified] = []
         missed: list[tuple[Inbound, topics.Topic]] = []
         kids: set[bytes] = set()
@@ -230,7 +241,7 @@ class Ingest:
             self.publisher.invalidate()  # its block may have been reserved in this rollback
             raise
         return BatchResult(
-            result.outputs, result.accepted, result.rejected, result.decided_ns,
+            result.outputs, result.accepted, result.rejected, result.unstored, result.decided_ns,
             time.perf_counter() - started, result.action_refusals,
         )  # fmt: skip
 
@@ -263,7 +274,7 @@ class Ingest:
             if j.ack:
                 acked.add(device)
             if j.rejection is not None:
-                refused.append(Refused(item, j.rejection))
+                refused.append(Refused(item, j.rejection, s.key.kid))
                 if j.rejection.reason is Reason.REVOKED_KEY:  # the cache must ask again
                     self.registry.forget(device)
             if j.event is not None:
@@ -278,7 +289,7 @@ class Ingest:
             if j.rotation is not None:
                 rotated = self._rotate(tx, s, j.rotation)
                 if isinstance(rotated, Rejection):
-                    refused.append(Refused(item, rotated))
+                    refused.append(Refused(item, rotated, s.key.kid))
                     continue
                 pending.append(rotated)
             if j.state is not None:  # notes and plans are of devices that exist
@@ -289,12 +300,18 @@ class Ingest:
         outputs, decided_ns, action_refusals = self._decide(tx, decide, act)
         pending.extend(outputs)
         rejected: Counter[Reason] = Counter()
+        unstored: Counter[Reason] = Counter()
         rejections: list[RejectionRow] = []
         for r in refused:
-            rejected[r.rejection.reason] += 1
-            row, note = self._record(r), self._publish(tx, r)
-            if row is not None:
-                rejections.append(row)
+            reason = r.rejection.reason
+            rejected[reason] += 1
+            if not r.rejection.recorded:  # duplicates are normal after a reconnect: counted only
+                continue
+            if not self.budget.charge(r.kid, reason):
+                unstored[reason] += 1
+                continue
+            rejections.append(_row(r))
+            note = self._note(tx, r)
             if note is not None:
                 pending.append(note)
         repo.append_events(tx, events)
@@ -310,7 +327,7 @@ class Ingest:
         ]
         sealed = self.out.seal_and_store(tx, pending + acks)
         return BatchResult(
-            tuple(sealed), accepted, rejected, tuple(decided_ns), 0.0, action_refusals
+            tuple(sealed), accepted, rejected, unstored, tuple(decided_ns), 0.0, action_refusals
         )
 
     def _decide(
@@ -350,21 +367,10 @@ class Ingest:
             return Rejection(Reason.BAD_FIELD, f"sequence {record.seq}", device=device)
         return self.out.command(tx, s.where.fleet, device, "rotate", {"confirm_kid": new_kid})
 
-    def _record(self, r: Refused) -> RejectionRow | None:
-        """The `rejections` row of a refusal: duplicates are normal after a reconnect (counted
-        only); other refusals are recorded, at most RATE per device (or per unparseable topic)
-        a minute: garbage is cheap."""
-        rej, item = r.rejection, r.item
-        if not rej.recorded or not self._limit.allow(rej.device):
-            return None
-        return RejectionRow(
-            item.received_ms, item.topic, rej.device, rej.reason.value, rej.detail, item.payload
-        )
-
-    def _publish(self, tx: Transaction, r: Refused) -> Pending | None:
-        """The risk note of a refusal, within the same rate (call after `_record`)."""
+    def _note(self, tx: Transaction, r: Refused) -> Pending | None:
+        """The risk note of a stored refusal, on the risk topic of the device its topic names."""
         rej = r.rejection
-        if not rej.recorded or rej.device is None or not self._limit.noted(rej.device):
+        if rej.device is None:
             return None
         try:
             fleet = _parse_topic(r.item.topic).fleet
@@ -373,6 +379,13 @@ class Ingest:
         return self.out.risk(
             tx, fleet, rej.device, RiskNote(Category.REJECTION, rej.reason.value, rej.detail)
         )
+
+
+def _row(r: Refused) -> RejectionRow:
+    rej, item = r.rejection, r.item
+    return RejectionRow(
+        item.received_ms, item.topic, rej.device, rej.reason.value, rej.detail, item.payload
+    )
 
 
 def _reused(

@@ -23,7 +23,7 @@ Where each rule lives:
     boot regression                               `_session` here
     allow / step_up / hold / freeze, streaks      `cloud_bridge.risk.verdict.judge`
     event -> pool commands (freeze, hold, ...)    `cloud_bridge.actions.plan`
-    which refusals are stored and published       `Rejection.recorded` here; rate: `ingest`
+    which refusals are stored and published       `Rejection.recorded` here; budget: `refusals`
 """
 
 from __future__ import annotations

@@ -46,6 +46,19 @@ class Metrics:
         self.backlog = Gauge(
             "cp_bridge_backlog", "Messages received and not yet processed", registry=r
         )
+        self.backlog_bytes = Gauge(
+            "cp_bridge_backlog_bytes", "Bytes received and not yet processed", registry=r
+        )
+        self.unstored = Counter(
+            "cp_bridge_rejected_unstored",
+            "Refusals over the storage budget, by reason code: counted in cp_bridge_rejected, "
+            "neither stored in rejections nor published",
+            ["reason"],
+            registry=r,
+        )
+        self.pruned = Counter(
+            "cp_bridge_pruned_rows", "Rows deleted by retention, by table", ["table"], registry=r
+        )
         self.pending_outputs = Gauge(
             "cp_bridge_pending_outputs",
             "Committed outputs not yet acknowledged by the broker",

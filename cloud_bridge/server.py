@@ -1,10 +1,13 @@
 """`cloud-bridge run`: the MQTT side of the bridge around the ingest pipeline.
 
-The paho network thread only queues what arrives (bounded: when the queue is full it waits,
-which pushes back on the broker instead of dropping). One worker thread takes batches (up to
-`batch_max`, waiting at most `batch_wait_ms` for more), runs them through `Ingest.process` in
-one transaction, then publishes the outputs; stored outputs are deleted once the broker has
-acknowledged them, and any left by a crash are published again at the next start.
+The paho network thread only queues what arrives (bounded in messages and in bytes: when the
+queue is full it waits, which pushes back on the broker instead of dropping; a payload over the
+envelope limit is cut to a few bytes before it is queued, and refused unread). One worker
+thread takes batches (up to `batch_max`, waiting at most `batch_wait_ms` for more), runs them
+through `Ingest.process` in one transaction, then publishes the outputs; stored outputs are
+deleted once the broker has acknowledged them, and any left by a crash are published again at
+the next start. Between batches the worker prunes old rows when a round is due
+(`cloud_bridge.retention`).
 
 The bridge's retained state topic says online; its last will says offline. Several bridges of
 one fleet share that topic: when one dies, the others see its offline state and say online
@@ -27,6 +30,7 @@ import paho.mqtt.client as mqtt
 
 import mqttc
 from cloud_bridge.config import BridgeConfig
+from cloud_bridge.inbox import Inbox
 from cloud_bridge.ingest import BatchResult, Inbound, Ingest
 from cloud_bridge.metrics import Metrics
 from cloud_bridge.outputs import Output
@@ -34,6 +38,7 @@ from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry
+from cloud_bridge.retention import Pruner, Retention
 from cloud_bridge.store import StoreConflict, open_store
 from cloud_bridge.store import ingest_repo as repo
 from protocol import cose, envelope, topics
@@ -56,7 +61,8 @@ class BridgeServer:
         self.publisher = Publisher(cfg.instance, key, self.store)
         self.service = PoolService(self.store, policy=load_policy(cfg.policy_file))
         self.ingest = Ingest(self.store, self.registry, self.publisher, self.service, cfg)
-        self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=cfg.queue_max)
+        self.inbox: Inbox[Inbound] = Inbox(cfg.queue_max, cfg.queue_max_bytes)
+        self.pruner = Pruner(self.store, Retention.of(cfg))
         self.connected = threading.Event()
         self._announce = threading.Event()  # set from the network thread, served by the worker
         self._acked_outputs: list[tuple[str, int]] = []
@@ -126,10 +132,10 @@ class BridgeServer:
         if msg.topic == self._state_topic:
             self._on_state(bytes(msg.payload))
             return
-        item = Inbound(
-            msg.topic, bytes(msg.payload), time.time_ns() // 1_000_000, time.monotonic_ns()
+        item = Inbound.received(
+            msg.topic, msg.payload, time.time_ns() // 1_000_000, time.monotonic_ns()
         )
-        self.inbox.put(item)  # blocks when full: back-pressure, never a drop
+        self.inbox.put(item, item.size)  # blocks when full: back-pressure, never a drop
 
     def _on_state(self, payload: bytes) -> None:
         """Another instance's offline will must not silence this live one (network thread:
@@ -263,8 +269,13 @@ class BridgeServer:
         if self._republish.is_set() and self.connected.is_set():
             self._republish.clear()
             self._republish_pending()
+        pruned = self.pruner.step()
+        if pruned is not None:
+            for table, n in pruned.by_table().items():
+                self.metrics.pruned.labels(table=table).inc(n)
         batch = self._take_batch()
         self.metrics.backlog.set(self.inbox.qsize())
+        self.metrics.backlog_bytes.set(self.inbox.bytes)
         if not batch:
             self._forget_published()
             return 0
@@ -278,6 +289,8 @@ class BridgeServer:
                 self.metrics.rejected.labels(reason=reason).inc(n)
             for code, n in result.action_refusals.items():
                 self.metrics.action_refused.labels(result=code).inc(n)
+            for reason, n in result.unstored.items():
+                self.metrics.unstored.labels(reason=reason).inc(n)
             self.metrics.db_seconds.observe(result.db_seconds)
         self.metrics.batch_size.observe(len(batch))
         return len(batch)

@@ -23,6 +23,12 @@ from paho.mqtt.properties import Properties
 SESSION_EXPIRY_S = 86_400
 """MQTT 5: the broker keeps a session (subscriptions, queued QoS 1 messages) a day."""
 PROTOCOLS = ("5", "3.1.1")
+MAX_PACKET_BYTES = 64 * 1024
+"""MQTT 5: the largest packet the agent and the bridge accept (CONNECT Maximum Packet Size).
+The broker drops a larger message for this client instead of sending it (MQTT 5 section
+3.1.2.11.4), so a flood of huge messages never reaches the client's memory. Far above the
+largest envelope (protocol.cose.MAX_ENVELOPE_BYTES) plus a topic and properties; the clients
+refuse anything between that envelope limit and this one themselves, counted."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class Settings:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    max_packet_bytes: int = MAX_PACKET_BYTES  # MQTT 5 only; 0: no limit
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -81,11 +88,14 @@ def make_client(settings: Settings, inflight_max: int, auto_reconnect: bool) -> 
 
 def connect_kwargs(settings: Settings) -> dict[str, Any]:
     """Extra arguments of `connect` / `connect_async`: MQTT 5 keeps the session (clean_start
-    off, a session expiry); 3.1.1 has it from clean_session=False already."""
+    off, a session expiry) and caps the packets the broker may send (`max_packet_bytes`);
+    3.1.1 has the session from clean_session=False already, and no such cap."""
     if not settings.v5:
         return {}
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = SESSION_EXPIRY_S
+    if settings.max_packet_bytes:
+        props.MaximumPacketSize = settings.max_packet_bytes
     return {"clean_start": False, "properties": props}
 
 

@@ -70,6 +70,16 @@ def test_load__valid_values_and_relative_paths(tmp_path: Path) -> None:
         ("[mqttt]\n", "unknown section [mqttt]; sections: bridge, mqtt"),
         ('[store]\npath = "a"\ndsn = "postgresql://x"\n', "give either path (SQLite) or dsn"),
         ("[risk]\nhold_pm = 100\n", "needs step_up_pm <= hold_pm <= freeze_pm"),
+        (
+            "[ingest]\nqueue_max_bytes = 1000\n",
+            "[ingest] queue_max_bytes = 1000 must be an integer from 1048576 to 17179869184; "
+            "for example: queue_max_bytes = 67108864 (64 MiB)",
+        ),
+        (
+            "[rejections]\nmax_rows = -1\n",
+            "[rejections] max_rows = -1 must be an integer from 0 to 1000000000",
+        ),
+        ("[retention]\nbatch_rows = 5\n", "[retention] batch_rows = 5 must be an integer from 10"),
     ],
 )
 def test_load__bad_config_names_the_key_and_the_fix(
