@@ -51,6 +51,7 @@ from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
 
 log = logging.getLogger(__name__)
+_STALE_KEY = (Reason.REVOKED_KEY, Reason.RETIRED_KEY)  # refusals that mean a cached key changed
 # Parsed topics remembered: a device sends on a few, and parsing validates every part.
 _parse_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.parse)
 
@@ -261,7 +262,7 @@ class Ingest:
                 acked.add(device)
             if j.rejection is not None:
                 refused.append(Refused(item, j.rejection))
-                if j.rejection.reason is Reason.REVOKED_KEY:  # the cache must ask again
+                if j.rejection.reason in _STALE_KEY:  # the cache must ask again
                     self.registry.forget(device)
             if j.event is not None:
                 events.append(j.event)
