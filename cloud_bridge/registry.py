@@ -62,8 +62,17 @@ class Registry:
 
     # ---- enrollment and administration --------------------------------------------------------
 
-    def enroll(self, tx: Transaction, data: bytes, user: str, now_ms: int) -> Device:
+    def enroll(self, tx: Transaction, data: bytes, user: str, now_ms: int, *, fleet: str) -> Device:
+        """Register the device of an enrollment record for `user`, in the `fleet` this bridge
+        serves: a record made for another fleet is refused (its device would publish on topics
+        this bridge never reads)."""
         record, kid = read_record(data)
+        if record.fleet != fleet:
+            raise RegistryError(
+                f"device {record.sender} was provisioned for fleet {record.fleet!r}, but this "
+                f"bridge serves fleet {fleet!r}; enroll it with the bridge of fleet "
+                f"{record.fleet!r}, or provision it again with --fleet {fleet}"
+            )
         try:
             validate_id(user, "user")
             validate_device_id(record.sender)
