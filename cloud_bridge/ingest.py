@@ -46,6 +46,7 @@ from cloud_bridge.registry import Registry, RegistryError, refuse
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.base import Store, Transaction
 from cloud_bridge.store.ingest_repo import KEY_UNKNOWN, LogRow, RejectionRow
+from mqttc.throttle import Throttle
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
@@ -142,6 +143,7 @@ class Ingest:
         self.rules = Rules.of(cfg)
         self._retired: set[tuple[str, int]] = set()
         self._limit = RejectionLimit()
+        self._warnings = Throttle()  # per-message log lines, at most one per reason a minute
         self.out = Outputs(publisher, wall_ms)
 
     # ---- verification (no transaction) --------------------------------------------------------
@@ -200,7 +202,10 @@ class Ingest:
         except (_Miss, ProtocolError):
             raise
         except Exception as exc:  # a decoder bug must cost one message, not the batch
-            log.exception("unexpected error decoding %s", item.topic)
+            self._warnings.warn(
+                log, "decoder_error", _mono_ms(), "unexpected error decoding %s", item.topic,
+                level=logging.ERROR, exc_info=True,
+            )  # fmt: skip
             raise ProtocolError(Reason.BAD_FIELD, f"undecodable: {type(exc).__name__}") from exc
         key = self.registry.cached(signed.kid)
         assert key is not None
@@ -338,7 +343,9 @@ class Ingest:
         try:
             new_kid = self.registry.rotate(tx, record, s.key.kid, s.received_ms)
         except RegistryError as exc:
-            log.warning("rotation from %s refused: %s", device, exc)
+            self._warnings.warn(
+                log, "rotation_refused", _mono_ms(), "rotation from %s refused: %s", device, exc
+            )
             return Rejection(Reason.BAD_FIELD, f"sequence {record.seq}", device=device)
         return self.out.command(tx, s.where.fleet, device, "rotate", {"confirm_kid": new_kid})
 
@@ -365,6 +372,10 @@ class Ingest:
         return self.out.risk(
             tx, fleet, rej.device, RiskNote(Category.REJECTION, rej.reason.value, rej.detail)
         )
+
+
+def _mono_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
 
 
 def _reused(

@@ -58,6 +58,7 @@ class BridgeServer:
         self.ingest = Ingest(self.store, self.registry, self.publisher, self.service, cfg)
         self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=cfg.queue_max)
         self.connected = threading.Event()
+        self._stopping = threading.Event()  # our own disconnect: not a lost connection
         self._announce = threading.Event()  # set from the network thread, served by the worker
         self._acked_outputs: list[tuple[str, int]] = []
         self._inflight: dict[int, tuple[str, int] | None] = {}  # mid -> stored row, if any
@@ -120,7 +121,8 @@ class BridgeServer:
 
     def _on_disconnect(self, *_: Any) -> None:
         self.connected.clear()
-        log.warning("bridge: disconnected from the broker; reconnecting")
+        if not self._stopping.is_set():
+            log.warning("bridge: disconnected from the broker; reconnecting")
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self._state_topic:
@@ -314,6 +316,7 @@ class BridgeServer:
         return mqttc.connect_kwargs(self._client_settings())
 
     def shutdown(self) -> None:
+        self._stopping.set()
         if self.connected.is_set():
             self._send(topics.bridge_state(self.cfg.fleet), self._state(False), retain=True)
             deadline = time.monotonic() + 2
@@ -321,5 +324,6 @@ class BridgeServer:
                 time.sleep(0.02)
             self._forget_published()
             self.client.disconnect()
+            log.info("bridge %s: stopped; said offline and disconnected", self.cfg.instance)
         self.client.loop_stop()
         self.store.close()
