@@ -14,7 +14,8 @@ No tag is ever given meaning while decoding: cbor2's semantic decoders (dates, b
 decimals, regular expressions, MIME messages, sets, ...) are replaced for every tag number by
 one that keeps the tag as a `cbor2.CBORTag` around its plainly decoded content, so a tag costs
 what its content costs and nothing more, wherever it sits (an unsigned COSE header included).
-cbor2 >= 6 is required: `allow_duplicate_keys` and `allow_indefinite` are new in 6.0.
+cbor2 >= 6.1 is required: its decoder takes `allow_duplicate_keys` (6.0's refuses the
+argument), `allow_indefinite` and a `semantic_decoders` mapping it asks about every tag.
 """
 
 from __future__ import annotations
