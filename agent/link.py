@@ -10,8 +10,9 @@ publishes what the sender hands it.
 
 Inbound: acks, the bridge state and commands (queued for the agent's main thread). Anything
 not signed by the configured bridge key is dropped and counted; a payload over the envelope
-limit is dropped before it is copied or decoded, counted, with at most one warning every
-OVERSIZE_WARN_MS (an MQTT 5 broker does not even send one over mqttc.MAX_PACKET_BYTES).
+limit is dropped before it is copied or decoded (an MQTT 5 broker does not even send one over
+mqttc.MAX_PACKET_BYTES). The warnings about drops are throttled per reason (mqttc.throttle),
+since whoever can publish decides how many there are.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from agent.config import AgentConfig
 from agent.outbox import Entry, Outbox
 from agent.sender import Sender
 from agent.window import SendWindow
+from mqttc.throttle import Throttle
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError
@@ -44,7 +46,6 @@ from protocol.topics import Channel
 log = logging.getLogger(__name__)
 
 CONNACK_TIMEOUT_MS = 10_000
-OVERSIZE_WARN_MS = 60_000
 
 
 class Signer:
@@ -153,8 +154,7 @@ class Link(threading.Thread):
         self._shown_session = 0
         self._reconnects = 0
         self._dropped_inbound = 0
-        self._oversize = 0  # dropped since the last warning about them
-        self._oversize_warned_ms: int | None = None
+        self._drop_warnings = Throttle()
         self._last_error = ""
         self._cmd_windows = self._load_cmd_windows()
         self._client = self._make_client()
@@ -278,10 +278,12 @@ class Link(threading.Thread):
         )
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if self._connected:
-            log.info("link: disconnected (%s)", reason)
-        self._connected = False
+        was_connected, self._connected = self._connected, False
         self.window.on_disconnected()
+        if self._stop.is_set():  # our own goodbye (shutdown): nothing was lost, no reconnect
+            return
+        if was_connected:
+            log.info("link: disconnected (%s)", reason)
         self._last_error = f"disconnected: {reason}"
         delay = self.backoff.next_delay(refused=False)
         self._next_attempt_ms = self.clock.mono_ms() + int(delay * 1000)
@@ -333,6 +335,7 @@ class Link(threading.Thread):
         self._client.disconnect()
         self._client.loop(timeout=0.1)
         self._connected = False
+        log.info("link: session %d closed (shutdown)", self._shown_session)
 
     def _death(self, session: int, reason: str) -> m.Death:
         return m.Death(
@@ -350,14 +353,17 @@ class Link(threading.Thread):
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if len(msg.payload) > cose.MAX_ENVELOPE_BYTES:
-            self._drop_oversize(msg.topic, len(msg.payload))
+            self._drop(
+                "oversize",
+                "link: dropped an oversize message on %.80s: %d bytes, limit %d",
+                msg.topic, len(msg.payload), cose.MAX_ENVELOPE_BYTES,
+            )  # fmt: skip
             return
         try:
             topic = topics.parse(msg.topic)
             _signed, message = envelope.unseal(bytes(msg.payload), self._resolve)
         except ProtocolError as exc:
-            self._dropped_inbound += 1
-            log.warning("link: dropped message on %s: %s", msg.topic, exc)
+            self._drop(exc.reason.value, "link: dropped message on %s: %s", msg.topic, exc)
             return
         if topic.channel is Channel.BRIDGE_STATE and isinstance(message, m.BridgeState):
             self._on_bridge_state(message)
@@ -369,22 +375,17 @@ class Link(threading.Thread):
         elif topic.channel is Channel.CMD and isinstance(message, m.Command):
             self._on_command(message, topic.command or "")
         else:
-            self._dropped_inbound += 1
-            log.warning("link: %s on %s does not belong there", type(message).__name__, msg.topic)
+            self._drop(
+                "misplaced",
+                "link: %s on %s does not belong there",
+                type(message).__name__,
+                msg.topic,
+            )
 
-    def _drop_oversize(self, topic: str, size: int) -> None:
-        """Count an oversize message; warn at once, then at most every OVERSIZE_WARN_MS (a flood
-        must not flood the log too)."""
+    def _drop(self, reason: str, warning: str, *args: object) -> None:
+        """Count a dropped inbound message and warn about it, throttled per reason."""
         self._dropped_inbound += 1
-        self._oversize += 1
-        now = self.clock.mono_ms()
-        last = self._oversize_warned_ms
-        if last is None or now - last >= OVERSIZE_WARN_MS:
-            log.warning(
-                "link: dropped %d oversize message(s) (the last on %.80s: %d bytes, limit %d)",
-                self._oversize, topic, size, cose.MAX_ENVELOPE_BYTES,
-            )  # fmt: skip
-            self._oversize, self._oversize_warned_ms = 0, now
+        self._drop_warnings.warn(log, reason, self.clock.mono_ms(), warning, *args)
 
     def _on_bridge_state(self, state: m.BridgeState) -> None:
         was = self.window.bridge_online
@@ -396,15 +397,18 @@ class Link(threading.Thread):
 
     def _on_command(self, cmd: m.Command, topic_name: str) -> None:
         if cmd.device != self.device_id or cmd.command != topic_name:
-            self._dropped_inbound += 1
-            log.warning(
-                "link: command %s for %s refused (wrong device or topic)", cmd.command, cmd.device
+            self._drop(
+                "command_misaddressed",
+                "link: command %s for %s refused (wrong device or topic)",
+                cmd.command,
+                cmd.device,
             )
             return
         window = self._cmd_windows.get(cmd.sender, ReplayWindow())
         if window.verdict(cmd.seq) is not None:
-            self._dropped_inbound += 1
-            log.warning("link: replayed command %s seq %d refused", cmd.command, cmd.seq)
+            self._drop(
+                "command_replay", "link: replayed command %s seq %d refused", cmd.command, cmd.seq
+            )
             return
         self._cmd_windows[cmd.sender] = window.accept(cmd.seq)
         self.outbox.put_json(

@@ -69,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         dsub.add_parser(
             "enroll",
             help="enroll a device from its enrollment.cbor",
-            description="Check the record's self-signature and register the device for USER.",
+            description="Check the record's self-signature and register the device for USER. "
+            "The record must be for the fleet this bridge serves ([bridge] fleet).",
+            epilog="example: cloud-bridge devices enroll var/phone-1/enrollment.cbor "
+            "--user alice --data var/bridge",
         )
     )
     enroll.add_argument("file", type=Path, help="enrollment.cbor from edge-agent provision")
@@ -177,7 +180,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 data = args.file.read_bytes()
             except OSError as exc:
                 raise BridgeError(f"cannot read {args.file}: {exc.strerror}") from exc
-            device = registry.enroll(tx, data, args.user, now_ms())
+            device = registry.enroll(tx, data, args.user, now_ms(), fleet=cfg.fleet)
             _print(
                 args,
                 device.to_json(),

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from protocol.replay import ReplayWindow
 
 ACTIVE = "active"
+RETIRED = "retired"
+"""A key's status once a newer key of its device has signed (rotated out; never reactivated)."""
 
 
 @dataclass(frozen=True, slots=True)

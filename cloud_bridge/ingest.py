@@ -50,11 +50,13 @@ from cloud_bridge.registry import Registry, RegistryError, refuse
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.base import Store, Transaction
 from cloud_bridge.store.ingest_repo import KEY_UNKNOWN, LogRow, RejectionRow
+from mqttc.throttle import Throttle
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
 
 log = logging.getLogger(__name__)
+_STALE_KEY = (Reason.REVOKED_KEY, Reason.RETIRED_KEY)  # refusals that mean a cached key changed
 # Parsed topics remembered: a device sends on a few, and parsing validates every part.
 _parse_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.parse)
 
@@ -147,6 +149,7 @@ class Ingest:
         self.rules = Rules.of(cfg)
         self._retired: set[tuple[str, int]] = set()
         self.budget = RefusalBudget(Budget(cfg.refusals_per_key, cfg.refusals_per_reason), mono_s)
+        self._warnings = Throttle()  # per-message log lines, at most one per reason a minute
         self.out = Outputs(publisher, wall_ms)
 
     # ---- verification (no transaction) --------------------------------------------------------
@@ -213,7 +216,10 @@ class Ingest:
         except (_Miss, ProtocolError):
             raise
         except Exception as exc:  # a decoder bug must cost one message, not the batch
-            log.exception("unexpected error decoding %s", item.topic)
+            self._warnings.warn(
+                log, "decoder_error", _mono_ms(), "unexpected error decoding %s", item.topic,
+                level=logging.ERROR, exc_info=True,
+            )  # fmt: skip
             raise ProtocolError(Reason.BAD_FIELD, f"undecodable: {type(exc).__name__}") from exc
         key = self.registry.cached(signed.kid)
         assert key is not None
@@ -275,7 +281,7 @@ class Ingest:
                 acked.add(device)
             if j.rejection is not None:
                 refused.append(Refused(item, j.rejection, s.key.kid))
-                if j.rejection.reason is Reason.REVOKED_KEY:  # the cache must ask again
+                if j.rejection.reason in _STALE_KEY:  # the cache must ask again
                     self.registry.forget(device)
             if j.event is not None:
                 events.append(j.event)
@@ -363,7 +369,9 @@ class Ingest:
         try:
             new_kid = self.registry.rotate(tx, record, s.key.kid, s.received_ms)
         except RegistryError as exc:
-            log.warning("rotation from %s refused: %s", device, exc)
+            self._warnings.warn(
+                log, "rotation_refused", _mono_ms(), "rotation from %s refused: %s", device, exc
+            )
             return Rejection(Reason.BAD_FIELD, f"sequence {record.seq}", device=device)
         return self.out.command(tx, s.where.fleet, device, "rotate", {"confirm_kid": new_kid})
 
@@ -386,6 +394,10 @@ def _row(r: Refused) -> RejectionRow:
     return RejectionRow(
         item.received_ms, item.topic, rej.device, rej.reason.value, rej.detail, item.payload
     )
+
+
+def _mono_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
 
 
 def _reused(

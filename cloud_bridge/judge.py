@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 
 from cloud_bridge import actions
 from cloud_bridge.config import BridgeConfig
-from cloud_bridge.device_state import ACTIVE, DeviceState
+from cloud_bridge.device_state import ACTIVE, RETIRED, DeviceState
 from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.service import Outcome
 from cloud_bridge.risk.verdict import Level, Signal, Thresholds, Verdict
@@ -162,6 +162,9 @@ def judge(
 def _check(state: DeviceState | None, signed: Signed, key_status: str) -> Rejection | None:
     msg, where, key = signed.message, signed.where, signed.key
     device = where.device
+    if key_status == RETIRED and state is not None and state.status == ACTIVE:
+        detail = f"key {key.kid.hex()} was rotated out; the device signs with a newer one"
+        return Rejection(Reason.RETIRED_KEY, detail, device=device)
     if key_status != ACTIVE or state is None or state.status != ACTIVE:
         return Rejection(Reason.REVOKED_KEY, f"key {key.kid.hex()} is not active", device=device)
     if msg.sender != key.device_id:

@@ -3,8 +3,9 @@
 Enrollment checks the record's self-signature (the device proves it holds the key it enrolls).
 A rotation is an enrollment signed by the device's current key naming it in `prev_kid`; the new
 key is active at once and the old one is retired when the first message signed by the new key
-arrives (the device re-signs its unacked outbox when it switches, so nothing is lost). A revoked
-device's keys are refused with `revoked_key`.
+arrives (the device re-signs its unacked outbox when it switches, so nothing is lost); a message
+signed by a retired key is refused with `retired_key`. A revoked device's keys are refused with
+`revoked_key`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 
 import nacl.signing
 
+from cloud_bridge.device_state import ACTIVE, RETIRED
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.store import registry_repo as repo
 from cloud_bridge.store.base import Transaction
@@ -60,8 +62,17 @@ class Registry:
 
     # ---- enrollment and administration --------------------------------------------------------
 
-    def enroll(self, tx: Transaction, data: bytes, user: str, now_ms: int) -> Device:
+    def enroll(self, tx: Transaction, data: bytes, user: str, now_ms: int, *, fleet: str) -> Device:
+        """Register the device of an enrollment record for `user`, in the `fleet` this bridge
+        serves: a record made for another fleet is refused (its device would publish on topics
+        this bridge never reads)."""
         record, kid = read_record(data)
+        if record.fleet != fleet:
+            raise RegistryError(
+                f"device {record.sender} was provisioned for fleet {record.fleet!r}, but this "
+                f"bridge serves fleet {fleet!r}; enroll it with the bridge of fleet "
+                f"{record.fleet!r}, or provision it again with --fleet {fleet}"
+            )
         try:
             validate_id(user, "user")
             validate_device_id(record.sender)
@@ -81,7 +92,7 @@ class Registry:
             record.fleet,
             user,
             record.device_kind,
-            "active",
+            ACTIVE,
             dict(record.baseline),
             dict(record.identity),
             now_ms,
@@ -104,17 +115,17 @@ class Registry:
     ) -> None:
         if self.key(tx, kid) is not None:
             raise RegistryError(f"key {kid.hex()} is already enrolled")
-        repo.insert_key(tx, DeviceKey(kid, device, public_key, generation, "active"), now_ms)
+        repo.insert_key(tx, DeviceKey(kid, device, public_key, generation, ACTIVE), now_ms)
 
     def rotate(self, tx: Transaction, record: m.Enrollment, signed_by: bytes, now_ms: int) -> bytes:
         """Register the key in a rotation record signed by `signed_by`; returns the new kid."""
         current = self.key(tx, signed_by)
-        if current is None or current.device_id != record.sender or current.status != "active":
+        if current is None or current.device_id != record.sender or current.status != ACTIVE:
             raise RegistryError("a rotation must be signed by the device's active key")
         if record.prev_kid != signed_by:
             raise RegistryError("prev_kid must name the key that signs the rotation")
         device = self.device(tx, record.sender)
-        if device is None or device.status != "active":
+        if device is None or device.status != ACTIVE:
             raise RegistryError(f"device {record.sender} is not active")
         new_kid = cose.kid_for(record.public_key)
         existing = self.key(tx, new_kid)
@@ -194,10 +205,15 @@ class Registry:
 
 def refuse(key: DeviceKey | None, kid: bytes) -> nacl.signing.VerifyKey | None:
     """The resolver's answer for a looked-up key: its VerifyKey, None if unknown, or
-    ProtocolError(REVOKED_KEY) for a revoked or retired key."""
+    ProtocolError(RETIRED_KEY) for a rotated-out key, ProtocolError(REVOKED_KEY) for a revoked
+    one (revoking a device revokes its retired keys too)."""
     if key is None:
         return None
-    if key.status != "active":
+    if key.status == RETIRED:
+        raise ProtocolError(
+            Reason.RETIRED_KEY, f"key {kid.hex()} of {key.device_id} was rotated out"
+        )
+    if key.status != ACTIVE:
         raise ProtocolError(
             Reason.REVOKED_KEY, f"key {kid.hex()} of {key.device_id} is {key.status}"
         )

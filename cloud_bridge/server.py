@@ -64,6 +64,7 @@ class BridgeServer:
         self.inbox: Inbox[Inbound] = Inbox(cfg.queue_max, cfg.queue_max_bytes)
         self.pruner = Pruner(self.store, Retention.of(cfg))
         self.connected = threading.Event()
+        self._stopping = threading.Event()  # our own disconnect: not a lost connection
         self._announce = threading.Event()  # set from the network thread, served by the worker
         self._acked_outputs: list[tuple[str, int]] = []
         self._inflight: dict[int, tuple[str, int] | None] = {}  # mid -> stored row, if any
@@ -126,7 +127,8 @@ class BridgeServer:
 
     def _on_disconnect(self, *_: Any) -> None:
         self.connected.clear()
-        log.warning("bridge: disconnected from the broker; reconnecting")
+        if not self._stopping.is_set():
+            log.warning("bridge: disconnected from the broker; reconnecting")
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self._state_topic:
@@ -329,6 +331,7 @@ class BridgeServer:
         return mqttc.connect_kwargs(self._client_settings())
 
     def shutdown(self) -> None:
+        self._stopping.set()
         if self.connected.is_set():
             self._send(topics.bridge_state(self.cfg.fleet), self._state(False), retain=True)
             deadline = time.monotonic() + 2
@@ -336,5 +339,6 @@ class BridgeServer:
                 time.sleep(0.02)
             self._forget_published()
             self.client.disconnect()
+            log.info("bridge %s: stopped; said offline and disconnected", self.cfg.instance)
         self.client.loop_stop()
         self.store.close()

@@ -138,6 +138,10 @@ def verify1(message: bytes, resolve: Resolver) -> Signed:
 
     `resolve(kid)` returns the key for a kid or None when the kid is unknown; it may itself raise
     ProtocolError (for example REVOKED_KEY). Every failure is a ProtocolError with a reason.
+
+    The unprotected header is not covered by the signature, so it is checked only after the
+    signature verified; until then it is what the strict decoder made of it, tags included as
+    undecoded CBORTags (protocol.cbor), so nothing in it costs work or raises first.
     """
     if not isinstance(message, bytes | bytearray | memoryview):
         raise ProtocolError(Reason.NOT_COSE, "message is not bytes")
@@ -146,9 +150,6 @@ def verify1(message: bytes, resolve: Resolver) -> Signed:
     protected, unprotected, payload, signature = _parts(message)
     if type(signature) is not bytes or len(signature) != 64:
         raise ProtocolError(Reason.BAD_SIGNATURE, "an Ed25519 signature is 64 bytes")
-    if HDR_ALG in unprotected or HDR_KID in unprotected:
-        # RFC 9052 section 3: a label must not appear in both buckets; ours live in protected.
-        raise ProtocolError(Reason.BAD_HEADER, "alg and kid belong in the protected header")
     alg, kid = _protected_header(protected)
     key = resolve(kid)
     if key is None:
@@ -159,6 +160,8 @@ def verify1(message: bytes, resolve: Resolver) -> Signed:
         raise ProtocolError(
             Reason.BAD_SIGNATURE, f"signature does not verify (kid {kid.hex()})"
         ) from exc
+    if unprotected:  # anyone may change it in transit: read only what the signature let pass
+        _unprotected_header(unprotected)
     return Signed(payload=payload, kid=kid, alg=alg, key=key)
 
 
@@ -185,6 +188,17 @@ def _parts(message: bytes) -> tuple[bytes, Mapping[object, object], bytes, objec
     if type(payload) is not bytes:
         raise ProtocolError(Reason.NOT_COSE, "payload must be attached as a bstr")
     return protected, unprotected, payload, signature
+
+
+def _unprotected_header(unprotected: Mapping[object, object]) -> None:
+    """Refuse what the unprotected bucket must not hold (the contract sends it empty)."""
+    if HDR_ALG in unprotected or HDR_KID in unprotected:
+        # RFC 9052 section 3: a label must not appear in both buckets; ours live in protected.
+        raise ProtocolError(Reason.BAD_HEADER, "alg and kid belong in the protected header")
+    try:
+        cbor.plain(unprotected, 1)
+    except ProtocolError as exc:
+        raise ProtocolError(Reason.BAD_HEADER, f"unprotected header: {exc.detail}") from exc
 
 
 @functools.lru_cache(maxsize=4096)

@@ -22,6 +22,7 @@ class Reason(enum.StrEnum):
     # Who sent it
     UNKNOWN_DEVICE = "unknown_device"
     REVOKED_KEY = "revoked_key"
+    RETIRED_KEY = "retired_key"  # rotated out: a newer key of the same device signs now
     SENDER_MISMATCH = "sender_mismatch"
     # Payload schema
     NOT_A_MAP = "not_a_map"

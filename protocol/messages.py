@@ -10,7 +10,8 @@ Every payload is a map. Keys 0-5 are the common header; keys from 10 up belong t
     5 ts_ms    sender's wall clock, ms since the Unix epoch, when the message was made
 
 `decode` is strict about what it knows (types, ranges, sizes) and ignores map keys it does not
-know, so that a newer minor revision can add optional keys without breaking older readers. A
+know, so that a newer minor revision can add optional keys without breaking older readers; what
+such a key holds must still be plain CBOR (no floats, tags, undefined or indefinite lengths). A
 higher major version is refused. The full CDDL is in docs/protocol.md.
 """
 

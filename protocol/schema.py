@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from protocol import cbor
 from protocol.errors import ProtocolError, Reason
 
 _REQUIRED = object()
@@ -44,6 +45,17 @@ def _schema(cls: type) -> Schema:
                 rows.append((f.metadata["cbor"], f.name, f.metadata["type"], required))
         schema = _SCHEMAS[cls] = tuple(rows)
     return schema
+
+
+_KEYS: dict[type, frozenset[int]] = {}
+
+
+def _keys(cls: type) -> frozenset[int]:
+    """The CBOR keys a record class knows, cached."""
+    keys = _KEYS.get(cls)
+    if keys is None:
+        keys = _KEYS[cls] = frozenset(key for key, _n, _t, _r in _schema(cls))
+    return keys
 
 
 _CHECKS: dict[type, tuple[tuple[str, Any], ...]] = {}
@@ -104,6 +116,12 @@ class Record:
 
     @classmethod
     def _kwargs(cls, data: dict[Any, Any]) -> dict[str, Any]:
+        """Constructor arguments from a decoded map (`cbor.loads(..., plain=False)`). Keys the
+        record does not know are ignored (a newer minor revision), but their values must still
+        be plain CBOR: a float, tag, undefined or other simple value under one is BAD_CBOR
+        (docs/protocol.md section 3); under a known key the field's type refuses it."""
+        for key in data.keys() - _keys(cls):
+            cbor.plain(data[key], 1)
         kwargs: dict[str, Any] = {}
         for key, name, typ, required in _schema(cls):
             if key not in data:

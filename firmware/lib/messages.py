@@ -38,6 +38,7 @@ ENROLLMENT = 11
 REQUIRED = None  # a field without a default
 _EMPTY = {}  # type: dict  # the default of map fields; never mutated
 
+_HEADER_KEYS = (0, 1, 2, 3, 4, 5)  # ver, kind, then HEADER
 HEADER = (
     (2, "sender", "t", REQUIRED),
     (3, "seq", "u", REQUIRED),
@@ -217,7 +218,8 @@ def _from_map(table, data):
 
 def decode(payload):
     """Parse a payload of a kind the device receives (RECEIVED) into a Message; every
-    failure is a ProtocolError. Unknown keys are ignored (a newer minor revision)."""
+    failure is a ProtocolError. Unknown keys are ignored (a newer minor revision), but what
+    they hold must still be plain CBOR, as on the bridge."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ProtocolError("oversize", "%d bytes" % len(payload))
     data = cbor.decode(payload)
@@ -232,8 +234,32 @@ def decode(payload):
     if kind not in RECEIVED or isinstance(kind, bool):
         raise ProtocolError("unknown_kind", "kind %r" % (kind,))
     fields = _from_map(HEADER, data)
-    fields.update(_from_map(FIELDS[kind][1], data))
+    table = FIELDS[kind][1]
+    fields.update(_from_map(table, data))
+    for key in data:
+        if key not in _HEADER_KEYS and not _knows(table, key):
+            _refuse_tags(data[key])
     return Message(kind, fields)
+
+
+def _knows(table, key):
+    for row in table:
+        if row[0] == key:
+            return True
+    return False
+
+
+def _refuse_tags(value):
+    # docs/protocol.md section 3: tags never appear in a payload, under unknown keys neither
+    # (cbor.decode already refuses floats, undefined and indefinite lengths anywhere)
+    if isinstance(value, cbor.Tag):
+        raise ProtocolError("bad_cbor", "tags are not part of the contract")
+    if isinstance(value, list):
+        for item in value:
+            _refuse_tags(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _refuse_tags(item)
 
 
 def with_seq(payload, seq):

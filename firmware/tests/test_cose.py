@@ -167,6 +167,25 @@ def test_kinds_the_device_does_not_receive_are_refused():
         raise AssertionError(name)
 
 
+def test_payloads_outside_the_contract_are_refused_as_on_the_bridge():
+    # NaN, undefined, tags and indefinite lengths under an unknown key (or an indefinite text
+    # under a known one): tests/protocol/test_vectors.py holds the bridge to the same vectors
+    public = _key().public
+    cases = _doc()["refused"]
+    assert len(cases) >= 20
+    for case in cases:
+        for refuse in (
+            lambda: messages.decode(bytes.fromhex(case["payload"])),
+            lambda: messages.open_(bytes.fromhex(case["envelope"]), lambda kid: public),
+        ):
+            try:
+                refuse()
+            except ProtocolError as exc:
+                assert exc.reason == case["reason"], (case["name"], exc.reason)
+                continue
+            raise AssertionError("accepted " + case["name"])
+
+
 def test_missing_and_mistyped_fields_are_refused():
     fields = dict(RECEIVED[0][2])
     del fields["ack_seq"]

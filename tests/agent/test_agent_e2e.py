@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
+from protocol import envelope, topics
 from protocol import messages as m
 from tests.agent.harness import Device, cli, provision, wait
 from tests.agent.standin import BRIDGE_SEED, BridgeStandIn
@@ -315,3 +317,39 @@ def test_tls_to_the_broker_with_the_configured_ca(tmp_path: Path, broker_factory
     finally:
         dev.stop()
         bridge.stop()
+
+
+def test_warnings_about_dropped_inbound_messages_are_throttled(
+    tmp_path: Path, private_broker: Mosquitto
+) -> None:
+    # A broker of its own: no state retained by another test's bridge is dropped here.
+    dev, bridge = make(tmp_path, private_broker, interval_s=5)
+    ping = dict(sender="standin", boot=1, ts_ms=1, device="rig-1", command="ping")
+    stranger = nacl.signing.SigningKey(bytes(range(32)))
+    forged = envelope.seal(m.Command(seq=1, **ping), stranger)  # type: ignore[arg-type]
+    valid = envelope.seal(m.Command(seq=10_000, **ping), bridge.key)  # type: ignore[arg-type]
+    cmd_topic = topics.command("test", "rig-1", "ping")
+    dev.start()
+    try:
+        assert bridge.wait_for(lambda g: bool(g.births))
+        for _ in range(60):  # not signed by the bridge: dropped as unknown_device
+            bridge.client.publish(cmd_topic, forged, 1)
+        for _ in range(31):  # one valid command, then the same bytes again: 30 replays
+            bridge.client.publish(cmd_topic, valid, 1).wait_for_publish(5)
+        assert wait(lambda: _status_file(dev).get("dropped_inbound") == 90, 20), _status_file(dev)
+    finally:
+        dev.stop()
+        bridge.stop()
+    log = dev.log()
+    # every drop counted; one warning per reason (the interval is a minute)
+    assert log.count("link: dropped message on") == 1, log
+    assert "unknown_device" in log
+    assert log.count("link: replayed command ping") == 1, log
+
+
+def _status_file(dev: Device) -> dict[str, object]:
+    """The running agent's own status.json (rewritten every second), counters included."""
+    try:
+        return dict(json.loads((dev.dir / "status.json").read_text()))
+    except (OSError, ValueError):
+        return {}

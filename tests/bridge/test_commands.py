@@ -14,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent import keys
 from protocol import cose, envelope, topics
 from protocol import messages as m
+from protocol.topics import Channel
 from tests.agent.harness import wait
 from tests.bridge.harness import Bridge, bridge_cli
 from tests.harness.mosquitto import Mosquitto
@@ -30,7 +31,8 @@ def kids_of(bridge: Bridge, device: str) -> dict[str, str]:
 def test_key_rotation_end_to_end(tmp_path: Path, private_broker: Mosquitto) -> None:
     bridge = Bridge.create(tmp_path / "bridge", private_broker.url)
     dev = bridge.device(tmp_path, "rig-1", "phone", private_broker.url, "u-1", interval_s=0.2)
-    old_kid = cose.kid_for(keys.load(dev.dir / "device.key").verify_key).hex()
+    old_key = keys.load(dev.dir / "device.key")
+    old_kid = cose.kid_for(old_key.verify_key).hex()
     bridge.start()
     dev.start()
     try:
@@ -44,6 +46,11 @@ def test_key_rotation_end_to_end(tmp_path: Path, private_broker: Mosquitto) -> N
             return len(ks) == 2 and ks.get(old_kid) == "retired"
 
         assert wait(rotated, 30), (kids_of(bridge, "rig-1"), dev.log()[-2000:])
+        # Someone still holding the old key (a clone, a thief) is told apart from a revocation.
+        _publish(private_broker, topics.device("test", "rig-1", Channel.REPORT),
+                 envelope.seal(_report("rig-1", 1_000_000), old_key))  # fmt: skip
+        assert wait(lambda: bridge.query("SELECT reason FROM rejections"), 10), bridge.log()
+        assert bridge.query("SELECT reason FROM rejections") == [("retired_key",)]
         before = len(bridge.query("SELECT seq FROM events"))
         assert wait(lambda: len(bridge.query("SELECT seq FROM events")) > before + 5, 20)
         # A rotated device restarts on its new key and enrollment record.
@@ -68,6 +75,22 @@ def test_key_rotation_end_to_end(tmp_path: Path, private_broker: Mosquitto) -> N
     signed = cose.verify1(bytes(last), lambda kid: new_key.verify_key)
     assert signed.kid.hex() == new_kid
     assert bridge.query("SELECT key_generation FROM devices")[0][0] == 2
+
+
+def _report(device: str, seq: int) -> m.Report:
+    return m.Report(
+        sender=device, seq=seq, boot=1, ts_ms=time.time_ns() // 10**6, model_id="risk-v1",
+        model_sha256=bytes(32), risk_pm=10, features=b"", mono_ms=1,
+    )  # fmt: skip
+
+
+def _publish(broker: Mosquitto, topic: str, payload: bytes) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    client.publish(topic, payload, 1).wait_for_publish(5)
+    client.loop_stop()
+    client.disconnect()
 
 
 def _command(

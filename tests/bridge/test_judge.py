@@ -33,11 +33,12 @@ from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.service import Outcome
 from cloud_bridge.pool.state import Status
 from cloud_bridge.pool.view import PoolView
+from cloud_bridge.registry import refuse
 from cloud_bridge.risk.verdict import Level
 from cloud_bridge.store.registry_repo import DeviceKey
 from protocol import cose, envelope, topics
 from protocol import messages as m
-from protocol.errors import Reason
+from protocol.errors import ProtocolError, Reason
 from protocol.replay import ReplayWindow
 from protocol.topics import Channel
 
@@ -95,8 +96,10 @@ def seen(*seqs: int) -> DeviceState:
 REFUSALS: list[tuple[str, DeviceState | None, Callable[[], Signed], str, Reason, RejectionKind]] = [
     ("key revoked", STATE, lambda: signed(report(1)), "revoked", Reason.REVOKED_KEY,
      RejectionKind.REFUSED),
-    ("key retired", STATE, lambda: signed(report(1)), "retired", Reason.REVOKED_KEY,
+    ("key retired", STATE, lambda: signed(report(1)), "retired", Reason.RETIRED_KEY,
      RejectionKind.REFUSED),
+    ("key retired, device revoked", replace(STATE, status="revoked"), lambda: signed(report(1)),
+     "retired", Reason.REVOKED_KEY, RejectionKind.REFUSED),
     ("no device row", None, lambda: signed(report(1)), "active", Reason.REVOKED_KEY,
      RejectionKind.REFUSED),
     ("device revoked", replace(STATE, status="revoked"), lambda: signed(report(1)), "active",
@@ -141,6 +144,25 @@ def test_judge__refusals_leave_the_state_unchanged(
     assert j.state is state
     assert j.event is None and j.session_event is None and j.plan is None
     assert j.notes == () and j.rotation is None and not j.retire_older
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [("retired", Reason.RETIRED_KEY), ("revoked", Reason.REVOKED_KEY), ("active", None)],
+)
+def test_the_resolver_names_a_rotated_out_key_apart_from_a_revoked_one(
+    status: str, reason: Reason | None
+) -> None:
+    # The ingest path asks `refuse` before the signature is checked: a message signed by a
+    # rotated-out key is refused there, with its own reason.
+    key = replace(KEY, status=status)
+    if reason is None:
+        assert refuse(key, key.kid) == SIGNER.verify_key
+        return
+    with pytest.raises(ProtocolError) as err:
+        refuse(key, key.kid)
+    assert err.value.reason is reason
+    assert refuse(None, key.kid) is None  # unknown: the caller says unknown_device
 
 
 def test_judge__a_duplicate_with_the_same_content_is_acked_again() -> None:

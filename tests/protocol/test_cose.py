@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import cose
+from protocol import cbor, cose
 from protocol.errors import ProtocolError, Reason
 from tests.harness.independent import pycose_verify
 
@@ -164,3 +164,61 @@ def test_kid_is_the_sha256_prefix_of_the_public_key() -> None:
     assert hashlib.sha256(bytes(KEY.verify_key)).digest()[:8] == KID
     with pytest.raises(ProtocolError):
         cose.kid_for(b"short")
+
+
+# Tags cbor2 would otherwise give meaning while decoding (RFC 8949 appendix A where it has
+# them): a date, an epoch time, bignums, a decimal fraction, a bigfloat whose exponent no
+# machine could expand, a regular expression, a MIME message, a set, an unknown tag.
+TAGS = [
+    cbor2.CBORTag(0, "2013-03-21T20:04:00Z"),
+    cbor2.CBORTag(1, 1363896240),
+    cbor2.CBORTag(1, 1 << 63),
+    cbor2.CBORTag(2, bytes.fromhex("010000000000000000")),
+    cbor2.CBORTag(3, b"\xff" * 512),
+    cbor2.CBORTag(4, [-2, 27315]),
+    cbor2.CBORTag(5, [(1 << 63) - 1, 1]),
+    cbor2.CBORTag(35, "(unclosed"),
+    cbor2.CBORTag(36, "Content-Type: text/plain\n\nhello"),
+    cbor2.CBORTag(258, [1, 2, 3]),
+    cbor2.CBORTag(99_999, {1: 2}),
+]
+
+
+@pytest.mark.parametrize("tagged", TAGS, ids=lambda t: f"tag{t.tag}")
+def test_tags_are_never_given_meaning_while_decoding(tagged: cbor2.CBORTag) -> None:
+    data = cbor2.dumps(tagged)
+    assert cbor.loads(data, plain=False) == tagged  # still a tag around its plain content
+    with pytest.raises(ProtocolError) as err:
+        cbor.loads(data)
+    assert err.value.reason is Reason.BAD_CBOR
+
+
+@pytest.mark.parametrize("tagged", TAGS, ids=lambda t: f"tag{t.tag}")
+def test_a_tag_in_the_unprotected_header_is_read_only_after_the_signature(
+    tagged: cbor2.CBORTag,
+) -> None:
+    asked: list[bytes] = []
+
+    def resolving(kid: bytes) -> nacl.signing.VerifyKey | None:
+        asked.append(kid)
+        return resolve(kid)
+
+    cases = [
+        (handmade({1: -8, 4: KID}, unprotected={33: tagged}), Reason.BAD_HEADER),
+        (handmade({1: -8, 4: KID}, unprotected={33: tagged}, key=OTHER), Reason.BAD_SIGNATURE),
+        (handmade({1: -8, 4: b"unknown!"}, unprotected={33: tagged}), Reason.UNKNOWN_DEVICE),
+        (handmade({1: -8, 4: KID}, unprotected={7: [1, {2: tagged}]}), Reason.BAD_HEADER),
+    ]
+    for message, reason in cases:
+        asked.clear()
+        with pytest.raises(ProtocolError) as err:
+            cose.verify1(message, resolving)
+        assert err.value.reason is reason, err.value
+        assert len(asked) == 1  # the key was looked up: the envelope itself was fine
+
+
+def test_plain_values_in_the_unprotected_header_are_still_accepted() -> None:
+    # RFC 9052 leaves the bucket open; only alg and kid (and values outside CBOR's plain
+    # model) are refused there.
+    message = handmade({1: -8, 4: KID}, unprotected={33: [1, "x", b"y", None, True]})
+    assert cose.verify1(message, resolve).payload == b"hi"

@@ -74,6 +74,63 @@ def test_unknown_keys_are_ignored() -> None:
     assert m.decode(cbor2.dumps(data, canonical=True)) == report()
 
 
+# RFC 8949 appendix A encodings of items the contract excludes (docs/protocol.md section 3)
+OUTSIDE = {
+    "NaN": "f97e00",
+    "-Infinity": "f9fc00",
+    "1.1": "fb3ff199999999999a",
+    "undefined": "f7",
+    "simple(16)": "f0",
+    "tag 1 (epoch time)": "c11a514b67b0",
+    "bignum 2**64": "c249010000000000000000",
+    "tag 32 (URI)": "d82076687474703a2f2f7777772e6578616d706c652e636f6d",
+    "[_ ]": "9fff",
+    '(_ "strea", "ming")': "7f657374726561646d696e67ff",
+    '{_ "a": 1, "b": [_ 2, 3]}': "bf61610161629f0203ffff",
+}
+
+
+def _with_raw(item: bytes) -> bytes:
+    """A report's payload with one more entry: key 23, unknown to version 1, holding the raw
+    CBOR `item` (deterministic order puts key 23 last)."""
+    data = cbor2.loads(m.encode(report()))
+    data[23] = 0
+    encoded = cbor2.dumps(data, canonical=True)
+    assert encoded.endswith(b"\x17\x00")
+    return encoded[:-1] + item
+
+
+@pytest.mark.parametrize("item", OUTSIDE.values(), ids=list(OUTSIDE))
+def test_decode__items_outside_the_contract_under_unknown_keys_are_refused(item: str) -> None:
+    raw = bytes.fromhex(item)
+    with pytest.raises(ProtocolError) as err:
+        m.decode(_with_raw(raw))
+    assert err.value.reason is Reason.BAD_CBOR
+    # nested in a plain value under an unknown key, too
+    with pytest.raises(ProtocolError) as err:
+        m.decode(_with_raw(b"\x82\x01" + raw))  # [1, item]
+    assert err.value.reason is Reason.BAD_CBOR
+    assert m.decode(_with_raw(b"\x82\x01\x02")) == report()  # [1, 2] is fine
+
+
+@pytest.mark.parametrize("item", OUTSIDE.values(), ids=list(OUTSIDE))
+def test_decode__items_outside_the_contract_in_a_trigger_body_are_refused(item: str) -> None:
+    trig = m.Trigger(
+        sender="wear-1", seq=1, boot=1, ts_ms=1, model_id="risk-v1", model_sha256=SHA,
+        risk_pm=3, mono_ms=10, rule="fall", priority=255,
+        body=m.EmergencyBody(emergency="illness", source="fall"),
+    )  # fmt: skip
+    payload = m.encode(trig)
+    body = cbor2.dumps({1: "illness", 2: "fall"}, canonical=True)
+    assert payload.count(b"\x14" + body) == 1  # key 20, the body
+    grown = b"\xa3" + body[1:] + b"\x17" + bytes.fromhex(item)  # key 23 of the body
+    with pytest.raises(ProtocolError) as err:
+        m.decode(payload.replace(b"\x14" + body, b"\x14" + grown))
+    assert err.value.reason is Reason.BAD_CBOR
+    plain = b"\xa3" + body[1:] + b"\x17\x01"
+    assert m.decode(payload.replace(b"\x14" + body, b"\x14" + plain)) == trig
+
+
 def _with(change: dict[int, object], drop: tuple[int, ...] = ()) -> bytes:
     data = cbor2.loads(m.encode(report()))
     data.update(change)

@@ -100,7 +100,9 @@ class Setup:
                         device_kind="ev",
                         public_key=bytes(key.verify_key),
                     )
-                    registry.enroll(tx, envelope.seal(record, key), f"user-{device}", 1)
+                    registry.enroll(
+                        tx, envelope.seal(record, key), f"user-{device}", 1, fleet=FLEET
+                    )
             service = PoolService(store)
             service.execute_many(
                 [OpenPool(user=f"user-{d}", key="open", limit_fen=10**8) for d in self.keys]
