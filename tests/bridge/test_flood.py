@@ -163,7 +163,7 @@ def test_a_flood_of_forgeries_from_random_device_ids_stays_small(
         public_key=bytes(flood.enrolled.verify_key),
     )  # fmt: skip
     with store.transaction() as tx:
-        registry.enroll(tx, envelope.seal(record, flood.enrolled), "user-real", 1)
+        registry.enroll(tx, envelope.seal(record, flood.enrolled), "user-real", 1, fleet=FLEET)
     cfg = BridgeConfig(path=None, data_dir=tmp_path, fleet=FLEET, store_url=store_url)
     clock = Clock()
     publisher = Publisher("bridge-1", nacl.signing.SigningKey(bytes(32)), store)

@@ -121,7 +121,7 @@ def test_a_resend_of_a_pruned_event_is_still_a_duplicate(store_url: str, tmp_pat
             public_key=bytes(key.verify_key),
         )  # fmt: skip
         with store.transaction() as tx:
-            registry.enroll(tx, envelope.seal(record, key), "user-1", 1)
+            registry.enroll(tx, envelope.seal(record, key), "user-1", 1, fleet="f")
         cfg = BridgeConfig(path=None, data_dir=tmp_path, fleet="f", store_url=store_url)
         publisher = Publisher("bridge-1", nacl.signing.SigningKey(bytes(32)), store)
         ingest = Ingest(store, registry, publisher, PoolService(store), cfg)
