@@ -328,6 +328,7 @@ def status(args: argparse.Namespace) -> int:
         "bridge_online": bool(doc.get("bridge_online"))
         if live and isinstance(doc, dict)
         else False,
+        "drain": str(doc.get("drain", "")) if live and isinstance(doc, dict) else "",
         "last_error": doc.get("last_error", "") if isinstance(doc, dict) else "",
         "last_ack": max(
             int(doc.get("last_ack", 0)) if isinstance(doc, dict) else 0,

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agent.errors import AgentError
+from agent.window import STATE_TIMEOUT_MS
 from confschema import (
     REQUIRED,
     Invalid,
@@ -184,6 +185,11 @@ SCHEMA: Schema = {
             64, integer(1, 64), "inflight_max = 64 (at most 64: the replay window)"
         ),
         "ack_timeout_s": Key(10.0, number(0.5, 600), "ack_timeout_s = 10"),
+        # Without a valid bridge state for this long, drain paced by the bridge's acks
+        # (agent.window, "Draining on acks").
+        "bridge_state_timeout_s": Key(
+            STATE_TIMEOUT_MS / 1000, number(1, 86_400), "bridge_state_timeout_s = 60"
+        ),
     },
     "bridge": {
         "public_key": Key(
@@ -262,6 +268,7 @@ class MqttConfig:
     refused_cap_s: float = _default("mqtt", "refused_cap_s")
     inflight_max: int = _default("mqtt", "inflight_max")
     ack_timeout_s: float = _default("mqtt", "ack_timeout_s")
+    bridge_state_timeout_s: float = _default("mqtt", "bridge_state_timeout_s")
 
     @property
     def host(self) -> str:
@@ -390,6 +397,7 @@ def build(doc: dict[str, Any], path: Path, sha256: bytes) -> AgentConfig:
             refused_cap_s=mq["refused_cap_s"],
             inflight_max=mq["inflight_max"],
             ack_timeout_s=mq["ack_timeout_s"],
+            bridge_state_timeout_s=mq["bridge_state_timeout_s"],
         ),
         report_interval_s=values["report"]["interval_s"],
         status_interval_s=values["report"]["status_interval_s"],

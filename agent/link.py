@@ -79,6 +79,7 @@ class LinkStatus:
 
     connected: bool
     bridge_online: bool
+    drain: str  # agent.window mode: disconnected, gated, online or on_acks
     session: int
     acked: int
     sent_hi: int
@@ -132,7 +133,12 @@ class Link(threading.Thread):
         self.on_connect = on_connect
         self.backoff = backoff or Backoff(mq.backoff_base_s, mq.backoff_cap_s, mq.refused_cap_s)
         self.clock = clock
-        self.window = SendWindow(WINDOW, mq.inflight_max, int(mq.ack_timeout_s * 1000))
+        self.window = SendWindow(
+            WINDOW,
+            mq.inflight_max,
+            int(mq.ack_timeout_s * 1000),
+            state_timeout_ms=int(mq.bridge_state_timeout_s * 1000),
+        )
         self.sender = Sender(self.window, outbox, signer.sign)
         self._settings = client_settings(cfg)
         self._topics = {
@@ -165,6 +171,7 @@ class Link(threading.Thread):
         return LinkStatus(
             connected=self._connected,
             bridge_online=w.bridge_online,
+            drain=w.mode,
             session=self._shown_session,
             acked=w.acked,
             sent_hi=w.sent_hi,
@@ -316,11 +323,17 @@ class Link(threading.Thread):
         self.window.on_puback(mid)
 
     def _tick(self, force_flush: bool = False) -> None:
+        was = self.window.on_acks
         if self.sender.tick(self.clock.mono_ms(), force_flush).timed_out:
             log.info(
                 "link: no ack for %.1f s; resending after %d",
                 self.mqtt.ack_timeout_s,
                 self.window.acked,
+            )
+        if self.window.on_acks and not was:
+            log.warning(
+                "link: no valid bridge state for %.0f s; draining while the bridge's acks come",
+                self.mqtt.bridge_state_timeout_s,
             )
 
     def _say_goodbye(self) -> None:
@@ -389,8 +402,16 @@ class Link(threading.Thread):
 
     def _on_bridge_state(self, state: m.BridgeState) -> None:
         was = self.window.bridge_online
-        if not self.window.on_bridge_state(state.sender, state.boot, state.online):
-            self._dropped_inbound += 1  # a state from an earlier run of that bridge
+        w = self.window
+        if not w.on_bridge_state(
+            state.sender, state.boot, state.seq, state.online, self.clock.mono_ms()
+        ):
+            # older than one already taken from that bridge: a replayed will or offline
+            self._drop(
+                "bridge_state_stale",
+                "link: bridge state %s boot %d seq %d ignored (older than one taken)",
+                state.sender, state.boot, state.seq,
+            )  # fmt: skip
             return
         if state.online != was:
             log.info("link: bridge %s is %s", state.sender, "online" if state.online else "offline")

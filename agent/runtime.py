@@ -260,6 +260,7 @@ class Agent:
             "updated_ms": self.clock.wall_ms(),
             "link": "connected" if link.connected else "disconnected",
             "bridge_online": link.bridge_online,
+            "drain": link.drain,
             "last_error": link.last_error,
             "session": link.session,
             "published": link.published,

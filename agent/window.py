@@ -25,8 +25,10 @@ Events (methods) and the effects they return:
 - `on_connected(now_ms, next_seq, resume_seq, last_ack)`: a new session. Every unacked message is
   sent again; the bridge counts as offline until its (retained) state arrives.
 - `on_disconnected()`.
-- `on_bridge_state(sender, boot, online)`: True if taken; False for a state from an earlier boot of
-  that bridge instance (a replayed old last will), which is ignored.
+- `on_bridge_state(sender, boot, seq, online, now_ms)`: True if taken; False for a state older
+  than one already taken from that bridge instance, ordered by (boot, seq): a replayed old last
+  will or "offline" never overrides a newer "online" (docs/protocol.md section 5). Only
+  verified states come here: the link drops empty, unsigned and foreign-signed ones.
 - `on_ack(seq, now_ms)`: True if the ack moved the window. An ack beyond what was numbered is
   believed only up to `numbered_hi`.
 - `on_puback(mid)`: the broker has a publish; it no longer counts against `inflight_max`.
@@ -41,17 +43,36 @@ Events (methods) and the effects they return:
   means harmless resends; the caller confirms with `persisted`) and whether acks stopped coming
   for `ack_timeout_ms` (`timed_out`: resend everything after the last ack).
 
+Draining on acks. The bridge state is a retained message, so whoever can publish on the broker
+can delete it or put garbage there; the link ignores those, but then no valid state may arrive
+at all. A session that has taken no valid bridge state for `state_timeout_ms` therefore drains
+anyway, paced by the bridge's own end-to-end acks (which are signed and cannot be faked): it
+starts with a single probe beyond the last ack, opens the whole window once an ack moves it,
+and falls back to one probe per ack timeout when acks stop. `mode` says which of `online`,
+`on_acks`, `gated` or `disconnected` applies (the agent's status shows it). A valid state ends
+it (online: normal draining; offline: gated again, and the timer starts over).
+
 Invariants (tests/agent/test_window_sim.py checks them after every step of a seeded simulation
 with loss, duplication, reordering, reconnects, bridge outages and SIGKILL): a number is never
 given to two contents (with the outbox, which numbers durably); numbers on the wire stay
 contiguous; nothing is published beyond `acked + window`, above `numbered_hi`, with more than
-`inflight_max` PUBACKs outstanding, or before the bridge said online in this session;
+`inflight_max` PUBACKs outstanding, or before the bridge said online in this session unless no
+valid state came for `state_timeout_ms` (then beyond `acked + 1` only while acks move);
 nothing acked is published again; nothing unacked is deleted (only `acked` is persisted, and
 `acked <= numbered_hi`).
 """
 
 ACK_FLUSH_MS = 100
 """Acks are applied to the outbox (a delete) at most this often."""
+
+STATE_TIMEOUT_MS = 60_000
+"""Without a valid bridge state for this long, a session drains on acks (module docstring);
+the agent's [mqtt] bridge_state_timeout_s sets it."""
+
+MODE_DISCONNECTED = "disconnected"
+MODE_GATED = "gated"
+MODE_ONLINE = "online"
+MODE_ON_ACKS = "on_acks"
 
 
 class Plan:
@@ -116,16 +137,23 @@ class SendWindow:
         inflight_max: int,
         ack_timeout_ms: int,
         ack_flush_ms: int = ACK_FLUSH_MS,
+        state_timeout_ms: int = STATE_TIMEOUT_MS,
     ) -> None:
         if window < 1 or inflight_max < 1 or ack_timeout_ms < 1 or ack_flush_ms < 0:
             raise ValueError("window, inflight_max and ack_timeout_ms must be positive")
+        if state_timeout_ms < 1:
+            raise ValueError("state_timeout_ms must be positive")
         self.window = window
         self.inflight_max = inflight_max
         self.ack_timeout_ms = ack_timeout_ms
         self.ack_flush_ms = ack_flush_ms
+        self.state_timeout_ms = state_timeout_ms
         self.connected = False
         self.bridge_online = False
-        self.bridge_boots: dict[str, int] = {}  # newest boot seen per bridge instance
+        self.bridge_newest: dict[str, tuple[int, int]] = {}  # newest (boot, seq) per instance
+        self.last_state_ms = 0  # when this session took a valid state (or connected)
+        self.on_acks = False  # no valid state for state_timeout_ms: draining on acks
+        self.probe_only = False  # on acks, and no ack moved the window since the last probe
         self.numbered_hi = 0
         self.acked = 0
         self.acked_stored = 0
@@ -151,19 +179,37 @@ class SendWindow:
         self.acked_stored = max(self.acked_stored, last_ack)
         self.sent_hi = self.acked
         self.last_progress_ms = now_ms
+        self.last_state_ms = now_ms
+        self.on_acks = False
+        self.probe_only = False
 
     def on_disconnected(self) -> None:
         self.connected = False
         self.bridge_online = False
+        self.on_acks = False
 
-    def on_bridge_state(self, sender: str, boot: int, online: bool) -> bool:
-        """Take a verified bridge state; False (ignored) if it comes from an earlier boot of
-        that bridge instance than one already seen."""
-        if boot < self.bridge_boots.get(sender, 0):
+    def on_bridge_state(self, sender: str, boot: int, seq: int, online: bool, now_ms: int) -> bool:
+        """Take a verified bridge state; False (ignored) if it is older, by (boot, seq), than
+        one already taken from that bridge instance. The same state again is taken (a bridge
+        re-announces by publishing its announcement again)."""
+        key = (boot, seq)
+        if key < self.bridge_newest.get(sender, (0, 0)):
             return False
-        self.bridge_boots[sender] = boot
+        self.bridge_newest[sender] = key
         self.bridge_online = online
+        self.last_state_ms = now_ms
+        self.on_acks = False
+        self.probe_only = False
         return True
+
+    @property
+    def mode(self) -> str:
+        """disconnected, gated, online or on_acks (see the module docstring)."""
+        if not self.connected:
+            return MODE_DISCONNECTED
+        if self.bridge_online:
+            return MODE_ONLINE
+        return MODE_ON_ACKS if self.on_acks else MODE_GATED
 
     def on_ack(self, seq: int, now_ms: int) -> bool:
         """Take a verified end-to-end ack; True if it moved the window."""
@@ -172,6 +218,7 @@ class SendWindow:
             return False
         self.acked = seq
         self.last_progress_ms = now_ms
+        self.probe_only = False  # the bridge is alive: on acks, the whole window opens
         return True
 
     def on_puback(self, mid: int) -> None:
@@ -181,9 +228,9 @@ class SendWindow:
 
     def plan(self) -> Plan:
         """The next drain step (IDLE when disconnected, gated or at a limit)."""
-        if not self.connected or not self.bridge_online:
+        if not self.connected or not (self.bridge_online or self.on_acks):
             return IDLE
-        limit_hi = self.acked + self.window
+        limit_hi = self.acked + (1 if self.probe_only else self.window)
         lo = max(self.sent_hi, self.acked) + 1  # an acked message is never sent again
         budget = min(self.inflight_max - len(self.inflight), limit_hi - lo + 1)
         if budget <= 0:
@@ -213,6 +260,14 @@ class SendWindow:
     # ---- time ---------------------------------------------------------------------------------
 
     def tick(self, now_ms: int, force_flush: bool = False) -> Tick:
+        if (
+            self.connected
+            and not self.bridge_online
+            and not self.on_acks
+            and now_ms - self.last_state_ms >= self.state_timeout_ms
+        ):
+            self.on_acks = True  # start with one probe: only an ack opens the window
+            self.probe_only = True
         persist = 0
         if self.acked > self.acked_stored and (
             force_flush
@@ -229,6 +284,8 @@ class SendWindow:
             self.sent_hi = self.acked
             self.last_progress_ms = now_ms
             timed_out = True
+            if self.on_acks:
+                self.probe_only = True  # acks stopped: one probe per ack timeout
         return Tick(persist, timed_out)
 
     def persisted(self, ack_seq: int, now_ms: int) -> None:

@@ -42,6 +42,12 @@ def _run(seed):
     online = connected = False
     mid = [0]
     pubacks = []
+    state_seq = [0]
+
+    def bridge_says(online):
+        # each state the bridge publishes is newer (boot, seq) than the one before
+        state_seq[0] += 1
+        window.on_bridge_state("bridge-1", 1, state_seq[0], online, now)
 
     def publish(entry):
         assert connected and online, "published while gated"
@@ -68,7 +74,7 @@ def _run(seed):
         elif step < 1200 and r < 48:
             online = not online
             if connected:
-                window.on_bridge_state("bridge-1", 1, online)
+                bridge_says(online)
         elif step < 1200 and r < 50:  # power cut: only the flash survives
             box = Outbox(disk, max_messages=1000, compact_bytes=2048)
             window = SendWindow(WINDOW, 4, ack_timeout_ms=300)
@@ -77,11 +83,11 @@ def _run(seed):
         if step >= 1200 and not online:  # the bridge comes back for good
             online = True
             if connected:
-                window.on_bridge_state("bridge-1", 1, True)
+                bridge_says(True)
         if not connected:
             connected = True
             sender.connected(window, box, now)
-            window.on_bridge_state("bridge-1", 1, online)
+            bridge_says(online)
         while pubacks:
             window.on_puback(pubacks.pop())
         if random.getrandbits(2):  # acks are lost too

@@ -18,12 +18,12 @@ def online(next_seq: int = 1, acked: int = 0, inflight_max: int = 8) -> SendWind
     """A connected window with the bridge online, on an outbox at `next_seq` acked to `acked`."""
     w = SendWindow(64, inflight_max, 10_000, 100)
     w.on_connected(0, next_seq, acked + 1, acked)
-    assert w.on_bridge_state("bridge", 1, True)
+    assert w.on_bridge_state("bridge", 1, 1, True, 0)
     return w
 
 
 def test_scenario_under_cpython() -> None:
-    assert window_scenario.run() == 35
+    assert window_scenario.run() == 48
 
 
 def test_scenario_under_micropython() -> None:
@@ -35,7 +35,7 @@ def test_scenario_under_micropython() -> None:
     )
     out = subprocess.run([exe, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "35"
+    assert out.stdout.strip() == "48"
 
 
 def test_nothing_is_planned_while_disconnected_or_gated() -> None:
@@ -43,7 +43,7 @@ def test_nothing_is_planned_while_disconnected_or_gated() -> None:
     assert w.plan() == IDLE
     w.on_connected(0, 5, 1, 0)
     assert w.plan() == IDLE  # connected, no bridge state yet
-    assert w.on_bridge_state("b", 1, True)
+    assert w.on_bridge_state("b", 1, 1, True, 0)
     assert w.plan() == Plan(publish_lo=1, publish_hi=4)
     w.on_disconnected()
     assert (w.plan(), w.bridge_online) == (IDLE, False)
@@ -99,11 +99,63 @@ def test_a_reconnect_starts_after_the_highest_of_memory_and_outbox() -> None:
 
 def test_stale_bridge_states_are_ignored_per_instance() -> None:
     w = online()
-    assert w.on_bridge_state("a", 5, True)
-    assert not w.on_bridge_state("a", 4, False)  # an old last will of instance a
+    assert w.on_bridge_state("a", 5, 10, True, 0)
+    assert not w.on_bridge_state("a", 4, 99, False, 0)  # an old last will of instance a
     assert w.bridge_online
-    assert w.on_bridge_state("b", 1, False)  # instance b's first state is news
+    assert w.on_bridge_state("b", 1, 1, False, 0)  # instance b's first state is news
     assert not w.bridge_online
+
+
+@pytest.mark.parametrize(
+    ("boot", "seq", "online", "taken"),
+    [
+        (5, 9, False, False),  # an offline older than the newest online: a replay
+        (4, 500, False, False),  # an earlier boot, whatever its number
+        (5, 9, True, False),  # an older online is no news either
+        (5, 10, True, True),  # the same announcement again (a re-announcement)
+        (5, 11, False, True),  # a newer offline: the will of this session
+        (6, 1, False, True),  # a newer boot
+    ],
+)
+def test_bridge_states_are_ordered_by_boot_then_seq(
+    boot: int, seq: int, online: bool, taken: bool
+) -> None:
+    w = SendWindow(64, 8, 10_000, 100)
+    w.on_connected(0, 1, 1, 0)
+    assert w.on_bridge_state("a", 5, 10, True, 0)
+    assert w.on_bridge_state("a", boot, seq, online, 1) is taken
+    assert w.bridge_online is (online if taken else True)
+    assert w.bridge_newest["a"] == ((boot, seq) if taken else (5, 10))
+
+
+def test_without_a_valid_state_the_window_drains_only_while_acks_come() -> None:
+    w = SendWindow(64, 8, 10_000, 100, state_timeout_ms=5_000)
+    w.on_connected(0, 21, 1, 0)
+    w.tick(4_999)
+    assert (w.mode, w.plan()) == ("gated", IDLE)
+    w.tick(5_000)
+    assert (w.mode, w.plan()) == ("on_acks", Plan(publish_lo=1, publish_hi=1))
+    w.sent(1, [(1, 1)])
+    w.on_puback(1)
+    assert w.plan() == IDLE  # nothing beyond the probe until its ack
+    assert w.tick(15_001).timed_out  # no ack: the probe goes again, alone
+    assert w.plan() == Plan(publish_lo=1, publish_hi=1)
+    w.sent(1, [(1, 2)])
+    w.on_puback(2)
+    assert w.on_ack(1, 15_100)
+    assert w.plan() == Plan(publish_lo=2, publish_hi=9)  # the PUBACK limit, not the probe
+
+
+def test_a_reconnect_restarts_the_state_timer() -> None:
+    w = SendWindow(64, 8, 10_000, 100, state_timeout_ms=5_000)
+    w.on_connected(0, 3, 1, 0)
+    w.tick(5_000)
+    assert w.mode == "on_acks"
+    w.on_disconnected()
+    assert w.mode == "disconnected"
+    w.on_connected(6_000, 3, 1, 0)
+    w.tick(10_999)
+    assert (w.mode, w.plan()) == ("gated", IDLE)
 
 
 @pytest.mark.parametrize(
@@ -113,3 +165,8 @@ def test_stale_bridge_states_are_ignored_per_instance() -> None:
 def test_bad_limits_are_refused(window: int, inflight_max: int, ack_timeout_ms: int) -> None:
     with pytest.raises(ValueError):
         SendWindow(window, inflight_max, ack_timeout_ms)
+
+
+def test_a_bad_state_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="state_timeout_ms"):
+        SendWindow(64, 8, 1, state_timeout_ms=0)

@@ -25,7 +25,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.agent.window_sim import ACK_TIMEOUT_MS, InvariantBroken, Sim
+from tests.agent.window_sim import ACK_TIMEOUT_MS, STATE_TIMEOUT_MS, InvariantBroken, Sim
 
 SEEDS = [int(os.environ["WINDOW_SIM_SEED"])] if "WINDOW_SIM_SEED" in os.environ else range(10)
 STEPS = 600
@@ -63,6 +63,26 @@ def test_seeded_walk_keeps_the_invariants_and_delivers_everything(
     assert len(sim.wire) > 0  # the walk did send something
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_walk_then_a_hostile_retained_state_still_delivers_everything_on_acks(
+    fast_dir: Path, seed: int
+) -> None:
+    """After the walk, an attacker's retained state stays and the bridge's answers are lost:
+    the device sees no valid state, yet drains on the bridge's acks."""
+    sim = Sim(fast_dir, 1000 + seed)
+    try:
+        for _ in range(STEPS // 2):
+            sim.random_step()
+            sim.check()
+        sim.put(100)
+        sim.settle_on_acks()
+    except AssertionError as exc:
+        raise AssertionError(f"seed {1000 + seed}: {exc}\n  last events: {sim.log}") from exc
+    finally:
+        sim.close()
+    assert sim.seen["on acks, draining"] > 0
+
+
 def test_a_walk_reaches_every_kind_of_event(fast_dir: Path) -> None:
     """The random walk is not idle: it retransmits, times out, loses and duplicates,
     reconnects, kills and gates on the bridge."""
@@ -82,6 +102,10 @@ def test_a_walk_reaches_every_kind_of_event(fast_dir: Path) -> None:
         "bridge offline",
         "bridge online",
         "stale state",
+        "hostile empty",
+        "hostile foreign",
+        "re-announcement lost",
+        "on acks, draining",
         "message lost",
         "ack lost",
     }
@@ -131,7 +155,7 @@ class WindowMachine(RuleBasedStateMachine):
     def run_device(self) -> None:
         self.sim.run_device()
 
-    @rule(ms=st.sampled_from([5, 150, ACK_TIMEOUT_MS + 1]))
+    @rule(ms=st.sampled_from([5, 150, ACK_TIMEOUT_MS + 1, STATE_TIMEOUT_MS]))
     def advance(self, ms: int) -> None:
         self.sim.advance(ms)
 
@@ -159,6 +183,10 @@ class WindowMachine(RuleBasedStateMachine):
     @rule()
     def replay_stale_state(self) -> None:
         self.sim.replay_stale_state()
+
+    @rule()
+    def hostile_state(self) -> None:
+        self.sim.hostile_state()
 
     @invariant()
     def holds(self) -> None:

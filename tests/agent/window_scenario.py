@@ -19,7 +19,7 @@ def run() -> int:
     assert (w.acked, w.acked_stored, w.numbered_hi, w.sent_hi) == (3, 3, 10, 3)
     # Gated until the bridge says online.
     assert w.plan() == IDLE
-    assert w.on_bridge_state("bridge-a", 2, True)
+    assert w.on_bridge_state("bridge-a", 2, 100, True, 1_000)
     # Resend what is numbered and unacked, 8 at a time (the PUBACK limit).
     assert w.plan() == Plan(publish_lo=4, publish_hi=10)
     w.sent(10, [(4, 1), (5, 2), (6, 3), (7, 4), (8, 5), (9, 6), (10, 7)])
@@ -56,14 +56,15 @@ def run() -> int:
     assert w.tick(2_110) == Tick(persist_ack=21)
     w.persisted(21, 2_110)
     checks += 4
-    # A stale bridge state (an earlier boot of the same instance) is ignored; another instance
-    # with a lower boot is not stale.
-    assert not w.on_bridge_state("bridge-a", 1, False)
+    # A stale bridge state (an earlier boot of the same instance, or an earlier number of this
+    # boot: a replayed offline) is ignored; another instance with a lower boot is not stale.
+    assert not w.on_bridge_state("bridge-a", 1, 900, False, 2_120)
+    assert not w.on_bridge_state("bridge-a", 2, 99, False, 2_120)
     assert w.bridge_online
-    assert w.on_bridge_state("bridge-b", 1, False)
+    assert w.on_bridge_state("bridge-b", 1, 5, False, 2_120)
     assert w.plan() == IDLE
-    assert w.on_bridge_state("bridge-a", 2, True)
-    checks += 5
+    assert w.on_bridge_state("bridge-a", 2, 100, True, 2_120)  # the same announcement again
+    checks += 6
     # No ack for longer than the timeout: resend everything after the last ack.
     w.numbered(22, 25)
     w.sent(25, [(22, 11), (23, 12), (24, 13), (25, 14)])
@@ -81,9 +82,35 @@ def run() -> int:
     assert w.plan() == IDLE
     w.on_connected(20_000, 26, 22, 21)
     assert w.inflight == set()
-    assert w.on_bridge_state("bridge-a", 2, True)
+    assert w.on_bridge_state("bridge-a", 2, 101, True, 20_000)
     assert w.plan() == Plan(publish_lo=22, publish_hi=25)
     checks += 4
+    # No valid bridge state for the state timeout (the retained one was deleted): one probe
+    # beyond the ack, the whole window once an ack moves it, one probe again when acks stop.
+    w = SendWindow(64, 8, 10_000, 100, 30_000)
+    w.on_connected(0, 11, 1, 0)
+    assert w.tick(29_999) == Tick() and w.mode == "gated"
+    assert w.plan() == IDLE
+    w.tick(30_000)
+    assert w.mode == "on_acks"
+    assert w.plan() == Plan(publish_lo=1, publish_hi=1)
+    w.sent(1, [(1, 1)])
+    assert w.plan() == IDLE  # the probe waits for its ack
+    w.on_puback(1)
+    assert w.on_ack(1, 30_100)
+    assert w.plan() == Plan(publish_lo=2, publish_hi=9)
+    w.sent(9, [(s, s) for s in range(2, 10)])
+    assert w.tick(40_101) == Tick(persist_ack=1, timed_out=True)
+    for mid in range(2, 10):
+        w.on_puback(mid)
+    assert w.plan() == Plan(publish_lo=2, publish_hi=2)  # acks stopped: a probe again
+    checks += 9
+    # A valid state ends it: offline gates again, online drains the whole window.
+    assert w.on_bridge_state("bridge-a", 3, 7, False, 40_200)
+    assert (w.mode, w.plan()) == ("gated", IDLE)
+    assert w.on_bridge_state("bridge-a", 3, 8, True, 40_300)
+    assert w.plan() == Plan(publish_lo=2, publish_hi=9)
+    checks += 3
     return checks
 
 

@@ -7,6 +7,12 @@ PUBACKs; faults act on those queues: loss, duplication, reordering, lost acks, r
 bridge going offline and online (new boots, replayed stale states) and SIGKILL of the device
 (the outbox is closed and opened again, and a new window starts from what it persisted).
 
+The broker is hostile too: whoever can publish replays the bridge's earlier states (old
+"offline"s and last wills, retained), or leaves an empty or foreign-signed retained state
+(which the link drops: it never reaches the window). The bridge answers what it sees on its
+state topic by publishing its announcement again, unless that answer is lost
+(`Faults.reannounce_loss`); a device that then has no valid state drains on acks.
+
 The bridge is a plain model: the real replay rule (protocol.replay, the bridge's own) plus a
 dict of what it stored, acking the contiguous edge as docs/protocol.md section 5 says.
 
@@ -25,7 +31,7 @@ import nacl.signing
 
 from agent.outbox import Entry, Outbox
 from agent.sender import Sender
-from agent.window import ACK_FLUSH_MS, SendWindow
+from agent.window import ACK_FLUSH_MS, MODE_ON_ACKS, SendWindow
 from protocol import cose
 from protocol import messages as m
 from protocol.errors import Reason
@@ -33,6 +39,10 @@ from protocol.replay import WINDOW, ReplayWindow
 
 INFLIGHT_MAX = 8
 ACK_TIMEOUT_MS = 10_000
+STATE_TIMEOUT_MS = 30_000
+BRIDGE = "bridge"
+EMPTY, FOREIGN = "empty", "foreign"  # what an attacker puts on the state topic, unsigned
+State = tuple[int, int, bool]  # (boot, seq, online), signed by the bridge
 KEY = nacl.signing.SigningKey(bytes(range(32)))
 KID = cose.kid_for(KEY.verify_key)
 
@@ -68,10 +78,11 @@ class Faults:
     duplicate: float = 0.1
     reorder: float = 0.3
     ack_loss: float = 0.1
+    reannounce_loss: float = 0.3  # the bridge's answer to a hostile state does not arrive
 
     @classmethod
     def none(cls) -> Faults:
-        return cls(0.0, 0.0, 0.0, 0.0)
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -84,6 +95,16 @@ class Bridge:
     stored_edge: int = 0  # every number up to here is stored
     online: bool = True
     boot: int = 1
+    state_seq: int = 0  # the bridge's own numbering (one counter per instance)
+    announcement: State = (0, 0, True)  # this session's "online"
+    will: State = (0, 0, False)  # this session's last will: numbered after the announcement
+
+    def new_session(self) -> None:
+        """Number the session's announcement and its will together, the will last, so that
+        every earlier offline is older than the announcement and the will is newer."""
+        self.announcement = (self.boot, self.state_seq + 1, True)
+        self.will = (self.boot, self.state_seq + 2, False)
+        self.state_seq += 2
 
     def receive(self, envelope: bytes) -> int:
         """Take one data message; the ack it answers with (a duplicate gets the current one)."""
@@ -108,7 +129,9 @@ class Device:
 
     def __init__(self, path: Path) -> None:
         self.outbox = Outbox.open(path, max_messages=1_000_000)  # no coalescing here
-        self.window = SendWindow(WINDOW, INFLIGHT_MAX, ACK_TIMEOUT_MS)
+        self.window = SendWindow(
+            WINDOW, INFLIGHT_MAX, ACK_TIMEOUT_MS, state_timeout_ms=STATE_TIMEOUT_MS
+        )
         self.sender = Sender(self.window, self.outbox, sign)
 
 
@@ -122,6 +145,7 @@ class Sim:
         self.device = Device(self.path)
         self.reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
         self.bridge = Bridge()
+        self.bridge.new_session()
         self.now_ms = 0
         self.next_id = 1
         self.put_ids: set[int] = set()
@@ -131,10 +155,13 @@ class Sim:
         self.pubacks: list[int] = []
         self.next_mid = 1
         self.connected = False
-        self.stale_states: list[tuple[int, bool]] = []  # (boot, online) the bridge once said
-        self.states: list[tuple[int, bool]] = []  # bridge states on the way to the device
+        self.said: list[State] = [self.bridge.announcement]  # every state the bridge published
+        self.retained: State | str = self.bridge.announcement  # on the state topic
+        self.states: list[State | str] = []  # on the way to the device
         self.believed_online = False  # the last bridge state the device took in this session
-        self.seen_boot = 0  # the newest bridge boot this process has heard of
+        self.newest_taken = (0, 0)  # the newest (boot, seq) this process took
+        self.last_valid_ms = 0  # when this session took a valid state (or connected)
+        self.ack_moved = False  # an ack moved the window since then or since an ack timeout
         self.log: list[str] = []  # the last 30 events, for a failure's message
         self.seen: Counter[str] = Counter()  # every kind of event, to check the coverage
 
@@ -155,8 +182,10 @@ class Sim:
         self.device.outbox.next_session()
         self.device.sender.connected(self.now_ms)
         # The retained bridge state arrives on every subscribe, as a message like any other.
-        self.states = [(self.bridge.boot, self.bridge.online)]
+        self.states = [self.retained]
         self.believed_online = False
+        self.last_valid_ms = self.now_ms
+        self.ack_moved = False
         self.note("connect")
 
     def disconnect(self) -> None:
@@ -172,42 +201,53 @@ class Sim:
         self.connected = False
         self.pubacks.clear()
         self.states.clear()
-        self.seen_boot = 0
+        self.newest_taken = (0, 0)
         self.device = Device(self.path)
         self.note("kill")
 
     def bridge_offline(self) -> None:
-        self.stale_states.append((self.bridge.boot, self.bridge.online))
+        """The bridge's session ends: its last will (or its clean "offline") is published."""
+        if not self.bridge.online:
+            return
         self.bridge.online = False
-        self.state_to_device()
+        self.said.append(self.bridge.will)
+        self.publish_state(self.bridge.will)
         self.note("bridge offline")
 
     def bridge_online(self, restart: bool) -> None:
-        self.stale_states.append((self.bridge.boot, self.bridge.online))
+        """A new session of the bridge (a new process with `restart`): it announces itself."""
         if restart:
             self.bridge.boot += 1
+        self.bridge.new_session()
         self.bridge.online = True
-        self.state_to_device()
+        self.said.append(self.bridge.announcement)
+        self.publish_state(self.bridge.announcement)
         self.note(f"bridge online (boot {self.bridge.boot})")
 
     def replay_stale_state(self) -> None:
-        """An old last will of the bridge, replayed: the device must not believe it."""
-        if not self.stale_states or not self.connected:
-            return
-        boot, online = self.rng.choice(self.stale_states)
-        before = self.device.window.bridge_online
-        taken = self.device.window.on_bridge_state("bridge", boot, online)
-        if boot < self.seen_boot and (taken or self.device.window.bridge_online != before):
-            raise InvariantBroken(f"stale state (boot {boot}, online {online}) believed")
-        if taken:
-            self.believed_online = online
-        if not online and self.bridge.online:
-            self.state_to_device()  # the running bridge sees it and says online again at once
-        self.note(f"stale state boot {boot} online {online}")
+        """An attacker replays one of the bridge's earlier states, retained."""
+        state = self.rng.choice(self.said)
+        self.publish_state(state)
+        self.note(f"stale state boot {state[0]} online {state[2]}")
 
-    def state_to_device(self) -> None:
+    def hostile_state(self) -> None:
+        """An attacker leaves an empty or a foreign-signed retained state."""
+        what = self.rng.choice((EMPTY, FOREIGN))
+        self.publish_state(what)
+        self.note(f"hostile {what}")
+
+    def publish_state(self, state: State | str) -> None:
+        """A retained publish on the state topic; a running bridge sees it too, and answers
+        anything but its own current announcement by publishing that again."""
+        self.retained = state
         if self.connected:
-            self.states.append((self.bridge.boot, self.bridge.online))
+            self.states.append(state)
+        b = self.bridge
+        if b.online and state != b.announcement:
+            if self.rng.random() < self.faults.reannounce_loss:
+                self.note("re-announcement lost")
+                return
+            self.publish_state(b.announcement)
 
     def advance(self, ms: int) -> None:
         self.now_ms += ms
@@ -218,8 +258,12 @@ class Sim:
         if not self.connected:
             return
         self.device.sender.drain(self.publish)
+        was = self.device.window.mode
         if self.device.sender.tick(self.now_ms).timed_out:
+            self.ack_moved = False
             self.note("ack timeout")
+        if self.device.window.mode == MODE_ON_ACKS and was != MODE_ON_ACKS:
+            self.note("on acks, draining")
 
     def deliver_to_bridge(self) -> None:
         if not self.to_bridge or not self.bridge.online:
@@ -244,12 +288,24 @@ class Sim:
             self.device.window.on_puback(self.pubacks.pop(i))
         if self.to_device:
             i = self.rng.randrange(len(self.to_device)) if self.rng.random() < 0.3 else 0
-            self.device.window.on_ack(self.to_device.pop(i), self.now_ms)
+            if self.device.window.on_ack(self.to_device.pop(i), self.now_ms):
+                self.ack_moved = True
         if self.states:  # one topic: in order
-            boot, online = self.states.pop(0)
-            if self.device.window.on_bridge_state("bridge", boot, online):
-                self.believed_online = online
-            self.seen_boot = max(self.seen_boot, boot)
+            self.state_to_device(self.states.pop(0))
+
+    def state_to_device(self, state: State | str) -> None:
+        if isinstance(state, str):
+            return  # empty or foreign-signed: the link drops it, the window never sees it
+        boot, seq, online = state
+        taken = self.device.window.on_bridge_state(BRIDGE, boot, seq, online, self.now_ms)
+        if taken != ((boot, seq) >= self.newest_taken):
+            verb = "taken" if taken else "refused"
+            raise InvariantBroken(f"state {state} {verb}; the newest taken was {self.newest_taken}")
+        if taken:
+            self.newest_taken = (boot, seq)
+            self.believed_online = online
+            self.last_valid_ms = self.now_ms
+            self.ack_moved = False
 
     # ---- the device's publish -----------------------------------------------------------------
 
@@ -267,7 +323,10 @@ class Sim:
         if seq > w.acked + WINDOW:
             raise InvariantBroken(f"seq {seq} beyond the window of the ack {w.acked}")
         if not self.believed_online:
-            raise InvariantBroken(f"seq {seq} published before the bridge said online")
+            if self.now_ms - self.last_valid_ms < STATE_TIMEOUT_MS:
+                raise InvariantBroken(f"seq {seq} published before the bridge said online")
+            if seq > w.acked + 1 and not self.ack_moved:
+                raise InvariantBroken(f"seq {seq} beyond a probe, on acks, without an ack")
         if len(w.inflight) >= INFLIGHT_MAX:
             raise InvariantBroken(f"more than {INFLIGHT_MAX} publishes waiting for a PUBACK")
         self.to_bridge.append(envelope)
@@ -304,6 +363,8 @@ class Sim:
         self.faults = Faults.none()
         if not self.bridge.online:
             self.bridge_online(restart=False)
+        if self.retained != self.bridge.announcement:
+            self.publish_state(self.bridge.announcement)  # the bridge sees what is there
         if reconnect and self.connected:
             self.disconnect()
         self.connect()
@@ -323,6 +384,39 @@ class Sim:
             self.run_device()  # the ack flush
             if self.device.outbox.stats().backlog == 0:
                 break
+        self.check_delivered()
+
+    def settle_on_acks(self) -> None:
+        """The faults stop and the bridge is online, but an attacker's retained state stays on
+        the topic and the bridge's answers never arrive: the device, reconnecting, sees no valid
+        state and must deliver everything paced by the acks alone."""
+        self.faults = Faults.none()
+        if not self.bridge.online:
+            self.bridge_online(restart=False)
+        self.faults.reannounce_loss = 1.0
+        self.publish_state(FOREIGN)
+        if self.connected:
+            self.disconnect()
+        self.connect()
+        for _ in range(400):
+            for _ in range(1_000):
+                self.run_device()
+                if not (self.to_bridge or self.to_device or self.pubacks or self.states):
+                    break
+                while self.to_bridge:
+                    self.deliver_to_bridge()
+                while self.to_device or self.pubacks or self.states:
+                    self.deliver_to_device()
+            self.check()
+            self.advance(ACK_TIMEOUT_MS // 4)
+            self.run_device()
+            if self.device.outbox.stats().backlog == 0:
+                break
+        if self.believed_online:
+            raise InvariantBroken("the device took a state nobody valid published")
+        self.check_delivered()
+
+    def check_delivered(self) -> None:
         missing = self.put_ids - self.bridge.stored_ids
         backlog = self.device.outbox.stats().backlog
         if missing or backlog:
@@ -354,7 +448,7 @@ class Sim:
             for _ in range(self.rng.randint(1, 10)):
                 self.deliver_to_bridge()
         elif name == "advance":
-            self.advance(self.rng.choice((10, 100, 2_000, ACK_TIMEOUT_MS + 1)))
+            self.advance(self.rng.choice((10, 100, 2_000, ACK_TIMEOUT_MS + 1, STATE_TIMEOUT_MS)))
         elif name == "bridge_online":
             self.bridge_online(restart=self.rng.random() < 0.5)
         else:
@@ -372,6 +466,7 @@ STEPS_WEIGHTED = {
     "bridge_offline": 1,
     "bridge_online": 1,
     "replay_stale_state": 1,
+    "hostile_state": 1,
 }
 STEP_NAMES = list(STEPS_WEIGHTED)
 STEP_WEIGHTS = list(STEPS_WEIGHTED.values())
