@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from cloud_bridge.actions import Plan
 from cloud_bridge.judge import RiskNote
 from cloud_bridge.pool.service import Outcome
+from cloud_bridge.pool.view import PoolView
 from cloud_bridge.publish import Publisher
 from cloud_bridge.store.base import Transaction
 from cloud_bridge.store.ingest_repo import OutputRow, store_outputs
@@ -91,15 +92,19 @@ class Outputs:
         return Pending(_pool_topic(fleet, user, Channel.POOL_DECISION), payload, seq)
 
     def pool_state(self, tx: Transaction, fleet: str, outcome: Outcome) -> Pending:
-        view = outcome.view
-        assert view is not None
+        assert outcome.view is not None
+        return self.pool_view(tx, fleet, outcome.view)
+
+    def pool_view(self, tx: Transaction, fleet: str, view: PoolView) -> Pending:
+        """The retained PoolState of a pool as it is now: after a change, or to put the current
+        state back over an older or an empty one (cloud_bridge.guard)."""
         pub, seq = self.publisher, self.publisher.next_seq(tx)
         payload = direct.pool_state(
             sender=pub.instance,
             seq=seq,
             boot=pub.boot,
             ts_ms=pub.wall_ms(),
-            user=outcome.user,
+            user=view.user,
             status=view.status,
             limit_fen=view.limit_fen,
             available_fen=view.available_fen,
@@ -107,8 +112,9 @@ class Outputs:
             held_fen=view.held_fen,
             rate_bps=view.rate_bps,
             version=view.version,
+            updated_ms=view.updated_ms,
         )
-        topic = _pool_topic(fleet, outcome.user, Channel.POOL_STATE)
+        topic = _pool_topic(fleet, view.user, Channel.POOL_STATE)
         return Pending(topic, payload, seq, retain=True)
 
     def risk(self, tx: Transaction, fleet: str, device: str, note: RiskNote) -> Pending:

@@ -117,9 +117,10 @@ def pool_state(
     held_fen: int,
     rate_bps: int,
     version: int,
+    updated_ms: int = 0,
 ) -> bytes:
     """`messages.encode(PoolState(...))` of these fields."""
-    parts = _header(Kind.POOL_STATE, 14, sender, seq, boot, ts_ms)
+    parts = _header(Kind.POOL_STATE, 15 if updated_ms else 14, sender, seq, boot, ts_ms)
     parts += (
         b"\x0a", _text(user),
         b"\x0b", _text(status),
@@ -130,4 +131,6 @@ def pool_state(
         b"\x10", _head(0, rate_bps),
         b"\x11", _head(0, version),
     )  # fmt: skip
+    if updated_ms:  # optional: left out at its default, as messages.encode does
+        parts += (b"\x12", _head(0, updated_ms))
     return b"".join(parts)

@@ -268,7 +268,13 @@ class Decision(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class PoolState(Message):
-    """Retained pool balances on cp/v1/{fleet}/pool/{user}/state."""
+    """Retained pool balances on cp/v1/{fleet}/pool/{user}/state.
+
+    `version` increases with every change of the pool and `updated_ms` is when that change
+    was made (0 from a bridge older than this field); `ts_ms` is when this copy was signed (a
+    republished state keeps its version and updated_ms). A reader keeps the highest version
+    and ignores older ones (docs/protocol.md section 5, "Pool state").
+    """
 
     KIND: ClassVar[Kind] = Kind.POOL_STATE
     user: str = _f(10, Id())
@@ -279,6 +285,7 @@ class PoolState(Message):
     held_fen: int = _f(15, Int())
     rate_bps: int = _f(16, UInt(100_000))
     version: int = _f(17, UInt())
+    updated_ms: int = _f(18, UInt(), 0)
 
 
 @dataclass(frozen=True, kw_only=True)

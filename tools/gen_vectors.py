@@ -139,6 +139,22 @@ def examples() -> list[tuple[str, m.Message]]:
             ),
         ),
         (
+            "pool-state-updated",  # with key 18 (updated_ms); the one above is as older bridges wrote
+            m.PoolState(
+                seq=106,
+                user="u-1001",
+                status="open",
+                limit_fen=5_000_000,
+                available_fen=4_997_410,
+                outstanding_fen=0,
+                held_fen=2_590,
+                rate_bps=1_800,
+                version=18,
+                updated_ms=1_764_288_000_200,
+                **BRIDGE,
+            ),
+        ),
+        (
             "command",
             m.Command(
                 seq=104, device="rig-07", command="config", args={"report.interval_s": 30}, **BRIDGE
