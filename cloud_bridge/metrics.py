@@ -67,6 +67,18 @@ class Metrics:
         self.published = Counter(
             "cp_bridge_published", "Messages published by the bridge", registry=r
         )
+        self.restored = Counter(
+            "cp_bridge_retained_restored",
+            "Current bridge or pool states published again after an empty, foreign, older or "
+            "offline one was seen on the retained topic, by topic (bridge_state, pool_state)",
+            ["topic"],
+            registry=r,
+        )
+        self.unchecked = Counter(
+            "cp_bridge_retained_unchecked",
+            "Pool states seen while too many were waiting to be checked: not checked",
+            registry=r,
+        )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         if port:

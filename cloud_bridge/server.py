@@ -11,11 +11,16 @@ the next start. Between batches the worker prunes old rows when a round is due
 
 The bridge's retained state topic says online; its last will says offline. Several bridges of
 one fleet share that topic: when one dies, the others see its offline state and say online
-again at once, so devices pause for a moment at most.
+again at once, so devices pause for a moment at most. The bridge also watches its retained
+topics against anyone who can publish on the broker (cloud_bridge.guard): an empty, foreign or
+earlier state on the bridge state topic makes it announce itself again; an empty, foreign or
+older pool state makes it publish the pool's current state. Each session's announcement and
+will are numbered as a pair (guard.StatePair) reserved ahead by the worker.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import random
@@ -29,11 +34,12 @@ import nacl.signing
 import paho.mqtt.client as mqtt
 
 import mqttc
+from cloud_bridge import guard
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.inbox import Inbox
 from cloud_bridge.ingest import BatchResult, Inbound, Ingest
 from cloud_bridge.metrics import Metrics
-from cloud_bridge.outputs import Output
+from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
 from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
@@ -47,6 +53,10 @@ from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 TRANSIENT_RETRIES = 5
+POOL_CHECKS_PER_STEP = 500
+"""Pools whose retained state is checked against the database in one worker step."""
+POOL_CHECKS_MAX = 100_000
+"""Pools waiting for that check; beyond it, what arrives is dropped (and counted)."""
 
 
 class BridgeServer:
@@ -73,12 +83,33 @@ class BridgeServer:
         self._lock = threading.Lock()
         self._bridge_kid = cose.kid_for(key.verify_key)
         self._state_topic = topics.bridge_state(cfg.fleet)
+        self._pool_prefix = f"{topics.PREFIX}/{cfg.fleet}/pool/"
+        self.outputs = Outputs(self.publisher)
+        self._echoes = guard.Echoes(TOPIC_CACHE)  # under _lock
+        self._pool_seen: dict[str, int | None] = {}  # user -> version seen; under _lock
+        # Bridge state numbering (guard.StatePair): the pair whose will goes with the next
+        # connection, the current session's, and a spare reserved ahead by the worker.
+        self._next_pair = self._new_pair()
+        self._next_will = self._state_at(self._next_pair.will_seq, False)
+        self._session: guard.StatePair | None = None
+        self._session_will = self._next_will
+        self._announcement = b""
+        self._spare: guard.StatePair | None = self._new_pair()
         self.client = self._make_client()
 
     # ---- MQTT ---------------------------------------------------------------------------------
 
-    def _state(self, online: bool) -> bytes:
-        return self.publisher.sealed(m.BridgeState, online=online)
+    def _new_pair(self) -> guard.StatePair:
+        pub = self.publisher
+        announce = pub.next_seq()
+        return guard.StatePair(pub.boot, announce, pub.next_seq())
+
+    def _state_at(self, seq: int, online: bool) -> bytes:
+        pub = self.publisher
+        state = m.BridgeState(
+            sender=pub.instance, seq=seq, boot=pub.boot, ts_ms=pub.wall_ms(), online=online
+        )
+        return pub.seal(state)
 
     def _client_settings(self) -> mqttc.Settings:
         cfg = self.cfg
@@ -94,11 +125,10 @@ class BridgeServer:
         )
 
     def _make_client(self) -> mqtt.Client:
-        cfg = self.cfg
         # inflight_max 0 = no client-side in-flight queue: paho rescans its whole queue on every
         # PUBACK otherwise (O(n) per ack); the broker's receive maximum bounds what is in flight.
         client = mqttc.make_client(self._client_settings(), inflight_max=0, auto_reconnect=True)
-        client.will_set(topics.bridge_state(cfg.fleet), self._state(False), qos=1, retain=True)
+        client.will_set(self._state_topic, self._next_will, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -116,10 +146,18 @@ class BridgeServer:
             group = None
         for f in topics.ingest_filters(self.cfg.fleet, share_group=group):
             client.subscribe(f, qos=1)
-        client.subscribe(topics.bridge_state(self.cfg.fleet), qos=1)
+        client.subscribe(self._state_topic, qos=1)
+        client.subscribe(topics.pool_state_filter(self.cfg.fleet), qos=1)
         with self._lock:
             self._inflight.clear()  # whatever was in flight is sent again from the table
             self._early_mids.clear()
+            # This connection went out with the will of _next_pair: that pair is the session's.
+            self._session, self._session_will = self._next_pair, self._next_will
+            self._announcement = self._state_at(self._session.announce_seq, True)
+            if self._spare is not None:  # the next connection's will, numbered after this one
+                self._next_pair, self._spare = self._spare, None
+                self._next_will = self._state_at(self._next_pair.will_seq, False)
+                client.will_set(self._state_topic, self._next_will, qos=1, retain=True)
         self._announce.set()
         self._republish.set()
         self.connected.set()
@@ -134,27 +172,57 @@ class BridgeServer:
         if msg.topic == self._state_topic:
             self._on_state(bytes(msg.payload))
             return
+        if msg.topic.startswith(self._pool_prefix):
+            self._on_pool_state(msg.topic, bytes(msg.payload))
+            return
         item = Inbound.received(
             msg.topic, msg.payload, time.time_ns() // 1_000_000, time.monotonic_ns()
         )
         self.inbox.put(item, item.size)  # blocks when full: back-pressure, never a drop
 
-    def _on_state(self, payload: bytes) -> None:
-        """Another instance's offline will must not silence this live one (network thread:
-        no database here, the worker publishes)."""
+    def _verified(self, payload: bytes) -> m.Message | None:
+        """The message, if the payload is one signed with the bridge key; else None."""
         me = self.key.verify_key
         try:
-            _s, state = envelope.unseal(
+            _s, message = envelope.unseal(
                 payload, lambda kid: me if kid == self._bridge_kid else None
             )
         except ProtocolError:
-            return
-        if (
-            isinstance(state, m.BridgeState)
-            and not state.online
-            and (state.sender != self.cfg.instance)
-        ):
+            return None
+        return message
+
+    def _on_state(self, payload: bytes) -> None:
+        """An offline, empty, foreign or earlier state must not silence this live bridge
+        (guard.must_reannounce). Network thread: no database here, the worker publishes."""
+        if self._stopping.is_set():
+            return  # our own goodbye coming back
+        seen = self._verified(payload)
+        session = self._session
+        state = seen if isinstance(seen, m.BridgeState) else None
+        if session is not None and guard.must_reannounce(state, self.cfg.instance, session):
             self._announce.set()
+
+    def _on_pool_state(self, topic: str, payload: bytes) -> None:
+        """Note what a pool's retained topic holds, unless it is our own publish coming back;
+        the worker compares it with the database (network thread: no database here)."""
+        with self._lock:
+            if self._echoes.is_echo(topic, payload):
+                return
+        try:
+            where = topics.parse(topic)
+        except ProtocolError:
+            return
+        if where.channel is not topics.Channel.POOL_STATE or where.user is None:
+            return
+        seen = self._verified(payload)
+        version = (
+            seen.version if isinstance(seen, m.PoolState) and seen.user == where.user else None
+        )
+        with self._lock:
+            if len(self._pool_seen) < POOL_CHECKS_MAX or where.user in self._pool_seen:
+                self._pool_seen[where.user] = version
+                return
+        self.metrics.unchecked.inc()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
         # Runs inside paho's lock: only touch our own small state here.
@@ -176,6 +244,9 @@ class BridgeServer:
         """Publish QoS 1 and track its PUBACK, whatever it is: every message id is recorded
         or matched, so an early PUBACK can never be mistaken for a later message's after
         paho's ids wrap around. False when it could not be sent (disconnected)."""
+        if retain and topic.startswith(self._pool_prefix):
+            with self._lock:  # before the publish: its echo can come back at once
+                self._echoes.sent(topic, payload)
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
@@ -265,9 +336,18 @@ class BridgeServer:
             self.shutdown()
 
     def step(self) -> int:
+        if self._spare is None:
+            spare = self._new_pair()
+            with self._lock:
+                self._spare = spare
         if self._announce.is_set() and self.connected.is_set():
             self._announce.clear()
-            self._send(topics.bridge_state(self.cfg.fleet), self._state(True), retain=True)
+            with self._lock:
+                announcement = self._announcement
+            if self._send(self._state_topic, announcement, retain=True):
+                self.metrics.restored.labels(topic="bridge_state").inc()
+        if self._pool_seen and self.connected.is_set():
+            self._restore_pool_states()
         if self._republish.is_set() and self.connected.is_set():
             self._republish.clear()
             self._republish_pending()
@@ -296,6 +376,33 @@ class BridgeServer:
             self.metrics.db_seconds.observe(result.db_seconds)
         self.metrics.batch_size.observe(len(batch))
         return len(batch)
+
+    def _restore_pool_states(self) -> None:
+        """Publish the current state of each pool whose retained topic showed an older, empty
+        or foreign one (guard.must_republish_pool), a bounded number per step."""
+        with self._lock:
+            users = list(itertools.islice(self._pool_seen, POOL_CHECKS_PER_STEP))
+            seen = {user: self._pool_seen.pop(user) for user in users}
+        try:
+            with self.store.transaction() as tx:
+                pending: list[Pending] = []
+                for user, version in seen.items():
+                    view = self.service.get(user, tx=tx)
+                    current = view.version if view is not None else None
+                    if view is not None and guard.must_republish_pool(version, current):
+                        pending.append(self.outputs.pool_view(tx, self.cfg.fleet, view))
+                outputs = self.outputs.seal_and_store(tx, pending)
+        except Exception:
+            self.publisher.invalidate()  # its block may have been reserved in this rollback
+            log.exception("bridge: checking %d retained pool states failed", len(seen))
+            with self._lock:
+                for user, version in seen.items():
+                    self._pool_seen.setdefault(user, version)
+            return
+        if outputs:
+            log.info("bridge: %d pool states restored over older or foreign ones", len(outputs))
+            self.metrics.restored.labels(topic="pool_state").inc(len(outputs))
+        self.publish(outputs)
 
     def _process(self, batch: list[Inbound]) -> list[BatchResult]:
         """The batch in one transaction; after an unexpected error, one message at a time, and
@@ -333,7 +440,8 @@ class BridgeServer:
     def shutdown(self) -> None:
         self._stopping.set()
         if self.connected.is_set():
-            self._send(topics.bridge_state(self.cfg.fleet), self._state(False), retain=True)
+            # The session's will, said by the bridge itself: numbered after its announcement.
+            self._send(self._state_topic, self._session_will, retain=True)
             deadline = time.monotonic() + 2
             while self._inflight and time.monotonic() < deadline:
                 time.sleep(0.02)

@@ -145,6 +145,12 @@ def bridge_state(fleet: str) -> str:
     return str(Topic(Channel.BRIDGE_STATE, fleet))
 
 
+def pool_state_filter(fleet: str) -> str:
+    """Subscription filter for every pool's retained state in one fleet (the bridge watches
+    them: cloud_bridge.guard)."""
+    return f"{PREFIX}/{validate_id(fleet, 'fleet')}/pool/+/{Channel.POOL_STATE.value}"
+
+
 def parse(topic: str) -> Topic:
     """Parse any topic of the tree; raise ProtocolError(BAD_TOPIC or BAD_ID) otherwise."""
     if not isinstance(topic, str):
