@@ -392,12 +392,15 @@ class BridgeServer:
                     if view is not None and guard.must_republish_pool(version, current):
                         pending.append(self.outputs.pool_view(tx, self.cfg.fleet, view))
                 outputs = self.outputs.seal_and_store(tx, pending)
-        except Exception:
+        except StoreConflict:  # deadlock, serialisation failure, busy: at the next step
             self.publisher.invalidate()  # its block may have been reserved in this rollback
-            log.exception("bridge: checking %d retained pool states failed", len(seen))
             with self._lock:
                 for user, version in seen.items():
                     self._pool_seen.setdefault(user, version)
+            return
+        except Exception:  # never retried: what an outsider sent must not loop the worker
+            self.publisher.invalidate()
+            log.exception("bridge: checking %d retained pool states failed", len(seen))
             return
         if outputs:
             log.info("bridge: %d pool states restored over older or foreign ones", len(outputs))
