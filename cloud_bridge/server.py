@@ -172,7 +172,7 @@ class BridgeServer:
         if msg.topic == self._state_topic:
             self._on_state(bytes(msg.payload))
             return
-        if msg.topic.startswith(self._pool_prefix):
+        if self._is_pool_state(msg.topic):
             self._on_pool_state(msg.topic, bytes(msg.payload))
             return
         item = Inbound.received(
@@ -201,6 +201,15 @@ class BridgeServer:
         state = seen if isinstance(seen, m.BridgeState) else None
         if session is not None and guard.must_reannounce(state, self.cfg.instance, session):
             self._announce.set()
+
+    def _is_pool_state(self, topic: str) -> bool:
+        """cp/v1/{fleet}/pool/{user}/state (what topics.pool_state_filter matches); a device
+        channel under the reserved id `pool` (five levels) goes to ingest, to be refused."""
+        return (
+            topic.startswith(self._pool_prefix)
+            and topic.endswith("/state")
+            and topic.count("/") == 5
+        )
 
     def _on_pool_state(self, topic: str, payload: bytes) -> None:
         """Note what a pool's retained topic holds, unless it is our own publish coming back;
@@ -244,7 +253,7 @@ class BridgeServer:
         """Publish QoS 1 and track its PUBACK, whatever it is: every message id is recorded
         or matched, so an early PUBACK can never be mistaken for a later message's after
         paho's ids wrap around. False when it could not be sent (disconnected)."""
-        if retain and topic.startswith(self._pool_prefix):
+        if retain and self._is_pool_state(topic):
             with self._lock:  # before the publish: its echo can come back at once
                 self._echoes.sent(topic, payload)
         info = self.client.publish(topic, payload, qos=1, retain=retain)

@@ -198,3 +198,14 @@ def forged_pool_state(version: int) -> m.PoolState:
         limit_fen=10**12, available_fen=10**12, outstanding_fen=0, held_fen=0, rate_bps=0,
         version=version,
     )  # fmt: skip
+
+
+def test_the_bridge_s_genuine_last_will_still_gates_devices(world: World) -> None:
+    """Its will is numbered after its announcement, so ordering by (boot, seq) keeps it
+    effective: a dead bridge is not sent to until it says online again (or the state timeout)."""
+    assert world.device.status()["drain"] == "online"
+    world.bridge.kill()  # the broker publishes the will
+    assert wait(lambda: world.device.status()["drain"] == "gated", 10), world.device.log()[-2000:]
+    world.bridge.start()
+    assert wait(lambda: world.device.status()["drain"] == "online", 20)
+    assert world.keeps_draining()
