@@ -69,8 +69,9 @@ class Metrics:
         )
         self.restored = Counter(
             "cp_bridge_retained_restored",
-            "Current bridge or pool states published again after an empty, foreign, older or "
-            "offline one was seen on the retained topic, by topic (bridge_state, pool_state)",
+            "Retained states answered: empty, foreign, older or offline bridge states that made "
+            "the bridge announce itself again (bridge_state; several may share one announcement), "
+            "and pool states published again over an empty, foreign or older one (pool_state)",
             ["topic"],
             registry=r,
         )

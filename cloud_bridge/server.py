@@ -200,6 +200,7 @@ class BridgeServer:
         session = self._session
         state = seen if isinstance(seen, m.BridgeState) else None
         if session is not None and guard.must_reannounce(state, self.cfg.instance, session):
+            self.metrics.restored.labels(topic="bridge_state").inc()
             self._announce.set()
 
     def _is_pool_state(self, topic: str) -> bool:
@@ -353,8 +354,7 @@ class BridgeServer:
             self._announce.clear()
             with self._lock:
                 announcement = self._announcement
-            if self._send(self._state_topic, announcement, retain=True):
-                self.metrics.restored.labels(topic="bridge_state").inc()
+            self._send(self._state_topic, announcement, retain=True)
         if self._pool_seen and self.connected.is_set():
             self._restore_pool_states()
         if self._republish.is_set() and self.connected.is_set():
