@@ -9,6 +9,7 @@ be tested against something that is not itself.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,10 @@ from protocol.replay import ReplayWindow
 from protocol.topics import Channel
 
 BRIDGE_SEED = bytes(range(100, 132))
+_BOOTS = itertools.count(int(time.time()) % 2**31)
+"""Each stand-in is a new run of the bridge, as a real one bumps its persisted boot counter:
+devices order bridge states by (boot, seq), and a retained state left by an earlier stand-in
+on a shared broker must be older than the new one's."""
 
 
 @dataclass
@@ -57,6 +62,7 @@ class BridgeStandIn:
         self.got = Received()
         self.lock = threading.Lock()
         self.seq = 0
+        self.boot = next(_BOOTS)
         self.ack_enabled = True
         self.online = True  # what the retained bridge state says
         self.client = mqtt.Client(
@@ -74,7 +80,12 @@ class BridgeStandIn:
 
     def _next(self) -> dict[str, object]:
         self.seq += 1
-        return {"sender": "standin", "seq": self.seq, "boot": 1, "ts_ms": time.time_ns() // 10**6}
+        return {
+            "sender": "standin",
+            "seq": self.seq,
+            "boot": self.boot,
+            "ts_ms": time.time_ns() // 10**6,
+        }
 
     def _sealed_state(self, online: bool) -> bytes:
         return envelope.seal(m.BridgeState(**self._next(), online=online), self.key)  # type: ignore[arg-type]
