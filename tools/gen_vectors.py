@@ -139,7 +139,7 @@ def examples() -> list[tuple[str, m.Message]]:
             ),
         ),
         (
-            "pool-state-updated",  # with key 18 (updated_ms); the one above is as older bridges wrote
+            "pool-state-updated",  # key 18 (updated_ms); "pool-state" is as older bridges wrote
             m.PoolState(
                 seq=106,
                 user="u-1001",
