@@ -67,8 +67,10 @@ class AsyncApi:
     def _addresses(self) -> list[tuple[str, re.Pattern[str]]]:
         out = []
         for name, channel in self.doc["channels"].items():
-            pattern = _PARAM.sub(r"(?P<\1>[^/]+)", re.escape(channel["address"]).replace(
-                r"\{", "{").replace(r"\}", "}"))
+            pattern = _PARAM.sub(
+                r"(?P<\1>[^/]+)",
+                re.escape(channel["address"]).replace(r"\{", "{").replace(r"\}", "}"),
+            )
             out.append((name, re.compile(pattern)))
         return out
 

@@ -187,9 +187,10 @@ def check_vectors(cddl: Cddl, vectors: dict[str, Any]) -> list[VectorResult]:
     results = []
     for vec in vectors["messages"]:
         failures = cddl.check_envelope(bytes.fromhex(vec["envelope"]), vec["kind"])
-        failures += [f"payload field: {f}" for f in cddl.check_payload(
-            bytes.fromhex(vec["payload"]), vec["kind"]
-        )]
+        failures += [
+            f"payload field: {f}"
+            for f in cddl.check_payload(bytes.fromhex(vec["payload"]), vec["kind"])
+        ]
         results.append(VectorResult(vec["name"], "valid", tuple(failures)))
     for vec in vectors["refused"]:
         failures = cddl.check_payload(bytes.fromhex(vec["payload"]), None)

@@ -1,0 +1,305 @@
+"""The written contract against the code and the vectors: the CDDL of docs/protocol.md (through
+pycddl) and docs/asyncapi.yaml (through JSON Schema and the AsyncAPI CLI).
+
+When a field or a kind is added to protocol/messages.py, the coverage tests below fail and say
+where the document needs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import pytest
+
+from protocol import messages, topics
+from protocol.schema import _schema
+from tools.contract import cddl as cddl_mod
+from tools.contract.asyncapi import ASYNCAPI_DOC, AsyncApi
+from tools.contract.cddl import Cddl, ContractError, check_vectors
+from tools.contract.jsonview import to_json
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = json.loads((ROOT / "tests" / "vectors" / "project.json").read_text())
+CLI = ROOT / "tools" / "contract" / "node_modules" / ".bin" / "asyncapi"
+RECORDS = [*messages.KINDS.values(), *messages.BODIES.values()]
+
+
+@pytest.fixture(scope="module")
+def contract() -> Cddl:
+    return Cddl.from_doc()
+
+
+@pytest.fixture(scope="module")
+def api() -> AsyncApi:
+    return AsyncApi.load()
+
+
+def _payload(name: str) -> dict[int, Any]:
+    vec = next(v for v in VECTORS["messages"] if v["name"] == name)
+    return dict(cbor2.loads(bytes.fromhex(vec["payload"])))
+
+
+# ---- CDDL ------------------------------------------------------------------------------------
+
+
+def test_every_vector_is_as_the_cddl_says(contract: Cddl) -> None:
+    results = check_vectors(contract, VECTORS)
+    assert [r for r in results if not r.ok] == []
+    valid = [r.name for r in results if r.expected == "valid"]
+    refused = [r.name for r in results if r.expected == "invalid"]
+    assert len(valid) == len(VECTORS["messages"]) + len(VECTORS["cose"])
+    assert len(refused) == len(VECTORS["refused"]) - len(cddl_mod.NOT_SCHEMA_MATTERS)
+    assert set(cddl_mod.NOT_SCHEMA_MATTERS) <= {v["name"] for v in VECTORS["refused"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "change", "why"),
+    [
+        ("report", "Report", {12: 1001}, "risk_pm above 1000"),
+        ("report", "Report", {2: "rig 07"}, "a sender that is not an id"),
+        ("report", "Report", {2: "r" * 65}, "a sender of 65 characters"),
+        ("pool-state", "PoolState", {11: "paused"}, "an unknown pool status"),
+        ("pool-state", "PoolState", {12: 2**63}, "a limit beyond int64"),
+        ("pool-state", "PoolState", {30: 1}, "a key this revision does not write"),
+        ("ack", "Ack", {11: -1}, "a negative ack_seq"),
+        ("ack", "Ack", {0: 2}, "major version 2"),
+        ("birth", "Birth", {12: b"short"}, "a model hash that is not 32 bytes"),
+        ("decision", "Decision", {13: "maybe"}, "an unknown risk decision"),
+    ],
+)
+def test_the_cddl_refuses_a_broken_payload(
+    contract: Cddl, name: str, kind: str, change: dict[int, Any], why: str
+) -> None:
+    payload = _payload(name)
+    assert contract.check_payload(cbor2.dumps(payload), kind) == []
+    payload.update(change)
+    assert contract.check_payload(cbor2.dumps(payload), kind), why
+
+
+def test_the_cddl_refuses_a_missing_required_key(contract: Cddl) -> None:
+    payload = _payload("risk")
+    del payload[12]
+    assert contract.check_payload(cbor2.dumps(payload), "Risk")
+
+
+def test_a_payload_of_one_kind_is_not_another(contract: Cddl) -> None:
+    assert contract.check(messages.Ack.__name__, bytes.fromhex(VECTORS["messages"][0]["payload"]))
+
+
+def test_every_record_and_field_of_the_code_is_in_the_cddl(contract: Cddl) -> None:
+    """Each message and trigger body class is a CDDL rule holding each of its keys."""
+    missing = []
+    for cls in RECORDS:
+        if cls.__name__ not in contract.rules:
+            missing.append(f"rule {cls.__name__} (protocol.messages.{cls.__name__})")
+            continue
+        body = _rule_text(contract.source, cls.__name__)
+        for key, name, _typ, required in _schema(cls):
+            entry = re.search(rf"(\?\s*)?\b{key}\s*=>", body)
+            if key <= 5 and cls in messages.KINDS.values():
+                continue  # the common header group
+            if entry is None:
+                missing.append(f"{cls.__name__}: key {key} ({name})")
+            elif (entry.group(1) is None) != required:
+                missing.append(f"{cls.__name__}: key {key} ({name}) must be {_opt(required)}")
+    assert not missing, (
+        "docs/protocol.md section 3 (```cddl blocks) lacks: "
+        + "; ".join(missing)
+        + ". Add them there; the CDDL is the contract the cloud team validates."
+    )
+
+
+def test_the_message_rule_names_every_kind(contract: Cddl) -> None:
+    body = _rule_text(contract.source, cddl_mod.MESSAGE_RULE)
+    named = set(re.findall(r"[A-Za-z]+", body.split("=", 1)[1]))
+    absent = {cls.__name__ for cls in messages.KINDS.values()} - named
+    assert not absent, f"add {sorted(absent)} to the Message rule of docs/protocol.md section 3"
+
+
+def _rule_text(source: str, rule: str) -> str:
+    """The text of one rule: from its name to the next rule."""
+    match = re.search(rf"^{re.escape(rule)}\s*=.*?(?=^[A-Za-z_][\w-]*\s*=|\Z)", source, re.S | re.M)
+    assert match, rule
+    return re.sub(r";[^\n]*", "", match.group(0))  # comments may mention other keys
+
+
+def _opt(required: bool) -> str:
+    return "required (no ?)" if required else "optional (? key => ...)"
+
+
+def test_an_unknown_map_key_type_says_where_to_declare_it() -> None:
+    with pytest.raises(ContractError, match=r"KEY_BASE_TYPES in tools/contract/cddl\.py"):
+        Cddl("r = { * fancy => int }\nfancy = tstr .size 3\n")
+
+
+def test_extract_takes_every_cddl_block_and_nothing_else() -> None:
+    text = "a\n```cddl\nx = 1\n```\n```python\ny = 2\n```\n```cddl\nz = x\n```\n"
+    assert cddl_mod.extract(text) == "x = 1\n\nz = x\n"
+
+
+# ---- AsyncAPI ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vec", VECTORS["messages"], ids=lambda v: v["name"])
+def test_every_vector_matches_its_asyncapi_payload_schema(api: AsyncApi, vec: dict[str, Any]):
+    payload = to_json(cbor2.loads(bytes.fromhex(vec["payload"])))
+    assert api.errors(vec["kind"], payload) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "key", "value"),
+    [
+        ("report", "Report", "12", 1001),
+        ("report", "Report", "2", "rig 07"),
+        ("pool-state", "PoolState", "11", "paused"),
+        ("pool-state", "PoolState", "30", 1),
+        ("birth", "Birth", "12", "00"),
+        ("trigger-restock", "Trigger", "17", "ev_tier"),  # a restock body under ev_tier
+        ("ack", "Ack", "1", 7),
+    ],
+)
+def test_the_asyncapi_schema_refuses_a_broken_payload(
+    api: AsyncApi, name: str, kind: str, key: str, value: Any
+) -> None:
+    payload = to_json(_payload(name))
+    assert api.errors(kind, payload) == []
+    payload[key] = value
+    assert api.errors(kind, payload)
+
+
+def test_every_record_and_field_of_the_code_is_in_the_asyncapi_schemas(api: AsyncApi) -> None:
+    problems = []
+    schemas = api.schemas
+    for cls in RECORDS:
+        schema = schemas.get(cls.__name__)
+        if schema is None:
+            problems.append(f"components.schemas.{cls.__name__} is missing")
+            continue
+        props = schema["properties"]
+        for key, name, _typ, required in _schema(cls):
+            prop = props.get(str(key))
+            where = f"components.schemas.{cls.__name__}.properties['{key}']"
+            if prop is None:
+                problems.append(f"{where} ({name}) is missing")
+            elif prop.get("title") != name:
+                problems.append(f"{where} has title {prop.get('title')!r}, the code says {name!r}")
+            elif (str(key) in schema["required"]) != required:
+                problems.append(f"{where} ({name}) must be {_opt(required)} in 'required'")
+        known = {str(k) for k, *_ in _schema(cls)} | {"0", "1", "17"}
+        extra = set(props) - known
+        if extra:
+            problems.append(
+                f"components.schemas.{cls.__name__} has keys {sorted(extra)} "
+                "that protocol/messages.py does not know"
+            )
+    for cls in messages.KINDS.values():
+        try:
+            message = api.message_for_kind(cls.__name__)
+        except LookupError as exc:
+            problems.append(str(exc))
+            continue
+        assert message["payload"]["$ref"].endswith(f"/{cls.__name__}")
+        assert schemas[cls.__name__]["properties"]["1"]["const"] == int(cls.KIND)
+        assert message["contentType"] == "application/cbor"
+    assert not problems, "docs/asyncapi.yaml is behind protocol/messages.py: " + "; ".join(problems)
+
+
+def _example_topics() -> list[tuple[str, str]]:
+    """(topic, kind) for every channel of protocol.topics, built by protocol.topics."""
+    out = [(topics.device("f", "rig-1", c), c.value) for c in topics.DEVICE_CHANNELS]
+    out.append((topics.device("f", "rig-1", topics.Channel.ACK), "ack"))
+    out += [(topics.command("f", "rig-1", name), "cmd") for name in sorted(messages.COMMANDS)]
+    out.append((topics.pool("f", "u-1", topics.Channel.POOL_STATE), "state"))
+    out.append((topics.pool("f", "u-1", topics.Channel.POOL_DECISION), "decision"))
+    out.append((topics.risk("f", "rig-1"), "risk"))
+    out.append((topics.bridge_state("f"), "bridge_state"))
+    return out
+
+
+# Which message each channel of protocol.topics carries (docs/protocol.md section 1).
+CHANNEL_KIND = {
+    "birth": "Birth", "death": "Death", "report": "Report", "trigger": "Trigger",
+    "enroll": "Enrollment", "ack": "Ack", "cmd": "Command", "state": "PoolState",
+    "decision": "Decision", "risk": "Risk", "bridge_state": "BridgeState",
+}  # fmt: skip
+
+
+def test_every_topic_of_the_tree_has_one_channel_with_its_message(api: AsyncApi) -> None:
+    examples = _example_topics()
+    assert {channel for _t, channel in examples} == {c.value for c in topics.Channel}, (
+        "a channel of protocol.topics.Channel has no example here: add it to _example_topics"
+    )
+    for topic, channel in examples:
+        name = api.channel_for(topic)
+        assert api.channel_kinds(name) == {CHANNEL_KIND[channel]}, topic
+    command_enum = api.doc["components"]["parameters"]["command"]["enum"]
+    assert set(command_enum) == messages.COMMANDS
+
+
+def test_operations_cover_both_views_with_retain_where_the_protocol_retains(api: AsyncApi):
+    ops = api.doc["operations"].values()
+    sent = {op["channel"]["$ref"].rsplit("/", 1)[1] for op in ops if op["action"] == "send"}
+    received = {op["channel"]["$ref"].rsplit("/", 1)[1] for op in ops if op["action"] == "receive"}
+    assert sent | received == set(api.doc["channels"])
+    cloud = {
+        op["channel"]["$ref"].rsplit("/", 1)[1]
+        for op in ops
+        if {"name": "cloud-team"} in op["tags"]
+    }
+    assert cloud == {"poolDecision", "poolState", "risk", "bridgeState"}
+    retained = {
+        op["channel"]["$ref"].rsplit("/", 1)[1] for op in ops if op["bindings"]["mqtt"]["retain"]
+    }
+    assert retained == {"poolState", "bridgeState"}
+    security = api.doc["components"]["securitySchemes"]
+    assert [s["type"] for s in security.values()] == ["userPassword"]
+
+
+def test_the_asyncapi_cli_validates_the_document() -> None:
+    if not CLI.exists():
+        pytest.fail(
+            f"the AsyncAPI CLI is not installed at {CLI.relative_to(ROOT)}: run "
+            "tools/contract/check.sh install (npm ci; .ci/run does it first)"
+        )
+    env = {**os.environ, "ASYNCAPI_METRICS_CONFIG_PATH": str(CLI.parents[2] / "analytics-off.json")}
+    run = subprocess.run(
+        [str(CLI), "validate", str(ASYNCAPI_DOC), "--fail-severity", "warn"],
+        capture_output=True, text=True, timeout=240, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "is valid" in run.stdout + run.stderr
+
+
+def test_the_asyncapi_cli_refuses_a_broken_document(tmp_path: Path) -> None:
+    if not CLI.exists():
+        pytest.fail("the AsyncAPI CLI is not installed: run tools/contract/check.sh install")
+    broken = ASYNCAPI_DOC.read_text().replace(
+        "$ref: '#/components/schemas/PoolState'", "$ref: '#/components/schemas/NoSuchSchema'"
+    )
+    (tmp_path / "asyncapi.yaml").write_text(broken)
+    env = {**os.environ, "ASYNCAPI_METRICS_CONFIG_PATH": str(CLI.parents[2] / "analytics-off.json")}
+    run = subprocess.run(
+        [str(CLI), "validate", str(tmp_path / "asyncapi.yaml"), "--fail-severity", "warn"],
+        capture_output=True, text=True, timeout=240, env=env,
+    )  # fmt: skip
+    assert run.returncode != 0, run.stdout
+
+
+def test_json_form_of_a_payload() -> None:
+    value = {0: 1, 13: b"\x00\xff", 16: {"steps": 2**62}, 18: ["a"], 10: True}
+    assert to_json(value) == {"0": 1, "13": "00ff", "16": {"steps": 2**62}, "18": ["a"], "10": True}
+    assert json.loads(json.dumps(to_json({3: 2**63 - 1})))["3"] == 2**63 - 1
+    with pytest.raises(TypeError):
+        to_json({0: 1.5})
+
+
+def test_a_record_class_is_a_dataclass() -> None:
+    # _schema reads dataclass fields; a record that is not one would be silently empty here.
+    assert all(dataclasses.is_dataclass(cls) for cls in RECORDS)
