@@ -344,3 +344,39 @@ def test_json_form_of_a_payload() -> None:
 def test_a_record_class_is_a_dataclass() -> None:
     # _schema reads dataclass fields; a record that is not one would be silently empty here.
     assert all(dataclasses.is_dataclass(cls) for cls in RECORDS)
+
+
+# ---- the adaptations for cddl-rs, and the command line ------------------------------------------
+
+
+def test_adapt_anchors_regexps_relaxes_key_types_and_strips_embedded_cbor() -> None:
+    source = (
+        "x = { * id => int, * small_key => int, * tstr => int }\n"
+        'e = [bstr .cbor h, bstr .cbor Message]\nid = tstr .regexp "[a-z]{1,3}"\n'
+    )
+    assert cddl_mod.adapt(source) == (
+        "x = { * tstr => int, * uint => int, * tstr => int }\n"
+        'e = [bstr, bstr]\nid = tstr .regexp "^(?:[a-z]{1,3})$"\n'
+    )
+
+
+def test_an_anchored_regexp_matches_the_whole_text_as_rfc_8610_says() -> None:
+    ids = Cddl('r = id\nid = tstr .regexp "[a-z]{1,3}"\n')
+    assert ids.check("r", cbor2.dumps("abc")) is None
+    assert ids.check("r", cbor2.dumps("abcd"))  # unanchored, "abc" inside would match
+    assert ids.check("r", cbor2.dumps("a b"))
+
+
+def test_the_command_line_fails_on_a_vector_the_cddl_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = json.loads(json.dumps(VECTORS))
+    report = next(v for v in broken["messages"] if v["name"] == "report")
+    payload = dict(cbor2.loads(bytes.fromhex(report["payload"])))
+    payload[12] = 5000  # risk_pm out of range; the envelope still has the old payload
+    report["payload"] = cbor2.dumps(payload).hex()
+    (tmp_path / "v.json").write_text(json.dumps(broken))
+    assert cddl_mod.main([str(tmp_path / "v.json")]) == 1
+    err = capsys.readouterr().err
+    assert "vector report should be valid" in err and "/12" in err
+    assert cddl_mod.main([]) == 0
