@@ -272,6 +272,37 @@ CHANNEL_KIND = {
 }  # fmt: skip
 
 
+def test_the_message_examples_are_the_vectors_and_match_their_schemas(api: AsyncApi) -> None:
+    vectors = {v["name"]: v for v in VECTORS["messages"]}
+    seen = set()
+    for message in api.messages.values():
+        for example in message.get("examples", []):
+            vec = vectors[example["name"]]
+            assert vec["kind"] == message["name"]
+            assert example["payload"] == to_json(cbor2.loads(bytes.fromhex(vec["payload"])))
+            assert api.errors(message["name"], example["payload"]) == []
+            seen.add(example["name"])
+    assert seen == set(vectors), "run python -m tools.contract.examples (docs/asyncapi.yaml)"
+
+
+def test_the_examples_are_current() -> None:
+    from tools.contract import examples
+
+    document = ASYNCAPI_DOC.read_text()
+    assert examples.rewrite(document, VECTORS) == document, (
+        "docs/asyncapi.yaml's examples differ from tests/vectors: "
+        "run python -m tools.contract.examples"
+    )
+    changed = json.loads(json.dumps(VECTORS))
+    ack = next(v for v in changed["messages"] if v["name"] == "ack")
+    payload = dict(cbor2.loads(bytes.fromhex(ack["payload"])))
+    payload[11] = 123456789
+    ack["payload"] = cbor2.dumps(payload).hex()
+    rewritten = examples.rewrite(document, changed)
+    assert "'11': 123456789" in rewritten
+    assert len(rewritten.splitlines()) == len(document.splitlines())
+
+
 def test_every_topic_of_the_tree_has_one_channel_with_its_message(api: AsyncApi) -> None:
     examples = _example_topics()
     assert {channel for _t, channel in examples} == {c.value for c in topics.Channel}, (
