@@ -1,9 +1,12 @@
 """Shell examples in the docs run as written.
 
-A fenced block whose info string is `sh runnable` is executed by bash, from the repository root,
-with `python` being this interpreter, against live traffic: a private broker with a real bridge
-and a real agent publishing, named to the example by `BROKER` and `BRIDGE_DATA` (the variables
-the examples default, for a reader, to a local broker and the bridge's data directory).
+A fenced block whose info string is `sh runnable` is executed by `bash -euo pipefail` from the
+repository root, with `python`, `cloud-bridge` and `edge-agent` from this interpreter's
+environment, against live traffic: a private broker with a real bridge and a real agent
+publishing, named to the example by `BROKER` and `BRIDGE_DATA` (the variables the examples
+default, for a reader, to a local broker and the bridge's data directory). `sh runnable scratch`
+runs the block in an empty temporary directory instead, with no broker: for examples that make
+their own files (`var/bridge`).
 """
 
 from __future__ import annotations
@@ -21,31 +24,45 @@ from tests.harness.mosquitto import Mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
-_BLOCK = re.compile(r"^```sh runnable\n(.*?)^```", re.S | re.M)
+_BLOCK = re.compile(r"^```sh runnable( scratch)?\n(.*?)^```", re.S | re.M)
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def runnable_blocks() -> list[tuple[str, str]]:
-    """(where, script) for every runnable block of the docs."""
+def runnable_blocks(scratch: bool) -> list[tuple[str, str]]:
+    """(where, script) for every runnable block of the docs, of one mode."""
     out = []
     for path in DOCS:
         text = path.read_text(encoding="utf-8")
         for match in _BLOCK.finditer(text):
-            line = text.count("\n", 0, match.start()) + 1
-            out.append((f"{path.relative_to(ROOT)}:{line}", match.group(1)))
+            if bool(match.group(1)) is scratch:
+                line = text.count("\n", 0, match.start()) + 1
+                out.append((f"{path.relative_to(ROOT)}:{line}", match.group(2)))
     return out
 
 
-BLOCKS = runnable_blocks()
+LIVE = runnable_blocks(scratch=False)
+SCRATCH = runnable_blocks(scratch=True)
 
 
 def test_the_docs_have_runnable_examples() -> None:
-    # The tap and the contract-check examples of docs/protocol.md sections 7 and 8 at least.
-    scripts = "\n".join(script for _where, script in BLOCKS)
+    # At least the tap and contract-check examples of docs/protocol.md and the pool quick start.
+    scripts = "\n".join(script for _where, script in LIVE)
     assert "tools.tap" in scripts and "tools/contract/check.sh" in scripts
+    assert any("cloud-bridge pool open" in script for _where, script in SCRATCH)
 
 
-@pytest.mark.parametrize(("where", "script"), BLOCKS, ids=[w for w, _s in BLOCKS])
+def _run(where: str, script: str, cwd: Path, **env: str) -> None:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd, env={**os.environ, "PATH": path, **env},
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert run.returncode == 0, f"{where} failed:\n{script}\n{run.stdout}\n{run.stderr}"
+    assert run.stdout.strip(), f"{where} printed nothing"
+
+
+@pytest.mark.parametrize(("where", "script"), LIVE, ids=[w for w, _s in LIVE])
 def test_runnable_example_runs_as_written(
     where: str, script: str, tmp_path: Path, private_broker: Mosquitto
 ) -> None:
@@ -54,19 +71,15 @@ def test_runnable_example_runs_as_written(
     bridge.open_pool("u-1")
     bridge.start()
     dev.start()
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "BROKER": private_broker.url,
-        "BRIDGE_DATA": str(bridge.data),
-    }
     try:
-        run = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
+        _run(where, script, ROOT, BROKER=private_broker.url, BRIDGE_DATA=str(bridge.data))
     finally:
         dev.stop()
         bridge.stop()
-    assert run.returncode == 0, f"{where} failed:\n{script}\n{run.stdout}\n{run.stderr}"
-    assert run.stdout.strip(), f"{where} printed nothing"
+
+
+@pytest.mark.parametrize(("where", "script"), SCRATCH, ids=[w for w, _s in SCRATCH])
+def test_runnable_example_runs_as_written_in_an_empty_directory(
+    where: str, script: str, tmp_path: Path
+) -> None:
+    _run(where, script, tmp_path, PYTHONPATH=str(ROOT))
