@@ -25,7 +25,7 @@ from protocol.schema import _schema
 from tests.protocol.strategies import any_message
 from tools.contract import cddl as cddl_mod
 from tools.contract.asyncapi import ASYNCAPI_DOC, AsyncApi
-from tools.contract.cddl import Cddl, ContractError, check_vectors
+from tools.contract.cddl import Cddl, ContractError, Expect, check_vectors
 from tools.contract.jsonview import to_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,8 +55,8 @@ def _payload(name: str) -> dict[int, Any]:
 def test_every_vector_is_as_the_cddl_says(contract: Cddl) -> None:
     results = check_vectors(contract, VECTORS)
     assert [r for r in results if not r.ok] == []
-    valid = [r.name for r in results if r.expected == "valid"]
-    refused = [r.name for r in results if r.expected == "invalid"]
+    valid = [r.name for r in results if r.expected is Expect.VALID]
+    refused = [r.name for r in results if r.expected is Expect.INVALID]
     assert len(valid) == len(VECTORS["messages"]) + len(VECTORS["cose"])
     assert len(refused) == len(VECTORS["refused"]) - len(cddl_mod.NOT_SCHEMA_MATTERS)
     assert set(cddl_mod.NOT_SCHEMA_MATTERS) <= {v["name"] for v in VECTORS["refused"]}

@@ -19,6 +19,7 @@ rule whose stronger part is checked separately here:
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import sys
@@ -166,17 +167,27 @@ class Cddl:
         return failures
 
 
+class Expect(enum.Enum):
+    """What the CDDL should say about a vector."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    NOT_SCHEMA = "not a schema matter"  # either answer is right (NOT_SCHEMA_MATTERS)
+
+
 @dataclass(frozen=True)
 class VectorResult:
+    """One vector checked: what was expected and every failure the validator reported."""
+
     name: str
-    expected: str  # "valid", "invalid" or "not a schema matter"
+    expected: Expect
     failures: tuple[str, ...]
 
     @property
     def ok(self) -> bool:
-        if self.expected == "valid":
+        if self.expected is Expect.VALID:
             return not self.failures
-        if self.expected == "invalid":
+        if self.expected is Expect.INVALID:
             return bool(self.failures)
         return True
 
@@ -191,17 +202,17 @@ def check_vectors(cddl: Cddl, vectors: dict[str, Any]) -> list[VectorResult]:
             f"payload field: {f}"
             for f in cddl.check_payload(bytes.fromhex(vec["payload"]), vec["kind"])
         ]
-        results.append(VectorResult(vec["name"], "valid", tuple(failures)))
+        results.append(VectorResult(vec["name"], Expect.VALID, tuple(failures)))
     for vec in vectors["refused"]:
         failures = cddl.check_payload(bytes.fromhex(vec["payload"]), None)
-        expected = "not a schema matter" if vec["name"] in NOT_SCHEMA_MATTERS else "invalid"
+        expected = Expect.NOT_SCHEMA if vec["name"] in NOT_SCHEMA_MATTERS else Expect.INVALID
         results.append(VectorResult(vec["name"], expected, tuple(failures)))
     for n, vec in enumerate(vectors["cose"]):
         envelope = bytes.fromhex(vec["envelope"])
         failures = [f for f in (cddl.check(ENVELOPE_RULE, envelope),) if f]
         protected = cbor2.loads(envelope).value[0]
         failures += [f for f in (cddl.check(PROTECTED_RULE, protected),) if f]
-        results.append(VectorResult(f"cose-{n}", "valid", tuple(failures)))
+        results.append(VectorResult(f"cose-{n}", Expect.VALID, tuple(failures)))
     return results
 
 
@@ -217,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [r for r in results if not r.ok]
     for r in bad:
         why = "; ".join(r.failures) or "the CDDL accepts it"
-        print(f"cddl: vector {r.name} should be {r.expected}: {why}", file=sys.stderr)
+        print(f"cddl: vector {r.name} should be {r.expected.value}: {why}", file=sys.stderr)
     print(f"cddl: {len(results) - len(bad)} of {len(results)} vectors as expected ({path.name})")
     return 1 if bad else 0
 
