@@ -411,3 +411,18 @@ def test_the_command_line_fails_on_a_vector_the_cddl_refuses(
     err = capsys.readouterr().err
     assert "vector report should be valid" in err and "/12" in err
     assert cddl_mod.main([]) == 0
+
+
+@pytest.mark.parametrize(
+    ("schema", "value"),
+    [
+        ("r = { 5 => uint }", {5: {24: 369}}),  # a map for an integer
+        ("r = { 3 => 0..100 }", {3: b"\x02"}),  # a byte string for a range
+        ("r = { 13 => bstr .size (0..64) }", {13: ""}),  # text for bytes
+    ],
+)
+def test_what_pycddl_alone_lets_through_the_pair_refuses(schema: str, value: object) -> None:
+    pair = Cddl(schema + "\n")
+    report = pair.check("r", cbor2.dumps(value))
+    assert report is not None and "cddl-verifier" in report
+    assert "pycddl" not in report  # the reason for the second validator: pycddl accepts these
