@@ -18,11 +18,12 @@ from typing import Any
 import cbor2
 import pytest
 from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from protocol import cbor, messages, topics
 from protocol.errors import ProtocolError
 from protocol.schema import _schema
-from tests.protocol.strategies import any_message
+from tests.protocol.strategies import any_message, ids
 from tools.contract import cddl as cddl_mod
 from tools.contract.asyncapi import ASYNCAPI_DOC, AsyncApi
 from tools.contract.cddl import Cddl, ContractError, Expect, check_vectors
@@ -103,6 +104,55 @@ def test_everything_the_code_writes_matches_the_cddl_and_the_asyncapi(
     kind = type(msg).__name__
     assert contract.check_payload(payload, kind) == []
     assert api.errors(kind, to_json(cbor.loads(payload))) == []
+
+
+_INTS = st.integers(-(2**64) + 1, 2**64 - 1) | st.sampled_from(
+    [0, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 10_000, 10_001, 100_000, 100_001, 10**12, 10**12 + 1]
+)
+_SCALARS = (
+    _INTS
+    | st.text(max_size=70)
+    | st.text(min_size=250, max_size=600)
+    | ids
+    | st.binary(max_size=70)
+    | st.binary(min_size=1000, max_size=1100)
+    | st.booleans()
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=20) | st.dictionaries(st.integers(0, 30) | ids, inner, max_size=40)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=150)
+@given(msg=any_message, data=st.data())
+def test_the_code_and_the_cddl_agree_on_a_payload_with_one_value_changed(
+    contract: Cddl, msg: messages.Message, data: st.DataObject
+) -> None:
+    """Differential: protocol.messages.decode and the CDDL accept and refuse the same payloads
+    (a field, or an entry of a map field, replaced by an arbitrary plain CBOR value)."""
+    try:
+        fields = dict(cbor2.loads(messages.encode(msg)))
+    except ProtocolError:
+        assume(False)
+    key = data.draw(st.sampled_from(sorted(k for k in fields if k >= 2)))
+    value = fields[key]
+    if isinstance(value, dict) and value and data.draw(st.booleans()):
+        entry = data.draw(st.sampled_from(sorted(value, key=repr)))
+        fields[key] = {**value, entry: data.draw(_VALUES)}
+    else:
+        fields[key] = data.draw(_VALUES)
+    payload = cbor2.dumps(fields, canonical=True)
+    try:
+        messages.decode(payload)
+        code_accepts = True
+    except ProtocolError:
+        code_accepts = False
+    failures = contract.check_payload(payload, type(msg).__name__)
+    assert code_accepts == (not failures), (key, fields[key], failures)
 
 
 def test_the_cddl_refuses_a_missing_required_key(contract: Cddl) -> None:

@@ -59,7 +59,7 @@ NOT_SCHEMA_MATTERS = {
 _FENCE = re.compile(r"^```cddl\n(.*?)^```", re.S | re.M)
 _RULE_NAME = re.compile(r"^([A-Za-z@_$][\w@.$-]*)\s*(?:<[^>]*>)?\s*=", re.M)
 _REGEXP = re.compile(r'\.regexp "((?:[^"\\]|\\.)*)"')
-_STAR_KEY = re.compile(r"(\*\s*)([A-Za-z_][\w-]*)(\s*=>)")
+_STAR_KEY = re.compile(r"(\*\s*\d*\s+|\*)([A-Za-z_][\w-]*)(\s*=>)")  # `* k =>`, `0*32 k =>`
 _EMBEDDED = re.compile(r"bstr\s+\.cbor\s+[A-Za-z_][\w-]*")
 _PRELUDE_KEYS = frozenset({"uint", "int", "nint", "tstr", "text", "bstr", "bytes", "any"})
 
