@@ -7,6 +7,19 @@ as unverified. --json prints one JSON object per line for scripts.
 
     python -m tools.tap --url mqtt://127.0.0.1:1883 --data var/bridge
     python -m tools.tap --url mqtt://127.0.0.1:1883 --bridge-key 3b6a... --json --count 10
+
+JSON lines (--json), one per message, flushed as it arrives:
+
+    topic, bytes, channel       the MQTT topic, the envelope's size, the topic's channel
+    verified, kid, signer       the signature verified with that key (else verified false and
+                                error: the reason code of docs/protocol.md section 6)
+    kind                        the message class (Birth, Report, ... PoolState)
+    payload                     the decoded CBOR map in the JSON form of docs/asyncapi.yaml:
+                                integer keys as decimal text, byte strings as lowercase hex,
+                                integers exact (tools/contract/jsonview.py)
+    fields                      the same message by field name, optional fields filled in
+
+--verified-only leaves out what did not verify (a count goes to stderr at the end).
 """
 
 from __future__ import annotations
@@ -25,8 +38,9 @@ import nacl.signing
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from protocol import cose, messages, topics
+from protocol import cbor, cose, messages, topics
 from protocol.errors import ProtocolError
+from tools.contract.jsonview import to_json
 
 
 class Keys:
@@ -84,6 +98,7 @@ def describe(topic: str, payload: bytes, keys: Keys) -> dict[str, Any]:
         out["decode_error"] = f"{exc.reason.value}: {exc.detail}"
         return out
     out["kind"] = type(msg).__name__
+    out["payload"] = to_json(cbor.loads(body))
     out["fields"] = _plain(dataclasses.asdict(msg))
     if isinstance(msg, messages.Trigger):
         out["fields"]["trigger"] = msg.trigger
@@ -91,13 +106,11 @@ def describe(topic: str, payload: bytes, keys: Keys) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    return value
+    return to_json(value)
 
 
 def render(info: dict[str, Any]) -> str:
@@ -126,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bridge-key", help="bridge public key, hex")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--count", type=int, default=0, help="stop after N messages")
+    parser.add_argument(
+        "--verified-only", action="store_true", help="leave out messages that did not verify"
+    )
     args = parser.parse_args(argv)
 
     bridge_key = bytes.fromhex(args.bridge_key) if args.bridge_key else None
@@ -142,12 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     parts = urlsplit(args.url)
     done = threading.Event()
     seen = 0
+    unverified = 0
 
     def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        nonlocal seen
+        nonlocal seen, unverified
         if args.count and seen >= args.count:
             return  # the network thread may deliver one more before the loop stops
         info = describe(msg.topic, bytes(msg.payload), keys)
+        if args.verified_only and info.get("verified") is not True:
+            unverified += 1
+            return
         print(json.dumps(info) if args.json else render(info), flush=True)
         seen += 1
         if args.count and seen >= args.count:
@@ -167,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     done.wait()
     client.disconnect()
     client.loop_stop()
+    if unverified:
+        print(f"tap: left out {unverified} messages that did not verify", file=sys.stderr)
     return 0
 
 
