@@ -366,13 +366,15 @@ def _hold(s: PoolState, cmd: c.PlaceHold, now: int, policy: Policy, journal: Jou
     if cmd.amount_fen > _usable(s, policy, False):
         raise _Refused(Result.EXCEEDS_CREDIT)
     journal.hold(cmd.amount_fen)
-    hold = Hold(cmd.hold_id, cmd.amount_fen, now + ttl)
-    ev = Event(
-        "hold_placed",
-        now,
-        {"hold_id": cmd.hold_id, "amount_fen": cmd.amount_fen, "expires_ms": hold.expires_ms},
-    )
-    return replace(s, holds=(*s.holds, hold)), [ev]
+    hold = Hold(cmd.hold_id, cmd.amount_fen, now + ttl, cmd.merchant)
+    data: dict[str, int | str] = {
+        "hold_id": cmd.hold_id,
+        "amount_fen": cmd.amount_fen,
+        "expires_ms": hold.expires_ms,
+    }
+    if cmd.merchant:
+        data["merchant"] = cmd.merchant
+    return replace(s, holds=(*s.holds, hold)), [Event("hold_placed", now, data)]
 
 
 def _confirm(s: PoolState, cmd: c.ConfirmHold, now: int, policy: Policy, journal: Journal) -> Step:
@@ -381,15 +383,25 @@ def _confirm(s: PoolState, cmd: c.ConfirmHold, now: int, policy: Policy, journal
     amount = hold.amount_fen if cmd.amount_fen is None else cmd.amount_fen
     if amount > hold.amount_fen:
         raise _Refused(Result.EXCEEDS_HOLD)
-    journal.draw(amount, from_held=True)
-    journal.unhold(hold.amount_fen - amount)
-    ev = Event(
-        "hold_confirmed",
-        now,
-        {"hold_id": hold.hold_id, "amount_fen": amount, "released_fen": hold.amount_fen - amount},
-    )
     holds = tuple(h for h in s.holds if h is not hold)
-    return replace(s, holds=holds, principal_fen=s.principal_fen + amount), [ev]
+    data: dict[str, int | str] = {
+        "hold_id": hold.hold_id,
+        "amount_fen": amount,
+        "released_fen": hold.amount_fen - amount,
+    }
+    journal.unhold(hold.amount_fen - amount)
+    offered = policy.installments.automatic_plan(hold.merchant, amount)
+    if offered and cmd.opt_out:  # recorded: the cloud team sees a plan offered and declined
+        data["plan_opt_out"] = 1
+    if not offered or cmd.opt_out:
+        journal.draw(amount, from_held=True)
+        ev = Event("hold_confirmed", now, data)
+        return replace(s, holds=holds, principal_fen=s.principal_fen + amount), [ev]
+    journal.draw(amount, installment=True, from_held=True)
+    plan = Plan(s.next_plan_no, amount, policy.installments.periods)
+    data.update(plan_no=plan.plan_no, periods=plan.periods_left)
+    ev = Event("hold_confirmed", now, data)
+    return replace(s, holds=holds, plans=(*s.plans, plan), next_plan_no=plan.plan_no + 1), [ev]
 
 
 Handler = Callable[[PoolState, Any, int, Policy, Journal], Step]

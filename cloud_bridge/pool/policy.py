@@ -22,6 +22,7 @@ from typing import Any
 
 from cloud_bridge.pool.commands import Emergency, LifeEvent
 from cloud_bridge.pool.errors import PolicyError
+from protocol.names import ID_PATTERN as ID_RE
 from confschema import (
     Fault,
     Invalid,
@@ -191,11 +192,47 @@ class Raises(_Section):
     step_bps: int = knob(2000, 0, 10_000, "automatic raise as a share of the limit, bps")
 
 
+ANY_MERCHANT = "*"
+"""In `installments.eligible_merchants`: every merchant a hold names is eligible."""
+
+
+def _merchants(value: Any) -> tuple[str, ...]:
+    """Merchant ids (or "*") whose confirmed purchases become installment plans by themselves."""
+    fix = 'write a list of merchant ids such as ["shop-1", "shop-2"], ["*"] for all, [] for none'
+    if not isinstance(value, list | tuple):
+        raise Invalid("must be an array of strings", fix=fix)
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not (item == ANY_MERCHANT or ID_RE.fullmatch(item)):
+            raise Invalid(
+                f"must be '*' or 1-64 characters of [A-Za-z0-9._-], got {item!r}",
+                fix=fix,
+                at=f"[{i}]",
+            )
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class Installments(_Section):
     _where = "installments"
     periods: int = knob(12, 1, 360, "statements a 0% installment plan is spread over")
     min_amount_fen: int = knob(500_000, 1, MAX_FEN, "smallest draw eligible for a plan, fen")
+    automatic: int = knob(
+        1, 0, 1, "1: a confirmed hold of min_amount_fen or more at an eligible merchant is a plan"
+    )
+    eligible_merchants: tuple[str, ...] = key_field(
+        Key(
+            [ANY_MERCHANT],
+            _merchants,
+            help="merchants whose large purchases become plans by themselves ('*': any)",
+        )
+    )
+
+    def automatic_plan(self, merchant: str, amount_fen: int) -> bool:
+        """Whether confirming `amount_fen` of a hold at `merchant` makes a plan by itself (the
+        user may still opt out): policy on, a named eligible merchant, a large enough amount."""
+        if not self.automatic or not merchant or amount_fen < self.min_amount_fen:
+            return False
+        return ANY_MERCHANT in self.eligible_merchants or merchant in self.eligible_merchants
 
 
 @dataclass(frozen=True)
@@ -358,6 +395,12 @@ def to_toml(policy: Policy | None = None) -> str:
             lines += ["", f"[{section}]"] if lines else [f"[{section}]"]
             current = section
         lines.append(f"{name} = {value}  # {help_text}")
+    merchants = ", ".join(f'"{m}"' for m in policy.installments.eligible_merchants)
+    at = lines.index("[installments]") + 1
+    while at < len(lines) and lines[at]:
+        at += 1
+    help_text = keys_of(Installments)["eligible_merchants"].help
+    lines.insert(at, f"eligible_merchants = [{merchants}]  # {help_text}")
     for tier in policy.rates.tiers:
         lines += [
             "",

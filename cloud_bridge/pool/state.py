@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from cloud_bridge.pool.commands import check_user
+from protocol.names import ID_PATTERN as ID_RE
 
 DAY_MS = 86_400_000
 YEAR_MS = 365 * DAY_MS
@@ -58,16 +59,20 @@ def _nonneg(name: str, value: int) -> None:
 
 @dataclass(frozen=True)
 class Hold:
-    """Reserved credit, live while the clock is before `expires_ms`."""
+    """Reserved credit, live while the clock is before `expires_ms`; `merchant` is where the
+    purchase is ("" for none), which decides whether confirming it makes an installment plan."""
 
     hold_id: str
     amount_fen: int
     expires_ms: int
+    merchant: str = ""
 
     def __post_init__(self) -> None:
         _nonneg("hold amount_fen", self.amount_fen)
         if self.amount_fen == 0:
             raise StateError("a hold reserves a positive amount")
+        if self.merchant and not ID_RE.fullmatch(self.merchant):
+            raise StateError(f"hold merchant {self.merchant!r} is not an id")
 
 
 @dataclass(frozen=True)
@@ -200,10 +205,7 @@ class PoolState:
         # recursive deep copy was a seventh of the service's time in the bench.
         data = {name: getattr(self, name) for name in _JSON_FIELDS}
         data["status"] = self.status.value
-        data["holds"] = [
-            {"hold_id": h.hold_id, "amount_fen": h.amount_fen, "expires_ms": h.expires_ms}
-            for h in self.holds
-        ]
+        data["holds"] = [_hold_json(h) for h in self.holds]
         data["plans"] = [
             {"plan_no": p.plan_no, "principal_fen": p.principal_fen, "periods_left": p.periods_left}
             for p in self.plans
@@ -234,3 +236,14 @@ class PoolState:
 
 
 _JSON_FIELDS = tuple(f.name for f in fields(PoolState))
+
+
+def _hold_json(h: Hold) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "hold_id": h.hold_id,
+        "amount_fen": h.amount_fen,
+        "expires_ms": h.expires_ms,
+    }
+    if h.merchant:  # absent in holds stored before merchants: keep their JSON as it was
+        data["merchant"] = h.merchant
+    return data

@@ -33,6 +33,7 @@ class MPool:
     interest: int = 0
     integral: int = 0  # interest accrued and unbilled, times DENOM, exact
     holds: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (amount, expires)
+    merchants: dict[str, str] = field(default_factory=dict)  # hold id -> its merchant ("" none)
     plans: list[list[int]] = field(default_factory=list)  # [no, principal, periods_left]
     due_ms: int = 0
     min_due: int = 0
@@ -87,6 +88,7 @@ class MPool:
             **{
                 **self.__dict__,
                 "holds": dict(self.holds),
+                "merchants": dict(self.merchants),
                 "plans": [list(p) for p in self.plans],
                 "emergencies": list(self.emergencies),
                 "boost_times": list(self.boost_times),
@@ -315,6 +317,7 @@ class Model:
                 if bad:
                     return code, 0
             pool.holds[cmd.hold_id] = (cmd.amount_fen, t + ttl)
+            pool.merchants[cmd.hold_id] = cmd.merchant
             return "ok", 1
         if isinstance(cmd, c.ConfirmHold):
             if cmd.hold_id not in pool.holds:
@@ -326,7 +329,20 @@ class Model:
             if take > amount:
                 return "exceeds_hold", 0
             del pool.holds[cmd.hold_id]
-            pool.principal += take
+            shop = pool.merchants[cmd.hold_id]
+            eligible = p.installments.eligible_merchants
+            plan = (
+                p.installments.automatic == 1
+                and shop != ""
+                and ("*" in eligible or shop in eligible)
+                and take >= p.installments.min_amount_fen
+                and not cmd.opt_out
+            )
+            if plan:
+                pool.plans.append([pool.next_plan, take, p.installments.periods])
+                pool.next_plan += 1
+            else:
+                pool.principal += take
             return "ok", 1
         if isinstance(cmd, c.ReleaseHold):
             if cmd.hold_id not in pool.holds:
