@@ -22,7 +22,6 @@ from typing import Any
 
 from cloud_bridge.pool.commands import Emergency, LifeEvent
 from cloud_bridge.pool.errors import PolicyError
-from protocol.names import ID_PATTERN as ID_RE
 from confschema import (
     Fault,
     Invalid,
@@ -36,6 +35,7 @@ from confschema import (
     keys_of,
     read_document,
 )
+from protocol.names import ID_PATTERN as ID_RE
 
 MAX_FEN = 10**15
 DAY_MS = 86_400_000
