@@ -19,7 +19,8 @@ T0 = 1_700_000_000_000  # a fixed epoch, so every run is the same
 
 # Small numbers so that random sequences reach every rule: raises after 2 on-time statements,
 # 3-period plans from 500 yuan (by themselves for purchases at shop-a), a 10 % emergency
-# reserve, 3 live holds; 2 emergency draws and 1,500 yuan a day, boosts 5 minutes apart and 2 a week, 1,000 km a day.
+# reserve, 3 live holds; 2 emergency draws and 1,500 yuan a day, boosts 5 minutes apart and
+# 2 a week, 1,000 km a day.
 TEST_POLICY = Policy(
     limits=Limits(min_fen=10_000, max_fen=3_000_000, min_draw_fen=100),
     holds=Holds(default_ttl_ms=DAY, max_ttl_ms=10 * DAY, max_active=3),
