@@ -290,6 +290,28 @@ class LifeStages(_Section):
 
 
 @dataclass(frozen=True)
+class Approval(_Section):
+    """Automated approval (cloud_bridge/pool/approval.py): PD bands, limit, rate, device rules."""
+
+    _where = "approval"
+    approve_max_pd_bps: int = knob(1500, 0, 10_000, "approve at or below this calibrated PD")
+    decline_min_pd_bps: int = knob(3500, 0, 10_000, "decline at or above this PD; refer between")
+    max_limit_fen: int = knob(5_000_000, 1, MAX_FEN, "limit of an applicant of PD 0, fen")
+    limit_step_fen: int = knob(10_000, 1, MAX_FEN, "approved limits are a multiple of this, fen")
+    base_rate_bps: int = knob(900, 0, 10_000, "annual rate of an applicant of PD 0, bps")
+    rate_per_pd_pct_bps: int = knob(60, 0, 10_000, "rate added per percent of PD, bps")
+    max_rate_bps: int = knob(2400, 0, 10_000, "highest rate an approval may set, bps")
+    min_devices: int = knob(1, 0, 100, "enrolled, unrevoked devices needed, else refer")
+    trusted_device_days: int = knob(30, 0, 3650, "days enrolled before a device counts as trusted")
+    trusted_device_pd_credit_bps: int = knob(100, 0, 10_000, "PD lowered per trusted device")
+    max_trusted_devices: int = knob(2, 0, 100, "trusted devices that lower the PD at most")
+    refer_risk_freezes: int = knob(1, 1, 1000, "past risk freezes that send an applicant to refer")
+    decline_risk_freezes: int = knob(3, 1, 1000, "past risk freezes that decline an applicant")
+    max_missing_attributes: int = knob(2, 0, 100, "attributes left blank before a refer")
+    top_reasons: int = knob(4, 1, 100, "scorecard reasons given with a decision")
+
+
+@dataclass(frozen=True)
 class Policy:
     """The whole policy. `Policy()` is the default; `load_policy` reads TOML over it."""
 
@@ -303,6 +325,7 @@ class Policy:
     health: Health = field(default_factory=Health)
     life_stage: LifeStages = field(default_factory=LifeStages)
     mileage: Mileage = field(default_factory=Mileage)
+    approval: Approval = field(default_factory=Approval)
 
     def __post_init__(self) -> None:
         if self.limits.min_fen > self.limits.max_fen:
@@ -313,6 +336,11 @@ class Policy:
             raise PolicyError(
                 "policy key 'holds.default_ttl_ms' is above 'holds.max_ttl_ms'; "
                 "fix: make the default no longer than the maximum"
+            )
+        if self.approval.approve_max_pd_bps > self.approval.decline_min_pd_bps:
+            raise PolicyError(
+                "policy key 'approval.approve_max_pd_bps' is above "
+                "'approval.decline_min_pd_bps'; fix: approve at a PD no higher than declines"
             )
         if self.statement.grace_days >= self.statement.cycle_days:
             raise PolicyError(
@@ -340,6 +368,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "health": Health,
     "life_stage": LifeStages,
     "mileage": Mileage,
+    "approval": Approval,
 }
 
 SCHEMA: Schema = {name: keys_of(cls) for name, cls in _SECTION_TYPES.items()}

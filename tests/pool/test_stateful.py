@@ -138,9 +138,7 @@ class PoolMachine(RuleBasedStateMachine):
         merchant=merchants,
     )
     def hold(self, user: str, hold: str, amount: int, ttl: int | None, merchant: str) -> None:
-        self.run(
-            c.PlaceHold, user, hold_id=hold, amount_fen=amount, ttl_ms=ttl, merchant=merchant
-        )
+        self.run(c.PlaceHold, user, hold_id=hold, amount_fen=amount, ttl_ms=ttl, merchant=merchant)
 
     @rule(
         user=users,
