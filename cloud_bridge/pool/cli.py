@@ -197,6 +197,19 @@ def _add_mileage(sub: Subcommands) -> None:
     )
 
 
+def _add_turnover(sub: Subcommands) -> None:
+    p = sub.add("turnover", "a merchant's turnover of one day (its limit follows; reviewed weekly)")
+    p.add_argument("--day", type=count, required=True, help="the day: days since 1970-01-01 UTC")
+    p.add_argument(  # not `fen`: a day with no sales is 0
+        "--amount", dest="amount_fen", type=count, required=True, help="the day's turnover, fen"
+    )
+    p.set_defaults(
+        run=run_command(
+            lambda a, u, k: c.ReportTurnover(user=u, key=k, day=a.day, turnover_fen=a.amount_fen)
+        )
+    )
+
+
 def _add_life_stage(sub: Subcommands) -> None:
     p = sub.add("life-stage", "a life-stage event adjusts the limit")
     p.add_argument("--event", required=True, choices=[e.value for e in c.LifeEvent])
@@ -239,6 +252,7 @@ SUBCOMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     _add_simple,
     _add_set_limit,
     _add_mileage,
+    _add_turnover,
     _add_life_stage,
     _add_reads,
 )

@@ -298,6 +298,22 @@ class LifeStage(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReportTurnover(Command):
+    """A merchant device's signed turnover of one day (`day`: days since the Unix epoch, UTC).
+    The first report makes the pool a merchant pool, whose limit the policy then reviews on a
+    schedule from the trailing turnover (cloud_bridge/pool/merchant.py)."""
+
+    KIND: ClassVar[str] = "turnover"
+    day: int
+    turnover_fen: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _int("day", self.day, 0, 10**7)
+        _int("turnover_fen", self.turnover_fen, 0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Tick(Command):
     """Nothing but housekeeping: expire holds and close statements that are due by now."""
 
@@ -320,6 +336,7 @@ COMMANDS: Mapping[str, type[Command]] = {
         ReportMileage,
         HealthGoalMet,
         LifeStage,
+        ReportTurnover,
         Tick,
     )
 }

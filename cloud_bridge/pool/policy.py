@@ -290,6 +290,24 @@ class LifeStages(_Section):
 
 
 @dataclass(frozen=True)
+class Merchant(_Section):
+    """Micro-merchant limits (cloud_bridge/pool/merchant.py): turnover-based, reviewed weekly."""
+
+    _where = "merchant"
+    window_days: int = knob(30, 1, 366, "days of reported turnover a review looks back on")
+    max_turnover_bps: int = knob(20_000, 0, 100_000, "limit at most this share of the window")
+    review_days: int = knob(7, 1, 366, "days between two reviews of a merchant's limit")
+    full_history_days: int = knob(90, 1, 3650, "history before the short-history damping ends")
+    volatility_penalty_bps: int = knob(5000, 0, 10_000, "limit cut per unit of daily turnover CV")
+    min_volatility_factor_bps: int = knob(2500, 0, 10_000, "volatility never cuts below this")
+    max_daily_fen: int = knob(100_000_000, 1, MAX_FEN, "largest believable day's turnover, fen")
+
+    @property
+    def review_ms(self) -> int:
+        return self.review_days * DAY_MS
+
+
+@dataclass(frozen=True)
 class Approval(_Section):
     """Automated approval (cloud_bridge/pool/approval.py): PD bands, limit, rate, device rules."""
 
@@ -326,6 +344,7 @@ class Policy:
     life_stage: LifeStages = field(default_factory=LifeStages)
     mileage: Mileage = field(default_factory=Mileage)
     approval: Approval = field(default_factory=Approval)
+    merchant: Merchant = field(default_factory=Merchant)
 
     def __post_init__(self) -> None:
         if self.limits.min_fen > self.limits.max_fen:
@@ -369,6 +388,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "life_stage": LifeStages,
     "mileage": Mileage,
     "approval": Approval,
+    "merchant": Merchant,
 }
 
 SCHEMA: Schema = {name: keys_of(cls) for name, cls in _SECTION_TYPES.items()}

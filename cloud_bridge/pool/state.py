@@ -39,6 +39,7 @@ _INT_FIELDS = (
     "boost_fen",
     "next_plan_no",
     "version",
+    "next_review_ms",
 )
 
 
@@ -121,6 +122,18 @@ class MileageClaim:
 
 
 @dataclass(frozen=True)
+class DayTurnover:
+    """A merchant's reported turnover of one day (days since the Unix epoch, UTC)."""
+
+    day: int
+    turnover_fen: int
+
+    def __post_init__(self) -> None:
+        _nonneg("turnover day", self.day)
+        _nonneg("turnover_fen", self.turnover_fen)
+
+
+@dataclass(frozen=True)
 class PoolState:
     """One pool. Amounts are fen; times are ms since the epoch of the injected clock."""
 
@@ -149,6 +162,11 @@ class PoolState:
     emergencies: tuple[Spend, ...] = ()  # emergency draws, oldest first
     boosts_ms: tuple[int, ...] = ()  # times of health boosts, oldest first
     mileage: MileageClaim | None = None  # the last accepted mileage report
+    # Merchant pools (cloud_bridge/pool/merchant.py): the turnover a review still looks at,
+    # oldest day first; the first day ever reported; when the next review is due (0: none).
+    turnover: tuple[DayTurnover, ...] = ()
+    first_turnover_day: int | None = None
+    next_review_ms: int = 0
 
     def __post_init__(self) -> None:
         check_user(self.user)
@@ -167,6 +185,13 @@ class PoolState:
                 f"available would be {self.available_fen}: limit {self.limit_fen} < outstanding "
                 f"{self.outstanding_fen} + held {self.held_fen}"
             )
+        if self.first_turnover_day is not None:
+            _nonneg("first_turnover_day", self.first_turnover_day)
+        days = [t.day for t in self.turnover]
+        if days != sorted(set(days)):
+            raise StateError("turnover days must be unique and ascending")
+        if self.turnover and (self.first_turnover_day is None or self.first_turnover_day > days[0]):
+            raise StateError("first_turnover_day must be at or before the oldest turnover kept")
         if len({h.hold_id for h in self.holds}) != len(self.holds):
             raise StateError("hold ids must be unique")
         if any(p.plan_no >= self.next_plan_no for p in self.plans):
@@ -214,6 +239,11 @@ class PoolState:
             {"at_ms": e.at_ms, "amount_fen": e.amount_fen} for e in self.emergencies
         ]
         data["boosts_ms"] = list(self.boosts_ms)
+        if self.first_turnover_day is None:  # not a merchant pool: its JSON as it always was
+            for name in ("turnover", "first_turnover_day", "next_review_ms"):
+                del data[name]
+        else:
+            data["turnover"] = [[t.day, t.turnover_fen] for t in self.turnover]
         data["mileage"] = (
             None
             if self.mileage is None
@@ -232,6 +262,7 @@ class PoolState:
         fields["boosts_ms"] = tuple(fields.get("boosts_ms", ()))
         mileage = fields.get("mileage")
         fields["mileage"] = None if mileage is None else MileageClaim(**mileage)
+        fields["turnover"] = tuple(DayTurnover(d, f) for d, f in fields.get("turnover", ()))
         return cls(**fields)
 
 

@@ -170,3 +170,17 @@ def test_every_example_in_the_help_runs(
     assert (view["limit_fen"], view["outstanding_fen"]) == (5_000_000, 2_280_000)
     code, out, _ = cli(capsys, "pool", "show", "--user", "carol", "--json", "--db", db)
     assert code == 0 and json.loads(out)["limit_fen"] > 0  # the automated approval opened it
+
+
+def test_a_merchant_reports_turnover_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], db: str
+) -> None:
+    import time
+
+    day = int(time.time() // 86_400) - 1  # yesterday: inside the window on any clock tick
+    assert cli(capsys, "pool", "open", "--user", "shop", "--limit", "10000", "--db", db)[0] == 0
+    report = ("pool", "turnover", "--user", "shop", "--day")
+    code, out, _ = cli(capsys, *report, str(day), "--amount", "0", "--db", db, "--json")
+    assert code == 0 and json.loads(out)["events"][0]["data"] == {"day": day, "turnover_fen": 0}
+    code, out, _ = cli(capsys, *report, str(day), "--amount", "5", "--db", db)
+    assert code == 1 and out.startswith("turnover_already_reported: turnover shop")

@@ -174,6 +174,16 @@ class PoolMachine(RuleBasedStateMachine):
     def mileage(self, user: str, km: int) -> None:
         self.run(c.ReportMileage, user, km_per_month=km)
 
+    @rule(
+        user=users,
+        back=st.integers(-1, 12),
+        fen=st.integers(0, 300_000) | st.sampled_from([0, 1_000_000, 2_000_001]),
+    )
+    def turnover(self, user: str, back: int, fen: int) -> None:
+        """A merchant device's day (`back` days before today; -1 is tomorrow)."""
+        day = self.clock.now_ms // DAY - back
+        self.run(c.ReportTurnover, user, day=max(0, day), turnover_fen=fen)
+
     @rule(user=users, event=st.sampled_from(list(c.LifeEvent)))
     def life_stage(self, user: str, event: c.LifeEvent) -> None:
         self.run(c.LifeStage, user, event=event)
