@@ -1,9 +1,10 @@
 """The credit-pool state machine: (state, command, now, policy) -> decision. Pure: no I/O, no clock.
 
-`decide` first lets time pass (`statements.catch_up`: expired holds, statements, raises), then
-applies the command. A refused command still keeps what time did, so a refusal can change the
-pool (a hold that expired meanwhile); the command's own effect happens only with `Result.OK`.
-Every state change comes with events and one balanced journal entry, and bumps `version` by one.
+`decide` first lets time pass (`statements.catch_up`: expired holds, statements, raises, then a
+merchant pool's review if one is due: `merchant.py`), then applies the command. A refused
+command still keeps what time did, so a refusal can change the pool (a hold that expired
+meanwhile); the command's own effect happens only with `Result.OK`. Every state change comes
+with events and one balanced journal entry, and bumps `version` by one.
 The control flow lives in `decide`; each command's rule is one handler, found in `_HANDLERS`.
 """
 
