@@ -3,6 +3,7 @@
     restock trigger   -> place a hold (the offer) for the estimated cost, expiring after hold_ttl_s
     health streak     -> health-goal limit boost
     EV mileage tier   -> report the 30-day mileage (the pool picks the rate tier)
+    turnover          -> report a merchant's day of turnover (the pool's limit follows it)
     emergency         -> an expedited emergency draw: the device's amount, all or nothing; without
                          one, as much of the kind's default ([policy] emergency_fen) as the pool
                          and the day's emergency budget allow
@@ -29,6 +30,7 @@ from cloud_bridge.pool.commands import (
     HealthGoalMet,
     PlaceHold,
     ReportMileage,
+    ReportTurnover,
 )
 from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.service import Outcome
@@ -44,6 +46,7 @@ class Action(enum.StrEnum):
     HEALTH_BOOST = "health_boost"
     MILEAGE = "mileage"
     EMERGENCY_DRAW = "emergency_draw"
+    TURNOVER = "turnover"
     INTERNAL_ERROR = "internal_error"  # the mapping failed: the event is stored, not acted on
 
 
@@ -89,6 +92,14 @@ def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeCo
         elif isinstance(body, m.EvTierBody):
             action = Action.MILEAGE
             command = ReportMileage(user=user, key=f"{base}:mileage", km_per_month=body.km_30d)
+        elif isinstance(body, m.TurnoverBody):
+            action, amount = Action.TURNOVER, body.turnover_fen
+            command = ReportTurnover(
+                user=user,
+                key=f"{base}:turnover",
+                day=body.day,
+                turnover_fen=body.turnover_fen,
+            )
         elif isinstance(body, m.EmergencyBody):
             amount = body.amount_fen or cfg.emergency_amount(body.emergency)
             if amount > 0:

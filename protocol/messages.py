@@ -117,8 +117,18 @@ class EmergencyBody(Body):
     amount_fen: int = _f(3, UInt(10**12), 0)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TurnoverBody(Body):
+    """A merchant device's turnover of one day (`day`: days since the Unix epoch, UTC)."""
+
+    NAME: ClassVar[str] = "turnover"
+    day: int = _f(1, UInt(10**7))
+    turnover_fen: int = _f(2, UInt(10**15))
+
+
 BODIES: dict[str, type[Body]] = {
-    cls.NAME: cls for cls in (RestockBody, HealthStreakBody, EvTierBody, EmergencyBody)
+    cls.NAME: cls
+    for cls in (RestockBody, HealthStreakBody, EvTierBody, EmergencyBody, TurnoverBody)
 }
 TRIGGER_KINDS = frozenset(BODIES)
 
@@ -223,7 +233,7 @@ class Trigger(Message):
 
     @property
     def trigger(self) -> str:
-        """The trigger kind: restock, health_streak, ev_tier or emergency."""
+        """The trigger kind: restock, health_streak, ev_tier, emergency or turnover."""
         return self.body.NAME
 
     def to_map(self) -> dict[int, Any]:

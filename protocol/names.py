@@ -8,7 +8,8 @@ import them from here.
 
 Device kinds: `DEVICE_KINDS` is what the wire accepts; `AGENT_KINDS` is the subset a Linux edge
 agent runs as (agent.toml `[device] kind`, the simulator's profiles). The fifth kind, `mcu`, is
-the ESP32 firmware: it has no agent.toml and no simulated profile. `AGENT_KINDS` is ordered: the
+the ESP32 firmware: it has no agent.toml and no simulated profile; the sixth, `merchant`, is a
+shop's payment QR stand or POS. `AGENT_KINDS` is ordered: the
 simulator derives each device's random streams from the index of its kind.
 """
 
@@ -35,7 +36,12 @@ AGENT_KINDS: Final = ("phone", "wearable", "fridge", "ev")
 MCU_KIND: Final = "mcu"
 """The ESP32 firmware's kind."""
 
-DEVICE_KINDS: Final = frozenset({*AGENT_KINDS, MCU_KIND})
+MERCHANT_KIND: Final = "merchant"
+"""A micro-merchant's payment QR stand or POS: reports each day's turnover (a `turnover`
+trigger), which the merchant's pool limit follows. No agent profile: it runs the merchant's own
+software or the firmware."""
+
+DEVICE_KINDS: Final = frozenset({*AGENT_KINDS, MCU_KIND, MERCHANT_KIND})
 """Every kind the wire accepts in a birth certificate or an enrollment record."""
 
 

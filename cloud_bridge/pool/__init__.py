@@ -2,7 +2,8 @@
 
 Pure domain (no I/O): `commands`, `engine` (the state machine), `state`, `statements` (time:
 interest, statements, raises), `trigger_limits` (budgets, cool-downs, mileage plausibility),
-`ledger` (double-entry rules), `policy`, `view`, `results`.
+`ledger` (double-entry rules), `policy`, `view`, `results`, `merchant` (turnover-based limits),
+`scorecard` and `approval` (automated approval).
 Adapters: `service` (runs commands in a store transaction), `auditor`; their SQL is in
 `cloud_bridge.store.pool_repo`.
 See docs/credit-pool.md.
@@ -26,6 +27,7 @@ from cloud_bridge.pool.commands import (
     ReleaseHold,
     Repay,
     ReportMileage,
+    ReportTurnover,
     SetLimit,
     Tick,
     Unfreeze,
@@ -62,6 +64,7 @@ __all__ = [
     "ReleaseHold",
     "Repay",
     "ReportMileage",
+    "ReportTurnover",
     "Result",
     "SetLimit",
     "Status",

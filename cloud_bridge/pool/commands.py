@@ -153,12 +153,16 @@ class Repay(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class PlaceHold(Command):
-    """Reserve `amount_fen` of available credit until confirmed, released or expired."""
+    """Reserve `amount_fen` of available credit until confirmed, released or expired.
+    `merchant` names the shop the purchase is at ("" for none): a hold at a merchant the policy
+    lists in `installments.eligible_merchants` may become an installment plan when confirmed."""
 
     KIND: ClassVar[str] = "hold"
+    LATER: ClassVar[frozenset[str]] = frozenset({"merchant"})
     hold_id: str
     amount_fen: int
     ttl_ms: int | None = None
+    merchant: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -169,15 +173,26 @@ class PlaceHold(Command):
         _int("amount_fen", self.amount_fen, 1)
         if self.ttl_ms is not None:
             _int("ttl_ms", self.ttl_ms, 1, 10**12)
+        if not isinstance(self.merchant, str) or (
+            self.merchant and not ID_RE.fullmatch(self.merchant)
+        ):
+            raise InvalidCommand(
+                f"merchant must be empty or 1-64 characters of [A-Za-z0-9._-], "
+                f"got {self.merchant!r}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ConfirmHold(Command):
-    """Turn a live hold into a draw of `amount_fen` (default: all of it); the rest is released."""
+    """Turn a live hold into a draw of `amount_fen` (default: all of it); the rest is released.
+    A purchase at an eligible merchant of at least `installments.min_amount_fen` becomes a 0 %
+    plan of `installments.periods` by itself, unless `opt_out` (the user wants it revolving)."""
 
     KIND: ClassVar[str] = "confirm"
+    LATER: ClassVar[frozenset[str]] = frozenset({"opt_out"})
     hold_id: str
     amount_fen: int | None = None
+    opt_out: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -187,6 +202,8 @@ class ConfirmHold(Command):
             )
         if self.amount_fen is not None:
             _int("amount_fen", self.amount_fen, 1)
+        if not isinstance(self.opt_out, bool):
+            raise InvalidCommand(f"opt_out must be true or false, got {self.opt_out!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,6 +298,22 @@ class LifeStage(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReportTurnover(Command):
+    """A merchant device's signed turnover of one day (`day`: days since the Unix epoch, UTC).
+    The first report makes the pool a merchant pool, whose limit the policy then reviews on a
+    schedule from the trailing turnover (cloud_bridge/pool/merchant.py)."""
+
+    KIND: ClassVar[str] = "turnover"
+    day: int
+    turnover_fen: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _int("day", self.day, 0, 10**7)
+        _int("turnover_fen", self.turnover_fen, 0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Tick(Command):
     """Nothing but housekeeping: expire holds and close statements that are due by now."""
 
@@ -303,6 +336,7 @@ COMMANDS: Mapping[str, type[Command]] = {
         ReportMileage,
         HealthGoalMet,
         LifeStage,
+        ReportTurnover,
         Tick,
     )
 }

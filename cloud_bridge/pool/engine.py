@@ -1,9 +1,10 @@
 """The credit-pool state machine: (state, command, now, policy) -> decision. Pure: no I/O, no clock.
 
-`decide` first lets time pass (`statements.catch_up`: expired holds, statements, raises), then
-applies the command. A refused command still keeps what time did, so a refusal can change the
-pool (a hold that expired meanwhile); the command's own effect happens only with `Result.OK`.
-Every state change comes with events and one balanced journal entry, and bumps `version` by one.
+`decide` first lets time pass (`statements.catch_up`: expired holds, statements, raises, then a
+merchant pool's review if one is due: `merchant.py`), then applies the command. A refused
+command still keeps what time did, so a refusal can change the pool (a hold that expired
+meanwhile); the command's own effect happens only with `Result.OK`. Every state change comes
+with events and one balanced journal entry, and bumps `version` by one.
 The control flow lives in `decide`; each command's rule is one handler, found in `_HANDLERS`.
 """
 
@@ -14,10 +15,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cloud_bridge.pool import commands as c
-from cloud_bridge.pool import trigger_limits
+from cloud_bridge.pool import merchant, trigger_limits
 from cloud_bridge.pool.events import Event
 from cloud_bridge.pool.ledger import Account, Journal, unbalanced
-from cloud_bridge.pool.policy import Policy
+from cloud_bridge.pool.policy import DAY_MS, Policy
 from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.state import Hold, MileageClaim, Plan, PoolState, Status
 from cloud_bridge.pool.statements import catch_up, drop_paid_plans
@@ -65,6 +66,8 @@ def decide(state: PoolState | None, command: c.Command, now_ms: int, policy: Pol
     before = state
     state, events = catch_up(state, now_ms, policy, journal)
     now = state.updated_ms
+    state, reviewed = _merchant_review(state, now, policy, journal)
+    events += reviewed
     time_only = dict(journal.amounts)
     try:
         after, more = _apply(state, command, now, policy, journal)
@@ -121,6 +124,9 @@ def _open(
         emergencies=state.emergencies if state is not None else (),
         boosts_ms=state.boosts_ms if state is not None else (),
         mileage=state.mileage if state is not None else None,
+        turnover=state.turnover if state is not None else (),
+        first_turnover_day=state.first_turnover_day if state is not None else None,
+        next_review_ms=state.next_review_ms if state is not None else 0,
     )
     return opened, [Event("opened", now, {"limit_fen": cmd.limit_fen, "rate_bps": rate})]
 
@@ -238,6 +244,51 @@ def _life_stage(s: PoolState, cmd: c.LifeStage, now: int, policy: Policy, journa
         floor = max(policy.limits.min_fen, s.outstanding_fen + s.held_fen)
         target = min(max(target, floor), s.limit_fen)  # never below usage: available >= 0
     return _set_limit(s, target, now, f"life_stage:{cmd.event.value}", journal)
+
+
+def _merchant_review(s: PoolState, now: int, policy: Policy, journal: Journal) -> Step:
+    """A merchant pool's scheduled review, if due by `now` (time's part: kept on a refusal)."""
+    if not s.next_review_ms or now < s.next_review_ms or s.status is Status.CLOSED:
+        return s, []
+    assert s.first_turnover_day is not None, "a review is scheduled by the first report"
+    r = merchant.review(s.turnover, s.first_turnover_day, now // DAY_MS, policy.merchant)
+    in_range = min(max(r.target_fen, policy.limits.min_fen), policy.limits.max_fen)
+    target = max(in_range, s.outstanding_fen + s.held_fen)
+    if s.status is Status.FROZEN:
+        target = min(target, s.limit_fen)  # a frozen pool may shrink, never grow
+    data = {
+        "monthly_fen": r.monthly_fen,
+        "reported_days": r.reported_days,
+        "history_days": r.history_days,
+        "cv_bps": r.cv_bps,
+        "target_fen": r.target_fen,
+        "limit_fen": target,
+    }
+    s = replace(
+        s,
+        turnover=merchant.in_window(s.turnover, now, policy),
+        next_review_ms=merchant.next_review_after(s.next_review_ms, now, policy.merchant.review_ms),
+    )
+    s, changed = _set_limit(s, target, now, "merchant_review", journal)
+    return s, [Event("merchant_reviewed", now, data), *changed]
+
+
+def _turnover(
+    s: PoolState, cmd: c.ReportTurnover, now: int, policy: Policy, journal: Journal
+) -> Step:
+    if s.status is Status.CLOSED:
+        raise _Refused(Result.POOL_CLOSED)
+    refusal = merchant.report_refusal(s, cmd.day, cmd.turnover_fen, now, policy)
+    if refusal is not None:
+        raise _Refused(refusal)
+    first = cmd.day if s.first_turnover_day is None else min(s.first_turnover_day, cmd.day)
+    ev = Event("turnover_reported", now, {"day": cmd.day, "turnover_fen": cmd.turnover_fen})
+    return replace(
+        s,
+        turnover=merchant.reported(s, cmd.day, cmd.turnover_fen, now, policy),
+        first_turnover_day=first,
+        next_review_ms=s.next_review_ms or now + policy.merchant.review_ms,
+    ), [ev]
 
 
 def _set_limit(s: PoolState, limit: int, now: int, why: str, journal: Journal) -> Step:
@@ -366,13 +417,15 @@ def _hold(s: PoolState, cmd: c.PlaceHold, now: int, policy: Policy, journal: Jou
     if cmd.amount_fen > _usable(s, policy, False):
         raise _Refused(Result.EXCEEDS_CREDIT)
     journal.hold(cmd.amount_fen)
-    hold = Hold(cmd.hold_id, cmd.amount_fen, now + ttl)
-    ev = Event(
-        "hold_placed",
-        now,
-        {"hold_id": cmd.hold_id, "amount_fen": cmd.amount_fen, "expires_ms": hold.expires_ms},
-    )
-    return replace(s, holds=(*s.holds, hold)), [ev]
+    hold = Hold(cmd.hold_id, cmd.amount_fen, now + ttl, cmd.merchant)
+    data: dict[str, int | str] = {
+        "hold_id": cmd.hold_id,
+        "amount_fen": cmd.amount_fen,
+        "expires_ms": hold.expires_ms,
+    }
+    if cmd.merchant:
+        data["merchant"] = cmd.merchant
+    return replace(s, holds=(*s.holds, hold)), [Event("hold_placed", now, data)]
 
 
 def _confirm(s: PoolState, cmd: c.ConfirmHold, now: int, policy: Policy, journal: Journal) -> Step:
@@ -381,15 +434,25 @@ def _confirm(s: PoolState, cmd: c.ConfirmHold, now: int, policy: Policy, journal
     amount = hold.amount_fen if cmd.amount_fen is None else cmd.amount_fen
     if amount > hold.amount_fen:
         raise _Refused(Result.EXCEEDS_HOLD)
-    journal.draw(amount, from_held=True)
-    journal.unhold(hold.amount_fen - amount)
-    ev = Event(
-        "hold_confirmed",
-        now,
-        {"hold_id": hold.hold_id, "amount_fen": amount, "released_fen": hold.amount_fen - amount},
-    )
     holds = tuple(h for h in s.holds if h is not hold)
-    return replace(s, holds=holds, principal_fen=s.principal_fen + amount), [ev]
+    data: dict[str, int | str] = {
+        "hold_id": hold.hold_id,
+        "amount_fen": amount,
+        "released_fen": hold.amount_fen - amount,
+    }
+    journal.unhold(hold.amount_fen - amount)
+    offered = policy.installments.automatic_plan(hold.merchant, amount)
+    if offered and cmd.opt_out:  # recorded: the cloud team sees a plan offered and declined
+        data["plan_opt_out"] = 1
+    if not offered or cmd.opt_out:
+        journal.draw(amount, from_held=True)
+        ev = Event("hold_confirmed", now, data)
+        return replace(s, holds=holds, principal_fen=s.principal_fen + amount), [ev]
+    journal.draw(amount, installment=True, from_held=True)
+    plan = Plan(s.next_plan_no, amount, policy.installments.periods)
+    data.update(plan_no=plan.plan_no, periods=plan.periods_left)
+    ev = Event("hold_confirmed", now, data)
+    return replace(s, holds=holds, plans=(*s.plans, plan), next_plan_no=plan.plan_no + 1), [ev]
 
 
 Handler = Callable[[PoolState, Any, int, Policy, Journal], Step]
@@ -408,5 +471,6 @@ _HANDLERS: Mapping[type[c.Command], Handler] = {
     c.ReportMileage: _mileage,
     c.HealthGoalMet: _health,
     c.LifeStage: _life_stage,
+    c.ReportTurnover: _turnover,
 }
 """The handler of each command on an existing pool (a new pool only takes OpenPool: `decide`)."""

@@ -20,3 +20,11 @@ class InvalidCommand(PoolError, ValueError):
 
 class PolicyError(PoolError):
     """A policy file or mapping that is wrong; the message names the key and the fix."""
+
+
+class InvalidApplicant(PoolError, ValueError):
+    """An application whose attributes are malformed (wrong type, unknown category or name)."""
+
+
+class ScorecardError(PoolError):
+    """A scorecard artifact that cannot be read or is inconsistent."""

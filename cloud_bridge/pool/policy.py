@@ -35,6 +35,7 @@ from confschema import (
     keys_of,
     read_document,
 )
+from protocol.names import ID_PATTERN as ID_RE
 
 MAX_FEN = 10**15
 DAY_MS = 86_400_000
@@ -191,11 +192,47 @@ class Raises(_Section):
     step_bps: int = knob(2000, 0, 10_000, "automatic raise as a share of the limit, bps")
 
 
+ANY_MERCHANT = "*"
+"""In `installments.eligible_merchants`: every merchant a hold names is eligible."""
+
+
+def _merchants(value: Any) -> tuple[str, ...]:
+    """Merchant ids (or "*") whose confirmed purchases become installment plans by themselves."""
+    fix = 'write a list of merchant ids such as ["shop-1", "shop-2"], ["*"] for all, [] for none'
+    if not isinstance(value, list | tuple):
+        raise Invalid("must be an array of strings", fix=fix)
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not (item == ANY_MERCHANT or ID_RE.fullmatch(item)):
+            raise Invalid(
+                f"must be '*' or 1-64 characters of [A-Za-z0-9._-], got {item!r}",
+                fix=fix,
+                at=f"[{i}]",
+            )
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class Installments(_Section):
     _where = "installments"
     periods: int = knob(12, 1, 360, "statements a 0% installment plan is spread over")
     min_amount_fen: int = knob(500_000, 1, MAX_FEN, "smallest draw eligible for a plan, fen")
+    automatic: int = knob(
+        1, 0, 1, "1: a confirmed hold of min_amount_fen or more at an eligible merchant is a plan"
+    )
+    eligible_merchants: tuple[str, ...] = key_field(
+        Key(
+            [ANY_MERCHANT],
+            _merchants,
+            help="merchants whose large purchases become plans by themselves ('*': any)",
+        )
+    )
+
+    def automatic_plan(self, merchant: str, amount_fen: int) -> bool:
+        """Whether confirming `amount_fen` of a hold at `merchant` makes a plan by itself (the
+        user may still opt out): policy on, a named eligible merchant, a large enough amount."""
+        if not self.automatic or not merchant or amount_fen < self.min_amount_fen:
+            return False
+        return ANY_MERCHANT in self.eligible_merchants or merchant in self.eligible_merchants
 
 
 @dataclass(frozen=True)
@@ -253,6 +290,46 @@ class LifeStages(_Section):
 
 
 @dataclass(frozen=True)
+class Merchant(_Section):
+    """Micro-merchant limits (cloud_bridge/pool/merchant.py): turnover-based, reviewed weekly."""
+
+    _where = "merchant"
+    window_days: int = knob(30, 1, 366, "days of reported turnover a review looks back on")
+    max_turnover_bps: int = knob(20_000, 0, 100_000, "limit at most this share of the window")
+    review_days: int = knob(7, 1, 366, "days between two reviews of a merchant's limit")
+    full_history_days: int = knob(90, 1, 3650, "history before the short-history damping ends")
+    volatility_penalty_bps: int = knob(5000, 0, 10_000, "limit cut per unit of daily turnover CV")
+    min_volatility_factor_bps: int = knob(2500, 0, 10_000, "volatility never cuts below this")
+    max_daily_fen: int = knob(100_000_000, 1, MAX_FEN, "largest believable day's turnover, fen")
+
+    @property
+    def review_ms(self) -> int:
+        return self.review_days * DAY_MS
+
+
+@dataclass(frozen=True)
+class Approval(_Section):
+    """Automated approval (cloud_bridge/pool/approval.py): PD bands, limit, rate, device rules."""
+
+    _where = "approval"
+    approve_max_pd_bps: int = knob(1500, 0, 10_000, "approve at or below this calibrated PD")
+    decline_min_pd_bps: int = knob(3500, 0, 10_000, "decline at or above this PD; refer between")
+    max_limit_fen: int = knob(5_000_000, 1, MAX_FEN, "limit of an applicant of PD 0, fen")
+    limit_step_fen: int = knob(10_000, 1, MAX_FEN, "approved limits are a multiple of this, fen")
+    base_rate_bps: int = knob(900, 0, 10_000, "annual rate of an applicant of PD 0, bps")
+    rate_per_pd_pct_bps: int = knob(60, 0, 10_000, "rate added per percent of PD, bps")
+    max_rate_bps: int = knob(2400, 0, 10_000, "highest rate an approval may set, bps")
+    min_devices: int = knob(1, 0, 100, "enrolled, unrevoked devices needed, else refer")
+    trusted_device_days: int = knob(30, 0, 3650, "days enrolled before a device counts as trusted")
+    trusted_device_pd_credit_bps: int = knob(100, 0, 10_000, "PD lowered per trusted device")
+    max_trusted_devices: int = knob(2, 0, 100, "trusted devices that lower the PD at most")
+    refer_risk_freezes: int = knob(1, 1, 1000, "past risk freezes that send an applicant to refer")
+    decline_risk_freezes: int = knob(3, 1, 1000, "past risk freezes that decline an applicant")
+    max_missing_attributes: int = knob(2, 0, 100, "attributes left blank before a refer")
+    top_reasons: int = knob(4, 1, 100, "scorecard reasons given with a decision")
+
+
+@dataclass(frozen=True)
 class Policy:
     """The whole policy. `Policy()` is the default; `load_policy` reads TOML over it."""
 
@@ -266,6 +343,8 @@ class Policy:
     health: Health = field(default_factory=Health)
     life_stage: LifeStages = field(default_factory=LifeStages)
     mileage: Mileage = field(default_factory=Mileage)
+    approval: Approval = field(default_factory=Approval)
+    merchant: Merchant = field(default_factory=Merchant)
 
     def __post_init__(self) -> None:
         if self.limits.min_fen > self.limits.max_fen:
@@ -276,6 +355,11 @@ class Policy:
             raise PolicyError(
                 "policy key 'holds.default_ttl_ms' is above 'holds.max_ttl_ms'; "
                 "fix: make the default no longer than the maximum"
+            )
+        if self.approval.approve_max_pd_bps > self.approval.decline_min_pd_bps:
+            raise PolicyError(
+                "policy key 'approval.approve_max_pd_bps' is above "
+                "'approval.decline_min_pd_bps'; fix: approve at a PD no higher than declines"
             )
         if self.statement.grace_days >= self.statement.cycle_days:
             raise PolicyError(
@@ -303,6 +387,8 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "health": Health,
     "life_stage": LifeStages,
     "mileage": Mileage,
+    "approval": Approval,
+    "merchant": Merchant,
 }
 
 SCHEMA: Schema = {name: keys_of(cls) for name, cls in _SECTION_TYPES.items()}
@@ -358,6 +444,12 @@ def to_toml(policy: Policy | None = None) -> str:
             lines += ["", f"[{section}]"] if lines else [f"[{section}]"]
             current = section
         lines.append(f"{name} = {value}  # {help_text}")
+    merchants = ", ".join(f'"{m}"' for m in policy.installments.eligible_merchants)
+    at = lines.index("[installments]") + 1
+    while at < len(lines) and lines[at]:
+        at += 1
+    help_text = keys_of(Installments)["eligible_merchants"].help
+    lines.insert(at, f"eligible_merchants = [{merchants}]  # {help_text}")
     for tier in policy.rates.tiers:
         lines += [
             "",

@@ -44,6 +44,10 @@ class Result(enum.StrEnum):
     BOOST_COOLDOWN = "boost_cooldown"
     TOO_MANY_BOOSTS = "too_many_boosts"
     IMPLAUSIBLE_MILEAGE = "implausible_mileage"
+    # Merchant turnover reports (pool/merchant.py)
+    TURNOVER_ALREADY_REPORTED = "turnover_already_reported"
+    TURNOVER_DAY_OUT_OF_WINDOW = "turnover_day_out_of_window"
+    IMPLAUSIBLE_TURNOVER = "implausible_turnover"
 
     @property
     def ok(self) -> bool:

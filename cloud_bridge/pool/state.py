@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from cloud_bridge.pool.commands import check_user
+from protocol.names import ID_PATTERN as ID_RE
 
 DAY_MS = 86_400_000
 YEAR_MS = 365 * DAY_MS
@@ -38,6 +39,7 @@ _INT_FIELDS = (
     "boost_fen",
     "next_plan_no",
     "version",
+    "next_review_ms",
 )
 
 
@@ -58,16 +60,20 @@ def _nonneg(name: str, value: int) -> None:
 
 @dataclass(frozen=True)
 class Hold:
-    """Reserved credit, live while the clock is before `expires_ms`."""
+    """Reserved credit, live while the clock is before `expires_ms`; `merchant` is where the
+    purchase is ("" for none), which decides whether confirming it makes an installment plan."""
 
     hold_id: str
     amount_fen: int
     expires_ms: int
+    merchant: str = ""
 
     def __post_init__(self) -> None:
         _nonneg("hold amount_fen", self.amount_fen)
         if self.amount_fen == 0:
             raise StateError("a hold reserves a positive amount")
+        if self.merchant and not ID_RE.fullmatch(self.merchant):
+            raise StateError(f"hold merchant {self.merchant!r} is not an id")
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,18 @@ class MileageClaim:
 
 
 @dataclass(frozen=True)
+class DayTurnover:
+    """A merchant's reported turnover of one day (days since the Unix epoch, UTC)."""
+
+    day: int
+    turnover_fen: int
+
+    def __post_init__(self) -> None:
+        _nonneg("turnover day", self.day)
+        _nonneg("turnover_fen", self.turnover_fen)
+
+
+@dataclass(frozen=True)
 class PoolState:
     """One pool. Amounts are fen; times are ms since the epoch of the injected clock."""
 
@@ -144,6 +162,11 @@ class PoolState:
     emergencies: tuple[Spend, ...] = ()  # emergency draws, oldest first
     boosts_ms: tuple[int, ...] = ()  # times of health boosts, oldest first
     mileage: MileageClaim | None = None  # the last accepted mileage report
+    # Merchant pools (cloud_bridge/pool/merchant.py): the turnover a review still looks at,
+    # oldest day first; the first day ever reported; when the next review is due (0: none).
+    turnover: tuple[DayTurnover, ...] = ()
+    first_turnover_day: int | None = None
+    next_review_ms: int = 0
 
     def __post_init__(self) -> None:
         check_user(self.user)
@@ -162,6 +185,13 @@ class PoolState:
                 f"available would be {self.available_fen}: limit {self.limit_fen} < outstanding "
                 f"{self.outstanding_fen} + held {self.held_fen}"
             )
+        if self.first_turnover_day is not None:
+            _nonneg("first_turnover_day", self.first_turnover_day)
+        days = [t.day for t in self.turnover]
+        if days != sorted(set(days)):
+            raise StateError("turnover days must be unique and ascending")
+        if self.turnover and (self.first_turnover_day is None or self.first_turnover_day > days[0]):
+            raise StateError("first_turnover_day must be at or before the oldest turnover kept")
         if len({h.hold_id for h in self.holds}) != len(self.holds):
             raise StateError("hold ids must be unique")
         if any(p.plan_no >= self.next_plan_no for p in self.plans):
@@ -200,10 +230,7 @@ class PoolState:
         # recursive deep copy was a seventh of the service's time in the bench.
         data = {name: getattr(self, name) for name in _JSON_FIELDS}
         data["status"] = self.status.value
-        data["holds"] = [
-            {"hold_id": h.hold_id, "amount_fen": h.amount_fen, "expires_ms": h.expires_ms}
-            for h in self.holds
-        ]
+        data["holds"] = [_hold_json(h) for h in self.holds]
         data["plans"] = [
             {"plan_no": p.plan_no, "principal_fen": p.principal_fen, "periods_left": p.periods_left}
             for p in self.plans
@@ -212,6 +239,11 @@ class PoolState:
             {"at_ms": e.at_ms, "amount_fen": e.amount_fen} for e in self.emergencies
         ]
         data["boosts_ms"] = list(self.boosts_ms)
+        if self.first_turnover_day is None:  # not a merchant pool: its JSON as it always was
+            for name in ("turnover", "first_turnover_day", "next_review_ms"):
+                del data[name]
+        else:
+            data["turnover"] = [[t.day, t.turnover_fen] for t in self.turnover]
         data["mileage"] = (
             None
             if self.mileage is None
@@ -230,7 +262,19 @@ class PoolState:
         fields["boosts_ms"] = tuple(fields.get("boosts_ms", ()))
         mileage = fields.get("mileage")
         fields["mileage"] = None if mileage is None else MileageClaim(**mileage)
+        fields["turnover"] = tuple(DayTurnover(d, f) for d, f in fields.get("turnover", ()))
         return cls(**fields)
 
 
 _JSON_FIELDS = tuple(f.name for f in fields(PoolState))
+
+
+def _hold_json(h: Hold) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "hold_id": h.hold_id,
+        "amount_fen": h.amount_fen,
+        "expires_ms": h.expires_ms,
+    }
+    if h.merchant:  # absent in holds stored before merchants: keep their JSON as it was
+        data["merchant"] = h.merchant
+    return data

@@ -123,6 +123,10 @@ BODIES = {
         (2, "source", "t", REQUIRED),
         (3, "amount_fen", "u", 0),
     ),
+    "turnover": (
+        (1, "day", "u", REQUIRED),
+        (2, "turnover_fen", "u", REQUIRED),
+    ),
 }
 KEY_TRIGGER = 17
 

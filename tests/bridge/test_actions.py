@@ -79,3 +79,22 @@ def test_a_refused_trigger_is_counted_once_not_on_its_replay() -> None:
     replayed = Outcome.from_json(first.to_json(), replayed=True)
     assert actions.refusal(plan, {first.key: replayed}) is None
     assert actions.refusal(plan, {}) is None  # not run (the fallback after an error)
+
+
+def test_a_merchant_devices_turnover_trigger_is_reported_to_its_pool() -> None:
+    day = T0 // 86_400_000
+    body = m.TurnoverBody(day=day, turnover_fen=123_456)
+    event = m.Trigger(
+        sender="pos-1", seq=3, boot=1, ts_ms=1, model_id="risk-v1", model_sha256=bytes(32),
+        risk_pm=10, mono_ms=1, rule="daily-turnover", priority=1, body=body,
+    )  # fmt: skip
+    plan = actions.plan(event, "u1", ALLOW, CFG)
+    assert plan.command == c.ReportTurnover(
+        user="u1", key="pos-1:3:turnover", day=day, turnover_fen=123_456
+    )
+    assert (plan.action, plan.amount_fen) == (Action.TURNOVER, 123_456)
+    after, outcomes = run(plan, pool(100_000))
+    assert outcomes["pos-1:3:turnover"].result is Result.OK
+    assert after.first_turnover_day == day and after.next_review_ms > T0
+    held = actions.plan(event, "u1", Verdict(Level.FREEZE, (), 0), CFG)
+    assert held.command is None  # a frozen verdict reports nothing

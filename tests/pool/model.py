@@ -8,6 +8,7 @@ same result code and the same view after every step.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from cloud_bridge.pool import commands as c
@@ -33,6 +34,7 @@ class MPool:
     interest: int = 0
     integral: int = 0  # interest accrued and unbilled, times DENOM, exact
     holds: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (amount, expires)
+    merchants: dict[str, str] = field(default_factory=dict)  # hold id -> its merchant ("" none)
     plans: list[list[int]] = field(default_factory=list)  # [no, principal, periods_left]
     due_ms: int = 0
     min_due: int = 0
@@ -46,6 +48,10 @@ class MPool:
     emergencies: list[tuple[int, int]] = field(default_factory=list)
     boost_times: list[int] = field(default_factory=list)
     last_km: tuple[int, int] | None = None
+    # Merchant pools: reported turnover by day, the first day reported, the next review time.
+    turnover: dict[int, int] = field(default_factory=dict)
+    first_day: int | None = None
+    next_review: int = 0
 
     @property
     def installment(self) -> int:
@@ -87,6 +93,8 @@ class MPool:
             **{
                 **self.__dict__,
                 "holds": dict(self.holds),
+                "merchants": dict(self.merchants),
+                "turnover": dict(self.turnover),
                 "plans": [list(p) for p in self.plans],
                 "emergencies": list(self.emergencies),
                 "boost_times": list(self.boost_times),
@@ -175,6 +183,35 @@ class Model:
         pool.next_stmt = at + p.statement.cycle_days * DAY
         return n
 
+    def _review(self, pool: MPool, t: int) -> int:
+        """A merchant pool's review if one is due at t; the number of events."""
+        if not pool.next_review or t < pool.next_review or pool.status == "closed":
+            return 0
+        assert pool.first_day is not None
+        mp = self.p.merchant
+        today = t // DAY
+        first_counted = max(today - mp.window_days, pool.first_day)
+        vals = [pool.turnover.get(d, 0) for d in range(first_counted, today)]
+        total = sum(vals)
+        monthly = total * mp.window_days // len(vals) if vals else 0
+        cv = 0
+        if total:
+            mean_sq_gap = len(vals) * sum(v * v for v in vals) - total * total
+            cv = math.isqrt(mean_sq_gap * 10**8) // total
+        vol = max(mp.min_volatility_factor_bps, 10_000 - cv * mp.volatility_penalty_bps // 10_000)
+        hist = min(10_000, (today - pool.first_day) * 10_000 // mp.full_history_days)
+        target = monthly * mp.max_turnover_bps * vol * hist // 10**12
+        new = min(max(target, self.p.limits.min_fen), self.p.limits.max_fen)
+        new = max(new, pool.outstanding + pool.held)
+        if pool.status == "frozen":
+            new = min(new, pool.limit)
+        pool.turnover = {d: f for d, f in pool.turnover.items() if d >= today - mp.window_days}
+        while pool.next_review <= t:
+            pool.next_review += mp.review_days * DAY
+        changed = new != pool.limit
+        pool.limit = new
+        return 1 + int(changed)
+
     # --- commands ---------------------------------------------------------------------------
 
     def apply(self, cmd: c.Command, now: int) -> str:
@@ -192,11 +229,13 @@ class Model:
             return result
         pool = old.copy()
         t, n = self._catch_up(pool, now)
+        n += self._review(pool, t)
         result, m = self._command(pool, cmd, t)
         if result != "ok":
             m = 0
             pool = old.copy()
             t, n = self._catch_up(pool, now)
+            n += self._review(pool, t)
         if n + m:
             pool.version = old.version + 1
             pool.last_ms = t
@@ -223,6 +262,9 @@ class Model:
             fresh.emergencies = list(pool.emergencies)
             fresh.boost_times = list(pool.boost_times)
             fresh.last_km = pool.last_km
+            fresh.turnover = dict(pool.turnover)
+            fresh.first_day = pool.first_day
+            fresh.next_review = pool.next_review
         else:
             fresh.version = 1
             self.pools[cmd.user] = fresh
@@ -315,6 +357,7 @@ class Model:
                 if bad:
                     return code, 0
             pool.holds[cmd.hold_id] = (cmd.amount_fen, t + ttl)
+            pool.merchants[cmd.hold_id] = cmd.merchant
             return "ok", 1
         if isinstance(cmd, c.ConfirmHold):
             if cmd.hold_id not in pool.holds:
@@ -326,7 +369,20 @@ class Model:
             if take > amount:
                 return "exceeds_hold", 0
             del pool.holds[cmd.hold_id]
-            pool.principal += take
+            shop = pool.merchants[cmd.hold_id]
+            eligible = p.installments.eligible_merchants
+            plan = (
+                p.installments.automatic == 1
+                and shop != ""
+                and ("*" in eligible or shop in eligible)
+                and take >= p.installments.min_amount_fen
+                and not cmd.opt_out
+            )
+            if plan:
+                pool.plans.append([pool.next_plan, take, p.installments.periods])
+                pool.next_plan += 1
+            else:
+                pool.principal += take
             return "ok", 1
         if isinstance(cmd, c.ReleaseHold):
             if cmd.hold_id not in pool.holds:
@@ -406,4 +462,19 @@ class Model:
             changed = new != pool.limit
             pool.limit = new
             return "ok", int(changed)
+        if isinstance(cmd, c.ReportTurnover):
+            if closed:
+                return "pool_closed", 0
+            today, window = t // DAY, p.merchant.window_days
+            if not today - window <= cmd.day <= today:
+                return "turnover_day_out_of_window", 0
+            if cmd.day in pool.turnover:
+                return "turnover_already_reported", 0
+            if cmd.turnover_fen > p.merchant.max_daily_fen:
+                return "implausible_turnover", 0
+            pool.turnover = {d: f for d, f in pool.turnover.items() if d >= today - window}
+            pool.turnover[cmd.day] = cmd.turnover_fen
+            pool.first_day = cmd.day if pool.first_day is None else min(pool.first_day, cmd.day)
+            pool.next_review = pool.next_review or t + p.merchant.review_days * DAY
+            return "ok", 1
         raise TypeError(cmd)

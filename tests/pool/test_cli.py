@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from cloud_bridge.cli import main
+from cloud_bridge.store import open_store, registry_repo
+from cloud_bridge.store.registry_repo import Device
+from protocol.replay import ReplayWindow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +31,15 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.fixture
 def db(store_url: str) -> str:
     return store_url
+
+
+def enroll_phone(db: str, user: str, *, enrolled_ms: int, status: str = "active") -> None:
+    """A device row for `user`, as enrollment writes it (the signed record is the registry's
+    business, tested in tests/bridge; apply reads only who has which devices since when)."""
+    empty = ReplayWindow().to_bytes()
+    with open_store(db) as store, store.transaction() as tx:
+        device = Device(f"{user}-phone", "f1", user, "phone", status, {}, {}, enrolled_ms, 1)
+        registry_repo.insert_device(tx, device, empty, empty)
 
 
 def test_a_pool_lifecycle_from_the_command_line(
@@ -135,10 +147,14 @@ def _examples(help_text: str) -> list[list[str]]:
     return [shlex.split(line)[1:] for line in lines]
 
 
-def test_every_example_in_the_help_runs(capsys: pytest.CaptureFixture[str], db: str) -> None:
+def test_every_example_in_the_help_runs(
+    capsys: pytest.CaptureFixture[str], db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)  # the apply example names a file of the checkout
+    enroll_phone(db, "carol", enrolled_ms=1)  # as `cloud-bridge devices enroll` would
     code, shown, _ = cli(capsys, "pool", "--help")
     examples = _examples(shown)
-    assert code == 0 and len(examples) == 11 and all(argv[0] == "pool" for argv in examples)
+    assert code == 0 and len(examples) == 14 and all(argv[0] == "pool" for argv in examples)
     # In the order shown, on one database (--db replaced or added), with the default policy.
     for argv in examples:
         if "--db" in argv:
@@ -149,5 +165,22 @@ def test_every_example_in_the_help_runs(capsys: pytest.CaptureFixture[str], db: 
     code, out, _ = cli(capsys, "pool", "show", "--user", "alice", "--json", "--db", db)
     view = json.loads(out)
     # 1,200 + 6,000 (plan) + 800 and 9,000 (emergencies, the second all it asked as the day's
-    # budget and the credit allow it) + 300 (confirmed hold) - 500 repaid, in yuan.
-    assert (view["limit_fen"], view["outstanding_fen"]) == (5_000_000, 1_680_000)
+    # budget and the credit allow it) + 300 (confirmed hold) + 6,000 (a purchase confirmed into
+    # a plan) - 500 repaid, in yuan.
+    assert (view["limit_fen"], view["outstanding_fen"]) == (5_000_000, 2_280_000)
+    code, out, _ = cli(capsys, "pool", "show", "--user", "carol", "--json", "--db", db)
+    assert code == 0 and json.loads(out)["limit_fen"] > 0  # the automated approval opened it
+
+
+def test_a_merchant_reports_turnover_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], db: str
+) -> None:
+    import time
+
+    day = int(time.time() // 86_400) - 1  # yesterday: inside the window on any clock tick
+    assert cli(capsys, "pool", "open", "--user", "shop", "--limit", "10000", "--db", db)[0] == 0
+    report = ("pool", "turnover", "--user", "shop", "--day")
+    code, out, _ = cli(capsys, *report, str(day), "--amount", "0", "--db", db, "--json")
+    assert code == 0 and json.loads(out)["events"][0]["data"] == {"day": day, "turnover_fen": 0}
+    code, out, _ = cli(capsys, *report, str(day), "--amount", "5", "--db", db)
+    assert code == 1 and out.startswith("turnover_already_reported: turnover shop")

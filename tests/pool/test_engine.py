@@ -305,6 +305,7 @@ ONE_OF_EACH = [
     c.ReportMileage(user="u", key="k", km_per_month=10),
     c.HealthGoalMet(user="u", key="k"),
     c.LifeStage(user="u", key="k", event=c.LifeEvent.MARRIAGE),
+    c.ReportTurnover(user="u", key="k", day=T0 // DAY, turnover_fen=1),
     c.Tick(user="u", key="k"),
 ]
 

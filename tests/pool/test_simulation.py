@@ -24,19 +24,28 @@ from tests.pool.model import Model
 from tests.pool.support import DAY, T0, TEST_POLICY
 
 USERS = ["u1", "u2", "u3"]
+MERCHANT = "u3"  # also a micro-merchant: its POS reports daily turnover
 
 
-def command(rng: random.Random, model: Model, user: str, n: int) -> c.Command:
+def command(rng: random.Random, model: Model, user: str, n: int, now: int) -> c.Command:
     key = f"k{n}"
     pool = model.pools.get(user)
     roll = rng.random()
     if pool is None or roll < 0.02:
         return c.OpenPool(user=user, key=key, limit_fen=rng.choice([10_000, 200_000, 900_000]))
+    if user == MERCHANT and rng.random() < 0.15:  # a shop's POS: a report most days
+        day = now // DAY - rng.choice([0, 0, 0, 1, 2, -1, 11])
+        fen = rng.choice([rng.randint(0, 200_000), rng.randint(0, 20_000), 2_000_001])
+        return c.ReportTurnover(user=user, key=key, day=day, turnover_fen=fen)
     if pool.holds and roll < 0.3:  # settle live holds soon, before most of them expire
         hold_id = rng.choice(sorted(pool.holds))
         if rng.random() < 0.8:
             return c.ConfirmHold(
-                user=user, key=key, hold_id=hold_id, amount_fen=rng.choice([None, 150])
+                user=user,
+                key=key,
+                hold_id=hold_id,
+                amount_fen=rng.choice([None, None, 150]),
+                opt_out=rng.random() < 0.4,
             )
         return c.ReleaseHold(user=user, key=key, hold_id=hold_id)
     if roll < 0.30:
@@ -58,12 +67,16 @@ def command(rng: random.Random, model: Model, user: str, n: int) -> c.Command:
     if roll < 0.55:
         hold_id = rng.choice(["a", "b", "c", "d"])
         if rng.random() < 0.5:
+            # A purchase at a shop is often large (TEST_POLICY: plans from 50,000 fen at shop-a).
+            merchant = rng.choice(["", "", "shop-a", "shop-b"])
+            large = merchant and rng.random() < 0.7
             return c.PlaceHold(
                 user=user,
                 key=key,
                 hold_id=hold_id,
-                amount_fen=rng.randint(100, 60_000),
+                amount_fen=rng.randint(50_000, 90_000) if large else rng.randint(100, 60_000),
                 ttl_ms=rng.choice([None, 3 * DAY, 11 * DAY]),
+                merchant=merchant,
             )
         if rng.random() < 0.7:
             return c.ConfirmHold(user=user, key=key, hold_id=hold_id)
@@ -88,6 +101,19 @@ def command(rng: random.Random, model: Model, user: str, n: int) -> c.Command:
     if roll < 0.80:
         return c.SetLimit(user=user, key=key, limit_fen=rng.randint(5_000, 1_500_000))
     return c.Tick(user=user, key=key)
+
+
+def next_step(rng: random.Random, cmd: c.Command, result: str, n: int) -> c.Command | None:
+    """A shopper confirms a purchase at a shop a minute later (sometimes declining the plan);
+    a POS that rebooted sends the day's turnover again, under a new key."""
+    key = f"k{n}-next"
+    if isinstance(cmd, c.PlaceHold) and cmd.merchant and result == "ok":
+        return c.ConfirmHold(
+            user=cmd.user, key=key, hold_id=cmd.hold_id, opt_out=rng.random() < 0.3
+        )
+    if isinstance(cmd, c.ReportTurnover) and result == "ok" and rng.random() < 0.2:
+        return c.ReportTurnover(user=cmd.user, key=key, day=cmd.day, turnover_fen=1)
+    return None
 
 
 def trigger(rng: random.Random, user: str, n: int) -> c.Command:
@@ -116,26 +142,39 @@ def test_engine_matches_model_over_years(seed: int) -> None:
     seen: Counter[str] = Counter()
     now = T0
     burst, user = 0, USERS[0]
+    follow_up: c.Command | None = None
     for n in range(2_500):
-        if burst:  # the same user's triggers, seconds to minutes apart
+        if follow_up is not None:  # the next step of what the last command began
+            cmd, follow_up = follow_up, None
+            user = cmd.user
+            now += rng.choice([1_000, 60_000])
+        elif burst:  # the same user's triggers, seconds to minutes apart
             burst -= 1
             now += rng.choice([0, 1_000, 60_000, 600_000])
-            cmd = trigger(rng, user, n) if model.pools.get(user) else command(rng, model, user, n)
+            cmd = (
+                trigger(rng, user, n)
+                if model.pools.get(user)
+                else command(rng, model, user, n, now)
+            )
         else:
             now += rng.choice([0, 60_000, 3_600_000, 6 * 3_600_000, DAY, 3 * DAY])
             user = rng.choice(USERS)
-            cmd = command(rng, model, user, n)
+            cmd = command(rng, model, user, n, now)
             if rng.random() < 0.02:
                 burst = rng.randint(3, 16)
         expected = model.apply(cmd, now)
         decision = decide(states[user], cmd, now, TEST_POLICY)
         assert decision.result.value == expected, (seed, n, cmd)
+        follow_up = next_step(rng, cmd, expected, n)
         states[user] = decision.state
         if decision.postings:
             journal[user].append(decision.postings)
         seen[f"{cmd.KIND}: {expected}"] += 1
         for event in decision.events:
             seen[event.kind] += 1
+            if event.kind == "hold_confirmed":  # an automatic plan, or one the user declined
+                seen["automatic plan"] += "plan_no" in event.data
+                seen["plan opted out"] += "plan_opt_out" in event.data
         state = states[user]
         view = None if state is None else PoolView.of(state).to_json()
         assert view == model.view(user), (seed, n, cmd)
@@ -160,5 +199,10 @@ def test_engine_matches_model_over_years(seed: int) -> None:
         "mileage: implausible_mileage",
         "mileage: ok",
         "rate_changed",
+        "turnover: ok",
+        "turnover: turnover_already_reported",
+        "turnover: turnover_day_out_of_window",
+        "turnover: implausible_turnover",
+        "merchant_reviewed",
     ):
         assert seen[reached], f"seed {seed} never reached {reached}: {sorted(seen.items())}"

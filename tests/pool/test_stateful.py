@@ -41,6 +41,7 @@ amounts = st.one_of(
 limits = st.one_of(st.integers(5_000, 600_000), st.sampled_from([10_000, 3_000_000, 3_000_001]))
 users = st.sampled_from(NAMES)
 hold_ids = st.sampled_from(HOLD_IDS)
+merchants = st.sampled_from(["", "shop-a", "shop-b"])  # TEST_POLICY: shop-a is eligible
 SEEN: Counter[str] = Counter()  # result codes and events reached, to check the coverage
 
 
@@ -134,16 +135,25 @@ class PoolMachine(RuleBasedStateMachine):
         hold=hold_ids,
         amount=amounts,
         ttl=st.sampled_from([None, DAY, 3 * DAY, 11 * DAY]) | st.integers(1, 12 * DAY),
+        merchant=merchants,
     )
-    def hold(self, user: str, hold: str, amount: int, ttl: int | None) -> None:
-        self.run(c.PlaceHold, user, hold_id=hold, amount_fen=amount, ttl_ms=ttl)
+    def hold(self, user: str, hold: str, amount: int, ttl: int | None, merchant: str) -> None:
+        self.run(c.PlaceHold, user, hold_id=hold, amount_fen=amount, ttl_ms=ttl, merchant=merchant)
 
-    @rule(user=users, hold=hold_ids, amount=st.none() | amounts, data=st.data())
-    def confirm(self, user: str, hold: str, amount: int | None, data: st.DataObject) -> None:
+    @rule(
+        user=users,
+        hold=hold_ids,
+        amount=st.none() | amounts,
+        opt_out=st.sampled_from([False, False, True]),
+        data=st.data(),
+    )
+    def confirm(
+        self, user: str, hold: str, amount: int | None, opt_out: bool, data: st.DataObject
+    ) -> None:
         pool = self.model.pools.get(self.prefix + user)
         if pool is not None and pool.holds and data.draw(st.booleans()):
             hold = data.draw(st.sampled_from(sorted(pool.holds)))  # usually a live one
-        self.run(c.ConfirmHold, user, hold_id=hold, amount_fen=amount)
+        self.run(c.ConfirmHold, user, hold_id=hold, amount_fen=amount, opt_out=opt_out)
 
     @rule(user=users, hold=hold_ids)
     def release(self, user: str, hold: str) -> None:
@@ -163,6 +173,16 @@ class PoolMachine(RuleBasedStateMachine):
     @rule(user=users, km=st.integers(0, 5000) | st.integers(0, 40_000) | st.just(1_000_000))
     def mileage(self, user: str, km: int) -> None:
         self.run(c.ReportMileage, user, km_per_month=km)
+
+    @rule(
+        user=users,
+        back=st.integers(-1, 12),
+        fen=st.integers(0, 300_000) | st.sampled_from([0, 1_000_000, 2_000_001]),
+    )
+    def turnover(self, user: str, back: int, fen: int) -> None:
+        """A merchant device's day (`back` days before today; -1 is tomorrow)."""
+        day = self.clock.now_ms // DAY - back
+        self.run(c.ReportTurnover, user, day=max(0, day), turnover_fen=fen)
 
     @rule(user=users, event=st.sampled_from(list(c.LifeEvent)))
     def life_stage(self, user: str, event: c.LifeEvent) -> None:

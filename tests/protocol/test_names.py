@@ -47,7 +47,7 @@ def test_share_group__is_an_id_without_dots() -> None:
 
 
 def test_device_kinds__the_wire_adds_only_the_firmware_to_the_agent_kinds() -> None:
-    assert names.DEVICE_KINDS - set(names.AGENT_KINDS) == {"mcu"}
+    assert names.DEVICE_KINDS - set(names.AGENT_KINDS) == {"mcu", "merchant"}
     assert names.AGENT_KINDS == ("phone", "wearable", "fridge", "ev")  # order seeds the simulator
 
 

@@ -19,6 +19,8 @@ from cloud_bridge.store import open_store
 from tools.procs import Supervisor
 
 POOL_LIMIT_FEN = 5_000_000  # 50,000 yuan: room for an emergency draw and many restock holds
+DEMO_APPLICANT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "applicant.json"
+"""The application every demo user files (`pool apply`): approved at about 32,000 yuan."""
 
 # EV rate tiers where the simulated fleet drives (600-2,700 km a month), so tier changes move
 # rates; restock holds expire after [policy] hold_ttl_s in bridge.toml, within the demo.
@@ -164,6 +166,26 @@ class Bridge:
         result = str(json.loads(out).get("result", "?"))
         if result not in ("ok", "pool_exists"):
             raise BridgeSetupError(f"cannot open the pool of {user}: {result}")
+        return result
+
+    def apply_pool(self, user: str, applicant: Path = DEMO_APPLICANT) -> str:
+        """Apply for the user's pool as a new customer would (`pool apply`: the scorecard and
+        the user's enrolled devices decide); an existing pool is left as it is. The result code
+        of the opening; BridgeSetupError if the application is referred or declined."""
+        out = run_cli(
+            "cloud-bridge", "pool", "apply", "--user", user, "--applicant", str(applicant),
+            "--key", f"open-{user}", "--data", str(self.data), "--json",
+            *(["--policy", str(self.cfg.policy_file)] if self.cfg.policy_file else []),
+            ok=(0, 1),
+        )  # fmt: skip
+        doc = json.loads(out)
+        result = str(doc.get("result"))
+        if result not in ("ok", "pool_exists"):
+            decision = doc.get("decision", {})
+            raise BridgeSetupError(
+                f"the application of {user} was not approved: {decision.get('outcome')} "
+                f"({', '.join(decision.get('reasons', []))}); result {result}"
+            )
         return result
 
     # ---- the process --------------------------------------------------------------------------

@@ -164,9 +164,9 @@ def set_up(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         devices = list(pool.map(one, specs))
     for user in user_list:
-        result = bridge.open_pool(user)
+        result = bridge.apply_pool(user)  # an automated approval, as a new customer gets
         done += 1
-        progress(f"pool of {user}: {'opened' if result == 'ok' else 'already open'}", done, total)
+        progress(f"pool of {user}: {'approved' if result == 'ok' else 'already open'}", done, total)
     return devices
 
 

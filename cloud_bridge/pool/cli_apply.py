@@ -1,0 +1,126 @@
+"""`cloud-bridge pool apply`: automated approval of an application (docs/credit-pool.md).
+
+The thin I/O around `approval.decide_application`: read the applicant file and the scorecard,
+read the user's device signals from the store (registry and pool history), decide, and open the
+pool with the approved limit and rate. Exit status 0 approved and opened, 1 referred, declined
+or the opening refused (a pool already open), 2 bad input, 3 the database failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cloud_bridge.device_state import ACTIVE
+from cloud_bridge.pool import commands as c
+from cloud_bridge.pool.approval import (
+    ApplicationDecision,
+    DeviceSignals,
+    Outcome,
+    decide_application,
+)
+from cloud_bridge.pool.cli_base import Subcommands, database, guard, print_outcome
+from cloud_bridge.pool.errors import InvalidApplicant
+from cloud_bridge.pool.policy import Policy, load_policy
+from cloud_bridge.pool.scorecard import DEFAULT_SCORECARD, Scorecard, load_scorecard
+from cloud_bridge.pool.service import PoolService
+from cloud_bridge.store import open_store, pool_repo, registry_repo
+from cloud_bridge.store.base import Transaction
+
+FROZEN_EVENT = "frozen"
+
+
+def add_apply(sub: Subcommands) -> None:
+    p = sub.add("apply", "decide an application (approve, refer, decline) and open the pool")
+    p.add_argument(
+        "--applicant",
+        type=Path,
+        required=True,
+        help="JSON object of the scorecard's attributes (docs/scorecard.md)",
+    )
+    p.add_argument(
+        "--scorecard",
+        type=Path,
+        default=DEFAULT_SCORECARD,
+        help="scorecard artifact (default: models/scorecard-v1.json)",
+    )
+    p.set_defaults(run=_apply)
+
+
+def read_applicant(path: Path) -> dict[str, Any]:
+    """The applicant file: a JSON object; InvalidApplicant if unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidApplicant(f"cannot read applicant file {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise InvalidApplicant(f"applicant file {path} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidApplicant(f"applicant file {path} must hold a JSON object of attributes")
+    return data
+
+
+def device_signals(tx: Transaction, user: str) -> DeviceSignals:
+    """The user's devices in the registry and the risk freezes in the pool's history."""
+    mine = [d for d in registry_repo.devices(tx) if d.user_id == user]
+    freezes = sum(1 for _, e in pool_repo.events_of(tx, user) if e.kind == FROZEN_EVENT)
+    return DeviceSignals(
+        enrolled_ms=tuple(d.enrolled_ms for d in mine if d.status == ACTIVE),
+        revoked=sum(1 for d in mine if d.status != ACTIVE),
+        risk_freezes=freezes,
+    )
+
+
+def application(
+    applicant: Mapping[str, Any],
+    signals: DeviceSignals,
+    card: Scorecard,
+    now_ms: int,
+    policy: Policy,
+) -> ApplicationDecision:
+    """Score and decide (pure: what `pool apply` and the bench run)."""
+    return decide_application(card.score(applicant), signals, now_ms, policy)
+
+
+@guard
+def _apply(args: argparse.Namespace) -> int:
+    user = c.check_user(args.user)
+    applicant = read_applicant(args.applicant)
+    card = load_scorecard(args.scorecard)
+    policy = load_policy(args.policy)
+    store = open_store(database(args))
+    try:
+        with store.transaction() as tx:
+            signals = device_signals(tx, user)
+        service = PoolService(store, policy)
+        decision = application(applicant, signals, card, service.clock(), policy)
+        outcome = None
+        if decision.outcome is Outcome.APPROVE:
+            command = c.OpenPool(
+                user=user,
+                key=args.key or f"apply-{user}",
+                limit_fen=decision.limit_fen,
+                rate_bps=decision.rate_bps,
+            )
+            outcome = service.execute(command)
+    finally:
+        store.close()
+    if args.json:
+        doc: dict[str, Any] = {"user": user, "decision": decision.to_json()}
+        doc["result"] = None if outcome is None else outcome.result.value
+        doc["outcome"] = None if outcome is None else outcome.to_json()
+        print(json.dumps(doc, indent=1))
+    else:
+        d = decision
+        terms = f" limit {d.limit_fen} fen, rate {d.rate_bps} bps" if d.limit_fen else ""
+        print(
+            f"{d.outcome.value}: {user}{terms} (score {d.score_points}, PD {d.pd_bps} bps,"
+            f" {d.adjusted_pd_bps} bps after device trust)"
+        )
+        print(f"  reasons: {', '.join(d.reasons)}")
+        if outcome is not None:
+            print_outcome(outcome, False)
+    return 0 if outcome is not None and outcome.ok else 1

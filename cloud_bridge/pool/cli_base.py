@@ -1,0 +1,225 @@
+"""The pieces every `cloud-bridge pool` subcommand shares: parsers, argument types, running a
+command against the store, printing an outcome. The subcommands live in cli.py (the pool's own)
+and cli_apply.py (automated approval).
+
+Exit status: 0 done, 1 refused by the engine (the result code is printed) or audit problems,
+2 bad input, usage or policy, 3 the database failed. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from cloud_bridge.errors import BridgeError
+from cloud_bridge.pool import commands as c
+from cloud_bridge.pool.policy import load_policy
+from cloud_bridge.pool.service import Outcome, PoolService
+from cloud_bridge.pool.view import PoolView
+from cloud_bridge.store import StoreError, open_store
+
+FEN_HELP = "amounts are integer fen: 1 yuan = 100 fen, so 12.50 yuan is 1250"
+INT_RE = re.compile(r"[0-9][0-9_]*")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (the brief's rule for every CLI error), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def fen(text: str) -> int:
+    """An argparse type: a positive whole number of fen."""
+    if not INT_RE.fullmatch(text) or int(text.replace("_", "")) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive whole number of fen; {FEN_HELP}"
+        )
+    return int(text.replace("_", ""))
+
+
+def count(text: str) -> int:
+    """An argparse type: a non-negative whole number."""
+    if not INT_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(text.replace("_", ""))
+
+
+class Subcommands:
+    """Makes `pool` subcommands: the shared options (`common` for reads, `change` adds --key)
+    and --user, so that each subcommand's own function adds only its own options."""
+
+    def __init__(self, sub: Any) -> None:
+        self._sub = sub
+        self.common = argparse.ArgumentParser(add_help=False)
+        self.common.add_argument(
+            "--db",
+            default=None,
+            help="SQLite path or postgresql:// DSN (default: the bridge's database in --data)",
+        )
+        self.common.add_argument(
+            "--data",
+            type=Path,
+            default=Path("var/bridge"),
+            help="bridge data directory whose database to use when --db is not given (var/bridge)",
+        )
+        self.common.add_argument("--json", action="store_true", help="print JSON instead of text")
+        self.common.add_argument(
+            "--policy", metavar="FILE", help="credit policy TOML (default: built in)"
+        )
+        self.change = argparse.ArgumentParser(add_help=False, parents=[self.common])
+        self.change.add_argument("--key", help="idempotency key (default: a fresh one)")
+
+    def add(
+        self,
+        name: str,
+        help_text: str,
+        *,
+        change: bool = True,
+        user: bool = True,
+        aliases: tuple[str, ...] = (),
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = self._sub.add_parser(
+            name,
+            help=help_text,
+            description=f"{help_text}. {FEN_HELP}.",
+            parents=[self.change if change else self.common],
+            aliases=list(aliases),
+        )
+        if user:
+            p.add_argument(
+                "--user", required=True, help="the pool's user id: 1-64 of [A-Za-z0-9._-]"
+            )
+        return p
+
+
+def amount_option(
+    p: argparse.ArgumentParser, *, required: bool = True, help_text: str = ""
+) -> None:
+    p.add_argument(
+        "--amount",
+        "--amount-fen",
+        dest="amount_fen",
+        type=fen,
+        required=required,
+        help=help_text or "amount, fen",
+    )
+
+
+def limit_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument(
+        "--limit", "--limit-fen", dest="limit_fen", type=fen, required=True, help=help_text
+    )
+
+
+def hold_option(p: argparse.ArgumentParser, *, required: bool) -> None:
+    help_text = "the hold's id" if required else "the hold's id (default: its idempotency key)"
+    p.add_argument("--hold", dest="hold_id", metavar="HOLD_ID", required=required, help=help_text)
+
+
+def usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def simple(kind: type[c.Command]) -> Callable[[argparse.Namespace, str, str], c.Command]:
+    return lambda a, u, k: kind(user=u, key=k)
+
+
+def guard(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except StoreError as exc:
+            print(f"cloud-bridge pool: database error: {one_line(exc)}", file=sys.stderr)
+            return 3
+        except BridgeError as exc:  # InvalidCommand, PolicyError
+            print(f"cloud-bridge pool: error: {one_line(exc)}", file=sys.stderr)
+            return 2
+
+    return guarded
+
+
+def one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def database(args: argparse.Namespace) -> str:
+    """--db, else the store of the bridge in --data (its bridge.toml, else bridge.sqlite3)."""
+    if args.db:
+        return str(args.db)
+    from cloud_bridge import config
+
+    toml = args.data / "bridge.toml"
+    return config.load(toml if toml.exists() else None, args.data).store_url
+
+
+def service_of(args: argparse.Namespace) -> PoolService:
+    policy = load_policy(args.policy)
+    return PoolService(open_store(database(args)), policy)
+
+
+def run_command(
+    build: Callable[[argparse.Namespace, str, str], c.Command],
+) -> Callable[[argparse.Namespace], int]:
+    @guard
+    def run(args: argparse.Namespace) -> int:
+        command = build(args, args.user, args.key or f"cli-{uuid.uuid4().hex}")
+        service = service_of(args)
+        try:
+            outcome = service.execute(command)
+        finally:
+            service.store.close()
+        print_outcome(outcome, args.json)
+        return 0 if outcome.ok else 1
+
+    return run
+
+
+BALANCES = ("status", "limit_fen", "available_fen", "outstanding_fen", "held_fen", "rate_bps")
+
+
+def print_outcome(outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        doc = outcome.to_json()
+        view = doc.get("view") or {}
+        # `result` and the balances at the top level, for scripts; the full view beside them.
+        print(
+            json.dumps(
+                {"result": doc["result"], **{k: view.get(k) for k in BALANCES}, **doc}, indent=1
+            )
+        )
+        return
+    replay = " (replayed: this key was already used)" if outcome.replayed else ""
+    print(f"{outcome.result.value}: {outcome.kind} {outcome.user}{replay}")
+    for event in outcome.events:
+        data = ", ".join(f"{k}={v}" for k, v in event.data.items())
+        print(f"  event {event.kind} {data}".rstrip())
+    if outcome.view is not None:
+        print("  " + describe_view(outcome.view))
+
+
+def describe_view(v: PoolView) -> str:
+    return (
+        f"{v.user} [{v.status.value}] limit {v.limit_fen} fen, available {v.available_fen}, "
+        f"outstanding {v.outstanding_fen}, held {v.held_fen}, interest due {v.interest_fen}, "
+        f"minimum due {v.min_due_fen}, rate {v.rate_bps} bps, version {v.version}"
+    )
+
+
+def view_of(args: argparse.Namespace) -> PoolView | None:
+    """The pool of --user, or None after saying on stderr that there is none."""
+    service = service_of(args)
+    try:
+        view = service.get(c.check_user(args.user))
+    finally:
+        service.store.close()
+    if view is None:
+        print(f"cloud-bridge pool: no pool for user {args.user!r}", file=sys.stderr)
+    return view
