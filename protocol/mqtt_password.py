@@ -82,7 +82,7 @@ def parse(text: str) -> PasswordHash:
     """Parse a `$7$` hash; ProtocolError(BAD_FIELD) naming what is wrong otherwise."""
     if not isinstance(text, str) or len(text) > MAX_HASH_CHARS:
         raise ProtocolError(
-            Reason.BAD_FIELD, f"an MQTT password hash is text of at most {MAX_HASH_CHARS} characters"
+            Reason.BAD_FIELD, f"an MQTT password hash is text of at most {MAX_HASH_CHARS} chars"
         )
     match = _FORMAT.fullmatch(text)
     if match is None:
@@ -94,7 +94,9 @@ def parse(text: str) -> PasswordHash:
         salt = base64.b64decode(match.group(2), validate=True)
         key = base64.b64decode(match.group(3), validate=True)
     except binascii.Error as exc:
-        raise ProtocolError(Reason.BAD_FIELD, f"bad base64 in an MQTT password hash: {exc}") from exc
+        raise ProtocolError(
+            Reason.BAD_FIELD, f"bad base64 in an MQTT password hash: {exc}"
+        ) from None
     return PasswordHash(int(match.group(1)), salt, key)
 
 

@@ -27,6 +27,7 @@ class Mosquitto(_Mosquitto):
         persistence: bool = True,
         max_queued_messages: int = 1000,
         extra_config: str = "",
+        auth_dir: Path | None = None,
     ) -> None:
         super().__init__(
             workdir,
@@ -34,4 +35,5 @@ class Mosquitto(_Mosquitto):
             persistence=persistence,
             max_queued_messages=max_queued_messages,
             extra_config=extra_config,
+            auth_dir=auth_dir,
         )
