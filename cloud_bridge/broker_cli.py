@@ -57,7 +57,7 @@ def add_parsers(
             "broker-account",
             help="create or replace a bridge or observer account on the broker",
             description="Make a new secret for NAME, write it to --password-file (0600) and "
-            "store its hash; an observer reads pool, risk and bridge state only.",
+            "store its hash; an observer reads the fleet's whole tree and publishes nothing.",
         )
     )
     acct.add_argument("name", help="the MQTT username (1-64 characters of A-Z a-z 0-9 . _ -)")

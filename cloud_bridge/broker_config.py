@@ -8,7 +8,8 @@ Who may do what on the broker (docs/protocol.md section 8):
   bridge state (ACL patterns on `%u`, one fleet per file);
 - a bridge account reads the fleet's tree and is the only one that may publish acks, commands,
   pool states and decisions, risk notes and the bridge state;
-- an observer account (the cloud team's consumers) reads pool, risk and bridge state only;
+- an observer account (the cloud team's consumers, the demo's watcher, `tools.tap`) reads the
+  fleet's whole tree and publishes nothing;
 - an anonymous client cannot connect at all (`allow_anonymous false`); a revoked device is
   left out of the password file, and a reload disconnects it.
 
@@ -101,6 +102,9 @@ def acl_file(fleet: str, accounts: Iterable[BrokerAccount]) -> str:
     for account in services:
         _check(account)
         out.append(f"\nuser {account.username}\n")
+        # The device patterns expand to this name too: deny them, so a service account
+        # cannot publish as if it were a device.
+        out += [f"topic deny {base}/{account.username}/{c.value}\n" for c in DEVICE_CHANNELS]
         out += [f"topic {rule}\n" for rule in _service_rules(fleet, account.role)]
     return "".join(out)
 
@@ -118,7 +122,7 @@ def _service_rules(fleet: str, role: str) -> list[str]:
             f"write {topics.bridge_state(fleet)}",
         ]
     if role == OBSERVER:
-        return [f"read {base}/pool/#", f"read {base}/risk/#", f"read {topics.bridge_state(fleet)}"]
+        return [f"read {base}/#"]
     raise BrokerConfigError(f"no ACL rules for role {role!r}")
 
 

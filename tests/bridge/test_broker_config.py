@@ -45,6 +45,7 @@ def test_acl_file__device_patterns_then_one_block_per_service() -> None:
         "pattern read cp/v1/f1/%u/cmd/+",
         "pattern read cp/v1/f1/bridge/state",
         "user b1",
+        *(f"topic deny cp/v1/f1/b1/{c}" for c in ("birth", "death", "report", "trigger", "enroll")),
         "topic read cp/v1/f1/#",
         "topic write cp/v1/f1/+/ack",
         "topic write cp/v1/f1/+/cmd/+",
@@ -53,9 +54,8 @@ def test_acl_file__device_patterns_then_one_block_per_service() -> None:
         "topic write cp/v1/f1/risk/+",
         "topic write cp/v1/f1/bridge/state",
         "user o1",
-        "topic read cp/v1/f1/pool/#",
-        "topic read cp/v1/f1/risk/#",
-        "topic read cp/v1/f1/bridge/state",
+        *(f"topic deny cp/v1/f1/o1/{c}" for c in ("birth", "death", "report", "trigger", "enroll")),
+        "topic read cp/v1/f1/#",
     ]
 
 

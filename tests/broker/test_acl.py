@@ -155,18 +155,23 @@ def test_device__reads_only_its_own_ack_and_cmd_and_the_bridge_state(setup: Setu
     assert seen == [f"{BASE}/dev-a/cmd/ping", f"{BASE}/bridge/state", f"{BASE}/dev-a/ack"]
 
 
-def test_observer__reads_outputs_and_publishes_nothing(setup: Setup) -> None:
+def test_observer__reads_the_fleet_and_publishes_nothing(setup: Setup) -> None:
     observer = setup.connected("observer-1")
-    observer.subscribe(f"{BASE}/#")
+    observer.subscribe(f"{BASE}/#", "cp/v1/other/#")
     bridge = setup.connected("bridge-1", "bridge-acl-3")
     dev = setup.connected("dev-b")
+    for topic in (
+        f"{BASE}/pool/alice/state",
+        f"{BASE}/dev-b/cmd/ping",
+        f"{BASE}/observer-1/report",
+    ):
+        observer.publish(topic, b"forged")
+    bridge.publish("cp/v1/other/bridge/state")  # another fleet's tree is not this file's
     dev.publish(f"{BASE}/dev-b/report")
-    observer.publish(f"{BASE}/pool/alice/state", b"forged")
-    observer.publish(f"{BASE}/dev-b/cmd/ping", b"forged")
     bridge.publish(f"{BASE}/risk/dev-b")
     bridge.publish(f"{BASE}/pool/bob/decision")
-    seen = observer.until(f"{BASE}/pool/bob/decision")
-    assert seen == [(f"{BASE}/risk/dev-b", b"x"), (f"{BASE}/pool/bob/decision", b"x")]
+    seen = [t for t, _ in observer.until(f"{BASE}/pool/bob/decision")]
+    assert seen == [f"{BASE}/dev-b/report", f"{BASE}/risk/dev-b", f"{BASE}/pool/bob/decision"]
 
 
 def test_client_id__is_the_username_so_nobody_takes_the_bridge_session(setup: Setup) -> None:
