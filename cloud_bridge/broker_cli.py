@@ -93,14 +93,12 @@ def make_secret(path: Path, *, overwrite: bool) -> str:
     return mqtt_password.hash_password(secret)
 
 
-def bridge_account(cfg: BridgeConfig, tx: Transaction, now_ms: int) -> str | None:
-    """At `init`: the bridge's own secret (DATA/mqtt.pass, kept if present) and its accounts
-    (the bridge and its CLI); the username, or None when the configuration names another
-    password file, which its operator manages."""
+def bridge_account(cfg: BridgeConfig, tx: Transaction, now_ms: int) -> str:
+    """At `init`: the bridge's own secret ([mqtt] password_file, else DATA/mqtt.pass; made if
+    absent, kept if present) and its accounts, the bridge's ([mqtt] username, else its id) and
+    its CLI's, both with the secret's hash; the bridge's username."""
     username = cfg.username or cfg.instance
-    path = cfg.data_dir / MQTT_PASS
-    if cfg.password_file not in (None, path.resolve()):
-        return None
+    path = cfg.password_file or cfg.data_dir / MQTT_PASS
     if path.exists() and broker_repo.account(tx, username) is not None:
         return username
     try:

@@ -140,7 +140,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     data: Path = args.data
     key, created = keyfile.load_or_create(data / "bridge.key")
-    toml = data / "bridge.toml"
+    toml = args.config or data / "bridge.toml"
     if not toml.exists():
         toml.write_text(
             f'[bridge]\nid = "bridge-1"\nfleet = "{args.fleet}"\n\n'
@@ -170,8 +170,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"public key  {out['public_key']}  (give it to devices: [bridge] public_key)")
         print(f"config      {toml}")
         print(f"database    {cfg.store_url}")
-        if account:
-            print(f"broker      user {account}, password {data / broker_cli.MQTT_PASS}")
+        secret = cfg.password_file or data / broker_cli.MQTT_PASS
+        print(f"broker      user {account}, password in {secret}")
+        if not cfg.username:
+            print(
+                f'            add to [mqtt] in {toml.name}: username = "{account}" and '
+                f'password_file = "{secret}" (needed on a broker that requires passwords)'
+            )
     return 0
 
 
