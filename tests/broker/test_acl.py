@@ -59,9 +59,9 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     tmp = tmp_path_factory.mktemp("acl")
-    auth = tmp / "auth"
-    broker = Mosquitto(tmp / "mosquitto", auth_dir=auth)
+    broker = Mosquitto(tmp / "mosquitto", secure=True)
     broker.start()
+    auth = broker.auth_dir
     data = tmp / "bridge"
     data.mkdir()
     (data / "bridge.toml").write_text(
@@ -213,3 +213,42 @@ def test_revoke__disconnects_the_device_and_refuses_it_afterwards(setup: Setup) 
     assert not again.connect()
     passwd = (setup.broker.auth_dir / "passwd").read_text()  # type: ignore[operator]
     assert "dev-b:" not in passwd
+
+
+def _persistent(setup: Setup, username: str | None, client_id: str) -> Probe:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    probe = setup.probe(username, client_id=client_id)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600
+    probe.client.connect("127.0.0.1", setup.broker.port, clean_start=False, properties=props)
+    probe.client.loop_start()
+    return probe
+
+
+def test_quirk__a_refused_connect_with_an_offline_client_id_wipes_its_session(
+    setup: Setup,
+) -> None:
+    """Mosquitto 2.0.11 behaviour documented in docs/operations.md section 4: what the outsider
+    can do without credentials. If a Mosquitto upgrade fixes it, this test says so."""
+    dev = _persistent(setup, "dev-a", "dev-a")
+    assert dev.connected.wait(10)
+    dev.subscribe(f"{BASE}/dev-a/cmd/+")
+    dev.close()
+    bridge = setup.connected("bridge-1", "bridge-acl-5")
+    bridge.publish(f"{BASE}/dev-a/cmd/ping", b"queued")  # kept for the offline session
+    # Control: without the refused connect, the session and its queued message are there.
+    back = _persistent(setup, "dev-a", "dev-a")
+    assert back.connected.wait(10)
+    assert back.until(f"{BASE}/dev-a/cmd/ping") == [(f"{BASE}/dev-a/cmd/ping", b"queued")]
+    back.close()
+    bridge.publish(f"{BASE}/dev-a/cmd/ping", b"queued")
+    anonymous = setup.probe(None, client_id="dev-a")
+    assert not anonymous.connect()
+    back = _persistent(setup, "dev-a", "dev-a")
+    assert back.connected.wait(10)
+    bridge.publish(f"{BASE}/dev-a/cmd/ping", b"after")
+    # The subscription went with the session: nothing arrives, not even the later message.
+    with pytest.raises(AssertionError, match="nothing on"):
+        back.until(f"{BASE}/dev-a/cmd/ping")
