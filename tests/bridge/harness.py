@@ -79,6 +79,8 @@ class Bridge:
         """A further broker account for a test's own client; its password. On an open broker
         the account is stored but nothing checks it."""
         path = self.data / f"{name}.pass"
+        if path.exists():
+            return path.read_text().strip()
         bridge_cli(
             "broker-account", name, "--role", role, "--password-file", str(path),
             "--data", str(self.data), "--config", str(self.config),
