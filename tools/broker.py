@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import keyfiles
 from cloud_bridge import broker_config
 from tools.procs import die_with_parent
 
@@ -181,7 +182,7 @@ class Mosquitto:
         for name in (broker_config.PASSWD, broker_config.ACL):
             path = self.auth_dir / name
             if not path.exists():
-                path.touch(mode=0o600)
+                keyfiles.write_private(path, b"")
         return [
             *broker_config.security_lines(self.auth_dir),
             *broker_config.listener_lines(self.port, "127.0.0.1"),
