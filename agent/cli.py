@@ -24,6 +24,8 @@ from agent.errors import AgentError
 from agent.jsonfile import read_json
 
 EXIT_FAILED, EXIT_USAGE, EXIT_BROKER = 1, 2, 3
+MQTT_PASS = "mqtt.pass"
+"""The device's broker password beside its key (username: the device id)."""
 log = logging.getLogger("edge-agent")
 
 
@@ -43,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="make a device key and its signed enrollment record",
         description="Create DIR/device.key (Ed25519, mode 0600) and "
         "DIR/enrollment.cbor: device, fleet, kind, public key and the enrolled "
-        "fingerprint baseline from captures at rest, signed by the new key. "
-        "Hand enrollment.cbor to the bridge: cloud-bridge devices enroll FILE.",
+        "fingerprint baseline from captures at rest, signed by the new key; and "
+        "DIR/mqtt.pass (mode 0600), the device's broker password, whose hash travels in the "
+        "record. Hand enrollment.cbor to the bridge: cloud-bridge devices enroll FILE.",
     )
     p.add_argument("--device-id", required=True, help="1-64 characters of A-Z a-z 0-9 . _ -")
     p.add_argument("--fleet", required=True, help="fleet id")
@@ -156,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def provision(args: argparse.Namespace) -> int:
+    import keyfiles
     from agent import features
     from agent.identity import host_identity
     from agent.sensors.factory import open_source
-    from protocol import envelope
+    from protocol import envelope, mqtt_password
     from protocol import messages as m
     from protocol.topics import validate_device_id, validate_id
 
@@ -171,6 +175,10 @@ def provision(args: argparse.Namespace) -> int:
     out: Path = args.out
     key_path = out / "device.key"
     key = keys.generate(key_path, overwrite=args.force)
+    # The broker password: the secret stays here (0600), only its hash goes into the record.
+    secret = mqtt_password.new_secret()
+    pass_path = out / MQTT_PASS
+    keyfiles.write_private(pass_path, (secret + "\n").encode(), overwrite=True)
     seed = args.seed if args.seed >= 0 else config_mod._seed_from(args.device_id)
     source = open_source(args.source, args.kind, seed=seed, data_dir=out)
     sessions = (
@@ -194,6 +202,7 @@ def provision(args: argparse.Namespace) -> int:
         public_key=bytes(key.verify_key),
         baseline=baseline.to_wire(),
         identity=identity,
+        mqtt_hash=mqtt_password.hash_password(secret),
     )
     record_path = out / "enrollment.cbor"
     record_path.write_bytes(envelope.seal(record, key))
@@ -209,6 +218,7 @@ def provision(args: argparse.Namespace) -> int:
         "kid": keys.kid(key).hex(),
         "enrollment": str(record_path),
         "key_file": str(key_path),
+        "mqtt_password_file": str(pass_path),
         "config": str(config_path) if config_path else None,
     }
     if args.json:
@@ -216,6 +226,7 @@ def provision(args: argparse.Namespace) -> int:
     else:
         print(f"provisioned {args.device_id} ({args.kind}) in fleet {args.fleet}")
         print(f"  key        {key_path} (kid {result['kid']})")
+        print(f"  broker     {pass_path} (MQTT username {args.device_id})")
         print(
             f"  enrollment {record_path}  -> cloud-bridge devices enroll {record_path} --user USER"
         )
@@ -247,7 +258,8 @@ def starter_config(args: argparse.Namespace, seed: int) -> str:
     return (
         f'[device]\nid = "{args.device_id}"\nfleet = "{args.fleet}"\nkind = "{args.kind}"\n'
         f'data_dir = "."\n\n[bridge]\npublic_key = "{args.bridge_key}"\n\n'
-        f'[mqtt]\nurl = "{args.mqtt_url}"\n\n[report]\ninterval_s = 60\n\n'
+        f'[mqtt]\nurl = "{args.mqtt_url}"\nusername = "{args.device_id}"\n'
+        f'password_file = "{MQTT_PASS}"\n\n[report]\ninterval_s = 60\n\n'
         f'[sensors]\nsource = "{args.source}"\nseed = {seed}\n\n{rules}{sos}'
     )
 

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cloud_bridge import broker_cli, keyfile
 from cloud_bridge import config as config_mod
-from cloud_bridge import keyfile
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool.cli import add_parser as add_pool_parser
 
@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(
             "init",
             help="create the bridge key, the database and a starter bridge.toml",
-            description="Create DATA/bridge.key (Ed25519, 0600), the database with its schema and "
-            "DATA/bridge.toml. Safe to run again: existing files are kept.",
+            description="Create DATA/bridge.key (Ed25519, 0600), the database with its schema, "
+            "DATA/bridge.toml and DATA/mqtt.pass (0600: the bridge's broker password, whose "
+            "hash becomes its broker account). Safe to run again: existing files are kept.",
         )
     )
     init.add_argument("--fleet", default="default", help="fleet this bridge serves")
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = common(sub.add_parser("run", help="run the bridge until SIGTERM"))
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
+    broker_cli.add_parsers(sub, common)
     add_pool_parser(sub)
     return parser
 
@@ -108,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "pool":
             return int(args.run(args))  # the pool subcommands set `run`
+        if args.command == "broker-config":
+            return broker_cli.cmd_broker_config(args, load_config(args))
+        if args.command == "broker-account":
+            return broker_cli.cmd_broker_account(args, load_config(args), now_ms())
         handler = {"init": cmd_init, "devices": cmd_devices, "run": cmd_run}[args.command]
         return int(handler(args))
     except BridgeError as exc:
@@ -134,23 +140,28 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     data: Path = args.data
     key, created = keyfile.load_or_create(data / "bridge.key")
-    toml = data / "bridge.toml"
+    toml = args.config or data / "bridge.toml"
     if not toml.exists():
         toml.write_text(
             f'[bridge]\nid = "bridge-1"\nfleet = "{args.fleet}"\n\n'
-            f'[mqtt]\nurl = "{args.mqtt_url}"\n'
+            f'[mqtt]\nurl = "{args.mqtt_url}"\nusername = "bridge-1"\n'
+            f'password_file = "{broker_cli.MQTT_PASS}"\n'
             '# share_group = "bridges"   # MQTT 5 shared subscription for several bridges\n\n'
             '[store]\npath = "bridge.sqlite3"\n# dsn = "postgresql://user@host/db"\n\n'
             "[metrics]\nport = 0\n"
         )
     cfg = config_mod.load(toml, data)
-    open_store(cfg.store_url).close()
+    with open_store(cfg.store_url) as store:
+        with store.transaction() as tx:
+            account = broker_cli.bridge_account(cfg, tx, now_ms())
+        broker_cli.sync(cfg, store)
     out = {
         "public_key": bytes(key.verify_key).hex(),
         "data_dir": str(data.resolve()),
         "config": str(toml.resolve()),
         "store": cfg.store_url,
         "created_key": created,
+        "mqtt_username": account,
     }
     if args.json:
         print(json.dumps(out))
@@ -159,6 +170,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"public key  {out['public_key']}  (give it to devices: [bridge] public_key)")
         print(f"config      {toml}")
         print(f"database    {cfg.store_url}")
+        secret = cfg.password_file or data / broker_cli.MQTT_PASS
+        print(f"broker      user {account}, password in {secret}")
+        if not cfg.username:
+            print(
+                f'            add to [mqtt] in {toml.name}: username = "{account}" and '
+                f'password_file = "{secret}" (needed on a broker that requires passwords)'
+            )
     return 0
 
 
@@ -167,12 +185,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from cloud_bridge.registry import Registry
-    from cloud_bridge.store import open_store
+    from cloud_bridge.store import broker_repo, open_store
 
     cfg = load_config(args)
     action = args.devices_command
     if action == "rotate":
-        return _rotate(cfg, args.device_id)
+        code = _rotate(cfg, args.device_id)
+        with open_store(cfg.store_url) as store:
+            broker_cli.sync(cfg, store)
+        return code
     registry = Registry()
     with open_store(cfg.store_url) as store, store.transaction() as tx:
         if action == "enroll":
@@ -181,6 +202,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise BridgeError(f"cannot read {args.file}: {exc.strerror}") from exc
             device = registry.enroll(tx, data, args.user, now_ms(), fleet=cfg.fleet)
+            if broker_repo.account(tx, device.device_id) is None:
+                print(
+                    f"cloud-bridge: warning: the record of {device.device_id} carries no MQTT "
+                    "password hash (made before broker accounts): it cannot connect to a broker "
+                    "that requires passwords until it is provisioned again",
+                    file=sys.stderr,
+                )
             _print(
                 args,
                 device.to_json(),
@@ -199,6 +227,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
         elif action == "revoke":
             n = registry.revoke(tx, args.device_id)
             print(f"revoked {args.device_id} ({n} key{'s' if n != 1 else ''})")
+    if action in ("enroll", "revoke"):
+        with open_store(cfg.store_url) as store:
+            broker_cli.sync(cfg, store)
     return 0
 
 
@@ -222,6 +253,11 @@ def _rotate(cfg: config_mod.BridgeConfig, device_id: str) -> int:
             m.Command, device=device_id, command="rotate"
         )
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{cfg.instance}-cli-{now_ms()}")
+    if cfg.username:
+        # Its own account: the broker makes the client id the username, so connecting as the
+        # bridge itself would take the running bridge's session over.
+        password = cfg.password_file.read_text().strip() if cfg.password_file else None
+        client.username_pw_set(cfg.username + broker_cli.CLI_SUFFIX, password)
     try:
         client.connect(cfg.mqtt_host, cfg.mqtt_port)
     except OSError as exc:

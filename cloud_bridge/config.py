@@ -11,6 +11,8 @@ at load naming the key and the fix. Relative paths are relative to the file's di
                key verified), and how long and how many are kept
     [retention] how long the event and session logs are kept; pruning batch and interval
     [metrics]  port (0: off), host
+    [broker]   dir (passwd, acl, mosquitto.conf kept current from the registry), pid_file
+               (Mosquitto's, for a reload after each change), port (of the written listener)
 
 Each key is one confschema `Key` in SCHEMA (default, check, example); BridgeConfig's defaults
 are read from it, so a default is written once.
@@ -158,6 +160,26 @@ SCHEMA: Schema = {
         "port": Key(0, integer(0, 65535), "port = 9108 (0: off)", attr="metrics_port"),
         "host": Key("127.0.0.1", text, 'host = "0.0.0.0"', attr="metrics_host"),
     },
+    "broker": {
+        "dir": Key(
+            "",
+            text,
+            'dir = "/etc/mosquitto/cloud-bridge"',
+            attr="broker_dir",
+            help="where passwd, acl and mosquitto.conf are rewritten on enroll, revoke and "
+            "account changes; empty: the bridge does not manage the broker's files",
+        ),
+        "pid_file": Key(
+            "",
+            text,
+            'pid_file = "/run/mosquitto/mosquitto.pid"',
+            attr="broker_pid_file",
+            help="Mosquitto's pid file: it gets SIGHUP (reload) after each rewrite; empty: none",
+        ),
+        "port": Key(
+            1883, integer(1, 65535), attr="broker_port", help="the listener of mosquitto.conf"
+        ),
+    },
 }
 
 
@@ -203,6 +225,9 @@ class BridgeConfig:
     prune_interval_s: int = _default("retention", "interval_s")
     metrics_port: int = _default("metrics", "port")
     metrics_host: str = _default("metrics", "host")
+    broker_dir: Path | None = None
+    broker_pid_file: Path | None = None
+    broker_port: int = _default("broker", "port")
 
     @property
     def key_path(self) -> Path:
@@ -265,7 +290,15 @@ def load(path: Path | None, data_dir: Path) -> BridgeConfig:
     store_url = store_dsn or str(rel(store_path) or default_store_url(data_dir))
     if not values["step_up_pm"] <= values["hold_pm"] <= values["freeze_pm"]:
         raise ConfigError(f"{where}: [risk] needs step_up_pm <= hold_pm <= freeze_pm")
-    for attr in ("ca_file", "cert_file", "key_file", "password_file", "policy_file"):
+    for attr in (
+        "ca_file",
+        "cert_file",
+        "key_file",
+        "password_file",
+        "policy_file",
+        "broker_dir",
+        "broker_pid_file",
+    ):
         values[attr] = rel(values[attr])
     return BridgeConfig(
         path=path.resolve() if path else None,

@@ -16,10 +16,11 @@ import nacl.signing
 
 from cloud_bridge.device_state import ACTIVE, RETIRED
 from cloud_bridge.errors import BridgeError
+from cloud_bridge.store import broker_repo
 from cloud_bridge.store import registry_repo as repo
 from cloud_bridge.store.base import Transaction
 from cloud_bridge.store.registry_repo import Device, DeviceKey
-from protocol import cose
+from protocol import cose, mqtt_password
 from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
 from protocol.replay import ReplayWindow
@@ -76,8 +77,16 @@ class Registry:
         try:
             validate_id(user, "user")
             validate_device_id(record.sender)
+            if record.mqtt_hash:
+                mqtt_password.parse(record.mqtt_hash)
         except ProtocolError as exc:
             raise RegistryError(str(exc)) from exc
+        account = broker_repo.account(tx, record.sender)
+        if account is not None and account.role != broker_repo.DEVICE:
+            raise RegistryError(
+                f"{record.sender} is the name of a {account.role} account on the broker; "
+                "provision the device under another id"
+            )
         existing = self.device(tx, record.sender)
         if existing is not None:
             if self.key(tx, kid) is not None and existing.user_id == user:
@@ -100,6 +109,8 @@ class Registry:
         )
         repo.insert_device(tx, enrolled, empty, empty)
         self._add_key(tx, kid, record.sender, record.public_key, record.seq, now_ms)
+        if record.mqtt_hash:
+            broker_repo.put(tx, record.sender, broker_repo.DEVICE, record.mqtt_hash, now_ms)
         device = self.device(tx, record.sender)
         assert device is not None
         return device

@@ -336,6 +336,9 @@ class Enrollment(Message):
     baseline: dict[int, int] = _f(13, IntMap(), {})
     identity: dict[str, str] = _f(14, TextMap(), {})
     prev_kid: bytes = _f(15, Bytes(0, 64), b"")
+    # The Mosquitto `$7$` hash of the device's MQTT password (protocol.mqtt_password), never the
+    # password; empty in records made before broker accounts (they stay valid).
+    mqtt_hash: str = _f(16, Text(160), "")
 
 
 KINDS: dict[int, type[Message]] = {

@@ -3,6 +3,11 @@
 - `broker`: one private Mosquitto for the whole session (tests that do not fault it).
 - `private_broker`: a fresh private Mosquitto for one test, to stop, kill and restart.
 - `broker_factory`: several private brokers, or ones with custom settings.
+- `open_broker`: a private Mosquitto without passwords or ACLs, for tests whose subject is a
+  defence that must hold even when anyone can publish (it logs a warning).
+
+Every broker but `open_broker` runs with the shipped security configuration (passwords, ACLs,
+client id = username): a bridge made by tests/bridge/harness.py writes its accounts into it.
 - `pg_dsn`: PostgreSQL from CP_TEST_PG_DSN, in a schema of its own that is dropped afterwards.
 - `sqlite_path`: a temporary SQLite database file.
 - `store_url`: parametrised over SQLite and PostgreSQL, for code that must run on both.
@@ -27,7 +32,7 @@ settings.load_profile("project")
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    mq = Mosquitto(tmp_path_factory.mktemp("mosquitto-session"))
+    mq = Mosquitto(tmp_path_factory.mktemp("mosquitto-session"), secure=True)
     mq.start()
     yield mq
     mq.stop()
@@ -38,6 +43,7 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     started: list[Mosquitto] = []
 
     def make(**settings: object) -> Mosquitto:
+        settings.setdefault("secure", True)
         mq = Mosquitto(tmp_path / f"mosquitto-{len(started)}", **settings)  # type: ignore[arg-type]
         mq.start()
         started.append(mq)
@@ -51,6 +57,11 @@ def broker_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
 @pytest.fixture
 def private_broker(broker_factory: Callable[..., Mosquitto]) -> Mosquitto:
     return broker_factory()
+
+
+@pytest.fixture
+def open_broker(broker_factory: Callable[..., Mosquitto]) -> Mosquitto:
+    return broker_factory(secure=False)
 
 
 @pytest.fixture

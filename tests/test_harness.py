@@ -21,26 +21,26 @@ def _client(broker: Mosquitto, client_id: str, clean: bool) -> mqtt.Client:
     return client
 
 
-def test_private_broker__stop_refuses_restart_keeps_queued_messages(private_broker: Mosquitto):
+def test_open_broker__stop_refuses_restart_keeps_queued_messages(open_broker: Mosquitto):
     got: list[bytes] = []
     arrived = threading.Event()
 
-    sub = _client(private_broker, "harness-sub", clean=False)
+    sub = _client(open_broker, "harness-sub", clean=False)
     sub.on_message = lambda c, u, msg: (got.append(msg.payload), arrived.set())
     sub.loop_start()
     sub.subscribe("harness/t", qos=1)
     sub.disconnect()
     sub.loop_stop()
 
-    pub = _client(private_broker, "harness-pub", clean=True)
+    pub = _client(open_broker, "harness-pub", clean=True)
     pub.loop_start()
     pub.publish("harness/t", b"queued while offline", qos=1).wait_for_publish(5)
     pub.disconnect()
     pub.loop_stop()
 
-    private_broker.restart()  # persistence on: the queued message survives
+    open_broker.restart()  # persistence on: the queued message survives
 
-    sub = _client(private_broker, "harness-sub", clean=False)
+    sub = _client(open_broker, "harness-sub", clean=False)
     sub.on_message = lambda c, u, msg: (got.append(msg.payload), arrived.set())
     sub.loop_start()
     assert arrived.wait(5)
@@ -48,13 +48,13 @@ def test_private_broker__stop_refuses_restart_keeps_queued_messages(private_brok
     sub.loop_stop()
     assert got == [b"queued while offline"]
 
-    private_broker.stop()
+    open_broker.stop()
     with pytest.raises(ConnectionRefusedError):
-        _client(private_broker, "late", clean=True)
+        _client(open_broker, "late", clean=True)
 
 
 def test_broker_without_persistence_loses_its_queue(broker_factory):
-    mq = broker_factory(persistence=False)
+    mq = broker_factory(persistence=False, secure=False)
     sub = _client(mq, "volatile-sub", clean=False)
     sub.loop_start()
     sub.subscribe("harness/v", qos=1)

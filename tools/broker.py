@@ -8,6 +8,14 @@ session, subscription and retained message) and no shared subscriptions: `protoc
 MQTT version clients must use.
 
     python -m tools.broker [--broker auto|mosquitto|embedded]   # run one until Ctrl-C
+    python -m tools.broker --auth-dir DIR    # Mosquitto with DIR/passwd and DIR/acl
+
+With `auth_dir` (`--auth-dir`), Mosquitto runs with the product's security settings
+(cloud_bridge.broker_config: no anonymous clients, the password and ACL files in that
+directory as `cloud-bridge broker-config` writes them, client id = username, the message size
+limit) and a pid file, so `cloud-bridge` can make it reload after enroll and revoke. Without it
+the broker is open: anyone on 127.0.0.1 may connect and publish anything. The embedded broker
+is always open.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import keyfiles
+from cloud_bridge import broker_config
 from tools.procs import die_with_parent
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -119,10 +129,14 @@ class Mosquitto:
         persistence: bool = True,
         max_queued_messages: int = 10_000,
         extra_config: str = "",
+        auth_dir: Path | None = None,
     ) -> None:
         """`persistence=False` makes a restart lose every queued message; `extra_config` is
-        appended to the generated mosquitto.conf (another listener, TLS files, limits)."""
+        appended to the generated mosquitto.conf (another listener, TLS files, limits);
+        `auth_dir` holds passwd and acl (empty ones are made if absent: nobody may connect
+        until `cloud-bridge broker-config` writes them)."""
         self.workdir = workdir
+        self.auth_dir = auth_dir.resolve() if auth_dir is not None else None
         self.port = port or free_port()
         self.persistence = persistence
         self.max_queued_messages = max_queued_messages
@@ -145,14 +159,40 @@ class Mosquitto:
         return self.workdir / "mosquitto.log"
 
     @property
+    def pid_file(self) -> Path:
+        return self.workdir.resolve() / "mosquitto.pid"
+
+    @property
+    def secure(self) -> bool:
+        return self.auth_dir is not None
+
+    @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password and ACL files."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGHUP)
+
+    def _security(self) -> list[str]:
+        if self.auth_dir is None:
+            return [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+        self.auth_dir.mkdir(parents=True, exist_ok=True)
+        for name in (broker_config.PASSWD, broker_config.ACL):
+            path = self.auth_dir / name
+            if not path.exists():
+                keyfiles.write_private(path, b"")
+        return [
+            *broker_config.security_lines(self.auth_dir),
+            *broker_config.listener_lines(self.port, "127.0.0.1"),
+            f"pid_file {self.pid_file}",
+        ]
 
     def _config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            *self._security(),
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             f"log_dest file {self.log_path}",
@@ -336,12 +376,20 @@ def _patched(base: type[Any]) -> type[Any]:
     return PatchedBroker
 
 
-def open_broker(kind: str, workdir: Path, port: int = 0) -> Mosquitto | Embedded:
-    """The broker `kind` asks for (auto: Mosquitto when installed, else embedded), not started."""
+def open_broker(
+    kind: str, workdir: Path, port: int = 0, auth_dir: Path | None = None
+) -> Mosquitto | Embedded:
+    """The broker `kind` asks for (auto: Mosquitto when installed, else embedded), not started.
+    `auth_dir` needs Mosquitto (the embedded broker has no password or ACL files)."""
     if kind not in KINDS:
         raise BrokerError(f"--broker must be one of {', '.join(KINDS)}, not {kind!r}")
     if kind == "mosquitto" or (kind == "auto" and mosquitto_binary()):
-        return Mosquitto(workdir, port)
+        return Mosquitto(workdir, port, auth_dir=auth_dir)
+    if auth_dir is not None:
+        raise BrokerError(
+            "--auth-dir needs Mosquitto (apt-get install mosquitto); the embedded broker "
+            "has no authentication"
+        )
     return Embedded(workdir, port)
 
 
@@ -350,17 +398,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", default="auto", choices=KINDS)
     parser.add_argument("--dir", type=Path, default=Path("out/broker"), help="work directory")
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    parser.add_argument(
+        "--auth-dir",
+        type=Path,
+        default=None,
+        help="Mosquitto with passwd and acl from this directory (cloud-bridge broker-config)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # Embedded's child
     args = parser.parse_args(argv)
     if args.serve:
         return serve_embedded(args.port, args.dir)
     try:
-        broker = open_broker(args.broker, args.dir, args.port)
+        broker = open_broker(args.broker, args.dir, args.port, args.auth_dir)
         broker.start()
     except BrokerError as exc:
         print(f"broker: {exc}", file=sys.stderr)
         return 2
     print(f"{broker.name} (MQTT {broker.protocol}) on {broker.url}; Ctrl-C stops it", flush=True)
+    if args.auth_dir is None:
+        logging.getLogger("tools.broker").warning(
+            "the broker is open: any local client may connect and publish (use --auth-dir)"
+        )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

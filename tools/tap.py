@@ -142,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--verified-only", action="store_true", help="leave out messages that did not verify"
     )
+    parser.add_argument(
+        "--username", help="broker account (an observer: cloud-bridge broker-account)"
+    )
+    parser.add_argument("--password-file", type=Path, help="the account's password file")
     args = parser.parse_args(argv)
 
     bridge_key = bytes.fromhex(args.bridge_key) if args.bridge_key else None
@@ -174,6 +178,13 @@ def main(argv: list[str] | None = None) -> int:
             done.set()
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    if args.username:
+        try:
+            password = args.password_file.read_text().strip() if args.password_file else None
+        except OSError as exc:
+            print(f"tap: cannot read {args.password_file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        client.username_pw_set(args.username, password)
     client.on_message = on_message
     client.on_connect = lambda c, *_: c.subscribe(f"{topics.PREFIX}/{args.fleet}/#", qos=1)
     try:

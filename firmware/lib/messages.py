@@ -99,6 +99,7 @@ FIELDS = {
         (13, "baseline", "m", _EMPTY),
         (14, "identity", "m", _EMPTY),
         (15, "prev_kid", "b", b""),
+        (16, "mqtt_hash", "t", ""),
     )),
 }  # fmt: skip
 

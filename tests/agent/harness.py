@@ -45,6 +45,11 @@ class Device:
     proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def login(self) -> tuple[str, str]:
+        """The device's broker account: (device id, the password in mqtt.pass)."""
+        return self.device_id, (self.dir / "mqtt.pass").read_text().strip()
+
+    @property
     def verify_key(self) -> nacl.signing.VerifyKey:
         return nacl.signing.VerifyKey(self.public_key)
 

@@ -54,7 +54,9 @@ class BridgeStandIn:
         fleet: str,
         device_keys: dict[str, nacl.signing.VerifyKey],
         key: nacl.signing.SigningKey | None = None,
+        login: tuple[str, str] | None = None,
     ) -> None:
+        """`login`: (username, password) on a secured broker."""
         self.host, self.port, self.fleet = host, port, fleet
         self.key = key or nacl.signing.SigningKey(BRIDGE_SEED)
         self.device_keys = dict(device_keys)
@@ -70,6 +72,8 @@ class BridgeStandIn:
             client_id="bridge-standin",
             protocol=MQTTProtocolVersion.MQTTv5,
         )
+        if login is not None:
+            self.client.username_pw_set(*login)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.will_set(topics.bridge_state(fleet), self._sealed_state(False), 1, True)

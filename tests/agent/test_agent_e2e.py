@@ -11,7 +11,8 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from protocol import envelope, topics
+from cloud_bridge.store.broker_repo import BrokerAccount
+from protocol import envelope, mqtt_password, topics
 from protocol import messages as m
 from tests.agent.harness import Device, cli, provision, wait
 from tests.agent.standin import BRIDGE_SEED, BridgeStandIn
@@ -21,9 +22,28 @@ from tests.harness.mosquitto import Mosquitto
 pytestmark = pytest.mark.broker
 
 
+STANDIN_LOGIN = ("bridge-standin", "standin-password")
+
+
 def standin_for(broker: Mosquitto, *devices: Device, online: bool = True) -> BridgeStandIn:
+    """The stand-in bridge; on a secured broker the devices' accounts (from the hashes in their
+    enrollment records) and a bridge account for the stand-in are written to it first."""
+    login = None
+    if broker.secure:
+        hashed = mqtt_password.hash_password(STANDIN_LOGIN[1])
+        accounts = [BrokerAccount(STANDIN_LOGIN[0], "bridge", hashed)]
+        accounts += [
+            BrokerAccount(d.device_id, "device", d.enrollment().mqtt_hash, "active")
+            for d in devices
+        ]
+        broker.admit("test", accounts)
+        login = STANDIN_LOGIN
     return BridgeStandIn(
-        broker.host, broker.port, "test", {d.device_id: d.verify_key for d in devices}
+        broker.host,
+        broker.port,
+        "test",
+        {d.device_id: d.verify_key for d in devices},
+        login=login,
     ).start(online)
 
 

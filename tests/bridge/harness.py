@@ -1,4 +1,9 @@
-"""The bridge as a real process (`cloud-bridge run`), set up with the real CLI."""
+"""The bridge as a real process (`cloud-bridge run`), set up with the real CLI.
+
+On a secured harness broker (the default, tests/conftest.py) the bridge logs in with its own
+account and keeps the broker's password and ACL files current itself ([broker] dir and
+pid_file), as in production; `login` makes further accounts for a test's own clients.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import nacl.signing
 
 from cloud_bridge.store import Store, open_store
 from tests.agent.harness import Device, provision, run_cli
+from tests.harness.mosquitto import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,24 +48,44 @@ class Bridge:
         share_group: str = "",
         extra: str = "",
     ) -> Bridge:
-        info = json.loads(
-            bridge_cli(
-                "init", "--data", str(data), "--fleet", fleet, "--mqtt-url", broker_url, "--json"
-            ).stdout
-        )
+        data.mkdir(parents=True, exist_ok=True)
         store_url = store_url or str(data / "bridge.sqlite3")
         store_line = (
             f'dsn = "{store_url}"'
             if store_url.startswith("postgres")
             else (f'path = "{store_url}"')
         )
+        broker = Mosquitto.running_at(broker_url)
+        secure = broker is not None and broker.secure
+        login = f'username = "{instance}"\npassword_file = "{instance}.pass"\n' if secure else ""
+        managed = ""
+        if broker is not None and secure:
+            managed = f'\n[broker]\ndir = "{broker.auth_dir}"\npid_file = "{broker.pid_file}"\n'
         config = data / f"{instance}.toml"
         config.write_text(
             f'[bridge]\nid = "{instance}"\nfleet = "{fleet}"\n\n[mqtt]\nurl = "{broker_url}"\n'
             + (f'share_group = "{share_group}"\n' if share_group else "")
-            + f"\n[store]\n{store_line}\n\n[ingest]\nbatch_wait_ms = 2\n{extra}"
+            + login
+            + f"\n[store]\n{store_line}\n\n[ingest]\nbatch_wait_ms = 2\n{managed}{extra}"
+        )
+        # init makes the key (one per data directory), the schema and this instance's broker
+        # account, and writes the broker's files.
+        info = json.loads(
+            bridge_cli("init", "--data", str(data), "--config", str(config), "--json").stdout
         )
         return cls(data, info["public_key"], store_url, instance, None, config)
+
+    def login(self, name: str, role: str = "observer") -> str:
+        """A further broker account for a test's own client; its password. On an open broker
+        the account is stored but nothing checks it."""
+        path = self.data / f"{name}.pass"
+        if path.exists():
+            return path.read_text().strip()
+        bridge_cli(
+            "broker-account", name, "--role", role, "--password-file", str(path),
+            "--data", str(self.data), "--config", str(self.config),
+        )  # fmt: skip
+        return path.read_text().strip()
 
     @property
     def key(self) -> nacl.signing.SigningKey:

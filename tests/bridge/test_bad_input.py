@@ -1,5 +1,9 @@
 """A corpus of bad messages, one per reason code, against a running bridge process: each is
-refused with its code, the bridge keeps serving, and the ledger does not move."""
+refused with its code, the bridge keeps serving, and the ledger does not move.
+
+On an open broker (`open_broker`): these defences must hold when anyone can publish anything;
+the shipped ACLs, which keep most of these messages off the bridge's topics, are tested in
+tests/broker/test_acl.py."""
 
 from __future__ import annotations
 
@@ -52,15 +56,15 @@ def handmade(protected: dict[int, object], key: nacl.signing.SigningKey, payload
 
 
 def test_every_reason_code_is_refused_and_nothing_moves(
-    tmp_path: Path, private_broker: Mosquitto
+    tmp_path: Path, open_broker: Mosquitto
 ) -> None:
     port = free_port()
     bridge = Bridge.create(
-        tmp_path / "bridge", private_broker.url, extra=f"\n[metrics]\nport = {port}\n"
+        tmp_path / "bridge", open_broker.url, extra=f"\n[metrics]\nport = {port}\n"
     )
-    a = bridge.device(tmp_path, "dev-a", "fridge", private_broker.url, "user-a")
-    bridge.device(tmp_path, "dev-b", "phone", private_broker.url, "user-b")
-    c = bridge.device(tmp_path, "dev-c", "phone", private_broker.url, "user-c")
+    a = bridge.device(tmp_path, "dev-a", "fridge", open_broker.url, "user-a")
+    bridge.device(tmp_path, "dev-b", "phone", open_broker.url, "user-b")
+    c = bridge.device(tmp_path, "dev-c", "phone", open_broker.url, "user-c")
     bridge.open_pool("user-a")
     bridge_cli(
         "devices", "revoke", "dev-c", "--data", str(bridge.data), "--config", str(bridge.config)
@@ -110,7 +114,7 @@ def test_every_reason_code_is_refused_and_nothing_moves(
     ]
     bridge.start()
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
-    client.connect(private_broker.host, private_broker.port)
+    client.connect(open_broker.host, open_broker.port)
     client.loop_start()
     try:
         time.sleep(1.5)
@@ -162,10 +166,10 @@ def test_every_reason_code_is_refused_and_nothing_moves(
 
 
 def test_a_reused_sequence_number_with_other_content_freezes_the_pool(
-    tmp_path: Path, private_broker: Mosquitto
+    tmp_path: Path, open_broker: Mosquitto
 ) -> None:
-    bridge = Bridge.create(tmp_path / "bridge", private_broker.url)
-    a = bridge.device(tmp_path, "dev-a", "phone", private_broker.url, "user-a")
+    bridge = Bridge.create(tmp_path / "bridge", open_broker.url)
+    a = bridge.device(tmp_path, "dev-a", "phone", open_broker.url, "user-a")
     bridge.open_pool("user-a")
     key_a = nacl.signing.SigningKey(bytes.fromhex((a.dir / "device.key").read_text()))
     rep = topics.device("test", "dev-a", Channel.REPORT)
@@ -175,7 +179,7 @@ def test_a_reused_sequence_number_with_other_content_freezes_the_pool(
     client.on_message = lambda c, u, msg: alerts.append(
         envelope.unseal(msg.payload, lambda kid: bridge.key.verify_key)[1]
     )
-    client.connect(private_broker.host, private_broker.port)
+    client.connect(open_broker.host, open_broker.port)
     client.subscribe(topics.risk("test", "dev-a"), qos=1)
     client.loop_start()
     try:

@@ -47,10 +47,15 @@ def test_key_rotation_end_to_end(tmp_path: Path, private_broker: Mosquitto) -> N
 
         assert wait(rotated, 30), (kids_of(bridge, "rig-1"), dev.log()[-2000:])
         # Someone still holding the old key (a clone, a thief) is told apart from a revocation.
+        # The holder has the device's broker password too (a copied device directory); the
+        # device is off meanwhile, or the broker would hand the session (client id = username)
+        # back and forth between the two.
+        assert dev.stop() == 0
         _publish(private_broker, topics.device("test", "rig-1", Channel.REPORT),
-                 envelope.seal(_report("rig-1", 1_000_000), old_key))  # fmt: skip
+                 envelope.seal(_report("rig-1", 1_000_000), old_key), dev.login)  # fmt: skip
         assert wait(lambda: bridge.query("SELECT reason FROM rejections"), 10), bridge.log()
         assert bridge.query("SELECT reason FROM rejections") == [("retired_key",)]
+        dev.start()
         before = len(bridge.query("SELECT seq FROM events"))
         assert wait(lambda: len(bridge.query("SELECT seq FROM events")) > before + 5, 20)
         # A rotated device restarts on its new key and enrollment record.
@@ -84,8 +89,9 @@ def _report(device: str, seq: int) -> m.Report:
     )  # fmt: skip
 
 
-def _publish(broker: Mosquitto, topic: str, payload: bytes) -> None:
+def _publish(broker: Mosquitto, topic: str, payload: bytes, login: tuple[str, str]) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.username_pw_set(*login)
     client.connect(broker.host, broker.port)
     client.loop_start()
     client.publish(topic, payload, 1).wait_for_publish(5)
@@ -107,6 +113,7 @@ def _command(
         args=args,
     )  # type: ignore[arg-type]
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.username_pw_set("operator", bridge.login("operator", "bridge"))  # a bridge account
     client.connect(broker.host, broker.port)
     client.loop_start()
     client.publish(
@@ -195,6 +202,7 @@ def test_rotation_record_signed_by_another_key_is_refused(
     try:
         time.sleep(1.5)
         client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        client.username_pw_set(*dev.login)  # the thief has the device's broker password too
         client.connect(private_broker.host, private_broker.port)
         client.loop_start()
         client.publish("cp/v1/test/rig-1/enroll", envelope.seal(record, thief), 1).wait_for_publish(

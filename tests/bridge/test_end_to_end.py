@@ -46,6 +46,7 @@ class Decisions:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id="decisions", protocol=MQTTProtocolVersion.MQTTv5
         )
+        self.client.username_pw_set("decisions", bridge.login("decisions"))  # an observer
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe("cp/v1/test/pool/+/decision", qos=1)
         props = Properties(PacketTypes.CONNECT)

@@ -9,7 +9,10 @@ against a real bridge process and a real agent process.
   before the flood; 2-core VM): bridge 100 KiB, agent 76 KiB; asserted under 16 MiB. The same
   flood without the packet limit (mqttc.MAX_PACKET_BYTES = 0, as with MQTT 3.1.1), dropped
   only in the clients: bridge 208 MiB, agent 198 MiB at their peaks, inside paho's reader.
-"""
+
+On an open broker (`open_broker`): the clients' own limits are the subject here; the shipped
+broker configuration refuses payloads over 4,352 bytes before they reach anyone
+(tests/broker/test_acl.py)."""
 
 from __future__ import annotations
 
@@ -80,18 +83,18 @@ def publisher(broker: Mosquitto) -> mqtt.Client:
     return client
 
 
-def test_forged_flood_through_the_broker(tmp_path: Path, private_broker: Mosquitto) -> None:
+def test_forged_flood_through_the_broker(tmp_path: Path, open_broker: Mosquitto) -> None:
     port = free_port()
     bridge = Bridge.create(
         tmp_path / "bridge",
-        private_broker.url,
+        open_broker.url,
         extra=(
             f"\n[metrics]\nport = {port}\n\n[rejections]\nper_key_per_minute = {BUDGET}\n"
             f"per_reason_per_minute = {BUDGET}\nmax_rows = {MAX_ROWS}\n\n"
             "[retention]\nbatch_rows = 10\ninterval_s = 1\n"
         ),
     )
-    real = bridge.device(tmp_path, "dev-real", "phone", private_broker.url, "user-a")
+    real = bridge.device(tmp_path, "dev-real", "phone", open_broker.url, "user-a")
     key = nacl.signing.SigningKey(bytes.fromhex((real.dir / "device.key").read_text()))
     stranger = nacl.signing.SigningKey(bytes(range(32)))
     rng = random.Random(3)
@@ -118,10 +121,10 @@ def test_forged_flood_through_the_broker(tmp_path: Path, private_broker: Mosquit
 
     watcher = mqtt.Client(CallbackAPIVersion.VERSION2)
     watcher.on_message = on_note
-    watcher.connect(private_broker.host, private_broker.port)
+    watcher.connect(open_broker.host, open_broker.port)
     watcher.subscribe("cp/v1/test/risk/#", qos=1)
     watcher.loop_start()
-    client = publisher(private_broker)
+    client = publisher(open_broker)
     bridge.start()
     try:
         assert wait(lambda: bridge.query("SELECT count(*) FROM bridge_counters")[0][0] > 0, 20)
@@ -179,15 +182,15 @@ def dropped_inbound(device: Device) -> int:
     return int(json.loads(path.read_text())["dropped_inbound"]) if path.exists() else -1
 
 
-def test_oversize_floods_do_not_reach_memory(tmp_path: Path, private_broker: Mosquitto) -> None:
+def test_oversize_floods_do_not_reach_memory(tmp_path: Path, open_broker: Mosquitto) -> None:
     port = free_port()
-    url = private_broker.url
+    url = open_broker.url
     bridge = Bridge.create(tmp_path / "bridge", url, extra=f"\n[metrics]\nport = {port}\n")
     dev = bridge.device(tmp_path, "phone-1", "phone", url, "user-a", interval_s=0.2)
     bridge.open_pool("user-a")
     bridge.start()
     dev.start()
-    client = publisher(private_broker)
+    client = publisher(open_broker)
     huge = bytes(64 * 1024 * 1024)
     cmd = topics.command("test", "phone-1", "config")
     data = topics.device("test", "phone-1", Channel.REPORT)
@@ -234,4 +237,4 @@ def test_oversize_floods_do_not_reach_memory(tmp_path: Path, private_broker: Mos
         rows == [("oversize", f"{len(mid)} bytes, limit {MAX_ENVELOPE_BYTES}", OVERSIZE_KEPT)] * 2
     )
     assert dev.log().count("oversize message") == 1  # the second within the minute: counted only
-    assert "Dropping too large outgoing PUBLISH" in private_broker.log_path.read_text()
+    assert "Dropping too large outgoing PUBLISH" in open_broker.log_path.read_text()

@@ -64,6 +64,7 @@ def test_warnings_about_refused_rotations_are_throttled(
     sealed = envelope.seal(record, key)
     bridge.start()
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.username_pw_set(*dev.login)  # a compromised device: its key and its broker password
     client.connect(private_broker.host, private_broker.port)
     client.loop_start()
     try:

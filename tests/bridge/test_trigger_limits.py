@@ -1,7 +1,10 @@
 """Trigger limits through a running bridge process and a real broker: a cloned or compromised
 device key signs bursts of valid triggers (issue 12). Only what the pool's policy allows acts;
 every other trigger is stored and acked like any accepted message, and its decision carries
-the refusal's result code, counted in the metrics by that code."""
+the refusal's result code, counted in the metrics by that code.
+
+On an open broker (`open_broker`): the test client publishes for several devices at once; a
+compromised device publishes on its own topics, which the shipped ACLs allow anyway."""
 
 from __future__ import annotations
 
@@ -38,10 +41,10 @@ def device_key(dev: Device) -> nacl.signing.SigningKey:
 
 
 def test_bursts_from_one_device_key_act_only_within_the_policy(
-    tmp_path: Path, private_broker: Mosquitto
+    tmp_path: Path, open_broker: Mosquitto
 ) -> None:
     port = free_port()
-    url = private_broker.url
+    url = open_broker.url
     bridge = Bridge.create(tmp_path / "bridge", url, extra=f"\n[metrics]\nport = {port}\n")
     devices = {
         "u-sos": bridge.device(tmp_path, "phone-1", "phone", url, "u-sos"),
@@ -63,7 +66,7 @@ def test_bursts_from_one_device_key_act_only_within_the_policy(
     bridge.start()
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.on_message = on_message
-    client.connect(private_broker.host, private_broker.port)
+    client.connect(open_broker.host, open_broker.port)
     for user in devices:
         client.subscribe(topics.pool(FLEET, user, Channel.POOL_DECISION), qos=1)
     client.loop_start()

@@ -11,7 +11,7 @@ import pytest
 from agent import config as agent_config
 from tests.harness.mosquitto import Mosquitto
 from tools.fleet import loss
-from tools.fleet.bridge import Bridge
+from tools.fleet.bridge import Bridge, BrokerAuth
 from tools.fleet.plan import KINDS, DeviceSpec, Tuning, agent_toml, plan, users
 from tools.procs import Supervisor
 
@@ -81,7 +81,8 @@ def test_agent_toml__a_clone_is_other_hardware_under_its_own_client_id(tmp_path:
 def test_fleet_runs_against_a_running_bridge_and_loses_nothing(
     tmp_path: Path, private_broker: Mosquitto
 ) -> None:
-    bridge = Bridge.create(tmp_path / "bridge", "soak", private_broker.url, "5")
+    auth = BrokerAuth(private_broker.auth_dir, private_broker.pid_file)  # type: ignore[arg-type]
+    bridge = Bridge.create(tmp_path / "bridge", "soak", private_broker.url, "5", auth=auth)
     sup = Supervisor()
     try:
         bridge.start(sup)

@@ -19,6 +19,7 @@ def test_tap_verifies_and_decodes_every_kind_live(tmp_path: Path, private_broker
     bridge = Bridge.create(tmp_path / "bridge", private_broker.url)
     dev = bridge.device(tmp_path, "rig-1", "phone", private_broker.url, "u-1", interval_s=0.2)
     bridge.open_pool("u-1")
+    bridge.login("tap")  # an observer account
     bridge.start()
     tap = subprocess.Popen(
         [
@@ -29,6 +30,10 @@ def test_tap_verifies_and_decodes_every_kind_live(tmp_path: Path, private_broker
             private_broker.url,
             "--data",
             str(bridge.data),
+            "--username",
+            "tap",
+            "--password-file",
+            str(bridge.data / "tap.pass"),
             "--json",
             "--count",
             "40",
@@ -56,7 +61,7 @@ def test_tap_verifies_and_decodes_every_kind_live(tmp_path: Path, private_broker
     assert report["fields"]["sender"] == "rig-1" and 0 <= report["fields"]["risk_pm"] <= 1000
 
 
-def test_tap_without_keys_still_decodes_and_says_unverified(private_broker: Mosquitto) -> None:
+def test_tap_without_keys_still_decodes_and_says_unverified(open_broker: Mosquitto) -> None:
     import nacl.signing
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -65,7 +70,7 @@ def test_tap_without_keys_still_decodes_and_says_unverified(private_broker: Mosq
     from protocol import messages as m
 
     tap = subprocess.Popen(
-        [sys.executable, "-m", "tools.tap", "--url", private_broker.url, "--json", "--count", "1"],
+        [sys.executable, "-m", "tools.tap", "--url", open_broker.url, "--json", "--count", "1"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -74,7 +79,7 @@ def test_tap_without_keys_still_decodes_and_says_unverified(private_broker: Mosq
     key = nacl.signing.SigningKey(bytes(32))
     msg = m.BridgeState(sender="b", seq=1, boot=1, ts_ms=1, online=True)
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
-    client.connect(private_broker.host, private_broker.port)
+    client.connect(open_broker.host, open_broker.port)
     client.loop_start()
     import time
 

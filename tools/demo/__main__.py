@@ -51,6 +51,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=BROKERS,
         help="auto: Mosquitto when installed, else the embedded broker (MQTT 3.1.1)",
     )
+    p.add_argument(
+        "--open-broker",
+        action="store_true",
+        help="run Mosquitto without passwords and ACLs (development only; a warning is logged); "
+        "by default it runs with the bridge's broker accounts and ACLs",
+    )
     p.add_argument("--interval", type=float, default=0.5, help="seconds between reports (0.5)")
     p.add_argument(
         "--no-live",
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         out=out,
         broker=args.broker,
         interval_s=args.interval,
+        open_broker=args.open_broker,
     )
     live = not args.no_live and sys.stdout.isatty()
     display = LiveDisplay(Console()) if live else PlainDisplay()

@@ -14,18 +14,19 @@ Every child process goes through one Supervisor, so an error or Ctrl-C anywhere 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.broker import Broker, open_broker
+from tools.broker import Broker, Mosquitto, mosquitto_binary, open_broker
 from tools.demo import chart, summary
 from tools.demo.moments import Moments
 from tools.demo.view import Frame
 from tools.demo.watch import Pool, Watcher
 from tools.fleet import loss
-from tools.fleet.bridge import Bridge
+from tools.fleet.bridge import WATCHER, Bridge, BrokerAuth
 from tools.fleet.devices import Device, DeviceStatus, Progress, clone, set_up, start_all, stop_all
 from tools.fleet.plan import KINDS, DeviceSpec, Tuning, households, plan
 from tools.procs import Supervisor
@@ -34,6 +35,9 @@ FLEET = "demo"
 EMERGENCY_FEN = 88_800  # 888 yuan: an amount no fall detection asks for, so it is recognisable
 BROKER_DOWN_S = 3.0
 TICK_S = 0.25
+
+
+log = logging.getLogger("demo")
 
 
 class DemoError(RuntimeError):
@@ -49,6 +53,7 @@ class Options:
     broker: str = "auto"
     interval_s: float = 0.5
     day_s: float = 3.0
+    open_broker: bool = False  # True: no passwords or ACLs (development only)
 
 
 @dataclass
@@ -105,19 +110,42 @@ class Demo:
     @property
     def tap_command(self) -> str:
         url = self.broker.url if self.broker else "?"
-        return f"python -m tools.tap --url {url} --data {self.opts.out / 'bridge'}"
+        login = ""
+        if self.bridge is not None and self.bridge.watcher_password is not None:
+            login = (
+                f" --username {WATCHER} --password-file {self.bridge.data / (WATCHER + '.pass')}"
+            )
+        return f"python -m tools.tap --url {url} --data {self.opts.out / 'bridge'}{login}"
 
     def set_up(self) -> None:
         out = self.opts.out
         out.mkdir(parents=True, exist_ok=True)
         self.progress("starting the broker", 0, 1)
-        self.broker = open_broker(self.opts.broker, out / "broker")
+        secure = not self.opts.open_broker and (
+            self.opts.broker == "mosquitto" or (self.opts.broker == "auto" and mosquitto_binary())
+        )
+        if not secure:
+            log.warning(
+                "demo: the broker is open (no passwords, no ACLs): anyone on this machine may "
+                "publish on it; %s",
+                "as asked (--open-broker)" if self.opts.open_broker else "the embedded broker",
+            )
+        auth_dir = (out / "broker-auth").resolve() if secure else None
+        self.broker = open_broker(self.opts.broker, out / "broker", auth_dir=auth_dir)
         self.broker.start()
         self.tuning = Tuning(
-            interval_s=self.opts.interval_s, day_s=self.opts.day_s, protocol=self.broker.protocol
+            interval_s=self.opts.interval_s,
+            day_s=self.opts.day_s,
+            protocol=self.broker.protocol,
+            credentials=secure,
         )
         self.progress(f"broker up: {self.broker_label}", 1, 1)
-        self.bridge = Bridge.create(out / "bridge", FLEET, self.broker.url, self.broker.protocol)
+        auth = None
+        if isinstance(self.broker, Mosquitto) and auth_dir is not None:
+            auth = BrokerAuth(auth_dir, self.broker.pid_file)
+        self.bridge = Bridge.create(
+            out / "bridge", FLEET, self.broker.url, self.broker.protocol, auth=auth
+        )
         self.bridge.start(self.sup)
         self.progress("bridge started (cloud-bridge run, SQLite)", 1, 1)
         self.devices = set_up(
@@ -129,6 +157,7 @@ class Demo:
             FLEET,
             bytes.fromhex(self.bridge.public_key_hex),
             time.time(),
+            login=None if auth is None else (WATCHER, self.bridge.watcher_password or ""),
         )
         self.watcher.hooks.append(self.moments.on_message)
         self.watcher.seed_pools(

@@ -73,7 +73,16 @@ def _bump(series: list[int], second: int, by: int = 1) -> None:
 class Watcher:
     """Subscribe to a fleet's whole topic tree; `start()`, then read `snapshot()`; `stop()`."""
 
-    def __init__(self, url: str, protocol: str, fleet: str, bridge_key: bytes, t0: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        protocol: str,
+        fleet: str,
+        bridge_key: bytes,
+        t0: float,
+        login: tuple[str, str] | None = None,
+    ) -> None:
+        """`login`: (username, password) of an observer account on a secured broker."""
         self.fleet = fleet
         self.t0 = t0  # time.time() of the start: seconds in the record count from here
         self.keys = Keys(bridge_key, None)
@@ -90,6 +99,8 @@ class Watcher:
             else MQTTProtocolVersion.MQTTv311,
         )
         self.client.reconnect_delay_set(1, 2)  # back quickly after the broker restart
+        if login is not None:
+            self.client.username_pw_set(*login)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             day_s=args.day_s,
             protocol=args.protocol or bridge.cfg.mqtt_protocol,
             status_interval_s=1.0,
+            # A bridge that logs in runs on a secured broker: so do its devices, each with the
+            # password `edge-agent provision` made (enroll adds its account).
+            credentials=bool(bridge.cfg.username),
         )
     except (ValueError, BridgeSetupError) as exc:
         print(f"fleet: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from cloud_bridge import config as bridge_config
 from cloud_bridge import keyfile
@@ -51,6 +52,18 @@ rate_bps = 1650
 min_km_per_month = 2000
 rate_bps = 1500
 """
+
+
+WATCHER = "watcher"
+"""The observer account of the demo's watcher and of `tools.tap` on a secured broker."""
+
+
+class BrokerAuth(NamedTuple):
+    """A secured Mosquitto's auth directory and pid file: the bridge keeps the one current
+    (`cloud-bridge broker-config`) and signals the other."""
+
+    auth_dir: Path
+    pid_file: Path
 
 
 class BridgeSetupError(RuntimeError):
@@ -117,9 +130,18 @@ class Bridge:
 
     @classmethod
     def create(
-        cls, data: Path, fleet: str, url: str, protocol: str, *, hold_ttl_s: int = 30
+        cls,
+        data: Path,
+        fleet: str,
+        url: str,
+        protocol: str,
+        *,
+        hold_ttl_s: int = 30,
+        auth: BrokerAuth | None = None,
     ) -> Bridge:
-        """`cloud-bridge init`, then a bridge.toml for this broker and the demo policy."""
+        """`cloud-bridge init`, then a bridge.toml for this broker and the demo policy. With
+        `auth`, the bridge logs in, writes the broker's files and an observer account for the
+        watcher (`watcher_password`)."""
         data.mkdir(parents=True, exist_ok=True)
         run_cli(
             "cloud-bridge",
@@ -135,17 +157,34 @@ class Bridge:
         (data / "pool-policy.toml").write_text(DEMO_POLICY)
         # MQTT 5 brokers get a share group, so more bridges could join; 3.1.1 has none.
         share = 'share_group = "bridges"\n' if protocol == "5" else ""
+        login = 'username = "bridge-1"\npassword_file = "mqtt.pass"\n' if auth else ""
+        managed = (
+            f'\n[broker]\ndir = "{auth.auth_dir}"\npid_file = "{auth.pid_file}"\n' if auth else ""
+        )
         (data / "bridge.toml").write_text(
             f'[bridge]\nid = "bridge-1"\nfleet = "{fleet}"\n\n'
-            f'[mqtt]\nurl = "{url}"\nprotocol = "{protocol}"\n{share}\n'
+            f'[mqtt]\nurl = "{url}"\nprotocol = "{protocol}"\n{share}{login}\n'
             '[store]\npath = "bridge.sqlite3"\n\n'
             f'[policy]\nfile = "pool-policy.toml"\nhold_ttl_s = {hold_ttl_s}\n'
             # What an emergency without an amount of its own draws (a wearable's fall):
             # sized to the demo's pools rather than the production defaults.
             "emergency_fen = { illness = 300000, disaster = 500000, education = 200000 }\n\n"
-            "[metrics]\nport = 0\n"
+            "[metrics]\nport = 0\n" + managed
         )
+        if auth and (data / f"{WATCHER}.pass").exists():  # set up before: rewrite the files
+            run_cli("cloud-bridge", "broker-config", "--data", str(data))
+        elif auth:
+            run_cli(
+                "cloud-bridge", "broker-account", WATCHER, "--role", "observer",
+                "--password-file", str(data / f"{WATCHER}.pass"), "--data", str(data),
+            )  # fmt: skip
         return cls.load(data)
+
+    @property
+    def watcher_password(self) -> str | None:
+        """The observer account's password when the broker is secured, else None."""
+        path = self.data / f"{WATCHER}.pass"
+        return path.read_text().strip() if path.exists() else None
 
     # ---- operator commands --------------------------------------------------------------------
 

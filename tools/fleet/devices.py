@@ -178,15 +178,18 @@ def clone(
     The clone gets the key, the enrollment record and a consistent snapshot of the outbox (its
     counters), so it carries on numbering where the original is: both then send the same
     sequence numbers with different content, which is what the bridge's seq_conflict check
-    catches. Another seed is another board's physics; its own client id keeps the broker from
-    disconnecting one for the other.
+    catches. Another seed is another board's physics; its own client id keeps an open broker
+    from disconnecting one for the other. On a secured broker the clone has the original's
+    broker password too, and the broker makes the client id the username, so each connection
+    of one takes the other's session over: the copy is seen as well by its reconnect churn.
     """
     out = root / f"{original.device_id}-clone"
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    for name in ("device.key", "enrollment.cbor"):
-        shutil.copy2(original.dir / name, out / name)
+    for name in ("device.key", "enrollment.cbor", "mqtt.pass"):
+        if (original.dir / name).exists():
+            shutil.copy2(original.dir / name, out / name)
     src = sqlite3.connect(f"file:{original.outbox_path}?mode=ro", uri=True, timeout=5)
     dst = sqlite3.connect(out / "outbox.sqlite3")
     try:

@@ -37,6 +37,7 @@ class Tuning:
     protocol: str = "5"
     backoff_cap_s: float = 2.0  # reconnect quickly after a broker restart
     status_interval_s: float = 0.5
+    credentials: bool = False  # devices log in with their id and mqtt.pass (a secured broker)
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.interval_s <= 3600:
@@ -151,6 +152,11 @@ def agent_toml(
         f"backoff_cap_s = {tuning.backoff_cap_s}\n"
         f"refused_cap_s = {min(tuning.backoff_cap_s, 4.0)}\n"
         + (f'client_id = "{client_id}"\n' if client_id else "")
+        + (
+            f'username = "{spec.device_id}"\npassword_file = "mqtt.pass"\n'
+            if tuning.credentials
+            else ""
+        )
     )
     return (
         f'[device]\nid = "{spec.device_id}"\nfleet = "{fleet}"\nkind = "{spec.kind}"\n'
