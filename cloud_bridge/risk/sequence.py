@@ -5,14 +5,15 @@ Each event is a symbol (kind, amount band, hour band, device). The user's model 
 chain over kinds with, per kind, the distributions of the amount band, the hour band and the
 device: a factorised first-order model that a few dozen events can fit. Amount bands are the
 user's own per kind (cuts at their 50th and 90th percentiles, like the per-card clusters of the
-paper): a thief's "high" is judged against this user's spending, not the population's. Every table is
-smoothed toward the population's (a Dirichlet prior of weight PRIOR_WEIGHT), so a rare-but-
-normal event of a new user is not alarming.
+paper): a thief's "high" is judged against this user's spending, not the population's. Every
+table is smoothed toward the population's (a Dirichlet prior of weight PRIOR_WEIGHT), so a
+rare-but-normal event of a new user is not alarming.
 
 The surprise of an event is -log P_user(e | previous kind) less the user's typical value (the
-mean over their training events), in nats: positive when the event is less likely than usual for
-this user (Srivastava et al. compare the sequence's probability with and without the new event). Evidence accumulates as a CUSUM (Page 1954),
-`evidence = max(0, evidence + surprise - DRIFT)`, so one odd event does not alarm but a run of
+mean over their training events), in nats: positive when the event is less likely than usual
+for this user (Srivastava et al. compare the sequence's probability with and without the new
+event). Evidence accumulates as a CUSUM (Page 1954):
+`evidence = max(0, evidence + surprise - drift)`, so one odd event need not alarm but a run of
 them does, and genuine events drain it. Pure: values in, values out.
 """
 
@@ -187,10 +188,11 @@ def surprise(user: Model, prev_kind: str, event: Event) -> float:
 
 @dataclass(frozen=True)
 class Policy:
-    """Chosen on seed 5 of tools.eval_risk.sig_sequence (300 users); measured on other seeds."""
+    """Chosen on seeds 5 (300 users) and 0 (3,000 users) of tools.eval_risk.sig_sequence, for
+    FP under 2 % with a margin; the reported figures are from other seeds."""
 
     drift: float = 2.5  # nats of surprise an event may carry without adding evidence
-    alarm: float = 3.0  # evidence (nats) that flags the event
+    alarm: float = 3.5  # evidence (nats) that flags the event
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ class User:
                 if kind in self.median_fen
                 else 0
             )
-            hour = int(round(rng.normal(self.hour_centre[kind], 1.5))) % 24
+            hour = round(rng.normal(self.hour_centre[kind], 1.5)) % 24
             out.append(sq.Event(kind, amount, hour, device))
         return out
 
