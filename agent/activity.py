@@ -207,11 +207,17 @@ def classify(ax: Sequence[float], ay: Sequence[float], az: Sequence[float], hz: 
     dy = [v - my for v in ay]
     dz = [v - mz for v in az]
     rms = math.sqrt(sum(x * x + y * y + z * z for x, y, z in zip(dx, dy, dz, strict=True)) / n)
-    # The gait signal: the motion's magnitude, centred. A rotation of the window and a constant
-    # vector added to it (gravity, however the device is worn) leave it unchanged.
-    mags = [math.sqrt(x * x + y * y + z * z) for x, y, z in zip(dx, dy, dz, strict=True)]
-    mean = sum(mags) / n
-    signal = [v - mean for v in mags]
+    # The gait signal. With gravity in the window (a raw accelerometer), the motion along it:
+    # each step lifts and drops the body, whichever way the device is worn. Without (a linear-
+    # acceleration sensor), the motion's magnitude, centred: heel strikes stand out of it, but
+    # a smooth sinusoid would read at twice its rate (|sin| repeats every half period).
+    g = math.sqrt(mx * mx + my * my + mz * mz)
+    if g > EARTH_G / 2:
+        signal = [(x * mx + y * my + z * mz) / g for x, y, z in zip(dx, dy, dz, strict=True)]
+    else:
+        mags = [math.sqrt(x * x + y * y + z * z) for x, y, z in zip(dx, dy, dz, strict=True)]
+        mean = sum(mags) / n
+        signal = [v - mean for v in mags]
     period, rhythm = _step_period(signal, hz)
     gait = rhythm >= MIN_RHYTHM
     rhythm = max(0.0, rhythm)
@@ -222,3 +228,16 @@ def classify(ax: Sequence[float], ay: Sequence[float], az: Sequence[float], hz: 
         return Activity(label, 0, 0.0, rms, rhythm)
     cadence = hz / period
     return Activity(label, round(cadence * seconds), cadence, rms, rhythm)
+
+
+def classify_g(samples_g: Sequence[tuple[float, float, float]], rate_hz: float) -> Activity:
+    """`classify` of (x, y, z) samples in g at any rate: converted to m/s^2, and averaged in
+    blocks down to at most RATE_HZ[1] (the mean of a block also filters what it drops)."""
+    factor = max(1, math.ceil(rate_hz / RATE_HZ[1]))
+    n = len(samples_g) // factor
+    axes: list[list[float]] = [[], [], []]
+    for i in range(n):
+        block = samples_g[i * factor : (i + 1) * factor]
+        for k in range(3):
+            axes[k].append(sum(s[k] for s in block) * EARTH_G / factor)
+    return classify(axes[0], axes[1], axes[2], rate_hz / factor)
