@@ -125,15 +125,17 @@ def _build(
     return Model(
         cuts_fen=cuts,
         transition=_table(
-            ((p, e.kind) for p, e in _pairs(events)), KINDS, prior and prior.transition
+            ((p, e.kind) for p, e in _pairs(events)), KINDS, prior.transition if prior else None
         ),
         amount=_table(
             ((e.kind, _band(e, cuts)) for e in events),
             range(AMOUNT_BANDS),
-            prior and prior.amount,
+            prior.amount if prior else None,
         ),
         hour=_table(
-            ((e.kind, hour_band(e.hour)) for e in events), range(HOUR_BANDS), prior and prior.hour
+            ((e.kind, hour_band(e.hour)) for e in events),
+            range(HOUR_BANDS),
+            prior.hour if prior else None,
         ),
         device={} if prior is None else _table(((e.kind, e.device) for e in events), devices, None),
         devices=devices,
