@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from cloud_bridge.risk import sequence as sq
 
@@ -47,7 +48,7 @@ AMOUNT_RANGE_FEN = {
 class User:
     devices: dict[str, tuple[str, ...]]  # device id -> kinds it raises
     kinds: tuple[str, ...]
-    transition: np.ndarray  # kinds x kinds
+    transition: npt.NDArray[np.float64]  # kinds x kinds
     median_fen: dict[str, float]
     hour_centre: dict[str, float]
     device_pref: dict[str, dict[str, float]]  # kind -> device id -> probability
