@@ -1,13 +1,13 @@
 """Transaction-sequence plausibility: how surprising a user's next trigger or draw is, given
 their own history (after Srivastava, Kundu, Sural and Majumdar, IEEE TDSC 2008).
 
-Each event is a symbol (kind, amount band, hour band, device). The user's model is a Markov
-chain over kinds with, per kind, the distributions of the amount band, the hour band and the
-device: a factorised first-order model that a few dozen events can fit. Amount bands are the
-user's own per kind (cuts at their 50th and 90th percentiles, like the per-card clusters of the
-paper): a thief's "high" is judged against this user's spending, not the population's. Every
-table is smoothed toward the population's (a Dirichlet prior of weight PRIOR_WEIGHT), so a
-rare-but-normal event of a new user is not alarming.
+Each event is a symbol (kind, amount band, hour of day, device). The user's model is a Markov
+chain over kinds with, per kind, the distributions of the amount band, the hour (smoothed over
+the neighbouring hours) and the device: a factorised first-order model that a few dozen events
+can fit. Amount bands are the user's own per kind (cuts at their 50th and 90th percentiles,
+like the per-card clusters of the paper): a thief's "high" is judged against this user's
+spending, not the population's. Every table is smoothed toward the population's (a Dirichlet
+prior of weight PRIOR_WEIGHT), so a rare-but-normal event of a new user is not alarming.
 
 The surprise of an event is -log P_user(e | previous kind) less the user's typical value (the
 mean over their training events), in nats: positive when the event is less likely than usual
@@ -27,7 +27,10 @@ from dataclasses import dataclass, replace
 KINDS = ("restock", "health_streak", "ev_tier", "emergency", "draw")
 START = "start"  # the "previous kind" of a user's first event
 AMOUNT_BANDS = 4  # 0: no amount; 1-3: under the user's median, under their p90, above
-HOUR_BANDS = 8  # three hours each
+HOURS = range(24)
+HOUR_KERNEL = (0.1, 0.2, 0.4, 0.2, 0.1)
+"""An event at hour h counts this much at hours h-2 to h+2 (around the clock): habits keep to a
+time of day give or take an hour or two, which 60 events cannot show hour by hour."""
 PRIOR_WEIGHT = 2.0  # pseudo-events of the population prior in every user table
 MIN_TRAIN_EVENTS = 10
 
@@ -62,7 +65,7 @@ class Model:
     cuts_fen: Mapping[str, tuple[int, int]]  # kind -> (median, p90) of the user's amounts
     transition: Table  # previous kind -> kind
     amount: Table  # kind -> amount band
-    hour: Table  # kind -> hour band
+    hour: Table  # kind -> hour of day
     device: Table  # kind -> device id
     devices: tuple[str, ...]
     typical_nats: float = 0.0  # mean -log P of the user's own training events
@@ -75,10 +78,6 @@ def amount_band(amount_fen: int, cuts_fen: tuple[int, int]) -> int:
 
 
 NO_CUTS = (0, 0)  # a kind the user never paid with: every amount is "high"
-
-
-def hour_band(hour: int) -> int:
-    return hour * HOUR_BANDS // 24
 
 
 def _cuts(events: Sequence[Event]) -> dict[str, tuple[int, int]]:
@@ -102,12 +101,19 @@ def _pairs(events: Sequence[Event]) -> Iterable[tuple[str, Event]]:
         prev = e.kind
 
 
+def _hours(events: Iterable[Event]) -> Iterable[tuple[str, object, float]]:
+    half = len(HOUR_KERNEL) // 2
+    for e in events:
+        for i, w in enumerate(HOUR_KERNEL):
+            yield e.kind, (e.hour + i - half) % 24, w
+
+
 def _table(
-    pairs: Iterable[tuple[str, object]], outcomes: Sequence[object], prior: Table | None
+    pairs: Iterable[tuple[str, object, float]], outcomes: Sequence[object], prior: Table | None
 ) -> dict[str, dict[object, float]]:
     counts: dict[str, Counter[object]] = {}
-    for cond, outcome in pairs:
-        counts.setdefault(cond, Counter())[outcome] += 1
+    for cond, outcome, w in pairs:
+        counts.setdefault(cond, Counter())[outcome] += w
     out: dict[str, dict[object, float]] = {}
     for cond in set(counts) | set(prior or {}):
         c = counts.get(cond, Counter())
@@ -125,19 +131,23 @@ def _build(
     return Model(
         cuts_fen=cuts,
         transition=_table(
-            ((p, e.kind) for p, e in _pairs(events)), KINDS, prior.transition if prior else None
+            ((p, e.kind, 1.0) for p, e in _pairs(events)),
+            KINDS,
+            prior.transition if prior else None,
         ),
         amount=_table(
-            ((e.kind, _band(e, cuts)) for e in events),
+            ((e.kind, _band(e, cuts), 1.0) for e in events),
             range(AMOUNT_BANDS),
             prior.amount if prior else None,
         ),
         hour=_table(
-            ((e.kind, hour_band(e.hour)) for e in events),
-            range(HOUR_BANDS),
+            _hours(events),
+            HOURS,
             prior.hour if prior else None,
         ),
-        device={} if prior is None else _table(((e.kind, e.device) for e in events), devices, None),
+        device={}
+        if prior is None
+        else _table(((e.kind, e.device, 1.0) for e in events), devices, None),
         devices=devices,
     )
 
@@ -177,7 +187,7 @@ def nll(user: Model, prev_kind: str, event: Event) -> float:
     return -(
         math.log(_p(user.transition, prev_kind, k))
         + math.log(_p(user.amount, k, _band(event, user.cuts_fen)))
-        + math.log(_p(user.hour, k, hour_band(event.hour)))
+        + math.log(_p(user.hour, k, event.hour))
         + math.log(_p(user.device, k, event.device))
     )
 
@@ -194,7 +204,7 @@ class Policy:
     FP under 2 % with a margin; the reported figures are from other seeds."""
 
     drift: float = 2.5  # nats of surprise an event may carry without adding evidence
-    alarm: float = 3.5  # evidence (nats) that flags the event
+    alarm: float = 2.5  # evidence (nats) that flags the event
 
 
 @dataclass(frozen=True)

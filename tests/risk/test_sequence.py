@@ -33,7 +33,18 @@ def models() -> tuple[sq.Model, sq.Model]:
 def test_bands() -> None:
     assert sq.amount_band(0, (10, 20)) == 0
     assert [sq.amount_band(a, (10, 20)) for a in (1, 10, 11, 20, 21)] == [1, 1, 2, 2, 3]
-    assert [sq.hour_band(h) for h in (0, 2, 3, 12, 23)] == [0, 0, 1, 4, 7]
+
+
+def test_hours_are_smoothed_around_the_clock() -> None:
+    user, _ = models()
+    p = user.hour["restock"]  # every restock at 19:00
+    assert p[18] == pytest.approx(p[20]) and p[17] == pytest.approx(p[21])
+    assert p[19] > p[18] > p[17] > p[16]
+    draws = user.hour["draw"]  # every draw at 12:00; the kernel wraps past midnight too
+    assert draws[10] > draws[9]
+    late = [sq.Event("draw", 100_000, 23, "phone")] * 10 + routine(20)
+    wrapped = sq.fit(late, sq.population([late])).hour["draw"]
+    assert wrapped[0] > wrapped[3] and wrapped[1] > wrapped[3]
 
 
 def test_cuts_are_per_kind() -> None:
