@@ -20,7 +20,6 @@ them does, and genuine events drain it. Pure: values in, values out.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -111,16 +110,17 @@ def _hours(events: Iterable[Event]) -> Iterable[tuple[str, object, float]]:
 def _table(
     pairs: Iterable[tuple[str, object, float]], outcomes: Sequence[object], prior: Table | None
 ) -> dict[str, dict[object, float]]:
-    counts: dict[str, Counter[object]] = {}
+    counts: dict[str, dict[object, float]] = {}
     for cond, outcome, w in pairs:
-        counts.setdefault(cond, Counter())[outcome] += w
+        row = counts.setdefault(cond, {})
+        row[outcome] = row.get(outcome, 0.0) + w
     out: dict[str, dict[object, float]] = {}
     for cond in set(counts) | set(prior or {}):
-        c = counts.get(cond, Counter())
+        c = counts.get(cond, {})
         base = (prior or {}).get(cond) or {o: 1.0 / len(outcomes) for o in outcomes}
         weight = PRIOR_WEIGHT if prior is not None else 1.0  # population: a light uniform prior
         total = sum(c.values()) + weight
-        out[cond] = {o: (c[o] + weight * base.get(o, 0.0)) / total for o in outcomes}
+        out[cond] = {o: (c.get(o, 0.0) + weight * base.get(o, 0.0)) / total for o in outcomes}
     return out
 
 
