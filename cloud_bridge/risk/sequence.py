@@ -204,7 +204,7 @@ class Policy:
     FP under 2 % with a margin; the reported figures are from other seeds."""
 
     drift: float = 2.5  # nats of surprise an event may carry without adding evidence
-    alarm: float = 2.5  # evidence (nats) that flags the event
+    alarm: float = 3.0  # evidence (nats) that flags the event
 
 
 @dataclass(frozen=True)
