@@ -1,16 +1,14 @@
-"""Steps, falls and the day's step count from an accelerometer stream: pure functions of values.
+"""Activity, steps, falls and the day's step count from an accelerometer: pure functions of values.
 
-Samples are acceleration magnitudes in g (|a|, so the device's orientation does not matter).
-- Steps: a walking step is a swing of |a| about its running mean; a step is counted when the
-  swing rises through +STEP_RISE_G after having fallen below the mean, at most one per
-  STEP_REFRACTORY_S (people do not walk faster than about 3.5 steps a second).
-- Falls: free fall (|a| under FREE_FALL_G for at least FREE_FALL_S) followed within IMPACT_WITHIN_S
-  by an impact over IMPACT_G: the classic two-phase threshold detector.
+- Activity and steps of one window: `classify` says rest, walk or run from 5-10 s of three-axis
+  samples in m/s^2 (any orientation, with or without gravity) and counts the window's steps
+  from its cadence; `classify_g` takes samples in g at any rate. Only a gait has steps, so
+  fidgeting, a vehicle's vibration or a racket sport add none.
+- Falls: from magnitudes |a| in g, free fall (|a| under FREE_FALL_G for at least FREE_FALL_S)
+  followed within IMPACT_WITHIN_S by an impact over IMPACT_G: the classic two-phase threshold
+  detector.
 - The day's count: steps added to `steps_today`, which restarts at 0 on a new UTC day; a chip's
   own step counter (IIO `in_steps_input`) is cumulative, so its growth is what is added.
-
-- Activity of one window: `classify` says rest, walk or run from 5-10 s of three-axis samples
-  in m/s^2 (any orientation, with or without gravity) and counts its steps; see `classify`.
 
 The adapter (agent.sensors.activity_reader) samples the IMU and carries these states.
 """
@@ -22,9 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-STEP_RISE_G = 0.12
-STEP_REFRACTORY_S = 0.28
-MEAN_ALPHA = 0.02  # the running mean's weight per sample: a time constant of about 1 s at 50 Hz
 FREE_FALL_G = 0.35
 FREE_FALL_S = 0.08
 IMPACT_G = 1.9
@@ -32,31 +27,6 @@ IMPACT_G = 1.9
 captures need the resolution), so a hard impact reads as a saturated 2 g there."""
 IMPACT_WITHIN_S = 1.0
 DAY_MS = 86_400_000
-
-
-@dataclass(frozen=True)
-class StepState:
-    mean_g: float = 1.0
-    armed: bool = False  # the swing went below the mean since the last step
-    since_step_s: float = 1e9
-
-
-def count_steps(
-    state: StepState, samples_g: Sequence[float], rate_hz: float
-) -> tuple[StepState, int]:
-    """Steps in `samples_g` (|a| in g at `rate_hz`), and the state for the next batch."""
-    dt = 1.0 / rate_hz
-    mean, armed, since = state.mean_g, state.armed, state.since_step_s
-    steps = 0
-    for g in samples_g:
-        since += dt
-        swing = g - mean
-        if swing < 0:
-            armed = True
-        elif armed and swing > STEP_RISE_G and since >= STEP_REFRACTORY_S:
-            steps, armed, since = steps + 1, False, 0.0
-        mean += MEAN_ALPHA * (g - mean)
-    return StepState(mean, armed, since), steps
 
 
 @dataclass(frozen=True)
