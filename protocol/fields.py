@@ -43,6 +43,19 @@ class Int:
 
 
 @dataclass(frozen=True)
+class IntRange:
+    """Signed integer from `min` to `max`."""
+
+    min: int
+    max: int
+
+    def check(self, value: Any) -> int:
+        if not _is_int(value) or not self.min <= value <= self.max:
+            raise ValueError(f"must be an integer from {self.min} to {self.max}")
+        return int(value)
+
+
+@dataclass(frozen=True)
 class Bool:
     def check(self, value: Any) -> bool:
         if not isinstance(value, bool):
@@ -183,4 +196,6 @@ class Args:
         return out
 
 
-FieldType = UInt | Int | Bool | Text | Id | Choice | Bytes | TextList | IntMap | TextMap | Args
+FieldType = (
+    UInt | Int | IntRange | Bool | Text | Id | Choice | Bytes | TextList | IntMap | TextMap | Args
+)

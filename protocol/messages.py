@@ -31,6 +31,7 @@ from protocol.fields import (
     Id,
     Int,
     IntMap,
+    IntRange,
     Text,
     TextList,
     TextMap,
@@ -50,6 +51,8 @@ EMERGENCY_KINDS = frozenset({"illness", "disaster", "education"})
 RISK_DECISIONS = frozenset({"allow", "step_up", "hold", "freeze"})
 POOL_STATUSES = frozenset({"open", "frozen", "closed"})
 COMMANDS = frozenset({"config", "ping", "rotate", "model"})
+LOCATION_SOURCES = frozenset({"gps", "cell", "ip"})
+KEY_LOCATION = 21  # in Report and Trigger alike
 
 
 class Kind(enum.IntEnum):
@@ -156,6 +159,41 @@ class Body_:
         return cls(**cls._kwargs(value))
 
 
+# ---- location -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Location(Record):
+    """Where the device was when it made the message (optional in reports and triggers).
+
+    Degrees times 10^7 (about 1 cm, as GNSS receivers report them) because the contract has no
+    floats; `accuracy_m` is the radius the source claims (GPS metres, a cell kilometres, a
+    GeoIP lookup tens to hundreds of kilometres).
+    """
+
+    lat_e7: int = _f(1, IntRange(-900_000_000, 900_000_000))
+    lon_e7: int = _f(2, IntRange(-1_800_000_000, 1_800_000_000))
+    accuracy_m: int = _f(3, UInt(20_000_000))
+    source: str = _f(4, Choice(LOCATION_SOURCES))
+
+
+@dataclass(frozen=True)
+class Location_:
+    """Field type of the optional `location` (key 21): absent, or a Location map."""
+
+    nested = True  # a record inside the record (protocol.schema)
+
+    def check(self, value: Any) -> Location | None:
+        if value is not None and not isinstance(value, Location):
+            raise ValueError("must be a Location")
+        return value
+
+    def decode(self, value: Any, message: dict[Any, Any]) -> Location:
+        if not isinstance(value, dict) or any(type(key) is not int for key in value):
+            raise ProtocolError(Reason.BAD_FIELD, "location must be a map with integer keys")
+        return Location(**Location._kwargs(value))
+
+
 # ---- messages -------------------------------------------------------------------------------
 
 
@@ -216,6 +254,7 @@ class Report(Message):
     telemetry: dict[str, int] = _f(16, IntMap(text_keys=True), {})
     cmd_seq: int = _f(17, UInt(MAX_SEQ), 0)
     cmd_result: str = _f(18, Text(64), "")
+    location: Location | None = _f(KEY_LOCATION, Location_(), None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -230,6 +269,7 @@ class Trigger(Message):
     rule: str = _f(18, Id())
     priority: int = _f(19, UInt(255))
     body: Body = _f(20, Body_())
+    location: Location | None = _f(KEY_LOCATION, Location_(), None)
 
     @property
     def trigger(self) -> str:

@@ -57,6 +57,18 @@ def examples() -> list[tuple[str, m.Message]]:
             ),
         ),
         (
+            "report-located",
+            m.Report(
+                seq=48,
+                features=b"",
+                location=m.Location(
+                    lat_e7=312_304_160, lon_e7=1_214_737_010, accuracy_m=8, source="gps"
+                ),
+                **scored,
+                **HEAD,
+            ),
+        ),
+        (
             "report-cmd-reply",
             m.Report(seq=43, features=b"", cmd_seq=5, cmd_result="ok", **scored, **HEAD),
         ),
@@ -100,6 +112,20 @@ def examples() -> list[tuple[str, m.Message]]:
                 rule="fall",
                 priority=255,
                 body=m.EmergencyBody(emergency="illness", source="fall", amount_fen=500_000),
+                **scored,
+                **HEAD,
+            ),
+        ),
+        (
+            "trigger-emergency-located",
+            m.Trigger(
+                seq=49,
+                rule="sos",
+                priority=255,
+                body=m.EmergencyBody(emergency="disaster", source="explicit"),
+                location=m.Location(
+                    lat_e7=-338_688_000, lon_e7=1_512_093_000, accuracy_m=150_000, source="ip"
+                ),
                 **scored,
                 **HEAD,
             ),

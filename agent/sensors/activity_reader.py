@@ -1,10 +1,12 @@
 """The activity scene: steps and falls from the IMU the device already has.
 
 A thread samples the accelerometer (MPU-6050 over I2C or an IIO accelerometer, through their
-`read_accel_g`) at `activity_hz` in one-second batches and folds each batch into the pure
-detectors of agent.activity. Where the IIO device has a step counter of its own
-(`in_steps_input`, as BMA400/BMI160-class wearable IMUs expose), the day's steps come from it
-and the stream only looks for falls.
+`read_accel_g`) at `activity_hz` in one-second batches. Each batch goes to the fall detector;
+every WINDOW_S seconds of batches are classified (agent.activity.classify_g: rest, walk or run)
+and a walk's or run's steps are added to the day, so fidgeting, a car's vibration or a racket
+sport add none. Where the IIO device has a step counter of its own (`in_steps_input`, as
+BMA400/BMI160-class wearable IMUs expose), the day's steps come from it and the stream only
+looks for falls.
 
 Telemetry `day` and `steps_today` (what the health_streak rule reads); a fall is an Event with
 source "fall" (what an emergency rule with fall_detection = true fires on). The day's count is
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent import activity
-from agent.activity import DaySteps, FallState, StepState
+from agent.activity import DaySteps, FallState
 from agent.errors import AgentError
 from agent.jsonfile import write_json_atomic
 from agent.sensors.faults import Fault
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 NAME = "activity"
 STATE_FILE = "activity.json"
+WINDOW_S = 5  # one-second batches per classified window (agent.activity.WINDOW_S allows 5-10)
 
 
 class Accelerometer(Protocol):
@@ -61,7 +64,9 @@ class ActivityReader:
         self.step_counter, self.sleep, self.wall_ms = step_counter, sleep, wall_ms
         self.retry_s = retry_s  # the pause after a failed batch
         self.state_file = data_dir / STATE_FILE
-        self.steps, self.falls = StepState(), FallState()
+        self.falls = FallState()
+        self.window: list[tuple[float, float, float]] = []  # this thread's only
+        self.unsaved = False  # the last save of the day's steps failed
         self.day = self._load()
         self._lock = threading.Lock()
         self._episodes = FaultEpisodes()
@@ -128,8 +133,12 @@ class ActivityReader:
             self._publish({Fault.STUCK}, None, 0)
             return
         g = activity.magnitudes(samples)
-        self.steps, steps = activity.count_steps(self.steps, g, self.rate_hz)
         self.falls, falls = activity.detect_falls(self.falls, g, self.rate_hz)
+        self.window += samples
+        steps = 0
+        if len(self.window) >= WINDOW_S * self.rate_hz:
+            steps = activity.classify_g(self.window, self.rate_hz).steps
+            self.window = []
         ts = self.wall_ms()
         day = (
             activity.add_counter(self.day, counter, ts)
@@ -140,13 +149,18 @@ class ActivityReader:
 
     def _publish(self, faults: set[Fault], day: DaySteps | None, falls: int) -> None:
         faults = set(faults)
-        if day is not None and day != self.day:  # self.day is written by this thread only
+        # self.day and self.unsaved are written by this thread only. A state that could not be
+        # saved is tried again every batch (steps now come every WINDOW_S seconds, not every
+        # batch), and the fault stays until a save succeeds.
+        if day is not None and (day != self.day or self.unsaved):
             doc = {"day": day.day, "steps_today": day.steps_today, "counter": day.counter}
             try:
                 write_json_atomic(self.state_file, doc, durable=False)
+                self.unsaved = False
             except OSError as exc:  # a full or read-only card: keep counting, say so
                 log.warning("activity: cannot save %s: %s", self.state_file, exc)
                 faults.add(Fault.READ)
+                self.unsaved = True
         with self._lock:
             self._began.extend(self._episodes.update(frozenset(faults)))
             self._faults = frozenset(faults)

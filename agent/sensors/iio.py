@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.activity import EARTH_G as G  # m/s^2 per g: IIO reports m/s^2
 from agent.errors import AgentError
 from agent.features import Capture
 from agent.triggers import Reading
 
-G = 9.80665
 AXES = ("x", "y", "z")
 
 

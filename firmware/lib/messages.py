@@ -12,7 +12,8 @@ out, as the bridge's encoder does, so both produce the same bytes.
     open_(envelope, resolve)   verify1 and decode
 
 Field types: "u" unsigned, "i" signed 64-bit, "t" text, "b" bytes, "?" bool, "m" map,
-"l" list of text, "body" the trigger's body (its class is named by key 17).
+"l" list of text, "body" the trigger's body (its class is named by key 17), "loc" a location
+(LOCATION), always optional: absent or None leaves it out (its None default is not REQUIRED).
 """
 
 import cbor
@@ -70,6 +71,7 @@ FIELDS = {
         (16, "telemetry", "m", _EMPTY),
         (17, "cmd_seq", "u", 0),
         (18, "cmd_result", "t", ""),
+        (21, "location", "loc", None),
     )),
     TRIGGER: ("Trigger", (
         (10, "model_id", "t", REQUIRED),
@@ -79,6 +81,7 @@ FIELDS = {
         (18, "rule", "t", REQUIRED),
         (19, "priority", "u", REQUIRED),
         (20, "body", "body", REQUIRED),
+        (21, "location", "loc", None),
     )),
     ACK: ("Ack", (
         (10, "device", "t", REQUIRED),
@@ -102,6 +105,14 @@ FIELDS = {
         (16, "mqtt_hash", "t", ""),
     )),
 }  # fmt: skip
+
+# the fields of a location (key 21 of reports and triggers)
+LOCATION = (
+    (1, "lat_e7", "i", REQUIRED),
+    (2, "lon_e7", "i", REQUIRED),
+    (3, "accuracy_m", "u", REQUIRED),
+    (4, "source", "t", REQUIRED),
+)
 
 # trigger kind (key 17) -> the body's fields
 BODIES = {
@@ -163,6 +174,8 @@ def _check(name, typ, value):
         ok = isinstance(value, dict)
     elif typ == "l":
         ok = isinstance(value, (list, tuple))
+    elif typ == "loc":
+        ok = value is None or isinstance(value, dict)
     else:
         ok = isinstance(value, dict)
     if not ok:
@@ -174,16 +187,18 @@ def _to_map(table, fields, out):
     used = 0
     for key, name, typ, default in table:
         if name not in fields:
-            if default is REQUIRED:
+            if default is REQUIRED and typ != "loc":
                 raise ProtocolError("missing_field", name)
             continue
         used += 1
         value = fields[name]
         _check(name, typ, value)
-        if default is not REQUIRED and value == default:
+        if (default is not REQUIRED and value == default) or (typ == "loc" and value is None):
             continue
         if typ == "body":
             value = _to_map(BODIES[fields["trigger"]], value, {})
+        elif typ == "loc":
+            value = _to_map(LOCATION, value, {})
         out[key] = value
     return out
 
@@ -211,7 +226,7 @@ def _from_map(table, data):
     fields = {}
     for key, name, typ, default in table:
         if key not in data:
-            if default is REQUIRED:
+            if default is REQUIRED and typ != "loc":
                 raise ProtocolError("missing_field", "%s (key %d) is missing" % (name, key))
             fields[name] = default
             continue

@@ -94,6 +94,9 @@ SENT = (
     ("report", messages.REPORT, _with(HEAD, SCORED, {
         "seq": 42, "features": bytes([0, 255, 17, 128, 127]),
         "fingerprint": {0: -1520, 1: 300, 2: 998700}, "telemetry": {"steps": 8123}})),
+    ("report-located", messages.REPORT, _with(HEAD, SCORED, {
+        "seq": 48, "features": b"", "location": {
+            "lat_e7": 312304160, "lon_e7": 1214737010, "accuracy_m": 8, "source": "gps"}})),
     ("report-cmd-reply", messages.REPORT, _with(HEAD, SCORED, {
         "seq": 43, "features": b"", "cmd_seq": 5, "cmd_result": "ok",
         "fingerprint": {}, "telemetry": {}})),

@@ -1,4 +1,5 @@
-"""Steps, falls and the day's count: the pure detectors on synthetic accelerometer streams."""
+"""Falls and the day's count: the pure detectors on synthetic accelerometer streams (steps:
+test_activity_classify.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import random
 import pytest
 
 from agent import activity
-from agent.activity import DAY_MS, DaySteps, FallState, StepState
+from agent.activity import DAY_MS, DaySteps, FallState
 
 HZ = 50
 
@@ -21,21 +22,6 @@ def walk(seconds: float, steps_per_s: float, swing_g: float = 0.3, seed: int = 1
         1.0 + swing_g * math.sin(2 * math.pi * steps_per_s * i / HZ) + rng.gauss(0, 0.01)
         for i in range(n)
     ]
-
-
-@pytest.mark.parametrize("steps_per_s", [1.2, 1.8, 2.6])
-def test_count_steps__walking_at_different_cadences(steps_per_s: float) -> None:
-    st, total = StepState(), 0
-    samples = walk(30, steps_per_s)
-    for i in range(0, len(samples), HZ):  # in one-second batches, as the reader feeds it
-        st, n = activity.count_steps(st, samples[i : i + HZ], HZ)
-        total += n
-    assert abs(total - 30 * steps_per_s) <= 2
-
-
-def test_count_steps__rest_and_noise_are_not_steps() -> None:
-    _st, n = activity.count_steps(StepState(), walk(30, 1.8, swing_g=0.0), HZ)
-    assert n == 0
 
 
 def fall(free_s: float, impact_g: float) -> list[float]:

@@ -21,6 +21,7 @@ FIRMWARE_MODULES = ("messages", "cbor", "cose", "errors", "ed25519", "ed25519_co
 TYPE_CODES: dict[type, str] = {
     f.UInt: "u",
     f.Int: "i",
+    f.IntRange: "i",
     f.Text: "t",
     f.Id: "t",
     f.Choice: "t",
@@ -31,6 +32,7 @@ TYPE_CODES: dict[type, str] = {
     f.Args: "m",
     f.TextList: "l",
     m.Body_: "body",
+    m.Location_: "loc",
 }
 
 
@@ -73,6 +75,10 @@ def test_trigger_bodies_match(fw: ModuleType) -> None:
     assert set(fw.BODIES) == set(m.BODIES)
     for name, table in fw.BODIES.items():
         assert list(table) == rows(m.BODIES[name]), name
+
+
+def test_location_matches(fw: ModuleType) -> None:
+    assert list(fw.LOCATION) == rows(m.Location)
 
 
 def test_constants_match(fw: ModuleType) -> None:

@@ -41,6 +41,10 @@ def for_type(typ: Any) -> st.SearchStrategy[Any]:
             st.integers(-1000, 1000), st.text(max_size=20), st.binary(max_size=20), st.booleans()
         )
         return st.dictionaries(ids, values, max_size=4)
+    if isinstance(typ, f.IntRange):
+        return st.integers(typ.min, typ.max)
+    if isinstance(typ, m.Location_):
+        return st.none() | record(m.Location)
     if isinstance(typ, m.Body_):
         return st.one_of(*[record(cls) for cls in m.BODIES.values()])
     raise TypeError(f"no strategy for {typ!r}")
