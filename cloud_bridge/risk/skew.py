@@ -56,6 +56,10 @@ class SkewFit:
     points: int
     span_s: float
 
+    def offset_at(self, x_s: float) -> float:
+        """The line's offset (ms) at x_s seconds after the first point."""
+        return self.offset_ms + x_s * self.skew_ppm / PPM_PER_MS_PER_S
+
 
 Point = tuple[float, float]  # (x seconds of receive time, y offset ms), relative to the first
 
@@ -112,20 +116,17 @@ class Envelope:
         x_ms = (received_us - recv0) / 1000.0
         return x_ms / 1000.0, (mono_ms - mono0) - x_ms
 
+    @property
+    def mean_x(self) -> float:
+        """Mean receive time of the points, s from the first: where the LP line is tangent."""
+        return self.sum_x / self.points if self.points else 0.0
+
     def fit(self) -> SkewFit | None:
         """The LP fit, or None before two reports."""
         if len(self.hull) < 2:
             return None
-        slope, intercept = _lp_edge(self.hull, self.sum_x / self.points)
+        slope, intercept = _lp_edge(self.hull, self.mean_x)
         return SkewFit(slope * PPM_PER_MS_PER_S, intercept, self.points, self.last_x)
-
-    def ceiling_ms(self, x_s: float, skew_ppm: float) -> float:
-        """Highest offset a genuine report may show at x: the last hull vertex carried forward
-        at `skew_ppm` (the caller adds its allowance for skew drift)."""
-        if not self.hull:
-            raise SkewError("an empty envelope has no ceiling")
-        hx, hy = self.hull[-1]
-        return hy + (x_s - hx) * skew_ppm / PPM_PER_MS_PER_S
 
 
 def _points(mono_ms: Sequence[int], received_us: Sequence[int]) -> list[Point]:

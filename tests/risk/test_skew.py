@@ -88,10 +88,13 @@ def test_envelope__receive_time_backwards_refused() -> None:
     assert env.points == 2  # unchanged: add returns a new value
 
 
-def test_ceiling__carries_the_last_vertex_forward() -> None:
-    env = skew.Envelope().add(0, 0).add(1000, 1_000_000)
-    # Last vertex (1 s, 0 ms); at 101 s with +10 ppm the ceiling is 1 ms higher.
-    assert env.ceiling_ms(101.0, 10.0) == pytest.approx(1.0)
+def test_offset_at__follows_the_line() -> None:
+    env = skew.Envelope().add(0, 0).add(1010, 1_000_000)  # 10 ms gained in 1 s: 10,000 ppm
+    fit = env.fit()
+    assert fit is not None
+    assert fit.skew_ppm == pytest.approx(10_000.0)
+    assert fit.offset_at(3.0) == pytest.approx(30.0)
+    assert env.mean_x == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(
