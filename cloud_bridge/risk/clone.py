@@ -58,10 +58,13 @@ class ClonePolicy:
     - `ahead_allow_ms`, `ahead_slack_ppm`: how far above the clock line a report may be, plus
       slack per second away from the line's tangent point (the crystal's skew moves a few
       ppm with temperature over a day).
-    - `fit_min_span_s`, `max_skew_ppm`: the line is used only once it spans this long and its
-      skew is one a crystal can have (a backlog burst at the start of a boot gives wild lines).
-    - `skew_min_span_s`, `skew_tolerance_ppm`: skew_mismatch needs a boot this long and a
-      difference this large from the crystal's learnt skew.
+    - `fit_min_span_s`, `max_skew_ppm`: the line is used only once it spans this long, its
+      skew is one a crystal can have (a backlog burst at the start of a boot gives wild lines)
+      and it does not rest on the newest point (`SkewFit.on_newest`: maybe a delayed one).
+    - `skew_min_span_s`, `skew_min_edge_s`, `skew_tolerance_ppm`: skew_mismatch needs a boot
+      this long, an LP edge this long (`SkewFit.edge_s`) and a difference this large from the
+      crystal's learnt skew (a tuning-fork crystal moves 0.034 ppm/C^2 off its turnover
+      temperature: a hot afternoon shifts it 8 ppm).
     - `replay_memory`: fingerprint digests remembered.
     """
 
@@ -72,7 +75,8 @@ class ClonePolicy:
     fit_min_span_s: float = 600.0
     max_skew_ppm: float = 100.0
     skew_min_span_s: float = 7200.0
-    skew_tolerance_ppm: float = 10.0
+    skew_min_edge_s: float = 3600.0
+    skew_tolerance_ppm: float = 20.0
     replay_memory: int = 64
 
     def __post_init__(self) -> None:
@@ -130,8 +134,16 @@ class CloneCheck:
         return bool(self.evidence)
 
 
-def _usable(fit: SkewFit | None, min_span_s: float, policy: ClonePolicy) -> SkewFit | None:
-    if fit is None or fit.span_s < min_span_s or abs(fit.skew_ppm) > policy.max_skew_ppm:
+def _usable(
+    fit: SkewFit | None, min_span_s: float, policy: ClonePolicy, min_edge_s: float = 0.0
+) -> SkewFit | None:
+    if (
+        fit is None
+        or fit.on_newest
+        or fit.span_s < min_span_s
+        or fit.edge_s < min_edge_s
+        or abs(fit.skew_ppm) > policy.max_skew_ppm
+    ):
         return None
     return fit
 
@@ -139,7 +151,7 @@ def _usable(fit: SkewFit | None, min_span_s: float, policy: ClonePolicy) -> Skew
 def _new_boot(state: CloneState, obs: Observation, policy: ClonePolicy) -> CloneState:
     """Start the clock model of a new boot; learn the crystal's skew from the one that ended."""
     crystal = state.crystal_skew_ppm
-    ended = _usable(state.envelope.fit(), policy.skew_min_span_s, policy)
+    ended = _usable(state.envelope.fit(), policy.skew_min_span_s, policy, policy.skew_min_edge_s)
     if crystal is None and ended is not None:
         crystal = ended.skew_ppm
     return replace(
@@ -176,7 +188,7 @@ def _clock(
         state = replace(state, top_seq=obs.seq, top_mono_ms=obs.mono_ms)
     state = replace(state, envelope=env)
     evidence = []
-    fit = _usable(env.fit(), policy.skew_min_span_s, policy)
+    fit = _usable(env.fit(), policy.skew_min_span_s, policy, policy.skew_min_edge_s)
     if (
         fit is not None
         and state.crystal_skew_ppm is not None

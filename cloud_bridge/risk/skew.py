@@ -49,12 +49,22 @@ class SkewError(BridgeError):
 @dataclass(frozen=True, slots=True)
 class SkewFit:
     """A fitted offset line: `skew_ppm` (positive: the device clock runs fast) and the offset
-    at the first point, in ms; `points` and `span_s` say how much data it rests on."""
+    at the first point, in ms; `points` and `span_s` say how much data it rests on.
+
+    `on_newest` (LP only): the line rests on the newest point. That point may have been
+    delayed (the first of a backlog burst): until a later report confirms it by hiding it
+    below the hull, the line can tilt by the whole delay over the span, so callers that
+    extrapolate wait. `edge_s` (LP only): the length of the hull edge the line lies on; a
+    short edge (the hull follows a skew that moved with temperature) gives a local, noisier
+    slope.
+    """
 
     skew_ppm: float
     offset_ms: float
     points: int
     span_s: float
+    on_newest: bool = False
+    edge_s: float = 0.0
 
     def offset_at(self, x_s: float) -> float:
         """The line's offset (ms) at x_s seconds after the first point."""
@@ -75,12 +85,19 @@ def _push_upper(hull: list[Point], p: Point) -> None:
     hull.append(p)
 
 
-def _lp_edge(hull: Sequence[Point], mean_x: float) -> tuple[float, float]:
-    """(slope ms/s, intercept ms) of the upper-hull edge spanning mean_x: the LP optimum."""
-    for a, b in itertools.pairwise(hull):
+def _lp_fit(hull: Sequence[Point], mean_x: float, points: int, span_s: float) -> SkewFit:
+    """The line of the upper-hull edge spanning mean_x: the LP optimum."""
+    for i, (a, b) in enumerate(itertools.pairwise(hull)):
         if a[0] <= mean_x <= b[0]:
             slope = (b[1] - a[1]) / (b[0] - a[0])
-            return slope, a[1] - slope * a[0]
+            return SkewFit(
+                skew_ppm=slope * PPM_PER_MS_PER_S,
+                offset_ms=a[1] - slope * a[0],
+                points=points,
+                span_s=span_s,
+                on_newest=i == len(hull) - 2,
+                edge_s=b[0] - a[0],
+            )
     raise SkewError("the mean receive time is outside the hull")  # unreachable for valid hulls
 
 
@@ -125,8 +142,7 @@ class Envelope:
         """The LP fit, or None before two reports."""
         if len(self.hull) < 2:
             return None
-        slope, intercept = _lp_edge(self.hull, self.mean_x)
-        return SkewFit(slope * PPM_PER_MS_PER_S, intercept, self.points, self.last_x)
+        return _lp_fit(self.hull, self.mean_x, self.points, self.last_x)
 
 
 def _points(mono_ms: Sequence[int], received_us: Sequence[int]) -> list[Point]:
@@ -148,8 +164,7 @@ def lp_fit(mono_ms: Sequence[int], received_us: Sequence[int]) -> SkewFit:
     for p in pts:
         _push_upper(hull, p)
     mean_x = sum(p[0] for p in pts) / len(pts)
-    slope, intercept = _lp_edge(hull, mean_x)
-    return SkewFit(slope * PPM_PER_MS_PER_S, intercept, len(pts), pts[-1][0])
+    return _lp_fit(hull, mean_x, len(pts), pts[-1][0])
 
 
 def ls_fit(mono_ms: Sequence[int], received_us: Sequence[int]) -> SkewFit:

@@ -116,3 +116,17 @@ def test_evaluate__quick_meets_the_goal_with_margin() -> None:
     assert result["lp_error_ppm_15min"] <= 0.22
     assert result["lp_error_ppm_15min"] < result["ls_error_ppm_15min"]
     assert result["lp_error_ppm_5min"] > result["lp_error_ppm_15min"]  # more data, less error
+
+
+def test_lp_fit__says_when_it_rests_on_the_newest_point() -> None:
+    # Live at 0 s and 1000 s, then a report that waited 500 ms: the LP edge over the mean
+    # (1333 s) ends on that newest point, and tilts by its delay.
+    fit = skew.lp_fit([0, 1_000_000, 3_000_000], [0, 1_000_000_000, 3_000_500_000])
+    assert fit.on_newest
+    assert fit.edge_s == pytest.approx(2000.0)
+    assert fit.skew_ppm == pytest.approx(-250.0)
+    # One more live report hides the late one; the edge is then long and flat.
+    fit = skew.lp_fit([0, 1_000_000, 3_000_000, 4_000_000],
+                      [0, 1_000_000_000, 3_000_500_000, 4_000_000_000])  # fmt: skip
+    assert fit.skew_ppm == pytest.approx(0.0)
+    assert fit.edge_s == pytest.approx(3000.0)
