@@ -125,8 +125,8 @@ def test_lp_fit__says_when_it_rests_on_the_newest_point() -> None:
     assert fit.on_newest
     assert fit.edge_s == pytest.approx(2000.5)  # x is receive time: the late one at 3000.5 s
     assert fit.skew_ppm == pytest.approx(-500.0 / 2000.5 * 1000.0)
-    # One more live report hides the late one; the edge is then long and flat.
+    # One more live report hides the late one; the edge is then the whole span, flat.
     fit = skew.lp_fit([0, 1_000_000, 3_000_000, 4_000_000],
                       [0, 1_000_000_000, 3_000_500_000, 4_000_000_000])  # fmt: skip
     assert fit.skew_ppm == pytest.approx(0.0)
-    assert fit.edge_s == pytest.approx(3000.0)
+    assert fit.edge_s == pytest.approx(4000.0)  # collinear live points merge into one edge
