@@ -175,8 +175,17 @@ class Gallery:
                 out[:, j] = cur[j] - self.value[:, j]
         return out
 
-    def distances(self, current: Fingerprint) -> npt.NDArray[np.float64]:
-        return score(self.deltas(current) / np.asarray(self.scales.scales))
+    def distances(
+        self, current: Fingerprint, measures: Sequence[str] = IDENTITY_NAMES
+    ) -> npt.NDArray[np.float64]:
+        """Distance to every baseline, over `measures` (all by default; a subset measures
+        what the rest contribute)."""
+        unknown = set(measures) - set(IDENTITY_NAMES)
+        if unknown or not measures:
+            raise FingerprintError(f"measures must be some of {IDENTITY_NAMES}: {unknown}")
+        cols = [IDENTITY_NAMES.index(m) for m in measures]
+        z = self.deltas(current)[:, cols] / np.asarray(self.scales.scales)[cols]
+        return score(z)
 
     def identify(self, current: Fingerprint) -> Identification:
         d = self.distances(current)

@@ -145,3 +145,17 @@ def test_evaluate__quick_identifies_and_flags_aged_boards() -> None:
     assert result["own_distance_p50_p99"][1] < result["nearest_other_distance_p1_p50"][0] * 2
     assert result["drift_false_alarms"] == 0
     assert result["drift_aged_flagged"] >= 8
+
+
+def test_gallery_distances__over_a_subset_of_measures() -> None:
+    a, b = _fp(gyro_bias_x_udps=0), _fp(gyro_bias_x_udps=3)
+    gallery = fp.Gallery.of({"a": a, "b": b}, UNIT)
+    probe = _fp(gyro_bias_x_udps=1, accel_noise_ug=2_000)
+    assert gallery.distances(probe).tolist() == pytest.approx([math.log(2), math.log(5)])
+    # Over the accelerometer's measures alone the two boards are the same.
+    accel = gallery.distances(probe, sig_fingerprint.ACCEL_ONLY)
+    assert accel.tolist() == [0.0, 0.0]
+    with pytest.raises(fp.FingerprintError, match="measures"):
+        gallery.distances(probe, ("d_temp_c",))
+    with pytest.raises(fp.FingerprintError, match="measures"):
+        gallery.distances(probe, ())
