@@ -7,15 +7,19 @@ device (call it once per message the replay window accepts; duplicates are not n
 the next `CloneState` and the evidence the message gave:
 
     boot_regression       the boot counter went backwards
-    seq_conflict          the highest sequence number seen again with another mono_ms
-    mono_regression       within one boot, mono_ms and seq disagree on which came first
+    seq_conflict          a sequence number of this boot seen again with another mono_ms
+    mono_regression       within one boot, mono_ms falls outside the mono_ms of the nearest
+                          lower and higher sequence numbers seen (the agent stamps mono_ms
+                          when it makes a message, in seq order)
     clock_ahead           mono_ms further ahead of the receive time than the device's clock
                           line allows (skew.Envelope: the LP envelope of this boot's offsets);
                           network delay only ever puts a genuine report below the line
     skew_mismatch         this boot's LP skew differs from the crystal's, learnt from an
                           earlier boot (Kohno, Broido and claffy 2005: the skew is the board's)
-    fingerprint_mismatch  `fp_run` fingerprinted reports in a row farther than `fp_limit` from
-                          the enrolled baseline (cloud_bridge.risk.fingerprint.distance)
+    fingerprint_mismatch  `fp_hits` of the last `fp_window` fingerprinted reports farther than
+                          `fp_limit` from the enrolled baseline (cloud_bridge.risk.fingerprint
+                          .distance); a window, not a run, as a clone's reports may interleave
+                          with the original's
     fingerprint_replay    a fingerprint identical to one of the last `replay_memory`: a real
                           sensor never measures the same 24 integers twice
 
@@ -26,6 +30,7 @@ Pure: the caller passes both clocks, the fingerprint distance and a digest of th
 
 from __future__ import annotations
 
+import bisect
 import enum
 import math
 from dataclasses import dataclass, field, fields, replace
@@ -52,9 +57,11 @@ class Evidence(enum.StrEnum):
 class ClonePolicy:
     """Thresholds of the clone evidence (the defaults are those tools.eval_risk clone measures).
 
-    - `fp_limit`, `fp_run`: fingerprint distance and how many reports in a row above it.
-      Genuine sessions of the simulated fleet stay under 25 (p99 15); another board's
-      distance to this baseline is over 38 in 999 cases of 1,000.
+    - `fp_limit`, `fp_hits`, `fp_window`: fingerprint distance, and how many of the last
+      `fp_window` fingerprinted reports above it. Genuine sessions of the simulated fleet
+      stay under 25 (p99 15); another board's distance to this baseline is over 38 in 999
+      cases of 1,000, and over 25 for nearly every report of the closest pairs.
+    - `seq_memory`: sequence numbers (with their mono_ms) remembered per boot.
     - `ahead_allow_ms`, `ahead_slack_ppm`: how far above the clock line a report may be, plus
       slack per second away from the line's tangent point (the crystal's skew moves a few
       ppm with temperature over a day).
@@ -68,8 +75,10 @@ class ClonePolicy:
     - `replay_memory`: fingerprint digests remembered.
     """
 
-    fp_limit: float = 30.0
-    fp_run: int = 2
+    fp_limit: float = 25.0
+    fp_hits: int = 2
+    fp_window: int = 4
+    seq_memory: int = 128
     ahead_allow_ms: float = 2000.0
     ahead_slack_ppm: float = 20.0
     fit_min_span_s: float = 600.0
@@ -87,6 +96,8 @@ class ClonePolicy:
                     raise CloneError(f"clone {f.name} = {value!r} must be an integer >= 1")
             elif not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise CloneError(f"clone {f.name} = {value!r} must be a positive number")
+        if self.fp_hits > self.fp_window:
+            raise CloneError(f"clone fp_hits = {self.fp_hits} must be <= fp_window")
 
 
 @dataclass(frozen=True)
@@ -116,11 +127,10 @@ class CloneState:
     """What one device's past messages say about its board."""
 
     boot: int = -1  # -1: nothing seen yet
-    top_seq: int = -1  # the highest seq of this boot and its mono_ms
-    top_mono_ms: int = -1
+    seqs: tuple[tuple[int, int], ...] = ()  # (seq, mono_ms) of this boot, by seq, latest few
     envelope: Envelope = field(default_factory=Envelope)  # this boot's offsets
     crystal_skew_ppm: float | None = None  # learnt from a finished boot of enough span
-    fp_run: int = 0
+    fp_far: tuple[bool, ...] = ()  # the last fp_window fingerprinted reports: beyond fp_limit?
     digests: tuple[bytes, ...] = ()
 
 
@@ -157,8 +167,7 @@ def _new_boot(state: CloneState, obs: Observation, policy: ClonePolicy) -> Clone
     return replace(
         state,
         boot=obs.boot,
-        top_seq=obs.seq,
-        top_mono_ms=obs.mono_ms,
+        seqs=((obs.seq, obs.mono_ms),),
         envelope=Envelope().add(obs.mono_ms, obs.received_us),
         crystal_skew_ppm=crystal,
     )
@@ -168,12 +177,14 @@ def _clock(
     state: CloneState, obs: Observation, policy: ClonePolicy
 ) -> tuple[CloneState, list[Evidence]]:
     """Evidence from seq, mono_ms and receive time within the current boot."""
-    if obs.seq == state.top_seq:
-        return state, [Evidence.SEQ_CONFLICT] if obs.mono_ms != state.top_mono_ms else []
-    later = obs.seq > state.top_seq
-    if (later and obs.mono_ms < state.top_mono_ms) or (
-        not later and obs.mono_ms > state.top_mono_ms
-    ):
+    seqs = [s for s, _ in state.seqs]
+    at = bisect.bisect_left(seqs, obs.seq)
+    if at < len(seqs) and seqs[at] == obs.seq:
+        same = state.seqs[at][1] == obs.mono_ms
+        return state, [] if same else [Evidence.SEQ_CONFLICT]
+    below = state.seqs[at - 1][1] if at > 0 else None
+    above = state.seqs[at][1] if at < len(seqs) else None
+    if (below is not None and obs.mono_ms < below) or (above is not None and obs.mono_ms > above):
         return state, [Evidence.MONO_REGRESSION]
     env = state.envelope
     x, y = env.relative(obs.mono_ms, obs.received_us)
@@ -184,9 +195,8 @@ def _clock(
             return state, [Evidence.CLOCK_AHEAD]
     if x > env.last_x:
         env = env.add(obs.mono_ms, obs.received_us)
-    if later:
-        state = replace(state, top_seq=obs.seq, top_mono_ms=obs.mono_ms)
-    state = replace(state, envelope=env)
+    known = (*state.seqs[:at], (obs.seq, obs.mono_ms), *state.seqs[at:])
+    state = replace(state, envelope=env, seqs=known[-policy.seq_memory :])
     evidence = []
     fit = _usable(env.fit(), policy.skew_min_span_s, policy, policy.skew_min_edge_s)
     if (
@@ -202,10 +212,10 @@ def _fingerprint(
     state: CloneState, obs: Observation, policy: ClonePolicy
 ) -> tuple[CloneState, list[Evidence]]:
     evidence = []
-    run = state.fp_run
+    far = state.fp_far
     if obs.distance is not None:
-        run = run + 1 if obs.distance > policy.fp_limit else 0
-        if run >= policy.fp_run:
+        far = (*far, obs.distance > policy.fp_limit)[-policy.fp_window :]
+        if sum(far) >= policy.fp_hits:
             evidence.append(Evidence.FINGERPRINT_MISMATCH)
     digests = state.digests
     if obs.fingerprint_digest is not None:
@@ -213,7 +223,7 @@ def _fingerprint(
             evidence.append(Evidence.FINGERPRINT_REPLAY)
         else:
             digests = (*digests, obs.fingerprint_digest)[-policy.replay_memory :]
-    return replace(state, fp_run=run, digests=digests), evidence
+    return replace(state, fp_far=far, digests=digests), evidence
 
 
 def observe(state: CloneState, obs: Observation, policy: ClonePolicy) -> CloneCheck:

@@ -63,9 +63,10 @@ def test_genuine_live_stream__no_evidence() -> None:
     ("changes", "expected"),
     [
         ({"boot": 2}, E.BOOT_REGRESSION),
-        ({"seq": 29, "mono_ms": 1}, E.SEQ_CONFLICT),  # 29 is the top seq, with another mono_ms
+        ({"seq": 29, "mono_ms": 1}, E.SEQ_CONFLICT),  # 29 seen, with another mono_ms
+        ({"seq": 15, "mono_ms": 1}, E.SEQ_CONFLICT),
         ({"mono_ms": 40_000_000}, E.MONO_REGRESSION),  # later seq, earlier clock
-        ({"seq": 20, "mono_ms": 60_000_000}, E.MONO_REGRESSION),  # earlier seq, later clock
+        ({"seq": 9, "mono_ms": 50_000_001}, E.MONO_REGRESSION),  # before the first, but later
         ({"mono_ms": 50_000_000 + 20 * 60_000 + 60_000 + 10_000}, E.CLOCK_AHEAD),  # 10 s ahead
     ],
 )
@@ -76,11 +77,28 @@ def test_clock_evidence__and_the_clock_model_is_left_as_it_was(
     check = cl.observe(state, _obs(_live(20, 0.0)[-1], **changes), POLICY)
     assert check.evidence == (expected,)
     assert check.clone
-    assert (check.state.envelope, check.state.top_seq, check.state.boot) == (
+    assert (check.state.envelope, check.state.seqs, check.state.boot) == (
         state.envelope,
-        state.top_seq,
+        state.seqs,
         state.boot,
     )
+
+
+@pytest.mark.parametrize(
+    ("mono_ms", "evidence"),
+    [
+        (50_000_000 + 5 * 60_000 + 30_000, ()),  # between its neighbours' clocks: a late one
+        (50_000_000 + 7 * 60_000, (E.MONO_REGRESSION,)),  # later than the next seq's clock
+        (50_000_000 + 4 * 60_000, (E.MONO_REGRESSION,)),  # earlier than the previous seq's
+    ],
+)
+def test_mono_between_the_neighbouring_seqs(mono_ms: int, evidence: tuple[E, ...]) -> None:
+    # Seqs 10, 12, 14, ... each a minute apart; seq 21 (made between 20 and 22) arrives late.
+    obs = [_obs(o, seq=10 + 2 * (o.seq - 10), mono_ms=o.mono_ms, received_us=o.received_us)
+           for o in _live(20, 0.0)]  # fmt: skip
+    state, _ = _run(obs)
+    late = _obs(obs[-1], seq=21, mono_ms=mono_ms)
+    assert cl.observe(state, late, POLICY).evidence == evidence
 
 
 def test_delayed_report__is_not_ahead() -> None:
@@ -123,13 +141,14 @@ def test_skew_mismatch__a_boot_whose_crystal_differs() -> None:
 @pytest.mark.parametrize(
     ("distances", "flagged"),
     [
-        ([5, 40, 5, 40, 5], [False] * 5),  # isolated outliers: a genuine odd session
-        ([5, 40, 40, 5], [False, False, True, False]),
-        ([31, 31, 31], [False, True, True]),
-        ([30, 30, 30], [False, False, False]),  # at the limit is not above it
+        ([5, 40, 5, 5, 5, 40, 5], [False] * 7),  # outliers 4 apart: genuine odd sessions
+        ([5, 40, 40, 5], [False, False, True, True]),  # 2 of the last 4
+        ([40, 5, 40, 5, 5, 5], [False, False, True, True, False, False]),  # interleaved
+        ([26, 26, 26], [False, True, True]),
+        ([25, 25, 25], [False, False, False]),  # at the limit is not above it
     ],
 )
-def test_fingerprint_mismatch__needs_a_run(distances: list[float], flagged: list[bool]) -> None:
+def test_fingerprint_mismatch__two_of_four(distances: list[float], flagged: list[bool]) -> None:
     obs = _live(len(distances), 0.0)
     obs = [_obs(o, seq=o.seq, mono_ms=o.mono_ms, received_us=o.received_us, distance=d)
            for o, d in zip(obs, distances, strict=True)]  # fmt: skip
@@ -166,7 +185,14 @@ def test_observation__invalid(kwargs: dict[str, object]) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"fp_run": 0}, {"fp_limit": 0.0}, {"ahead_allow_ms": float("inf")}, {"fp_run": 1.5}]
+    "kwargs",
+    [
+        {"fp_hits": 0},
+        {"fp_hits": 5},  # more than fp_window
+        {"fp_limit": 0.0},
+        {"ahead_allow_ms": float("inf")},
+        {"seq_memory": 1.5},
+    ],
 )
 def test_policy__invalid(kwargs: dict[str, float]) -> None:
     with pytest.raises(cl.CloneError, match=next(iter(kwargs))):
