@@ -162,7 +162,7 @@ def test_a_replayed_last_will_of_this_run_does_not_stop_running_devices(world: W
     world.outsider.publish(STATE, will)
     time.sleep(0.5)
     assert world.keeps_draining(), world.device.log()[-2000:]
-    assert world.device.status()["drain"] == "online"
+    assert wait(lambda: world.device.status()["drain"] == "online", 10)
     assert wait(world.retained_online, 10)
 
 
@@ -203,9 +203,9 @@ def forged_pool_state(version: int) -> m.PoolState:
 def test_the_bridge_s_genuine_last_will_still_gates_devices(world: World) -> None:
     """Its will is numbered after its announcement, so ordering by (boot, seq) keeps it
     effective: a dead bridge is not sent to until it says online again (or the state timeout)."""
-    assert world.device.status()["drain"] == "online"
+    assert wait(lambda: world.device.status()["drain"] == "online", 20)  # status.json: 1/s
     world.bridge.kill()  # the broker publishes the will
-    assert wait(lambda: world.device.status()["drain"] == "gated", 10), world.device.log()[-2000:]
+    assert wait(lambda: world.device.status()["drain"] == "gated", 20), world.device.log()[-2000:]
     world.bridge.start()
     assert wait(lambda: world.device.status()["drain"] == "online", 20)
     assert world.keeps_draining()
