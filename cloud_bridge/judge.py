@@ -210,9 +210,7 @@ def _data(
         # The same number with other content: two boards share this key. Refused, kept as
         # evidence, and acted on: the verdict freezes the pool.
         scored = _scored(state, msg, rules)
-        verdict, plan, notes = _assess(
-            state, msg, scored, frozenset({Signal.SEQ_CONFLICT}), rules
-        )
+        verdict, plan, notes = _assess(state, msg, scored, frozenset({Signal.SEQ_CONFLICT}), rules)
         detail = f"{Signal.SEQ_CONFLICT.value}: sequence {msg.seq} with other content"
         conflict = Rejection(Reason.REPLAY, detail, RejectionKind.SEQ_CONFLICT, device)
         return Judgement(

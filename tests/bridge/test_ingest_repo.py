@@ -40,7 +40,11 @@ def test_devices_round_trip_in_one_write(store: Store) -> None:
         assert list(states) == sorted(states)  # in device-id order, as locked
         changed = [
             replace(
-                s, data=ReplayWindow().accept(5), streak=2, last_boot=7, online=True,
+                s,
+                data=ReplayWindow().accept(5),
+                streak=2,
+                last_boot=7,
+                online=True,
                 risk_q=-7 * (i % 3) if i % 3 else None,
                 risk_tamper=("score_mismatch", "features_mismatch")[: i % 3],
             )

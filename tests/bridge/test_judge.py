@@ -51,7 +51,7 @@ RULES = Rules.of(BridgeConfig(path=None, data_dir=Path("."), fleet=FLEET))
 STATE = DeviceState(
     DEVICE, FLEET, "user-1", "active", ReplayWindow(), ReplayWindow(), 0, 3, False, "fridge",
     risk_q=-128,
-)
+)  # fmt: skip
 
 
 def report(seq: int, risk_pm: int = 10, ts_ms: int = 1) -> m.Report:

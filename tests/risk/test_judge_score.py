@@ -8,17 +8,17 @@ from dataclasses import replace
 
 import pytest
 
+from agent.config import REPO_MODEL
 from agent.features import model_input
+from agent.scoring import Scorer
 from agent.simulator.cohort import LabelledSession, device_sessions
 from cloud_bridge.judge import Category, Rules, judge
 from cloud_bridge.risk.verdict import Level
 from protocol import messages as m
 from tests.bridge.test_judge import DEVICE, RULES, STATE, restock, signed
 
-SCORER = RULES.scorer
-assert SCORER is not None
-MODEL = SCORER._by_sha  # noqa: SLF001 - the one model the bridge loaded
-(SHA, SCORE) = next(iter(MODEL.items()))
+SCORE = Scorer.load(REPO_MODEL)  # the model the bridge loads by default, for the device side
+SHA = SCORE.model_sha256
 PHONE = RULES.thresholds.kinds["phone"]
 
 
@@ -30,8 +30,9 @@ def q_of(s: LabelledSession) -> int:
     return SCORE.score(model_input(s.current, s.baseline, SCORE.normalisation)).output_q
 
 
-def report(seq: int, s: LabelledSession, risk_pm: int | None = None, features: bytes | None = None
-           ) -> m.Report:
+def report(
+    seq: int, s: LabelledSession, risk_pm: int | None = None, features: bytes | None = None
+) -> m.Report:
     honest = SCORE.score(model_input(s.current, s.baseline, SCORE.normalisation))
     return m.Report(
         sender=DEVICE, seq=seq, boot=3, ts_ms=1, model_id="risk-v1", model_sha256=SHA,

@@ -31,7 +31,7 @@ def test_unknown_signal__usage_error(capsys: pytest.CaptureFixture[str]) -> None
         cli.main(["no_such_signal", "--json"])
     assert exc.value.code == 2
     assert "no_such_signal" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="available: .*calibration"):
+    with pytest.raises(ValueError, match=r"available: .*calibration"):
         cli.load("no_such_signal")
 
 
