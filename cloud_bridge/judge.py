@@ -309,9 +309,12 @@ def _session(state: DeviceState, signed: Signed, msg: m.Message) -> Judgement:
 
 def decision_result(plan: actions.Plan, outcomes: Mapping[str, Outcome], acted: bool) -> str:
     """The `result` of an event's published decision: its own command's result, else its
-    freeze's, `ok` when it had none, NOT_RUN when its commands were not run."""
+    freeze's, `ok` when it had none, NOT_RUN when its commands were not run; a trigger whose
+    action the risk verdict held back says so (`risk_hold`, `risk_freeze`)."""
     if not acted and plan.commands:
         return NOT_RUN
+    if actions.held(plan):
+        return actions.held_result(plan.verdict.level)
     ran = [outcomes.get(c.key) for c in (plan.command, plan.freeze) if c is not None]
     main = next((o for o in ran if o is not None), None)
     return main.result.value if main is not None else Result.OK.value

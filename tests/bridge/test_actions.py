@@ -79,3 +79,16 @@ def test_a_refused_trigger_is_counted_once_not_on_its_replay() -> None:
     replayed = Outcome.from_json(first.to_json(), replayed=True)
     assert actions.refusal(plan, {first.key: replayed}) is None
     assert actions.refusal(plan, {}) is None  # not run (the fallback after an error)
+
+
+def test_a_held_trigger_names_its_action_and_amount_without_a_command() -> None:
+    from cloud_bridge.judge import decision_result
+
+    for level in (Level.HOLD, Level.FREEZE):
+        verdict = Verdict(level, ("score_hold",), 1)
+        plan = actions.plan(sos(9, amount_fen=50_000), "u1", verdict, CFG)
+        assert plan.command is None and actions.held(plan)
+        assert (plan.action, plan.amount_fen) == (Action.EMERGENCY_DRAW, 50_000)
+        assert decision_result(plan, {}, acted=True) == f"risk_{level.value}"
+    step_up = actions.plan(sos(10), "u1", Verdict(Level.STEP_UP, ("unscored",), 0), CFG)
+    assert isinstance(step_up.command, c.Draw) and not actions.held(step_up)

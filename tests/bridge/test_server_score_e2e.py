@@ -116,7 +116,10 @@ def test_a_device_reporting_zero_for_impostor_features_is_caught(
     assert report.decision == "hold"
     assert report.reasons[0] == "score_mismatch" and "score_hold" in report.reasons
     sos = decisions[(liar.device_id, 2)]
-    assert (sos.decision, sos.action, sos.amount_fen) == ("hold", "none", 0)
+    # Held back, and the decision says what was not done and why.
+    assert (sos.decision, sos.action, sos.result, sos.amount_fen) == (
+        "hold", "emergency_draw", "risk_hold", 10_000,
+    )  # fmt: skip
     assert "score_mismatch" in sos.reasons
     # The control user's emergency, with no report yet, is drawn (a step-up does not block it).
     ok = decisions[(control.device_id, 1)]
