@@ -9,7 +9,10 @@
                          and the day's emergency budget allow
     freeze verdict    -> freeze the pool (any event)
 
-Triggers act only on an allow or step_up verdict. Every command's idempotency key derives from
+Triggers act only on an allow or step_up verdict. A trigger held back by a hold or freeze
+verdict keeps its action and amount in the plan, without a command, so the published decision
+says what was not done and why: result `risk_hold` (or `risk_freeze`) and the verdict's reasons.
+Every command's idempotency key derives from
 the event (device:seq:action), so a redelivered event can never act twice. How often and how
 much triggers may ask is the pool's to enforce (`cloud_bridge.pool.trigger_limits`): a refused
 trigger's decision carries the pool's result code, and `refusal` says which to count. Pure.
@@ -66,6 +69,15 @@ class Plan:
         return tuple(c for c in (self.freeze, self.command) if c is not None)
 
 
+ACTING_LEVELS = frozenset({Level.ALLOW, Level.STEP_UP})
+HELD_PREFIX = "risk_"
+"""The result of a trigger the risk verdict held back: risk_hold or risk_freeze."""
+
+
+def held_result(level: Level) -> str:
+    return HELD_PREFIX + level.value
+
+
 def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeConfig) -> Plan:
     base = f"{event.sender}:{event.seq}"
     freeze = None
@@ -75,7 +87,7 @@ def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeCo
         )
     command: Command | None = None
     action, amount = Action.NONE, 0
-    if isinstance(event, m.Trigger) and verdict.level in (Level.ALLOW, Level.STEP_UP):
+    if isinstance(event, m.Trigger):
         body = event.body
         if isinstance(body, m.RestockBody) and body.est_cost_fen > 0:
             action, amount = Action.HOLD, body.est_cost_fen
@@ -111,7 +123,18 @@ def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeCo
                     emergency=Emergency(body.emergency),
                     up_to=not body.amount_fen,  # the default is a ceiling, not a demand
                 )
+    if verdict.level not in ACTING_LEVELS:
+        command = None  # held back: the decision still names the action and its amount
     return Plan(verdict, freeze, command, action, amount)
+
+
+def held(plan: Plan) -> bool:
+    """The event asked for an action that its risk verdict held back."""
+    return (
+        plan.command is None
+        and plan.action not in (Action.NONE, Action.INTERNAL_ERROR)
+        and plan.verdict.level not in ACTING_LEVELS
+    )
 
 
 def failed(verdict: Verdict) -> Plan:

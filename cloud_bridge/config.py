@@ -5,7 +5,9 @@ at load naming the key and the fix. Relative paths are relative to the file's di
     [mqtt]     url, protocol, share_group, client_id, keepalive_s, TLS files
     [store]    path (SQLite) or dsn (PostgreSQL)
     [policy]   file (credit-pool policy TOML) and the device-event rules below
-    [risk]     risk_pm thresholds for step_up / hold / freeze
+    [risk]     the model the bridge scores reports with, its calibration file (per-kind
+               thresholds on the model's output q), per-kind overrides, the freeze streak, and
+               the levels of a tampered or unscored event
     [ingest]   batch_max, batch_wait_ms, queue_max, queue_max_bytes
     [rejections] how many refusals are stored a minute (per verified key, per reason when no
                key verified), and how long and how many are kept
@@ -62,6 +64,25 @@ def _amounts(v: Any) -> tuple[tuple[str, int], ...]:
     return tuple({**_EMERGENCY_FEN, **v}.items())
 
 
+def _kind_overrides(v: Any) -> tuple[tuple[str, int, int], ...]:
+    """{kind = {step_up_q = int, hold_q = int}} as (kind, step_up_q, hold_q), int8 q values
+    with step_up_q <= hold_q (cloud_bridge.risk.calibration.KindThresholds)."""
+    fix = "must map device kinds to { step_up_q = <int8>, hold_q = <int8> }, step_up_q <= hold_q"
+    if not isinstance(v, dict):
+        raise Invalid(fix)
+    out = []
+    for kind, t in sorted(v.items()):
+        if (
+            not isinstance(t, dict)
+            or set(t) != {"step_up_q", "hold_q"}
+            or not all(is_integer(x) and -128 <= x <= 128 for x in t.values())
+            or t["step_up_q"] > t["hold_q"]
+        ):
+            raise Invalid(f"{kind}: {fix}")
+        out.append((str(kind), int(t["step_up_q"]), int(t["hold_q"])))
+    return tuple(out)
+
+
 _ident = matching(ID_PATTERN, ID_RULE)
 
 # Each key names the BridgeConfig attribute it fills (`attr`) where that is not its own name.
@@ -97,10 +118,40 @@ SCHEMA: Schema = {
         "emergency_fen": Key(_EMERGENCY_FEN, _amounts, "emergency_fen = { illness = 2000000 }"),
     },
     "risk": {
-        "step_up_pm": Key(500, integer(0, 1000)),
-        "hold_pm": Key(800, integer(0, 1000)),
-        "freeze_pm": Key(950, integer(0, 1000)),
-        "freeze_after": Key(2, integer(1, 100)),
+        "model": Key(
+            "",
+            text,
+            'model = "models/risk-v1.tflite"',
+            "the model the bridge scores reports with (empty: the committed model)",
+            attr="risk_model",
+        ),
+        "calibration": Key(
+            "",
+            text,
+            'calibration = "models/risk-v1.calibration.json"',
+            "per-kind thresholds on the model's q (empty: <model>.calibration.json)",
+            attr="risk_calibration",
+        ),
+        "kinds": Key(
+            {},
+            _kind_overrides,
+            "kinds = { phone = { step_up_q = -20, hold_q = -2 } }",
+            "per-kind thresholds that replace the calibration file's",
+            attr="risk_kinds",
+        ),
+        "freeze_after": Key(2, integer(1, 100), help="hold-level scores in a row that freeze"),
+        "mismatch": Key(
+            "hold",
+            choice("step_up", "hold", "freeze"),
+            help="the level of a report whose features or risk_pm the model contradicts",
+            attr="risk_mismatch",
+        ),
+        "unscored": Key(
+            "step_up",
+            choice("allow", "step_up", "hold"),
+            help="the level of an event the bridge cannot score (unknown model, no report yet)",
+            attr="risk_unscored",
+        ),
     },
     "ingest": {
         "batch_max": Key(256, integer(1, 10_000)),
@@ -207,10 +258,12 @@ class BridgeConfig:
     policy_file: Path | None = None
     hold_ttl_s: int = _default("policy", "hold_ttl_s")
     emergency_fen: tuple[tuple[str, int], ...] = _default("policy", "emergency_fen")
-    step_up_pm: int = _default("risk", "step_up_pm")
-    hold_pm: int = _default("risk", "hold_pm")
-    freeze_pm: int = _default("risk", "freeze_pm")
+    risk_model: Path | None = None
+    risk_calibration: Path | None = None
+    risk_kinds: tuple[tuple[str, int, int], ...] = _default("risk", "kinds")
     freeze_after: int = _default("risk", "freeze_after")
+    risk_mismatch: str = _default("risk", "mismatch")
+    risk_unscored: str = _default("risk", "unscored")
     batch_max: int = _default("ingest", "batch_max")
     batch_wait_ms: int = _default("ingest", "batch_wait_ms")
     queue_max: int = _default("ingest", "queue_max")
@@ -288,8 +341,6 @@ def load(path: Path | None, data_dir: Path) -> BridgeConfig:
     if store_dsn and not store_dsn.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"{where}: [store] dsn must start with postgresql://")
     store_url = store_dsn or str(rel(store_path) or default_store_url(data_dir))
-    if not values["step_up_pm"] <= values["hold_pm"] <= values["freeze_pm"]:
-        raise ConfigError(f"{where}: [risk] needs step_up_pm <= hold_pm <= freeze_pm")
     for attr in (
         "ca_file",
         "cert_file",
@@ -298,6 +349,8 @@ def load(path: Path | None, data_dir: Path) -> BridgeConfig:
         "policy_file",
         "broker_dir",
         "broker_pid_file",
+        "risk_model",
+        "risk_calibration",
     ):
         values[attr] = rel(values[attr])
     return BridgeConfig(

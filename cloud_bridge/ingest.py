@@ -100,6 +100,8 @@ class BatchResult:
     db_seconds: float
     # Events' own pool commands refused (trigger limits among them), by result code.
     action_refusals: Mapping[str, int] = field(default_factory=dict)
+    # Reasons of the data events' risk verdicts (score levels, tamper codes, clone signals).
+    risk_reasons: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +250,7 @@ class Ingest:
             raise
         return BatchResult(
             result.outputs, result.accepted, result.rejected, result.unstored, result.decided_ns,
-            time.perf_counter() - started, result.action_refusals,
+            time.perf_counter() - started, result.action_refusals, result.risk_reasons,
         )  # fmt: skip
 
     def _apply(
@@ -304,6 +306,7 @@ class Ingest:
                     decide.append(_Decide(item, msg, j.state, j.plan))
             accepted += j.rejection is None
         outputs, decided_ns, action_refusals = self._decide(tx, decide, act)
+        risk_reasons = Counter(r for d in decide for r in d.plan.verdict.reasons)
         pending.extend(outputs)
         rejected: Counter[Reason] = Counter()
         unstored: Counter[Reason] = Counter()
@@ -333,8 +336,9 @@ class Ingest:
         ]
         sealed = self.out.seal_and_store(tx, pending + acks)
         return BatchResult(
-            tuple(sealed), accepted, rejected, unstored, tuple(decided_ns), 0.0, action_refusals
-        )
+            tuple(sealed), accepted, rejected, unstored, tuple(decided_ns), 0.0, action_refusals,
+            risk_reasons,
+        )  # fmt: skip
 
     def _decide(
         self, tx: Transaction, decide: list[_Decide], act: bool

@@ -21,6 +21,7 @@ Where each rule lives:
     replay windows (data, session), acks          `protocol.replay.ReplayWindow`, `_data`/`_session`
     seq conflict (same number, other content)     `_data` here: RejectionKind.SEQ_CONFLICT
     boot regression                               `_session` here
+    the server's score of a report, tamper codes  `cloud_bridge.risk.server_score`, `_scored` here
     allow / step_up / hold / freeze, streaks      `cloud_bridge.risk.verdict.judge`
     event -> pool commands (freeze, hold, ...)    `cloud_bridge.actions.plan`
     which refusals are stored and published       `Rejection.recorded` here; budget: `refusals`
@@ -38,7 +39,9 @@ from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import ACTIVE, RETIRED, DeviceState
 from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.service import Outcome
-from cloud_bridge.risk.verdict import Level, Signal, Thresholds, Verdict
+from cloud_bridge.risk import setup as risk_setup
+from cloud_bridge.risk.server_score import ServerScorer
+from cloud_bridge.risk.verdict import Level, Scored, Signal, Thresholds, Verdict
 from cloud_bridge.risk.verdict import judge as risk_verdict
 from cloud_bridge.store.ingest_repo import LogRow
 from cloud_bridge.store.registry_repo import DeviceKey
@@ -118,12 +121,18 @@ class Signed:
 
 @dataclass(frozen=True, slots=True)
 class Rules:
+    """Thresholds, configuration and the model the bridge scores reports with (deterministic:
+    the same report and baseline always give the same score)."""
+
     thresholds: Thresholds
     cfg: BridgeConfig
+    scorer: ServerScorer | None = None  # None: no report is scored (every event `unscored`)
 
     @classmethod
     def of(cls, cfg: BridgeConfig) -> Rules:
-        return cls(Thresholds(cfg.step_up_pm, cfg.hold_pm, cfg.freeze_pm, cfg.freeze_after), cfg)
+        """The rules of bridge.toml: loads the model and its calibration file."""
+        risk = risk_setup.load(cfg)
+        return cls(risk.thresholds, cfg, risk.scorer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,19 +209,27 @@ def _data(
     ):
         # The same number with other content: two boards share this key. Refused, kept as
         # evidence, and acted on: the verdict freezes the pool.
-        verdict, plan, notes = _assess(state, msg, frozenset({Signal.SEQ_CONFLICT}), rules)
+        scored = _scored(state, msg, rules)
+        verdict, plan, notes = _assess(state, msg, scored, frozenset({Signal.SEQ_CONFLICT}), rules)
         detail = f"{Signal.SEQ_CONFLICT.value}: sequence {msg.seq} with other content"
         conflict = Rejection(Reason.REPLAY, detail, RejectionKind.SEQ_CONFLICT, device)
         return Judgement(
-            state.after_event(state.data, verdict.streak), conflict, plan=plan, notes=notes,
-            touched=True, ack=True,
+            state.after_event(state.data, verdict.streak, state.risk_q, state.risk_tamper),
+            conflict, plan=plan, notes=notes, touched=True, ack=True,
         )  # fmt: skip
     if reason is not None:
         return Judgement(state, _window_refusal(reason, msg.seq, device), touched=True, ack=True)
-    verdict, plan, notes = _assess(state, msg, frozenset(), rules)
+    scored = _scored(state, msg, rules)
+    verdict, plan, notes = _assess(state, msg, scored, frozenset(), rules)
     event = LogRow(device, msg.seq, int(msg.KIND), signed.received_ms, signed.envelope)
     return Judgement(
-        state.after_event(state.data.accept(msg.seq), verdict.streak),
+        state.after_event(
+            state.data.accept(msg.seq), verdict.streak, scored.output_q, scored.tamper
+        )
+        if scored.fresh
+        else state.after_event(
+            state.data.accept(msg.seq), verdict.streak, state.risk_q, state.risk_tamper
+        ),
         event=event,
         plan=plan,
         notes=notes,
@@ -222,17 +239,39 @@ def _data(
     )
 
 
+def _scored(state: DeviceState, msg: m.Report | m.Trigger, rules: Rules) -> Scored:
+    """The server's score of a data event: a report is scored from its fingerprint and the
+    enrolled baseline (and its own claims checked); a trigger carries no fingerprint, so it is
+    judged on its device's newest scored report, never on the risk_pm it states."""
+    if isinstance(msg, m.Trigger):
+        return Scored(state.risk_q, state.risk_tamper, fresh=False)
+    if rules.scorer is None:
+        return Scored(None)
+    s = rules.scorer.score(
+        msg.model_sha256, msg.fingerprint, msg.features, msg.risk_pm, state.baseline
+    )
+    return Scored(s.output_q, tuple(t.value for t in s.tamper))
+
+
 def _assess(
-    state: DeviceState, msg: m.Report | m.Trigger, anomalies: frozenset[Signal], rules: Rules
+    state: DeviceState,
+    msg: m.Report | m.Trigger,
+    scored: Scored,
+    anomalies: frozenset[Signal],
+    rules: Rules,
 ) -> tuple[Verdict, actions.Plan, tuple[RiskNote, ...]]:
     """The risk verdict, the pool plan and the alerts of one data event."""
-    verdict = risk_verdict(msg.risk_pm, state.streak, anomalies, rules.thresholds)
+    verdict = risk_verdict(state.kind, scored, state.streak, anomalies, rules.thresholds)
     notes: list[RiskNote] = []
-    if verdict.level is Level.FREEZE or anomalies:
-        detail = f"verdict {verdict.level.value}"
-        notes.append(
-            RiskNote(Category.ALERT, ",".join(verdict.reasons), detail, msg.seq, msg.risk_pm)
+    if verdict.level is Level.FREEZE or anomalies or (scored.fresh and scored.tamper):
+        # The note's reason is one code (the first: a clone signal or a tamper code); the
+        # detail lists them all with the server's score beside the device's own.
+        detail = (
+            f"verdict {verdict.level.value}; reasons {','.join(verdict.reasons)}; "
+            f"server q {scored.output_q}; device risk_pm {msg.risk_pm}"
         )
+        reason = verdict.reasons[0] if verdict.reasons else verdict.level.value
+        notes.append(RiskNote(Category.ALERT, reason, detail, msg.seq, msg.risk_pm))
     try:
         plan = actions.plan(msg, state.user, verdict, rules.cfg)
     except Exception:  # a bug in the mapping must not block the event: store, act not
@@ -270,9 +309,12 @@ def _session(state: DeviceState, signed: Signed, msg: m.Message) -> Judgement:
 
 def decision_result(plan: actions.Plan, outcomes: Mapping[str, Outcome], acted: bool) -> str:
     """The `result` of an event's published decision: its own command's result, else its
-    freeze's, `ok` when it had none, NOT_RUN when its commands were not run."""
+    freeze's, `ok` when it had none, NOT_RUN when its commands were not run; a trigger whose
+    action the risk verdict held back says so (`risk_hold`, `risk_freeze`)."""
     if not acted and plan.commands:
         return NOT_RUN
+    if actions.held(plan):
+        return actions.held_result(plan.verdict.level)
     ran = [outcomes.get(c.key) for c in (plan.command, plan.freeze) if c is not None]
     main = next((o for o in ran if o is not None), None)
     return main.result.value if main is not None else Result.OK.value

@@ -25,6 +25,14 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.risk_reasons = Counter(
+            "cp_bridge_risk_reasons",
+            "Reasons of the risk verdicts of accepted device events: score_step_up, score_hold, "
+            "score_freeze, unscored, the tamper codes (features_mismatch, score_mismatch, "
+            "unknown_model, bad_fingerprint) and clone signals",
+            ["reason"],
+            registry=r,
+        )
         self.latency = Histogram(
             "cp_bridge_decision_latency_seconds",
             "From receiving a device event to publishing its decision",

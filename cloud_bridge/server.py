@@ -380,6 +380,8 @@ class BridgeServer:
                 self.metrics.rejected.labels(reason=reason).inc(n)
             for code, n in result.action_refusals.items():
                 self.metrics.action_refused.labels(result=code).inc(n)
+            for code, n in result.risk_reasons.items():
+                self.metrics.risk_reasons.labels(reason=code).inc(n)
             for reason, n in result.unstored.items():
                 self.metrics.unstored.labels(reason=reason).inc(n)
             self.metrics.db_seconds.observe(result.db_seconds)

@@ -69,6 +69,10 @@ class ServerScorer:
     def model_ids(self) -> tuple[str, ...]:
         return tuple(sorted(s.model_id for s in self._by_sha.values()))
 
+    def sha256_of(self, model_id: str) -> bytes | None:
+        """The SHA-256 of the loaded model with this id (None: none loaded)."""
+        return next((sha for sha, s in self._by_sha.items() if s.model_id == model_id), None)
+
     def score(
         self,
         model_sha256: bytes,

@@ -10,8 +10,11 @@ where every statement executed costs the server a round of planning and executin
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import functools
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from cloud_bridge.device_state import DeviceState
 from cloud_bridge.store.base import Column, Transaction
@@ -84,8 +87,16 @@ def _insert(
 # ---- device state ------------------------------------------------------------------------------
 
 _DEVICE_COLS = (
-    "device_id, fleet, user_id, status, data_window, session_window, risk_streak, last_boot, online"
+    "device_id, fleet, user_id, status, data_window, session_window, risk_streak, last_boot, "
+    "online, kind, baseline, risk_q, risk_tamper"
 )
+TAMPER_SEP = ","
+
+
+@functools.lru_cache(maxsize=4096)
+def _baseline(text: str) -> Mapping[int, int]:
+    """A stored baseline (JSON), parsed once per distinct text: it changes only on enrollment."""
+    return MappingProxyType({int(k): int(v) for k, v in json.loads(text).items()})
 
 
 def lock_devices(tx: Transaction, ids: Collection[str]) -> dict[str, DeviceState]:
@@ -113,7 +124,9 @@ def lock_devices(tx: Transaction, ids: Collection[str]) -> dict[str, DeviceState
         str(row[0]): DeviceState(
             str(row[0]), str(row[1]), str(row[2]), str(row[3]),
             ReplayWindow.from_bytes(bytes(row[4])), ReplayWindow.from_bytes(bytes(row[5])),
-            int(row[6]), int(row[7]), bool(row[8]),
+            int(row[6]), int(row[7]), bool(row[8]), str(row[9]), _baseline(str(row[10])),
+            None if row[11] is None else int(row[11]),
+            tuple(t for t in str(row[12]).split(TAMPER_SEP) if t),
         )
         for row in rows
     }  # fmt: skip
@@ -123,7 +136,7 @@ def save_devices(tx: Transaction, states: Iterable[DeviceState], now_ms: int) ->
     """Write back these devices' state, seen at `now_ms`: one statement."""
     rows = [
         (d.data.to_bytes(), d.session.to_bytes(), d.streak, d.last_boot, int(d.online), now_ms,
-         d.device_id)
+         d.risk_q, TAMPER_SEP.join(d.risk_tamper), d.device_id)
         for d in states
     ]  # fmt: skip
     if not rows:
@@ -131,15 +144,16 @@ def save_devices(tx: Transaction, states: Iterable[DeviceState], now_ms: int) ->
     if not _pg(tx):
         tx.executemany(
             "UPDATE devices SET data_window = ?, session_window = ?, risk_streak = ?, "
-            "last_boot = ?, online = ?, last_seen_ms = ? WHERE device_id = ?",
+            "last_boot = ?, online = ?, last_seen_ms = ?, risk_q = ?, risk_tamper = ? "
+            "WHERE device_id = ?",
             rows,
         )
         return
-    types = ("bytea", "bytea", "integer", "bigint", "integer", "bigint", "text")
+    types = ("bytea", "bytea", "integer", "bigint", "integer", "bigint", "integer", "text", "text")
     tx.execute(
         "UPDATE devices SET data_window = v.dw, session_window = v.sw, risk_streak = v.rs, "
-        "last_boot = v.lb, online = v.ol, last_seen_ms = v.ls "
-        f"FROM {_unnest(types)} AS v (dw, sw, rs, lb, ol, ls, id) "
+        "last_boot = v.lb, online = v.ol, last_seen_ms = v.ls, risk_q = v.rq, risk_tamper = v.rt "
+        f"FROM {_unnest(types)} AS v (dw, sw, rs, lb, ol, ls, rq, rt, id) "
         "WHERE devices.device_id = v.id",
         _columns(rows, len(types)),
     )

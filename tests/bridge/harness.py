@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.agent.harness import Device, provision, run_cli
 from tests.harness.mosquitto import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
+READY = ": connected, serving fleet "  # the bridge's log line once it subscribed
 
 
 def bridge_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -91,7 +93,11 @@ class Bridge:
     def key(self) -> nacl.signing.SigningKey:
         return nacl.signing.SigningKey(bytes.fromhex((self.data / "bridge.key").read_text()))
 
-    def start(self) -> Bridge:
+    def start(self, ready_s: float = 20.0) -> Bridge:
+        """Start the process and wait (up to `ready_s`, without failing) until it says it
+        subscribed: it loads the risk model first, which takes seconds on a loaded machine, and
+        a message published before its subscription would never reach it."""
+        connected = self.log().count(READY)
         log = open(self.data / f"{self.instance}.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [
@@ -109,6 +115,11 @@ class Bridge:
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        deadline = time.monotonic() + ready_s
+        while self.log().count(READY) <= connected and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> int:

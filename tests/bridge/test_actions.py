@@ -98,3 +98,16 @@ def test_a_merchant_devices_turnover_trigger_is_reported_to_its_pool() -> None:
     assert after.first_turnover_day == day and after.next_review_ms > T0
     held = actions.plan(event, "u1", Verdict(Level.FREEZE, (), 0), CFG)
     assert held.command is None  # a frozen verdict reports nothing
+
+
+def test_a_held_trigger_names_its_action_and_amount_without_a_command() -> None:
+    from cloud_bridge.judge import decision_result
+
+    for level in (Level.HOLD, Level.FREEZE):
+        verdict = Verdict(level, ("score_hold",), 1)
+        plan = actions.plan(sos(9, amount_fen=50_000), "u1", verdict, CFG)
+        assert plan.command is None and actions.held(plan)
+        assert (plan.action, plan.amount_fen) == (Action.EMERGENCY_DRAW, 50_000)
+        assert decision_result(plan, {}, acted=True) == f"risk_{level.value}"
+    step_up = actions.plan(sos(10), "u1", Verdict(Level.STEP_UP, ("unscored",), 0), CFG)
+    assert isinstance(step_up.command, c.Draw) and not actions.held(step_up)

@@ -69,7 +69,14 @@ def test_load__valid_values_and_relative_paths(tmp_path: Path) -> None:
         ("[metrics]\ncolour = 1\n", "[metrics] colour: unknown key; known: port, host"),
         ("[mqttt]\n", "unknown section [mqttt]; sections: bridge, mqtt"),
         ('[store]\npath = "a"\ndsn = "postgresql://x"\n', "give either path (SQLite) or dsn"),
-        ("[risk]\nhold_pm = 100\n", "needs step_up_pm <= hold_pm <= freeze_pm"),
+        # per-mille thresholds are gone: the server's score has per-kind q thresholds
+        ("[risk]\nhold_pm = 100\n", "[risk] hold_pm: unknown key; known: model"),
+        (
+            "[risk]\nkinds = { phone = { step_up_q = -2, hold_q = -20 } }\n",
+            "phone: must map device kinds to { step_up_q = <int8>, hold_q = <int8> }",
+        ),
+        ("[risk]\nkinds = { phone = { step_up_q = -2 } }\n", "[risk] kinds = "),
+        ('[risk]\nmismatch = "allow"\n', "[risk] mismatch = "),
         (
             "[ingest]\nqueue_max_bytes = 1000\n",
             "[ingest] queue_max_bytes = 1000 must be an integer from 1048576 to 17179869184; "

@@ -39,8 +39,16 @@ def test_devices_round_trip_in_one_write(store: Store) -> None:
         assert sorted(states) == sorted(ids - {"nobody"})
         assert list(states) == sorted(states)  # in device-id order, as locked
         changed = [
-            replace(s, data=ReplayWindow().accept(5), streak=2, last_boot=7, online=True)
-            for s in states.values()
+            replace(
+                s,
+                data=ReplayWindow().accept(5),
+                streak=2,
+                last_boot=7,
+                online=True,
+                risk_q=-7 * (i % 3) if i % 3 else None,
+                risk_tamper=("score_mismatch", "features_mismatch")[: i % 3],
+            )
+            for i, s in enumerate(states.values())
         ]
         repo.save_devices(tx, changed, now_ms=99)
     with store.transaction() as tx:
@@ -48,7 +56,7 @@ def test_devices_round_trip_in_one_write(store: Store) -> None:
         untouched = repo.lock_devices(tx, {"d-0001"})
     assert set(again.values()) == set(changed)
     assert untouched["d-0001"] == DeviceState(
-        "d-0001", "f1", "u-1", "active", ReplayWindow(), ReplayWindow(), 0, 0, False
+        "d-0001", "f1", "u-1", "active", ReplayWindow(), ReplayWindow(), 0, 0, False, "ev"
     )
 
 

@@ -47,7 +47,11 @@ DEVICE = "dev-1"
 SIGNER = nacl.signing.SigningKey(bytes(range(32)))
 KEY = DeviceKey(cose.kid_for(SIGNER.verify_key), DEVICE, bytes(SIGNER.verify_key), 1, "active")
 RULES = Rules.of(BridgeConfig(path=None, data_dir=Path("."), fleet=FLEET))
-STATE = DeviceState(DEVICE, FLEET, "user-1", "active", ReplayWindow(), ReplayWindow(), 0, 3, False)
+# A fridge whose newest report the server scored low: its triggers are allowed.
+STATE = DeviceState(
+    DEVICE, FLEET, "user-1", "active", ReplayWindow(), ReplayWindow(), 0, 3, False, "fridge",
+    risk_q=-128,
+)  # fmt: skip
 
 
 def report(seq: int, risk_pm: int = 10, ts_ms: int = 1) -> m.Report:
@@ -207,16 +211,12 @@ def test_judge__a_restock_trigger_places_a_hold() -> None:
     assert (j.plan.action, j.plan.amount_fen, j.plan.freeze) == (Action.HOLD, 12_300, None)
 
 
-def test_judge__a_high_score_holds_once_then_freezes() -> None:
-    first = judge(STATE, signed(restock(1, risk_pm=990)), "active", None, RULES)
-    assert first.plan is not None and first.plan.verdict.level is Level.HOLD
-    assert first.plan.commands == () and first.notes == ()
-    assert first.state is not None and first.state.streak == 1
-    second = judge(first.state, signed(restock(2, risk_pm=990)), "active", None, RULES)
-    assert second.plan is not None and second.plan.verdict.level is Level.FREEZE
-    assert isinstance(second.plan.freeze, Freeze) and second.plan.freeze.reason == "risk"
-    assert second.plan.command is None  # a trigger acts only on allow or step_up
-    assert [n.reason for n in second.notes] == ["device_risk_990pm_x2"]
+def test_judge__a_trigger_after_a_high_server_score_holds_and_does_not_act() -> None:
+    high = replace(STATE, risk_q=RULES.thresholds.kinds["fridge"].hold_q)
+    j = judge(high, signed(restock(1, risk_pm=0)), "active", None, RULES)
+    assert j.plan is not None and j.plan.verdict.level is Level.HOLD
+    assert j.plan.commands == () and j.plan.verdict.reasons == ("score_hold",)
+    assert j.state is not None and j.state.risk_q == high.risk_q  # a trigger keeps the score
 
 
 def test_judge__a_rotated_key_retires_the_older_ones() -> None:

@@ -74,6 +74,17 @@ def test_a_refused_emergency_draw_fails_the_moment() -> None:
     assert "pool_frozen" in moments.get("emergency").failed
 
 
+def test_an_emergency_held_by_the_risk_verdict_fails_the_moment_saying_why() -> None:
+    moments = Moments()
+    moments.arm_emergency(1.0, "h01-phone", 88_800)
+    held = decision("h01-phone", "emergency_draw", "risk_hold", 88_800)
+    held = m.Decision(**{**held.__dict__, "decision": "hold", "reasons": ("score_hold",)})
+    moments.on_message(1.2, held)
+    got = moments.get("emergency")
+    assert got.state == "failed"
+    assert got.failed == "the draw was refused: hold, risk_hold (score_hold)"
+
+
 def test_the_clone_needs_the_alert_and_the_freeze() -> None:
     moments = Moments()
     moments.arm_clone(20.0, "h02-phone", "u02")

@@ -168,7 +168,8 @@ class Moments:
             moment = self._items["emergency"]
             if d.device == device and d.amount_fen == amount and moment.done_s is None:
                 if d.result != "ok":
-                    moment.failed = f"the draw was refused: {d.result}"
+                    why = f" ({', '.join(d.reasons)})" if d.reasons else ""
+                    moment.failed = f"the draw was refused: {d.decision}, {d.result}{why}"
                     return
                 moment.done_s = t
                 self._bridge_ms = max(0, d.ts_ms - d.received_ms)
