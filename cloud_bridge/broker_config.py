@@ -147,12 +147,18 @@ def listener_lines(port: int, host: str = "") -> list[str]:
     ]
 
 
+MAX_QUEUED = 100_000
+"""Messages kept per offline client's session (commands and acks waiting for a device)."""
+
+
 def mosquitto_conf(auth_dir: Path, port: int = 1883, pid_file: Path | None = None) -> str:
     """A mosquitto.conf for production: the security lines, one listener, persistence."""
     lines = [HEADER.rstrip("\n"), *security_lines(auth_dir), *listener_lines(port)]
     if pid_file is not None:
         lines.append(f"pid_file {pid_file}")
-    lines += ["persistence true", "set_tcp_nodelay true"]
+    # Devices keep their own outbox until acked, so a queue cap loses nothing of theirs; it
+    # bounds what an offline client's session costs the broker (Mosquitto's default: 1000).
+    lines += ["persistence true", "set_tcp_nodelay true", f"max_queued_messages {MAX_QUEUED}"]
     return "\n".join(lines) + "\n"
 
 

@@ -33,8 +33,24 @@ class Applied:
     reloaded_pid: int | None
 
 
+def owner_for(path: Path) -> tuple[int, int] | None:
+    """Who the rewritten `path` must belong to: the file's owner and group as they are (the
+    operator chowned them to the broker's user once), else those of its directory; None when
+    that is the writer itself (nothing to change)."""
+    st: os.stat_result | None
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        st = path.parent.stat() if path.parent.exists() else None
+    if st is None or (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()):
+        return None
+    return st.st_uid, st.st_gid
+
+
 def write(auth_dir: Path, files: BrokerFiles) -> tuple[str, ...]:
-    """Write the files whose text changed into `auth_dir`; their names."""
+    """Write the files whose text changed into `auth_dir`; their names. A rewritten file keeps
+    its owner and group (Mosquitto re-reads it on SIGHUP as its own user, after dropping root:
+    a file now owned by whoever ran `devices enroll` would lock every client out)."""
     changed = []
     for name, text in files.by_name().items():
         path = auth_dir / name
@@ -46,8 +62,15 @@ def write(auth_dir: Path, files: BrokerFiles) -> tuple[str, ...]:
             pass
         except OSError as exc:
             raise BridgeError(f"cannot read {path}: {exc.strerror}") from exc
+        owner = owner_for(path)
         try:
-            keyfiles.write_private(path, data, overwrite=True)
+            keyfiles.write_private(path, data, overwrite=True, owner=owner)
+        except PermissionError as exc:
+            raise BridgeError(
+                f"cannot write {path} for uid {owner[0] if owner else os.geteuid()}: "
+                f"{exc.strerror}; run this as root or as the files' owner (the broker reads "
+                "them as its own user: docs/operations.md section 4)"
+            ) from exc
         except OSError as exc:
             raise BridgeError(f"cannot write {path}: {exc.strerror}") from exc
         changed.append(name)

@@ -50,15 +50,21 @@ def is_loose(mode: int) -> bool:
     return bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
 
 
-def write_private(path: Path, data: bytes, *, overwrite: bool = False) -> None:
+def write_private(
+    path: Path, data: bytes, *, overwrite: bool = False, owner: tuple[int, int] | None = None
+) -> None:
     """Write `data` to `path` durably with mode 0600; FileExistsError if the file exists and
-    `overwrite` is false (checked atomically, so two writers cannot both win)."""
+    `overwrite` is false (checked atomically, so two writers cannot both win). `owner`
+    (uid, gid) is given to the file before it takes the name, so a reader of another user
+    (a broker re-reading its password file) never finds the file under the writer's name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
         try:
             os.fchmod(fd, PRIVATE_MODE)  # mkstemp's mode is 0600 already; say so regardless
+            if owner is not None:
+                os.fchown(fd, *owner)
             os.write(fd, data)
             os.fsync(fd)
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -83,6 +84,7 @@ def test_mosquitto_conf__closes_the_broker() -> None:
         "listener 8883",
         "use_username_as_clientid true",
         "pid_file /run/m.pid",
+        "max_queued_messages 100000",
     ):
         assert line in conf
     assert conf.index("use_username_as_clientid true") > conf.index("listener 8883")
@@ -118,6 +120,40 @@ def test_write__only_changed_files_atomically_and_private(tmp_path: Path) -> Non
         "f1", [BrokerAccount("b1", "bridge", H), BrokerAccount("o", "observer", H)], tmp_path
     )
     assert broker_files.write(tmp_path, more) == ("passwd", "acl")
+
+
+NOBODY = (65534, 65534)  # another user than the writer, as the broker's user is
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_write__a_rewritten_file_keeps_the_brokers_ownership(tmp_path: Path) -> None:
+    """The operator gives the files to the broker's user once; a rewrite by root (an enroll
+    run by hand) must not take them back, or Mosquitto, re-reading them as that user after
+    SIGHUP, locks every client out."""
+    auth = tmp_path / "auth"
+    auth.mkdir()
+    broker_files.write(auth, bc.render("f1", [BrokerAccount("b1", "bridge", H)], auth))
+    for p in auth.iterdir():
+        os.chown(p, *NOBODY)
+    more = bc.render(
+        "f1", [BrokerAccount("b1", "bridge", H), BrokerAccount("o", "observer", H)], auth
+    )
+    assert broker_files.write(auth, more) == ("passwd", "acl")
+    for name in ("passwd", "acl", "mosquitto.conf"):
+        st = (auth / name).stat()
+        assert (st.st_uid, st.st_gid) == NOBODY, name
+        assert stat.S_IMODE(st.st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_write__a_new_file_takes_the_directorys_owner(tmp_path: Path) -> None:
+    auth = tmp_path / "auth"
+    auth.mkdir()
+    os.chown(auth, *NOBODY)
+    broker_files.write(auth, bc.render("f1", [BrokerAccount("b1", "bridge", H)], auth))
+    assert {((auth / n).stat().st_uid, (auth / n).stat().st_gid) for n in ("passwd", "acl")} == {
+        NOBODY
+    }
 
 
 def test_apply__sighups_the_pid_after_a_change(tmp_path: Path) -> None:

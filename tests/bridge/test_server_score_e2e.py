@@ -63,10 +63,12 @@ def emergency(sender: str, seq: int) -> m.Trigger:
 
 
 def test_a_device_reporting_zero_for_impostor_features_is_caught(
-    tmp_path: Path, private_broker: Mosquitto
+    tmp_path: Path, open_broker: Mosquitto
 ) -> None:
+    # An open broker: the defence is the bridge's own score, not the broker's ACLs (a
+    # compromised device holds its own credentials anyway).
     port = free_port()
-    url = private_broker.url
+    url = open_broker.url
     bridge = Bridge.create(tmp_path / "bridge", url, extra=f"\n[metrics]\nport = {port}\n")
     liar = bridge.device(tmp_path, "phone-1", "phone", url, "u-liar")
     control = bridge.device(tmp_path, "phone-2", "phone", url, "u-ok")
@@ -87,7 +89,7 @@ def test_a_device_reporting_zero_for_impostor_features_is_caught(
     bridge.start()
     client = mqtt.Client(CallbackAPIVersion.VERSION2)
     client.on_message = on_message
-    client.connect(private_broker.host, private_broker.port)
+    client.connect(open_broker.host, open_broker.port)
     client.subscribe(f"cp/v1/{FLEET}/pool/+/decision", qos=1)
     client.subscribe(f"cp/v1/{FLEET}/risk/+", qos=1)
     client.loop_start()

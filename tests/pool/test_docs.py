@@ -42,6 +42,8 @@ def test_the_quick_start_runs_as_written(
     checkout's root (the apply line names a file of it); carol's phone is enrolled first."""
     block = DOC.split("## Quick start", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     lines = [line for line in block.splitlines() if line.strip()]
+    assert lines[0].startswith("cloud-bridge init ")  # the data directory: --db stands for it here
+    lines = lines[1:]
     db = str(tmp_path / "quick.sqlite3")
     enroll_phone(db, "carol", enrolled_ms=1)
     monkeypatch.chdir(ROOT)

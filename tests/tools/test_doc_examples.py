@@ -45,10 +45,11 @@ SCRATCH = runnable_blocks(scratch=True)
 
 
 def test_the_docs_have_runnable_examples() -> None:
-    # At least the tap and contract-check examples of docs/protocol.md and the pool quick start.
+    # At least the tap and contract-check examples of docs/protocol.md and the broker files of
+    # docs/operations.md (the pool quick start has its own test: tests/pool/test_docs.py).
     scripts = "\n".join(script for _where, script in LIVE)
     assert "tools.tap" in scripts and "tools/contract/check.sh" in scripts
-    assert any("cloud-bridge pool open" in script for _where, script in SCRATCH)
+    assert any("cloud-bridge broker-config" in script for _where, script in SCRATCH)
 
 
 def _run(where: str, script: str, cwd: Path, **env: str) -> None:
@@ -64,15 +65,17 @@ def _run(where: str, script: str, cwd: Path, **env: str) -> None:
 
 @pytest.mark.parametrize(("where", "script"), LIVE, ids=[w for w, _s in LIVE])
 def test_runnable_example_runs_as_written(
-    where: str, script: str, tmp_path: Path, private_broker: Mosquitto
+    where: str, script: str, tmp_path: Path, open_broker: Mosquitto
 ) -> None:
-    bridge = Bridge.create(tmp_path / "bridge", private_broker.url)
-    dev = bridge.device(tmp_path, "rig-1", "phone", private_broker.url, "u-1", interval_s=0.2)
+    # An open broker, as the examples' default (the local development broker): they show the
+    # contract's tools, not the broker's accounts (tests/broker covers those).
+    bridge = Bridge.create(tmp_path / "bridge", open_broker.url)
+    dev = bridge.device(tmp_path, "rig-1", "phone", open_broker.url, "u-1", interval_s=0.2)
     bridge.open_pool("u-1")
     bridge.start()
     dev.start()
     try:
-        _run(where, script, ROOT, BROKER=private_broker.url, BRIDGE_DATA=str(bridge.data))
+        _run(where, script, ROOT, BROKER=open_broker.url, BRIDGE_DATA=str(bridge.data))
     finally:
         dev.stop()
         bridge.stop()
