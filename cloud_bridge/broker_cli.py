@@ -161,10 +161,16 @@ def cmd_broker_account(args: argparse.Namespace, cfg: BridgeConfig, now_ms: int)
         except ProtocolError as exc:
             raise BridgeError(str(exc)) from exc
         hashed = make_secret(args.password_file, overwrite=False)
-        _put_service(tx, args.name, args.role, hashed, now_ms)
+        names = [args.name]
+        if args.role == broker_repo.BRIDGE and not args.name.endswith(CLI_SUFFIX):
+            # A bridge's CLI logs in as NAME-cli with the bridge's own secret: a new secret
+            # for the bridge (after a stolen data directory) must retire the old one there too.
+            names.append(args.name + CLI_SUFFIX)
+        for name in names:
+            _put_service(tx, name, args.role, hashed, now_ms)
     with open_store(cfg.store_url) as store:
         sync(cfg, store)
     doc = {"name": args.name, "role": args.role, "password_file": str(args.password_file)}
-    text = f"{args.role} account {args.name}: password in {args.password_file}"
+    text = f"{args.role} account {', '.join(names)}: password in {args.password_file}"
     print(json.dumps(doc) if args.json else text)
     return 0

@@ -108,7 +108,7 @@ class BatchResult:
 class Refused:
     item: Inbound
     rejection: Rejection
-    kid: bytes | None = None  # the key its signature verified with; None: none verified
+    signer: str | None = None  # the enrolled device whose key verified it; None: none did
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +282,7 @@ class Ingest:
             if j.ack:
                 acked.add(device)
             if j.rejection is not None:
-                refused.append(Refused(item, j.rejection, s.key.kid))
+                refused.append(Refused(item, j.rejection, s.key.device_id))
                 if j.rejection.reason in _STALE_KEY:  # the cache must ask again
                     self.registry.forget(device)
             if j.event is not None:
@@ -297,7 +297,7 @@ class Ingest:
             if j.rotation is not None:
                 rotated = self._rotate(tx, s, j.rotation)
                 if isinstance(rotated, Rejection):
-                    refused.append(Refused(item, rotated, s.key.kid))
+                    refused.append(Refused(item, rotated, s.key.device_id))
                     continue
                 pending.append(rotated)
             if j.state is not None:  # notes and plans are of devices that exist
@@ -316,7 +316,7 @@ class Ingest:
             rejected[reason] += 1
             if not r.rejection.recorded:  # duplicates are normal after a reconnect: counted only
                 continue
-            if not self.budget.charge(r.kid, reason):
+            if not self.budget.charge(r.signer, reason):
                 unstored[reason] += 1
                 continue
             rejections.append(_row(r))

@@ -4,16 +4,18 @@ by choosing names.
 Every refusal is counted in the metrics. Storing one (a `rejections` row) and publishing it (a
 signed risk note) costs disk and output, so each minute only a budget of them is kept:
 
-- a refusal whose signature verified is charged to the verified key (its kid): keys exist only
-  by enrollment, so a forger cannot make more of them, and one stolen or misused key cannot
-  fill the table by writing a new device id in every topic;
+- a refusal whose signature verified is charged to the enrolled device whose key verified it:
+  devices exist only by enrollment, so a forger cannot make more of them, one stolen or misused
+  key cannot fill the table by writing a new device id in every topic, and a compromised device
+  cannot multiply its budget by minting keys through rotations (all its keys share one budget);
 - a refusal with no verified key (garbage, a bad topic, oversize, an unknown or revoked kid, a
   bad signature) is charged to one budget per reason code for the whole bridge process: the
   topic's device id, the header's kid and the payload are all the sender's choice, so none of
   them may open a budget of its own.
 
-The table of counts is cleared every minute, and its keys are enrolled kids and reason codes,
-so it stays small whatever arrives. Several bridge processes each have their own budget.
+The table of counts is cleared every minute, and its keys are enrolled device ids and reason
+codes, so it stays small whatever arrives. Several bridge processes each have their own budget.
+(`[rejections] per_key_per_minute` keeps its name from when the budget was per key.)
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ WINDOW_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """Refusals stored per minute: `per_key` for each verified key, `per_reason` for each
-    reason code among the refusals no key verified."""
+    """Refusals stored per minute: `per_key` for each enrolled device whose key verified them,
+    `per_reason` for each reason code among the refusals no key verified."""
 
     per_key: int
     per_reason: int
@@ -47,17 +49,17 @@ class RefusalBudget:
         self.budget = budget
         self.clock = clock
         self._start = clock()
-        self._counts: dict[bytes | Reason, int] = {}
+        self._counts: dict[str | Reason, int] = {}
 
-    def charge(self, kid: bytes | None, reason: Reason) -> bool:
-        """Charge one refusal to `kid` (the key its signature verified with) or, when no key
-        verified (None), to its `reason`; True while that source is within its budget this
-        minute, i.e. the refusal is to be stored and published."""
+    def charge(self, signer: str | None, reason: Reason) -> bool:
+        """Charge one refusal to `signer` (the enrolled device whose key its signature verified
+        with) or, when no key verified (None), to its `reason`; True while that source is within
+        its budget this minute, i.e. the refusal is to be stored and published."""
         now = self.clock()
         if now - self._start >= WINDOW_S:
             self._start, self._counts = now, {}
-        source: bytes | Reason = reason if kid is None else kid
-        limit = self.budget.per_reason if kid is None else self.budget.per_key
+        source: str | Reason = reason if signer is None else signer
+        limit = self.budget.per_reason if signer is None else self.budget.per_key
         count = self._counts.get(source, 0) + 1
         self._counts[source] = count
         return count <= limit

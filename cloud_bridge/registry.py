@@ -148,6 +148,11 @@ class Registry:
             )
         self._add_key(tx, new_kid, record.sender, record.public_key, record.seq, now_ms)
         repo.set_key_generation(tx, record.sender, record.seq)
+        # Only the signer and the new key stay active: a key from an earlier rotation that was
+        # never used (lost in a power cut, or minted by a compromised device to multiply what
+        # its keys may do) stops verifying, so a device never holds more than two active keys.
+        if repo.retire_keys_except(tx, record.sender, (signed_by, new_kid)):
+            self.forget(record.sender)
         return new_kid
 
     def retire_older_keys(self, tx: Transaction, key: DeviceKey) -> int:

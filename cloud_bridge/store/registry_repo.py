@@ -124,6 +124,15 @@ def retire_older_keys(tx: Transaction, device_id: str, generation: int) -> int:
     )
 
 
+def retire_keys_except(tx: Transaction, device_id: str, keep: tuple[bytes, bytes]) -> int:
+    """Retire the device's active keys but the two in `keep`; how many changed."""
+    return tx.execute(
+        "UPDATE device_keys SET status = 'retired' "
+        "WHERE device_id = ? AND status = 'active' AND kid NOT IN (?, ?)",
+        (device_id, *keep),
+    )
+
+
 def revoke(tx: Transaction, device_id: str) -> int:
     """Revoke the device and all its keys; how many keys changed."""
     tx.execute("UPDATE devices SET status = 'revoked' WHERE device_id = ?", (device_id,))

@@ -112,6 +112,20 @@ def test_broker_account__makes_an_observer_and_never_overwrites_a_password(tmp_p
     assert "obs-2" not in _passwd(auth)
 
 
+def test_broker_account__a_new_bridge_secret_replaces_its_cli_account_too(tmp_path: Path) -> None:
+    """After a stolen data directory: the old secret must log in nowhere, the CLI's account
+    (which shares the bridge's secret and role) included."""
+    bridge, auth = _bridge(tmp_path)
+    old = (bridge.data / "mqtt.pass").read_text().strip()
+    new_file = tmp_path / "bridge-new.pass"
+    _cli(bridge, "broker-account", "bridge-1", "--role", "bridge", "--password-file", str(new_file))
+    new = new_file.read_text().strip()
+    accounts = _passwd(auth)
+    for name in ("bridge-1", "bridge-1-cli"):
+        assert mqtt_password.verify(new, accounts[name]), name
+        assert not mqtt_password.verify(old, accounts[name]), name
+
+
 @pytest.mark.parametrize("name", ["bad name", "a/b", "x" * 65])
 def test_broker_account__refuses_a_name_that_is_not_an_id(tmp_path: Path, name: str) -> None:
     bridge, _auth = _bridge(tmp_path)

@@ -4,7 +4,8 @@
 flood spread over ten simulated minutes: signed by one unenrolled key, signed by an enrolled
 key for other devices, unsigned and garbage, each from a random device id. The device ids are
 the sender's choice, so they open no budget of their own: what is stored is bounded by the
-minutes times the budget of each source (the verified key, or the reason when none verified).
+minutes times the budget of each source (the enrolled device whose key verified, or the reason
+when none verified).
 
 Measured (2-core VM): 2,400 rows in `rejections` and 2,400 signed risk notes in `outputs`; the
 SQLite file 1.6 MB, the PostgreSQL schema 2.2 MB (asserted: at most 3 MB and 4 MB). With the

@@ -13,7 +13,7 @@ from cloud_bridge.refusals import WINDOW_S, Budget, RefusalBudget
 from protocol.cose import MAX_ENVELOPE_BYTES
 from protocol.errors import Reason
 
-KEY_A, KEY_B = b"kid-a-01", b"kid-b-02"
+KEY_A, KEY_B = "dev-a", "dev-b"  # enrolled devices whose keys verified
 
 
 class Clock:
@@ -24,8 +24,8 @@ class Clock:
         return self.now
 
 
-def charges(budget: RefusalBudget, kid: bytes | None, reason: Reason, n: int) -> list[bool]:
-    return [budget.charge(kid, reason) for _ in range(n)]
+def charges(budget: RefusalBudget, signer: str | None, reason: Reason, n: int) -> list[bool]:
+    return [budget.charge(signer, reason) for _ in range(n)]
 
 
 def test_budget__a_verified_key_gets_its_own_budget_whatever_it_claims() -> None:
