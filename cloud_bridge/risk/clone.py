@@ -71,7 +71,8 @@ class ClonePolicy:
     - `skew_min_span_s`, `skew_min_edge_s`, `skew_tolerance_ppm`: skew_mismatch needs a boot
       this long, an LP edge this long (`SkewFit.edge_s`) and a difference this large from the
       crystal's learnt skew (a tuning-fork crystal moves 0.034 ppm/C^2 off its turnover
-      temperature: a hot afternoon shifts it 8 ppm).
+      temperature: a hot afternoon shifts it 8 ppm). An edge across an offline gap rests on
+      two single reports, each with its own delay: 150 ms over 2 hours is 20 ppm, hence 4 h.
     - `replay_memory`: fingerprint digests remembered.
     """
 
@@ -83,8 +84,8 @@ class ClonePolicy:
     ahead_slack_ppm: float = 20.0
     fit_min_span_s: float = 600.0
     max_skew_ppm: float = 100.0
-    skew_min_span_s: float = 7200.0
-    skew_min_edge_s: float = 3600.0
+    skew_min_span_s: float = 14400.0
+    skew_min_edge_s: float = 14400.0
     skew_tolerance_ppm: float = 20.0
     replay_memory: int = 64
 

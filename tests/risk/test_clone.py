@@ -119,10 +119,10 @@ def test_backlog_burst_at_boot_start__no_evidence() -> None:
 
 
 def test_reboot__restarts_the_clock_model_and_learns_the_crystal() -> None:
-    first = _live(150, 15.0)  # 149 min: long enough to learn the crystal's skew
+    first = _live(300, 15.0)  # 299 min: long enough to learn the crystal's skew
     state, found = _run(first)
     assert state.crystal_skew_ppm is None
-    again = _live(150, 15.0, boot=4, seq0=500, mono0=30_000, t0_us=T0_US + 10**10)
+    again = _live(300, 15.0, boot=4, seq0=500, mono0=30_000, t0_us=T0_US + 10**10)
     state, found = _run(again, state)
     assert not any(found)
     assert state.crystal_skew_ppm == pytest.approx(15.0, abs=0.1)
@@ -130,8 +130,8 @@ def test_reboot__restarts_the_clock_model_and_learns_the_crystal() -> None:
 
 
 def test_skew_mismatch__a_boot_whose_crystal_differs() -> None:
-    state, _ = _run(_live(150, 15.0))
-    other = _live(150, 40.0, boot=4, seq0=500, mono0=30_000, t0_us=T0_US + 10**10)
+    state, _ = _run(_live(300, 15.0))
+    other = _live(300, 40.0, boot=4, seq0=500, mono0=30_000, t0_us=T0_US + 10**10)
     state, found = _run(other, state)
     assert E.SKEW_MISMATCH in found[-1]
     first = next(k for k, ev in enumerate(found) if ev)
