@@ -241,9 +241,17 @@ def _rational(value):
     return num, 10**-exp
 
 
-_SCALES = [_rational(s) for s in model_card.SCALES]
-_CLIP_FX = _rational(model_card.CLIP)[0] * ONE // _rational(model_card.CLIP)[1]
-_IN_SCALE = _rational(model_card.INPUT_SCALE)
+_cards = {}  # id(card) -> (scales, clip, input scale) as exact fractions
+
+
+def _constants(card):
+    got = _cards.get(id(card))
+    if got is None:
+        clip = _rational(card.CLIP)
+        got = ([_rational(s) for s in card.SCALES], clip[0] * ONE // clip[1],
+               _rational(card.INPUT_SCALE))
+        _cards[id(card)] = got
+    return got
 
 
 def _raw_deltas(cur, base):
@@ -264,14 +272,17 @@ def _raw_deltas(cur, base):
     return out
 
 
-def model_input(current, baseline):
+def model_input(current, baseline, card=model_card):
     """The int8 input tensor for `current` against `baseline` (both wire-order field lists):
-    scaled, squashed by sign(x) ln(1 + |x|), clipped, quantised half up as agent.scoring."""
+    scaled, squashed by sign(x) ln(1 + |x|), clipped, quantised half up as agent.scoring, with
+    the normalisation of `card` (the model in use)."""
+    if tuple(card.FEATURES) != model_card.FEATURES:
+        raise ValueError("the card was trained for another feature layout")
     q = bytearray(20)
-    zp = model_card.INPUT_ZERO_POINT
-    s_num, s_den = _IN_SCALE
+    zp = card.INPUT_ZERO_POINT
+    scales, clip_fx, (s_num, s_den) = _constants(card)
     for i, (num, den) in enumerate(_raw_deltas(current, baseline)):
-        sc_num, sc_den = _SCALES[i]
+        sc_num, sc_den = scales[i]
         # x = (num / den) / (sc_num / sc_den)
         xn = num * sc_den
         xd = den * sc_num
@@ -280,8 +291,8 @@ def model_input(current, baseline):
         else:
             ax = abs(xn)
             y = ln_fx(xd + ax, xd)  # ln(1 + |x|)
-            if y > _CLIP_FX:
-                y = _CLIP_FX
+            if y > clip_fx:
+                y = clip_fx
             if xn < 0:
                 y = -y
         # round half up of y / input_scale + zero point
