@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def provision(args: argparse.Namespace) -> int:
     from agent import features
-    from agent.identity import host_identity
     from agent import provision_esp32 as esp32
+    from agent.identity import host_identity
     from agent.sensors.factory import open_source
     from protocol import envelope
     from protocol import messages as m

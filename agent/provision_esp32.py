@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import random
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -32,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE_LIB = ROOT / "firmware" / "lib"
 SAMPLE_HZ = 1000
 WINDOW = 64
-JITTER_US = 40
 SIM_SEEDS = 1 << 30
 """imu.sim_seed is below this (firmware/lib/config.py)."""
 
@@ -51,26 +49,17 @@ def firmware_module(name: str) -> ModuleType:
 def sim_fingerprints(
     sim_seed: int, sessions: int, window: int = WINDOW, sample_hz: int = SAMPLE_HZ
 ) -> list[list[int]]:
-    """Fingerprints (wire order) of `sessions` windows of the simulated MPU-6050, timed by a
-    simulated host clock with arrival jitter."""
+    """Fingerprints (wire order) of `sessions` windows of the simulated MPU-6050, timed by the
+    simulated board's clock (mpu6050_sim.SimClock), as the unix port captures them."""
     sim = firmware_module("mpu6050_sim")
     mpu = firmware_module("mpu6050")
     fp = firmware_module("fingerprint")
     imu = mpu.MPU6050(sim.SimI2C(sim_seed))
     imu.configure(sample_hz)
-    rng = random.Random(sim_seed)
-    clock = {"us": 0}
-
-    def ticks_us() -> int:
-        clock["us"] += rng.randint(0, JITTER_US)
-        return int(clock["us"])
-
-    def sleep_us(us: int) -> None:
-        clock["us"] += us
-
+    clock = sim.SimClock(sim_seed)
     out = []
     for _ in range(sessions):
-        cols, ts, temp_mc = imu.capture(window, sample_hz, ticks_us, sleep_us)
+        cols, ts, temp_mc = imu.capture(window, sample_hz, clock.ticks_us, clock.sleep_us)
         out.append(
             fp.extract(cols, ts, sample_hz, mpu.ACCEL_LSB_PER_G, mpu.GYRO_LSB_PER_DPS, temp_mc)
         )

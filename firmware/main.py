@@ -28,8 +28,8 @@ class Hardware:
 
         self.data_dir = data_dir
         self.ticks_ms = time.ticks_ms
-        self.ticks_us = time.ticks_us
-        self.sleep_us = time.sleep_us
+        self.imu_ticks_us = time.ticks_us  # the clock IMU samples are paced and stamped by
+        self.imu_sleep_us = time.sleep_us
         self.getrandbits = random.getrandbits
         self.log = print
         self._epoch_s = _EPOCH_2000_S if time.gmtime(0)[0] == 2000 else 0
@@ -112,6 +112,9 @@ class UnixPort(Hardware):
         if seed < 0:
             raise config.ConfigError("the unix port has no MPU-6050: set imu.sim_seed")
         self.i2c = mpu6050_sim.SimI2C(seed, cfg["imu"]["i2c_address"])
+        clock = mpu6050_sim.SimClock(seed)  # the simulated board's sampling clock
+        self.imu_ticks_us = clock.ticks_us
+        self.imu_sleep_us = clock.sleep_us
         self.wlan = wifi.NoWLAN()
         self.wdt = watchdog.StubWDT()
 

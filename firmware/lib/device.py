@@ -129,7 +129,7 @@ class Device:
         imu = self.cfg["imu"]
         hw = self.hw
         cols, ts, temp_mc = self.imu.capture(
-            imu["window_samples"], imu["sample_hz"], hw.ticks_us, hw.sleep_us
+            imu["window_samples"], imu["sample_hz"], hw.imu_ticks_us, hw.imu_sleep_us
         )
         fp = fingerprint.extract(
             cols, ts, imu["sample_hz"], mpu6050.ACCEL_LSB_PER_G, mpu6050.GYRO_LSB_PER_DPS, temp_mc

@@ -77,6 +77,11 @@ class MPU6050:
         period = 1000000 // sample_hz
         start = ticks_us()
         for i in range(n):
+            # paced against absolute deadlines, so a late wake-up does not delay every later
+            # sample (the IMU's own rate is what the timing fingerprint measures)
+            wait = ticks_diff(start + i * period, ticks_us())
+            if wait > 0:
+                sleep_us(wait)
             b = self.read()
             cols[0][i] = _s16(b[0], b[1])
             cols[1][i] = _s16(b[2], b[3])
@@ -85,11 +90,7 @@ class MPU6050:
             cols[3][i] = _s16(b[8], b[9])
             cols[4][i] = _s16(b[10], b[11])
             cols[5][i] = _s16(b[12], b[13])
-            t = ticks_us()
-            ts[i] = ticks_diff(t, start)
-            wait = period - ticks_diff(ticks_us(), t)
-            if wait > 0:
-                sleep_us(wait)
+            ts[i] = ticks_diff(ticks_us(), start)
         for i in range(1, n):  # strictly increasing, as agent.sensors.mpu6050 makes them
             if ts[i] <= ts[i - 1]:
                 ts[i] = ts[i - 1] + 1

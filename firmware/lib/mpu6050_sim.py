@@ -92,3 +92,24 @@ class SimI2C:
             self.regs[pos + 1] = v & 0xFF
             pos += 2
         self.reads += 1
+
+
+class SimClock:
+    """The sampling clock of the simulated board (a clock may be simulated in tests): the
+    host's microsecond ticks as the capture sees them, with up to `jitter_us` of arrival
+    jitter per read and sleeps that take exactly as long as asked. Provisioning enrolls with
+    it and the unix port captures with it, so both see the same timing."""
+
+    JITTER_US = 2
+
+    def __init__(self, seed, jitter_us=JITTER_US):
+        self._rand = _Rand(seed ^ 0x5A5A5A5A)
+        self.jitter_us = jitter_us
+        self.now_us = 0
+
+    def ticks_us(self):
+        self.now_us += (self._rand.bits(16) * (self.jitter_us + 1)) >> 16
+        return self.now_us
+
+    def sleep_us(self, us):
+        self.now_us += us
