@@ -15,7 +15,7 @@ OVERRIDES = "overrides.json"
 REQUIRED = None
 
 # section -> key -> (default or REQUIRED, kind, low, high, example)
-SCHEMA = {
+SCHEMA = {  # type: dict
     "device": {
         "id": (REQUIRED, "id", 1, 64, '"esp32-1"'),
         "fleet": (REQUIRED, "id", 1, 64, '"home"'),

@@ -194,14 +194,16 @@ class Device:
     # ---- the link ---------------------------------------------------------------------------
 
     def _will(self):
-        if self._session is None:
-            self._session = self._sessions.take()
-        fields = self._head(2 * self._session + 1)
+        session = self._session
+        if session is None:
+            session = self._session = self._sessions.take()
+        fields = self._head(2 * session + 1)
         fields["reason"] = "lost"
         return (self.topics["death"], self._seal(messages.DEATH, fields), 1, False)
 
     def _on_connect(self, _session_present):
-        session, self._session = self._session, None
+        session = self._session or 0  # reserved by _will() for this connection
+        self._session = None
         self.session = session
         for f in self.filters:
             self.client.subscribe(f, 1)

@@ -43,7 +43,7 @@ def band_bins(n):
     return out
 
 
-_twiddles = {}  # n -> (cos, sin) tables of n // 2 entries, TW_FRAC bits
+_twiddles = {}  # type: dict  # n -> (cos, sin) tables of n // 2 entries, TW_FRAC bits
 
 
 def _table(n):
@@ -208,7 +208,7 @@ def extract(cols, ts_us, rate_hz, accel_lsb, gyro_lsb, temp_mc):
         mid, high = _band_cdb(columns, n)
         out[field] = mid
         out[field + 1] = high
-        columns = None
+        columns = []
     out[10] = _quant_gap_milli(cols, n)
     out[11] = _repeat_pm(cols, n)
     out[12], out[13] = _timing(ts_us, n, rate_hz)
@@ -241,7 +241,7 @@ def _rational(value):
     return num, 10**-exp
 
 
-_cards = {}  # id(card) -> (scales, clip, input scale) as exact fractions
+_cards = {}  # type: dict  # id(card) -> (scales, clip, input scale) as exact fractions
 
 
 def _constants(card):
@@ -257,7 +257,7 @@ def _constants(card):
 def _raw_deltas(cur, base):
     # (num, den) of each raw delta in INPUT_FEATURES order, exact; ln ratios in fixed point
     dt_num = cur[14] - base[14]  # milli-degrees: dt_c = dt_num / 1000
-    out = [None] * 20
+    out = [(0, 1)] * 20
     for i, field in ((0, 0), (1, 1), (2, 2), (3, 3), (12, 12)):
         # current - (baseline + tc * dt_c)
         out[i] = ((cur[field] - base[field]) * 1000 - base[_TC[field]] * dt_num, 1000)

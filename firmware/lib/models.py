@@ -31,7 +31,7 @@ def load_card(storage, name):
     source = storage.read(name)
     if source is None:
         raise ValueError("card %s is missing" % name)
-    namespace = {}
+    namespace = {}  # type: dict
     exec(source, namespace)  # noqa: S102 - a card whose SHA-256 the bridge signed
     for attr in ("MODEL_ID", "MODEL_SHA256", "N_INPUTS", "LAYERS", "RISK_PM"):
         if attr not in namespace:
