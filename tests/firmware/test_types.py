@@ -39,7 +39,10 @@ def test_firmware_type_checks_against_the_esp32_stubs(tmp_path: Path) -> None:
         shutil.copy(shared, stubs / shared.name)
     config = tmp_path / "mypy.ini"
     # the stubs' own internals are not what is checked here
-    config.write_text("[mypy]\n\n[mypy-_mpy_shed.*]\nignore_errors = True\n")
+    config.write_text(
+        "[mypy]\n\n[mypy-_mpy_shed.*]\nignore_errors = True\n"
+        "\n[mypy-machine,network,vfs]\nignore_errors = True\n"  # errors inside these stubs
+    )
     sources = sorted(p.name for p in FIRMWARE_LIB.glob("*.py"))
     proc = subprocess.run(
         [
