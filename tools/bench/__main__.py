@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tools.bench.common import Context, Figure, machine
 
-SUITES = ["protocol", "model", "agent", "pool", "bridge"]
+SUITES = ["protocol", "model", "agent", "pool", "bridge", "firmware"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

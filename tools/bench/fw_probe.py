@@ -1,5 +1,5 @@
 """Runs IN MicroPython (the unix port) for tools/bench/firmware.py: one mode per run, its figures
-printed as `name value` lines, `OK` last when the run completed.
+printed as `FIG name value` lines, `OK` last when the run completed.
 
     micropython -X heapsize=... fw_probe.py times FLASH_DIR PORT [PYSTONE_DIR]
     micropython -X heapsize=... fw_probe.py seal
@@ -22,6 +22,10 @@ import ed25519
 import messages
 
 SEED = bytes(range(32))
+
+
+def fig(name, value):
+    print("FIG", name, value)
 
 
 def _report_fields(seq=0):
@@ -49,18 +53,16 @@ def times(flash_dir, port, pystone_dir=None):
     numbered = messages.with_seq(payload, 12345)
     sig_input = cose.sig_structure(cose.protected_for(cose.kid_for(key.public)), numbered)
     signature = key.sign(sig_input)
-    print("sign_ms", _ms(lambda: key.sign(sig_input), 20))
-    print("verify_ms", _ms(lambda: ed25519.verify(key.public, sig_input, signature), 10))
-    print("seal_ms", _ms(lambda: cose.sign1(messages.with_seq(payload, 12345), key), 20))
+    fig("sign_ms", _ms(lambda: key.sign(sig_input), 20))
+    fig("verify_ms", _ms(lambda: ed25519.verify(key.public, sig_input, signature), 10))
+    fig("seal_ms", _ms(lambda: cose.sign1(messages.with_seq(payload, 12345), key), 20))
     envelope = cose.sign1(numbered, key)
-    print("payload_bytes", len(numbered))
-    print("envelope_bytes", len(envelope))
     # garbage of one sealed report: allocation with the collector off (a large heap)
     gc.collect()
     gc.disable()
     before = gc.mem_alloc()
     cose.sign1(messages.with_seq(messages.encode(messages.REPORT, _report_fields()), 1), key)
-    print("garbage_bytes", gc.mem_alloc() - before)
+    fig("garbage_bytes", gc.mem_alloc() - before)
     gc.enable()
     gc.collect()
 
@@ -68,11 +70,18 @@ def times(flash_dir, port, pystone_dir=None):
 
     hw = board.unix_hardware(flash_dir)
     dev = device.Device(hw, storage.FileStorage(flash_dir))
-    print("fingerprint_ms", _ms(lambda: dev.assess(), 10))
+    fig("fingerprint_ms", _ms(lambda: dev.assess(), 10))
     import fingerprint
 
     _risk, x, fp = dev.last
-    print("score_ms", _ms(lambda: dev.model.score(fingerprint.model_input(fp, dev.cfg["baseline"])), 20))
+    dev.report()  # the device's own report: its sizes once numbered and sealed
+    own = messages.with_seq(dev.box.entries()[-1].payload, 12345)
+    fig("payload_bytes", len(own))
+    fig("envelope_bytes", len(cose.sign1(own, key)))
+    fig(
+        "score_ms",
+        _ms(lambda: dev.model.score(fingerprint.model_input(fp, dev.cfg["baseline"])), 20),
+    )
     import mqtt
 
     client = mqtt.MQTTClient("fw-bench", lambda: hw.open_socket("127.0.0.1", port))
@@ -85,7 +94,7 @@ def times(flash_dir, port, pystone_dir=None):
         while pid not in acked:
             client.poll(100)
 
-    print("publish_ms", _ms(publish, 50))
+    fig("publish_ms", _ms(publish, 50))
 
     def whole():
         risk, x, fp = dev.assess()
@@ -97,7 +106,7 @@ def times(flash_dir, port, pystone_dir=None):
         while pid not in acked:
             client.poll(100)
 
-    print("report_ms", _ms(whole, 10))
+    fig("report_ms", _ms(whole, 10))
     client.disconnect()
     if pystone_dir:
         sys.path.append(pystone_dir)
@@ -106,7 +115,7 @@ def times(flash_dir, port, pystone_dir=None):
         best = 0
         for _ in range(3):
             best = max(best, pystone.pystones(20000)[1])
-        print("pystone", best)
+        fig("pystone", best)
 
 
 def seal():
@@ -145,13 +154,14 @@ def soak(flash_dir, reports):
             gc.collect()
             free_early = gc.mem_free()
     deadline = time.ticks_add(time.ticks_ms(), 30000)
-    while dev.window.acked < dev.box.numbered_hi and time.ticks_diff(deadline, time.ticks_ms()) > 0:
+    while len(dev.box) and time.ticks_diff(deadline, time.ticks_ms()) > 0:
         dev.step()
         time.sleep_ms(2)
     gc.collect()
-    print("heap_growth_bytes", free_early - gc.mem_free())
-    print("acked", dev.window.acked)
-    print("connects", dev.reconnector.connects)
+    fig("heap_growth_bytes", free_early - gc.mem_free())
+    fig("acked", dev.window.acked)
+    fig("connects", dev.reconnector.connects)
+    fig("unacked", len(dev.box))
 
 
 def main(argv):
