@@ -73,7 +73,7 @@ def times(flash_dir, port, pystone_dir=None):
     fig("fingerprint_ms", _ms(lambda: dev.assess(), 10))
     import fingerprint
 
-    _risk, x, fp = dev.last
+    _risk, _x, fp = dev.last
     dev.report()  # the device's own report: its sizes once numbered and sealed
     own = messages.with_seq(dev.box.entries()[-1].payload, 12345)
     fig("payload_bytes", len(own))
