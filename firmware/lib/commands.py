@@ -11,7 +11,7 @@ device's part of agent/commands.py, with its semantics and answers.
 - model: fetch a model card (the module tools/model_card.py generates) from `url`, check its
   SHA-256 against the signed `sha256`, load it and score a capture with it (self-test), then
   point model.json at it; a card that fails leaves the old model in place
-  ("model_rejected: ..."), and one that fails to load at boot is rolled back (models.py).
+  ("model_rejected: ..."), and one that fails to load at boot is rolled back (model_store.py).
 
     outcome = handle(dev, name, args)   -> (result text, effects): effects are ("config", cfg),
                                            ("key", SigningKey), ("model", Model), ("enroll", data)
@@ -24,7 +24,7 @@ import config
 import cose
 import ed25519
 import messages
-import models
+import model_store
 
 KEY = "device.key"
 PENDING = "device.key.pending"
@@ -150,18 +150,18 @@ def _model(dev, args):
         if not isinstance(args.get(name), kind):
             return "refused: argument %s missing or mistyped" % name, ()
     try:
-        blob = dev.fetch(args["url"], models.MAX_CARD_BYTES)
+        blob = dev.fetch(args["url"], model_store.MAX_CARD_BYTES)
     except Exception as exc:
         return ("model_rejected: fetch failed: %s" % exc)[:64], ()
     if hashlib.sha256(blob).digest() != args["sha256"]:
         return "model_rejected: sha256 mismatch", ()
-    name = models.card_name(args["sha256"])
+    name = model_store.card_name(args["sha256"])
     write_atomic(dev.storage, name, blob)
     try:
-        model = models.load_card(dev.storage, name)
+        model = model_store.load_card(dev.storage, name)
         dev.self_test(model)
     except Exception as exc:
         dev.storage.remove(name)
         return ("model_rejected: %s" % exc)[:64], ()
-    models.select(dev.storage, name)
+    model_store.select(dev.storage, name)
     return "ok", (("model", model),)

@@ -26,7 +26,7 @@ import cose
 import counters
 import fingerprint
 import messages
-import models
+import model_store
 import mpu6050
 import mqtt
 import reconnect
@@ -75,7 +75,7 @@ class Device:
         self.box = Outbox(storage, self.cfg["outbox"]["max_messages"])
         mq = self.cfg["mqtt"]
         self.window = window.SendWindow(REPLAY_WINDOW, mq["inflight_max"], mq["ack_timeout_s"] * 1000)
-        self.model = models.current(storage, self.log)
+        self.model = model_store.current(storage, self.log)
         self.imu = mpu6050.MPU6050(hw.i2c, self.cfg["imu"]["i2c_address"])
         self.imu.configure(self.cfg["imu"]["sample_hz"])
         rand = hw.getrandbits

@@ -9,7 +9,7 @@ import config
 import cose
 import ed25519
 import fwtest
-import models
+import model_store
 import mpu6050
 import mpu6050_sim
 import storage
@@ -210,17 +210,17 @@ def test_config_command_is_kept_across_resets():
 
 def test_a_model_card_that_does_not_load_is_rolled_back():
     flash = storage.FileStorage(fwtest.scratch())
-    assert models.current(flash).model_id == "risk-v1"  # built in
+    assert model_store.current(flash).model_id == "risk-v1"  # built in
     flash.write("card_bad.py", b"MODEL_ID = 'broken'\n")
-    models.select(flash, "card_bad.py")
+    model_store.select(flash, "card_bad.py")
     logged = []
-    model = models.current(flash, logged.append)
-    assert model.model_id == "risk-v1" and flash.read(models.POINTER) is None
+    model = model_store.current(flash, logged.append)
+    assert model.model_id == "risk-v1" and flash.read(model_store.POINTER) is None
     assert "rolling back" in logged[0]
     with open("firmware/lib/model_card.py", "rb") as f:
         flash.write("card_good.py", f.read())
-    models.select(flash, "card_good.py")
-    model = models.current(flash)
-    assert model.score(bytes(20)) == models.current(storage.FileStorage(fwtest.scratch())).score(
+    model_store.select(flash, "card_good.py")
+    model = model_store.current(flash)
+    assert model.score(bytes(20)) == model_store.current(storage.FileStorage(fwtest.scratch())).score(
         bytes(20)
     )

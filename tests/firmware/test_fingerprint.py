@@ -27,14 +27,11 @@ for cur, base in doc["pairs"]:
 def capture(rng: np.random.Generator, n: int, rate_hz: int) -> Capture:
     """A window at rest: per-capture biases and noise levels, some axes correlated in time
     (a low-pass), arrival jitter; and sometimes a coarse, synthetic-looking sensor."""
-    raw = np.zeros((n, 6), dtype=np.int64)
     mean = rng.normal([0, 0, 16384, 0, 0, 0], [400, 400, 400, 80, 80, 80])
     sd = rng.uniform([3, 3, 3, 1, 1, 1], [40, 40, 40, 12, 12, 12])
     white = rng.normal(0, 1, size=(n + 1, 6)) * sd
-    if rng.random() < 0.5:
-        white = (white[1:] + white[:-1]) / 2
-    else:
-        white = white[1:]
+    low_pass = rng.random() < 0.5
+    white = (white[1:] + white[:-1]) / 2 if low_pass else white[1:]
     raw = np.round(mean + white)
     if rng.random() < 0.2:
         raw = np.round(raw / 4) * 4  # a sensor with empty codes

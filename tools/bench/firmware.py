@@ -70,6 +70,7 @@ class Probe:
         proc = subprocess.run(
             [self.micropython, "-X", f"heapsize={heap_kb}k", "-m", "fw_probe", *args],
             env={"MICROPYPATH": str(self.lib), "PATH": "/usr/bin:/bin"},
+            cwd=self.lib,  # not the checkout: its models/ directory would shadow a module
             capture_output=True,
             text=True,
             timeout=timeout_s,
