@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+import nacl.signing
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -141,3 +142,51 @@ def test_virtual_esp32_zero_loss_through_broker_restart_and_power_cut(
     )
     assert draws == [(f"{DEVICE}:{trigger_seq}:emergency", "ok")], draws
     assert bridge.query("SELECT count(*) FROM outputs")[0][0] == 0
+
+
+def test_virtual_esp32_rotates_its_key_and_answers_commands(
+    tmp_path: Path, private_broker: Mosquitto
+) -> None:
+    bridge = Bridge.create(tmp_path / "bridge", private_broker.url)
+    rig = provision_rig(tmp_path, bridge, private_broker, "u-rot")
+    old = commands_key(rig)
+    bridge.start()
+    rig.start()
+    try:
+        assert wait(lambda: len(events(bridge)) >= 3, 60), rig.console() + bridge.log()[-3000:]
+        bridge_cli(
+            "devices", "rotate", DEVICE, "--data", str(bridge.data), "--config", str(bridge.config)
+        )  # fmt: skip
+
+        def rotated() -> bool:
+            rows = bridge.query(
+                "SELECT kid, status FROM device_keys WHERE device_id = ?", (DEVICE,)
+            )
+            return len(rows) == 2 and ("retired" in {str(s) for _k, s in rows})
+
+        assert wait(rotated, 60), rig.console()[-3000:] + bridge.log()[-3000:]
+        send_command(bridge, private_broker, "ping", {}, 100)
+        assert wait(lambda: answers(bridge, 100) == ["ok"], 30), rig.console()[-3000:]
+        send_command(bridge, private_broker, "ping", {}, 100)  # a replay: refused, unanswered
+        n = len(events(bridge))
+        assert wait(lambda: len(events(bridge)) >= n + 3, 30)
+    finally:
+        if rig.running:
+            rig.stop()
+    bridge.stop()
+    new = commands_key(rig)
+    assert new != old and not (rig.flash / "device.key.pending").exists()
+    got = events(bridge)
+    assert [s for s, _k, _e in got] == list(range(1, len(got) + 1))
+    assert answers(bridge, 100) == ["ok"]
+    last = got[-1][2]
+    signed = cose.verify1(last, lambda kid: nacl.signing.VerifyKey(new))
+    assert signed.kid == cose.kid_for(nacl.signing.VerifyKey(new))
+    assert json.loads((rig.flash / "key.json").read_text())["generation"] == 2
+    assert bridge.query("SELECT key_generation FROM devices")[0][0] == 2
+
+
+def commands_key(rig: VirtualEsp32) -> bytes:
+    """The public key of the rig's device.key (the firmware's key file)."""
+    seed = bytes.fromhex((rig.flash / "device.key").read_text().strip())
+    return bytes(nacl.signing.SigningKey(seed).verify_key)
