@@ -50,29 +50,42 @@ class Hardware:
             pass
         return s
 
-    def fetch(self, url, max_bytes):
-        """HTTP/1.0 GET of url (http:// only): the body, at most max_bytes."""
+    def fetch(self, url, path, max_bytes):
+        """HTTP/1.0 GET of url (http:// only) streamed into the file `path`, at most max_bytes;
+        the body's SHA-256 (the body never sits in the heap whole)."""
+        import hashlib
+
         if not url.startswith("http://"):
             raise ValueError("url must be http://")
-        hostport, _, path = url[7:].partition("/")
+        hostport, _, rest = url[7:].partition("/")
         host, _, port = hostport.partition(":")
         s = self.open_socket(host, int(port or 80))
+        digest = hashlib.sha256()
+        size = 0
         try:
-            s.write(("GET /%s HTTP/1.0\r\nHost: %s\r\n\r\n" % (path, host)).encode())
-            data = b""
-            while len(data) <= max_bytes + 4096:
-                chunk = s.recv(1024)
-                if not chunk:
-                    break
-                data += chunk
+            s.write(("GET /%s HTTP/1.0\r\nHost: %s\r\n\r\n" % (rest, host)).encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(256)
+                if not chunk or len(head) > 4096:
+                    raise ValueError("no HTTP response header")
+                head += chunk
+            head, _, body = head.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.") or head[9:12] != b"200":
+                raise ValueError("HTTP status %s" % head[9:12].decode())
+            with open(path, "wb") as f:
+                while True:  # until the server closes (HTTP/1.0)
+                    size += len(body)
+                    if size > max_bytes:
+                        raise ValueError("larger than %d bytes" % max_bytes)
+                    digest.update(body)
+                    f.write(body)
+                    body = s.recv(1024)
+                    if not body:
+                        break
         finally:
             s.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.") or head[9:12] != b"200":
-            raise ValueError("HTTP status %s" % head[9:12].decode())
-        if len(body) > max_bytes:
-            raise ValueError("larger than %d bytes" % max_bytes)
-        return body
+        return digest.digest()
 
 
 class Esp32(Hardware):

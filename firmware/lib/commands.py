@@ -17,7 +17,6 @@ device's part of agent/commands.py, with its semantics and answers.
                                            ("key", SigningKey), ("model", Model), ("enroll", data)
 """
 
-import hashlib
 import json
 
 import config
@@ -149,14 +148,17 @@ def _model(dev, args):
     for name, kind in (("model_id", str), ("sha256", bytes), ("url", str)):
         if not isinstance(args.get(name), kind):
             return "refused: argument %s missing or mistyped" % name, ()
-    try:
-        blob = dev.fetch(args["url"], model_store.MAX_CARD_BYTES)
-    except Exception as exc:
-        return ("model_rejected: fetch failed: %s" % exc)[:64], ()
-    if hashlib.sha256(blob).digest() != args["sha256"]:
-        return "model_rejected: sha256 mismatch", ()
     name = model_store.card_name(args["sha256"])
-    write_atomic(dev.storage, name, blob)
+    tmp = name + ".tmp"
+    try:
+        digest = dev.fetch(args["url"], dev.storage.path(tmp), model_store.MAX_CARD_BYTES)
+    except Exception as exc:
+        dev.storage.remove(tmp)
+        return ("model_rejected: fetch failed: %s" % exc)[:64], ()
+    if digest != args["sha256"]:
+        dev.storage.remove(tmp)
+        return "model_rejected: sha256 mismatch", ()
+    dev.storage.rename(tmp, name)
     try:
         model = model_store.load_card(dev.storage, name)
         dev.self_test(model)

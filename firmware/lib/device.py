@@ -98,6 +98,7 @@ class Device:
         self._cmd_seen = self._load_cmd_seen()
         self.dropped_inbound = 0
         self.reports = 0
+        self.skipped = 0  # reports not made for want of heap
         self.last = None  # (risk_pm, input_q, fingerprint) of the last capture
         self._next_report = hw.ticks_ms()
         self._last_fired = None
@@ -112,8 +113,8 @@ class Device:
     def random_bytes(self, n):
         return bytes(self.hw.getrandbits(8) for _ in range(n))
 
-    def fetch(self, url, max_bytes):
-        return self.hw.fetch(url, max_bytes)
+    def fetch(self, url, path, max_bytes):
+        return self.hw.fetch(url, path, max_bytes)
 
     def _head(self, seq):
         return {"sender": self.device_id, "seq": seq, "boot": self.boot, "ts_ms": self.wall_ms()}
@@ -337,8 +338,12 @@ class Device:
         if time.ticks_diff(self._next_report, time.ticks_add(now, interval)) > 0:
             self._next_report = time.ticks_add(now, interval)  # a config command shortened it
         if time.ticks_diff(now, self._next_report) >= 0:
-            self.report()
             self._next_report = time.ticks_add(now, interval)
+            try:
+                self.report()
+            except MemoryError:  # a fragmented heap: this report is skipped, the next one made
+                self.skipped += 1
+                self.log("out of memory: report skipped")
             gc.collect()
         self.dog.feed_if_due()
         hw.led(up and self.window.bridge_online)
