@@ -24,7 +24,7 @@ from typing import Any
 
 import nacl.signing
 
-from agent import features
+from agent import features, keys
 from agent.features import Fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,13 +99,12 @@ def write_board(
     board.mkdir(parents=True, exist_ok=True)
     files = {
         "config.json": json.dumps(cfg, indent=1, sort_keys=True) + "\n",
-        "device.key": bytes(key).hex() + "\n",
         "key.json": json.dumps({"generation": 1, "public_key": bytes(key.verify_key).hex()}),
     }
     for name, text in files.items():
         (board / name).write_text(text)
-    (board / "device.key").chmod(0o600)
-    return {name: str(board / name) for name in files}
+    keys.write(board / "device.key", key, overwrite=True)  # the agent's key file, private
+    return {name: str(board / name) for name in (*files, "device.key")}
 
 
 def baseline_from_sim(sim_seed: int, sessions: int) -> Fingerprint:

@@ -295,7 +295,10 @@ class Device:
 
     def _link(self, now):
         """Keep the link up and let the window work; False while disconnected."""
+        attempts = self.wifi.attempts
         if not self.wifi.step(now):
+            if self.wifi.attempts != attempts:
+                self.dog.progress()  # trying to join is progress: an outage must not reset
             return False
         if not self.client.connected:
             self.window.on_disconnected()
