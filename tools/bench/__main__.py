@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tools.bench.common import Context, Figure, machine
 
-SUITES = ["protocol", "model", "agent", "pool", "approval", "bridge"]
+SUITES = ["protocol", "model", "agent", "pool", "approval", "bridge", "firmware"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

