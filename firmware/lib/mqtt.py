@@ -42,6 +42,13 @@ class MQTTError(Exception):
         self.code = code
 
 
+MAX_PACKET = 4352 + 256 + 8
+"""The largest inbound packet kept: an envelope (cose.MAX_ENVELOPE_BYTES), a topic, a packet
+id. A broker may hold up to 256 MB messages (Mosquitto's default): one on an ack or command
+topic must not reach an ESP32's 110 KB heap."""
+_SKIP = 256  # bytes read at a time past an oversize packet
+
+
 def _length(n):
     # MQTT 3.1.1 section 2.2.3: remaining length, 7 bits a byte
     out = bytearray()
@@ -70,8 +77,12 @@ def is_timeout(exc):
 
 
 class MQTTClient:
-    def __init__(self, client_id, open_socket, keepalive_s=30, timeout_ms=5000, clock=None):
+    def __init__(
+        self, client_id, open_socket, keepalive_s=30, timeout_ms=5000, clock=None, max_packet=MAX_PACKET
+    ):
         self.client_id = client_id
+        self.max_packet = max_packet  # a larger inbound packet is never held in the heap
+        self.dropped_oversize = 0  # PUBLISH packets over max_packet read past and acked
         self._open_socket = open_socket
         self.keepalive_s = keepalive_s
         self.timeout_ms = timeout_ms
@@ -221,6 +232,9 @@ class MQTTClient:
                 shift += 7
                 if not byte & 0x80:
                     break
+            if n > self.max_packet:
+                self._skip(first[0], n)
+                return True
             body = self._read_exact(n) if n else b""
         except OSError:
             self._drop()
@@ -229,6 +243,28 @@ class MQTTClient:
         self._ping_out = False
         self._dispatch(first[0], body)
         return True
+
+    def _skip(self, first, n):
+        """Read past an oversize packet in small pieces: a PUBLISH is counted and acked (else
+        the broker would send it again on every reconnect); anything else ends the
+        connection."""
+        if first & 0xF0 != PUBLISH:
+            raise MQTTError(-1, "packet 0x%02x of %d bytes over %d" % (first, n, self.max_packet))
+        qos = (first >> 1) & 3
+        tlen = int.from_bytes(self._read_exact(2), "big")
+        left = n - 2 - tlen - (2 if qos else 0)
+        if left < 0:
+            raise MQTTError(-1, "malformed PUBLISH")
+        while tlen:  # the topic too is the broker's choice: read it in pieces
+            tlen -= len(self._read_exact(min(tlen, _SKIP)))
+        pid = self._read_exact(2) if qos else b""
+        while left:
+            left -= len(self._read_exact(min(left, _SKIP)))
+        self._last_rx = self._clock()
+        self._ping_out = False
+        self.dropped_oversize += 1
+        if qos == 1:
+            self._write(packet(PUBACK, pid))
 
     def _dispatch(self, first, body):
         kind = first & 0xF0

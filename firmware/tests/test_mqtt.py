@@ -207,3 +207,36 @@ def test_reconnects_with_backoff_while_the_broker_is_away_then_resubscribes():
     assert got == [b"after", b"again"] and link.connects == 2
     sender.disconnect()
     client.disconnect()
+
+
+def test_an_oversize_publish_is_read_past_in_pieces_and_acked():
+    # 300 KB on a 64 KB heap: read whole, it could not fit. The broker (open, Mosquitto's
+    # default limit of 256 MB) delivers it at QoS 1; the client must count it, ack it so it is
+    # not sent again, and go on to the next message on the same connection.
+    from mqtt import PUBLISH, _length, _str
+
+    topic = _topic("big")
+    got = []
+    sub = MQTTClient("fw-sub-%d" % random.getrandbits(20), opener())
+    sub.on_message = lambda t, payload, retain: got.append(bytes(payload))
+    subacks = []
+    sub.on_suback = lambda pid, granted: subacks.append(pid)
+    sub.connect()
+    sub.subscribe(topic, qos=1)
+    _pump([sub], lambda: subacks)
+    pub = MQTTClient("fw-pub-%d" % random.getrandbits(20), opener())
+    acked = []
+    pub.on_puback = acked.append
+    pub.connect()
+    size = 300_000
+    head = _str(topic) + b"\x00\x07"  # packet id 7
+    pub._sock.write(bytes((PUBLISH | 2,)) + _length(len(head) + size) + head)
+    chunk = bytes(1000)
+    for _ in range(size // 1000):
+        pub._sock.write(chunk)
+    pub.publish(topic, b"after", qos=1)
+    _pump([pub, sub], lambda: got and len(acked) == 2, timeout_ms=20000)
+    assert got == [b"after"]
+    assert sub.dropped_oversize == 1
+    pub.disconnect()
+    sub.disconnect()
