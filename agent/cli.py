@@ -231,7 +231,7 @@ def provision(args: argparse.Namespace) -> int:
         if not args.bridge_key:
             raise AgentError("--target esp32 needs --bridge-key (it goes into config.json)")
         cfg = esp32.board_config(
-            args.device_id, args.fleet, args.bridge_key, args.mqtt_url, baseline, seed
+            args.device_id, args.fleet, args.bridge_key, args.mqtt_url, baseline, seed, secret
         )
         board = esp32.write_board(out, key, cfg)
     elif args.bridge_key:

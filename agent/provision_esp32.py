@@ -24,6 +24,7 @@ from typing import Any
 
 import nacl.signing
 
+import keyfiles
 from agent import features, keys
 from agent.features import Fingerprint
 
@@ -73,14 +74,21 @@ def board_config(
     mqtt_url: str,
     baseline: Fingerprint,
     sim_seed: int,
+    mqtt_secret: str = "",
 ) -> dict[str, Any]:
-    """config.json for the firmware (its schema: firmware/lib/config.py)."""
+    """config.json for the firmware (its schema: firmware/lib/config.py); with `mqtt_secret`
+    the board logs in to the broker as its device id (the secret's hash is in the record)."""
     rest = mqtt_url.split("://", 1)[-1]
     host, _, port = rest.partition(":")
     return {
         "device": {"id": device_id, "fleet": fleet, "kind": "mcu"},
         "bridge": {"public_key": bridge_key_hex},
-        "mqtt": {"host": host or "127.0.0.1", "port": int(port or 1883)},
+        "mqtt": {
+            "host": host or "127.0.0.1",
+            "port": int(port or 1883),
+            "username": device_id if mqtt_secret else "",
+            "password": mqtt_secret,
+        },
         "wifi": {"ssid": "", "password": ""},
         "report": {"interval_s": 60},
         "imu": {"sample_hz": SAMPLE_HZ, "window_samples": WINDOW, "sim_seed": sim_seed},
@@ -97,14 +105,13 @@ def write_board(
     """The board's files under out/board; their paths by name."""
     board = out / "board"
     board.mkdir(parents=True, exist_ok=True)
-    files = {
-        "config.json": json.dumps(cfg, indent=1, sort_keys=True) + "\n",
-        "key.json": json.dumps({"generation": 1, "public_key": bytes(key.verify_key).hex()}),
-    }
-    for name, text in files.items():
-        (board / name).write_text(text)
+    key_json = json.dumps({"generation": 1, "public_key": bytes(key.verify_key).hex()})
+    (board / "key.json").write_text(key_json)
+    # config.json holds the broker password: private, like the key
+    config = json.dumps(cfg, indent=1, sort_keys=True) + "\n"
+    keyfiles.write_private(board / "config.json", config.encode(), overwrite=True)
     keys.write(board / "device.key", key, overwrite=True)  # the agent's key file, private
-    return {name: str(board / name) for name in (*files, "device.key")}
+    return {name: str(board / name) for name in ("config.json", "key.json", "device.key")}
 
 
 def baseline_from_sim(sim_seed: int, sessions: int) -> Fingerprint:

@@ -25,6 +25,8 @@ SCHEMA = {  # type: dict
     "mqtt": {
         "host": (REQUIRED, "str", 1, 253, '"192.168.1.10"'),
         "port": (1883, "int", 1, 65535, "1883"),
+        "username": ("", "str", 0, 64, '"esp32-1" (the device id; empty: an open broker)'),
+        "password": ("", "str", 0, 128, '"<the secret of edge-agent provision>"'),
         "keepalive_s": (30, "int", 5, 3600, "30"),
         "ack_timeout_s": (10, "int", 1, 600, "10"),
         "inflight_max": (16, "int", 1, 64, "16"),

@@ -250,7 +250,9 @@ class Device:
                 self.window.on_ack(f["ack_seq"], self.hw.ticks_ms())
                 return
         elif msg.kind == messages.BRIDGE_STATE and topic == self.filters[2]:
-            if self.window.on_bridge_state(f["sender"], f["boot"], f["online"]):
+            # ordered by (boot, seq): a replayed older "offline" or last will is not taken
+            now = self.hw.ticks_ms()
+            if self.window.on_bridge_state(f["sender"], f["boot"], f["seq"], f["online"], now):
                 return
         elif msg.kind == messages.COMMAND and topic == self.filters[0][:-3] + "cmd/" + f["command"]:
             if f["device"] == self.device_id and self._fresh_command(f["sender"], f["seq"]):
@@ -302,7 +304,12 @@ class Device:
             return False
         if not self.client.connected:
             self.window.on_disconnected()
-            self.reconnector.connect_args = {"will": self._will()}
+            mq = self.cfg["mqtt"]
+            self.reconnector.connect_args = {
+                "will": self._will(),
+                "username": mq["username"] or None,  # the broker binds the client id to it
+                "password": mq["password"] or None,
+            }
             attempts = self.reconnector.attempts
             up = self.reconnector.step(now)
             if self.reconnector.attempts != attempts:

@@ -32,7 +32,11 @@ from tools.virtual_esp32 import VirtualEsp32
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
-RIG_HEAP = "256k"  # the measured working heap (tools/bench firmware) with a margin
+RIG_HEAP = "320k"
+"""The measured working heap (tools/bench firmware: 225 KB through 1,000 reports) with a margin:
+at 256 KB a model update, compiled on the device, failed to allocate 5-10 KB in about half the
+runs (a fragmented heap, not a leak). The bench reports the heap goal; this test is about
+delivery and commands."""
 DEVICE = "esp32-rig-1"
 
 
@@ -65,7 +69,8 @@ def send_command(
         sender="operator", seq=seq, boot=1, ts_ms=time.time_ns() // 10**6, device=DEVICE,
         command=name, args=args,  # type: ignore[arg-type]
     )  # fmt: skip
-    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator")
+    client.username_pw_set("operator", bridge.login("operator", role="bridge"))
     client.connect(broker.host, broker.port)
     client.loop_start()
     client.publish(
