@@ -20,9 +20,7 @@ gaits.)
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from agent import activity
+from tools.eval_risk import signal_main
 
 GOAL = 0.8
 HZ = 10.0
@@ -146,18 +145,15 @@ def evaluate(seed: int, quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.eval_risk.sig_activity", description=__doc__)
-    ap.add_argument("--seed", type=int, default=0, help="the random orientations")
-    ap.add_argument("--quick", action="store_true", help="no effect: the dataset is small")
-    ap.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = ap.parse_args(argv)
-    try:
-        result = evaluate(args.seed, args.quick)
-    except DataMissing as exc:
-        print(f"sig_activity: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result, indent=1 if args.json else None))
-    return 0
+    return signal_main(
+        "sig_activity",
+        __doc__,
+        evaluate,
+        argv,
+        quick_help="no effect: the dataset is small",
+        seed_help="the random orientations",
+        missing=DataMissing,
+    )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,7 @@ skew_mismatch hours later or not at all (`forged_fp_detected_within_day`).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import math
 import sys
 from collections.abc import Iterator
@@ -41,6 +39,7 @@ import numpy as np
 from agent.simulator.device import rng_for
 from cloud_bridge.risk.clone import ClonePolicy, CloneState, Evidence, Observation, observe
 from cloud_bridge.risk.fingerprint import IdentityScales, distance
+from tools.eval_risk import signal_main
 from tools.eval_risk.sig_fingerprint import Board, _kind, train_scales
 
 GOAL_REPORTS = 10
@@ -274,19 +273,9 @@ def evaluate(seed: int, quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.eval_risk.sig_clone",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return signal_main(
+        "sig_clone", __doc__, evaluate, argv, quick_help="30 boards (for tests)", seeds=20
     )
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="30 boards (for tests)")
-    ap.add_argument("--json", action="store_true", help="print the result as JSON (default)")
-    args = ap.parse_args(argv)
-    if not 0 <= args.seed < 20:
-        raise SystemExit("seed must be 0 to 19")
-    print(json.dumps(evaluate(args.seed, args.quick), indent=1))
-    return 0
 
 
 if __name__ == "__main__":

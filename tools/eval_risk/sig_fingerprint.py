@@ -18,8 +18,6 @@ sessions it takes to flag a board whose gyro offsets have aged by 0.05 deg/s.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from dataclasses import replace
 from typing import Any
@@ -38,6 +36,7 @@ from cloud_bridge.risk.fingerprint import (
     distance,
     fit_scales,
 )
+from tools.eval_risk import signal_main
 
 GOAL_TOP1 = 0.995
 SAMPLE_RATE_HZ = 100.0
@@ -158,19 +157,9 @@ def evaluate(seed: int, quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.eval_risk.sig_fingerprint",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return signal_main(
+        "sig_fingerprint", __doc__, evaluate, argv, quick_help="100 boards (for tests)", seeds=20
     )
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="100 boards (for tests)")
-    ap.add_argument("--json", action="store_true", help="print the result as JSON (default)")
-    args = ap.parse_args(argv)
-    if not 0 <= args.seed < 20:
-        raise SystemExit("seed must be 0 to 19")
-    print(json.dumps(evaluate(args.seed, args.quick), indent=1))
-    return 0
 
 
 if __name__ == "__main__":

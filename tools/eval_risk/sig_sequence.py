@@ -16,8 +16,6 @@ HMM reached TP 0.42-0.64 at FP 0.02-0.06.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cloud_bridge.risk import sequence as sq
+from tools.eval_risk import signal_main
 
 TRAIN, TEST = 60, 60
 TP_GOAL, FP_GOAL = 0.65, 0.02
@@ -148,13 +147,9 @@ def evaluate(seed: int, quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.eval_risk.sig_sequence", description=__doc__)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="300 users instead of 3000")
-    ap.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = ap.parse_args(argv)
-    print(json.dumps(evaluate(args.seed, args.quick), indent=1 if args.json else None))
-    return 0
+    return signal_main(
+        "sig_sequence", __doc__, evaluate, argv, quick_help="300 users instead of 3000"
+    )
 
 
 if __name__ == "__main__":

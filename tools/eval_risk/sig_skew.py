@@ -15,8 +15,6 @@ after 5 minutes for scale.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from typing import Any
@@ -25,6 +23,7 @@ import numpy as np
 
 from agent.simulator.device import SimDevice, rng_for
 from cloud_bridge.risk.skew import lp_fit, ls_fit
+from tools.eval_risk import signal_main
 
 GOAL_PPM = 0.2
 REPORT_PERIOD_S = 1.0
@@ -90,19 +89,9 @@ def evaluate(seed: int, quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m tools.eval_risk.sig_skew",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    return signal_main(
+        "sig_skew", __doc__, evaluate, argv, quick_help="fewer trials (for tests)", seeds=1000
     )
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="fewer trials (for tests)")
-    ap.add_argument("--json", action="store_true", help="print the result as JSON (default)")
-    args = ap.parse_args(argv)
-    if not 0 <= args.seed < 1000:
-        raise SystemExit("seed must be 0 to 999")
-    print(json.dumps(evaluate(args.seed, args.quick), indent=1))
-    return 0
 
 
 if __name__ == "__main__":

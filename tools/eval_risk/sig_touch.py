@@ -14,8 +14,6 @@ Euclidean (the comparison) are measured on the same attempts.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,6 +23,7 @@ import numpy as np
 from agent.simulator.swipe import SwipeHabit
 from agent.strokes import features
 from cloud_bridge.risk import touch
+from tools.eval_risk import signal_main
 
 WINDOW = 10  # strokes a decision looks at: about one page of reading
 SESSIONS, ENROL_SESSIONS = 4, 2
@@ -96,14 +95,7 @@ def evaluate(seed: int, quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.eval_risk.sig_touch", description=__doc__)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="40 users instead of 200")
-    ap.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = ap.parse_args(argv)
-    result = evaluate(args.seed, args.quick)
-    print(json.dumps(result, indent=1 if args.json else None))
-    return 0
+    return signal_main("sig_touch", __doc__, evaluate, argv, quick_help="40 users instead of 200")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ that reaching it needs 1,500-30,000 km/h; the leg into it and the leg back out a
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from cloud_bridge.risk import travel as tr
+from tools.eval_risk import signal_main
 
 KMH = 1 / 3.6  # m/s per km/h
 MIN_MS = 60_000
@@ -182,13 +181,9 @@ def evaluate(seed: int, quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.eval_risk.sig_travel", description=__doc__)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="300 users instead of 3000")
-    ap.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = ap.parse_args(argv)
-    print(json.dumps(evaluate(args.seed, args.quick), indent=1 if args.json else None))
-    return 0
+    return signal_main(
+        "sig_travel", __doc__, evaluate, argv, quick_help="300 users instead of 3000"
+    )
 
 
 if __name__ == "__main__":
