@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from tools import firmware_build
+from tools.procs import die_with_parent
 
 DEFAULT_HEAP = "256k"
 """The whole firmware needs about 224 KB in the 64-bit unix port (python -m tools.bench --only
@@ -97,6 +98,7 @@ class VirtualEsp32:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "MICROPYPATH": str(self.lib)},
+            preexec_fn=die_with_parent,  # a bench or test run that dies takes the board down
         )
         log.close()
         self.starts += 1

@@ -16,6 +16,7 @@ import nacl.signing
 from protocol import envelope
 from protocol import messages as m
 from tools.fleet.bridge import command
+from tools.procs import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,6 +68,7 @@ class Device:
             stdout=log,
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=die_with_parent,  # never outlives a killed test run
         )
         return self
 

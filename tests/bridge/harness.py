@@ -21,6 +21,7 @@ import nacl.signing
 from cloud_bridge.store import Store, open_store
 from tests.agent.harness import Device, provision, run_cli
 from tests.harness.mosquitto import Mosquitto
+from tools.procs import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = ": connected, serving fleet "  # the bridge's log line once it subscribed
@@ -114,6 +115,7 @@ class Bridge:
             stdout=log,
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=die_with_parent,  # never outlives a killed test run
         )
         deadline = time.monotonic() + ready_s
         while self.log().count(READY) <= connected and time.monotonic() < deadline:
