@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from cloud_bridge.outputs import Outputs
 
 FEN_HELP = "amounts are integer fen: 1 yuan = 100 fen, so 12.50 yuan is 1250"
+DEFAULT_DATA = Path("var/bridge")
 INT_RE = re.compile(r"[0-9][0-9_]*")
 
 
@@ -72,8 +73,9 @@ class Subcommands:
         self.common.add_argument(
             "--data",
             type=Path,
-            default=Path("var/bridge"),
-            help="bridge data directory whose database to use when --db is not given (var/bridge)",
+            default=None,
+            help="bridge data directory (default var/bridge): its database when --db is not "
+            "given, and its key, with which a change is published (with --db: only if given)",
         )
         self.common.add_argument(
             "--config",
@@ -167,8 +169,9 @@ def bridge_config(args: argparse.Namespace) -> BridgeConfig:
     """The config of the bridge in --data: --config, else DATA/bridge.toml, else defaults."""
     from cloud_bridge import config
 
-    toml = args.config or args.data / "bridge.toml"
-    return config.load(toml if args.config or toml.exists() else None, args.data)
+    data = args.data or DEFAULT_DATA
+    toml = args.config or data / "bridge.toml"
+    return config.load(toml if args.config or toml.exists() else None, data)
 
 
 def database(args: argparse.Namespace) -> str:
@@ -184,19 +187,22 @@ def service_of(args: argparse.Namespace) -> PoolService:
 def operator_outputs(args: argparse.Namespace, store: Store) -> tuple[str, Outputs] | None:
     """The fleet and the output builder with which operator commands publish their changes,
     signed with the key of the bridge in --data (loaded as `cloud-bridge run` loads it) as
-    sender `<bridge id>-cli`; None (said on stderr) when --data holds no bridge key."""
+    sender `<bridge id>-cli`; None (said on stderr) when there is no bridge key to use."""
     from cloud_bridge import keyfile
     from cloud_bridge.broker_cli import CLI_SUFFIX
     from cloud_bridge.outputs import Outputs
     from cloud_bridge.publish import Publisher
 
     cfg = bridge_config(args)
-    if not cfg.key_path.exists():
-        print(
-            f"cloud-bridge pool: note: no bridge key at {cfg.key_path}: the change is not "
-            "published (give the bridge's --data)",
-            file=sys.stderr,
-        )
+    # With --db, a key is taken only from a --data given with it: the default directory's key
+    # and config may belong to another bridge than the one serving that database.
+    missing = ""
+    if args.db and args.data is None:
+        missing = "the database was given by --db without the bridge's --data"
+    elif not cfg.key_path.exists():
+        missing = f"no bridge key at {cfg.key_path}"
+    if missing:
+        print(f"cloud-bridge pool: note: the change is not published: {missing}", file=sys.stderr)
         return None
     publisher = Publisher(f"{cfg.instance}{CLI_SUFFIX}", keyfile.load(cfg.key_path), store)
     return cfg.fleet, Outputs(publisher)

@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from cloud_bridge.store import open_store
 from protocol import envelope
 from protocol import messages as m
 from tests.agent.harness import wait
@@ -150,3 +151,8 @@ def test_without_the_bridge_key_the_change_is_made_and_said_unpublished(tmp_path
     assert "not published" in run.stderr
     show = bridge_cli("pool", "show", "--user", "u-1", "--db", db, "--data", str(empty))
     assert "limit 100000 fen" in show.stdout
+    # --db alone: the default data directory's key may be another bridge's; not used.
+    draw = bridge_cli("pool", "draw", "--user", "u-1", "--amount", "500", "--db", db)
+    assert "not published" in draw.stderr and "--db" in draw.stderr
+    with open_store(db) as store, store.transaction() as tx:
+        assert tx.fetchall("SELECT * FROM outputs") == []
