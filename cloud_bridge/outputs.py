@@ -4,6 +4,9 @@ Every output is numbered by the publisher in the transaction; the ones that must
 between commit and publish (decisions, pool states, risk notes, commands) are stored in the
 `outputs` table in the same transaction and deleted once the broker has them. Acks are not
 stored: a device that misses one resends, and the resend is acked again.
+
+Operator commands (`cloud-bridge pool ...`) store pool states the same way under the sender
+`<bridge id>-cli`; a running bridge takes those rows over into its own numbering (`adopt`).
 """
 
 from __future__ import annotations
