@@ -4,13 +4,16 @@ Every output is numbered by the publisher in the transaction; the ones that must
 between commit and publish (decisions, pool states, risk notes, commands) are stored in the
 `outputs` table in the same transaction and deleted once the broker has them. Acks are not
 stored: a device that misses one resends, and the resend is acked again.
+
+Operator commands (`cloud-bridge pool ...`) store pool states the same way under the sender
+`<bridge id>-cli`; a running bridge takes those rows over into its own numbering (`adopt`).
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cloud_bridge.actions import Plan
@@ -19,7 +22,7 @@ from cloud_bridge.pool.service import Outcome
 from cloud_bridge.pool.view import PoolView
 from cloud_bridge.publish import Publisher
 from cloud_bridge.store.base import Transaction
-from cloud_bridge.store.ingest_repo import OutputRow, store_outputs
+from cloud_bridge.store.ingest_repo import OutputRow, store_outputs, take_output
 from protocol import direct, topics
 from protocol import messages as m
 from protocol.topics import Channel
@@ -167,4 +170,23 @@ class Outputs:
             if o.stored
         ]
         store_outputs(tx, rows, self.wall_ms())
+        return outputs
+
+    def adopt(self, tx: Transaction, rows: Sequence[OutputRow]) -> list[Output]:
+        """Take over stored outputs that an operator command wrote (signed with the bridge key
+        by `cloud-bridge pool ...`, which has no connection of its own): each row moves to this
+        instance's numbering in `tx`, so one bridge alone publishes it, at least once (again
+        after a restart, like its own), in the order given."""
+        pub = self.publisher
+        outputs = [
+            Output(r.topic, r.payload, r.retain, (pub.instance, pub.next_seq(tx)))
+            for r in rows
+            if take_output(tx, r.instance, r.seq)
+        ]
+        moved = [
+            OutputRow(pub.instance, o.stored[1], o.topic, o.payload, o.retain)
+            for o in outputs
+            if o.stored
+        ]
+        store_outputs(tx, moved, self.wall_ms())
         return outputs

@@ -35,6 +35,7 @@ import paho.mqtt.client as mqtt
 
 import mqttc
 from cloud_bridge import guard
+from cloud_bridge.broker_cli import CLI_SUFFIX
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.inbox import Inbox
 from cloud_bridge.ingest import BatchResult, Inbound, Ingest
@@ -54,6 +55,9 @@ from protocol.errors import ProtocolError
 log = logging.getLogger(__name__)
 TRANSIENT_RETRIES = 5
 POOL_CHECKS_PER_STEP = 500
+OPERATOR_POLL_S = 0.2
+"""How often the worker looks for outputs of operator commands (cloud-bridge pool ...)."""
+OPERATOR_BATCH = 500
 """Pools whose retained state is checked against the database in one worker step."""
 POOL_CHECKS_MAX = 100_000
 """Pools waiting for that check; beyond it, what arrives is dropped (and counted)."""
@@ -80,6 +84,7 @@ class BridgeServer:
         self._inflight: dict[int, tuple[str, int] | None] = {}  # mid -> stored row, if any
         self._early_mids: set[int] = set()
         self._republish = threading.Event()  # publish the outputs table again (reconnected)
+        self._operator_due = 0.0  # monotonic time of the next look for operator outputs
         self._lock = threading.Lock()
         self._bridge_kid = cose.kid_for(key.verify_key)
         self._state_topic = topics.bridge_state(cfg.fleet)
@@ -360,6 +365,9 @@ class BridgeServer:
         if self._republish.is_set() and self.connected.is_set():
             self._republish.clear()
             self._republish_pending()
+        if self.connected.is_set() and time.monotonic() >= self._operator_due:
+            self._operator_due = time.monotonic() + OPERATOR_POLL_S
+            self._adopt_operator_outputs()
         pruned = self.pruner.step()
         if pruned is not None:
             for table, n in pruned.by_table().items():
@@ -416,6 +424,24 @@ class BridgeServer:
         if outputs:
             log.info("bridge: %d pool states restored over older or foreign ones", len(outputs))
             self.metrics.restored.labels(topic="pool_state").inc(len(outputs))
+        self.publish(outputs)
+
+    def _adopt_operator_outputs(self) -> None:
+        """Publish what operator commands stored in the outbox (their pool states), taking
+        each row into this instance's own: exactly one bridge publishes it, at least once."""
+        try:
+            with self.store.transaction() as tx:
+                rows = repo.operator_outputs(tx, CLI_SUFFIX, OPERATOR_BATCH)
+                outputs = self.outputs.adopt(tx, rows) if rows else []
+        except StoreConflict:  # another bridge took them, or busy: at the next look
+            self.publisher.invalidate()
+            return
+        except Exception:  # the database failed: at the next look, without stopping the worker
+            self.publisher.invalidate()
+            log.exception("bridge: taking the outputs of operator commands failed")
+            return
+        if outputs:
+            log.info("bridge: publishing %d outputs of operator commands", len(outputs))
         self.publish(outputs)
 
     def _process(self, batch: list[Inbound]) -> list[BatchResult]:

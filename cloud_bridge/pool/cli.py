@@ -38,7 +38,9 @@ from cloud_bridge.store import open_store, pool_repo
 EPILOG = f"""\
 Money: {FEN_HELP}. Rates are basis points (1800 = 18.00 % a year). Times are ms.
 Every change takes an idempotency --key (default: a fresh one); repeating a command with the
-same key returns the first answer and changes nothing.
+same key returns the first answer and changes nothing. A change is published (the pool's
+signed, retained state, by the running bridge) when the bridge's key is in --data (--config
+names its TOML if not DATA/bridge.toml); with --db, only if --data is given too.
 
 examples:
   cloud-bridge pool open --user alice --limit 5000000                     # approve 50,000 yuan

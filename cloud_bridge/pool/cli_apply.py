@@ -22,7 +22,13 @@ from cloud_bridge.pool.approval import (
     Outcome,
     decide_application,
 )
-from cloud_bridge.pool.cli_base import Subcommands, database, guard, print_outcome
+from cloud_bridge.pool.cli_base import (
+    Subcommands,
+    database,
+    execute_published,
+    guard,
+    print_outcome,
+)
 from cloud_bridge.pool.errors import InvalidApplicant
 from cloud_bridge.pool.policy import Policy, load_policy
 from cloud_bridge.pool.scorecard import DEFAULT_SCORECARD, Scorecard, load_scorecard
@@ -105,7 +111,7 @@ def _apply(args: argparse.Namespace) -> int:
                 limit_fen=decision.limit_fen,
                 rate_bps=decision.rate_bps,
             )
-            outcome = service.execute(command)
+            outcome = execute_published(args, service, command)
     finally:
         store.close()
     if args.json:

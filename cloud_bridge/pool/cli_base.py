@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from cloud_bridge.config import BridgeConfig
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool import commands as c
 from cloud_bridge.pool.policy import load_policy
-from cloud_bridge.pool.service import Outcome, PoolService
+from cloud_bridge.pool.service import ATTEMPTS, Outcome, PoolService
 from cloud_bridge.pool.view import PoolView
-from cloud_bridge.store import StoreError, open_store
+from cloud_bridge.store import Store, StoreConflict, StoreError, open_store
+
+if TYPE_CHECKING:
+    from cloud_bridge.outputs import Outputs
 
 FEN_HELP = "amounts are integer fen: 1 yuan = 100 fen, so 12.50 yuan is 1250"
+DEFAULT_DATA = Path("var/bridge")
 INT_RE = re.compile(r"[0-9][0-9_]*")
 
 
@@ -66,8 +73,16 @@ class Subcommands:
         self.common.add_argument(
             "--data",
             type=Path,
-            default=Path("var/bridge"),
-            help="bridge data directory whose database to use when --db is not given (var/bridge)",
+            default=None,
+            help="bridge data directory (default var/bridge): its database when --db is not "
+            "given, and its key, with which a change is published (with --db: only if given)",
+        )
+        self.common.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help="the bridge's TOML config (default: DATA/bridge.toml if it exists): its "
+            "fleet and id name the pool states a change publishes",
         )
         self.common.add_argument("--json", action="store_true", help="print JSON instead of text")
         self.common.add_argument(
@@ -150,19 +165,72 @@ def one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
-def database(args: argparse.Namespace) -> str:
-    """--db, else the store of the bridge in --data (its bridge.toml, else bridge.sqlite3)."""
-    if args.db:
-        return str(args.db)
+def bridge_config(args: argparse.Namespace) -> BridgeConfig:
+    """The config of the bridge in --data: --config, else DATA/bridge.toml, else defaults."""
     from cloud_bridge import config
 
-    toml = args.data / "bridge.toml"
-    return config.load(toml if toml.exists() else None, args.data).store_url
+    data = args.data or DEFAULT_DATA
+    toml = args.config or data / "bridge.toml"
+    return config.load(toml if args.config or toml.exists() else None, data)
+
+
+def database(args: argparse.Namespace) -> str:
+    """--db, else the store of the bridge in --data (its config, else bridge.sqlite3)."""
+    return str(args.db) if args.db else bridge_config(args).store_url
 
 
 def service_of(args: argparse.Namespace) -> PoolService:
     policy = load_policy(args.policy)
     return PoolService(open_store(database(args)), policy)
+
+
+def operator_outputs(args: argparse.Namespace, store: Store) -> tuple[str, Outputs] | None:
+    """The fleet and the output builder with which operator commands publish their changes,
+    signed with the key of the bridge in --data (loaded as `cloud-bridge run` loads it) as
+    sender `<bridge id>-cli`; None (said on stderr) when there is no bridge key to use."""
+    from cloud_bridge import keyfile
+    from cloud_bridge.broker_cli import CLI_SUFFIX
+    from cloud_bridge.outputs import Outputs
+    from cloud_bridge.publish import Publisher
+
+    cfg = bridge_config(args)
+    # With --db, a key is taken only from a --data given with it: the default directory's key
+    # and config may belong to another bridge than the one serving that database.
+    missing = ""
+    if args.db and args.data is None:
+        missing = "the database was given by --db without the bridge's --data"
+    elif not cfg.key_path.exists():
+        missing = f"no bridge key at {cfg.key_path}"
+    if missing:
+        print(f"cloud-bridge pool: note: the change is not published: {missing}", file=sys.stderr)
+        return None
+    publisher = Publisher(f"{cfg.instance}{CLI_SUFFIX}", keyfile.load(cfg.key_path), store)
+    return cfg.fleet, Outputs(publisher)
+
+
+def execute_published(
+    args: argparse.Namespace, service: PoolService, command: c.Command
+) -> Outcome:
+    """Run one command; when it changes the pool, its signed PoolState goes into the outbox in
+    the same transaction, for the running bridge to publish (cloud_bridge.server). A refused
+    command or a replayed key changes nothing and publishes nothing."""
+    out = operator_outputs(args, service.store)
+    if out is None:
+        return service.execute(command)
+    fleet, outputs = out
+    for attempt in range(ATTEMPTS):
+        try:
+            with service.store.transaction() as tx:
+                outcome = service.execute(command, tx=tx)
+                if outcome.events and not outcome.replayed:
+                    outputs.seal_and_store(tx, [outputs.pool_state(tx, fleet, outcome)])
+            return outcome
+        except StoreConflict:
+            outputs.publisher.invalidate()  # its block may have been reserved in the rollback
+            if attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0, 0.002 * 2**attempt))  # full jitter
+    raise AssertionError("unreachable")
 
 
 def run_command(
@@ -173,7 +241,7 @@ def run_command(
         command = build(args, args.user, args.key or f"cli-{uuid.uuid4().hex}")
         service = service_of(args)
         try:
-            outcome = service.execute(command)
+            outcome = execute_published(args, service, command)
         finally:
             service.store.close()
         print_outcome(outcome, args.json)

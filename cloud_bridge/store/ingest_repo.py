@@ -290,6 +290,22 @@ def pending_outputs(tx: Transaction, instance: str) -> list[OutputRow]:
     return [OutputRow(str(r[0]), int(r[1]), str(r[2]), bytes(r[3]), bool(r[4])) for r in rows]
 
 
+def operator_outputs(tx: Transaction, suffix: str, limit: int) -> list[OutputRow]:
+    """Stored outputs written by operator commands (senders named `<instance><suffix>`, no
+    bridge process of their own), oldest first: a running bridge adopts and publishes them."""
+    rows = tx.fetchall(
+        "SELECT instance, seq, topic, payload, retain FROM outputs WHERE instance LIKE ? "
+        "ORDER BY created_ms, seq LIMIT ?",
+        (f"%{suffix}", limit),
+    )
+    return [OutputRow(str(r[0]), int(r[1]), str(r[2]), bytes(r[3]), bool(r[4])) for r in rows]
+
+
+def take_output(tx: Transaction, instance: str, seq: int) -> bool:
+    """Delete one stored output; False if it is gone (another bridge took it first)."""
+    return tx.execute("DELETE FROM outputs WHERE instance = ? AND seq = ?", (instance, seq)) == 1
+
+
 def bump_counter(tx: Transaction, name: str, by: int) -> int:
     """Add `by` to counter `name` (created at 1); returns the value before."""
     row = tx.fetchone(

@@ -1,0 +1,57 @@
+"""Outputs of operator commands in the outbox, on both dialects: a bridge takes them over into
+its own rows in commit order, and a second bridge that read the same rows gets none of them."""
+
+from __future__ import annotations
+
+import nacl.signing
+
+from cloud_bridge.broker_cli import CLI_SUFFIX
+from cloud_bridge.outputs import Outputs
+from cloud_bridge.pool import commands as c
+from cloud_bridge.pool.service import PoolService
+from cloud_bridge.publish import Publisher
+from cloud_bridge.store import ingest_repo as repo
+from cloud_bridge.store import open_store
+from protocol import envelope
+from protocol import messages as m
+
+KEY = nacl.signing.SigningKey(bytes(range(32)))
+
+
+def test_one_bridge_adopts_each_operator_output_in_order(store_url: str) -> None:
+    with open_store(store_url) as store:
+        service = PoolService(store)
+        cli = Outputs(Publisher(f"bridge-1{CLI_SUFFIX}", KEY, store))
+        one, two = (
+            Outputs(Publisher("bridge-1", KEY, store)),
+            Outputs(Publisher("bridge-2", KEY, store)),
+        )
+        for command in (
+            c.OpenPool(user="u-1", key="k1", limit_fen=100_000),
+            c.Draw(user="u-1", key="k2", amount_fen=30_000),
+            c.Freeze(user="u-1", key="k3", reason="risk"),
+        ):
+            with store.transaction() as tx:
+                outcome = service.execute(command, tx=tx)
+                cli.seal_and_store(tx, [cli.pool_state(tx, "test", outcome)])
+        with store.transaction() as tx:
+            rows = repo.operator_outputs(tx, CLI_SUFFIX, 500)
+            assert repo.operator_outputs(tx, CLI_SUFFIX, 2) == rows[:2]
+            taken = one.adopt(tx, rows)
+        with store.transaction() as tx:
+            assert two.adopt(tx, rows) == []  # read before the first took them: gone now
+            assert repo.operator_outputs(tx, CLI_SUFFIX, 500) == []
+            mine = repo.pending_outputs(tx, "bridge-1")
+            assert repo.pending_outputs(tx, "bridge-2") == []
+        assert len(taken) == 3
+        assert [(r.topic, r.payload, r.retain) for r in mine] == [
+            (o.topic, o.payload, o.retain) for o in taken
+        ]
+        assert [o.stored for o in taken] == [(r.instance, r.seq) for r in mine]
+        decoded = [envelope.unseal(o.payload, lambda kid: KEY.verify_key)[1] for o in taken]
+        states = [s for s in decoded if isinstance(s, m.PoolState)]
+        assert len(states) == 3
+        assert [s.version for s in states] == [1, 2, 3]
+        assert [s.status for s in states] == ["open", "open", "frozen"]
+        assert {s.sender for s in states} == {"bridge-1-cli"}
+        assert {o.topic for o in taken} == {"cp/v1/test/pool/u-1/state"}
