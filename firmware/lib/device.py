@@ -45,9 +45,28 @@ PRIORITY_REPLY = 100
 CMD_SEEN = "cmd_seen.json"
 
 
+class MonoClock:
+    """Milliseconds on the board's crystal since boot, never wrapping: ticks_ms wraps at 2**30
+    ms (12.4 days) on the ESP32, and a wrapped mono_ms would look to the bridge's clone check
+    like a clock running backwards. Read at least every 2**29 ms (every report does), so that
+    ticks_diff sees each step whole."""
+
+    def __init__(self, ticks_ms):
+        self._ticks_ms = ticks_ms
+        self._last = ticks_ms()
+        self._ms = self._last
+
+    def read(self):
+        now = self._ticks_ms()
+        self._ms += time.ticks_diff(now, self._last)
+        self._last = now
+        return self._ms
+
+
 class Device:
     def __init__(self, hw, storage):
         self.hw = hw
+        self.mono = MonoClock(hw.ticks_ms)
         self.storage = storage
         self.log = hw.log
         commands.settle_rotation(storage)
@@ -154,7 +173,7 @@ class Device:
             "risk_pm": risk,
             "features": x,
             "fingerprint": dict(enumerate(fp)),
-            "mono_ms": self.hw.ticks_ms() & 0x3FFFFFFF,
+            "mono_ms": self.mono_ms(),
             "cmd_seq": cmd_seq,
             "cmd_result": cmd_result[:64],
         })
@@ -181,7 +200,7 @@ class Device:
             "model_id": self.model.model_id,
             "model_sha256": self.model.model_sha256,
             "risk_pm": risk,
-            "mono_ms": now_ms & 0x3FFFFFFF,
+            "mono_ms": self.mono_ms(),
             "rule": "sos",
             "priority": rule["priority"],
             "trigger": "emergency",
@@ -233,6 +252,9 @@ class Device:
 
     def _resolve(self, kid):
         return self._bridge[1] if bytes(kid) == self._bridge[0] else None
+
+    def mono_ms(self):
+        return self.mono.read()
 
     def _on_message(self, topic, payload, _retain):
         if len(payload) > cose.MAX_ENVELOPE_BYTES:

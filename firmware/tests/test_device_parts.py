@@ -224,3 +224,18 @@ def test_a_model_card_that_does_not_load_is_rolled_back():
     assert model.score(bytes(20)) == model_store.current(storage.FileStorage(fwtest.scratch())).score(
         bytes(20)
     )
+
+
+def test_mono_ms_keeps_counting_across_the_ticks_wrap():
+    import time
+
+    from device import MonoClock
+
+    period = time.ticks_add(0, -1) + 1  # the port's ticks period: 2**30 on the ESP32
+    now = [period - 5000]
+    clock = MonoClock(lambda: now[0] % period)
+    seen = [clock.read()]
+    for _ in range(4):  # steps of 2 s across the wrap
+        now[0] += 2000
+        seen.append(clock.read())
+    assert seen == [period - 5000 + 2000 * i for i in range(5)], seen
