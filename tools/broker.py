@@ -25,6 +25,7 @@ import asyncio
 import importlib.util
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -68,9 +69,35 @@ class Broker(Protocol):
     def close(self) -> None: ...
 
 
+PORT_FLOOR = 20_000
+"""Lowest port `free_port` picks: above the well-known and registered services most machines run."""
+
+
+def _ephemeral_start() -> int:
+    """The first port the kernel hands to outgoing connections (Linux: ip_local_port_range)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's range for
+    outgoing connections: a broker stopped and started again on it (a restart test, the demo's
+    broker restart) must not find it taken meanwhile by some client's own end of a connection,
+    which the kernel's choice for a listener (bind to port 0) could not rule out."""
+    top = _ephemeral_start()
+    rng = random.SystemRandom()
+    for _ in range(100 if top > PORT_FLOOR + 100 else 0):
+        port = rng.randrange(PORT_FLOOR, top)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded machine
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
