@@ -371,20 +371,24 @@ class Sim:
         step_ms = ACK_FLUSH_MS if reconnect else ACK_TIMEOUT_MS // 4
         rounds = (ACK_TIMEOUT_MS - 1) // step_ms if reconnect else 200
         for _ in range(rounds):
-            for _ in range(1_000):
-                self.run_device()
-                if not (self.to_bridge or self.to_device or self.pubacks or self.states):
-                    break
-                while self.to_bridge:
-                    self.deliver_to_bridge()
-                while self.to_device or self.pubacks or self.states:
-                    self.deliver_to_device()
+            self.pump()
             self.check()
             self.advance(step_ms)
             self.run_device()  # the ack flush
             if self.device.outbox.stats().backlog == 0:
                 break
         self.check_delivered()
+
+    def pump(self) -> None:
+        """Run the device and deliver everything in flight, both ways, until nothing moves."""
+        for _ in range(1_000):
+            self.run_device()
+            if not (self.to_bridge or self.to_device or self.pubacks or self.states):
+                break
+            while self.to_bridge:
+                self.deliver_to_bridge()
+            while self.to_device or self.pubacks or self.states:
+                self.deliver_to_device()
 
     def settle_on_acks(self) -> None:
         """The faults stop and the bridge is online, but an attacker's retained state stays on
@@ -399,14 +403,7 @@ class Sim:
             self.disconnect()
         self.connect()
         for _ in range(400):
-            for _ in range(1_000):
-                self.run_device()
-                if not (self.to_bridge or self.to_device or self.pubacks or self.states):
-                    break
-                while self.to_bridge:
-                    self.deliver_to_bridge()
-                while self.to_device or self.pubacks or self.states:
-                    self.deliver_to_device()
+            self.pump()
             self.check()
             self.advance(ACK_TIMEOUT_MS // 4)
             self.run_device()
