@@ -35,7 +35,7 @@ import window
 import wifi
 from errors import ProtocolError
 from outbox import Outbox, OutboxFull
-from watchdog import Watchdog
+from watchdog import WDT_TIMEOUT_MS, Watchdog
 
 VERSION = "fw-0.2.0"
 PREFIX = "cp/v1"
@@ -112,7 +112,7 @@ class Device:
             self.client, backoff.Backoff(rand, mq["backoff_base_ms"], mq["backoff_cap_ms"]),
             connect_args={}, on_connect=self._on_connect,
         )  # fmt: skip
-        self.dog = Watchdog(hw.wdt)
+        self.dog = Watchdog(hw.wdt, hw.ticks_ms(), WDT_TIMEOUT_MS // 2)
         self.commands = []  # verified commands waiting for the loop: (name, seq, args)
         self._cmd_seen = self._load_cmd_seen()
         self.dropped_inbound = 0
@@ -184,7 +184,6 @@ class Device:
             self.log("outbox full: report dropped")
             return
         self.reports += 1
-        self.dog.progress()
 
     def emergency(self, now_ms, amount_fen=0):
         """The emergency button: a trigger, at most once per cool-down (agent/triggers.py's
@@ -208,7 +207,6 @@ class Device:
         })
         self.box.put(messages.encode(messages.TRIGGER, fields), rule["priority"])
         self.log("trigger sos (emergency) stored")
-        self.dog.progress()
         return True
 
     # ---- the link ---------------------------------------------------------------------------
@@ -319,10 +317,7 @@ class Device:
 
     def _link(self, now):
         """Keep the link up and let the window work; False while disconnected."""
-        attempts = self.wifi.attempts
         if not self.wifi.step(now):
-            if self.wifi.attempts != attempts:
-                self.dog.progress()  # trying to join is progress: an outage must not reset
             return False
         if not self.client.connected:
             self.window.on_disconnected()
@@ -334,21 +329,19 @@ class Device:
             }
             attempts = self.reconnector.attempts
             up = self.reconnector.step(now)
-            if self.reconnector.attempts != attempts:
-                self.dog.progress()  # an attempt is progress: an outage must not reset the board
-                if not up:
-                    self.log("connect failed (%s)" % (self.reconnector.last_error,))
+            if self.reconnector.attempts != attempts and not up:
+                self.log("connect failed (%s)" % (self.reconnector.last_error,))
             return up
+        acked = self.window.acked
         try:
             n = 0
             while n < 16 and self.client.poll(0):
                 n += 1
-            if n:
-                self.dog.progress()
-            self.client.tick(self.hw.ticks_ms())
-            if sender.drain(self.window, self.box, self._publish):
-                self.dog.progress()
+            self.client.tick(self.hw.ticks_ms())  # a silent broker raises here (keepalive)
+            sender.drain(self.window, self.box, self._publish)
             sender.tick(self.window, self.box, self.hw.ticks_ms())
+            if self.window.acked != acked:
+                self.dog.drained(now)
         except (OSError, mqtt.MQTTError) as exc:
             self.window.on_disconnected()
             self.reconnector.lost(self.hw.ticks_ms(), exc)
@@ -363,6 +356,9 @@ class Device:
         hw = self.hw
         now = hw.ticks_ms()
         up = self._link(now)
+        # The link came back from its work (an attempt, a backoff wait, a poll): an outage is
+        # not a hang. A call that hangs never gets here and the WDT resets the board.
+        self.dog.beat(now)
         self._run_commands()
         if hw.button():
             self.emergency(now)
@@ -377,7 +373,8 @@ class Device:
                 self.skipped += 1
                 self.log("out of memory: report skipped")
             gc.collect()
-        self.dog.feed_if_due()
+        self.dog.sensed(now)  # the report, when due, was made (an I2C hang never gets here)
+        self.dog.check(now, len(self.box), up and self.window.bridge_online)
         hw.led(up and self.window.bridge_online)
         return 5 if up else 50
 
