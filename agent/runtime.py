@@ -26,6 +26,8 @@ from agent.link import Link, Signer
 from agent.outbox import Outbox
 from agent.sensors.base import EventSpool, Source
 from agent.triggers import Reading, TriggerEngine
+from agent.update.machine import Policy
+from agent.update.worker import Updater
 from agent.watchdog import Feeder, Notifier, Progress
 from protocol import messages as m
 from protocol.topics import Channel
@@ -79,6 +81,13 @@ class Agent:
         self.spool_dir = self.spool.directory
         self._spool_mtime = 0
         self.feeder = Feeder(notifier or Notifier())
+        self.updater = Updater(
+            cfg.data_dir,
+            cfg.bridge_public_key,
+            agent.__version__,
+            Policy(cfg.update_retries, cfg.update_max_starts, int(cfg.update_trial_s * 1000)),
+            self.clock.wall_ms,
+        )
         now = self.clock.mono_ms()
         self._sensor_ok_ms = self._drained_ms = now
         self._drain_mark = (-1, -1)  # (backlog, last ack) at the last watchdog check
@@ -173,8 +182,9 @@ class Agent:
         poll_ms = int(POLL_S * 1000)
         next_poll = next_report = next_status = self.clock.mono_ms()
         self.feeder.ready()
+        self.updater.resume()
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self.updater.restart.is_set():
                 now = self.clock.mono_ms()
                 self._handle_commands()
                 if now >= next_poll or self._spool_changed():
@@ -187,6 +197,7 @@ class Agent:
                     self.report()
                     next_report = now + report_ms
                 if now >= next_status:
+                    self._watch_update()
                     self.write_status()
                     next_status = now + int(self.cfg.status_interval_s * 1000)
                 if not self.link.is_alive():
@@ -197,6 +208,7 @@ class Agent:
                 if wake_ms > 0:
                     stop.wait(min(wake_ms, 50) / 1000)
         finally:
+            self.updater.shutdown()
             self.feeder.stopping()
             self.link.shutdown()
             self.write_status(stopped=True)
@@ -218,6 +230,12 @@ class Agent:
             link_beat_ms=self.link.beat_ms,
             link_can_send=link.connected and link.bridge_online,
         )
+
+    def _watch_update(self) -> None:
+        """On trial after a self-update: commit once the bridge acked this run's messages."""
+        if self.updater.on_trial:
+            stats = self.outbox.stats()
+            self.updater.watch_acks(stats.next_seq, max(self.link.status.acked, stats.last_ack))
 
     def _spool_changed(self) -> bool:
         """An explicit emergency was queued: poll now, not at the next second (one stat)."""
