@@ -19,7 +19,7 @@ from agent.update.release import digest_of
 log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
-PERSIST_EVERY = 256 * 1024  # bytes between fsync + offset writes
+PERSIST_EVERY = 64 * 1024  # bytes between fsync + offset writes
 TIMEOUT_S = 30
 
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from agent.update import release
-from agent.update.machine import Phase, Started, Tick, expected_current
+from agent.update.machine import Phase, Started, Tick, UpdateState, expected_current
 from agent.update.store import UpdateStore
 from agent.update.worker import EXIT_RESTART
 
@@ -57,6 +57,21 @@ def command_for(
     return [sys.executable, "-m", "agent.cli", *agent_args], env
 
 
+def prepare(store: UpdateStore, now_ms: int) -> tuple[str, UpdateState]:
+    """Before a start: count it (Started), then point `current` where the state says. The
+    release to start ("" the base install) and the state."""
+    t = store.apply(Started(now_ms))
+    state = t.state
+    if t.changed and state.phase is Phase.ROLLED_BACK:
+        log.warning("launch: rolled back to %r: %s", state.running or "base", state.reason)
+    name = expected_current(state)
+    if name and not (release.release_dir(store.dir, name) / release.MARKER).exists():
+        log.error("launch: release %s is missing; running the base install", name)
+        name = ""
+    release.switch(store.dir, name)
+    return name, state
+
+
 class Launcher:
     def __init__(self, state_dir: Path, agent_args: list[str]) -> None:
         self.dir = state_dir
@@ -73,15 +88,7 @@ class Launcher:
 
     def run(self) -> int:
         while True:
-            t = self.store.apply(Started(wall_ms()))
-            state = t.state
-            if t.changed and state.phase is Phase.ROLLED_BACK:
-                log.warning("launch: rolled back to %r: %s", state.running or "base", state.reason)
-            name = expected_current(state)
-            if name and not (release.release_dir(self.dir, name) / release.MARKER).exists():
-                log.error("launch: release %s is missing; running the base install", name)
-                name = ""
-            release.switch(self.dir, name)
+            name, state = prepare(self.store, wall_ms())
             log.info("launch: starting %s (%s)", name or "the base install", state.phase.value)
             code = self._run_child(name)
             if self.stopping:

@@ -48,7 +48,9 @@ class Updater:
         policy: Policy,
         wall_ms: Callable[[], int],
         retry_delay_s: float = RETRY_DELAY_S,
+        background: bool = True,
     ) -> None:
+        """`background`: the work runs on a thread of its own (False: inline, for tests)."""
         self.dir = state_dir
         self.store = UpdateStore(state_dir)
         self.bridge_public_key = bridge_public_key
@@ -56,6 +58,7 @@ class Updater:
         self.policy = policy
         self.wall_ms = wall_ms
         self.retry_delay_s = retry_delay_s
+        self.background = background
         self.restart = threading.Event()  # the main loop stops and exits EXIT_RESTART
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,6 +107,9 @@ class Updater:
     # ---- the work ------------------------------------------------------------------------------
 
     def _start(self, effects: tuple[Effect, ...]) -> None:
+        if not self.background:
+            self._run(list(effects))
+            return
         self._thread = threading.Thread(
             target=self._run, args=(list(effects),), name="update", daemon=True
         )
