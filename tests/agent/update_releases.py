@@ -32,7 +32,10 @@ def build(out: Path, version: str, kind: str = "good") -> Path:
                     new = f'__version__ = "{version}"'.encode()
                     data = re.sub(rb'__version__ = "[^"]*"', new, data)
                 if rel == "agent/cli.py" and kind == "crash":
-                    data += b"\nraise SystemExit('this release crashes on start')\n"
+                    main = b'\nif __name__ == "__main__":'
+                    assert main in data
+                    crash = b"\nraise SystemExit('this release crashes on start')\n"
+                    data = data.replace(main, crash + main)
                 if rel == "agent/link.py" and kind == "silent":
                     # the discard port: nobody answers, no report is ever acked
                     data = data.replace(b"mq.host, mq.port, keepalive", b"mq.host, 9, keepalive")
