@@ -29,6 +29,7 @@ import messages
 import model_store
 import mpu6050
 import mqtt
+import ota
 import reconnect
 import sender
 import window
@@ -38,6 +39,8 @@ from outbox import Outbox, OutboxFull
 from watchdog import WDT_TIMEOUT_MS, Watchdog
 
 VERSION = "fw-0.2.0"
+TRIAL_MS = 600000
+"""A firmware on trial gets this long to have a report acked before it resets (rollback)."""
 PREFIX = "cp/v1"
 REPLAY_WINDOW = 64  # protocol/replay.py WINDOW: the bridge's replay window
 PRIORITY_REPORT = 0
@@ -92,6 +95,12 @@ class Device:
         self._session = None  # reserved for the next connection
         self.session = 0
         self.box = Outbox(storage, self.cfg["outbox"]["max_messages"])
+        self.ota = ota.Ota(storage, hw.running_partition, hw.mark_valid, bridge_pub,
+                           version=VERSION[3:] if VERSION.startswith("fw-") else VERSION)
+        if self.ota.on_boot() == ota.ROLLED_BACK:
+            self.log("update: rolled back (%s)" % self.ota.state.get("reason"))
+        self._trial_ack = None  # on trial: the ack that shows this firmware's reports arrive
+        self._boot_ms = hw.ticks_ms()
         mq = self.cfg["mqtt"]
         self.window = window.SendWindow(REPLAY_WINDOW, mq["inflight_max"], mq["ack_timeout_s"] * 1000)
         self.model = model_store.current(storage, self.log)
@@ -268,6 +277,7 @@ class Device:
         if msg.kind == messages.ACK and topic == self.filters[0]:
             if f["device"] == self.device_id:
                 self.window.on_ack(f["ack_seq"], self.hw.ticks_ms())
+                self._trial_acked(f["ack_seq"])
                 return
         elif msg.kind == messages.BRIDGE_STATE and topic == self.filters[2]:
             # ordered by (boot, seq): a replayed older "offline" or last will is not taken
@@ -360,6 +370,7 @@ class Device:
         # not a hang. A call that hangs never gets here and the WDT resets the board.
         self.dog.beat(now)
         self._run_commands()
+        self._update_step(now)
         if hw.button():
             self.emergency(now)
         interval = self.cfg["report"]["interval_s"] * 1000
@@ -377,6 +388,29 @@ class Device:
         self.dog.check(now, len(self.box), up and self.window.bridge_online)
         hw.led(up and self.window.bridge_online)
         return 5 if up else 50
+
+    def _trial_acked(self, ack_seq):
+        """On trial after an update: the first ack sets the mark; one beyond it means a report
+        this firmware numbered reached the bridge, and the image is marked valid."""
+        if self.ota.phase != ota.TRIAL:
+            return
+        if self._trial_ack is None:
+            self._trial_ack = ack_seq
+        elif ack_seq > self._trial_ack and self.ota.acked():
+            self.log("update: firmware %s committed" % self.ota.state["running"])
+
+    def _update_step(self, now):
+        """Download one block of an offered update; reset into it when it is in place, and
+        out of a trial that got no ack within TRIAL_MS (the bootloader then rolls back)."""
+        phase = self.ota.phase
+        if phase == ota.DOWNLOADING and self.ota.step(self.hw.fetch_range) == "reset":
+            self.log("update: rebooting into %s" % self.ota.state["target"])
+            self.shutdown()
+            self.hw.reset()
+        if phase == ota.TRIAL and time.ticks_diff(now, self._boot_ms) > TRIAL_MS:
+            self.log("update: no ack for the new firmware; resetting to roll back")
+            self.shutdown()
+            self.hw.reset()
 
     def shutdown(self):
         """A clean death and DISCONNECT (the broker then drops the will)."""

@@ -240,9 +240,9 @@ class SimTable:
         self.blocks = blocks
         self.power = power or (lambda: None)  # called before every flash write (tests cut it)
         raw = storage.read(self.DATA)
-        self.data = json.loads(raw) if raw else {
-            "boot": "ota_0", "running": "ota_0", "states": {"ota_0": "valid", "ota_1": "empty"},
-        }  # fmt: skip
+        states = {"ota_0": "valid", "ota_1": "empty"}
+        fresh = {"boot": "ota_0", "running": "ota_0", "states": states}
+        self.data = json.loads(raw) if raw else fresh  # type: dict
 
     def _save(self):
         self.power()
