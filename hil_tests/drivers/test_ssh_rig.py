@@ -181,6 +181,12 @@ def test_a_host_that_never_answers_fails_within_the_connect_timeout() -> None:
         assert time.monotonic() - began < 60  # not the command timeout (120 s)
 
 
+def test_user_at_host_is_split_as_ssh_does() -> None:
+    pi = SshRig("pi@bench-pi-1.local")
+    assert (pi.user, pi.host, pi.name) == ("pi", "bench-pi-1.local", "ssh:pi@bench-pi-1.local")
+    assert pi.ssh_args()[-3:] == ["-l", "pi", "bench-pi-1.local"]
+
+
 def test_a_refused_key_says_so(sshd: Sshd, tmp_path: Path) -> None:
     stranger = tmp_path / "stranger.key"
     keygen(stranger)

@@ -42,9 +42,9 @@ try:  # the rig contract (hil_tests/rigs/base.py) once the HIL suite is there
     from hil_tests.rigs.base import KIND_ESP32, Rig, RigError
 except ImportError:  # pragma: no cover - the drivers stand alone before it lands
     KIND_ESP32 = "esp32"
-    Rig = object  # type: ignore[assignment,misc]
+    Rig = object  # type: ignore[assignment,misc,unused-ignore]
 
-    class RigError(Exception):  # type: ignore[no-redef]
+    class RigError(Exception):  # type: ignore[no-redef,unused-ignore]
         """A rig could not do what was asked."""
 
 
@@ -62,7 +62,7 @@ class ResetLines(Protocol):
     def set_lines(self, dtr: bool, rts: bool) -> None: ...
 
 
-class SerialRig(Rig):  # type: ignore[misc,valid-type]
+class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
     """One ESP32 over a serial port, running the firmware flashed by tools.flash.
 
     `root`: where the firmware's files live on the target (`/` on a board; a directory for the
@@ -221,7 +221,7 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type]
 
     # -- the line -----------------------------------------------------------------------------
 
-    def _open(self) -> object:
+    def _open(self) -> Any:
         """mpremote's serial transport on the port, with a clear error when it is missing."""
         from mpremote.transport import TransportError
         from mpremote.transport_serial import SerialTransport
@@ -250,7 +250,7 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type]
         if self._lines is not None:
             self._lines.set_lines(dtr, rts)
             return True
-        serial = self._transport.serial  # type: ignore[attr-defined]
+        serial = self._transport.serial
         try:
             serial.dtr = dtr
             serial.rts = rts
@@ -273,14 +273,14 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type]
 
     def _write(self, data: bytes) -> None:
         with self._io:
-            self._transport.serial.write(data)  # type: ignore[attr-defined]
+            self._transport.serial.write(data)
 
     def _at_prompt(self) -> bool:
         with self._io:
             return bytes(self._console[self._mark :]).rstrip(b"\r\n").endswith(REPL_PROMPT)
 
     def _read_console(self) -> None:
-        serial = self._transport.serial  # type: ignore[attr-defined]
+        serial = self._transport.serial
         while not self._closed.is_set():
             with self._io:
                 try:
@@ -296,11 +296,11 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type]
     def _line_released(self) -> Iterator[None]:
         """Close the port for another program (mpremote), then open it again."""
         with self._io:
-            self._transport.serial.close()  # type: ignore[attr-defined]
+            self._transport.serial.close()
             try:
                 yield
             finally:
-                self._transport.serial.open()  # type: ignore[attr-defined]
+                self._transport.serial.open()
 
     @contextlib.contextmanager
     def _repl(self) -> Iterator[Any]:
@@ -318,7 +318,7 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type]
             last: Exception | None = None
             for _attempt in range(3):  # a Ctrl-C sent while the board boots can be lost
                 try:
-                    transport.enter_raw_repl(soft_reset=False, timeout_overall=REPL_TIMEOUT_S / 3)  # type: ignore[attr-defined]
+                    transport.enter_raw_repl(soft_reset=False, timeout_overall=REPL_TIMEOUT_S / 3)
                     break
                 except Exception as exc:
                     last = exc
@@ -327,8 +327,8 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type]
             try:
                 yield transport
             finally:
-                transport.exit_raw_repl()  # type: ignore[attr-defined]
-                self._console += transport.read_until(1, REPL_PROMPT, timeout=1)  # type: ignore[attr-defined]
+                transport.exit_raw_repl()
+                self._console += transport.read_until(1, REPL_PROMPT, timeout=1)
 
     def _data_path(self, path: str) -> str:
         if path.startswith("/") or ".." in path.split("/"):

@@ -32,9 +32,9 @@ try:  # the rig contract (hil_tests/rigs/base.py) once the HIL suite is there
     from hil_tests.rigs.base import KIND_AGENT, Rig, RigError
 except ImportError:  # pragma: no cover - the drivers stand alone before it lands
     KIND_AGENT = "agent"
-    Rig = object  # type: ignore[assignment,misc]
+    Rig = object  # type: ignore[assignment,misc,unused-ignore]
 
-    class RigError(Exception):  # type: ignore[no-redef]
+    class RigError(Exception):  # type: ignore[no-redef,unused-ignore]
         """A rig could not do what was asked."""
 
 
@@ -45,7 +45,7 @@ STOP_TIMEOUT_S = 20
 SSH_FAILED = 255  # ssh's own exit status: the connection or the login failed
 
 
-class SshRig(Rig):  # type: ignore[misc,valid-type]
+class SshRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
     """One Linux agent host over SSH. `venv`: the host's directory for the agent ("~/..." is
     the login's home). `known_hosts`: check the host key against this file instead of
     ~/.ssh/known_hosts. `python`: the host's interpreter that makes the venv."""
@@ -65,6 +65,8 @@ class SshRig(Rig):  # type: ignore[misc,valid-type]
         install_deps: bool = True,
         connect_timeout_s: int = CONNECT_TIMEOUT_S,
     ) -> None:
+        if user is None and "@" in host:  # make_rig passes ssh:USER@HOST's part as the host
+            user, host = host.rsplit("@", 1)
         self.host = host
         self.user = user
         self.port = port
