@@ -101,6 +101,7 @@ def rig(sshd: Sshd, device: Device, tmp_path_factory: pytest.TempPathFactory) ->
         yield pi
     finally:
         pi.kill()
+        pi.close()
 
 
 def test_install_puts_the_wheel_in_a_venv_and_the_device_dir_beside_it(
@@ -132,21 +133,25 @@ def test_start_runs_the_agent_which_sends_its_birth(
 
 
 def test_sigkill_leaves_the_outbox_whole(rig: SshRig, bridge: BridgeStandIn) -> None:
+    boots, goodbyes = rig.logs().count("edge-agent: agent pi-1"), rig.logs().count("(shutdown)")
     rig.start()
     outbox = Path(rig.venv) / "device" / "outbox.sqlite3"
-    assert wait_for(lambda: outbox.exists() and outbox.stat().st_size > 0)
-    time.sleep(1)
+    assert wait_for(lambda: outbox.exists() and "resuming after" in rig.logs().split("boot")[-1])
+    time.sleep(1)  # reports flowing
     pid = int(rig.read_file("agent.pid"))
     rig.kill()
     assert not rig.alive() and not Path(f"/proc/{pid}").exists()
+    assert rig.logs().count("(shutdown)") == goodbyes  # no goodbye: it was killed
     db = sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
         db.close()
     rig.start()  # and the agent opens it again
-    assert wait_for(lambda: rig.logs().count("pi-1") >= 2 and rig.alive())
+    assert wait_for(lambda: rig.logs().count("edge-agent: agent pi-1") == boots + 2)
+    assert wait_for(lambda: "resuming after" in rig.logs().split("boot")[-1]), rig.logs()
     rig.stop()
+    assert rig.logs().count("(shutdown)") == goodbyes + 1  # SIGTERM: a clean goodbye
 
 
 @pytest.mark.parametrize("size", [0, 1, 70_000])
@@ -165,8 +170,10 @@ def test_a_missing_file_or_a_path_outside_is_an_error(rig: SshRig) -> None:
 
 
 def test_a_wrong_port_says_nothing_listens(sshd: Sshd) -> None:
-    pi = SshRig("127.0.0.1", sshd.user, free_port(), sshd.key, known_hosts=sshd.known_hosts)
-    with pytest.raises(RigError, match=r"Connection refused.*is sshd running"):
+    with (
+        SshRig("127.0.0.1", sshd.user, free_port(), sshd.key, known_hosts=sshd.known_hosts) as pi,
+        pytest.raises(RigError, match=r"Connection refused.*is sshd running"),
+    ):
         pi.alive()
 
 
@@ -174,9 +181,11 @@ def test_a_host_that_never_answers_fails_within_the_connect_timeout() -> None:
     # a listener that accepts but never speaks: ssh's ConnectTimeout covers the banner too
     with socket.create_server(("127.0.0.1", 0)) as silent:
         port = silent.getsockname()[1]
-        pi = SshRig("127.0.0.1", "pi", port, connect_timeout_s=2)
         began = time.monotonic()
-        with pytest.raises(RigError, match=r"timed out.*host is down"):
+        with (
+            SshRig("127.0.0.1", "pi", port, connect_timeout_s=2) as pi,
+            pytest.raises(RigError, match=r"timed out.*host is down"),
+        ):
             pi.alive()
         assert time.monotonic() - began < 60  # not the command timeout (120 s)
 
@@ -184,20 +193,25 @@ def test_a_host_that_never_answers_fails_within_the_connect_timeout() -> None:
 def test_user_at_host_is_split_as_ssh_does() -> None:
     pi = SshRig("pi@bench-pi-1.local")
     assert (pi.user, pi.host, pi.name) == ("pi", "bench-pi-1.local", "ssh:pi@bench-pi-1.local")
-    assert pi.ssh_args()[-3:] == ["-l", "pi", "bench-pi-1.local"]
+    args = pi.ssh_args()
+    assert args[-1] == "bench-pi-1.local" and args[args.index("-l") + 1] == "pi"
 
 
 def test_a_refused_key_says_so(sshd: Sshd, tmp_path: Path) -> None:
     stranger = tmp_path / "stranger.key"
     keygen(stranger)
-    pi = SshRig(sshd.host, sshd.user, sshd.port, stranger, known_hosts=sshd.known_hosts)
-    with pytest.raises(RigError, match=r"Permission denied.*authorized_keys"):
+    with (
+        SshRig(sshd.host, sshd.user, sshd.port, stranger, known_hosts=sshd.known_hosts) as pi,
+        pytest.raises(RigError, match=r"Permission denied.*authorized_keys"),
+    ):
         pi.alive()
 
 
 def test_an_unknown_host_key_is_refused(sshd: Sshd, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    pi = SshRig(sshd.host, sshd.user, sshd.port, sshd.key, known_hosts=empty)
-    with pytest.raises(RigError, match="Host key verification failed"):
+    with (
+        SshRig(sshd.host, sshd.user, sshd.port, sshd.key, known_hosts=empty) as pi,
+        pytest.raises(RigError, match="Host key verification failed"),
+    ):
         pi.alive()

@@ -8,8 +8,9 @@
     rig.read_file("outbox.sqlite3")
 
 Only the system's `ssh` is used (OpenSSH client, no Python SSH library): batch mode (a key,
-never a password prompt), a connect timeout, and host keys checked against the operator's
-known_hosts (or `known_hosts=`). The wheel is built here with `pip wheel --no-deps` from this
+never a password prompt), a connect timeout, host keys checked against the operator's
+known_hosts (or `known_hosts=`), and one shared connection (ControlMaster) for every command
+until close(). The wheel is built here with `pip wheel --no-deps` from this
 checkout, so the Pi runs exactly the code under test; pip on the Pi fetches its dependencies
 (piwheels has them for the Pi's ARM) unless `install_deps=False`.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import functools
 import io
 import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -42,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONNECT_TIMEOUT_S = 10
 COMMAND_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20
+CONTROL_PERSIST_S = 60  # the shared connection outlives an idle minute, no more
 SSH_FAILED = 255  # ssh's own exit status: the connection or the login failed
 
 
@@ -78,6 +81,7 @@ class SshRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
         self.connect_timeout_s = connect_timeout_s
         self.name = f"ssh:{user + '@' if user else ''}{host}"
         self.device_id = ""
+        self._control_dir: str | None = None
 
     # -- the rig contract ---------------------------------------------------------------------
 
@@ -155,7 +159,14 @@ class SshRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
         self._copy_in(data, self._device_path(path))
 
     def close(self) -> None:
-        """Nothing held between commands (each is its own ssh); the agent keeps running."""
+        """End the shared connection (the agent keeps running on the host). Idempotent."""
+        if self._control_dir is None:
+            return
+        subprocess.run(
+            [*self.ssh_args()[:-1], "-O", "exit", self.host], capture_output=True, timeout=10
+        )
+        shutil.rmtree(self._control_dir, ignore_errors=True)
+        self._control_dir = None
 
     def __enter__(self) -> SshRig:
         return self
@@ -181,6 +192,12 @@ class SshRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
             args += ["-i", str(self.key.expanduser()), "-o", "IdentitiesOnly=yes"]
         if self.user:
             args += ["-l", self.user]
+        if self._control_dir is not None:  # one connection for all commands until close()
+            args += [
+                "-o", "ControlMaster=auto",
+                "-o", f"ControlPath={self._control_dir}/master",
+                "-o", f"ControlPersist={CONTROL_PERSIST_S}",
+            ]  # fmt: skip
         return [*args, self.host]
 
     def run(
@@ -189,6 +206,8 @@ class SshRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
         """Run a shell command on the host; RigError with ssh's reason when it cannot connect
         or log in (always), or when the command fails (`check`)."""
         limit = timeout or COMMAND_TIMEOUT_S
+        if self._control_dir is None:
+            self._control_dir = tempfile.mkdtemp(prefix="hil-ssh-")
         try:
             proc = subprocess.run(
                 [*self.ssh_args(), command], input=data, capture_output=True, timeout=limit
