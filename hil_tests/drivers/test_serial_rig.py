@@ -5,6 +5,7 @@ reset, power cut, console capture and raw-REPL file access; not the USB adapter'
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hil_tests.drivers.unix_board import UnixPortBoard
-from hil_tests.rigs.serial_rig import RigError, SerialRig
+from hil_tests.rigs.serial_rig import RigError, SerialRig, line_steps
 from tools import firmware_build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,3 +158,18 @@ def test_a_file_that_is_no_tty_is_refused(tmp_path: Path) -> None:
     (tmp_path / "ttyFAKE").write_text("")
     with pytest.raises(RigError, match="not a serial device"):
         SerialRig(str(tmp_path / "ttyFAKE"))
+
+
+@pytest.mark.parametrize("before", list(itertools.product([False, True], repeat=2)))
+@pytest.mark.parametrize("after", list(itertools.product([False, True], repeat=2)))
+def test_setting_the_lines_never_passes_through_a_reset_it_was_not_asked_for(
+    before: tuple[bool, bool], after: tuple[bool, bool]
+) -> None:
+    lines = dict(zip(("dtr", "rts"), before, strict=True))
+    seen = []
+    for line, level in line_steps(*after):
+        lines[line] = level
+        seen.append((lines["dtr"], lines["rts"]))
+    assert seen[-1] == after
+    reset = (False, True)  # RTS asserted, DTR released: EN low
+    assert reset not in seen[:-1] or after == reset

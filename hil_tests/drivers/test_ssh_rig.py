@@ -127,7 +127,12 @@ def test_start_runs_the_agent_which_sends_its_birth(
     assert cmdline[1].decode().startswith(rig.venv)  # the venv's edge-agent, not the checkout's
     with pytest.raises(RigError, match="already running"):
         rig.start()
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+    assert abs(rig.memory_kb() - rss_kb) < rss_kb // 4  # the host's own figure, read apart
     rig.stop()
+    with pytest.raises(RigError, match="not running"):
+        rig.memory_kb()
     assert not rig.alive() and not Path(f"/proc/{pid}").exists()
     assert "pi-1" in rig.logs()
 

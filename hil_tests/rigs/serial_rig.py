@@ -62,6 +62,15 @@ class ResetLines(Protocol):
     def set_lines(self, dtr: bool, rts: bool) -> None: ...
 
 
+def line_steps(dtr: bool, rts: bool) -> tuple[tuple[str, bool], tuple[str, bool]]:
+    """The order to set the lines in, so that no state between is a reset (RTS asserted with
+    DTR released) unless the target is one: RTS first when releasing it, DTR first otherwise
+    (DTR asserted alone is harmless: IO0 is read only while EN rises)."""
+    if rts:
+        return ("dtr", dtr), ("rts", rts)
+    return ("rts", rts), ("dtr", dtr)
+
+
 class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
     """One ESP32 over a serial port, running the firmware flashed by tools.flash.
 
@@ -252,8 +261,8 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
             return True
         serial = self._transport.serial
         try:
-            serial.dtr = dtr
-            serial.rts = rts
+            for line, level in line_steps(dtr, rts):
+                setattr(serial, line, level)
         except OSError as exc:
             if exc.errno in (errno.ENOTTY, errno.EINVAL):
                 return False
@@ -336,4 +345,4 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
         return f"{self.root}data/{path}"
 
 
-__all__ = ["ResetLines", "RigError", "SerialRig"]
+__all__ = ["ResetLines", "RigError", "SerialRig", "line_steps"]

@@ -158,6 +158,15 @@ class SshRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
     def write_file(self, path: str, data: bytes) -> None:
         self._copy_in(data, self._device_path(path))
 
+    def memory_kb(self) -> int:
+        """The agent's resident memory (RSS) in KiB, from the host's ps."""
+        out = self.run(
+            f"ps -o rss= -p $(cat {self._q('device/agent.pid')} 2>/dev/null)", check=False
+        ).stdout.strip()
+        if not out.isdigit():
+            raise RigError(f"{self.name}: the agent is not running")
+        return int(out)
+
     def close(self) -> None:
         """End the shared connection (the agent keeps running on the host). Idempotent."""
         if self._control_dir is None:
