@@ -147,6 +147,8 @@ def test_without_modem_lines_the_driver_soft_resets_over_the_repl(
         assert plain.alive()
         plain.stop()
         assert not plain.alive()
+    with pytest.raises(RigError, match="closed"):
+        plain.read_file("device.key")
 
 
 def test_a_missing_port_says_which_and_how_to_find_it() -> None:

@@ -280,7 +280,12 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
         time.sleep(0.2)
         self._write(b"\x02\x04")
 
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise RigError(f"{self.name}: the rig is closed (make a new SerialRig)")
+
     def _write(self, data: bytes) -> None:
+        self._check_open()
         with self._io:
             self._transport.serial.write(data)
 
@@ -315,6 +320,7 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
     def _repl(self) -> Iterator[Any]:
         """The raw REPL, with the console reader paused; a board held in reset is powered on
         and interrupted as soon as it prints."""
+        self._check_open()
         if self._held_in_reset:
             mark = len(self._console)
             self._power_on()
