@@ -35,6 +35,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from mpremote.transport import TransportError
+from mpremote.transport_serial import SerialTransport
+
 from tools import firmware_build
 from tools import flash as flash_tool
 
@@ -130,17 +133,15 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
             ) from exc
         if self._held_in_reset:
             self._power_on()
-        out = io.StringIO()
-        with self._line_released(), contextlib.redirect_stdout(out):
+        # tools.flash prints a line a file: the rig keeps the list, not the noise
+        with self._line_released(), contextlib.redirect_stdout(io.StringIO()):
             try:
-                flash_tool.flash(
+                pushes = flash_tool.flash(
                     device_dir, self.port, self.root, arch=self.arch, resume=self.resume
                 )
             except flash_tool.FlashError as exc:
                 raise RigError(f"{self.name}: flashing failed: {exc}") from exc
-        self.flashed = [
-            line.split()[1] for line in out.getvalue().splitlines() if line.startswith("write ")
-        ]
+        self.flashed = [push.remote for push in pushes]
         self.device_id = device_id
         self._started = False
 
@@ -202,7 +203,7 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
         with self._repl() as transport:
             try:
                 return bytes(transport.fs_readfile(self._data_path(path)))
-            except Exception as exc:  # mpremote raises its own errors and OSError alike
+            except (TransportError, OSError) as exc:
                 raise RigError(f"{self.name}: cannot read {self._data_path(path)}: {exc}") from exc
 
     def write_file(self, path: str, data: bytes) -> None:
@@ -210,7 +211,7 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
         with self._repl() as transport:
             try:
                 transport.fs_writefile(self._data_path(path), data)
-            except Exception as exc:
+            except (TransportError, OSError) as exc:
                 raise RigError(f"{self.name}: cannot write {self._data_path(path)}: {exc}") from exc
 
     def close(self) -> None:
@@ -232,9 +233,6 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
 
     def _open(self) -> Any:
         """mpremote's serial transport on the port, with a clear error when it is missing."""
-        from mpremote.transport import TransportError
-        from mpremote.transport_serial import SerialTransport
-
         if not os.path.exists(self.port):
             raise RigError(
                 f"{self.name}: no such port {self.port}: plug the board in and look for it "
@@ -335,7 +333,7 @@ class SerialRig(Rig):  # type: ignore[misc,valid-type,unused-ignore]
                 try:
                     transport.enter_raw_repl(soft_reset=False, timeout_overall=REPL_TIMEOUT_S / 3)
                     break
-                except Exception as exc:
+                except (TransportError, OSError) as exc:
                     last = exc
             else:
                 raise RigError(f"{self.name}: the board does not answer at its REPL: {last}")
