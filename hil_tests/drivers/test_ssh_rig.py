@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import subprocess
 import sysconfig
 import time
 from collections.abc import Callable, Iterator
@@ -200,6 +201,18 @@ def test_user_at_host_is_split_as_ssh_does() -> None:
     assert (pi.user, pi.host, pi.name) == ("pi", "bench-pi-1.local", "ssh:pi@bench-pi-1.local")
     args = pi.ssh_args()
     assert args[-1] == "bench-pi-1.local" and args[args.index("-l") + 1] == "pi"
+
+
+def test_the_venv_under_home_is_left_for_the_remote_shell_to_expand(tmp_path: Path) -> None:
+    home = SshRig("pi")._q("device/agent.log")  # the default venv, ~/edge-agent
+    odd = SshRig("pi", venv="/srv/edge agent;x")._q("device/agent.log")
+    shell = subprocess.run(
+        ["sh", "-c", f"printf '%s|%s' {home} {odd}"],
+        env={"HOME": str(tmp_path)}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert (
+        shell.stdout == f"{tmp_path}/edge-agent/device/agent.log|/srv/edge agent;x/device/agent.log"
+    )
 
 
 def test_a_refused_key_says_so(sshd: Sshd, tmp_path: Path) -> None:
