@@ -1,0 +1,95 @@
+"""The rig contract every HIL rig driver implements (virtual, serial, SSH).
+
+A rig is one device under test: a Linux agent process or an ESP32 running the firmware. The
+scenarios in hil_tests/ drive a rig only through this interface, so the same scenario runs on a
+virtual rig here and in CI, and on a real board or Pi on the bench.
+
+Optional capabilities (fault injection a real rig may lack) are methods with a default that
+raises ``NotImplementedError("<rig> cannot ...")``; a scenario that needs one skips with that
+reason on a real rig. The virtual rigs implement all of them.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+KIND_AGENT = "agent"
+KIND_ESP32 = "esp32"
+KINDS = (KIND_AGENT, KIND_ESP32)
+
+
+class RigError(Exception):
+    """A rig could not do what was asked (install, start, read a file...)."""
+
+
+class Rig(abc.ABC):
+    """One device under test."""
+
+    name: str  # "virtual-agent", "virtual-esp32", "serial:/dev/ttyUSB0", "ssh:pi@host"
+    kind: str  # KIND_AGENT (Linux agent) or KIND_ESP32 (firmware)
+    device_id: str
+
+    @abc.abstractmethod
+    def install(self, device_dir: Path) -> None:
+        """Put the provisioned device's files on the rig.
+
+        ``device_dir`` is `edge-agent provision` output for an agent, or the ``board`` dir of
+        `provision --target esp32` for an ESP32.
+        """
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start the device (process start / board boot)."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Clean stop (SIGTERM / soft reset)."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """Power cut: SIGKILL for a process, a hard reset for a board."""
+
+    @abc.abstractmethod
+    def alive(self) -> bool:
+        """Whether the device is running."""
+
+    @abc.abstractmethod
+    def logs(self) -> str:
+        """Everything the rig printed so far."""
+
+    @abc.abstractmethod
+    def read_file(self, path: str) -> bytes:
+        """A file of the rig's data dir (agent) or flash (ESP32), relative to it."""
+
+    @abc.abstractmethod
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write a file of the rig's data dir or flash, relative to it."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release everything (processes, ports, temp dirs). Idempotent."""
+
+    # -- optional capabilities: real rigs may lack them ------------------------------------
+
+    def set_clock_offset_s(self, offset_s: int) -> None:
+        """Shift the device's wall clock by ``offset_s`` from the next start on."""
+        raise NotImplementedError(f"{self.name} cannot shift its wall clock")
+
+    def inject_sensor_fault(self, fault: str) -> None:
+        """Make the sensor misbehave: ``"i2c_error"``, ``"stuck"`` or ``"none"`` (clear)."""
+        raise NotImplementedError(f"{self.name} cannot inject sensor faults")
+
+    def netns(self) -> str | None:
+        """The network namespace the device runs in, for link faults; None if it has none."""
+        return None
+
+    def memory_kb(self) -> int:
+        """The device's resident memory (RSS for a process, heap used on a board) in KiB."""
+        raise NotImplementedError(f"{self.name} cannot report its memory")
+
+    def __enter__(self) -> Rig:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
