@@ -19,7 +19,7 @@ KIND_ESP32 = "esp32"
 KINDS = (KIND_AGENT, KIND_ESP32)
 
 
-class RigError(Exception):
+class RigError(RuntimeError):
     """A rig could not do what was asked (install, start, read a file...)."""
 
 
@@ -80,9 +80,22 @@ class Rig(abc.ABC):
         """Make the sensor misbehave: ``"i2c_error"``, ``"stuck"`` or ``"none"`` (clear)."""
         raise NotImplementedError(f"{self.name} cannot inject sensor faults")
 
-    def netns(self) -> str | None:
-        """The network namespace the device runs in, for link faults; None if it has none."""
-        return None
+    def connect_url(self, broker_url: str) -> str:
+        """The broker URL to provision the device with (a virtual rig in a network namespace
+        reaches the broker through a relay on its link)."""
+        return broker_url
+
+    def cut_link(self) -> None:
+        """Partition the device from the broker without touching either."""
+        raise NotImplementedError(f"{self.name} cannot cut its network link")
+
+    def heal_link(self) -> None:
+        """Undo cut_link() and impair_link()."""
+        raise NotImplementedError(f"{self.name} cannot restore its network link")
+
+    def impair_link(self, delay_ms: int, loss_pct: float) -> str:
+        """Add delay and loss to the device's link; returns how ("tc netem", ...)."""
+        raise NotImplementedError(f"{self.name} cannot impair its network link")
 
     def memory_kb(self) -> int:
         """The device's resident memory (RSS for a process, heap used on a board) in KiB."""
