@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -79,6 +80,18 @@ class Bench:
             if time.monotonic() > deadline:
                 raise BenchError(f"the bridge did not subscribe:\n{self.bridge.log_tail()}")
             time.sleep(0.1)
+
+    def pause_bridge(self) -> bool:
+        """SIGSTOP the bench's own bridge (a slow cloud: messages queue at the broker for it);
+        False when the bridge is not the suite's to pause."""
+        if not self.owns_bridge or self.bridge.proc is None:
+            return False
+        self.bridge.proc.send_signal(signal.SIGSTOP)
+        return True
+
+    def resume_bridge(self) -> None:
+        if self.owns_bridge and self.bridge.proc is not None:
+            self.bridge.proc.send_signal(signal.SIGCONT)
 
     def _bridge_log(self) -> str:
         try:

@@ -167,7 +167,11 @@ def scenario_of(name: str) -> str:
 @pytest.fixture
 def record(request: pytest.FixtureRequest) -> report.Figure:
     """This scenario's figure in the run's report; fill ``summary`` and the series."""
-    spec = request.node.callspec.params.get("rig_spec", "-") if hasattr(request.node, "callspec") else "-"
+    spec = (
+        request.node.callspec.params.get("rig_spec", "-")
+        if hasattr(request.node, "callspec")
+        else "-"
+    )
     fig = report.Figure(request.node.nodeid, scenario_of(request.node.originalname), spec)
     request.node.stash[FIGURES] = fig
     _figures.append(fig)

@@ -19,9 +19,18 @@ class Profile:
     soak_s: float  # soak run
     storm_devices: int  # reconnect storm
     interval_s: float  # the devices' report interval
+    drain_s: float  # how long a device may take to catch up after a fault before it fails
 
     def __post_init__(self) -> None:
-        for name in ("outage_s", "cut_s", "impair_s", "cadence_s", "soak_s", "interval_s"):
+        for name in (
+            "outage_s",
+            "cut_s",
+            "impair_s",
+            "cadence_s",
+            "soak_s",
+            "interval_s",
+            "drain_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.storm_devices < 1:
@@ -37,6 +46,7 @@ BENCH = Profile(
     soak_s=3600,
     storm_devices=100,
     interval_s=1.0,
+    drain_s=300,
 )
 CI = Profile(
     "ci",
@@ -47,5 +57,6 @@ CI = Profile(
     soak_s=40,
     storm_devices=100,
     interval_s=0.5,
+    drain_s=60,
 )
 PROFILES = {p.name: p for p in (BENCH, CI)}

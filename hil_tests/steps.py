@@ -30,9 +30,10 @@ class Counters:
     """A device's own view: highest number used, highest acked, messages kept, link state."""
 
     last_seq: int
-    last_ack: int
+    last_ack: int  # the highest ack the device knows of
     backlog: int
     connected: bool
+    deleted_upto: int = 0  # what the device's durable outbox has deleted (its persisted ack)
 
 
 def counters(rig: Rig) -> Counters:
@@ -51,6 +52,7 @@ def counters(rig: Rig) -> Counters:
         last_ack=int(doc.get("last_ack", 0)),
         backlog=int(box.get("backlog", 0)),
         connected=doc.get("link") == "connected" and bool(doc.get("running")),
+        deleted_upto=int(box.get("last_ack", 0)),
     )
 
 
@@ -60,11 +62,31 @@ def gaps(seqs: list[int]) -> list[int]:
     return [n for n in range(1, max(have, default=0) + 1) if n not in have]
 
 
+def contiguous(seqs: list[int]) -> int:
+    """The highest n with 1..n all in ``seqs``."""
+    have, n = set(seqs), 0
+    while n + 1 in have:
+        n += 1
+    return n
+
+
+def deleted_ahead(bench: Bench, rig: Rig) -> int:
+    """How far the device's outbox has deleted past what the bridge stored (0 when sound).
+
+    The product's rule (docs/architecture.md, section 3): the device deletes a message only
+    when a bridge-signed ack covers it, and the bridge acks only what it committed. A positive
+    value means that a power cut now would lose those messages. The device is read first: the
+    bridge's log only grows, so a later read of it cannot make a sound device look unsound.
+    """
+    deleted = counters(rig).deleted_upto
+    return max(0, deleted - contiguous(bench.seqs(rig.device_id)))
+
+
 def caught_up(bench: Bench, rig: Rig, upto: int) -> bool:
     """The bridge stored every number 1..upto of the device, and the device has them acked."""
     seqs = bench.seqs(rig.device_id)
-    return len(seqs) > 0 and max(seqs) >= upto and not gaps(seqs) and (
-        counters(rig).last_ack >= upto
+    return (
+        len(seqs) > 0 and max(seqs) >= upto and not gaps(seqs) and (counters(rig).last_ack >= upto)
     )
 
 
