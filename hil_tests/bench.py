@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 from hil_tests.rigs.base import KIND_ESP32, Rig
+from protocol import cose
+from protocol import messages as m
 from tests.harness.mosquitto import Mosquitto
 from tools.fleet.bridge import Bridge, BrokerAuth, run_cli
 from tools.fleet.devices import provision as provision_agent
@@ -129,6 +131,18 @@ class Bench:
     def seqs(self, device_id: str) -> list[int]:
         """The data sequence numbers the bridge stored for the device, in order."""
         return self.bridge.event_seqs().get(device_id, [])
+
+    def report_times_ms(self, device_id: str) -> list[int]:
+        """The device's own timestamp (ts_ms) of every stored report, in sequence order."""
+        rows = self.bridge.query(
+            "SELECT seq, kind, envelope FROM events WHERE device_id = ? ORDER BY seq",
+            (device_id,),
+        )
+        out = []
+        for _seq, kind, env in rows:
+            if int(kind) == int(m.Kind.REPORT):  # type: ignore[call-overload]
+                out.append(m.decode(cose.peek_payload(bytes(env))).ts_ms)  # type: ignore[arg-type]
+        return out
 
     def conflicts(self, device_id: str) -> list[str]:
         """The bridge's stored refusals of the device that say a number came twice with other

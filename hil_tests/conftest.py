@@ -26,7 +26,6 @@ from hil_tests.rigs.agent_main import BROKEN_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REPORT_DIR = ROOT / "hil-report"
-NESTED_ENV = "HIL_NESTED"  # set by test_broken_build for its inner run: no sweep, other ns ids
 SCENARIOS = (
     "birth",
     "cadence",
@@ -113,8 +112,7 @@ def netns_ok() -> bool:
     why = netns.available()
     if why is not None:
         return False
-    if not os.environ.get(NESTED_ENV):
-        netns.sweep()
+    netns.sweep()
     return True
 
 
@@ -134,9 +132,6 @@ def bench(
         bench.close()
 
 
-_ns_index = iter(range(100 if os.environ.get(NESTED_ENV) else 1, 250))
-
-
 @pytest.fixture
 def rig(
     request: pytest.FixtureRequest, rig_spec: str, bench: Bench, netns_ok: bool, tmp_path: Path
@@ -146,7 +141,7 @@ def rig(
     if rig_spec.startswith("virtual-"):
         opts = {
             "workdir": tmp_path / "rig",
-            "netns_index": next(_ns_index) if netns_ok else None,
+            "netns": netns_ok,
             "broker": bench.broker_addr,
             "broken": os.environ.get(BROKEN_ENV, ""),
         }

@@ -7,20 +7,28 @@ the veth pair and the host's relay on 10.77.<n>.1 (hil_tests/faults/relay.py). S
 cuts the link (``ip link set ... down``) and impairs it (``tc netem`` delay, loss, reorder)
 without touching the device's process or the broker.
 
-Every namespace is named ``hil-*``: ``sweep()`` deletes stale ones left by a killed run (the
-session fixture calls it first), and ``NetNs.close()`` (a fixture finalizer) deletes its own.
+Every namespace is named ``hil-<n>`` and its owner's pid is kept in /tmp/hil-netns/: ``sweep()``
+deletes those whose owner is gone (a killed run; the session fixture calls it first, and it
+leaves a concurrent run's alone), and ``NetNs.close()`` (a fixture finalizer) deletes its own.
 Needs root (the bench and CI run as root) and the iproute2 tools.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 PREFIX = "hil-"
 SUBNET = "10.77"
+OWNERS = Path("/tmp/hil-netns")
+MAX_INDEX = 250
 
 
 class NetNsError(RuntimeError):
@@ -60,22 +68,47 @@ def netem_available() -> bool:
         _run("ip", "link", "del", name, check=False)
 
 
-def sweep() -> list[str]:
-    """Delete every ``hil-*`` namespace and host link left by an earlier run; their names."""
-    gone: list[str] = []
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner(name: str) -> int | None:
+    try:
+        return int((OWNERS / name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _namespaces() -> list[str]:
     listed = _run("ip", "netns", "list", check=False).stdout.split("\n")
-    for line in listed:
-        name = line.split(" ")[0].strip()
-        if name.startswith(PREFIX):
-            _run("ip", "netns", "del", name, check=False)
-            gone.append(name)
-    links = _run("ip", "-o", "link", "show", check=False).stdout.split("\n")
-    for line in links:
-        parts = line.split(": ")
-        if len(parts) > 1 and parts[1].startswith(PREFIX):
-            link = parts[1].split("@")[0]
-            _run("ip", "link", "del", link, check=False)
-            gone.append(link)
+    return [line.split(" ")[0].strip() for line in listed if line.startswith(PREFIX)]
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    OWNERS.mkdir(parents=True, exist_ok=True)
+    with open(OWNERS / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def sweep() -> list[str]:
+    """Delete every ``hil-*`` namespace (and its host link) whose owning process is gone."""
+    gone: list[str] = []
+    with _locked():
+        for name in _namespaces():
+            owner = _owner(name)
+            if owner is None or not _alive(owner):
+                _run("ip", "netns", "del", name, check=False)
+                _run("ip", "link", "del", f"{name}-h", check=False)
+                (OWNERS / name).unlink(missing_ok=True)
+                gone.append(name)
     return gone
 
 
@@ -108,23 +141,33 @@ class NetNs:
         return f"{SUBNET}.{self.index}.2"
 
     @classmethod
-    def create(cls, index: int) -> NetNs:
-        if not 1 <= index <= 250:
-            raise NetNsError(f"namespace index {index} must be from 1 to 250")
-        ns = cls(index)
+    def allocate(cls) -> NetNs:
+        """A namespace on the lowest free index, owned by this process."""
+        with _locked():
+            used = set(_namespaces())
+            for index in range(1, MAX_INDEX + 1):
+                if f"{PREFIX}{index}" not in used:
+                    ns = cls(index)
+                    _run("ip", "netns", "add", ns.name)
+                    (OWNERS / ns.name).write_text(str(os.getpid()))
+                    break
+            else:
+                raise NetNsError(f"all {MAX_INDEX} hil namespaces are in use: run sweep()")
         try:
-            _run("ip", "netns", "add", ns.name)
-            _run("ip", "link", "add", ns.host_if, "type", "veth", "peer", "name", ns.dev_if)
-            _run("ip", "link", "set", ns.dev_if, "netns", ns.name)
-            _run("ip", "addr", "add", f"{ns.host_ip}/30", "dev", ns.host_if)
-            _run("ip", "link", "set", ns.host_if, "up")
-            ns.exec_ok("ip", "addr", "add", f"{ns.dev_ip}/30", "dev", ns.dev_if)
-            ns.exec_ok("ip", "link", "set", ns.dev_if, "up")
-            ns.exec_ok("ip", "link", "set", "lo", "up")
+            ns._wire()
         except NetNsError:
             ns.close()
             raise
         return ns
+
+    def _wire(self) -> None:
+        _run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.dev_if)
+        _run("ip", "link", "set", self.dev_if, "netns", self.name)
+        _run("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
+        _run("ip", "link", "set", self.host_if, "up")
+        self.exec_ok("ip", "addr", "add", f"{self.dev_ip}/30", "dev", self.dev_if)
+        self.exec_ok("ip", "link", "set", self.dev_if, "up")
+        self.exec_ok("ip", "link", "set", "lo", "up")
 
     def prefix(self) -> list[str]:
         """The argv prefix that runs a command inside the namespace."""
@@ -136,14 +179,13 @@ class NetNs:
     # -- faults ---------------------------------------------------------------------------
 
     def cut(self) -> None:
-        """Partition: both ends of the link down; nothing passes either way."""
-        self.exec_ok("ip", "link", "set", self.dev_if, "down")
+        """Partition: the host's end down. The device's end stays up with its route, so the
+        device sees silence (timeouts), as behind a dead uplink, not an error it can act on."""
         _run("ip", "link", "set", self.host_if, "down")
 
     def heal(self) -> None:
-        """Undo cut(): both ends up again (addresses and routes come back with them)."""
+        """Undo cut(): the host's end up again (its address and route come back with it)."""
         _run("ip", "link", "set", self.host_if, "up")
-        self.exec_ok("ip", "link", "set", self.dev_if, "up")
 
     def netem(self, delay_ms: int = 0, loss_pct: float = 0.0, reorder_pct: float = 0.0) -> None:
         """Impair both directions with `tc netem` (needs netem_available())."""
@@ -168,3 +210,4 @@ class NetNs:
         self.closed = True
         _run("ip", "netns", "del", self.name, check=False)
         _run("ip", "link", "del", self.host_if, check=False)
+        (OWNERS / self.name).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""``python -m hil_tests.rigs.agent_main run --config ...``: `edge-agent` as the virtual rig runs it.
+"""``python -m hil_tests.rigs.agent_main run --config ...``: `edge-agent` as a virtual rig runs.
 
 Exactly ``agent.cli.main`` unless the bench sets a fault switch in the environment. The
 switches live here, in the bench, and never ship: the product has no such code path.

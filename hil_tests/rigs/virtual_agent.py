@@ -32,7 +32,7 @@ class VirtualAgentRig(Rig):
     def __init__(
         self,
         workdir: Path,
-        netns_index: int | None = None,
+        netns: bool = False,
         broker: tuple[str, int] = ("127.0.0.1", 1883),
         broken: str = "",
         **_opts: object,
@@ -47,8 +47,8 @@ class VirtualAgentRig(Rig):
         self.relay: Relay | None = None
         self._clock_offset_s = 0
         self._fault = "none"
-        if netns_index is not None:
-            self._ns = NetNs.create(netns_index)
+        if netns:
+            self._ns = NetNs.allocate()
             try:
                 self.relay = Relay(self._ns.host_ip, broker)
             except OSError:
