@@ -134,7 +134,7 @@ def bench(
 
 @pytest.fixture
 def rig(
-    request: pytest.FixtureRequest, rig_spec: str, bench: Bench, netns_ok: bool, tmp_path: Path
+    rig_spec: str, bench: Bench, netns_ok: bool, profile: Profile, tmp_path: Path
 ) -> Iterator[Rig]:
     """A fresh rig for one scenario; closed (processes, namespace, relay) also on failure."""
     opts: dict[str, object] = {}
@@ -144,6 +144,8 @@ def rig(
             "netns": netns_ok,
             "broker": bench.broker_addr,
             "broken": os.environ.get(BROKEN_ENV, ""),
+            "interval_s": profile.interval_s,
+            "lib_cache": bench.root / "esp32-lib",
         }
     r = make_rig(rig_spec, **opts)
     try:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hil_tests.bench import Bench
-from hil_tests.rigs.base import KIND_ESP32, Rig
+from hil_tests.rigs.base import KIND_ESP32, Counters, Rig
 
 
 def wait(predicate: Callable[[], bool], timeout_s: float, step_s: float = 0.1) -> bool:
@@ -23,17 +23,6 @@ def wait(predicate: Callable[[], bool], timeout_s: float, step_s: float = 0.1) -
             return True
         time.sleep(step_s)
     return bool(predicate())
-
-
-@dataclass(frozen=True)
-class Counters:
-    """A device's own view: highest number used, highest acked, messages kept, link state."""
-
-    last_seq: int
-    last_ack: int  # the highest ack the device knows of
-    backlog: int
-    connected: bool
-    deleted_upto: int = 0  # what the device's durable outbox has deleted (its persisted ack)
 
 
 def counters(rig: Rig) -> Counters:

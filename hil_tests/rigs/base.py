@@ -12,11 +12,23 @@ reason on a real rig. The virtual rigs implement all of them.
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from pathlib import Path
 
 KIND_AGENT = "agent"
 KIND_ESP32 = "esp32"
 KINDS = (KIND_AGENT, KIND_ESP32)
+
+
+@dataclass(frozen=True)
+class Counters:
+    """A device's own view: highest number used, highest acked, messages kept, link state."""
+
+    last_seq: int
+    last_ack: int  # the highest ack the device knows of
+    backlog: int
+    connected: bool
+    deleted_upto: int = 0  # what the device's durable outbox has deleted (its persisted ack)
 
 
 class RigError(RuntimeError):
