@@ -95,6 +95,17 @@ def profile_of(config: pytest.Config) -> Profile:
     return Profile(**values)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """pytest-timeout's limit (300 s in pyproject.toml) from this run's durations: a scenario
+    may take its fault, its drain and its start-up; the broken-build run takes four of them."""
+    prof = profile_of(config)
+    longest = max(prof.outage_s, prof.cut_s, prof.impair_s, prof.cadence_s, prof.soak_s)
+    per_test = int(longest + 3 * prof.drain_s + 300)
+    for item in items:
+        factor = 6 if item.name.startswith("test_broken_build") else 1
+        item.add_marker(pytest.mark.timeout(per_test * factor))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "rig_spec" in metafunc.fixturenames:
         specs = metafunc.config.getoption("--rig") or ["virtual-agent"]

@@ -46,6 +46,11 @@ class Sampler:
         self.record.add("device outbox", self.tl.now(), c.backlog)
         self.record.add("numbered, not yet acked", self.tl.now(), c.last_seq - c.last_ack)
 
+    def until_caught_up(self, target: int) -> bool:
+        """Caught up to ``target``, or given up: what a device deleted ahead is lost for good."""
+        self()
+        return self.ahead > 0 or caught_up(self.bench, self.rig, target)
+
     def run_for(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -68,7 +73,7 @@ def test_partition_link_cut_zero_loss(
     healed = time.monotonic()
     peak = counters(rig)
     target = peak.last_seq + peak.backlog
-    done = wait(lambda: (sample() or True) and caught_up(bench, rig, target), profile.drain_s, 0.25)
+    done = wait(lambda: sample.until_caught_up(target), profile.drain_s, 0.25)
     drain_s = time.monotonic() - healed
     rig.stop()
     result = loss(bench, rig)
@@ -97,14 +102,15 @@ def test_partition_lossy_slow_link_zero_loss(
         rig.heal_link()
     healed = time.monotonic()
     target = during.last_seq + during.backlog
-    done = wait(lambda: (sample() or True) and caught_up(bench, rig, target), profile.drain_s, 0.25)
+    done = wait(lambda: sample.until_caught_up(target), profile.drain_s, 0.25)
     drain_s = time.monotonic() - healed
     rig.stop()
     result = loss(bench, rig)
+    interval_s = float(getattr(rig, "interval_s", profile.interval_s))  # the rig's own setting
     acked_rate = (during.last_ack - before.last_ack) / profile.impair_s
     record.summary = (
         f"{LOSS_PCT:.0f} % loss + {DELAY_MS} ms delay ({how}) for {profile.impair_s:.0f} s: "
-        f"{acked_rate:.2f} reports/s acked (configured {1 / profile.interval_s:.2f}/s), "
+        f"{acked_rate:.2f} reports/s acked (configured {1 / interval_s:.2f}/s), "
         f"caught up {drain_s:.1f} s after; {result}; deleted ahead: {sample.ahead}"
     )
     assert sample.ahead == 0, f"the device deleted {sample.ahead} messages not yet stored"
