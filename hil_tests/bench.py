@@ -132,16 +132,36 @@ class Bench:
         """The data sequence numbers the bridge stored for the device, in order."""
         return self.bridge.event_seqs().get(device_id, [])
 
-    def report_times_ms(self, device_id: str) -> list[int]:
-        """The device's own timestamp (ts_ms) of every stored report, in sequence order."""
+    def reports(self, device_id: str) -> list[m.Report]:
+        """Every stored report of the device, decoded, in sequence order."""
         rows = self.bridge.query(
-            "SELECT seq, kind, envelope FROM events WHERE device_id = ? ORDER BY seq",
+            "SELECT seq, kind, envelope, received_ms FROM events WHERE device_id = ? ORDER BY seq",
             (device_id,),
         )
         out = []
-        for _seq, kind, env in rows:
+        for _seq, kind, env, _received in rows:
             if int(kind) == int(m.Kind.REPORT):  # type: ignore[call-overload]
-                out.append(m.decode(cose.peek_payload(bytes(env))).ts_ms)  # type: ignore[arg-type]
+                msg = m.decode(cose.peek_payload(bytes(env)))  # type: ignore[arg-type]
+                if isinstance(msg, m.Report):
+                    out.append(msg)
+        return out
+
+    def report_times_ms(self, device_id: str) -> list[int]:
+        """The device's own timestamp (ts_ms) of every stored report, in sequence order."""
+        return [r.ts_ms for r in self.reports(device_id)]
+
+    def skews_ms(self, device_id: str) -> list[tuple[int, int]]:
+        """(seq, the report's ts_ms minus the bridge's receive time) of every stored report:
+        the device's wall clock against the bridge's."""
+        rows = self.bridge.query(
+            "SELECT seq, envelope, received_ms FROM events WHERE device_id = ? AND kind = ? "
+            "ORDER BY seq",
+            (device_id, int(m.Kind.REPORT)),
+        )
+        out = []
+        for seq, env, received in rows:
+            msg = m.decode(cose.peek_payload(bytes(env)))  # type: ignore[arg-type]
+            out.append((int(seq), msg.ts_ms - int(received)))  # type: ignore[call-overload]
         return out
 
     def conflicts(self, device_id: str) -> list[str]:

@@ -193,7 +193,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if fig is not None and (rep.when == "call" or rep.outcome != "passed"):
         if rep.when == "call":
             fig.seconds = rep.duration
-        if rep.skipped:
+        if hasattr(rep, "wasxfail"):
+            fig.verdict = "XFAIL (known gap)" if rep.skipped else "XPASS (gap fixed?)"
+            fig.detail = f"{rep.wasxfail}\n{rep.longreprtext}"
+        elif rep.skipped:
             fig.verdict = "SKIP"
             fig.detail = str(rep.longrepr[-1]) if isinstance(rep.longrepr, tuple) else ""
         elif rep.failed:

@@ -3,6 +3,8 @@
 Exactly ``agent.cli.main`` unless the bench sets a fault switch in the environment. The
 switches live here, in the bench, and never ship: the product has no such code path.
 
+- ``HIL_DATA_DIR``: the rig's data dir. The agent's I2C bus is then the simulated MPU-6050
+  (SimBus below) with the fault the file ``hil_sensor_fault`` there names;
 - ``HIL_BROKEN_BUILD=delete-before-ack``: a deliberately broken build whose outbox forgets each
   message as soon as it is numbered for sending, before any end-to-end ack covers it. The
   bench's outage, partition and power-cut scenarios must fail on it
@@ -11,14 +13,21 @@ switches live here, in the bench, and never ship: the product has no such code p
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from agent import cli
 from agent.outbox import Entry, Outbox
+from agent.provision_esp32 import firmware_module
 
 BROKEN_ENV = "HIL_BROKEN_BUILD"
+DATA_ENV = "HIL_DATA_DIR"  # the rig's data dir, where the fault switch files are
+SENSOR_FAULT_FILE = "hil_sensor_fault"  # "i2c_error", "stuck" or "none"
+POLL_S = 1.0
 DELETE_BEFORE_ACK = "delete-before-ack"
 BROKEN_BUILDS = (DELETE_BEFORE_ACK,)
 
@@ -36,6 +45,54 @@ def break_outbox() -> None:
     Outbox.assign = assign_and_forget  # type: ignore[method-assign]
 
 
+class SimBus:
+    """smbus2.SMBus's calls over the simulated MPU-6050 (firmware/lib/mpu6050_sim.py: the same
+    chip the virtual ESP32 reads), with the bench's sensor faults in front of it: the virtual
+    rig is a Pi with an MPU-6050 on I2C. A hardware bus is the one thing the bench simulates."""
+
+    def __init__(self, data_dir: Path, seed: int) -> None:
+        self.chip = firmware_module("mpu6050_sim").SimI2C(seed)
+        self.switch = data_dir / SENSOR_FAULT_FILE
+        self.fault, self.checked = "none", 0.0
+        self.frozen: dict[tuple[int, int], list[int]] = {}
+
+    def _fault(self) -> str:
+        now = time.monotonic()
+        if now - self.checked >= POLL_S:
+            self.checked = now
+            try:
+                self.fault = self.switch.read_text().strip() or "none"
+            except OSError:
+                self.fault = "none"
+        return self.fault
+
+    def read_byte_data(self, addr: int, reg: int) -> int:
+        return self.read_i2c_block_data(addr, reg, 1)[0]
+
+    def write_byte_data(self, addr: int, reg: int, value: int) -> None:
+        self.chip.writeto_mem(addr, reg, bytes([value]))
+
+    def read_i2c_block_data(self, addr: int, reg: int, length: int) -> list[int]:
+        fault = self._fault()
+        if fault == "i2c_error":
+            raise OSError(errno.EIO, "Remote I/O error")  # what smbus2 raises on a NAK
+        if fault == "stuck" and (reg, length) in self.frozen:
+            return self.frozen[(reg, length)]
+        block = list(self.chip.readfrom_mem(addr, reg, length))
+        self.frozen = {(reg, length): block} if fault == "stuck" else {}
+        return block
+
+    def close(self) -> None:
+        pass
+
+
+def simulate_i2c(data_dir: Path, seed: int) -> None:
+    """`[sensors] source = "mpu6050"` opens SimBus instead of /dev/i2c-N."""
+    from agent.sensors import mpu6050
+
+    mpu6050.open_bus = lambda _number: SimBus(data_dir, seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     broken = os.environ.get(BROKEN_ENV, "")
     if broken == DELETE_BEFORE_ACK:
@@ -44,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     elif broken:
         print(f"hil: unknown {BROKEN_ENV}={broken!r}; expected one of {BROKEN_BUILDS}")
         return 2
+    data = os.environ.get(DATA_ENV)
+    if data:
+        simulate_i2c(Path(data), seed=sum(Path(data).name.encode()))
     return cli.main(argv)
 
 

@@ -19,11 +19,12 @@ from pathlib import Path
 from hil_tests.faults import netns
 from hil_tests.faults.netns import NetNs
 from hil_tests.faults.relay import Relay
-from hil_tests.rigs.agent_main import BROKEN_ENV
+from hil_tests.rigs.agent_main import BROKEN_ENV, DATA_ENV, SENSOR_FAULT_FILE
 from hil_tests.rigs.base import KIND_AGENT, Rig, RigError
 from tools.procs import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
+SENSOR_FAULTS = ("none", "i2c_error", "stuck")
 
 
 class VirtualAgentRig(Rig):
@@ -68,7 +69,10 @@ class VirtualAgentRig(Rig):
         config = self.data / "agent.toml"
         if not config.exists():
             raise RigError(f"{device_dir} has no agent.toml: not `edge-agent provision` output")
-        for line in config.read_text().splitlines():
+        # a Pi with an MPU-6050 on I2C: the simulated chip behind the wrapper's bus (agent_main)
+        text = config.read_text().replace('source = "sim"', 'source = "mpu6050"')
+        config.write_text(text)
+        for line in text.splitlines():
             if line.startswith("id = "):
                 self.device_id = line.split("=", 1)[1].strip().strip('"')
                 break
@@ -76,7 +80,12 @@ class VirtualAgentRig(Rig):
     def start(self) -> None:
         if self.alive():
             raise RigError(f"{self.name} {self.device_id} is already running")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(ROOT),
+            DATA_ENV: str(self.data),
+        }
         if self.broken:
             env[BROKEN_ENV] = self.broken
         prefix = self._ns.prefix() if self._ns is not None else []
@@ -149,6 +158,13 @@ class VirtualAgentRig(Rig):
             self._ns.close()
 
     # -- optional capabilities --------------------------------------------------------------
+
+    def inject_sensor_fault(self, fault: str) -> None:
+        if fault not in SENSOR_FAULTS:
+            raise ValueError(f"sensor fault {fault!r}: expected one of {SENSOR_FAULTS}")
+        tmp = self.data / (SENSOR_FAULT_FILE + ".tmp")
+        tmp.write_text(fault)
+        tmp.replace(self.data / SENSOR_FAULT_FILE)
 
     def cut_link(self) -> None:
         self._need_ns().cut()
