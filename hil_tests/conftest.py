@@ -145,7 +145,12 @@ def bench(
 
 @pytest.fixture
 def rig(
-    rig_spec: str, bench: Bench, netns_ok: bool, profile: Profile, tmp_path: Path
+    request: pytest.FixtureRequest,
+    rig_spec: str,
+    bench: Bench,
+    netns_ok: bool,
+    profile: Profile,
+    tmp_path: Path,
 ) -> Iterator[Rig]:
     """A fresh rig for one scenario; closed (processes, namespace, relay) also on failure."""
     opts: dict[str, object] = {}
@@ -157,6 +162,8 @@ def rig(
             "broken": os.environ.get(BROKEN_ENV, ""),
             "interval_s": profile.interval_s,
             "lib_cache": bench.root / "esp32-lib",
+            # the virtual agent's IMU on a simulated I2C bus, for the scenario that breaks it
+            "i2c_imu": request.node.originalname.startswith("test_sensor_fault"),
         }
     r = make_rig(rig_spec, **opts)
     try:

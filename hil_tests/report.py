@@ -26,6 +26,7 @@ class Figure:
     seconds: float = 0.0
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     y_label: str = ""
+    x_label: str = "time since scenario start (s)"
 
     def add(self, name: str, t_s: float, value: float) -> None:
         self.series.setdefault(name, []).append((t_s, value))
@@ -51,7 +52,7 @@ def chart(fig: Figure, out_dir: Path) -> Path | None:
         if points:
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, label=name, marker="." if len(points) < 50 else None)
-    ax.set_xlabel("time since scenario start (s)")
+    ax.set_xlabel(fig.x_label)
     ax.set_ylabel(fig.y_label)
     ax.set_title(f"{fig.scenario} on {fig.rig}: {fig.verdict}")
     ax.grid(alpha=0.3)

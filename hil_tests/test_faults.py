@@ -73,3 +73,37 @@ def test_sensor_fault_i2c_errors_and_stuck_values_no_crash(
     assert flagged == {"i2c_error": True, "stuck": True}, record.summary
     last = counters(rig).last_seq
     assert wait(lambda: caught_up(bench, rig, last), profile.drain_s), loss(bench, rig)
+
+
+def test_clock_jump_plus_minus_one_hour_nothing_lost_skew_reported(
+    bench: Bench, rig: Rig, profile: Profile, record: Figure
+) -> None:
+    bench.provision(rig, "clock_jump")
+    can(rig, "clock")
+    rig.start()
+    assert wait(lambda: counters(rig).last_ack >= 3, 90), rig.logs()[-3000:]
+    measured: list[tuple[int, float]] = []
+    for offset_s in (JUMP_S, -JUMP_S, 0):
+        rig.set_clock_offset_s(offset_s)
+        time.sleep(1.5)  # the switch is read once a second: reports from here on are off
+        before = counters(rig).last_seq
+        time.sleep(FAULT_S)
+        after = counters(rig).last_seq
+        assert rig.alive(), rig.logs()[-3000:]
+        assert wait(lambda a=after: caught_up(bench, rig, a), profile.drain_s), loss(bench, rig)  # type: ignore[misc]
+        skews = [sk for seq, sk in bench.skews_ms(rig.device_id) if before < seq <= after]
+        assert skews, f"no report stored during the {offset_s:+d} s jump"
+        median_s = sorted(skews)[len(skews) // 2] / 1000
+        measured.append((offset_s, median_s))
+    for seq, skew in bench.skews_ms(rig.device_id):
+        record.add("report ts_ms - bridge received (s)", seq, skew / 1000)
+    record.x_label = "sequence number"
+    record.y_label = "device clock skew (s)"
+    rig.stop()
+    result = loss(bench, rig)
+    record.summary = (
+        "; ".join(f"jump {o:+d} s: skew seen {s:+.1f} s" for o, s in measured) + f"; {result}"
+    )
+    assert result.ok, result
+    for offset_s, seen_s in measured:  # the bridge sees the device's clock as it is
+        assert abs(seen_s - offset_s) < 5, record.summary

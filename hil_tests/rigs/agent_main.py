@@ -4,7 +4,8 @@ Exactly ``agent.cli.main`` unless the bench sets a fault switch in the environme
 switches live here, in the bench, and never ship: the product has no such code path.
 
 - ``HIL_DATA_DIR``: the rig's data dir. The agent's I2C bus is then the simulated MPU-6050
-  (SimBus below) with the fault the file ``hil_sensor_fault`` there names;
+  (SimBus below) with the fault the file ``hil_sensor_fault`` there names, and the wall
+  clock runs off by the ms in ``hil_clock_offset_ms`` (a clock jump);
 - ``HIL_BROKEN_BUILD=delete-before-ack``: a deliberately broken build whose outbox forgets each
   message as soon as it is numbered for sending, before any end-to-end ack covers it. The
   bench's outage, partition and power-cut scenarios must fail on it
@@ -27,6 +28,7 @@ from agent.provision_esp32 import firmware_module
 BROKEN_ENV = "HIL_BROKEN_BUILD"
 DATA_ENV = "HIL_DATA_DIR"  # the rig's data dir, where the fault switch files are
 SENSOR_FAULT_FILE = "hil_sensor_fault"  # "i2c_error", "stuck" or "none"
+CLOCK_OFFSET_FILE = "hil_clock_offset_ms"  # the wall clock's offset, in ms
 POLL_S = 1.0
 DELETE_BEFORE_ACK = "delete-before-ack"
 BROKEN_BUILDS = (DELETE_BEFORE_ACK,)
@@ -93,6 +95,27 @@ def simulate_i2c(data_dir: Path, seed: int) -> None:
     mpu6050.open_bus = lambda _number: SimBus(data_dir, seed)
 
 
+def offset_wall_clock(data_dir: Path) -> None:
+    """The process's wall clock (time.time, time.time_ns) runs off by the ms in the switch
+    file, as a device whose RTC or NTP jumped; the monotonic clock is left alone, as a jump
+    leaves it."""
+    switch = data_dir / CLOCK_OFFSET_FILE
+    real_ns, state = time.time_ns, {"checked": -POLL_S, "offset_ns": 0}
+
+    def offset_ns() -> int:
+        now = time.monotonic()
+        if now - state["checked"] >= POLL_S:
+            state["checked"] = now
+            try:
+                state["offset_ns"] = int(switch.read_text().strip() or 0) * 1_000_000
+            except (OSError, ValueError):
+                state["offset_ns"] = 0
+        return state["offset_ns"]
+
+    time.time_ns = lambda: real_ns() + offset_ns()
+    time.time = lambda: time.time_ns() / 1e9
+
+
 def main(argv: list[str] | None = None) -> int:
     broken = os.environ.get(BROKEN_ENV, "")
     if broken == DELETE_BEFORE_ACK:
@@ -104,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     data = os.environ.get(DATA_ENV)
     if data:
         simulate_i2c(Path(data), seed=sum(Path(data).name.encode()))
+        offset_wall_clock(Path(data))
     return cli.main(argv)
 
 

@@ -85,7 +85,8 @@ class Rig(abc.ABC):
     # -- optional capabilities: real rigs may lack them ------------------------------------
 
     def set_clock_offset_s(self, offset_s: int) -> None:
-        """Shift the device's wall clock by ``offset_s`` from the next start on."""
+        """Shift the device's wall clock by ``offset_s`` (from 0: not cumulative), while it
+        runs, as an RTC or NTP jump would; its monotonic clock is not touched."""
         raise NotImplementedError(f"{self.name} cannot shift its wall clock")
 
     def inject_sensor_fault(self, fault: str) -> None:

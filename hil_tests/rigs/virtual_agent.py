@@ -19,7 +19,12 @@ from pathlib import Path
 from hil_tests.faults import netns
 from hil_tests.faults.netns import NetNs
 from hil_tests.faults.relay import Relay
-from hil_tests.rigs.agent_main import BROKEN_ENV, DATA_ENV, SENSOR_FAULT_FILE
+from hil_tests.rigs.agent_main import (
+    BROKEN_ENV,
+    CLOCK_OFFSET_FILE,
+    DATA_ENV,
+    SENSOR_FAULT_FILE,
+)
 from hil_tests.rigs.base import KIND_AGENT, Rig, RigError
 from tools.procs import die_with_parent
 
@@ -36,6 +41,7 @@ class VirtualAgentRig(Rig):
         netns: bool = False,
         broker: tuple[str, int] = ("127.0.0.1", 1883),
         broken: str = "",
+        i2c_imu: bool = False,
         **_opts: object,
     ) -> None:
         self.name = "virtual-agent"
@@ -43,6 +49,7 @@ class VirtualAgentRig(Rig):
         self.workdir = workdir
         self.data = workdir / "data"
         self.broken = broken
+        self.i2c_imu = i2c_imu
         self.proc: subprocess.Popen[bytes] | None = None
         self._ns: NetNs | None = None
         self.relay: Relay | None = None
@@ -69,9 +76,13 @@ class VirtualAgentRig(Rig):
         config = self.data / "agent.toml"
         if not config.exists():
             raise RigError(f"{device_dir} has no agent.toml: not `edge-agent provision` output")
-        # a Pi with an MPU-6050 on I2C: the simulated chip behind the wrapper's bus (agent_main)
-        text = config.read_text().replace('source = "sim"', 'source = "mpu6050"')
-        config.write_text(text)
+        text = config.read_text()
+        if self.i2c_imu:
+            # a Pi with an MPU-6050 on I2C: the simulated chip behind agent_main's bus, whose
+            # faults the bench switches. Its captures take longer than the simulated source's
+            # (a real window of samples), so the other scenarios keep the fast one.
+            text = text.replace('source = "sim"', 'source = "mpu6050"')
+            config.write_text(text)
         for line in text.splitlines():
             if line.startswith("id = "):
                 self.device_id = line.split("=", 1)[1].strip().strip('"')
@@ -159,7 +170,14 @@ class VirtualAgentRig(Rig):
 
     # -- optional capabilities --------------------------------------------------------------
 
+    def set_clock_offset_s(self, offset_s: int) -> None:
+        tmp = self.data / (CLOCK_OFFSET_FILE + ".tmp")
+        tmp.write_text(str(offset_s * 1000))
+        tmp.replace(self.data / CLOCK_OFFSET_FILE)
+
     def inject_sensor_fault(self, fault: str) -> None:
+        if not self.i2c_imu:
+            raise RigError(f"{self.name}: sensor faults need the rig made with i2c_imu=True")
         if fault not in SENSOR_FAULTS:
             raise ValueError(f"sensor fault {fault!r}: expected one of {SENSOR_FAULTS}")
         tmp = self.data / (SENSOR_FAULT_FILE + ".tmp")
