@@ -13,6 +13,7 @@ import json
 import signal
 import time
 from pathlib import Path
+from typing import cast
 
 from hil_tests.rigs.base import KIND_ESP32, Rig
 from protocol import cose
@@ -141,7 +142,7 @@ class Bench:
         out = []
         for _seq, kind, env, _received in rows:
             if int(kind) == int(m.Kind.REPORT):  # type: ignore[call-overload]
-                msg = m.decode(cose.peek_payload(bytes(env)))  # type: ignore[arg-type]
+                msg = m.decode(cose.peek_payload(bytes(cast(bytes, env))))
                 if isinstance(msg, m.Report):
                     out.append(msg)
         return out
@@ -160,7 +161,7 @@ class Bench:
         )
         out = []
         for seq, env, received in rows:
-            msg = m.decode(cose.peek_payload(bytes(env)))  # type: ignore[arg-type]
+            msg = m.decode(cose.peek_payload(bytes(cast(bytes, env))))
             out.append((int(seq), msg.ts_ms - int(received)))  # type: ignore[call-overload]
         return out
 

@@ -17,8 +17,8 @@ import pytest
 from hil_tests.bench import Bench
 from hil_tests.profile import Profile
 from hil_tests.report import Figure
-from hil_tests.rigs.base import Rig
-from hil_tests.steps import Counters, Timeline, caught_up, counters, deleted_ahead, loss, wait
+from hil_tests.rigs.base import Counters, Rig
+from hil_tests.steps import Timeline, caught_up, counters, deleted_ahead, loss, wait
 
 START_S = 90.0
 """Power-on to a first acked report, generously: a busy two-core CI machine loads the model
@@ -170,7 +170,7 @@ def test_power_cut_mid_write_outbox_intact_no_reused_number(
         if ahead:
             break  # lost for good: no need to wait for what cannot come
         rig.start()
-        if not wait(lambda b=before: counters(rig).last_ack >= b + 4, profile.drain_s):
+        if not wait(lambda b=before: counters(rig).last_ack >= b + 4, profile.drain_s):  # type: ignore[misc]
             break
     peak = counters(rig).last_seq
     done = bool(not ahead and wait(lambda: caught_up(bench, rig, peak), profile.drain_s, 0.25))

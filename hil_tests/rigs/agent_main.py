@@ -92,7 +92,7 @@ def simulate_i2c(data_dir: Path, seed: int) -> None:
     """`[sensors] source = "mpu6050"` opens SimBus instead of /dev/i2c-N."""
     from agent.sensors import mpu6050
 
-    mpu6050.open_bus = lambda _number: SimBus(data_dir, seed)
+    mpu6050.open_bus = lambda _number: SimBus(data_dir, seed)  # type: ignore[assignment]
 
 
 def offset_wall_clock(data_dir: Path) -> None:
@@ -100,7 +100,8 @@ def offset_wall_clock(data_dir: Path) -> None:
     file, as a device whose RTC or NTP jumped; the monotonic clock is left alone, as a jump
     leaves it."""
     switch = data_dir / CLOCK_OFFSET_FILE
-    real_ns, state = time.time_ns, {"checked": -POLL_S, "offset_ns": 0}
+    real_ns = time.time_ns
+    state: dict[str, float] = {"checked": -POLL_S, "offset_ns": 0}
 
     def offset_ns() -> int:
         now = time.monotonic()
@@ -110,7 +111,7 @@ def offset_wall_clock(data_dir: Path) -> None:
                 state["offset_ns"] = int(switch.read_text().strip() or 0) * 1_000_000
             except (OSError, ValueError):
                 state["offset_ns"] = 0
-        return state["offset_ns"]
+        return int(state["offset_ns"])
 
     time.time_ns = lambda: real_ns() + offset_ns()
     time.time = lambda: time.time_ns() / 1e9
