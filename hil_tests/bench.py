@@ -165,6 +165,24 @@ class Bench:
             out.append((int(seq), msg.ts_ms - int(received)))  # type: ignore[call-overload]
         return out
 
+    def kids(self, device_id: str) -> list[tuple[int, bytes]]:
+        """(seq, the signing key's kid) of every stored event of the device."""
+        rows = self.bridge.query(
+            "SELECT seq, envelope FROM events WHERE device_id = ? ORDER BY seq", (device_id,)
+        )
+        return [(int(cast(int, seq)), cose.peek_kid(bytes(cast(bytes, env)))) for seq, env in rows]
+
+    def rotate(self, device_id: str) -> None:
+        """`cloud-bridge devices rotate`: the operator asks the device for a new key."""
+        run_cli("cloud-bridge", "devices", "rotate", device_id, "--data", str(self.bridge.data))
+
+    def key_generation(self, device_id: str) -> int:
+        out = run_cli("cloud-bridge", "devices", "list", "--json", "--data", str(self.bridge.data))
+        for d in json.loads(out):
+            if d.get("device_id") == device_id:
+                return int(d.get("key_generation", 0))
+        return 0
+
     def conflicts(self, device_id: str) -> list[str]:
         """The bridge's stored refusals of the device that say a number came twice with other
         content (judge.py's seq_conflict): a reused number after a power cut shows here."""
