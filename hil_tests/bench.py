@@ -15,8 +15,12 @@ import time
 from pathlib import Path
 from typing import cast
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud_bridge import keyfile
 from hil_tests.rigs.base import KIND_ESP32, Rig
-from protocol import cose
+from protocol import cose, envelope, topics
 from protocol import messages as m
 from tests.harness.mosquitto import Mosquitto
 from tools.fleet.bridge import Bridge, BrokerAuth, run_cli
@@ -182,6 +186,38 @@ class Bench:
             if d.get("device_id") == device_id:
                 return int(d.get("key_generation", 0))
         return 0
+
+    def send_command(self, device_id: str, name: str, args: dict[str, object]) -> int:
+        """A command signed with the bridge's key, published as the operator's tools do (with a
+        bridge-role account of its own); its sequence number, which the answer carries."""
+        password_file = self.root / "operator.pass"
+        if not password_file.exists():
+            run_cli(
+                "cloud-bridge", "broker-account", "operator", "--role", "bridge",
+                "--password-file", str(password_file), "--data", str(self.bridge.data),
+            )  # fmt: skip
+        seq = next(self._ids)
+        cmd = m.Command(
+            sender="operator", seq=seq, boot=1, ts_ms=time.time_ns() // 1_000_000,
+            device=device_id, command=name, args=args,  # type: ignore[arg-type]
+        )  # fmt: skip
+        key = keyfile.load(self.bridge.cfg.key_path)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator")
+        client.username_pw_set("operator", password_file.read_text().strip())
+        host, port = self.broker_addr
+        client.connect(host, port)
+        client.loop_start()
+        try:
+            topic = topics.command(self.bridge.fleet, device_id, name)
+            client.publish(topic, envelope.seal(cmd, key), 1).wait_for_publish(10)
+        finally:
+            client.loop_stop()
+            client.disconnect()
+        return seq
+
+    def answers(self, device_id: str, cmd_seq: int) -> list[str]:
+        """The cmd_result of every stored report answering command ``cmd_seq``."""
+        return [r.cmd_result for r in self.reports(device_id) if r.cmd_seq == cmd_seq]
 
     def conflicts(self, device_id: str) -> list[str]:
         """The bridge's stored refusals of the device that say a number came twice with other
