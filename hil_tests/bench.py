@@ -50,6 +50,11 @@ class Bench:
         self.sup = Supervisor()
         self.broker: Mosquitto | None = None
         self._ids = itertools.count(1)
+        if broker_url is not None and bridge_data is None:
+            raise BenchError(
+                "--broker needs --bridge DIR: the data directory of the bridge that serves that "
+                "broker (its key signs the acks the scenarios judge)"
+            )
         if broker_url is None:
             self.broker = Mosquitto(root / "broker", secure=True, max_queued_messages=100_000)
             self.broker.start()
