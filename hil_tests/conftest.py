@@ -75,9 +75,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--hil-report", type=Path, default=DEFAULT_REPORT_DIR, help="report directory")
 
 
+DRIVERS = Path(__file__).resolve().parent / "drivers"
+"""The rig drivers' own tests (against stand-ins) run in ./dev test: the bench's session hooks
+below (JUnit file, scenario timeouts) leave them, and every test outside hil_tests, alone."""
+
+
+def is_scenario(path: Path) -> bool:
+    here = Path(__file__).resolve().parent
+    path = path.resolve()
+    return path.is_relative_to(here) and not path.is_relative_to(DRIVERS)
+
+
+def runs_scenarios(config: pytest.Config) -> bool:
+    """Whether this run was asked for bench scenarios (not only the suite's testpaths)."""
+    args = [a.split("::")[0] for a in config.args]
+    return any(is_scenario(Path(config.invocation_params.dir, a)) for a in args)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     out: Path = config.getoption("--hil-report")
-    if not getattr(config.option, "xmlpath", None):
+    if runs_scenarios(config) and not getattr(config.option, "xmlpath", None):
         config.option.xmlpath = str(out / "junit.xml")
 
 
@@ -102,6 +119,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     longest = max(prof.outage_s, prof.cut_s, prof.impair_s, prof.cadence_s, prof.soak_s)
     per_test = int(longest + 3 * prof.drain_s + 300)
     for item in items:
+        if not is_scenario(item.path):
+            continue
         factor = 6 if item.name.startswith("test_broken_build") else 1
         item.add_marker(pytest.mark.timeout(per_test * factor))
 
