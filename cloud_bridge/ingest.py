@@ -343,8 +343,8 @@ class Ingest:
     def _decide(
         self, tx: Transaction, decide: list[_Decide], act: bool
     ) -> tuple[list[Pending], list[int], Counter[str]]:
-        """Run the batch's pool commands; their decisions, then the pools' newest states; and
-        the refusals of the events' own commands, by result code."""
+        """Run the batch's pool commands; their decisions, their events, then the pools' newest
+        states; and the refusals of the events' own commands, by result code."""
         commands = [c for d in decide for c in d.plan.commands]
         # The service locks the pools in user order first, so bridges cannot deadlock.
         ran = self.service.execute_many(commands, tx=tx) if act and commands else []
@@ -365,6 +365,11 @@ class Ingest:
             for c in d.plan.commands
             if c.key in outcomes
         )
+        # Every change's events, in the order the changes were made (so per user in version
+        # order), then each pool's newest state.
+        fleets = {c.key: d.state.fleet for d in decide for c in d.plan.commands}
+        for outcome in ran:
+            out.extend(self.out.pool_events(tx, fleets[outcome.key], outcome))
         out.extend(self.out.pool_state(tx, u.fleet, u.outcome) for u in updates)
         return out, [d.item.received_ns for d in decide], refused
 

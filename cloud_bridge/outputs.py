@@ -120,6 +120,39 @@ class Outputs:
         topic = _pool_topic(fleet, view.user, Channel.POOL_STATE)
         return Pending(topic, payload, seq, retain=True)
 
+    def pool_events(self, tx: Transaction, fleet: str, outcome: Outcome) -> list[Pending]:
+        """One signed PoolEvent per event of a change (docs/protocol.md, "Pool events"): none
+        for a replayed key or a command that changed nothing. Built before the change's
+        PoolState, so a reader sees what happened, then the balances it led to."""
+        if outcome.replayed or not outcome.events or outcome.view is None:
+            return []
+        topic = _pool_topic(fleet, outcome.user, Channel.POOL_EVENT)
+        count = len(outcome.events)
+        pending = []
+        for index, event in enumerate(outcome.events):
+            msg = self.publisher.make(
+                m.PoolEvent,
+                tx,
+                user=outcome.user,
+                version=outcome.view.version,
+                index=index,
+                count=count,
+                event=event.kind,
+                at_ms=max(0, event.at_ms),
+                data=dict(event.data),
+                command=outcome.kind,
+                key=outcome.key,
+                result=outcome.result.value,
+            )
+            pending.append(Pending(topic, m.encode(msg), msg.seq))
+        return pending
+
+    def pool_change(self, tx: Transaction, fleet: str, outcome: Outcome) -> list[Pending]:
+        """Everything one command publishes about its pool: its events, then the new state."""
+        if outcome.replayed or not outcome.events or outcome.view is None:
+            return []
+        return [*self.pool_events(tx, fleet, outcome), self.pool_state(tx, fleet, outcome)]
+
     def risk(self, tx: Transaction, fleet: str, device: str, note: RiskNote) -> Pending:
         msg = self.publisher.make(
             m.Risk,

@@ -181,6 +181,23 @@ def examples() -> list[tuple[str, m.Message]]:
             ),
         ),
         (
+            "pool-event",
+            m.PoolEvent(
+                seq=107,
+                user="u-1001",
+                version=18,
+                index=0,
+                count=1,
+                event="hold_placed",
+                at_ms=1_764_288_000_200,
+                data={"hold_id": "rig-07:44", "amount_fen": 2_590, "expires_ms": 1_764_288_900_200},
+                command="hold",
+                key="rig-07:44:hold",
+                result="ok",
+                **BRIDGE,
+            ),
+        ),
+        (
             "command",
             m.Command(
                 seq=104, device="rig-07", command="config", args={"report.interval_s": 30}, **BRIDGE
