@@ -47,18 +47,17 @@ def close_statement(
     at = state.next_statement_ms
     events: list[Event] = []
     streak = state.on_time_cycles
-    # 1. Judge the previous statement: was its minimum paid by the due date?
-    if state.min_due_fen > 0:
-        if state.due_left_fen == 0:
-            streak += 1
-        else:
-            streak = 0
-            events.append(
-                Event(
-                    "payment_missed", at, {"due_ms": state.due_ms, "unpaid_fen": state.due_left_fen}
-                )
-            )
-    # 2. Automatic raise after enough consecutive on-time statements (self-growth).
+    # 1. Judge the cycle that ends here: in good standing unless the previous statement's
+    # minimum went unpaid by its due date. A cycle with nothing due (a user who never borrows,
+    # or the first cycle) is in good standing too, so growth does not wait for debt.
+    if state.min_due_fen > 0 and state.due_left_fen > 0:
+        streak = 0
+        events.append(
+            Event("payment_missed", at, {"due_ms": state.due_ms, "unpaid_fen": state.due_left_fen})
+        )
+    else:
+        streak += 1
+    # 2. Automatic raise after enough consecutive cycles in good standing (self-growth).
     limit = state.limit_fen
     if streak >= policy.raises.after_on_time_cycles and state.status is Status.OPEN:
         streak = 0
