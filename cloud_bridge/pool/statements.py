@@ -146,6 +146,23 @@ def catch_up(
     return accrue(state, target), events
 
 
+NEVER_MS = (1 << 63) - 1
+"""`next_due_ms` of a pool that time alone will never change (a closed pool without holds)."""
+
+
+def next_due_ms(state: PoolState) -> int:
+    """When time alone next changes the pool: its earliest hold expiry, its next statement
+    (unless closed) or its next merchant review (unless closed), whichever comes first; at that
+    moment a `Tick` makes a change (catch_up and the engine's review run exactly these).
+    `NEVER_MS` if none. Interest accrues continuously but is only billed by a statement."""
+    due = [h.expires_ms for h in state.holds]
+    if state.status is not Status.CLOSED:
+        due.append(state.next_statement_ms)
+        if state.next_review_ms:
+            due.append(state.next_review_ms)
+    return min(due, default=NEVER_MS)
+
+
 def drop_paid_plans(plans: tuple[Plan, ...], paid_fen: int) -> tuple[tuple[Plan, ...], int]:
     """Apply `paid_fen` to plans, oldest first; return the plans left and the amount unused."""
     left = []
