@@ -306,6 +306,9 @@ class Ingest:
                     decide.append(_Decide(item, msg, j.state, j.plan))
             accepted += j.rejection is None
         outputs, decided_ns, action_refusals = self._decide(tx, decide, act)
+        # With the batch's pools locked, changes that operator commands and schedulers committed
+        # before go out ahead of the batch's own: per user, in version order.
+        adopted = self.out.adopt_operator_outputs(tx) if decide and act else []
         risk_reasons = Counter(r for d in decide for r in d.plan.verdict.reasons)
         pending.extend(outputs)
         rejected: Counter[Reason] = Counter()
@@ -336,8 +339,8 @@ class Ingest:
         ]
         sealed = self.out.seal_and_store(tx, pending + acks)
         return BatchResult(
-            tuple(sealed), accepted, rejected, unstored, tuple(decided_ns), 0.0, action_refusals,
-            risk_reasons,
+            (*adopted, *sealed), accepted, rejected, unstored, tuple(decided_ns), 0.0,
+            action_refusals, risk_reasons,
         )  # fmt: skip
 
     def _decide(

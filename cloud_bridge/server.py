@@ -35,7 +35,6 @@ import paho.mqtt.client as mqtt
 
 import mqttc
 from cloud_bridge import guard
-from cloud_bridge.broker_cli import CLI_SUFFIX
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.inbox import Inbox
 from cloud_bridge.ingest import BatchResult, Inbound, Ingest
@@ -55,10 +54,9 @@ from protocol.errors import ProtocolError
 log = logging.getLogger(__name__)
 TRANSIENT_RETRIES = 5
 POOL_CHECKS_PER_STEP = 500
+"""Pools whose retained state is checked against the database in one worker step."""
 OPERATOR_POLL_S = 0.2
 """How often the worker looks for outputs of operator commands (cloud-bridge pool ...)."""
-OPERATOR_BATCH = 500
-"""Pools whose retained state is checked against the database in one worker step."""
 POOL_CHECKS_MAX = 100_000
 """Pools waiting for that check; beyond it, what arrives is dropped (and counted)."""
 
@@ -431,8 +429,7 @@ class BridgeServer:
         each row into this instance's own: exactly one bridge publishes it, at least once."""
         try:
             with self.store.transaction() as tx:
-                rows = repo.operator_outputs(tx, CLI_SUFFIX, OPERATOR_BATCH)
-                outputs = self.outputs.adopt(tx, rows) if rows else []
+                outputs = self.outputs.adopt_operator_outputs(tx)
         except StoreConflict:  # another bridge took them, or busy: at the next look
             self.publisher.invalidate()
             return
