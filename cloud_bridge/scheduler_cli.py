@@ -25,8 +25,8 @@ from cloud_bridge.scheduler import BATCH, Round, Scheduler
 from cloud_bridge.store.base import Transaction
 
 EXAMPLES = """examples:
-  cloud-bridge scheduler --data var/bridge            # run until SIGTERM, a round a second
-  cloud-bridge scheduler --data var/bridge --once     # one round, then exit (cron, tests)
+  cloud-bridge scheduler --data var/bridge --once     # one round, print what it did, exit
+  cloud-bridge scheduler --data var/bridge --interval-s 5   # run until SIGTERM
 """
 
 
