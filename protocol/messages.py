@@ -71,6 +71,7 @@ class Kind(enum.IntEnum):
     RISK = 10
     ENROLLMENT = 11
     POOL_EVENT = 12
+    PAYOUT = 13
 
 
 # ---- trigger bodies -------------------------------------------------------------------------
@@ -368,6 +369,29 @@ class PoolEvent(Message):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Payout(Message):
+    """A payout instruction on cp/v1/{fleet}/pool/{user}/payout (not retained): an emergency
+    draw the pool granted, for the payments side to pay out to the user.
+
+    `key` is the draw's idempotency key (one payout per draw: a payments system that sees a key
+    again drops it); `version` is the pool version the draw made. `received_ms` is when the
+    bridge received the emergency trigger and `budget_ms` the tier's response-time target from
+    the policy (illness 15 s, disaster 30 s, education 45 s by default).
+    """
+
+    KIND: ClassVar[Kind] = Kind.PAYOUT
+    user: str = _f(10, Id())
+    amount_fen: int = _f(11, UInt())
+    tier: str = _f(12, Choice(EMERGENCY_KINDS))
+    key: str = _f(13, Text(128))
+    version: int = _f(14, UInt())
+    device: str = _f(15, Id())
+    device_seq: int = _f(16, UInt(MAX_SEQ))
+    received_ms: int = _f(17, UInt())
+    budget_ms: int = _f(18, UInt())
+
+
+@dataclass(frozen=True, kw_only=True)
 class Command(Message):
     """Bridge -> device on cp/v1/{fleet}/{device}/cmd/{command}."""
 
@@ -425,6 +449,7 @@ KINDS: dict[int, type[Message]] = {
         Risk,
         Enrollment,
         PoolEvent,
+        Payout,
     )
 }
 

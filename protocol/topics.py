@@ -39,11 +39,17 @@ class Channel(enum.StrEnum):
     POOL_STATE = "state"
     POOL_DECISION = "decision"
     POOL_EVENT = "event"
+    POOL_PAYOUT = "payout"
     RISK = "risk"
     BRIDGE_STATE = "bridge_state"
 
 
-POOL_CHANNELS = (Channel.POOL_STATE, Channel.POOL_DECISION, Channel.POOL_EVENT)
+POOL_CHANNELS = (
+    Channel.POOL_STATE,
+    Channel.POOL_DECISION,
+    Channel.POOL_EVENT,
+    Channel.POOL_PAYOUT,
+)
 """Channels under cp/v1/{fleet}/pool/{user}/: the bridge publishes them for the cloud team."""
 
 DEVICE_CHANNELS = (
@@ -132,7 +138,7 @@ def command(fleet: str, device_id: str, name: str) -> str:
 
 
 def pool(fleet: str, user: str, channel: Channel) -> str:
-    """Topic of a pool's retained state, its decisions or its events."""
+    """Topic of a pool's retained state, its decisions, its events or its payouts."""
     if channel not in POOL_CHANNELS:
         raise ProtocolError(Reason.BAD_TOPIC, f"{channel} is not a pool channel")
     return str(Topic(channel, fleet, user=user))

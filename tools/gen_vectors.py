@@ -198,6 +198,22 @@ def examples() -> list[tuple[str, m.Message]]:
             ),
         ),
         (
+            "payout",
+            m.Payout(
+                seq=108,
+                user="u-1001",
+                amount_fen=500_000,
+                tier="illness",
+                key="phone-3:12:emergency",
+                version=19,
+                device="phone-3",
+                device_seq=12,
+                received_ms=1_764_288_000_300,
+                budget_ms=15_000,
+                **BRIDGE,
+            ),
+        ),
+        (
             "command",
             m.Command(
                 seq=104, device="rig-07", command="config", args={"report.interval_s": 30}, **BRIDGE

@@ -310,6 +310,7 @@ def _example_topics() -> list[tuple[str, str]]:
     out.append((topics.pool("f", "u-1", topics.Channel.POOL_STATE), "state"))
     out.append((topics.pool("f", "u-1", topics.Channel.POOL_DECISION), "decision"))
     out.append((topics.pool("f", "u-1", topics.Channel.POOL_EVENT), "event"))
+    out.append((topics.pool("f", "u-1", topics.Channel.POOL_PAYOUT), "payout"))
     out.append((topics.risk("f", "rig-1"), "risk"))
     out.append((topics.bridge_state("f"), "bridge_state"))
     return out
@@ -320,6 +321,7 @@ CHANNEL_KIND = {
     "birth": "Birth", "death": "Death", "report": "Report", "trigger": "Trigger",
     "enroll": "Enrollment", "ack": "Ack", "cmd": "Command", "state": "PoolState",
     "decision": "Decision", "risk": "Risk", "bridge_state": "BridgeState", "event": "PoolEvent",
+    "payout": "Payout",
 }  # fmt: skip
 
 
@@ -376,7 +378,7 @@ def test_operations_cover_both_views_with_retain_where_the_protocol_retains(api:
         for op in ops
         if {"name": "cloud-team"} in op["tags"]
     }
-    assert cloud == {"poolDecision", "poolState", "poolEvent", "risk", "bridgeState"}
+    assert cloud == {"poolDecision", "poolState", "poolEvent", "poolPayout", "risk", "bridgeState"}
     retained = {
         op["channel"]["$ref"].rsplit("/", 1)[1] for op in ops if op["bindings"]["mqtt"]["retain"]
     }
