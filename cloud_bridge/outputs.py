@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from cloud_bridge.actions import Plan
 from cloud_bridge.broker_cli import CLI_SUFFIX
 from cloud_bridge.judge import RiskNote
+from cloud_bridge.pool.events import Event
 from cloud_bridge.pool.service import Outcome
 from cloud_bridge.pool.view import PoolView
 from cloud_bridge.publish import Publisher
@@ -150,6 +151,35 @@ class Outputs:
             )
             pending.append(Pending(topic, m.encode(msg), msg.seq))
         return pending
+
+    def payout(
+        self,
+        tx: Transaction,
+        fleet: str,
+        outcome: Outcome,
+        drawn: Event,
+        trigger: m.Report | m.Trigger,
+        received_ms: int,
+    ) -> Pending:
+        """The signed payout instruction of an emergency draw the pool granted (`drawn`, its
+        event), with the draw's idempotency key; stored like every output that must survive a
+        crash."""
+        assert outcome.view is not None
+        msg = self.publisher.make(
+            m.Payout,
+            tx,
+            user=outcome.user,
+            amount_fen=int(drawn.data["amount_fen"]),
+            tier=str(drawn.data["emergency"]),
+            key=outcome.key,
+            version=outcome.view.version,
+            device=trigger.sender,
+            device_seq=trigger.seq,
+            received_ms=received_ms,
+            budget_ms=int(drawn.data["respond_within_ms"]),
+        )
+        topic = _pool_topic(fleet, outcome.user, Channel.POOL_PAYOUT)
+        return Pending(topic, m.encode(msg), msg.seq)
 
     def pool_change(self, tx: Transaction, fleet: str, outcome: Outcome) -> list[Pending]:
         """Everything one command publishes about its pool: its events, then the new state."""

@@ -37,9 +37,10 @@ import mqttc
 from cloud_bridge import guard
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.inbox import Inbox
-from cloud_bridge.ingest import BatchResult, Inbound, Ingest
+from cloud_bridge.ingest import BatchResult, Inbound, Ingest, PayoutTiming
 from cloud_bridge.metrics import Metrics
 from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
+from cloud_bridge.payouts import measure_payouts
 from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
@@ -379,6 +380,8 @@ class BridgeServer:
         for result in self._process(batch):
             self.publish(result.outputs)
             done = time.monotonic_ns()
+            if result.payouts:
+                self._measure_payouts(result.payouts, done)
             for received in result.decided_ns:
                 self.metrics.latency.observe((done - received) / 1e9)
             self.metrics.accepted.inc(result.accepted)
@@ -393,6 +396,22 @@ class BridgeServer:
             self.metrics.db_seconds.observe(result.db_seconds)
         self.metrics.batch_size.observe(len(batch))
         return len(batch)
+
+    def _measure_payouts(self, timings: Sequence[PayoutTiming], published_ns: int) -> None:
+        """Each payout against its tier's budget; a late one is counted and alerted."""
+        late = measure_payouts(self.metrics, timings, published_ns)
+        if not late:
+            return
+        log.warning("bridge: %d payout instructions later than their tier's budget", len(late))
+        try:
+            with self.store.transaction() as tx:
+                pending = [self.outputs.risk(tx, t.fleet, t.device, note) for t, note in late]
+                outputs = self.outputs.seal_and_store(tx, pending)
+        except Exception:  # counted and logged already; the alert is not worth stopping for
+            self.publisher.invalidate()
+            log.exception("bridge: storing %d payout_late alerts failed", len(late))
+            return
+        self.publish(outputs)
 
     def _restore_pool_states(self) -> None:
         """Publish the current state of each pool whose retained topic showed an older, empty
