@@ -325,7 +325,8 @@ class Ingest:
         outputs, decided_ns, action_refusals, payouts = self._decide(tx, decide, act)
         # With the batch's pools locked, changes that operator commands and schedulers committed
         # before go out ahead of the batch's own: per user, in version order.
-        adopted = self.out.adopt_operator_outputs(tx) if decide and act else []
+        ran_commands = act and any(d.plan.commands for d in decide)
+        adopted = self.out.adopt_operator_outputs(tx) if ran_commands else []
         risk_reasons = Counter(r for d in decide for r in d.plan.verdict.reasons)
         pending.extend(outputs)
         rejected: Counter[Reason] = Counter()
