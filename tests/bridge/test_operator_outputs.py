@@ -4,6 +4,7 @@ its own rows in commit order, and a second bridge that read the same rows gets n
 from __future__ import annotations
 
 import nacl.signing
+import pytest
 
 from cloud_bridge.broker_cli import CLI_SUFFIX
 from cloud_bridge.outputs import Outputs, in_pool_order
@@ -96,3 +97,12 @@ def test_adopted_pool_outputs_are_put_in_version_order_per_user(store_url: str) 
                 for d in mine
             ]
             assert keys == sorted(keys) and [k[0] for k in keys] == [1, 1, 2, 2]
+
+
+def test_the_operator_suffix_is_checked_before_it_goes_into_the_statement(
+    store_url: str,
+) -> None:
+    with open_store(store_url) as store, store.transaction() as tx:
+        with pytest.raises(ValueError, match="suffix"):
+            repo.operator_outputs(tx, "-cli' OR '1'='1", 10)
+        assert repo.operator_outputs(tx, CLI_SUFFIX, 10) == []
