@@ -35,6 +35,7 @@ from cloud_bridge.pool.commands import (
     ReportMileage,
     ReportTurnover,
 )
+from cloud_bridge.pool.events import Event
 from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.service import Outcome
 from cloud_bridge.risk.verdict import Level, Verdict
@@ -166,3 +167,11 @@ def refusal(plan: Plan, outcomes: Mapping[str, Outcome]) -> Result | None:
     if outcome is None or outcome.ok or outcome.replayed:
         return None
     return outcome.result
+
+
+def granted_draw(outcome: Outcome) -> Event | None:
+    """The `drawn` event of a draw the pool granted just now (not a replay of an earlier
+    answer: that one's payout was made then), or None."""
+    if not outcome.ok or outcome.replayed:
+        return None
+    return next((e for e in outcome.events if e.kind == "drawn"), None)

@@ -118,6 +118,8 @@ def _service_rules(fleet: str, role: str) -> list[str]:
             f"write {base}/+/{Channel.CMD.value}/+",
             f"write {base}/pool/+/{Channel.POOL_STATE.value}",
             f"write {base}/pool/+/{Channel.POOL_DECISION.value}",
+            f"write {base}/pool/+/{Channel.POOL_EVENT.value}",
+            f"write {base}/pool/+/{Channel.POOL_PAYOUT.value}",
             f"write {base}/risk/+",
             f"write {topics.bridge_state(fleet)}",
         ]

@@ -21,6 +21,7 @@ from cloud_bridge import broker_cli, keyfile, update_cli
 from cloud_bridge import config as config_mod
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool.cli import add_parser as add_pool_parser
+from cloud_bridge.scheduler_cli import add_parser as add_scheduler_parser
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 DEFAULT_DATA = Path("var/bridge")
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     broker_cli.add_parsers(sub, common)
     update_cli.add_fleet_parser(sub, common)
     add_pool_parser(sub)
+    add_scheduler_parser(sub)
     return parser
 
 
@@ -110,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        if args.command == "pool":
-            return int(args.run(args))  # the pool subcommands set `run`
+        if args.command in ("pool", "scheduler"):
+            return int(args.run(args))  # the pool subcommands and the scheduler set `run`
         if args.command == "broker-config":
             return broker_cli.cmd_broker_config(args, load_config(args))
         if args.command == "broker-account":

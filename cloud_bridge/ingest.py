@@ -43,6 +43,7 @@ from cloud_bridge.judge import (
     newest_states,
 )
 from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
+from cloud_bridge.pool.commands import Draw
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.refusals import Budget, RefusalBudget
@@ -102,6 +103,21 @@ class BatchResult:
     action_refusals: Mapping[str, int] = field(default_factory=dict)
     # Reasons of the data events' risk verdicts (score levels, tamper codes, clone signals).
     risk_reasons: Mapping[str, int] = field(default_factory=dict)
+    # The payout instructions among `outputs`, to measure against their tier's budget.
+    payouts: tuple[PayoutTiming, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutTiming:
+    """A payout instruction made in a batch: whose, of which tier, and since when it counts
+    (the trigger's receipt, monotonic ns) against which budget (ms)."""
+
+    fleet: str
+    device: str
+    device_seq: int
+    tier: str
+    received_ns: int
+    budget_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +267,7 @@ class Ingest:
         return BatchResult(
             result.outputs, result.accepted, result.rejected, result.unstored, result.decided_ns,
             time.perf_counter() - started, result.action_refusals, result.risk_reasons,
+            result.payouts,
         )  # fmt: skip
 
     def _apply(
@@ -305,7 +322,11 @@ class Ingest:
                 if j.plan is not None and isinstance(msg, DATA_KINDS):
                     decide.append(_Decide(item, msg, j.state, j.plan))
             accepted += j.rejection is None
-        outputs, decided_ns, action_refusals = self._decide(tx, decide, act)
+        outputs, decided_ns, action_refusals, payouts = self._decide(tx, decide, act)
+        # With the batch's pools locked, changes that operator commands and schedulers committed
+        # before go out ahead of the batch's own: per user, in version order.
+        ran_commands = act and any(d.plan.commands for d in decide)
+        adopted = self.out.adopt_operator_outputs(tx) if ran_commands else []
         risk_reasons = Counter(r for d in decide for r in d.plan.verdict.reasons)
         pending.extend(outputs)
         rejected: Counter[Reason] = Counter()
@@ -336,15 +357,16 @@ class Ingest:
         ]
         sealed = self.out.seal_and_store(tx, pending + acks)
         return BatchResult(
-            tuple(sealed), accepted, rejected, unstored, tuple(decided_ns), 0.0, action_refusals,
-            risk_reasons,
+            (*adopted, *sealed), accepted, rejected, unstored, tuple(decided_ns), 0.0,
+            action_refusals, risk_reasons, payouts,
         )  # fmt: skip
 
     def _decide(
         self, tx: Transaction, decide: list[_Decide], act: bool
-    ) -> tuple[list[Pending], list[int], Counter[str]]:
-        """Run the batch's pool commands; their decisions, then the pools' newest states; and
-        the refusals of the events' own commands, by result code."""
+    ) -> tuple[list[Pending], list[int], Counter[str], tuple[PayoutTiming, ...]]:
+        """Run the batch's pool commands; their decisions, their events, the payout
+        instructions of granted emergency draws, then the pools' newest states; and the
+        refusals of the events' own commands, by result code."""
         commands = [c for d in decide for c in d.plan.commands]
         # The service locks the pools in user order first, so bridges cannot deadlock.
         ran = self.service.execute_many(commands, tx=tx) if act and commands else []
@@ -365,8 +387,32 @@ class Ingest:
             for c in d.plan.commands
             if c.key in outcomes
         )
+        # Every change's events, in the order the changes were made (so per user in version
+        # order), then each pool's newest state.
+        fleets = {c.key: d.state.fleet for d in decide for c in d.plan.commands}
+        for outcome in ran:
+            out.extend(self.out.pool_events(tx, fleets[outcome.key], outcome))
+        payouts = []
+        for d in decide:
+            for command in d.plan.commands:
+                granted = outcomes.get(command.key)
+                if granted is None or not isinstance(command, Draw) or command.emergency is None:
+                    continue
+                drawn = actions.granted_draw(granted)
+                if drawn is None:
+                    continue
+                budget = int(drawn.data["respond_within_ms"])
+                out.append(
+                    self.out.payout(tx, d.state.fleet, granted, drawn, d.event, d.item.received_ms)
+                )
+                payouts.append(
+                    PayoutTiming(
+                        d.state.fleet, d.event.sender, d.event.seq, command.emergency.value,
+                        d.item.received_ns, budget,
+                    )
+                )  # fmt: skip
         out.extend(self.out.pool_state(tx, u.fleet, u.outcome) for u in updates)
-        return out, [d.item.received_ns for d in decide], refused
+        return out, [d.item.received_ns for d in decide], refused, tuple(payouts)
 
     def _rotate(self, tx: Transaction, s: Signed, record: m.Enrollment) -> Pending | Rejection:
         device = s.key.device_id

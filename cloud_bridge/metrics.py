@@ -6,6 +6,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+PAYOUT_BUCKETS = (*LATENCY_BUCKETS, 10.0, 15.0, 30.0, 45.0, 60.0, 120.0)
+"""Latency buckets up to the emergency tiers' budgets (15, 30, 45 s by default) and beyond."""
 
 
 class Metrics:
@@ -37,6 +39,21 @@ class Metrics:
             "cp_bridge_decision_latency_seconds",
             "From receiving a device event to publishing its decision",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.payout = Histogram(
+            "cp_bridge_emergency_payout_seconds",
+            "From receiving an emergency trigger to handing its signed payout instruction to "
+            "the broker, by tier (illness, disaster, education)",
+            ["tier"],
+            buckets=PAYOUT_BUCKETS,
+            registry=r,
+        )
+        self.payout_late = Counter(
+            "cp_bridge_emergency_payout_late",
+            "Payout instructions later than their tier's budget (emergency.<tier>_response_ms "
+            "of the policy); each also raises a payout_late risk alert",
+            ["tier"],
             registry=r,
         )
         self.db_seconds = Histogram(

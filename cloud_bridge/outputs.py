@@ -17,16 +17,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cloud_bridge.actions import Plan
+from cloud_bridge.broker_cli import CLI_SUFFIX
 from cloud_bridge.judge import RiskNote
+from cloud_bridge.pool.events import Event
 from cloud_bridge.pool.service import Outcome
 from cloud_bridge.pool.view import PoolView
 from cloud_bridge.publish import Publisher
 from cloud_bridge.store.base import Transaction
-from cloud_bridge.store.ingest_repo import OutputRow, store_outputs, take_output
-from protocol import direct, topics
+from cloud_bridge.store.ingest_repo import OutputRow, operator_outputs, store_outputs, take_output
+from protocol import cose, direct, topics
 from protocol import messages as m
+from protocol.errors import ProtocolError
 from protocol.topics import Channel
 
+OPERATOR_BATCH = 500
+"""Outputs of operator commands and schedulers a bridge takes over at once."""
 TOPIC_CACHE = 65_536
 """Topics remembered, parsed or built (a few per device and user): each validates every part."""
 _pool_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.pool)
@@ -120,6 +125,68 @@ class Outputs:
         topic = _pool_topic(fleet, view.user, Channel.POOL_STATE)
         return Pending(topic, payload, seq, retain=True)
 
+    def pool_events(self, tx: Transaction, fleet: str, outcome: Outcome) -> list[Pending]:
+        """One signed PoolEvent per event of a change (docs/protocol.md, "Pool events"): none
+        for a replayed key or a command that changed nothing. Built before the change's
+        PoolState, so a reader sees what happened, then the balances it led to."""
+        if outcome.replayed or not outcome.events or outcome.view is None:
+            return []
+        topic = _pool_topic(fleet, outcome.user, Channel.POOL_EVENT)
+        count = len(outcome.events)
+        pending = []
+        for index, event in enumerate(outcome.events):
+            msg = self.publisher.make(
+                m.PoolEvent,
+                tx,
+                user=outcome.user,
+                version=outcome.view.version,
+                index=index,
+                count=count,
+                event=event.kind,
+                at_ms=max(0, event.at_ms),
+                data=dict(event.data),
+                command=outcome.kind,
+                key=outcome.key,
+                result=outcome.result.value,
+            )
+            pending.append(Pending(topic, m.encode(msg), msg.seq))
+        return pending
+
+    def payout(
+        self,
+        tx: Transaction,
+        fleet: str,
+        outcome: Outcome,
+        drawn: Event,
+        trigger: m.Report | m.Trigger,
+        received_ms: int,
+    ) -> Pending:
+        """The signed payout instruction of an emergency draw the pool granted (`drawn`, its
+        event), with the draw's idempotency key; stored like every output that must survive a
+        crash."""
+        assert outcome.view is not None
+        msg = self.publisher.make(
+            m.Payout,
+            tx,
+            user=outcome.user,
+            amount_fen=int(drawn.data["amount_fen"]),
+            tier=str(drawn.data["emergency"]),
+            key=outcome.key,
+            version=outcome.view.version,
+            device=trigger.sender,
+            device_seq=trigger.seq,
+            received_ms=received_ms,
+            budget_ms=int(drawn.data["respond_within_ms"]),
+        )
+        topic = _pool_topic(fleet, outcome.user, Channel.POOL_PAYOUT)
+        return Pending(topic, m.encode(msg), msg.seq)
+
+    def pool_change(self, tx: Transaction, fleet: str, outcome: Outcome) -> list[Pending]:
+        """Everything one command publishes about its pool: its events, then the new state."""
+        if outcome.replayed or not outcome.events or outcome.view is None:
+            return []
+        return [*self.pool_events(tx, fleet, outcome), self.pool_state(tx, fleet, outcome)]
+
     def risk(self, tx: Transaction, fleet: str, device: str, note: RiskNote) -> Pending:
         msg = self.publisher.make(
             m.Risk,
@@ -172,6 +239,14 @@ class Outputs:
         store_outputs(tx, rows, self.wall_ms())
         return outputs
 
+    def adopt_operator_outputs(self, tx: Transaction) -> list[Output]:
+        """Take over what operator commands and schedulers stored (`adopt`), oldest first, at
+        most OPERATOR_BATCH rows. The bridge calls it on a timer, and inside a batch that ran
+        pool commands, after the batch locked its pools and before its own outputs: a change
+        committed before the batch's is then published before it, whoever made it."""
+        rows = operator_outputs(tx, CLI_SUFFIX, OPERATOR_BATCH)
+        return self.adopt(tx, in_pool_order(rows)) if rows else []
+
     def adopt(self, tx: Transaction, rows: Sequence[OutputRow]) -> list[Output]:
         """Take over stored outputs that an operator command wrote (signed with the bridge key
         by `cloud-bridge pool ...`, which has no connection of its own): each row moves to this
@@ -190,3 +265,28 @@ class Outputs:
         ]
         store_outputs(tx, moved, self.wall_ms())
         return outputs
+
+
+def in_pool_order(rows: Sequence[OutputRow]) -> list[OutputRow]:
+    """`rows` with the PoolEvents and PoolStates of each user in version order (events by
+    index, then the state), in the places such rows had: rows written by concurrent processes
+    are stored in commit order only to the millisecond, and a reader wants a user's changes in
+    order. Other rows, and rows that do not decode, keep their places."""
+    places: list[int] = []
+    keyed: list[tuple[tuple[str, int, int, int], OutputRow]] = []
+    for i, row in enumerate(rows):
+        try:
+            msg = m.decode(cose.peek_payload(row.payload))
+        except ProtocolError:
+            continue
+        if isinstance(msg, m.PoolEvent):
+            keyed.append(((msg.user, msg.version, 0, msg.index), row))
+        elif isinstance(msg, m.PoolState):
+            keyed.append(((msg.user, msg.version, 1, 0), row))
+        else:
+            continue
+        places.append(i)
+    out = list(rows)
+    for place, (_key, row) in zip(places, sorted(keyed, key=lambda kr: kr[0]), strict=True):
+        out[place] = row
+    return out

@@ -35,12 +35,12 @@ import paho.mqtt.client as mqtt
 
 import mqttc
 from cloud_bridge import guard
-from cloud_bridge.broker_cli import CLI_SUFFIX
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.inbox import Inbox
-from cloud_bridge.ingest import BatchResult, Inbound, Ingest
+from cloud_bridge.ingest import BatchResult, Inbound, Ingest, PayoutTiming
 from cloud_bridge.metrics import Metrics
 from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
+from cloud_bridge.payouts import measure_payouts
 from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
@@ -55,10 +55,9 @@ from protocol.errors import ProtocolError
 log = logging.getLogger(__name__)
 TRANSIENT_RETRIES = 5
 POOL_CHECKS_PER_STEP = 500
+"""Pools whose retained state is checked against the database in one worker step."""
 OPERATOR_POLL_S = 0.2
 """How often the worker looks for outputs of operator commands (cloud-bridge pool ...)."""
-OPERATOR_BATCH = 500
-"""Pools whose retained state is checked against the database in one worker step."""
 POOL_CHECKS_MAX = 100_000
 """Pools waiting for that check; beyond it, what arrives is dropped (and counted)."""
 
@@ -381,6 +380,8 @@ class BridgeServer:
         for result in self._process(batch):
             self.publish(result.outputs)
             done = time.monotonic_ns()
+            if result.payouts:
+                self._measure_payouts(result.payouts, done)
             for received in result.decided_ns:
                 self.metrics.latency.observe((done - received) / 1e9)
             self.metrics.accepted.inc(result.accepted)
@@ -395,6 +396,22 @@ class BridgeServer:
             self.metrics.db_seconds.observe(result.db_seconds)
         self.metrics.batch_size.observe(len(batch))
         return len(batch)
+
+    def _measure_payouts(self, timings: Sequence[PayoutTiming], published_ns: int) -> None:
+        """Each payout against its tier's budget; a late one is counted and alerted."""
+        late = measure_payouts(self.metrics, timings, published_ns)
+        if not late:
+            return
+        log.warning("bridge: %d payout instructions later than their tier's budget", len(late))
+        try:
+            with self.store.transaction() as tx:
+                pending = [self.outputs.risk(tx, t.fleet, t.device, note) for t, note in late]
+                outputs = self.outputs.seal_and_store(tx, pending)
+        except Exception:  # counted and logged already; the alert is not worth stopping for
+            self.publisher.invalidate()
+            log.exception("bridge: storing %d payout_late alerts failed", len(late))
+            return
+        self.publish(outputs)
 
     def _restore_pool_states(self) -> None:
         """Publish the current state of each pool whose retained topic showed an older, empty
@@ -431,8 +448,7 @@ class BridgeServer:
         each row into this instance's own: exactly one bridge publishes it, at least once."""
         try:
             with self.store.transaction() as tx:
-                rows = repo.operator_outputs(tx, CLI_SUFFIX, OPERATOR_BATCH)
-                outputs = self.outputs.adopt(tx, rows) if rows else []
+                outputs = self.outputs.adopt_operator_outputs(tx)
         except StoreConflict:  # another bridge took them, or busy: at the next look
             self.publisher.invalidate()
             return

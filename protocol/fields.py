@@ -196,6 +196,44 @@ class Args:
         return out
 
 
+@dataclass(frozen=True)
+class Scalars:
+    """Map with id keys and values that are signed 64-bit integers or text of at most
+    `max_len` characters (the data of a pool event)."""
+
+    max_items: int = 24
+    max_len: int = 128
+
+    def check(self, value: Any) -> dict[str, int | str]:
+        if not isinstance(value, dict) or len(value) > self.max_items:
+            raise ValueError(f"must be a map of at most {self.max_items} entries")
+        out: dict[str, int | str] = {}
+        for key, item in value.items():
+            if not is_id(key):
+                raise ValueError("keys must be ids (A-Z a-z 0-9 . _ -)")
+            if _is_int(item):
+                out[key] = Int().check(item)
+            elif isinstance(item, str) and len(item) <= self.max_len:
+                out[key] = item
+            else:
+                raise ValueError(
+                    f"values must be integers or text of at most {self.max_len} characters"
+                )
+        return out
+
+
 FieldType = (
-    UInt | Int | IntRange | Bool | Text | Id | Choice | Bytes | TextList | IntMap | TextMap | Args
+    UInt
+    | Int
+    | IntRange
+    | Bool
+    | Text
+    | Id
+    | Choice
+    | Bytes
+    | TextList
+    | IntMap
+    | TextMap
+    | Args
+    | Scalars
 )

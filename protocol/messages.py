@@ -32,6 +32,7 @@ from protocol.fields import (
     Int,
     IntMap,
     IntRange,
+    Scalars,
     Text,
     TextList,
     TextMap,
@@ -69,6 +70,8 @@ class Kind(enum.IntEnum):
     COMMAND = 9
     RISK = 10
     ENROLLMENT = 11
+    POOL_EVENT = 12
+    PAYOUT = 13
 
 
 # ---- trigger bodies -------------------------------------------------------------------------
@@ -339,6 +342,56 @@ class PoolState(Message):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PoolEvent(Message):
+    """One event of one pool change, on cp/v1/{fleet}/pool/{user}/event (not retained).
+
+    Every change of a pool, whatever made it (a device, an operator command, the scheduler, a
+    repayment), has a `version` one above the pool's previous one and one or more events; each
+    event is one message, `index` 0..`count`-1 within its change. So per user the messages form
+    the gapless sequence (version, index), which is also the idempotency key of the message: a
+    reader that sees one twice (at-least-once delivery) drops the second. `key` is the
+    idempotency key of the command that made the change and `command` its kind ("tick": time
+    alone, from the scheduler); `result` is "ok" or the command's refusal code (time may change
+    a pool even when the command is refused: a hold expires, a statement closes).
+    """
+
+    KIND: ClassVar[Kind] = Kind.POOL_EVENT
+    user: str = _f(10, Id())
+    version: int = _f(11, UInt())
+    index: int = _f(12, UInt())
+    count: int = _f(13, UInt())
+    event: str = _f(14, Text(32))
+    at_ms: int = _f(15, UInt())
+    data: dict[str, int | str] = _f(16, Scalars(), {})
+    command: str = _f(17, Text(32))
+    key: str = _f(18, Text(128))
+    result: str = _f(19, Text(32))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Payout(Message):
+    """A payout instruction on cp/v1/{fleet}/pool/{user}/payout (not retained): an emergency
+    draw the pool granted, for the payments side to pay out to the user.
+
+    `key` is the draw's idempotency key (one payout per draw: a payments system that sees a key
+    again drops it); `version` is the pool version the draw made. `received_ms` is when the
+    bridge received the emergency trigger and `budget_ms` the tier's response-time target from
+    the policy (illness 15 s, disaster 30 s, education 45 s by default).
+    """
+
+    KIND: ClassVar[Kind] = Kind.PAYOUT
+    user: str = _f(10, Id())
+    amount_fen: int = _f(11, UInt())
+    tier: str = _f(12, Choice(EMERGENCY_KINDS))
+    key: str = _f(13, Text(128))
+    version: int = _f(14, UInt())
+    device: str = _f(15, Id())
+    device_seq: int = _f(16, UInt(MAX_SEQ))
+    received_ms: int = _f(17, UInt())
+    budget_ms: int = _f(18, UInt())
+
+
+@dataclass(frozen=True, kw_only=True)
 class Command(Message):
     """Bridge -> device on cp/v1/{fleet}/{device}/cmd/{command}."""
 
@@ -395,6 +448,8 @@ KINDS: dict[int, type[Message]] = {
         Command,
         Risk,
         Enrollment,
+        PoolEvent,
+        Payout,
     )
 }
 

@@ -38,9 +38,19 @@ class Channel(enum.StrEnum):
     CMD = "cmd"
     POOL_STATE = "state"
     POOL_DECISION = "decision"
+    POOL_EVENT = "event"
+    POOL_PAYOUT = "payout"
     RISK = "risk"
     BRIDGE_STATE = "bridge_state"
 
+
+POOL_CHANNELS = (
+    Channel.POOL_STATE,
+    Channel.POOL_DECISION,
+    Channel.POOL_EVENT,
+    Channel.POOL_PAYOUT,
+)
+"""Channels under cp/v1/{fleet}/pool/{user}/: the bridge publishes them for the cloud team."""
 
 DEVICE_CHANNELS = (
     Channel.BIRTH,
@@ -80,8 +90,7 @@ class Topic:
     def __post_init__(self) -> None:
         validate_id(self.fleet, "fleet")
         needs_device = self.channel not in (
-            Channel.POOL_STATE,
-            Channel.POOL_DECISION,
+            *POOL_CHANNELS,
             Channel.BRIDGE_STATE,
         )
         if needs_device:
@@ -90,7 +99,7 @@ class Topic:
             validate_device_id(self.device)
         elif self.device is not None:
             raise ProtocolError(Reason.BAD_TOPIC, f"{self.channel} topic has no device")
-        if self.channel in (Channel.POOL_STATE, Channel.POOL_DECISION):
+        if self.channel in POOL_CHANNELS:
             if self.user is None:
                 raise ProtocolError(Reason.BAD_TOPIC, f"pool {self.channel} topic needs a user")
             validate_id(self.user, "user")
@@ -107,7 +116,7 @@ class Topic:
         base = f"{PREFIX}/{self.fleet}"
         if self.channel is Channel.BRIDGE_STATE:
             return f"{base}/bridge/state"
-        if self.channel in (Channel.POOL_STATE, Channel.POOL_DECISION):
+        if self.channel in POOL_CHANNELS:
             return f"{base}/pool/{self.user}/{self.channel.value}"
         if self.channel is Channel.RISK:
             return f"{base}/risk/{self.device}"
@@ -129,8 +138,8 @@ def command(fleet: str, device_id: str, name: str) -> str:
 
 
 def pool(fleet: str, user: str, channel: Channel) -> str:
-    """Topic of a pool's retained state or its decisions."""
-    if channel not in (Channel.POOL_STATE, Channel.POOL_DECISION):
+    """Topic of a pool's retained state, its decisions, its events or its payouts."""
+    if channel not in POOL_CHANNELS:
         raise ProtocolError(Reason.BAD_TOPIC, f"{channel} is not a pool channel")
     return str(Topic(channel, fleet, user=user))
 
@@ -161,7 +170,7 @@ def parse(topic: str) -> Topic:
     fleet, third, rest = parts[2], parts[3], parts[4:]
     if third == "bridge" and rest == ["state"]:
         return Topic(Channel.BRIDGE_STATE, fleet)
-    if third == "pool" and len(rest) == 2 and rest[1] in ("state", "decision"):
+    if third == "pool" and len(rest) == 2 and rest[1] in {c.value for c in POOL_CHANNELS}:
         return Topic(Channel(rest[1]), fleet, user=rest[0])
     if third == "risk" and len(rest) == 1:
         return Topic(Channel.RISK, fleet, device=rest[0])

@@ -181,6 +181,39 @@ def examples() -> list[tuple[str, m.Message]]:
             ),
         ),
         (
+            "pool-event",
+            m.PoolEvent(
+                seq=107,
+                user="u-1001",
+                version=18,
+                index=0,
+                count=1,
+                event="hold_placed",
+                at_ms=1_764_288_000_200,
+                data={"hold_id": "rig-07:44", "amount_fen": 2_590, "expires_ms": 1_764_288_900_200},
+                command="hold",
+                key="rig-07:44:hold",
+                result="ok",
+                **BRIDGE,
+            ),
+        ),
+        (
+            "payout",
+            m.Payout(
+                seq=108,
+                user="u-1001",
+                amount_fen=500_000,
+                tier="illness",
+                key="phone-3:12:emergency",
+                version=19,
+                device="phone-3",
+                device_seq=12,
+                received_ms=1_764_288_000_300,
+                budget_ms=15_000,
+                **BRIDGE,
+            ),
+        ),
+        (
             "command",
             m.Command(
                 seq=104, device="rig-07", command="config", args={"report.interval_s": 30}, **BRIDGE

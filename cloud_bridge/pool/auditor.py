@@ -7,7 +7,7 @@ It recomputes everything from the journal (postings) and compares with each pool
 2. each pool's account balances equal what its state says (limit, available, held, drawn,
    principal, installment, interest);
 3. each state is valid (available = limit - outstanding - held >= 0, ...) and its query columns
-   agree with it;
+   (`due_ms` too: when time next changes it) agree with it;
 4. versions are gap-free: events exist for every version 1..version and no later one, and no
    recorded command claims a later version.
 """
@@ -18,6 +18,7 @@ import json
 
 from cloud_bridge.pool.ledger import Account, expected_balances
 from cloud_bridge.pool.state import PoolState
+from cloud_bridge.pool.statements import next_due_ms
 from cloud_bridge.pool.view import PoolView
 from cloud_bridge.store import pool_repo
 from cloud_bridge.store.base import Transaction
@@ -55,6 +56,8 @@ def check(books: Books) -> list[str]:
             state.rate_bps,
             state.version,
             state.updated_ms,
+            # 0: a pool written before migration 006, whose first scheduler round sets it.
+            row.columns[-1] if row.columns[-1] == 0 else next_due_ms(state),
         )
         if row.columns != columns:
             problems.append(f"{user}: columns {row.columns} disagree with state {columns}")

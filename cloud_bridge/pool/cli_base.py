@@ -211,9 +211,9 @@ def operator_outputs(args: argparse.Namespace, store: Store) -> tuple[str, Outpu
 def execute_published(
     args: argparse.Namespace, service: PoolService, command: c.Command
 ) -> Outcome:
-    """Run one command; when it changes the pool, its signed PoolState goes into the outbox in
-    the same transaction, for the running bridge to publish (cloud_bridge.server). A refused
-    command or a replayed key changes nothing and publishes nothing."""
+    """Run one command; when it changes the pool, its signed PoolEvents and PoolState go into
+    the outbox in the same transaction, for the running bridge to publish (cloud_bridge.server).
+    A refused command or a replayed key changes nothing and publishes nothing."""
     out = operator_outputs(args, service.store)
     if out is None:
         return service.execute(command)
@@ -222,8 +222,9 @@ def execute_published(
         try:
             with service.store.transaction() as tx:
                 outcome = service.execute(command, tx=tx)
-                if outcome.events and not outcome.replayed:
-                    outputs.seal_and_store(tx, [outputs.pool_state(tx, fleet, outcome)])
+                pending = outputs.pool_change(tx, fleet, outcome)
+                if pending:
+                    outputs.seal_and_store(tx, pending)
             return outcome
         except StoreConflict:
             outputs.publisher.invalidate()  # its block may have been reserved in the rollback

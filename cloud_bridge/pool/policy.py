@@ -188,7 +188,9 @@ class Statement(_Section):
 @dataclass(frozen=True)
 class Raises(_Section):
     _where = "raises"
-    after_on_time_cycles: int = knob(6, 1, 120, "consecutive on-time statements before a raise")
+    after_on_time_cycles: int = knob(
+        6, 1, 120, "consecutive cycles in good standing before a raise"
+    )
     step_bps: int = knob(2000, 0, 10_000, "automatic raise as a share of the limit, bps")
 
 

@@ -47,18 +47,17 @@ def close_statement(
     at = state.next_statement_ms
     events: list[Event] = []
     streak = state.on_time_cycles
-    # 1. Judge the previous statement: was its minimum paid by the due date?
-    if state.min_due_fen > 0:
-        if state.due_left_fen == 0:
-            streak += 1
-        else:
-            streak = 0
-            events.append(
-                Event(
-                    "payment_missed", at, {"due_ms": state.due_ms, "unpaid_fen": state.due_left_fen}
-                )
-            )
-    # 2. Automatic raise after enough consecutive on-time statements (self-growth).
+    # 1. Judge the cycle that ends here: in good standing unless the previous statement's
+    # minimum went unpaid by its due date. A cycle with nothing due (a user who never borrows,
+    # or the first cycle) is in good standing too, so growth does not wait for debt.
+    if state.min_due_fen > 0 and state.due_left_fen > 0:
+        streak = 0
+        events.append(
+            Event("payment_missed", at, {"due_ms": state.due_ms, "unpaid_fen": state.due_left_fen})
+        )
+    else:
+        streak += 1
+    # 2. Automatic raise after enough consecutive cycles in good standing (self-growth).
     limit = state.limit_fen
     if streak >= policy.raises.after_on_time_cycles and state.status is Status.OPEN:
         streak = 0
@@ -145,6 +144,23 @@ def catch_up(
         else:
             break
     return accrue(state, target), events
+
+
+NEVER_MS = (1 << 63) - 1
+"""`next_due_ms` of a pool that time alone will never change (a closed pool without holds)."""
+
+
+def next_due_ms(state: PoolState) -> int:
+    """When time alone next changes the pool: its earliest hold expiry, its next statement
+    (unless closed) or its next merchant review (unless closed), whichever comes first; at that
+    moment a `Tick` makes a change (catch_up and the engine's review run exactly these).
+    `NEVER_MS` if none. Interest accrues continuously but is only billed by a statement."""
+    due = [h.expires_ms for h in state.holds]
+    if state.status is not Status.CLOSED:
+        due.append(state.next_statement_ms)
+        if state.next_review_ms:
+            due.append(state.next_review_ms)
+    return min(due, default=NEVER_MS)
 
 
 def drop_paid_plans(plans: tuple[Plan, ...], paid_fen: int) -> tuple[tuple[Plan, ...], int]:

@@ -19,6 +19,7 @@ from typing import Any
 from cloud_bridge.pool.events import Event
 from cloud_bridge.pool.ledger import COMMITMENT, Account
 from cloud_bridge.pool.state import PoolState
+from cloud_bridge.pool.statements import next_due_ms
 from cloud_bridge.store.base import Transaction
 from cloud_bridge.store.batching import chunks, marks
 from cloud_bridge.store.errors import StoreConflict
@@ -26,10 +27,11 @@ from cloud_bridge.store.errors import StoreConflict
 _POOL_COLUMNS = (
     ("status", "text"), ("limit_fen", "bigint"), ("available_fen", "bigint"),
     ("outstanding_fen", "bigint"), ("held_fen", "bigint"), ("interest_fen", "bigint"),
-    ("rate_bps", "integer"), ("version", "bigint"), ("updated_ms", "bigint"), ("state", "text"),
+    ("rate_bps", "integer"), ("version", "bigint"), ("updated_ms", "bigint"),
+    ("due_ms", "bigint"), ("state", "text"),
 )  # fmt: skip
-"""The pools columns a write sets besides user_id (the query columns, then the state JSON),
-with their PostgreSQL types."""
+"""The pools columns a write sets besides user_id (the query columns, when time next changes
+the pool, then the state JSON), with their PostgreSQL types."""
 _EVENT_COLUMNS = (
     ("user_id", "text"), ("version", "bigint"), ("seq", "integer"), ("kind", "text"),
     ("at_ms", "bigint"), ("data", "text"),
@@ -183,6 +185,7 @@ def _columns(s: PoolState) -> tuple[Any, ...]:
         s.rate_bps,
         s.version,
         s.updated_ms,
+        next_due_ms(s),
         _dumps(s.to_json()),
     )
 
@@ -249,6 +252,26 @@ def save_batch(
         )
 
 
+def claim_due(tx: Transaction, now_ms: int, limit: int) -> list[tuple[str, int]]:
+    """Up to `limit` pools that time has work for by `now_ms` (user, due_ms), earliest first,
+    each claimed until the transaction ends: on PostgreSQL the rows are locked FOR UPDATE SKIP
+    LOCKED, so schedulers running side by side take different pools and never wait for each
+    other; SQLite's BEGIN IMMEDIATE holds the whole database (one writer)."""
+    lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
+    rows = tx.fetchall(
+        "SELECT user_id, due_ms FROM pools WHERE due_ms <= ?"
+        f" ORDER BY due_ms, user_id LIMIT ?{lock}",
+        (now_ms, limit),
+    )
+    return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def set_due(tx: Transaction, user: str, due_ms: int) -> None:
+    """Set when the scheduler next looks at a pool that a tick did not change (a pool of a
+    database older than migration 006, whose due time is not known yet)."""
+    tx.execute("UPDATE pools SET due_ms = ? WHERE user_id = ?", (due_ms, user))
+
+
 def all_states(tx: Transaction) -> list[PoolState]:
     """Every pool, by user id."""
     rows = tx.fetchall("SELECT state FROM pools ORDER BY user_id")
@@ -274,7 +297,7 @@ class StoredPool:
     """A pools row as stored: the query columns and the state JSON, not yet trusted."""
 
     user: str
-    columns: tuple[Any, ...]  # status, limit_fen, ..., updated_ms: `_POOL_COLUMNS` but state
+    columns: tuple[Any, ...]  # status, limit_fen, ..., updated_ms, due_ms: all but state
     state_json: str
 
 

@@ -52,6 +52,8 @@ def test_acl_file__device_patterns_then_one_block_per_service() -> None:
         "topic write cp/v1/f1/+/cmd/+",
         "topic write cp/v1/f1/pool/+/state",
         "topic write cp/v1/f1/pool/+/decision",
+        "topic write cp/v1/f1/pool/+/event",
+        "topic write cp/v1/f1/pool/+/payout",
         "topic write cp/v1/f1/risk/+",
         "topic write cp/v1/f1/bridge/state",
         "user o1",

@@ -149,12 +149,11 @@ class Model:
     def _statement(self, pool: MPool, at: int) -> int:
         p = self.p
         n = 1
-        if pool.min_due > 0:
-            if pool.due_left == 0:
-                pool.streak += 1
-            else:
-                pool.streak = 0
-                n += 1
+        if pool.min_due > 0 and pool.due_left > 0:  # the last minimum went unpaid
+            pool.streak = 0
+            n += 1
+        else:  # paid, or nothing was due: a cycle in good standing
+            pool.streak += 1
         if pool.streak >= p.raises.after_on_time_cycles and pool.status == "open":
             pool.streak = 0
             new = max(

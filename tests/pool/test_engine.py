@@ -84,15 +84,18 @@ def test_minimum_payment_floor_and_cap() -> None:
     assert run(s, c.Tick, T0 + 30 * DAY).state.min_due_fen == 4_000  # never above what is owed
 
 
-def test_raise_after_six_on_time_statements_and_missed_payment_resets() -> None:
+def test_raise_after_six_cycles_in_good_standing_and_missed_payment_resets() -> None:
     s = opened(100_000)
     t = T0
-    for cycle in range(1, 8):
+    for cycle in range(1, 7):
         s = run(s, c.Draw, t + DAY, amount_fen=10_000).state
         t = T0 + cycle * 30 * DAY
         d = run(s, c.Tick, t)
         s = d.state
-        if cycle == 7:  # the 7th statement judges the 6th as on time: raise by 20 %
+        if cycle < 6:
+            assert [e.kind for e in d.events] == ["statement_closed"]
+            assert s.on_time_cycles == cycle and s.limit_fen == 100_000
+        else:  # the 6th statement ends the 6th cycle in good standing: raise by 20 %
             assert [e.kind for e in d.events] == ["limit_raised", "statement_closed"]
             assert s.limit_fen == 120_000 and s.on_time_cycles == 0
         s = run(s, c.Repay, t + 5 * DAY, amount_fen=s.due_left_fen).state
@@ -103,6 +106,20 @@ def test_raise_after_six_on_time_statements_and_missed_payment_resets() -> None:
     d = run(d.state, c.Tick, t + 60 * DAY)
     assert [e.kind for e in d.events] == ["payment_missed", "statement_closed"]
     assert d.state.on_time_cycles == 0
+
+
+def test_a_user_who_never_borrows_is_raised_after_six_cycles() -> None:
+    """Cycles with nothing owed are in good standing (issue 16 item 4): the raise comes at the
+    6th statement, not never."""
+    s = opened(100_000)
+    kinds = []
+    for cycle in range(1, 13):
+        d = run(s, c.Tick, T0 + cycle * 30 * DAY)
+        s = d.state
+        kinds.append([e.kind for e in d.events])
+    raised = [i + 1 for i, k in enumerate(kinds) if "limit_raised" in k]
+    assert raised == [6, 12]
+    assert s.limit_fen == 144_000  # 100,000 + 20 %, then + 20 % again
 
 
 def test_payment_after_the_due_date_does_not_count_as_on_time() -> None:

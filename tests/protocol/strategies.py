@@ -41,6 +41,9 @@ def for_type(typ: Any) -> st.SearchStrategy[Any]:
             st.integers(-1000, 1000), st.text(max_size=20), st.binary(max_size=20), st.booleans()
         )
         return st.dictionaries(ids, values, max_size=4)
+    if isinstance(typ, f.Scalars):
+        values = st.one_of(st.integers(f.INT64_MIN, f.INT64_MAX), st.text(max_size=typ.max_len))
+        return st.dictionaries(ids, values, max_size=4)
     if isinstance(typ, f.IntRange):
         return st.integers(typ.min, typ.max)
     if isinstance(typ, m.Location_):

@@ -309,6 +309,8 @@ def _example_topics() -> list[tuple[str, str]]:
     out += [(topics.command("f", "rig-1", name), "cmd") for name in sorted(messages.COMMANDS)]
     out.append((topics.pool("f", "u-1", topics.Channel.POOL_STATE), "state"))
     out.append((topics.pool("f", "u-1", topics.Channel.POOL_DECISION), "decision"))
+    out.append((topics.pool("f", "u-1", topics.Channel.POOL_EVENT), "event"))
+    out.append((topics.pool("f", "u-1", topics.Channel.POOL_PAYOUT), "payout"))
     out.append((topics.risk("f", "rig-1"), "risk"))
     out.append((topics.bridge_state("f"), "bridge_state"))
     return out
@@ -318,7 +320,8 @@ def _example_topics() -> list[tuple[str, str]]:
 CHANNEL_KIND = {
     "birth": "Birth", "death": "Death", "report": "Report", "trigger": "Trigger",
     "enroll": "Enrollment", "ack": "Ack", "cmd": "Command", "state": "PoolState",
-    "decision": "Decision", "risk": "Risk", "bridge_state": "BridgeState",
+    "decision": "Decision", "risk": "Risk", "bridge_state": "BridgeState", "event": "PoolEvent",
+    "payout": "Payout",
 }  # fmt: skip
 
 
@@ -375,7 +378,7 @@ def test_operations_cover_both_views_with_retain_where_the_protocol_retains(api:
         for op in ops
         if {"name": "cloud-team"} in op["tags"]
     }
-    assert cloud == {"poolDecision", "poolState", "risk", "bridgeState"}
+    assert cloud == {"poolDecision", "poolState", "poolEvent", "poolPayout", "risk", "bridgeState"}
     retained = {
         op["channel"]["$ref"].rsplit("/", 1)[1] for op in ops if op["bindings"]["mqtt"]["retain"]
     }

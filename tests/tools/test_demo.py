@@ -56,6 +56,10 @@ def check_outcome(out: Path, proc: subprocess.CompletedProcess[str], broker: str
     states = {m["key"]: m["state"] for m in summary["moments"]}
     assert states == {key: "done" for key in ORDER}, summary["moments"]
     assert all(m["took_s"] is not None and m["took_s"] >= 0 for m in summary["moments"])
+    # The emergency shows its payout instruction's latency against the tier's budget (item 6).
+    emergency = next(m for m in summary["moments"] if m["key"] == "emergency")
+    assert "payout signed in" in emergency["detail"], emergency
+    assert "the illness budget of 15000 ms" in emergency["detail"], emergency
     assert summary["zero_loss"] is True and summary["events_stored"] > 100
     assert summary["broker"].startswith(broker)
     assert summary["latency_ms"]["n"] == summary["decisions"] > 0

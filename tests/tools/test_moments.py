@@ -66,6 +66,26 @@ def test_the_emergency_counts_only_the_armed_device_and_amount() -> None:
     assert "250 ms" in got.detail and "in the bridge 5 ms" in got.detail
 
 
+def test_the_emergency_shows_its_payout_latency_and_tier_budget() -> None:
+    moments = Moments()
+    moments.arm_emergency(10.0, "h01-phone", 88_800)
+    moments.on_message(10.5, decision("h01-phone", "emergency_draw", amount_fen=88_800))
+    assert "payout" not in moments.get("emergency").detail  # not in yet
+    payout = m.Payout(
+        sender="bridge-1", seq=9, boot=1, ts_ms=1_000_012, user="h01", amount_fen=88_800,
+        tier="illness", key="h01-phone:4:emergency", version=3, device="h01-phone",
+        device_seq=4, received_ms=1_000_000, budget_ms=15_000,
+    )  # fmt: skip
+    moments.on_message(10.6, payout)
+    detail = moments.get("emergency").detail
+    assert "payout signed in 12 ms, within the illness budget of 15000 ms" in detail
+    other = Moments()  # another device's payout is not this emergency's
+    other.arm_emergency(10.0, "h02-phone", 88_800)
+    other.on_message(10.5, decision("h02-phone", "emergency_draw", amount_fen=88_800))
+    other.on_message(10.6, payout)
+    assert "payout" not in other.get("emergency").detail
+
+
 def test_a_refused_emergency_draw_fails_the_moment() -> None:
     moments = Moments()
     moments.arm_emergency(1.0, "h01-phone", 88_800)

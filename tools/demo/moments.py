@@ -77,6 +77,8 @@ class Moments:
         self._clone_frozen_s: float | None = None
         self._recovered_s: float | None = None
         self._bridge_ms = 0  # the emergency's decision: bridge receipt to signed decision
+        # The emergency's payout instruction: (tier, bridge receipt to signed payout, budget ms).
+        self._payout: tuple[str, int, int] | None = None
 
     # ---- cues from the script -----------------------------------------------------------------
 
@@ -141,6 +143,8 @@ class Moments:
         with self._lock:
             if isinstance(message, m.Decision):
                 self._decision(t, message)
+            elif isinstance(message, m.Payout):
+                self._on_payout(message)
             elif isinstance(message, m.Risk):
                 cloned = self._clone is not None and message.device == self._clone[0]
                 if cloned and "seq_conflict" in message.reason and self._clone_alert_s is None:
@@ -175,6 +179,15 @@ class Moments:
                 self._bridge_ms = max(0, d.ts_ms - d.received_ms)
                 self._emergency_detail()
 
+    def _on_payout(self, p: m.Payout) -> None:
+        if not self._emergency or self._payout is not None:
+            return
+        device, amount = self._emergency
+        if p.device == device and p.amount_fen == amount:
+            self._payout = (p.tier, max(0, p.ts_ms - p.received_ms), p.budget_ms)
+            if self._items["emergency"].done_s is not None:
+                self._emergency_detail()
+
     def _emergency_detail(self) -> None:
         moment = self._items["emergency"]
         assert self._emergency is not None and moment.took_s is not None
@@ -183,6 +196,12 @@ class Moments:
             f"{device}: {yuan(amount)} drawn; trigger to decision "
             f"{moment.took_s * 1000:.0f} ms (in the bridge {self._bridge_ms} ms)"
         )
+        if self._payout is not None:
+            tier, took_ms, budget_ms = self._payout
+            verdict = "within" if took_ms <= budget_ms else "OVER"
+            moment.detail += (
+                f"; payout signed in {took_ms} ms, {verdict} the {tier} budget of {budget_ms} ms"
+            )
 
     def _clone_done(self) -> None:
         moment = self._items["clone"]

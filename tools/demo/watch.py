@@ -150,6 +150,7 @@ class Watcher:
         if channel not in (
             Channel.POOL_DECISION,
             Channel.POOL_STATE,
+            Channel.POOL_PAYOUT,
             Channel.RISK,
             Channel.BRIDGE_STATE,
         ):
