@@ -85,7 +85,12 @@ class Memory:
 @dataclass(frozen=True, slots=True)
 class Seen:
     """One new data event of a device as the signals see it: its header, the bridge's receive
-    time, and for a report its fingerprint (wire form); its location if it has one."""
+    time, and for a report its fingerprint (wire form); its location if it has one.
+
+    Only reports enter the clone model (`clock`): the agent numbers messages as it sends them
+    and sends a trigger before the reports queued ahead of it, so a trigger's mono_ms is out
+    of sequence order with the reports' after any outage, while reports (and triggers) among
+    themselves keep it. One report a minute is plenty for the clock and the fingerprints."""
 
     seq: int
     boot: int
@@ -93,6 +98,7 @@ class Seen:
     received_ms: int
     fingerprint: Mapping[int, int] | None = None
     location: travel.Fix | None = None
+    clock: bool = True  # a report: feed the clone model
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,16 +147,19 @@ def observe(
     """The next memory and the evidence of one new event (call once per event the replay
     window accepted as new)."""
     dist = _distance(seen.fingerprint, baseline, scales)
-    obs = clone.Observation(
-        seen.seq,
-        seen.boot,
-        seen.mono_ms,
-        seen.received_ms * 1000,
-        dist,
-        None if seen.fingerprint is None else digest(seen.fingerprint),
-    )
-    check = clone.observe(memory.clone, obs, policy.clone_policy())
-    codes = [e.value for e in check.evidence]
+    codes: list[str] = []
+    state = memory.clone
+    if seen.clock:
+        obs = clone.Observation(
+            seen.seq,
+            seen.boot,
+            seen.mono_ms,
+            seen.received_ms * 1000,
+            dist,
+            None if seen.fingerprint is None else digest(seen.fingerprint),
+        )
+        check = clone.observe(memory.clone, obs, policy.clone_policy())
+        state, codes = check.state, [e.value for e in check.evidence]
     drift = memory.drift
     if dist is not None:
         dp = policy.drift_policy()
@@ -163,7 +172,7 @@ def observe(
         places = step.state
         if step.leg is not None and step.leg.impossible:
             codes.append(IMPOSSIBLE_TRAVEL)
-    after = replace(memory, clone=check.state, drift=drift, travel=places)
+    after = replace(memory, clone=state, drift=drift, travel=places)
     return Observed(after, tuple(codes), sum(policy.weight(c) for c in codes))
 
 
@@ -199,7 +208,7 @@ def seen_of(msg: m.Report | m.Trigger, received_ms: int) -> Seen:
     fingerprint is none: the server score calls it `bad_fingerprint`)."""
     fp = msg.fingerprint if isinstance(msg, m.Report) and msg.fingerprint else None
     fix = fix_of(msg.location, msg.ts_ms, msg.sender)
-    return Seen(msg.seq, msg.boot, msg.mono_ms, received_ms, fp, fix)
+    return Seen(msg.seq, msg.boot, msg.mono_ms, received_ms, fp, fix, isinstance(msg, m.Report))
 
 
 def fix_of(location: Any, ts_ms: int, device: str) -> travel.Fix | None:

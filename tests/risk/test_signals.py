@@ -206,17 +206,20 @@ def test_judge__a_replayed_fingerprint_freezes_and_says_why(
     assert "fingerprint_replay" in two.notes[0].detail
 
 
-def test_judge__a_trigger_stamped_before_the_report_it_follows_is_frozen(
+def test_judge__a_report_stamped_before_the_last_one_freezes_and_a_trigger_may_be(
     genuine: list[LabelledSession],
 ) -> None:
-    s = genuine[0]
+    s, other = genuine[0], replace(genuine[1], baseline=genuine[0].baseline)
     one = judge(enrolled(s), signed(fingerprinted(1, s, 5000)), "active", None, RULES)
     assert one.state is not None
-    t = replace(restock(2), boot=3, mono_ms=4000)
-    two = judge(one.state, signed(t), "active", None, RULES)
+    # A trigger made earlier but sent first (the agent's outbox puts triggers ahead): fine.
+    t = judge(one.state, signed(replace(restock(2), boot=3, mono_ms=4000)), "active", None, RULES)
+    assert t.plan is not None and t.plan.verdict.level is Level.ALLOW
+    assert t.plan.command is not None and t.state is not None
+    # A report stamped before the previous report in the same boot: a second board.
+    two = judge(t.state, signed(fingerprinted(3, other, 4500)), "active", None, RULES)
     assert two.plan is not None and two.plan.verdict.level is Level.FREEZE
-    assert "mono_regression" in two.plan.verdict.reasons
-    assert two.plan.command is None  # the restock's hold is not placed
+    assert two.plan.verdict.reasons == ("mono_regression",)
 
 
 def test_judge__genuine_reports_with_fresh_fingerprints_raise_nothing(
