@@ -17,6 +17,7 @@ Integers only: distances and rates in the units their names say (`_ms`, `_ppm`, 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +110,8 @@ class SignalPolicy:
         value = getattr(self, code, 0) if code in _WEIGHTS else 0
         return int(value)
 
-    def clone_policy(self) -> ClonePolicy:
+    @functools.cached_property
+    def clone(self) -> ClonePolicy:
         return ClonePolicy(
             fp_limit=float(self.fp_limit),
             fp_hits=self.fp_hits,
@@ -125,12 +127,14 @@ class SignalPolicy:
             replay_memory=self.replay_memory,
         )
 
-    def drift_policy(self) -> DriftPolicy:
+    @functools.cached_property
+    def drift(self) -> DriftPolicy:
         return DriftPolicy(
             self.drift_weight_pm / 1000, float(self.drift_limit), self.drift_min_reports
         )
 
-    def travel_policy(self) -> TravelPolicy:
+    @functools.cached_property
+    def travel(self) -> TravelPolicy:
         return TravelPolicy(
             float(self.max_speed_kmh),
             {"gps": self.gps_floor_m, "cell": self.cell_floor_m, "ip": self.ip_floor_m},

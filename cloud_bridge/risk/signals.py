@@ -158,17 +158,17 @@ def observe(
             dist,
             None if seen.fingerprint is None else digest(seen.fingerprint),
         )
-        check = clone.observe(memory.clone, obs, policy.clone_policy())
+        check = clone.observe(memory.clone, obs, policy.clone)
         state, codes = check.state, [e.value for e in check.evidence]
     drift = memory.drift
     if dist is not None:
-        dp = policy.drift_policy()
+        dp = policy.drift
         drift = drift.update(dist, dp)
         if drift.drifting(dp):
             codes.append(FINGERPRINT_DRIFT)
     places = memory.travel
     if seen.location is not None:
-        step = travel.step(places, seen.location, policy.travel_policy())
+        step = travel.step(places, seen.location, policy.travel)
         places = step.state
         if step.leg is not None and step.leg.impossible:
             codes.append(IMPOSSIBLE_TRAVEL)
