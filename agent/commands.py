@@ -15,6 +15,9 @@ command's seq and whose `cmd_result` is "ok", "pending" or an error code with a 
 - model: fetch the model and its metadata from the URLs given, check both SHA-256 against the
   signed command, load and self-test it, then swap atomically; a model that fails keeps the old
   one in place (answer "model_rejected: ...").
+- stepup: the bridge holds an action until the user confirms (`challenge`, `event`,
+  `expires_ms`); answer "confirmed" or "declined" (a simulated device knows whether its user
+  is the owner; a real one has no prompt here and declines).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from agent.errors import AgentError
 from agent.jsonfile import read_json, write_json_atomic
 from protocol import envelope
 from protocol import messages as m
+from protocol.messages import STEPUP_CONFIRMED, STEPUP_DECLINED
 
 if TYPE_CHECKING:
     from agent.runtime import Agent
@@ -134,6 +138,20 @@ class CommandHandler:
 
     def _ping(self, args: dict[str, Any]) -> Outcome:
         return Outcome("ok")
+
+    # ---- stepup -------------------------------------------------------------------------------
+
+    def _stepup(self, args: dict[str, Any]) -> Outcome:
+        """The bridge asks the user to confirm a held action (`event`, before `expires_ms`).
+        The answer is this command's reply report: freshly captured, signed and scored by the
+        bridge like any other, so only the owner's own session can confirm. A simulated device
+        knows whether its user is the owner (`[sensors] impostor`); a real one would prompt
+        its user, which this agent has no screen for: it declines."""
+        if not isinstance(args.get("challenge"), bytes) or not isinstance(args.get("event"), str):
+            raise AgentError("stepup needs a challenge (bytes) and an event (text)")
+        if self.agent.cfg.source == "sim" and not self.agent.cfg.impostor:
+            return Outcome(STEPUP_CONFIRMED)
+        return Outcome(STEPUP_DECLINED)
 
     # ---- config -------------------------------------------------------------------------------
 

@@ -156,6 +156,19 @@ SCHEMA: Schema = {
             help="the level of an event the bridge cannot score (unknown model, no report yet)",
             attr="risk_unscored",
         ),
+        "step_up": Key(
+            "confirm",
+            choice("confirm", "allow"),
+            help="confirm: a step_up verdict holds the event's action until the user confirms "
+            "on their primary device; allow: it acts at once",
+            attr="risk_step_up",
+        ),
+        "step_up_ttl_s": Key(
+            120,
+            integer(5, 86_400),
+            help="how long a non-emergency step-up waits for the user (an emergency waits its "
+            "tier's response time less 2 s)",
+        ),
     },
     SIGNALS_SECTION: keys_of(SignalPolicy),
     "ingest": {
@@ -269,6 +282,8 @@ class BridgeConfig:
     freeze_after: int = _default("risk", "freeze_after")
     risk_mismatch: str = _default("risk", "mismatch")
     risk_unscored: str = _default("risk", "unscored")
+    risk_step_up: str = _default("risk", "step_up")
+    step_up_ttl_s: int = _default("risk", "step_up_ttl_s")
     risk_signals: SignalPolicy = field(default_factory=SignalPolicy)
     batch_max: int = _default("ingest", "batch_max")
     batch_wait_ms: int = _default("ingest", "batch_wait_ms")

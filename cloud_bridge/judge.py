@@ -340,6 +340,8 @@ def decision_result(plan: actions.Plan, outcomes: Mapping[str, Outcome], acted: 
     action the risk verdict held back says so (`risk_hold`, `risk_freeze`)."""
     if not acted and plan.commands:
         return NOT_RUN
+    if plan.stepup in actions.STEP_UP_STOPPED:
+        return plan.stepup.result
     if actions.held(plan):
         return actions.held_result(plan.verdict.level)
     ran = [outcomes.get(c.key) for c in (plan.command, plan.freeze) if c is not None]

@@ -84,9 +84,9 @@ class SignalPolicy:
     cell_floor_m: int = _knob(5_000, 0, 20_000_000, "least radius of a cell fix")
     ip_floor_m: int = _knob(500_000, 0, 20_000_000, "least radius of a GeoIP fix")
     # ---- per-device re-centring of the score thresholds (item 1 of issue 13) ----
-    centre_min_reports: int = _knob(20, 1, 100_000, "allowed reports before re-centring")
-    centre_max_shift_q: int = _knob(16, 0, 255, "most a device's thresholds move up, in q")
-    centre_step_q16: int = _knob(8, 1, 256, "median tracker's step per report, 1/16 q")
+    centre_min_reports: int = _knob(10, 1, 100_000, "allowed reports before re-centring")
+    centre_max_shift_q: int = _knob(24, 0, 255, "most a device's thresholds move up, in q")
+    centre_step_q16: int = _knob(16, 1, 256, "median tracker's step per report, 1/16 q")
 
     def __post_init__(self) -> None:
         try:

@@ -94,13 +94,13 @@ def test_verdict__a_re_centred_device_is_judged_on_its_shifted_thresholds() -> N
 def test_centre__a_device_scoring_high_moves_its_thresholds_up_by_at_most_the_bound() -> None:
     c = signals.Centre()
     for _ in range(POLICY.centre_min_reports - 1):
-        c = c.update(-60, POLICY)
+        c = c.update(-50, POLICY)
     assert c.shift_q(KT, POLICY) == 0  # not before centre_min_reports
-    c = c.update(-60, POLICY)
-    assert c.q16 // signals.Q16 == -60
-    # median -60 against the kind's -81: 21 q above, bounded at 16
-    assert c.shift_q(KT, POLICY) == POLICY.centre_max_shift_q == 16
-    assert c.shift_q(KindThresholds(-23, -4, -70), POLICY) == 10
+    c = c.update(-50, POLICY)
+    assert c.q16 // signals.Q16 == -50
+    # median -50 against the kind's -81: 31 q above, bounded at 24
+    assert c.shift_q(KT, POLICY) == POLICY.centre_max_shift_q == 24
+    assert c.shift_q(KindThresholds(-23, -4, -60), POLICY) == 10
     assert c.shift_q(KindThresholds(-23, -4, -50), POLICY) == 0  # below its kind: never down
     assert c.shift_q(KindThresholds(-23, -4), POLICY) == 0  # kind without a measured centre
 
