@@ -130,13 +130,15 @@ def decide(
         memory[e.device] = done.memory
         v = judge(kind, scored, streak[e.device], frozenset(), thresholds, done.evidence)
         streak[e.device] = v.streak
-        if done.evidence.shift_q:
-            shifted[e.device] = done.evidence.shift_q
         for c in done.evidence.codes:
             codes[c] += 1
         if isinstance(msg, m.Report):
             flagged[kind].append(v.level)
     kind_of = {e.device: e.kind for e in events}
+    for device, mem in memory.items():  # each device's shift at the end of the run
+        kt = thresholds.kinds.get(kind_of[device])
+        if kt is not None and mem.centre.shift_q(kt, thresholds.signals):
+            shifted[device] = mem.centre.shift_q(kt, thresholds.signals)
     per_kind = {}
     worst_step_up = worst_hold = 0.0
     for kind, levels in sorted(flagged.items()):
@@ -243,8 +245,10 @@ def _cross(
     baselines: dict[str, dict[int, int]],
     scorer: Scorer,
     t: KindThresholds,
+    shift: dict[str, int] | None = None,
 ) -> tuple[int, int]:
-    """Other devices' reports of `kind` against each device's baseline: (flagged, scored)."""
+    """Other devices' reports of `kind` against each device's baseline: (flagged, scored), at
+    the kind's step-up threshold moved up by the victim's re-centring `shift` (if given)."""
     devices = sorted(d for d, items in per_device.items() if items and items[0].kind == kind)
     hits = total = 0
     for victim in devices:
@@ -254,9 +258,28 @@ def _cross(
         for item in others[::step][:CROSS_PER_DEVICE]:
             current = Fingerprint.from_wire(item.report.fingerprint)
             q = scorer.score(model_input(current, base, scorer.normalisation)).output_q
-            hits += q >= t.step_up_q
+            hits += q >= t.shifted((shift or {}).get(victim, 0)).step_up_q
             total += 1
     return hits, total
+
+
+def cross_detection(
+    logged: list[Logged],
+    baselines: dict[str, dict[int, int]],
+    scorer: Scorer,
+    thresholds: dict[str, KindThresholds],
+    shift: dict[str, int],
+) -> float | None:
+    """Cross-device impostor detection at each victim's re-centred step-up threshold: what
+    re-centring costs in detection on the devices it moved."""
+    per_device: dict[str, list[Logged]] = defaultdict(list)
+    for item in logged:
+        per_device[item.device].append(item)
+    hits = total = 0
+    for kind, t in thresholds.items():
+        k_hits, k_total = _cross(kind, per_device, baselines, scorer, t, shift)
+        hits, total = hits + k_hits, total + k_total
+    return round(hits / total, 4) if total else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         scorer,
         risk_setup.thresholds(cfg, current),
         current.identity_scales,
+    )
+    decision["cross_device_detection"] = cross_detection(
+        logged, baselines, scorer, dict(current.kinds), decision["recentred"]
     )
     result["score_only"] = {k: result[k] for k in ("step_up_rate", "hold_rate", "met")}
     result["decision"] = decision
