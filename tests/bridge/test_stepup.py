@@ -83,8 +83,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    url = str(tmp_path / "bridge.sqlite3")
+def rig(tmp_path: Path, store_url: str) -> Iterator[Rig]:
+    url = store_url  # SQLite and PostgreSQL: the step-up rows and their locks on both
     (tmp_path / "bridge.toml").write_text(CFG_TOML)
     from cloud_bridge.config import load
 
