@@ -99,8 +99,10 @@ def test_an_emergency_under_step_up_completes_in_time_when_the_owner_confirms(
     assert done.reasons == ("step_up_confirmed",)
     assert done.device_seq == pending["u-1-ev"].device_seq
     # Within the tier's time, from the trigger's arrival at the bridge to the drawn decision.
+    took_ms = seen_ms - done.received_ms
+    print(f"emergency under step-up: drawn {took_ms} ms after the trigger reached the bridge")
     assert done.ts_ms - done.received_ms <= ILLNESS_MS
-    assert seen_ms - done.received_ms <= ILLNESS_MS
+    assert took_ms <= ILLNESS_MS
     refused, _ = final["u-2-ev"]
     assert (refused.result, refused.reasons) == ("step_up_declined", ("step_up_declined",))
     outstanding = dict(bridge.query("SELECT user_id, outstanding_fen FROM pools"))
