@@ -333,6 +333,10 @@ def run(args: argparse.Namespace) -> int:
         log.exception("agent failed")
         print(f"edge-agent: failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if the_agent.updater.restart.is_set():
+        from agent.update.worker import EXIT_RESTART
+
+        return EXIT_RESTART  # switched to a new release: the launcher starts it
     return 0
 
 
