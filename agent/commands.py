@@ -17,6 +17,9 @@ command's seq and whose `cmd_result` is "ok", "pending" or an error code with a 
   one in place (answer "model_rejected: ...").
 - update: a manifest signed by the bridge (agent.update.manifest); the download and the switch
   go on in the background (answer "pending", or "refused: <why>", e.g. a downgrade).
+- stepup: the bridge holds an action until the user confirms (`challenge`, `event`,
+  `expires_ms`); answer "confirmed" or "declined" (a simulated device knows whether its user
+  is the owner; a real one has no prompt here and declines).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from agent.errors import AgentError
 from agent.jsonfile import read_json, write_json_atomic
 from protocol import envelope
 from protocol import messages as m
+from protocol.messages import STEPUP_CONFIRMED, STEPUP_DECLINED
 
 if TYPE_CHECKING:
     from agent.runtime import Agent
@@ -144,6 +148,20 @@ class CommandHandler:
         if not isinstance(manifest, bytes):
             return Outcome("refused: argument manifest missing or mistyped")
         return Outcome(self.agent.updater.offer(manifest))
+
+    # ---- stepup -------------------------------------------------------------------------------
+
+    def _stepup(self, args: dict[str, Any]) -> Outcome:
+        """The bridge asks the user to confirm a held action (`event`, before `expires_ms`).
+        The answer is this command's reply report: freshly captured, signed and scored by the
+        bridge like any other, so only the owner's own session can confirm. A simulated device
+        knows whether its user is the owner (`[sensors] impostor`); a real one would prompt
+        its user, which this agent has no screen for: it declines."""
+        if not isinstance(args.get("challenge"), bytes) or not isinstance(args.get("event"), str):
+            raise AgentError("stepup needs a challenge (bytes) and an event (text)")
+        if self.agent.cfg.source == "sim" and not self.agent.cfg.impostor:
+            return Outcome(STEPUP_CONFIRMED)
+        return Outcome(STEPUP_DECLINED)
 
     # ---- config -------------------------------------------------------------------------------
 

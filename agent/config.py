@@ -222,6 +222,12 @@ SCHEMA: Schema = {
         ),
         "activity_hz": Key(50, integer(10, 400), "activity_hz = 50 (the step and fall stream)"),
         "shelves": Key([], _shelves, 'shelves = [{item = "milk", unit_g = 1030, full_count = 4}]'),
+        "impostor": Key(
+            False,
+            boolean,
+            "impostor = true (simulation only)",
+            "the simulated user is not the owner: a step-up is declined (source sim only)",
+        ),
     },
     "model": {
         "path": Key("", text, 'path = "/usr/share/edge-agent/risk-v1.tflite"'),
@@ -340,6 +346,7 @@ class AgentConfig:
     loadcell_device: Path = Path(_default("sensors", "loadcell_device"))
     shelves: tuple[Shelf, ...] = ()
     activity_hz: int = _default("sensors", "activity_hz")
+    impostor: bool = _default("sensors", "impostor")
     model_path: Path = REPO_MODEL
     outbox_max_messages: int = _default("outbox", "max_messages")
     update_retries: int = _default("update", "retries")
@@ -426,6 +433,7 @@ def build(doc: dict[str, Any], path: Path, sha256: bytes) -> AgentConfig:
         loadcell_device=Path(sens["loadcell_device"]),
         shelves=sens["shelves"],
         activity_hz=sens["activity_hz"],
+        impostor=sens["impostor"],
         model_path=rel(model) if model else REPO_MODEL,
         outbox_max_messages=values["outbox"]["max_messages"],
         update_retries=values["update"]["retries"],

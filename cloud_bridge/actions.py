@@ -9,9 +9,14 @@
                          and the day's emergency budget allow
     freeze verdict    -> freeze the pool (any event)
 
-Triggers act only on an allow or step_up verdict. A trigger held back by a hold or freeze
-verdict keeps its action and amount in the plan, without a command, so the published decision
-says what was not done and why: result `risk_hold` (or `risk_freeze`) and the verdict's reasons.
+Triggers act on an allow verdict. On a step_up verdict, with `[risk] step_up = "confirm"` (the
+default), the action waits for the user's confirmation on their primary device
+(`cloud_bridge.stepups`): the plan keeps it without a command (`stepup` PENDING, result
+`step_up_pending`), and runs it when the confirmation comes (`plan(..., confirmed=True)`), or
+reports `step_up_declined` / `step_up_expired`; with `step_up = "allow"` it acts at once. A
+trigger held back by a hold or freeze verdict keeps its action and amount in the plan, without
+a command, so the published decision says what was not done and why: result `risk_hold` (or
+`risk_freeze`) and the verdict's reasons.
 Every command's idempotency key derives from
 the event (device:seq:action), so a redelivered event can never act twice. How often and how
 much triggers may ask is the pool's to enforce (`cloud_bridge.pool.trigger_limits`): a refused
@@ -54,6 +59,24 @@ class Action(enum.StrEnum):
     INTERNAL_ERROR = "internal_error"  # the mapping failed: the event is stored, not acted on
 
 
+class StepUp(enum.StrEnum):
+    """Where an event's action stands against a step-up (NONE: no step-up asked)."""
+
+    NONE = "none"
+    PENDING = "pending"  # held until the user confirms on their primary device
+    CONFIRMED = "confirmed"  # run: the user confirmed
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+    @property
+    def result(self) -> str:
+        """The decision's `result` while the action is not run for this reason."""
+        return f"step_up_{self.value}"
+
+
+STEP_UP_STOPPED = frozenset({StepUp.PENDING, StepUp.DECLINED, StepUp.EXPIRED})
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What one event asks of its pool: a freeze (on a freeze verdict) and the event's own
@@ -64,6 +87,7 @@ class Plan:
     command: Command | None  # the event's own action, if it has one
     action: Action
     amount_fen: int
+    stepup: StepUp = StepUp.NONE
 
     @property
     def commands(self) -> tuple[Command, ...]:
@@ -71,6 +95,8 @@ class Plan:
 
 
 ACTING_LEVELS = frozenset({Level.ALLOW, Level.STEP_UP})
+STEP_UP_CONFIRM = "confirm"  # [risk] step_up: a step_up verdict waits for the user
+STEP_UP_ALLOW = "allow"  # [risk] step_up: a step_up verdict acts at once (the old behaviour)
 HELD_PREFIX = "risk_"
 """The result of a trigger the risk verdict held back: risk_hold or risk_freeze."""
 
@@ -79,7 +105,15 @@ def held_result(level: Level) -> str:
     return HELD_PREFIX + level.value
 
 
-def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeConfig) -> Plan:
+def plan(
+    event: m.Report | m.Trigger,
+    user: str,
+    verdict: Verdict,
+    cfg: BridgeConfig,
+    stepup: StepUp = StepUp.NONE,
+) -> Plan:
+    """The event's pool commands under `verdict`. `stepup` is the step-up's outcome when the
+    event is planned again after one (CONFIRMED runs the action; DECLINED / EXPIRED do not)."""
     base = f"{event.sender}:{event.seq}"
     freeze = None
     if verdict.level is Level.FREEZE:
@@ -126,7 +160,16 @@ def plan(event: m.Report | m.Trigger, user: str, verdict: Verdict, cfg: BridgeCo
                 )
     if verdict.level not in ACTING_LEVELS:
         command = None  # held back: the decision still names the action and its amount
-    return Plan(verdict, freeze, command, action, amount)
+    elif (
+        verdict.level is Level.STEP_UP
+        and command is not None
+        and stepup is StepUp.NONE
+        and cfg.risk_step_up == STEP_UP_CONFIRM
+    ):
+        command, stepup = None, StepUp.PENDING  # until the user confirms
+    if stepup in STEP_UP_STOPPED:
+        command = None
+    return Plan(verdict, freeze, command, action, amount, stepup)
 
 
 def held(plan: Plan) -> bool:
@@ -134,7 +177,7 @@ def held(plan: Plan) -> bool:
     return (
         plan.command is None
         and plan.action not in (Action.NONE, Action.INTERNAL_ERROR)
-        and plan.verdict.level not in ACTING_LEVELS
+        and (plan.verdict.level not in ACTING_LEVELS or plan.stepup in STEP_UP_STOPPED)
     )
 
 

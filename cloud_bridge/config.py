@@ -8,6 +8,7 @@ at load naming the key and the fix. Relative paths are relative to the file's di
     [risk]     the model the bridge scores reports with, its calibration file (per-kind
                thresholds on the model's output q), per-kind overrides, the freeze streak, and
                the levels of a tampered or unscored event
+    [risk_signals] the per-device signals' thresholds and weights (cloud_bridge.risk.policy)
     [ingest]   batch_max, batch_wait_ms, queue_max, queue_max_bytes
     [rejections] how many refusals are stored a minute (per verified key, per reason when no
                key verified), and how long and how many are kept
@@ -23,12 +24,14 @@ are read from it, so a default is written once.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from cloud_bridge.errors import BridgeError
+from cloud_bridge.risk.policy import SECTION as SIGNALS_SECTION
+from cloud_bridge.risk.policy import SignalPolicy, SignalPolicyError
 from confschema import (
     Invalid,
     Key,
@@ -37,6 +40,7 @@ from confschema import (
     choice,
     integer,
     is_integer,
+    keys_of,
     matching,
     mqtt_url,
     read_document,
@@ -152,7 +156,21 @@ SCHEMA: Schema = {
             help="the level of an event the bridge cannot score (unknown model, no report yet)",
             attr="risk_unscored",
         ),
+        "step_up": Key(
+            "confirm",
+            choice("confirm", "allow"),
+            help="confirm: a step_up verdict holds the event's action until the user confirms "
+            "on their primary device; allow: it acts at once",
+            attr="risk_step_up",
+        ),
+        "step_up_ttl_s": Key(
+            120,
+            integer(5, 86_400),
+            help="how long a non-emergency step-up waits for the user (an emergency waits its "
+            "tier's response time less 2 s)",
+        ),
     },
+    SIGNALS_SECTION: keys_of(SignalPolicy),
     "ingest": {
         "batch_max": Key(256, integer(1, 10_000)),
         "batch_wait_ms": Key(2, integer(0, 1000)),
@@ -264,6 +282,9 @@ class BridgeConfig:
     freeze_after: int = _default("risk", "freeze_after")
     risk_mismatch: str = _default("risk", "mismatch")
     risk_unscored: str = _default("risk", "unscored")
+    risk_step_up: str = _default("risk", "step_up")
+    step_up_ttl_s: int = _default("risk", "step_up_ttl_s")
+    risk_signals: SignalPolicy = field(default_factory=SignalPolicy)
     batch_max: int = _default("ingest", "batch_max")
     batch_wait_ms: int = _default("ingest", "batch_wait_ms")
     queue_max: int = _default("ingest", "queue_max")
@@ -325,8 +346,13 @@ def load(path: Path | None, data_dir: Path) -> BridgeConfig:
     values = {
         key.attr or name: sections[section][name]
         for section, keys in SCHEMA.items()
+        if section != SIGNALS_SECTION  # one policy object, not loose attributes
         for name, key in keys.items()
     }
+    try:
+        signals = SignalPolicy(**sections[SIGNALS_SECTION])
+    except SignalPolicyError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     base = path.resolve().parent if path else Path.cwd()
 
     def rel(value: str) -> Path | None:
@@ -357,5 +383,6 @@ def load(path: Path | None, data_dir: Path) -> BridgeConfig:
         path=path.resolve() if path else None,
         data_dir=data_dir.resolve(),
         store_url=store_url,
+        risk_signals=signals,
         **values,
     )

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from cloud_bridge.risk.signals import Memory
 from protocol.replay import ReplayWindow
 
 ACTIVE = "active"
@@ -37,6 +38,8 @@ class DeviceState:
     baseline: Mapping[int, int] = field(default_factory=lambda: NO_BASELINE, hash=False)
     risk_q: int | None = None  # the server's score of the newest report; None: none yet
     risk_tamper: tuple[str, ...] = ()  # that report's tamper codes
+    # What the per-device risk signals remember (clock, fingerprints, last fix, own median).
+    risk_memory: Memory = field(default_factory=Memory, hash=False)
 
     def after_event(
         self,
@@ -44,11 +47,13 @@ class DeviceState:
         streak: int,
         risk_q: int | None,
         risk_tamper: tuple[str, ...],
+        risk_memory: Memory | None = None,
     ) -> DeviceState:
-        """This state with a data window, a risk streak and the newest report's server score
-        (what a data event changes; built directly: the ingest path does this once per
-        message)."""
+        """This state with a data window, a risk streak, the newest report's server score and
+        the signals' memory (what a data event changes; built directly: the ingest path does
+        this once per message)."""
         return DeviceState(
             self.device_id, self.fleet, self.user, self.status, data, self.session, streak,
             self.last_boot, self.online, self.kind, self.baseline, risk_q, risk_tamper,
+            self.risk_memory if risk_memory is None else risk_memory,
         )  # fmt: skip

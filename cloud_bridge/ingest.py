@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cloud_bridge import actions
-from cloud_bridge.actions import Plan
+from cloud_bridge.actions import Plan, StepUp
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import DeviceState
 from cloud_bridge.judge import (
@@ -48,6 +48,8 @@ from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.refusals import Budget, RefusalBudget
 from cloud_bridge.registry import Registry, RegistryError, refuse
+from cloud_bridge.risk.verdict import Level
+from cloud_bridge.stepups import StepUps
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.base import Store, Transaction
 from cloud_bridge.store.ingest_repo import KEY_UNKNOWN, LogRow, RejectionRow
@@ -141,6 +143,11 @@ class _Decide:
     event: m.Report | m.Trigger
     state: DeviceState
     plan: Plan
+    received_ms: int = -1  # when its event arrived, if not with `item` (a held event)
+
+    @property
+    def event_received_ms(self) -> int:
+        return self.item.received_ms if self.received_ms < 0 else self.received_ms
 
 
 class _Miss(Exception):
@@ -169,6 +176,7 @@ class Ingest:
         self.budget = RefusalBudget(Budget(cfg.refusals_per_key, cfg.refusals_per_reason), mono_s)
         self._warnings = Throttle()  # per-message log lines, at most one per reason a minute
         self.out = Outputs(publisher, wall_ms)
+        self.stepups = StepUps(self.out, cfg, service.policy.emergency)
 
     # ---- verification (no transaction) --------------------------------------------------------
 
@@ -321,6 +329,14 @@ class Ingest:
                 pending.extend(self.out.risk(tx, j.state.fleet, device, n) for n in j.notes)
                 if j.plan is not None and isinstance(msg, DATA_KINDS):
                     decide.append(_Decide(item, msg, j.state, j.plan))
+                if j.plan is not None and isinstance(msg, m.Report) and msg.cmd_seq:
+                    # An answer to a step-up: its held event's action runs (or is dropped) in
+                    # this batch, decided with the others.
+                    ok = j.plan.verdict.level is Level.ALLOW
+                    done = self.stepups.answer(tx, j.state, msg, ok, s.received_ms)
+                    if done is not None:
+                        held = done.row.pending.opened_ms
+                        decide.append(_Decide(item, done.event, j.state, done.plan, held))
             accepted += j.rejection is None
         outputs, decided_ns, action_refusals, payouts = self._decide(tx, decide, act)
         # With the batch's pools locked, changes that operator commands and schedulers committed
@@ -374,7 +390,7 @@ class Ingest:
         out = [
             self.out.decision(
                 tx, d.state.fleet, d.state.user, d.event, actions.settled(d.plan, outcomes),
-                decision_result(d.plan, outcomes, act), d.item.received_ms,
+                decision_result(d.plan, outcomes, act), d.event_received_ms,
             )
             for d in decide
         ]  # fmt: skip
@@ -403,16 +419,40 @@ class Ingest:
                     continue
                 budget = int(drawn.data["respond_within_ms"])
                 out.append(
-                    self.out.payout(tx, d.state.fleet, granted, drawn, d.event, d.item.received_ms)
+                    self.out.payout(tx, d.state.fleet, granted, drawn, d.event, d.event_received_ms)
                 )
+                # a held event (step-up) counts from its trigger's arrival, not its confirmation
+                held_ns = (d.item.received_ms - d.event_received_ms) * 1_000_000
                 payouts.append(
                     PayoutTiming(
                         d.state.fleet, d.event.sender, d.event.seq, command.emergency.value,
-                        d.item.received_ns, budget,
+                        d.item.received_ns - held_ns, budget,
                     )
                 )  # fmt: skip
         out.extend(self.out.pool_state(tx, u.fleet, u.outcome) for u in updates)
+        out.extend(
+            self.stepups.open(tx, d.state, d.event, d.item.received_ms)
+            for d in decide
+            if d.plan.stepup is StepUp.PENDING and isinstance(d.event, m.Trigger)
+        )
         return out, [d.item.received_ns for d in decide], refused, tuple(payouts)
+
+    def expire_stepups(self) -> tuple[Output, ...]:
+        """Settle the step-ups whose deadline passed (`step_up_expired` decisions), in a
+        transaction of their own; the outputs to publish."""
+        now = self.wall_ms()
+        with self.store.transaction() as tx:
+            done = self.stepups.expire(tx, now)
+            if not done:
+                return ()
+            pending = [
+                self.out.decision(
+                    tx, r.row.fleet, r.row.pending.user, r.event, r.plan,
+                    decision_result(r.plan, {}, True), r.row.pending.opened_ms,
+                )
+                for r in done
+            ]  # fmt: skip
+            return tuple(self.out.seal_and_store(tx, pending))
 
     def _rotate(self, tx: Transaction, s: Signed, record: m.Enrollment) -> Pending | Rejection:
         device = s.key.device_id

@@ -22,6 +22,7 @@ Where each rule lives:
     seq conflict (same number, other content)     `_data` here: RejectionKind.SEQ_CONFLICT
     boot regression                               `_session` here
     the server's score of a report, tamper codes  `cloud_bridge.risk.server_score`, `_scored` here
+    clock, clone, drift, travel, re-centring      `cloud_bridge.risk.signals`, `_signals` here
     allow / step_up / hold / freeze, streaks      `cloud_bridge.risk.verdict.judge`
     event -> pool commands (freeze, hold, ...)    `cloud_bridge.actions.plan`
     which refusals are stored and published       `Rejection.recorded` here; budget: `refusals`
@@ -40,8 +41,18 @@ from cloud_bridge.device_state import ACTIVE, RETIRED, DeviceState
 from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.service import Outcome
 from cloud_bridge.risk import setup as risk_setup
+from cloud_bridge.risk import signals
+from cloud_bridge.risk.fingerprint import IdentityScales
 from cloud_bridge.risk.server_score import ServerScorer
-from cloud_bridge.risk.verdict import Level, Scored, Signal, Thresholds, Verdict
+from cloud_bridge.risk.verdict import (
+    NO_EVIDENCE,
+    Evidence,
+    Level,
+    Scored,
+    Signal,
+    Thresholds,
+    Verdict,
+)
 from cloud_bridge.risk.verdict import judge as risk_verdict
 from cloud_bridge.store.ingest_repo import LogRow
 from cloud_bridge.store.registry_repo import DeviceKey
@@ -127,12 +138,13 @@ class Rules:
     thresholds: Thresholds
     cfg: BridgeConfig
     scorer: ServerScorer | None = None  # None: no report is scored (every event `unscored`)
+    scales: IdentityScales | None = None  # None: no fingerprint distance (no drift, mismatch)
 
     @classmethod
     def of(cls, cfg: BridgeConfig) -> Rules:
         """The rules of bridge.toml: loads the model and its calibration file."""
         risk = risk_setup.load(cfg)
-        return cls(risk.thresholds, cfg, risk.scorer)
+        return cls(risk.thresholds, cfg, risk.scorer, risk.calibration.identity_scales)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,15 +232,16 @@ def _data(
     if reason is not None:
         return Judgement(state, _window_refusal(reason, msg.seq, device), touched=True, ack=True)
     scored = _scored(state, msg, rules)
-    verdict, plan, notes = _assess(state, msg, scored, frozenset(), rules)
+    evidence, memory = _signals(state, signed, msg, scored, rules)
+    verdict, plan, notes = _assess(state, msg, scored, frozenset(), rules, evidence)
     event = LogRow(device, msg.seq, int(msg.KIND), signed.received_ms, signed.envelope)
     return Judgement(
         state.after_event(
-            state.data.accept(msg.seq), verdict.streak, scored.output_q, scored.tamper
+            state.data.accept(msg.seq), verdict.streak, scored.output_q, scored.tamper, memory
         )
         if scored.fresh
         else state.after_event(
-            state.data.accept(msg.seq), verdict.streak, state.risk_q, state.risk_tamper
+            state.data.accept(msg.seq), verdict.streak, state.risk_q, state.risk_tamper, memory
         ),
         event=event,
         plan=plan,
@@ -253,17 +266,31 @@ def _scored(state: DeviceState, msg: m.Report | m.Trigger, rules: Rules) -> Scor
     return Scored(s.output_q, tuple(t.value for t in s.tamper))
 
 
+def _signals(
+    state: DeviceState, signed: Signed, msg: m.Report | m.Trigger, scored: Scored, rules: Rules
+) -> tuple[Evidence, signals.Memory]:
+    """The per-device signals of a new data event (`cloud_bridge.risk.signals`): their
+    evidence for the verdict (with the device's re-centring shift), and the memory to keep."""
+    policy = rules.thresholds.signals
+    seen = signals.seen_of(msg, signed.received_ms)
+    kt = rules.thresholds.kinds.get(state.kind)
+    done = signals.assess(state.risk_memory, seen, state.baseline, rules.scales, kt, scored, policy)
+    return done.evidence, done.memory
+
+
 def _assess(
     state: DeviceState,
     msg: m.Report | m.Trigger,
     scored: Scored,
     anomalies: frozenset[Signal],
     rules: Rules,
+    evidence: Evidence = NO_EVIDENCE,
 ) -> tuple[Verdict, actions.Plan, tuple[RiskNote, ...]]:
     """The risk verdict, the pool plan and the alerts of one data event."""
-    verdict = risk_verdict(state.kind, scored, state.streak, anomalies, rules.thresholds)
+    verdict = risk_verdict(state.kind, scored, state.streak, anomalies, rules.thresholds, evidence)
     notes: list[RiskNote] = []
-    if verdict.level is Level.FREEZE or anomalies or (scored.fresh and scored.tamper):
+    signalled = any(rules.thresholds.signals.weight(c) for c in evidence.codes)
+    if verdict.level is Level.FREEZE or anomalies or (scored.fresh and scored.tamper) or signalled:
         # The note's reason is one code (the first: a clone signal or a tamper code); the
         # detail lists them all with the server's score beside the device's own.
         detail = (
@@ -313,6 +340,8 @@ def decision_result(plan: actions.Plan, outcomes: Mapping[str, Outcome], acted: 
     action the risk verdict held back says so (`risk_hold`, `risk_freeze`)."""
     if not acted and plan.commands:
         return NOT_RUN
+    if plan.stepup in actions.STEP_UP_STOPPED:
+        return plan.stepup.result
     if actions.held(plan):
         return actions.held_result(plan.verdict.level)
     ran = [outcomes.get(c.key) for c in (plan.command, plan.freeze) if c is not None]

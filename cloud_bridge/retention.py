@@ -71,17 +71,19 @@ class Pruned:
     rejections: int = 0
     events: int = 0
     session_events: int = 0
+    stepups: int = 0  # settled step-ups, kept as long as the events they held
 
     def by_table(self) -> dict[str, int]:
         return {
             "rejections": self.rejections,
             "events": self.events,
             "session_events": self.session_events,
+            "stepups": self.stepups,
         }
 
     def full(self, batch_rows: int) -> bool:
         """Whether some table filled its batch (it may have more to delete)."""
-        return max(self.rejections, self.events, self.session_events) >= batch_rows
+        return max(self.by_table().values()) >= batch_rows
 
 
 def prune_round(store: Store, retention: Retention, now_ms: int) -> Pruned:
@@ -97,11 +99,14 @@ def prune_round(store: Store, retention: Retention, now_ms: int) -> Pruned:
             rejections += repo.prune_rejections_beyond(
                 tx, retention.rejections_max_rows, limit - rejections
             )
-        events = repo.prune_log(tx, "events", cut.events, limit) if cut.events is not None else 0
+        events = stepups = 0
+        if cut.events is not None:
+            events = repo.prune_log(tx, "events", cut.events, limit)
+            stepups = repo.prune_settled_stepups(tx, cut.events, limit)
         session = 0
         if cut.session_events is not None:
             session = repo.prune_log(tx, "session_events", cut.session_events, limit)
-    return Pruned(rejections, events, session)
+    return Pruned(rejections, events, session, stepups)
 
 
 class Pruner:

@@ -57,6 +57,8 @@ TRANSIENT_RETRIES = 5
 POOL_CHECKS_PER_STEP = 500
 """Pools whose retained state is checked against the database in one worker step."""
 OPERATOR_POLL_S = 0.2
+STEPUP_POLL_S = 0.5
+"""How often the worker settles step-ups past their deadline (`step_up_expired`)."""
 """How often the worker looks for outputs of operator commands (cloud-bridge pool ...)."""
 POOL_CHECKS_MAX = 100_000
 """Pools waiting for that check; beyond it, what arrives is dropped (and counted)."""
@@ -84,6 +86,7 @@ class BridgeServer:
         self._early_mids: set[int] = set()
         self._republish = threading.Event()  # publish the outputs table again (reconnected)
         self._operator_due = 0.0  # monotonic time of the next look for operator outputs
+        self._stepup_due = 0.0  # ... and of the next round of step-up expiry
         self._lock = threading.Lock()
         self._bridge_kid = cose.kid_for(key.verify_key)
         self._state_topic = topics.bridge_state(cfg.fleet)
@@ -367,6 +370,9 @@ class BridgeServer:
         if self.connected.is_set() and time.monotonic() >= self._operator_due:
             self._operator_due = time.monotonic() + OPERATOR_POLL_S
             self._adopt_operator_outputs()
+        if time.monotonic() >= self._stepup_due:
+            self._stepup_due = time.monotonic() + STEPUP_POLL_S
+            self.publish(self.ingest.expire_stepups())
         pruned = self.pruner.step()
         if pruned is not None:
             for table, n in pruned.by_table().items():

@@ -51,7 +51,9 @@ KEY_KIND = 1
 EMERGENCY_KINDS = frozenset({"illness", "disaster", "education"})
 RISK_DECISIONS = frozenset({"allow", "step_up", "hold", "freeze"})
 POOL_STATUSES = frozenset({"open", "frozen", "closed"})
-COMMANDS = frozenset({"config", "ping", "rotate", "model", "update"})
+COMMANDS = frozenset({"config", "ping", "rotate", "model", "update", "stepup"})
+STEPUP_CONFIRMED = "confirmed"  # the `cmd_result` of a step-up the user confirmed
+STEPUP_DECLINED = "declined"  # ... and of one the user (or a device without a prompt) declined
 LOCATION_SOURCES = frozenset({"gps", "cell", "ip"})
 KEY_LOCATION = 21  # in Report and Trigger alike
 

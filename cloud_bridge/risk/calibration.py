@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud_bridge.errors import BridgeError
+from cloud_bridge.risk.fingerprint import IDENTITY_NAMES, FingerprintError, IdentityScales
 
 Q_MIN, Q_MAX = -128, 127
 NEVER = Q_MAX + 1
@@ -34,10 +35,13 @@ class CalibrationError(BridgeError):
 
 @dataclass(frozen=True, slots=True)
 class KindThresholds:
-    """Flag a score `q` of this kind at step-up when `q >= step_up_q`, hold when `q >= hold_q`."""
+    """Flag a score `q` of this kind at step-up when `q >= step_up_q`, hold when `q >= hold_q`.
+    `centre_q` is the median genuine score of the kind (None: not measured); a device whose
+    own scores sit above it gets its thresholds re-centred (`cloud_bridge.risk.signals`)."""
 
     step_up_q: int
     hold_q: int
+    centre_q: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("step_up_q", "hold_q"):
@@ -50,6 +54,13 @@ class KindThresholds:
                 "be reached before a step-up"
             )
 
+    def shifted(self, shift_q: int) -> KindThresholds:
+        """These thresholds moved up by `shift_q` (a device's re-centring), capped at NEVER."""
+        if shift_q == 0:
+            return self
+        up = min(NEVER, self.step_up_q + shift_q), min(NEVER, self.hold_q + shift_q)
+        return KindThresholds(*up, self.centre_q)
+
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
@@ -61,6 +72,8 @@ class Calibration:
     hold_rate: float
     kinds: Mapping[str, KindThresholds]
     source: Mapping[str, Any]  # how it was measured (cohort, sessions), for the record
+    # Between-session sd of each board measure (fingerprint distances); None: not fitted.
+    identity_scales: IdentityScales | None = None
 
     def for_kind(self, kind: str) -> KindThresholds | None:
         return self.kinds.get(kind)
@@ -73,10 +86,11 @@ class Calibration:
             "hold_rate": self.hold_rate,
             "kinds": {
                 k: {"step_up_q": t.step_up_q, "hold_q": t.hold_q}
+                | ({} if t.centre_q is None else {"centre_q": t.centre_q})
                 for k, t in sorted(self.kinds.items())
             },
             "source": dict(self.source),
-        }
+        } | _scales_json(self.identity_scales)
 
 
 def threshold_for_rate(genuine_q: Sequence[int], rate: float) -> int:
@@ -107,7 +121,9 @@ def calibrate(
         raise CalibrationError(f"hold_rate {hold_rate} is above step_up_rate {step_up_rate}")
     return {
         kind: KindThresholds(
-            threshold_for_rate(qs, step_up_rate), threshold_for_rate(qs, hold_rate)
+            threshold_for_rate(qs, step_up_rate),
+            threshold_for_rate(qs, hold_rate),
+            sorted(qs)[len(qs) // 2],
         )
         for kind, qs in genuine.items()
     }
@@ -121,7 +137,11 @@ def flagged_rate(scores: Sequence[int], threshold: int) -> float:
 def from_json(doc: Mapping[str, Any], where: str = "calibration") -> Calibration:
     try:
         kinds = {
-            str(k): KindThresholds(int(v["step_up_q"]), int(v["hold_q"]))
+            str(k): KindThresholds(
+                int(v["step_up_q"]),
+                int(v["hold_q"]),
+                None if v.get("centre_q") is None else int(v["centre_q"]),
+            )
             for k, v in dict(doc["kinds"]).items()
         }
         cal = Calibration(
@@ -131,12 +151,23 @@ def from_json(doc: Mapping[str, Any], where: str = "calibration") -> Calibration
             hold_rate=float(doc["hold_rate"]),
             kinds=kinds,
             source=dict(doc.get("source", {})),
+            identity_scales=_scales(doc.get("identity_scales")),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, FingerprintError) as exc:
         raise CalibrationError(f"{where}: missing or malformed field: {exc}") from exc
     if not kinds:
         raise CalibrationError(f"{where}: no device kind is calibrated")
     return cal
+
+
+def _scales_json(scales: IdentityScales | None) -> dict[str, Any]:
+    return {} if scales is None else {"identity_scales": scales.to_json()}
+
+
+def _scales(doc: Any) -> IdentityScales | None:
+    if doc is None:
+        return None
+    return IdentityScales(tuple(float(doc[name]) for name in IDENTITY_NAMES))
 
 
 def load(path: Path) -> Calibration:

@@ -41,6 +41,7 @@ def thresholds(cfg: BridgeConfig, cal: calibration.Calibration) -> Thresholds:
         freeze_after=cfg.freeze_after,
         mismatch=Level(cfg.risk_mismatch),
         unscored=Level(cfg.risk_unscored),
+        signals=cfg.risk_signals,
     )
 
 

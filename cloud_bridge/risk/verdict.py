@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from cloud_bridge.risk.calibration import KindThresholds
+from cloud_bridge.risk.policy import SignalPolicy
 
 
 class Level(enum.StrEnum):
@@ -75,6 +76,33 @@ class Thresholds:
     freeze_after: int = 2
     mismatch: Level = Level.HOLD
     unscored: Level = Level.STEP_UP
+    signals: SignalPolicy = field(default_factory=SignalPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The per-device signals' findings on one event (`cloud_bridge.risk.signals.observe`):
+    their codes, the sum of their weights, and how far the device's own score history moves
+    its kind's thresholds up (`Centre.shift_q`)."""
+
+    codes: tuple[str, ...] = ()
+    points: int = 0
+    shift_q: int = 0
+
+
+NO_EVIDENCE = Evidence()
+CLONE_CODES = frozenset(
+    {
+        "boot_regression",
+        "seq_conflict",
+        "mono_regression",
+        "clock_ahead",
+        "skew_mismatch",
+        "fingerprint_mismatch",
+        "fingerprint_replay",
+    }
+)
+"""Evidence of a second board: a freeze they reach is a clone freeze."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,18 +124,51 @@ class Verdict:
     clone: bool = False  # frozen on a clone signal, not on a score
 
 
+def points_level(points: int, policy: SignalPolicy) -> Level:
+    """The level the signals' points reach on their own."""
+    if points >= policy.freeze_points:
+        return Level.FREEZE
+    if points >= policy.hold_points:
+        return Level.HOLD
+    if points >= policy.step_up_points:
+        return Level.STEP_UP
+    return Level.ALLOW
+
+
 def judge(
-    kind: str, scored: Scored, streak: int, anomalies: frozenset[Signal], t: Thresholds
+    kind: str,
+    scored: Scored,
+    streak: int,
+    anomalies: frozenset[Signal],
+    t: Thresholds,
+    evidence: Evidence = NO_EVIDENCE,
 ) -> Verdict:
-    """One event's verdict. A copied key (clone signals) freezes at once; a high server score
-    freezes only after `freeze_after` in a row, so one odd session holds instead."""
+    """One event's verdict from every signal: the server score against the kind's thresholds
+    (moved up by the device's `shift_q`), the tamper codes, the bridge's clone signals, and the
+    per-device signals' points. The highest level wins; the reasons list every finding. A
+    copied key (clone signals) freezes at once; a high server score freezes only after
+    `freeze_after` in a row, so one odd session holds instead."""
     clone = sorted(anomalies & CLONE_SIGNALS)
     if clone:
-        return Verdict(Level.FREEZE, tuple(s.value for s in clone), streak + 1, clone=True)
+        reasons = (*(s.value for s in clone), *(c for c in evidence.codes if c not in clone))
+        return Verdict(Level.FREEZE, reasons, streak + 1, clone=True)
+    v = _scored_verdict(kind, scored, streak, t, evidence.shift_q)
+    if not evidence.codes:
+        return v
+    by_points = points_level(evidence.points, t.signals)
+    level = highest(v.level, by_points)
+    is_clone = level is Level.FREEZE and by_points is Level.FREEZE
+    is_clone = is_clone and any(c in CLONE_CODES for c in evidence.codes)
+    return replace(v, level=level, reasons=(*v.reasons, *evidence.codes), clone=is_clone)
+
+
+def _scored_verdict(kind: str, scored: Scored, streak: int, t: Thresholds, shift_q: int) -> Verdict:
     level, reasons = Level.ALLOW, list(scored.tamper)
     if any(code in MISMATCH_CODES for code in scored.tamper):
         level = t.mismatch
     kt = t.kinds.get(kind)
+    if kt is not None:
+        kt = kt.shifted(shift_q)
     q = scored.output_q
     if q is None or kt is None:
         if q is None and not scored.tamper:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from cloud_bridge.device_state import DeviceState
+from cloud_bridge.risk import signals
 from cloud_bridge.store.base import Column, Transaction
 from cloud_bridge.store.batching import chunks, marks
 from protocol.replay import ReplayWindow
@@ -89,7 +90,7 @@ def _insert(
 
 _DEVICE_COLS = (
     "device_id, fleet, user_id, status, data_window, session_window, risk_streak, last_boot, "
-    "online, kind, baseline, risk_q, risk_tamper"
+    "online, kind, baseline, risk_q, risk_tamper, risk_memory"
 )
 TAMPER_SEP = ","
 
@@ -128,6 +129,7 @@ def lock_devices(tx: Transaction, ids: Collection[str]) -> dict[str, DeviceState
             int(row[6]), int(row[7]), bool(row[8]), str(row[9]), _baseline(str(row[10])),
             None if row[11] is None else int(row[11]),
             tuple(t for t in str(row[12]).split(TAMPER_SEP) if t),
+            signals.from_json(str(row[13])),
         )
         for row in rows
     }  # fmt: skip
@@ -137,7 +139,7 @@ def save_devices(tx: Transaction, states: Iterable[DeviceState], now_ms: int) ->
     """Write back these devices' state, seen at `now_ms`: one statement."""
     rows = [
         (d.data.to_bytes(), d.session.to_bytes(), d.streak, d.last_boot, int(d.online), now_ms,
-         d.risk_q, TAMPER_SEP.join(d.risk_tamper), d.device_id)
+         d.risk_q, TAMPER_SEP.join(d.risk_tamper), signals.to_json(d.risk_memory), d.device_id)
         for d in states
     ]  # fmt: skip
     if not rows:
@@ -145,16 +147,20 @@ def save_devices(tx: Transaction, states: Iterable[DeviceState], now_ms: int) ->
     if not _pg(tx):
         tx.executemany(
             "UPDATE devices SET data_window = ?, session_window = ?, risk_streak = ?, "
-            "last_boot = ?, online = ?, last_seen_ms = ?, risk_q = ?, risk_tamper = ? "
-            "WHERE device_id = ?",
+            "last_boot = ?, online = ?, last_seen_ms = ?, risk_q = ?, risk_tamper = ?, "
+            "risk_memory = ? WHERE device_id = ?",
             rows,
         )
         return
-    types = ("bytea", "bytea", "integer", "bigint", "integer", "bigint", "integer", "text", "text")
+    types = (
+        "bytea", "bytea", "integer", "bigint", "integer", "bigint", "integer", "text", "text",
+        "text",
+    )  # fmt: skip
     tx.execute(
         "UPDATE devices SET data_window = v.dw, session_window = v.sw, risk_streak = v.rs, "
-        "last_boot = v.lb, online = v.ol, last_seen_ms = v.ls, risk_q = v.rq, risk_tamper = v.rt "
-        f"FROM {_unnest(types)} AS v (dw, sw, rs, lb, ol, ls, rq, rt, id) "
+        "last_boot = v.lb, online = v.ol, last_seen_ms = v.ls, risk_q = v.rq, risk_tamper = v.rt, "
+        "risk_memory = v.rm "
+        f"FROM {_unnest(types)} AS v (dw, sw, rs, lb, ol, ls, rq, rt, rm, id) "
         "WHERE devices.device_id = v.id",
         _columns(rows, len(types)),
     )

@@ -1,5 +1,5 @@
-"""The SQL of pruning: the oldest rows of `rejections`, `events` and `session_events`, a bounded
-batch per statement.
+"""The SQL of pruning: the oldest rows of `rejections`, `events`, `session_events` and settled
+`stepups`, a bounded batch per statement.
 
 Each function deletes at most `limit` rows in the caller's transaction and returns how many it
 deleted, so a round never holds a long lock or writes one huge delete; the caller repeats
@@ -22,6 +22,7 @@ _KEYS = {
     "rejections": "id",
     "events": "(device_id, seq)",
     "session_events": "(device_id, kind, seq)",
+    "stepups": "event",
 }
 
 
@@ -40,6 +41,12 @@ def _delete(tx: Transaction, table: str, where: str, params: tuple[int, ...], li
 def prune_log(tx: Transaction, table: LogTable, before_ms: int, limit: int) -> int:
     """Delete up to `limit` rows of an event log received before `before_ms`."""
     return _delete(tx, table, "received_ms < ?", (before_ms,), limit)
+
+
+def prune_settled_stepups(tx: Transaction, before_ms: int, limit: int) -> int:
+    """Delete up to `limit` settled step-ups opened before `before_ms` (a pending one stays:
+    the worker expires it first)."""
+    return _delete(tx, "stepups", "opened_ms < ? AND status <> 'pending'", (before_ms,), limit)
 
 
 def prune_rejections_before(tx: Transaction, before_ms: int, limit: int) -> int:

@@ -6,7 +6,9 @@ A real provisioned device (no broker: the link is never started).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import nacl.signing
 import pytest
@@ -121,3 +123,25 @@ def test_build_agent__one_clock_reaches_the_runtime_and_the_link(tmp_path: Path)
         assert built.clock is clock and built.link.clock is clock
     finally:
         built.outbox.close()
+
+
+def test_stepup__the_simulated_owner_confirms_an_impostor_declines(agent: Agent) -> None:
+    ask: dict[str, Any] = {"challenge": b"\x01" * 16, "event": "d:7", "expires_ms": 5}
+    assert agent.cfg.source == "sim" and not agent.cfg.impostor
+    assert agent.handler.handle(command(agent, "stepup", **ask)).result == m.STEPUP_CONFIRMED
+    agent.cfg = replace(agent.cfg, impostor=True)
+    assert agent.handler.handle(command(agent, "stepup", **ask)).result == m.STEPUP_DECLINED
+    # A malformed step-up is an error answer, never a confirmation.
+    bad = agent.handler.handle(command(agent, "stepup", event="d:7"))
+    assert bad.result.startswith("error:") and bad.effects == ()
+
+
+def test_stepup__the_answer_is_a_fresh_report_naming_the_command(agent: Agent) -> None:
+    ask: dict[str, Any] = {"challenge": b"\x01" * 16, "event": "d:7", "expires_ms": 5}
+    agent.commands.put(command(agent, "stepup", seq=41, **ask))
+    agent._handle_commands()
+    entries = agent.outbox.assign(10, agent.signer.sign)
+    stored = [m.decode(cose.peek_payload(e.envelope)) for e in entries if e.envelope]
+    answers = [r for r in stored if isinstance(r, m.Report) and r.cmd_seq == 41]
+    assert len(answers) == 1 and answers[0].cmd_result == "confirmed"
+    assert answers[0].fingerprint  # captured now: the bridge scores it before it counts

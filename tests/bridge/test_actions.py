@@ -3,6 +3,7 @@ without broker or database: the plans go through the real pure engine."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from cloud_bridge import actions
@@ -109,5 +110,17 @@ def test_a_held_trigger_names_its_action_and_amount_without_a_command() -> None:
         assert plan.command is None and actions.held(plan)
         assert (plan.action, plan.amount_fen) == (Action.EMERGENCY_DRAW, 50_000)
         assert decision_result(plan, {}, acted=True) == f"risk_{level.value}"
+    # A step-up waits for the user's confirmation (tests/bridge/test_stepup.py) ...
     step_up = actions.plan(sos(10), "u1", Verdict(Level.STEP_UP, ("unscored",), 0), CFG)
-    assert isinstance(step_up.command, c.Draw) and not actions.held(step_up)
+    assert step_up.command is None and actions.held(step_up)
+    assert step_up.stepup is actions.StepUp.PENDING
+    assert decision_result(step_up, {}, acted=True) == "step_up_pending"
+    # ... and acts at once with [risk] step_up = "allow", or once confirmed.
+    allow = replace(CFG, risk_step_up="allow")
+    at_once = actions.plan(sos(10), "u1", Verdict(Level.STEP_UP, ("unscored",), 0), allow)
+    assert isinstance(at_once.command, c.Draw) and not actions.held(at_once)
+    confirmed = actions.plan(
+        sos(10), "u1", Verdict(Level.STEP_UP, ("step_up_confirmed",), 0), CFG,
+        actions.StepUp.CONFIRMED,
+    )  # fmt: skip
+    assert isinstance(confirmed.command, c.Draw) and not actions.held(confirmed)

@@ -9,6 +9,11 @@ from dataclasses import replace
 import pytest
 
 from cloud_bridge.device_state import DeviceState
+from cloud_bridge.risk import signals
+from cloud_bridge.risk.clone import CloneState
+from cloud_bridge.risk.fingerprint import Drift
+from cloud_bridge.risk.skew import Envelope
+from cloud_bridge.risk.travel import Fix, State
 from cloud_bridge.store import Store, open_store, registry_repo
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.ingest_repo import LogRow, OutputRow, RejectionRow
@@ -47,6 +52,21 @@ def test_devices_round_trip_in_one_write(store: Store) -> None:
                 online=True,
                 risk_q=-7 * (i % 3) if i % 3 else None,
                 risk_tamper=("score_mismatch", "features_mismatch")[: i % 3],
+                # the per-device signals' memory (migration 007), JSON on the device row
+                risk_memory=signals.Memory(
+                    clone=CloneState(
+                        boot=3,
+                        seqs=((i, 1000 + i),),
+                        envelope=Envelope().add(1000, 2_000_000),
+                        fp_far=(True, False),
+                        digests=(bytes([i % 256]) * 8,),
+                    ),
+                    drift=Drift(6.5 + i, i),
+                    travel=State(Fix(i, 312_304_000, 1_214_737_000, 10, "gps", "d")),
+                    centre=signals.Centre(-80 * 16 - i, i),
+                )
+                if i % 2
+                else signals.Memory(),
             )
             for i, s in enumerate(states.values())
         ]
@@ -55,6 +75,7 @@ def test_devices_round_trip_in_one_write(store: Store) -> None:
         again = repo.lock_devices(tx, ids)
         untouched = repo.lock_devices(tx, {"d-0001"})
     assert set(again.values()) == set(changed)
+    assert [s.risk_memory for s in again.values()] == [s.risk_memory for s in changed]
     assert untouched["d-0001"] == DeviceState(
         "d-0001", "f1", "u-1", "active", ReplayWindow(), ReplayWindow(), 0, 0, False, "ev"
     )

@@ -179,3 +179,29 @@ def test_pruner_runs_when_due_and_catches_up_at_once(
         assert pruner.step() is None
     assert "pruning failed" in caplog.text
     assert pruner.step() is None  # not due again until the interval has passed
+
+
+def test_settled_step_ups_go_with_their_events_and_pending_ones_stay(store: Store) -> None:
+    from cloud_bridge.risk.stepup import PendingStepUp, Status
+    from cloud_bridge.store import stepup_repo
+    from cloud_bridge.store.stepup_repo import StepUpRow
+
+    def row(i: int, age_days: int, status: Status) -> StepUpRow:
+        opened = days_ago(age_days)
+        p = PendingStepUp(f"d:{i}", "u", "phone", bytes(16), opened, opened + 120_000, status)
+        return StepUpRow(p, "d", i, "f", i)
+
+    with store.transaction() as tx:
+        stepup_repo.insert(
+            tx,
+            [
+                row(1, 400, Status.CONFIRMED),  # older than events_days (365): pruned
+                row(2, 400, Status.EXPIRED),  # pruned
+                row(3, 400, Status.PENDING),  # kept: the worker settles it first
+                row(4, 10, Status.DECLINED),  # young: kept
+            ],
+        )
+    assert prune_round(store, RETENTION, NOW_MS).stepups == 2
+    with store.transaction() as tx:
+        left = sorted(str(r[0]) for r in tx.fetchall("SELECT event FROM stepups"))
+    assert left == ["d:3", "d:4"]

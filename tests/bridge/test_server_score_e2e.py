@@ -123,17 +123,18 @@ def test_a_device_reporting_zero_for_impostor_features_is_caught(
         "hold", "emergency_draw", "risk_hold", 10_000,
     )  # fmt: skip
     assert "score_mismatch" in sos.reasons
-    # The control user's emergency, with no report yet, is drawn (a step-up does not block it).
+    # The control user's emergency, with no report yet, is a step-up: held until the user's
+    # phone confirms (no agent runs here to answer; tests/bridge/test_stepup_e2e.py has one).
     ok = decisions[(control.device_id, 1)]
     assert (ok.decision, ok.action, ok.result, ok.amount_fen) == (
-        "step_up", "emergency_draw", "ok", 10_000,
+        "step_up", "emergency_draw", "step_up_pending", 10_000,
     )  # fmt: skip
     assert [(a.device, a.category, a.reason, a.device_seq) for a in alerts] == [
         (liar.device_id, "alert", "score_mismatch", 1)
     ]
     assert "device risk_pm 0" in alerts[0].detail
     outstanding = dict(bridge.query("SELECT user_id, outstanding_fen FROM pools"))
-    assert outstanding == {"u-liar": 0, "u-ok": 10_000}
+    assert outstanding == {"u-liar": 0, "u-ok": 0}
     counted = {
         line.split('reason="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
         for line in metrics.decode().splitlines()

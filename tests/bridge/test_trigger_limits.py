@@ -45,7 +45,11 @@ def test_bursts_from_one_device_key_act_only_within_the_policy(
 ) -> None:
     port = free_port()
     url = open_broker.url
-    bridge = Bridge.create(tmp_path / "bridge", url, extra=f"\n[metrics]\nport = {port}\n")
+    # The pool's trigger limits are under test, not risk: these triggers come before any report
+    # (unscored: a step-up), so step-ups act at once here instead of waiting for a phone.
+    bridge = Bridge.create(
+        tmp_path / "bridge", url, extra=f'\n[metrics]\nport = {port}\n\n[risk]\nstep_up = "allow"\n'
+    )
     devices = {
         "u-sos": bridge.device(tmp_path, "phone-1", "phone", url, "u-sos"),
         "u-fit": bridge.device(tmp_path, "band-1", "wearable", url, "u-fit"),

@@ -100,7 +100,11 @@ def events(bridge: Bridge) -> list[tuple[int, int, bytes]]:
 def test_virtual_esp32_zero_loss_through_broker_restart_and_power_cut(
     tmp_path: Path, private_broker: Mosquitto
 ) -> None:
-    bridge = Bridge.create(tmp_path / "bridge", private_broker.url)
+    # Delivery is under test; the firmware has no `stepup` command (a board without a screen
+    # would decline anyway), so a stepped-up emergency acts at once here (docs/risk.md, Step-up).
+    bridge = Bridge.create(
+        tmp_path / "bridge", private_broker.url, extra='\n[risk]\nstep_up = "allow"\n'
+    )
     rig = provision_rig(tmp_path, bridge, private_broker, "u-esp")
     bridge.open_pool("u-esp", 5_000_000)
     bridge.start()

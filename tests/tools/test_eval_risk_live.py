@@ -90,6 +90,12 @@ def test_main__writes_a_calibration_the_bridge_loads(
     assert cal.model_sha256 == SCORER.model_sha256.hex()
     assert set(cal.kinds) == {"phone"}
     assert cal.source["reports"] == printed["reports"] == 16
+    # The bridge's whole decision replayed: every report judged, the tampered one held (its
+    # score_mismatch is the [risk] mismatch level), so the fleet does not meet the goal.
+    decision = printed["decision"]
+    assert decision["per_kind"]["phone"]["reports"] == 16
+    assert decision["per_kind"]["phone"]["hold_rate"] >= 1 / 16
+    assert printed["met"] is False and printed["score_only"]["met"] is False
     # 16 scores, rates 0.8 % and 0.05 %: none may be flagged, so both sit above the highest
     logged, baselines = live.read(db)
     _, genuine = live.measure(logged, baselines, SCORER, {})

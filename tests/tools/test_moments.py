@@ -146,3 +146,13 @@ def test_percentile_by_nearest_rank() -> None:
         99.0,
         100.0,
     )
+
+
+def test_an_emergency_waiting_for_a_step_up_is_done_when_the_confirmed_draw_comes() -> None:
+    moments = Moments()
+    moments.arm_emergency(1.0, "h01-phone", 88_800)
+    pending = decision("h01-phone", "emergency_draw", "step_up_pending", 88_800)
+    moments.on_message(1.2, m.Decision(**{**pending.__dict__, "decision": "step_up"}))
+    assert moments.get("emergency").state == "armed"  # not refused: waiting for the phone
+    moments.on_message(3.0, decision("h01-phone", "emergency_draw", amount_fen=88_800))
+    assert moments.get("emergency").state == "done"

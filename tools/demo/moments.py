@@ -9,6 +9,7 @@ Three happen on their own, driven by the simulated calendar; the demo only watch
 Three the demo causes, and times from its cue:
 
     emergency `edge-agent emergency` on one device -> that device's emergency_draw decision, ok
+              (after a step_up_pending one when the bridge asked the user's phone to confirm)
     clone     a copy of one device's key starts -> a seq_conflict risk alert about it, and its
               user's pool state says frozen
     restart   the broker stops and starts -> every device is connected again and acknowledged
@@ -23,7 +24,10 @@ import dataclasses
 import threading
 from dataclasses import dataclass
 
+from cloud_bridge.actions import StepUp
 from protocol import messages as m
+
+STEP_UP_PENDING = StepUp.PENDING.result
 
 ORDER = ("restock", "health", "ev", "emergency", "clone", "restart")
 TITLES = {
@@ -171,6 +175,8 @@ class Moments:
             device, amount = self._emergency
             moment = self._items["emergency"]
             if d.device == device and d.amount_fen == amount and moment.done_s is None:
+                if d.result == STEP_UP_PENDING:
+                    return  # held for the user's confirmation: the final decision follows
                 if d.result != "ok":
                     why = f" ({', '.join(d.reasons)})" if d.reasons else ""
                     moment.failed = f"the draw was refused: {d.decision}, {d.result}{why}"

@@ -12,6 +12,13 @@ fingerprint against the enrolled baseline, the same model) and measures, per dev
     cross-device impostor detection  every other device's reports of the same kind scored
                                      against this device's baseline (a session that is not this
                                      device's own), flagged at the step-up threshold
+    decision                         the bridge's whole verdict replayed per device in sequence
+                                     order (`decide`): the server score with the device's
+                                     re-centred thresholds, the per-device signals (clock,
+                                     clone, fingerprint drift, travel) and their points, as
+                                     `cloud_bridge.judge` runs them; step-up and hold rates of
+                                     genuine reports per kind, the evidence codes seen, the
+                                     devices re-centred. `met` is judged on these rates.
 
 Every logged device is assumed genuine: run it on a fleet of simulated devices (tools.fleet, the
 demo) or on real devices used by their owners. `--write PATH` writes a calibration file from
@@ -32,9 +39,14 @@ from typing import Any
 from agent.config import REPO_MODEL
 from agent.features import Fingerprint, model_input
 from agent.scoring import Scorer
+from cloud_bridge.config import BridgeConfig
 from cloud_bridge.risk import calibration as cal
+from cloud_bridge.risk import setup as risk_setup
+from cloud_bridge.risk import signals
 from cloud_bridge.risk.calibration import Calibration, KindThresholds
+from cloud_bridge.risk.fingerprint import IdentityScales
 from cloud_bridge.risk.server_score import ServerScorer
+from cloud_bridge.risk.verdict import Level, Scored, Thresholds, judge
 from cloud_bridge.store import open_store
 from protocol import cose
 from protocol import messages as m
@@ -49,6 +61,105 @@ class Logged:
     device: str
     kind: str
     report: m.Report
+
+
+@dataclass(frozen=True)
+class DataEvent:
+    """A logged report or trigger with the bridge's receive time."""
+
+    device: str
+    kind: str
+    received_ms: int
+    message: m.Report | m.Trigger
+
+
+def read_events(db: str) -> list[DataEvent]:
+    """Every logged report and trigger, by device and sequence number."""
+    with open_store(db) as store, store.transaction() as tx:
+        kinds = {str(d): str(k) for d, k in tx.fetchall("SELECT device_id, kind FROM devices")}
+        rows = tx.fetchall(
+            "SELECT device_id, received_ms, envelope FROM events ORDER BY device_id, seq"
+        )
+    out = []
+    for device, received_ms, envelope in rows:
+        try:
+            msg = m.decode(cose.peek_payload(bytes(envelope)))
+        except ProtocolError:
+            continue
+        if isinstance(msg, m.Report | m.Trigger):
+            out.append(DataEvent(str(device), kinds.get(str(device), ""), int(received_ms), msg))
+    return out
+
+
+def decide(
+    events: list[DataEvent],
+    baselines: dict[str, dict[int, int]],
+    scorer: Scorer,
+    thresholds: Thresholds,
+    scales: IdentityScales | None,
+) -> dict[str, Any]:
+    """The bridge's verdict on every logged report, replayed device by device (see the module
+    docstring): rates per kind of genuine reports at step_up or above and at hold or above."""
+    server = ServerScorer([scorer])
+    flagged: dict[str, list[Level]] = defaultdict(list)
+    codes: dict[str, int] = defaultdict(int)
+    shifted: dict[str, int] = {}
+    memory: dict[str, signals.Memory] = {}
+    streak: dict[str, int] = defaultdict(int)
+    last: dict[str, Scored] = {}
+    for e in events:
+        msg, kind = e.message, e.kind
+        if isinstance(msg, m.Report):
+            s = server.score(
+                msg.model_sha256, msg.fingerprint, msg.features, msg.risk_pm, baselines[e.device]
+            )
+            scored = Scored(s.output_q, tuple(t.value for t in s.tamper))
+            last[e.device] = scored
+        else:
+            before = last.get(e.device, Scored(None))
+            scored = Scored(before.output_q, before.tamper, fresh=False)
+        done = signals.assess(
+            memory.get(e.device, signals.Memory()),
+            signals.seen_of(msg, e.received_ms),
+            baselines[e.device],
+            scales,
+            thresholds.kinds.get(kind),
+            scored,
+            thresholds.signals,
+        )
+        memory[e.device] = done.memory
+        v = judge(kind, scored, streak[e.device], frozenset(), thresholds, done.evidence)
+        streak[e.device] = v.streak
+        for c in done.evidence.codes:
+            codes[c] += 1
+        if isinstance(msg, m.Report):
+            flagged[kind].append(v.level)
+    kind_of = {e.device: e.kind for e in events}
+    for device, mem in memory.items():  # each device's shift at the end of the run
+        kt = thresholds.kinds.get(kind_of[device])
+        if kt is not None and mem.centre.shift_q(kt, thresholds.signals):
+            shifted[device] = mem.centre.shift_q(kt, thresholds.signals)
+    per_kind = {}
+    worst_step_up = worst_hold = 0.0
+    for kind, levels in sorted(flagged.items()):
+        n = len(levels)
+        step_up = sum(1 for lv in levels if lv is not Level.ALLOW) / n
+        hold = sum(1 for lv in levels if lv in (Level.HOLD, Level.FREEZE)) / n
+        worst_step_up, worst_hold = max(worst_step_up, step_up), max(worst_hold, hold)
+        per_kind[kind] = {
+            "reports": n,
+            "step_up_rate": round(step_up, 5),
+            "hold_rate": round(hold, 5),
+            "recentred_devices": sum(1 for d in shifted if kind_of[d] == kind),
+        }
+    return {
+        "step_up_rate": round(worst_step_up, 5),
+        "hold_rate": round(worst_hold, 5),
+        "evidence": dict(sorted(codes.items())),
+        "recentred": dict(sorted(shifted.items())),
+        "per_kind": per_kind,
+        "met": worst_step_up <= STEP_UP_GOAL and worst_hold <= HOLD_GOAL,
+    }
 
 
 def read(db: str) -> tuple[list[Logged], dict[str, dict[int, int]]]:
@@ -89,8 +200,8 @@ def measure(
         s = server.score(
             r.model_sha256, r.fingerprint, r.features, r.risk_pm, baselines[item.device]
         )
-        for t in s.tamper:
-            tamper[t.value] += 1
+        for code in s.tamper:
+            tamper[code.value] += 1
         if s.output_q is not None:
             genuine[item.kind].append(s.output_q)
             per_device[item.device].append(item)
@@ -134,8 +245,10 @@ def _cross(
     baselines: dict[str, dict[int, int]],
     scorer: Scorer,
     t: KindThresholds,
+    shift: dict[str, int] | None = None,
 ) -> tuple[int, int]:
-    """Other devices' reports of `kind` against each device's baseline: (flagged, scored)."""
+    """Other devices' reports of `kind` against each device's baseline: (flagged, scored), at
+    the kind's step-up threshold moved up by the victim's re-centring `shift` (if given)."""
     devices = sorted(d for d, items in per_device.items() if items and items[0].kind == kind)
     hits = total = 0
     for victim in devices:
@@ -145,9 +258,28 @@ def _cross(
         for item in others[::step][:CROSS_PER_DEVICE]:
             current = Fingerprint.from_wire(item.report.fingerprint)
             q = scorer.score(model_input(current, base, scorer.normalisation)).output_q
-            hits += q >= t.step_up_q
+            hits += q >= t.shifted((shift or {}).get(victim, 0)).step_up_q
             total += 1
     return hits, total
+
+
+def cross_detection(
+    logged: list[Logged],
+    baselines: dict[str, dict[int, int]],
+    scorer: Scorer,
+    thresholds: dict[str, KindThresholds],
+    shift: dict[str, int],
+) -> float | None:
+    """Cross-device impostor detection at each victim's re-centred step-up threshold: what
+    re-centring costs in detection on the devices it moved."""
+    per_device: dict[str, list[Logged]] = defaultdict(list)
+    for item in logged:
+        per_device[item.device].append(item)
+    hits = total = 0
+    for kind, t in thresholds.items():
+        k_hits, k_total = _cross(kind, per_device, baselines, scorer, t, shift)
+        hits, total = hits + k_hits, total + k_total
+    return round(hits / total, 4) if total else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,6 +298,20 @@ def main(argv: list[str] | None = None) -> int:
     current = cal.load(args.calibration or args.model.with_suffix(".calibration.json"))
     logged, baselines = read(args.db)
     result, genuine = measure(logged, baselines, scorer, dict(current.kinds))
+    cfg = BridgeConfig(path=None, data_dir=Path("."))
+    decision = decide(
+        read_events(args.db),
+        baselines,
+        scorer,
+        risk_setup.thresholds(cfg, current),
+        current.identity_scales,
+    )
+    decision["cross_device_detection"] = cross_detection(
+        logged, baselines, scorer, dict(current.kinds), decision["recentred"]
+    )
+    result["score_only"] = {k: result[k] for k in ("step_up_rate", "hold_rate", "met")}
+    result["decision"] = decision
+    result["met"] = bool(decision["met"]) and not result["tamper"]
     print(json.dumps(result, indent=1 if args.json else None, sort_keys=True))
     if args.write:
         new = Calibration(

@@ -19,10 +19,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agent.features import model_input
 from agent.scoring import Scorer
 from agent.simulator.cohort import GENUINE, SPLITS, cohort
 from cloud_bridge.risk.calibration import Calibration, calibrate, flagged_rate
+from cloud_bridge.risk.fingerprint import IdentityScales, fit_scales, identity_deltas
 from tools.eval_model import DEFAULT_MODEL, metrics
 
 # Calibrate below the goals, so the sampling error of a fresh cohort stays inside them.
@@ -43,6 +46,17 @@ def scores(
     return dict(genuine), dict(impostor)
 
 
+def identity_scales(first_seed: int, devices: int, sessions: int) -> IdentityScales:
+    """Between-session sds of the board measures over the cohort's genuine sessions (the
+    fingerprint distance's scales, written beside the thresholds)."""
+    rows = [
+        identity_deltas(s.current, s.baseline)
+        for s in cohort(first_seed, devices, sessions, 0)
+        if s.label == GENUINE
+    ]
+    return fit_scales(np.array(rows))
+
+
 def _first(split: str, seed: int) -> int:
     if not 0 <= seed < 1_000_000 // SEED_STRIDE:
         raise SystemExit(f"seed must be 0 to {1_000_000 // SEED_STRIDE - 1}")
@@ -54,6 +68,7 @@ def measure(
 ) -> tuple[Calibration, dict[str, Any]]:
     cal_genuine, _ = scores(scorer, _first("validation", seed), devices, sessions, 0)
     kinds = calibrate(cal_genuine, STEP_UP_RATE, HOLD_RATE)
+    scales = identity_scales(_first("validation", seed), devices, sessions)
     cal = Calibration(
         model_id=scorer.model_id,
         model_sha256=scorer.model_sha256.hex(),
@@ -68,6 +83,7 @@ def measure(
             "enrollment_sessions": 6,
             "tool": "python -m tools.eval_risk.sig_calibration --write",
         },
+        identity_scales=scales,
     )
     genuine, impostor = scores(scorer, _first("eval", seed), devices, sessions, 2)
     per_kind: dict[str, dict[str, Any]] = {}
