@@ -60,7 +60,11 @@ def test_emergency_draws_become_measured_signed_payouts(
     port = free_port()
     policy = tmp_path / "policy.toml"
     policy.write_text("[emergency]\ndisaster_response_ms = 1\n")  # a budget no payout meets
-    extra = f'\n[policy]\nfile = "{policy}"\n\n[metrics]\nport = {port}\n'
+    # Unscored triggers wait for a step-up confirmation by default (tests/bridge/test_stepup*
+    # cover that path); here the payout path alone is measured.
+    extra = (
+        f'\n[policy]\nfile = "{policy}"\n\n[metrics]\nport = {port}\n\n[risk]\nstep_up = "allow"\n'
+    )
     bridge = Bridge.create(tmp_path / "bridge", private_broker.url, extra=extra)
     phone = bridge.device(tmp_path, "phone-1", "phone", private_broker.url, "u-1")
     bridge.open_pool("u-1", 5_000_000)
