@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from agent.features import Capture
 from agent.sensors.iio import SensorError, SensorStuck
@@ -55,7 +56,7 @@ def open_bus(number: int) -> Any:
         ) from exc
 
 
-def stuck(raw: np.ndarray) -> bool:
+def stuck(raw: npt.NDArray[np.int16]) -> bool:
     """True when a window of raw samples (rows: accel x y z, gyro x y z) never changes: a live
     MPU-6050 at rest shows a few LSB of noise on every axis, so a frozen one is flagged."""
     return len(raw) >= 2 and bool(np.all(raw == raw[0]))

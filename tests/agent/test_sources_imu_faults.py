@@ -9,6 +9,7 @@ import errno
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from agent import config
@@ -27,7 +28,7 @@ class FaultyBus(Mpu6050Bus):
     """Mpu6050Bus with a fault switch: "i2c_error" (every burst read NAKs, as smbus2 raises
     it), "stuck" (the part repeats its last sample) or "none"."""
 
-    def __init__(self, samples: np.ndarray) -> None:
+    def __init__(self, samples: npt.NDArray[np.int16]) -> None:
         super().__init__(samples, temp_raw=-2000)
         self.fault = "none"
         self.frozen: list[int] | None = None
