@@ -25,6 +25,7 @@ from agent.jsonfile import write_json_atomic
 from agent.link import Link, Signer
 from agent.outbox import Outbox
 from agent.sensors.base import EventSpool, Source
+from agent.sensors.iio import SensorError
 from agent.triggers import Reading, TriggerEngine
 from agent.update.machine import Policy
 from agent.update.worker import Updater
@@ -194,7 +195,10 @@ class Agent:
                 report_ms = int(self.cfg.report_interval_s * 1000)
                 next_report = min(next_report, now + report_ms)
                 if now >= next_report:
-                    self.report()
+                    try:
+                        self.report()
+                    except SensorError as exc:  # no good IMU window yet: nothing to score
+                        log.warning("report skipped: %s", exc)
                     next_report = now + report_ms
                 if now >= next_status:
                     self._watch_update()

@@ -31,12 +31,6 @@ def can(rig: Rig, what: str) -> None:
         pytest.skip(str(exc))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product gap found by this bench: an I2C read error escapes the IMU capture and "
-    "stops the device (agent: runtime.report -> Mpu6050Source.capture without a SceneSource; "
-    "firmware: device.step -> mpu6050.read), and no source flags a stuck IMU",
-)
 def test_sensor_fault_i2c_errors_and_stuck_values_no_crash(
     bench: Bench, rig: Rig, profile: Profile, record: Figure
 ) -> None:

@@ -11,6 +11,9 @@ from agent.sensors.base import Source
 from agent.sensors.scenes import SceneReader, SceneSource
 
 WallMs = Callable[[], int]
+HARDWARE_IMUS = ("mpu6050", "iio")
+"""Sources on a real part that can fail or freeze mid-run: always behind a SceneSource, which
+turns their faults into counted `fault.imu.*` telemetry instead of an exception in the loop."""
 
 
 def source_for(cfg: AgentConfig, boot: int, wall_ms: WallMs | None = None) -> Source:
@@ -18,7 +21,7 @@ def source_for(cfg: AgentConfig, boot: int, wall_ms: WallMs | None = None) -> So
     imu = open_source(
         cfg.source, cfg.kind, seed=cfg.seed, data_dir=cfg.data_dir, boot=boot, cfg=cfg
     )
-    if not cfg.scenes:
+    if not cfg.scenes and cfg.source not in HARDWARE_IMUS:
         return imu
     return SceneSource(imu, scene_readers(cfg, imu, wall_ms))
 

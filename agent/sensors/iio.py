@@ -26,6 +26,11 @@ class SensorError(AgentError):
     """A sensor is missing, unreadable or reports nonsense."""
 
 
+class SensorStuck(SensorError):
+    """A sensor answers, but every sample of a window is the same raw value: a part whose
+    output froze (a live MEMS part at rest always shows noise in its low bits)."""
+
+
 class IioSource:
     def __init__(
         self,

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from agent.features import Capture
-from agent.sensors.iio import SensorError
+from agent.sensors.iio import SensorError, SensorStuck
 from agent.triggers import Reading
 
 WHO_AM_I = 0x75
@@ -53,6 +54,12 @@ def open_bus(number: int) -> Any:
         raise SensorError(
             f"cannot open /dev/i2c-{number}: {exc.strerror} (is I2C enabled?)"
         ) from exc
+
+
+def stuck(raw: npt.NDArray[np.int16]) -> bool:
+    """True when a window of raw samples (rows: accel x y z, gyro x y z) never changes: a live
+    MPU-6050 at rest shows a few LSB of noise on every axis, so a frozen one is flagged."""
+    return len(raw) >= 2 and bool(np.all(raw == raw[0]))
 
 
 class Mpu6050Source:
@@ -97,12 +104,19 @@ class Mpu6050Source:
         temps = np.zeros(self.window, dtype=np.int64)
         period = 1.0 / self.sample_hz
         for i in range(self.window):
-            with self.lock:
-                block = bytes(self.bus.read_i2c_block_data(self.address, ACCEL_XOUT_H, 14))
+            try:
+                with self.lock:
+                    block = bytes(self.bus.read_i2c_block_data(self.address, ACCEL_XOUT_H, 14))
+            except OSError as exc:  # a NAK, a bus timeout: this window is lost, the next tries
+                raise SensorError(f"I2C read of {self.address:#04x} failed: {exc}") from exc
             words = np.frombuffer(block, dtype=">i2")
             raw[i, :3], temps[i], raw[i, 3:] = words[:3], words[3], words[4:]
             ts[i] = self.clock_us()
             self.sleep(period)
+        if stuck(raw):
+            raise SensorStuck(
+                f"MPU-6050 at {self.address:#04x} returned one raw sample {self.window} times"
+            )
         ts = np.maximum.accumulate(ts + np.arange(self.window, dtype=np.int64))
         temp_mc = round((float(np.median(temps)) / 340.0 + 36.53) * 1000)
         return Capture(

@@ -18,6 +18,7 @@ from agent.errors import AgentError
 from agent.features import Capture
 from agent.sensors.base import Source
 from agent.sensors.faults import Fault, FaultCounts
+from agent.sensors.iio import SensorStuck
 from agent.triggers import Event, Reading
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class SceneSource:
         self.faults = FaultCounts()
         self._last_capture: Capture | None = None
         self._imu_ok = True
+        self._imu_episodes = FaultEpisodes()
 
     def poll(self, now_ms: int) -> Reading:
         base = self.imu.poll(now_ms)
@@ -87,18 +89,21 @@ class SceneSource:
         return Reading(now_ms, telemetry, tuple(events))
 
     def capture(self) -> Capture:
-        """The IMU's window; when the IMU fails mid-run, the last good window again, with the
-        fault counted (a report still goes out and says its fingerprint is stale)."""
+        """The IMU's window; when the IMU fails mid-run (a read error, or a window of one
+        repeated sample: `stuck`), the last good window again, with the fault counted once per
+        episode and `imu.ok` = 0 while it lasts: a report still goes out and says its
+        fingerprint is stale. Before any good window the error is raised (nothing to reuse)."""
         try:
             capture = self.imu.capture()
         except (AgentError, OSError, ValueError) as exc:
+            fault = Fault.STUCK if isinstance(exc, SensorStuck) else Fault.READ
+            self.faults = self.faults.add(IMU, self._imu_episodes.update(frozenset({fault})))
+            self._imu_ok = False
             if self._last_capture is None:
                 raise
             log.warning("IMU capture failed (%s): reusing the last window", exc)
-            if self._imu_ok:
-                self.faults = self.faults.add(IMU, (Fault.READ,))
-            self._imu_ok = False
             return self._last_capture
+        self._imu_episodes.update(frozenset())
         self._last_capture, self._imu_ok = capture, True
         return capture
 

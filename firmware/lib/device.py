@@ -127,7 +127,8 @@ class Device:
         self.dropped_inbound = 0
         self.reports = 0
         self.skipped = 0  # reports not made for want of heap
-        self.last = None  # (risk_pm, input_q, fingerprint) of the last capture
+        self.last = None  # (risk_pm, input_q, fingerprint) of the last good capture
+        self.imu_health = mpu6050.Health()  # read errors and a frozen part, for the telemetry
         self._next_report = hw.ticks_ms()
         self._last_fired = None
         self.log("boot %d: %s, kid %s, outbox %d (next seq %d)" % (
@@ -153,13 +154,27 @@ class Device:
     # ---- sensing and storing ----------------------------------------------------------------
 
     def assess(self, model=None):
-        """Capture a window, fingerprint it, score it: (risk_pm, input_q, fingerprint)."""
+        """Capture a window, fingerprint it, score it: (risk_pm, input_q, fingerprint).
+        A failed or frozen window is counted (mpu6050.Health) and the last good assessment is
+        given again, flagged stale by imu.ok = 0; with none yet (or another model asked
+        for) ImuError: nothing to score. The next call reads the bus again."""
         model = model or self.model
         imu = self.cfg["imu"]
         hw = self.hw
-        cols, ts, temp_mc = self.imu.capture(
-            imu["window_samples"], imu["sample_hz"], hw.imu_ticks_us, hw.imu_sleep_us
-        )
+        try:
+            cols, ts, temp_mc = self.imu.capture(
+                imu["window_samples"], imu["sample_hz"], hw.imu_ticks_us, hw.imu_sleep_us
+            )
+            fault = mpu6050.FAULT_STUCK if mpu6050.stuck(cols) else None
+        except OSError as exc:
+            fault, cols = mpu6050.FAULT_READ, None
+            self.log("IMU read failed: %s" % (exc,))
+        self.imu_health.note(fault)
+        if fault is not None:
+            cols = ts = None
+            if self.last is None or model is not self.model:
+                raise mpu6050.ImuError("no good IMU window (%s)" % fault)
+            return self.last
         fp = fingerprint.extract(
             cols, ts, imu["sample_hz"], mpu6050.ACCEL_LSB_PER_G, mpu6050.GYRO_LSB_PER_DPS, temp_mc
         )
@@ -183,6 +198,7 @@ class Device:
             "features": x,
             "fingerprint": dict(enumerate(fp)),
             "mono_ms": self.mono_ms(),
+            "telemetry": self.imu_health.telemetry(),
             "cmd_seq": cmd_seq,
             "cmd_result": cmd_result[:64],
         })
@@ -201,8 +217,12 @@ class Device:
         last = self._last_fired
         if last is not None and time.ticks_diff(now_ms, last) < rule["cooldown_s"] * 1000:
             return False
+        try:
+            risk = self.last[0] if self.last else self.assess()[0]
+        except mpu6050.ImuError as exc:  # no window ever: the press is tried again next pass
+            self.log("emergency waits for the IMU: %s" % (exc,))
+            return False
         self._last_fired = now_ms
-        risk = self.last[0] if self.last else self.assess()[0]
         fields = self._head(0)
         fields.update({
             "model_id": self.model.model_id,
@@ -383,6 +403,9 @@ class Device:
             except MemoryError:  # a fragmented heap: this report is skipped, the next one made
                 self.skipped += 1
                 self.log("out of memory: report skipped")
+            except mpu6050.ImuError as exc:  # no good window yet: nothing to score
+                self.skipped += 1
+                self.log("report skipped: %s" % (exc,))
             gc.collect()
         self.dog.sensed(now)  # the report, when due, was made (an I2C hang never gets here)
         self.dog.check(now, len(self.box), up and self.window.bridge_online)

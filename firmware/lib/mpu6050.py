@@ -9,6 +9,11 @@ big-endian int16.
     imu = MPU6050(i2c, address=0x68)         ImuError if nothing answers or it is not one
     imu.configure(sample_hz)
     cols, ts_us, temp_mc = imu.capture(n, sample_hz, ticks_us, sleep_us)
+    stuck(cols)                              True: one raw sample repeated the whole window
+    health = Health(); health.note(fault)    fault: None, FAULT_READ or FAULT_STUCK
+    health.telemetry()                       {"fault.imu.read": 1, "imu.ok": 0}: the report's
+
+A bus error (OSError from machine.I2C) leaves capture as it is: the device counts it.
 """
 
 import time
@@ -33,6 +38,11 @@ ACCEL_XOUT_H = 0x3B
 ACCEL_LSB_PER_G = 16384
 GYRO_LSB_PER_DPS = 131
 ADDRESS = 0x68
+# the IMU's health in a report's telemetry, with the Linux agent's keys (agent/sensors/faults.py
+# and scenes.py): fault episodes, counted when they begin, and whether the window is fresh
+FAULT_READ = "fault.imu.read"
+FAULT_STUCK = "fault.imu.stuck"
+IMU_OK = "imu.ok"
 
 
 class ImuError(Exception):
@@ -42,6 +52,36 @@ class ImuError(Exception):
 def _s16(hi, lo):
     v = (hi << 8) | lo
     return v - 65536 if v & 0x8000 else v
+
+
+def stuck(cols):
+    """True when a window never changes on any axis (agent.sensors.mpu6050.stuck): a live
+    MPU-6050 at rest shows a few LSB of noise on every axis, so a frozen part is flagged."""
+    for col in cols:
+        first = col[0]
+        for v in col:
+            if v != first:
+                return False
+    return len(cols[0]) >= 2
+
+
+class Health:
+    """Each capture's outcome, noted: None (a good window), FAULT_READ or FAULT_STUCK. A fault
+    is counted when its episode begins and flagged (imu.ok 0) while it lasts."""
+
+    def __init__(self):
+        self.counts = {}
+        self.fault = None
+
+    def note(self, fault):
+        if fault is not None and fault != self.fault:
+            self.counts[fault] = self.counts.get(fault, 0) + 1
+        self.fault = fault
+
+    def telemetry(self):
+        out = dict(self.counts)
+        out[IMU_OK] = 0 if self.fault else 1
+        return out
 
 
 class MPU6050:
