@@ -8,7 +8,10 @@ command's seq and whose `cmd_result` is "ok", "pending" or an error code with a 
 
 - ping: answer at once (a fresh, scored report).
 - config: dotted keys (`report.interval_s`) from the small set that is safe to change remotely;
-  validated with the same schema as the file and kept across restarts.
+  validated with the same schema as the file and kept across restarts. With a `config_version`
+  argument it is the bridge's whole desired configuration of that version: it replaces the
+  overrides, the version is stored with them (births report it), and an older version is
+  refused; the same version again answers "ok" (the bridge may resend it after a reconnect).
 - rotate: without arguments, make the next key, send an enrollment signed by the current key on
   the `enroll` channel and answer "pending"; with `confirm_kid` (the bridge registered it),
   promote the new key, re-sign the unacked outbox and answer "ok".
@@ -138,13 +141,26 @@ class CommandHandler:
     # ---- config -------------------------------------------------------------------------------
 
     def _config(self, args: dict[str, Any]) -> Outcome:
+        args = dict(args)
+        version = args.pop(m.CONFIG_VERSION_ARG, None)
         bad = sorted(set(args) - REMOTE_KEYS)
         if bad:
             return Outcome(f"refused: {bad[0]} cannot be set remotely")
-        overrides = dict(load_overrides(self.agent.outbox))
-        overrides.update(args)
+        outbox = self.agent.outbox
+        if version is None:  # a change merged into the overrides
+            overrides = dict(load_overrides(outbox))
+            overrides.update(args)
+            docs: dict[str, object] = {"config_overrides": overrides}
+        else:  # the bridge's whole desired state of that version (cloud_bridge.desired)
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                return Outcome(f"refused: {m.CONFIG_VERSION_ARG} must be a positive integer")
+            applied = config_version(outbox)
+            if version < applied:
+                return Outcome(f"refused: version {version} is older than {applied} applied")
+            overrides = args
+            docs = {"config_overrides": overrides, CONFIG_VERSION_KEY: version}
         cfg = apply_overrides(self.agent.cfg.path, overrides)  # raises ConfigError if invalid
-        self.agent.outbox.put_json("config_overrides", overrides)
+        outbox.put_state(docs)  # the overrides and their version in one transaction
         return Outcome("ok", (ConfigChanged(cfg), OutboxResized(cfg.outbox_max_messages)))
 
     # ---- rotate -------------------------------------------------------------------------------
@@ -249,6 +265,16 @@ def _fetch(url: str, sha256: bytes) -> bytes:
     if hashlib.sha256(data).digest() != sha256:
         raise AgentError("sha256 mismatch")
     return data
+
+
+CONFIG_VERSION_KEY = "config_version"
+"""The outbox's key/value entry holding the desired-configuration version applied."""
+
+
+def config_version(outbox: Any) -> int:
+    """The version of the bridge's desired configuration applied (0: none); births carry it."""
+    raw = outbox.get_json(CONFIG_VERSION_KEY, 0)
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
 
 
 def load_overrides(outbox: Any) -> dict[str, Any]:

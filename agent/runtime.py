@@ -16,8 +16,8 @@ from dataclasses import asdict
 from typing import assert_never
 
 import agent
+from agent import command_gate, keys
 from agent import commands as cmds
-from agent import keys
 from agent.assess import Assessment, Assessor
 from agent.clock import Clock
 from agent.config import AgentConfig
@@ -62,6 +62,7 @@ class Agent:
         self.enrollment = enrollment  # the record of the key in use (its seq: the generation)
         self.clock = clock or Clock()
         self.commands: queue.Queue[m.Command] = queue.Queue()
+        self.held: list[m.Command] = []  # expiring commands waiting for a trusted wall clock
         saved = outbox.get_json("triggers", {})
         self.triggers = TriggerEngine(cfg.rules, saved if isinstance(saved, dict) else {})
         self.last: Assessment | None = None
@@ -101,6 +102,7 @@ class Agent:
             device_kind=self.cfg.kind,
             backlog=stats.backlog,
             resume_seq=self.outbox.resume_seq(),
+            config_version=cmds.config_version(self.outbox),
         )
 
     def report(self, cmd_seq: int = 0, cmd_result: str = "") -> m.Report:
@@ -201,21 +203,38 @@ class Agent:
         changed, self._spool_mtime = mtime != self._spool_mtime, mtime
         return changed
 
+    def time_trusted(self) -> bool:
+        """Whether the wall clock may judge expiries (the system clock of a Linux device)."""
+        return True
+
     def _handle_commands(self) -> None:
+        waiting, self.held = self.held, []
         while True:
             try:
-                cmd = self.commands.get_nowait()
+                waiting.append(self.commands.get_nowait())
             except queue.Empty:
-                return
-            outcome = self.handler.handle(cmd)
-            result = outcome.result
-            try:
-                for effect in outcome.effects:
-                    self.apply(effect)
-            except Exception as exc:  # a command must never take the agent down
-                log.exception("command %s: applying its effects failed", cmd.command)
-                result = f"error: {type(exc).__name__}"
-            self.report(cmd_seq=cmd.seq, cmd_result=result)
+                break
+        for cmd in waiting:
+            verdict = command_gate.gate(
+                cmd.expires_ms, False, self.clock.wall_ms(), self.time_trusted()
+            )
+            if verdict == command_gate.HOLD:
+                self.held.append(cmd)  # evaluated again once the clock is trusted
+            elif verdict != command_gate.APPLY:
+                self.link.count_drop(verdict, cmd)
+            else:
+                self._handle_command(cmd)
+
+    def _handle_command(self, cmd: m.Command) -> None:
+        outcome = self.handler.handle(cmd)
+        result = outcome.result
+        try:
+            for effect in outcome.effects:
+                self.apply(effect)
+        except Exception as exc:  # a command must never take the agent down
+            log.exception("command %s: applying its effects failed", cmd.command)
+            result = f"error: {type(exc).__name__}"
+        self.report(cmd_seq=cmd.seq, cmd_result=result)
 
     def apply(self, effect: cmds.Effect) -> None:
         """Carry out one effect of a command."""

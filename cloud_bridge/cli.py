@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cloud_bridge import broker_cli, keyfile
+from cloud_bridge import broker_cli, desired_cli, keyfile
 from cloud_bridge import config as config_mod
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool.cli import add_parser as add_pool_parser
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     rotate.add_argument("device_id")
+    desired_cli.add_parsers(dsub, common)
 
     run = common(sub.add_parser("run", help="run the bridge until SIGTERM"))
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -189,6 +190,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
     cfg = load_config(args)
     action = args.devices_command
+    if action == "config":
+        return desired_cli.cmd_config(args, cfg, now_ms())
     if action == "rotate":
         code = _rotate(cfg, args.device_id)
         with open_store(cfg.store_url) as store:

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cloud_bridge import actions
+from cloud_bridge import actions, desired
 from cloud_bridge.actions import Plan
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import DeviceState
@@ -47,6 +47,7 @@ from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.refusals import Budget, RefusalBudget
 from cloud_bridge.registry import Registry, RegistryError, refuse
+from cloud_bridge.store import desired_repo
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.base import Store, Transaction
 from cloud_bridge.store.ingest_repo import KEY_UNKNOWN, LogRow, RejectionRow
@@ -269,6 +270,8 @@ class Ingest:
         session_events: list[LogRow] = []
         touched: set[str] = set()
         acked: set[str] = set()
+        births: list[tuple[str, str, int]] = []  # device, fleet, config version it runs
+        answers: list[tuple[str, int, str]] = []  # device, cmd_seq, cmd_result
         accepted = 0
         for item, s in ((v.item, v.signed) for v in verified):
             device, msg = s.key.device_id, s.message
@@ -300,11 +303,16 @@ class Ingest:
                     refused.append(Refused(item, rotated, s.key.device_id))
                     continue
                 pending.append(rotated)
+            if j.rejection is None and isinstance(msg, m.Birth):
+                births.append((device, s.where.fleet, msg.config_version))
+            if j.event is not None and isinstance(msg, m.Report) and msg.cmd_seq:
+                answers.append((device, msg.cmd_seq, msg.cmd_result))
             if j.state is not None:  # notes and plans are of devices that exist
                 pending.extend(self.out.risk(tx, j.state.fleet, device, n) for n in j.notes)
                 if j.plan is not None and isinstance(msg, DATA_KINDS):
                     decide.append(_Decide(item, msg, j.state, j.plan))
             accepted += j.rejection is None
+        pending.extend(self._desired(tx, births, answers))
         outputs, decided_ns, action_refusals = self._decide(tx, decide, act)
         risk_reasons = Counter(r for d in decide for r in d.plan.verdict.reasons)
         pending.extend(outputs)
@@ -367,6 +375,42 @@ class Ingest:
         )
         out.extend(self.out.pool_state(tx, u.fleet, u.outcome) for u in updates)
         return out, [d.item.received_ns for d in decide], refused
+
+    def _desired(
+        self,
+        tx: Transaction,
+        births: list[tuple[str, str, int]],
+        answers: list[tuple[str, int, str]],
+    ) -> list[Pending]:
+        """Note the configuration versions devices run (births, "ok" answers to a versioned
+        config command) and send the desired state to each device born on another version
+        (cloud_bridge.desired); one read and at most two writes for the batch."""
+        if not births and not answers:
+            return []
+        rows = desired_repo.of_devices(tx, {b[0] for b in births} | {a[0] for a in answers})
+        reported: dict[str, int] = {}
+        out: list[Pending] = []
+        sent: list[tuple[str, int, int]] = []
+        for device, fleet, version in births:
+            reported[device] = version
+            row = rows.get(device)
+            if row is not None and desired.must_send(row, version):
+                cmd = self.out.command(tx, fleet, device, "config", desired.command_args(row))
+                out.append(cmd)
+                sent.append((device, cmd.seq, row.desired_version))
+        for device, cmd_seq, result in answers:
+            confirmed = desired.confirmed_version(rows.get(device), cmd_seq, result)
+            if confirmed is not None:
+                reported[device] = confirmed
+        changed = [
+            (device, version)
+            for device, version in reported.items()
+            if (rows[device].reported_version if device in rows else 0) != version
+        ]
+        now = self.wall_ms()
+        desired_repo.save_reported(tx, changed, now)
+        desired_repo.save_sent(tx, sent, now)
+        return out
 
     def _rotate(self, tx: Transaction, s: Signed, record: m.Enrollment) -> Pending | Rejection:
         device = s.key.device_id

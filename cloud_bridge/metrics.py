@@ -89,6 +89,13 @@ class Metrics:
             registry=r,
         )
 
+        self.config_drift = Gauge(
+            "cp_bridge_config_drift",
+            "Devices whose reported configuration version lags their desired one (cloud-bridge "
+            "devices config set): offline since the change, or refusing it",
+            registry=r,
+        )
+
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         if port:
             start_http_server(port, addr=host, registry=self.registry)

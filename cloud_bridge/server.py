@@ -46,7 +46,7 @@ from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry
 from cloud_bridge.retention import Pruner, Retention
-from cloud_bridge.store import StoreConflict, open_store
+from cloud_bridge.store import StoreConflict, desired_repo, open_store
 from cloud_bridge.store import ingest_repo as repo
 from protocol import cose, envelope, topics
 from protocol import messages as m
@@ -61,6 +61,8 @@ OPERATOR_BATCH = 500
 """Pools whose retained state is checked against the database in one worker step."""
 POOL_CHECKS_MAX = 100_000
 """Pools waiting for that check; beyond it, what arrives is dropped (and counted)."""
+DRIFT_POLL_S = 5.0
+"""How often the worker counts the devices whose configuration lags (cp_bridge_config_drift)."""
 
 
 class BridgeServer:
@@ -85,6 +87,7 @@ class BridgeServer:
         self._early_mids: set[int] = set()
         self._republish = threading.Event()  # publish the outputs table again (reconnected)
         self._operator_due = 0.0  # monotonic time of the next look for operator outputs
+        self._drift_due = 0.0  # monotonic time of the next count of configuration drift
         self._lock = threading.Lock()
         self._bridge_kid = cose.kid_for(key.verify_key)
         self._state_topic = topics.bridge_state(cfg.fleet)
@@ -368,6 +371,10 @@ class BridgeServer:
         if self.connected.is_set() and time.monotonic() >= self._operator_due:
             self._operator_due = time.monotonic() + OPERATOR_POLL_S
             self._adopt_operator_outputs()
+        if time.monotonic() >= self._drift_due:
+            self._drift_due = time.monotonic() + DRIFT_POLL_S
+            with self.store.transaction() as tx:
+                self.metrics.config_drift.set(desired_repo.drift(tx))
         pruned = self.pruner.step()
         if pruned is not None:
             for table, n in pruned.by_table().items():

@@ -51,6 +51,9 @@ EMERGENCY_KINDS = frozenset({"illness", "disaster", "education"})
 RISK_DECISIONS = frozenset({"allow", "step_up", "hold", "freeze"})
 POOL_STATUSES = frozenset({"open", "frozen", "closed"})
 COMMANDS = frozenset({"config", "ping", "rotate", "model"})
+CONFIG_VERSION_ARG = "config_version"
+"""The argument of a `config` command that makes it the whole desired configuration of a
+version (the bridge's desired state), rather than a change to merge."""
 LOCATION_SOURCES = frozenset({"gps", "cell", "ip"})
 KEY_LOCATION = 21  # in Report and Trigger alike
 
@@ -230,6 +233,9 @@ class Birth(Message):
     device_kind: str = _f(14, Choice(DEVICE_KINDS))
     backlog: int = _f(15, UInt())
     resume_seq: int = _f(16, UInt(MAX_SEQ))
+    # The version of the bridge-held desired configuration the device runs (0: none applied,
+    # and what a device older than this field means by leaving it out).
+    config_version: int = _f(17, UInt(), 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -340,12 +346,19 @@ class PoolState(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Command(Message):
-    """Bridge -> device on cp/v1/{fleet}/{device}/cmd/{command}."""
+    """Bridge -> device on cp/v1/{fleet}/{device}/cmd/{command}.
+
+    A device applies a command at most once (its replay window per bridge sender), never from a
+    retained message, and not after `expires_ms` by a trusted wall clock; a `config` command
+    with a `config_version` argument carries the whole desired configuration of that version.
+    """
 
     KIND: ClassVar[Kind] = Kind.COMMAND
     device: str = _f(10, Id())
     command: str = _f(11, Choice(COMMANDS))
     args: dict[str, int | str | bytes | bool] = _f(12, Args(), {})
+    # Bridge wall time (ms since the epoch) after which the device must not apply it; 0: never.
+    expires_ms: int = _f(13, UInt(), 0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -44,6 +44,21 @@ def examples() -> list[tuple[str, m.Message]]:
                 **HEAD,
             ),
         ),
+        (
+            "birth-config-version",  # a device that runs version 4 of its desired configuration
+            m.Birth(
+                seq=10,
+                agent_version="0.1.0",
+                model_id="risk-v1",
+                model_sha256=SHA_A,
+                config_sha256=SHA_B,
+                device_kind="mcu",
+                backlog=0,
+                resume_seq=41,
+                config_version=4,
+                **HEAD,
+            ),
+        ),
         ("death", m.Death(seq=9, reason="lost", **HEAD)),
         (
             "report",
@@ -184,6 +199,17 @@ def examples() -> list[tuple[str, m.Message]]:
             "command",
             m.Command(
                 seq=104, device="rig-07", command="config", args={"report.interval_s": 30}, **BRIDGE
+            ),
+        ),
+        (
+            "command-desired-config",  # the desired configuration, version 4, with an expiry
+            m.Command(
+                seq=106,
+                device="rig-07",
+                command="config",
+                args={"report.interval_s": 30, "config_version": 4},
+                expires_ms=1_764_291_600_500,
+                **BRIDGE,
             ),
         ),
         (

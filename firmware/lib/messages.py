@@ -57,6 +57,7 @@ FIELDS = {
         (14, "device_kind", "t", REQUIRED),
         (15, "backlog", "u", REQUIRED),
         (16, "resume_seq", "u", REQUIRED),
+        (17, "config_version", "u", 0),
     )),
     DEATH: ("Death", (
         (10, "reason", "t", REQUIRED),
@@ -94,6 +95,7 @@ FIELDS = {
         (10, "device", "t", REQUIRED),
         (11, "command", "t", REQUIRED),
         (12, "args", "m", _EMPTY),
+        (13, "expires_ms", "u", 0),
     )),
     ENROLLMENT: ("Enrollment", (
         (10, "fleet", "t", REQUIRED),
