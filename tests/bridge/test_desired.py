@@ -51,7 +51,7 @@ def test_parse_assignments__valid() -> None:
 
 @pytest.mark.parametrize("item", ["interval=5", "report.interval_s", "Report.x=1", ".x=1", "=1"])
 def test_parse_assignments__invalid(item: str) -> None:
-    with pytest.raises(DesiredError, match="section.key=value"):
+    with pytest.raises(DesiredError, match=r"section\.key=value"):
         desired.parse_assignments([item], {})
 
 
@@ -62,18 +62,17 @@ def test_parse_assignments__too_many_keys() -> None:
 
 
 def test_repo_versions_reports_and_drift(store_url: str) -> None:
-    with open_store(store_url) as store:
-        with store.transaction() as tx:
-            tx.execute("DELETE FROM device_config")
-            assert desired_repo.get(tx, "a") is None
-            assert desired_repo.set_desired(tx, "a", {"s.k": 1}, 10).desired_version == 1
-            row = desired_repo.set_desired(tx, "a", {"s.k": 2}, 11)
-            assert (row.desired_version, dict(row.desired)) == (2, {"s.k": 2})
-            desired_repo.save_reported(tx, [("a", 1), ("b", 0)], 12)
-            desired_repo.save_sent(tx, [("a", 900, 2)], 12)
-            rows = desired_repo.of_devices(tx, {"a", "b", "c"})
-            assert sorted(rows) == ["a", "b"]
-            assert (rows["a"].reported_version, rows["a"].sent_seq) == (1, 900)
-            assert desired_repo.drift(tx) == desired.drift(list(rows.values())) == 1
-            desired_repo.save_reported(tx, [("a", 2)], 13)
-            assert desired_repo.drift(tx) == 0
+    with open_store(store_url) as store, store.transaction() as tx:
+        tx.execute("DELETE FROM device_config")
+        assert desired_repo.get(tx, "a") is None
+        assert desired_repo.set_desired(tx, "a", {"s.k": 1}, 10).desired_version == 1
+        row = desired_repo.set_desired(tx, "a", {"s.k": 2}, 11)
+        assert (row.desired_version, dict(row.desired)) == (2, {"s.k": 2})
+        desired_repo.save_reported(tx, [("a", 1), ("b", 0)], 12)
+        desired_repo.save_sent(tx, [("a", 900, 2)], 12)
+        rows = desired_repo.of_devices(tx, {"a", "b", "c"})
+        assert sorted(rows) == ["a", "b"]
+        assert (rows["a"].reported_version, rows["a"].sent_seq) == (1, 900)
+        assert desired_repo.drift(tx) == desired.drift(list(rows.values())) == 1
+        desired_repo.save_reported(tx, [("a", 2)], 13)
+        assert desired_repo.drift(tx) == 0

@@ -67,9 +67,9 @@ def test_offline_device_converges_within_one_reconnect(
         assert shown["desired_version"] == 3 and shown["drifted"] is True
         assert wait(lambda: _drift(port) == 1.0, 15), "drift gauge never showed the lag"
         dev.start("--offline-ok")
-        assert wait(lambda: config("show", "phone-1")["reported_version"] == 3, 30), (
-            dev.log()[-3000:]
-        )
+        assert wait(lambda: config("show", "phone-1")["reported_version"] == 3, 30), dev.log()[
+            -3000:
+        ]
         status = json.loads((dev.dir / "status.json").read_text())
         assert status["reconnects"] == 0  # converged in the first session after the restart
         assert wait(lambda: _drift(port) == 0.0, 15)
