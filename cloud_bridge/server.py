@@ -34,9 +34,10 @@ import nacl.signing
 import paho.mqtt.client as mqtt
 
 import mqttc
-from cloud_bridge import guard
+from cloud_bridge import broker_cli, guard
 from cloud_bridge.broker_cli import CLI_SUFFIX
 from cloud_bridge.config import BridgeConfig
+from cloud_bridge.fleet_desk import FleetDesk
 from cloud_bridge.inbox import Inbox
 from cloud_bridge.ingest import BatchResult, Inbound, Ingest
 from cloud_bridge.metrics import Metrics
@@ -46,7 +47,7 @@ from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry
 from cloud_bridge.retention import Pruner, Retention
-from cloud_bridge.store import StoreConflict, desired_repo, open_store
+from cloud_bridge.store import StoreConflict, open_store
 from cloud_bridge.store import ingest_repo as repo
 from protocol import cose, envelope, topics
 from protocol import messages as m
@@ -61,8 +62,6 @@ OPERATOR_BATCH = 500
 """Pools whose retained state is checked against the database in one worker step."""
 POOL_CHECKS_MAX = 100_000
 """Pools waiting for that check; beyond it, what arrives is dropped (and counted)."""
-DRIFT_POLL_S = 5.0
-"""How often the worker counts the devices whose configuration lags (cp_bridge_config_drift)."""
 
 
 class BridgeServer:
@@ -79,6 +78,10 @@ class BridgeServer:
         self.ingest = Ingest(self.store, self.registry, self.publisher, self.service, cfg)
         self.inbox: Inbox[Inbound] = Inbox(cfg.queue_max, cfg.queue_max_bytes)
         self.pruner = Pruner(self.store, Retention.of(cfg))
+        self.fleet = FleetDesk(
+            cfg, key, self.store, self.registry, self.publisher, self.metrics,
+            lambda: broker_cli.sync(cfg, self.store),
+        )  # fmt: skip
         self.connected = threading.Event()
         self._stopping = threading.Event()  # our own disconnect: not a lost connection
         self._announce = threading.Event()  # set from the network thread, served by the worker
@@ -87,7 +90,6 @@ class BridgeServer:
         self._early_mids: set[int] = set()
         self._republish = threading.Event()  # publish the outputs table again (reconnected)
         self._operator_due = 0.0  # monotonic time of the next look for operator outputs
-        self._drift_due = 0.0  # monotonic time of the next count of configuration drift
         self._lock = threading.Lock()
         self._bridge_kid = cose.kid_for(key.verify_key)
         self._state_topic = topics.bridge_state(cfg.fleet)
@@ -152,7 +154,8 @@ class BridgeServer:
         if group and self.cfg.mqtt_protocol != "5":
             log.warning("bridge: shared subscriptions need MQTT 5; subscribing unshared")
             group = None
-        for f in topics.ingest_filters(self.cfg.fleet, share_group=group):
+        filters = topics.ingest_filters(self.cfg.fleet, share_group=group)
+        for f in [*filters, self.fleet.claim_filter(group)]:
             client.subscribe(f, qos=1)
         client.subscribe(self._state_topic, qos=1)
         client.subscribe(topics.pool_state_filter(self.cfg.fleet), qos=1)
@@ -182,6 +185,9 @@ class BridgeServer:
             return
         if self._is_pool_state(msg.topic):
             self._on_pool_state(msg.topic, bytes(msg.payload))
+            return
+        if self.fleet.wants(msg.topic):
+            self.fleet.received(msg.topic, bytes(msg.payload))
             return
         item = Inbound.received(
             msg.topic, msg.payload, time.time_ns() // 1_000_000, time.monotonic_ns()
@@ -371,10 +377,8 @@ class BridgeServer:
         if self.connected.is_set() and time.monotonic() >= self._operator_due:
             self._operator_due = time.monotonic() + OPERATOR_POLL_S
             self._adopt_operator_outputs()
-        if time.monotonic() >= self._drift_due:
-            self._drift_due = time.monotonic() + DRIFT_POLL_S
-            with self.store.transaction() as tx:
-                self.metrics.config_drift.set(desired_repo.drift(tx))
+        for topic, answer in self.fleet.step():  # claims answered, drift counted
+            self._send(topic, answer)
         pruned = self.pruner.step()
         if pruned is not None:
             for table, n in pruned.by_table().items():

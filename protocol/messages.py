@@ -72,6 +72,7 @@ class Kind(enum.IntEnum):
     COMMAND = 9
     RISK = 10
     ENROLLMENT = 11
+    CLAIM_ANSWER = 12
 
 
 # ---- trigger bodies -------------------------------------------------------------------------
@@ -392,6 +393,29 @@ class Enrollment(Message):
     # The Mosquitto `$7$` hash of the device's MQTT password (protocol.mqtt_password), never the
     # password; empty in records made before broker accounts (they stay valid).
     mqtt_hash: str = _f(16, Text(160), "")
+    # Enrollment by claim: the bridge-signed claim token (protocol.claims) that admits this
+    # record once; empty in a record enrolled by an operator.
+    claim: bytes = _f(17, Bytes(0, 512), b"")
+
+
+CLAIM_RESULTS = frozenset({"enrolled", "refused"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimAnswer(Message):
+    """Bridge -> a claiming device on cp/v1/{fleet}/{claim account}/claim_answer.
+
+    `enrolled`: `sealed` holds the device's broker credentials (protocol.claims.Credentials),
+    encrypted to the X25519 form of the key it enrolled; the same answer is sent again to a
+    retry of the same key and claim. `refused`: `reason` is a stable code (claim_used,
+    claim_expired, claim_revoked, claim_unknown, claim_invalid, claim_account, device_taken).
+    """
+
+    KIND: ClassVar[Kind] = Kind.CLAIM_ANSWER
+    device: str = _f(10, Id())
+    result: str = _f(11, Choice(CLAIM_RESULTS))
+    reason: str = _f(12, Text(32), "")
+    sealed: bytes = _f(13, Bytes(0, 512), b"")
 
 
 KINDS: dict[int, type[Message]] = {
@@ -408,6 +432,7 @@ KINDS: dict[int, type[Message]] = {
         Command,
         Risk,
         Enrollment,
+        ClaimAnswer,
     )
 }
 
