@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cloud_bridge import broker_cli, desired_cli, keyfile
+from cloud_bridge import broker_cli, claims_cli, desired_cli, keyfile
 from cloud_bridge import config as config_mod
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool.cli import add_parser as add_pool_parser
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     broker_cli.add_parsers(sub, common)
+    claims_cli.add_parsers(sub, common)
     add_pool_parser(sub)
     return parser
 
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             return broker_cli.cmd_broker_config(args, load_config(args))
         if args.command == "broker-account":
             return broker_cli.cmd_broker_account(args, load_config(args), now_ms())
+        if args.command == "claims":
+            return claims_cli.cmd_claims(args, load_config(args), now_ms())
         handler = {"init": cmd_init, "devices": cmd_devices, "run": cmd_run}[args.command]
         return int(handler(args))
     except BridgeError as exc:
