@@ -15,6 +15,8 @@ command's seq and whose `cmd_result` is "ok", "pending" or an error code with a 
 - rotate: without arguments, make the next key, send an enrollment signed by the current key on
   the `enroll` channel and answer "pending"; with `confirm_kid` (the bridge registered it),
   promote the new key, re-sign the unacked outbox and answer "ok".
+- diag: answer with a signed Diag message on the diag channel (agent.diag): the last `lines`
+  log lines, the last crash, uptime, memory, outbox and link figures, cut to 3 KiB.
 - model: fetch the model and its metadata from the URLs given, check both SHA-256 against the
   signed command, load and self-test it, then swap atomically; a model that fails keeps the old
   one in place (answer "model_rejected: ...").
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import nacl.signing
 
 from agent import config as config_mod
-from agent import keys
+from agent import diag, keys
 from agent.assess import Assessor
 from agent.errors import AgentError
 from agent.jsonfile import read_json, write_json_atomic
@@ -53,6 +55,7 @@ REMOTE_KEYS = {
     "sensors.day_s",
 }
 MAX_MODEL_BYTES = 4 * 1024 * 1024
+DIAG_LINES = 50
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,16 @@ class PublishEnrollment:
     data: bytes
 
 
-Effect = ConfigChanged | OutboxResized | KeyRotated | ModelReplaced | PublishEnrollment
+@dataclass(frozen=True)
+class PublishDiag:
+    """Send this signed diagnostics answer on the diag channel (outside the outbox)."""
+
+    data: bytes
+
+
+Effect = (
+    ConfigChanged | OutboxResized | KeyRotated | ModelReplaced | PublishEnrollment | PublishDiag
+)
 
 
 @dataclass(frozen=True)
@@ -109,12 +121,14 @@ class CommandHandler:
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+        self.current_seq = 0
 
     @property
     def rotation_file(self) -> Path:
         return self.agent.cfg.data_dir / "rotation.cbor"
 
     def handle(self, cmd: m.Command) -> Outcome:
+        self.current_seq = cmd.seq  # the diag answer carries it
         try:
             outcome: Outcome = getattr(self, f"_{cmd.command}")(cmd.args)
         except AgentError as exc:
@@ -137,6 +151,30 @@ class CommandHandler:
 
     def _ping(self, args: dict[str, Any]) -> Outcome:
         return Outcome("ok")
+
+    # ---- diag ---------------------------------------------------------------------------------
+
+    def _diag(self, args: dict[str, Any]) -> Outcome:
+        """The last `lines` log lines (default 50), the last crash, uptime and figures."""
+        wanted = args.get("lines", DIAG_LINES)
+        if isinstance(wanted, bool) or not isinstance(wanted, int) or not 0 <= wanted <= 200:
+            return Outcome("refused: lines must be an integer from 0 to 200")
+        agent, seq = self.agent, self.current_seq
+        crash, crash_ms = diag.last_crash(agent.cfg.data_dir)
+        answer = diag.fit(
+            m.Diag(
+                sender=agent.cfg.device_id,
+                seq=seq,
+                boot=agent.outbox.boot,
+                ts_ms=agent.clock.wall_ms(),
+                uptime_s=max(0, agent.clock.mono_ms() - agent.started_mono_ms) // 1000,
+                crash=crash,
+                crash_ms=crash_ms,
+                figures=agent.figures(),
+            ),
+            diag.RING.tail(wanted),
+        )
+        return Outcome("ok", (PublishDiag(agent.signer.seal(answer)),))
 
     # ---- config -------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import resource
 import threading
 from dataclasses import asdict
 from typing import assert_never
@@ -63,6 +64,7 @@ class Agent:
         self.clock = clock or Clock()
         self.commands: queue.Queue[m.Command] = queue.Queue()
         self.held: list[m.Command] = []  # expiring commands waiting for a trusted wall clock
+        self.started_mono_ms = self.clock.mono_ms()
         saved = outbox.get_json("triggers", {})
         self.triggers = TriggerEngine(cfg.rules, saved if isinstance(saved, dict) else {})
         self.last: Assessment | None = None
@@ -258,6 +260,8 @@ class Agent:
                 self.assessor = assessor
             case cmds.PublishEnrollment(data):
                 self.link.publish_signed(Channel.ENROLL, data)
+            case cmds.PublishDiag(data):
+                self.link.publish_signed(Channel.DIAG, data)
             case _:
                 assert_never(effect)
 
@@ -267,6 +271,30 @@ class Agent:
         data = self.handler.pending_enrollment()
         if data is not None:
             self.link.publish_signed(Channel.ENROLL, data)
+
+    def figures(self) -> dict[str, int]:
+        """Counters for a diagnostics answer: memory, outbox, link."""
+        stats, link = self.outbox.stats(), self.link.status
+        out = {
+            "rss_max_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "outbox_backlog": stats.backlog,
+            "outbox_unsent": stats.unsent,
+            "outbox_in_flight": stats.in_flight,
+            "last_ack": max(link.acked, stats.last_ack),
+            "boot": stats.boot,
+            "session": link.session,
+            "reconnects": link.reconnects,
+            "dropped_inbound": link.dropped_inbound,
+            "published": link.published,
+            "retransmitted": link.retransmitted,
+            "held_commands": len(self.held),
+        }
+        try:  # the resident set now (Linux), beside the peak
+            pages = int(open("/proc/self/statm").read().split()[1])  # noqa: SIM115
+            out["rss_kb"] = pages * os.sysconf("SC_PAGE_SIZE") // 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return out
 
     def write_status(self, stopped: bool = False) -> None:
         """status.json for `edge-agent status`: written whole and renamed into place."""

@@ -94,7 +94,7 @@ def acl_file(fleet: str, accounts: Iterable[BrokerAccount]) -> str:
         HEADER,
         f"# Fleet {fleet}. Devices: username = device id = client id.\n",
     ]
-    out += [f"pattern write {base}/%u/{c.value}\n" for c in DEVICE_CHANNELS]
+    out += [f"pattern write {base}/%u/{c.value}\n" for c in (*DEVICE_CHANNELS, Channel.DIAG)]
     out += [
         f"pattern read {base}/%u/{Channel.ACK.value}\n",
         f"pattern read {base}/%u/{Channel.CMD.value}/+\n",
@@ -106,7 +106,10 @@ def acl_file(fleet: str, accounts: Iterable[BrokerAccount]) -> str:
         out.append(f"\nuser {account.username}\n")
         # The device patterns expand to this name too: deny them, so a service account
         # cannot publish as if it were a device.
-        out += [f"topic deny {base}/{account.username}/{c.value}\n" for c in DEVICE_CHANNELS]
+        out += [
+            f"topic deny {base}/{account.username}/{c.value}\n"
+            for c in (*DEVICE_CHANNELS, Channel.DIAG)
+        ]
         out += [f"topic {rule}\n" for rule in _service_rules(fleet, account.role, account.username)]
     return "".join(out)
 

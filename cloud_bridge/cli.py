@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cloud_bridge import broker_cli, claims_cli, desired_cli, keyfile
+from cloud_bridge import broker_cli, claims_cli, desired_cli, diag_cli, keyfile
 from cloud_bridge import config as config_mod
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool.cli import add_parser as add_pool_parser
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("device_id")
     desired_cli.add_parsers(dsub, common)
+    diag_cli.add_parser(dsub, common)
 
     run = common(sub.add_parser("run", help="run the bridge until SIGTERM"))
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -195,6 +196,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
     action = args.devices_command
     if action == "config":
         return desired_cli.cmd_config(args, cfg, now_ms())
+    if action == "diag":
+        return diag_cli.cmd_diag(args, cfg, now_ms())
     if action == "rotate":
         code = _rotate(cfg, args.device_id)
         with open_store(cfg.store_url) as store:

@@ -50,7 +50,7 @@ KEY_KIND = 1
 EMERGENCY_KINDS = frozenset({"illness", "disaster", "education"})
 RISK_DECISIONS = frozenset({"allow", "step_up", "hold", "freeze"})
 POOL_STATUSES = frozenset({"open", "frozen", "closed"})
-COMMANDS = frozenset({"config", "ping", "rotate", "model"})
+COMMANDS = frozenset({"config", "ping", "rotate", "model", "diag"})
 CONFIG_VERSION_ARG = "config_version"
 """The argument of a `config` command that makes it the whole desired configuration of a
 version (the bridge's desired state), rather than a change to merge."""
@@ -73,6 +73,7 @@ class Kind(enum.IntEnum):
     RISK = 10
     ENROLLMENT = 11
     CLAIM_ANSWER = 12
+    DIAG = 13
 
 
 # ---- trigger bodies -------------------------------------------------------------------------
@@ -418,6 +419,29 @@ class ClaimAnswer(Message):
     sealed: bytes = _f(13, Bytes(0, 512), b"")
 
 
+MAX_DIAG_BYTES = 3072
+"""A diagnostics answer is cut to this many payload bytes, log lines first (oldest first)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Diag(Message):
+    """Device -> operator on cp/v1/{fleet}/{device}/diag: the answer to a `diag` command.
+
+    `seq` is the seq of the command it answers. `crash` is the last abnormal end of the agent
+    kept across restarts (an unhandled exception, or an unclean end such as SIGKILL or a power
+    cut found at the next start; on the ESP32 the reset cause and main.py's crash file), with
+    `crash_ms` when it was recorded; `figures` are counters (memory, outbox, link); `log` the
+    newest log lines, oldest first, as many as fit in MAX_DIAG_BYTES.
+    """
+
+    KIND: ClassVar[Kind] = Kind.DIAG
+    uptime_s: int = _f(10, UInt())
+    crash: str = _f(11, Text(200), "")
+    crash_ms: int = _f(12, UInt(), 0)
+    figures: dict[str, int] = _f(13, IntMap(text_keys=True), {})
+    log: tuple[str, ...] = _f(14, TextList(200, 200), ())
+
+
 KINDS: dict[int, type[Message]] = {
     cls.KIND: cls
     for cls in (
@@ -433,6 +457,7 @@ KINDS: dict[int, type[Message]] = {
         Risk,
         Enrollment,
         ClaimAnswer,
+        Diag,
     )
 }
 

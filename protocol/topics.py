@@ -42,6 +42,7 @@ class Channel(enum.StrEnum):
     BRIDGE_STATE = "bridge_state"
     CLAIM = "claim"
     CLAIM_ANSWER = "claim_answer"
+    DIAG = "diag"
 
 
 DEVICE_CHANNELS = (
@@ -129,8 +130,9 @@ class Topic:
 
 
 def device(fleet: str, device_id: str, channel: Channel) -> str:
-    """Topic of a device channel: birth, death, report, trigger, enroll or ack."""
-    if channel not in (*DEVICE_CHANNELS, Channel.ACK):
+    """Topic of a device channel: birth, death, report, trigger, enroll, ack or diag (the
+    answer to a diag command, read by the operator's CLI: never ingested)."""
+    if channel not in (*DEVICE_CHANNELS, Channel.ACK, Channel.DIAG):
         raise ProtocolError(Reason.BAD_TOPIC, f"{channel} is not a device channel")
     return str(Topic(channel, fleet, device=device_id))
 
@@ -173,6 +175,11 @@ def pool_state_filter(fleet: str) -> str:
     """Subscription filter for every pool's retained state in one fleet (the bridge watches
     them: cloud_bridge.guard)."""
     return f"{PREFIX}/{validate_id(fleet, 'fleet')}/pool/+/{Channel.POOL_STATE.value}"
+
+
+_LEAF_CHANNELS = frozenset(
+    c.value for c in (*DEVICE_CHANNELS, Channel.ACK, Channel.DIAG, *CLAIM_CHANNELS)
+)
 
 
 def parse(topic: str) -> Topic:
