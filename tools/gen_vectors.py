@@ -236,6 +236,35 @@ def examples() -> list[tuple[str, m.Message]]:
                 **HEAD,
             ),
         ),
+        (
+            "enrollment-claim",  # enrollment by claim: the record carries a claim token
+            m.Enrollment(
+                seq=1,
+                fleet="demo",
+                device_kind="mcu",
+                public_key=bytes(nacl.signing.SigningKey(SEED).verify_key),
+                claim=bytes(range(40)),
+                **HEAD,
+            ),
+        ),
+        (
+            "claim-answer",
+            m.ClaimAnswer(
+                seq=107, device="rig-07", result="refused", reason="claim_used", **BRIDGE
+            ),
+        ),
+        (
+            "diag",
+            m.Diag(
+                seq=106,
+                uptime_s=3600,
+                crash="unclean_exit: the previous run ended without stopping",
+                crash_ms=1_764_287_000_000,
+                figures={"rss_kb": 41_000, "outbox_backlog": 3},
+                log=("12:00:00 INFO agent: started", "12:00:01 INFO link: connected"),
+                **HEAD,
+            ),
+        ),
     ]
 
 

@@ -311,6 +311,9 @@ def _example_topics() -> list[tuple[str, str]]:
     out.append((topics.pool("f", "u-1", topics.Channel.POOL_DECISION), "decision"))
     out.append((topics.risk("f", "rig-1"), "risk"))
     out.append((topics.bridge_state("f"), "bridge_state"))
+    out.append((topics.claim("f", "claim-0a1b"), "claim"))
+    out.append((topics.claim("f", "claim-0a1b", topics.Channel.CLAIM_ANSWER), "claim_answer"))
+    out.append((topics.device("f", "rig-1", topics.Channel.DIAG), "diag"))
     return out
 
 
@@ -319,6 +322,7 @@ CHANNEL_KIND = {
     "birth": "Birth", "death": "Death", "report": "Report", "trigger": "Trigger",
     "enroll": "Enrollment", "ack": "Ack", "cmd": "Command", "state": "PoolState",
     "decision": "Decision", "risk": "Risk", "bridge_state": "BridgeState",
+    "claim": "Enrollment", "claim_answer": "ClaimAnswer", "diag": "Diag",
 }  # fmt: skip
 
 
