@@ -164,6 +164,7 @@ class Link(threading.Thread):
         self._drop_warnings = Throttle()
         self._last_error = ""
         self._cmd_windows = self._load_cmd_windows()
+        self.on_bridge_time: Callable[[int], None] | None = None
         self._client = self._make_client()
 
     @property
@@ -386,6 +387,8 @@ class Link(threading.Thread):
                 self._dropped_inbound += 1
                 return
             self.window.on_ack(message.ack_seq, self.clock.mono_ms())
+            if self.on_bridge_time is not None:  # the bridge's clock, signed (agent.timebase)
+                self.on_bridge_time(message.ts_ms)
         elif topic.channel is Channel.CMD and isinstance(message, m.Command):
             self._on_command(message, topic.command or "", bool(msg.retain))
         else:

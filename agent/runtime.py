@@ -26,6 +26,7 @@ from agent.jsonfile import write_json_atomic
 from agent.link import Link, Signer
 from agent.outbox import Outbox
 from agent.sensors.base import EventSpool, Source
+from agent.timekeeper import TimeKeeper
 from agent.triggers import Reading, TriggerEngine
 from protocol import messages as m
 from protocol.topics import Channel
@@ -61,7 +62,11 @@ class Agent:
         self.outbox = outbox
         self.signer = signer
         self.enrollment = enrollment  # the record of the key in use (its seq: the generation)
-        self.clock = clock or Clock()
+        raw = clock or Clock()
+        # Wall time through the time base (agent.timebase): never below the persisted floor,
+        # corrected by the bridge's time until NTP synchronises the system clock.
+        self.time = TimeKeeper(outbox, raw.wall_ms, raw.mono_ms)
+        self.clock = Clock(wall_ms=self.time.wall_ms, mono_ms=raw.mono_ms)
         self.commands: queue.Queue[m.Command] = queue.Queue()
         self.held: list[m.Command] = []  # expiring commands waiting for a trusted wall clock
         self.started_mono_ms = self.clock.mono_ms()
@@ -73,6 +78,7 @@ class Agent:
         self.link = Link(
             cfg, outbox, signer, self._birth, self.commands, self.clock, on_connect=self._resend
         )
+        self.link.on_bridge_time = self.time.on_bridge_time
         self.status_path = cfg.data_dir / "status.json"
         self.spool = EventSpool(cfg.data_dir / "events")
         done = outbox.get_json("spool_done", [])
@@ -123,6 +129,7 @@ class Agent:
             telemetry={k: v for k, v in list(reading.telemetry.items())[:32]},
             cmd_seq=cmd_seq,
             cmd_result=cmd_result[:64],
+            time_quality=self.time.quality,
         )
         self.outbox.put(report, PRIORITY_REPLY if cmd_seq else PRIORITY_REPORT)
         return report
@@ -172,6 +179,7 @@ class Agent:
         try:
             while not stop.is_set():
                 now = self.clock.mono_ms()
+                self.time.step()
                 self._handle_commands()
                 if now >= next_poll or self._spool_changed():
                     self.poll()
@@ -206,8 +214,8 @@ class Agent:
         return changed
 
     def time_trusted(self) -> bool:
-        """Whether the wall clock may judge expiries (the system clock of a Linux device)."""
-        return True
+        """Whether the wall clock may judge expiries (NTP, or the bridge's time from an ack)."""
+        return self.time.trusted()
 
     def _handle_commands(self) -> None:
         waiting, self.held = self.held, []

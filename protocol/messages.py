@@ -263,6 +263,10 @@ class Report(Message):
     cmd_seq: int = _f(17, UInt(MAX_SEQ), 0)
     cmd_result: str = _f(18, Text(64), "")
     location: Location | None = _f(KEY_LOCATION, Location_(), None)
+    # How far ts_ms can be trusted: 0 only the device's persisted floor (no real-time clock
+    # yet), 1 the bridge's time from its acks, 2 NTP (the default: what a report without the
+    # field has always meant).
+    time_quality: int = _f(22, UInt(2), 2)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -248,6 +248,19 @@ def examples() -> list[tuple[str, m.Message]]:
             ),
         ),
         (
+            "report-time-floor",  # a device without a trusted clock yet: time from its floor
+            m.Report(
+                seq=49,
+                model_id="risk-v1",
+                model_sha256=SHA_A,
+                risk_pm=12,
+                features=bytes(8),
+                mono_ms=5_000,
+                time_quality=0,
+                **HEAD,
+            ),
+        ),
+        (
             "claim-answer",
             m.ClaimAnswer(
                 seq=107, device="rig-07", result="refused", reason="claim_used", **BRIDGE

@@ -73,6 +73,7 @@ FIELDS = {
         (17, "cmd_seq", "u", 0),
         (18, "cmd_result", "t", ""),
         (21, "location", "loc", None),
+        (22, "time_quality", "u", 2),
     )),
     TRIGGER: ("Trigger", (
         (10, "model_id", "t", REQUIRED),
