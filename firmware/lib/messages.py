@@ -35,6 +35,8 @@ POOL_STATE = 8
 COMMAND = 9
 RISK = 10
 ENROLLMENT = 11
+CLAIM_ANSWER = 12
+DIAG = 13
 
 REQUIRED = None  # a field without a default
 _EMPTY = {}  # type: dict  # the default of map fields; never mutated
@@ -106,6 +108,7 @@ FIELDS = {
         (14, "identity", "m", _EMPTY),
         (15, "prev_kid", "b", b""),
         (16, "mqtt_hash", "t", ""),
+        (18, "claim", "b", b""),
     )),
 }  # fmt: skip
 
