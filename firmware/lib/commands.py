@@ -3,7 +3,9 @@ device's part of agent/commands.py, with its semantics and answers.
 
 - ping: "ok" (the device answers with a fresh, scored report).
 - config: dotted keys from config.REMOTE_KEYS, validated like config.json and kept across
-  resets in overrides.json; "refused: ..." for any other key.
+  resets in overrides.json; "refused: ..." for any other key. With `config_version` it is the
+  bridge's whole desired configuration of that version: it replaces the overrides, its version
+  is kept (births report it) and an older version is refused.
 - rotate: without arguments, make the next key (device.key.pending), seal an enrollment for it
   with the current key, keep it in rotation.cbor (sent again on every connect) and answer
   "pending"; with `confirm_kid` (the bridge registered it), record the new key in key.json,
@@ -29,6 +31,8 @@ KEY = "device.key"
 PENDING = "device.key.pending"
 KEY_INFO = "key.json"
 ROTATION = "rotation.cbor"
+CONFIG_VERSION = "config_version"
+CONFIG_VERSION_ARG = "config_version"  # protocol/messages.py CONFIG_VERSION_ARG
 
 
 def handle(dev, name, args):
@@ -48,17 +52,40 @@ def handle(dev, name, args):
 
 
 def _config(dev, args):
+    args = dict(args)
+    version = args.pop(CONFIG_VERSION_ARG, None)
     for key in args:
         if key not in config.REMOTE_KEYS:
             return "refused: %s cannot be set remotely" % key, ()
-    overrides = config.load_overrides(dev.storage)
-    overrides.update(args)
+    if version is None:  # a change merged into the overrides
+        overrides = config.load_overrides(dev.storage)
+        overrides.update(args)
+    else:  # the bridge's whole desired configuration of that version
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            return "refused: %s must be a positive integer" % CONFIG_VERSION_ARG, ()
+        applied = config_version(dev.storage)
+        if version < applied:
+            return "refused: version %d is older than %d applied" % (version, applied), ()
+        overrides = args
     try:
         cfg = config.with_overrides(dev.cfg, overrides)
     except config.ConfigError as exc:
         return ("error: %s" % exc)[:64], ()
     config.save_overrides(dev.storage, overrides)
+    if version is not None:
+        # After the overrides: a reset in between reports the older version, and the bridge
+        # sends the same desired state again (applying it twice changes nothing).
+        write_atomic(dev.storage, CONFIG_VERSION, str(version))
     return "ok", (("config", cfg),)
+
+
+def config_version(storage):
+    """The version of the bridge's desired configuration applied (0: none); births carry it."""
+    raw = storage.read(CONFIG_VERSION)
+    try:
+        return int(raw) if raw else 0
+    except ValueError:
+        return 0
 
 
 def read_key(storage, name):

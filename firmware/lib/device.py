@@ -236,6 +236,7 @@ class Device:
             "device_kind": self.cfg["device"]["kind"],
             "backlog": len(self.box),
             "resume_seq": self.box.resume_seq(),
+            "config_version": commands.config_version(self.storage),
         })
         self.client.publish(self.topics["birth"], self._seal(messages.BIRTH, fields), 1)
         sender.connected(self.window, self.box, self.hw.ticks_ms())
@@ -277,7 +278,9 @@ class Device:
             if self.window.on_bridge_state(f["sender"], f["boot"], f["seq"], f["online"], now):
                 return
         elif msg.kind == messages.COMMAND and topic == self.filters[0][:-3] + "cmd/" + f["command"]:
-            if f["device"] == self.device_id and self._fresh_command(f["sender"], f["seq"]):
+            if _retain:  # applied once when sent; never again from what the broker keeps
+                self.log("retained command %s seq %d ignored" % (f["command"], f["seq"]))
+            elif f["device"] == self.device_id and self._fresh_command(f["sender"], f["seq"]):
                 self.commands.append((f["command"], f["seq"], f["args"]))
                 return
         self.dropped_inbound += 1

@@ -208,6 +208,21 @@ def test_config_command_is_kept_across_resets():
     assert commands.handle(dev, "reboot", {})[0] == "refused: unknown command reboot"
 
 
+def test_desired_config_versions_replace_and_never_go_back():
+    flash = storage.FileStorage(fwtest.scratch())
+    flash.write(config.FILE, json.dumps(_doc()))
+    dev = _Dev(flash)
+    assert commands.config_version(flash) == 0
+    commands.handle(dev, "config", {"sensors.day_s": 60})  # an old-style merge first
+    result, _e = commands.handle(dev, "config", {"report.interval_s": 9, "config_version": 2})
+    assert result == "ok" and commands.config_version(flash) == 2
+    assert config.load_overrides(flash) == {"report.interval_s": 9}  # the whole desired state
+    older = commands.handle(dev, "config", {"report.interval_s": 5, "config_version": 1})
+    assert older[0] == "refused: version 1 is older than 2 applied"
+    assert config.load_overrides(flash) == {"report.interval_s": 9}
+    assert commands.handle(dev, "config", {"report.interval_s": 9, "config_version": 2})[0] == "ok"
+
+
 def test_a_model_card_that_does_not_load_is_rolled_back():
     flash = storage.FileStorage(fwtest.scratch())
     assert model_store.current(flash).model_id == "risk-v1"  # built in
