@@ -207,7 +207,7 @@ def examples() -> list[tuple[str, m.Message]]:
                 seq=106,
                 device="rig-07",
                 command="config",
-                args={"report.interval_s": 30, "config_version": 4},
+                args={"config_version": 4, "report.interval_s": 30},  # canonical key order
                 expires_ms=1_764_291_600_500,
                 **BRIDGE,
             ),
