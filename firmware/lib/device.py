@@ -30,7 +30,9 @@ import model_store
 import mpu6050
 import mqtt
 import reconnect
+import command_gate
 import sender
+import timebase
 import window
 import wifi
 from errors import ProtocolError
@@ -43,6 +45,7 @@ REPLAY_WINDOW = 64  # protocol/replay.py WINDOW: the bridge's replay window
 PRIORITY_REPORT = 0
 PRIORITY_REPLY = 100
 CMD_SEEN = "cmd_seen.json"
+TIME_FLOOR = "time_floor"
 
 
 class MonoClock:
@@ -113,7 +116,10 @@ class Device:
             connect_args={}, on_connect=self._on_connect,
         )  # fmt: skip
         self.dog = Watchdog(hw.wdt)
-        self.commands = []  # verified commands waiting for the loop: (name, seq, args)
+        self.commands = []  # verified commands waiting for the loop: (name, seq, args, expires)
+        self.held = []  # expiring commands waiting for a trusted clock (agent/timebase.py)
+        floor = storage.read(TIME_FLOOR)
+        self.time = timebase.start(int(floor) if floor else 0)
         self._cmd_seen = self._load_cmd_seen()
         self.dropped_inbound = 0
         self.reports = 0
@@ -127,7 +133,14 @@ class Device:
     # ---- helpers ---------------------------------------------------------------------------
 
     def wall_ms(self):
-        return self.hw.wall_ms()
+        """Never below the persisted floor; the bridge's time (from its acks) once known."""
+        return timebase.wall(self.time, self.hw.wall_ms())
+
+    def _keep_time(self):
+        due = timebase.floor_due(self.time, self.hw.wall_ms())
+        if due:
+            commands.write_atomic(self.storage, TIME_FLOOR, str(due))
+            self.time = timebase.floor_written(self.time, due)
 
     def random_bytes(self, n):
         return bytes(self.hw.getrandbits(8) for _ in range(n))
@@ -176,6 +189,7 @@ class Device:
             "mono_ms": self.mono_ms(),
             "cmd_seq": cmd_seq,
             "cmd_result": cmd_result[:64],
+            "time_quality": self.time[timebase.QUALITY],
         })
         payload = messages.encode(messages.REPORT, fields)
         try:
@@ -271,6 +285,7 @@ class Device:
         if msg.kind == messages.ACK and topic == self.filters[0]:
             if f["device"] == self.device_id:
                 self.window.on_ack(f["ack_seq"], self.hw.ticks_ms())
+                self.time = timebase.on_bridge_time(self.time, f["ts_ms"], self.hw.wall_ms())
                 return
         elif msg.kind == messages.BRIDGE_STATE and topic == self.filters[2]:
             # ordered by (boot, seq): a replayed older "offline" or last will is not taken
@@ -281,7 +296,7 @@ class Device:
             if _retain:  # applied once when sent; never again from what the broker keeps
                 self.log("retained command %s seq %d ignored" % (f["command"], f["seq"]))
             elif f["device"] == self.device_id and self._fresh_command(f["sender"], f["seq"]):
-                self.commands.append((f["command"], f["seq"], f["args"]))
+                self.commands.append((f["command"], f["seq"], f["args"], f["expires_ms"]))
                 return
         self.dropped_inbound += 1
 
@@ -303,8 +318,20 @@ class Device:
         return True
 
     def _run_commands(self):
-        while self.commands:
-            name, seq, args = self.commands.pop(0)
+        if not self.commands and not self.held:
+            return
+        waiting, self.held = self.held + self.commands, []
+        self.commands = []
+        trusted = timebase.trusted(self.time)
+        for name, seq, args, expires in waiting:
+            verdict = command_gate.gate(expires, False, self.wall_ms(), trusted)
+            if verdict == command_gate.HOLD:
+                self.held.append((name, seq, args, expires))
+                continue
+            if verdict != command_gate.APPLY:
+                self.dropped_inbound += 1
+                self.log("command %s (seq %d) not applied: %s" % (name, seq, verdict))
+                continue
             result, effects = commands.handle(self, name, args)
             for what, value in effects:
                 if what == "config":
@@ -366,6 +393,7 @@ class Device:
         hw = self.hw
         now = hw.ticks_ms()
         up = self._link(now)
+        self._keep_time()
         self._run_commands()
         if hw.button():
             self.emergency(now)
