@@ -13,8 +13,6 @@ import board
 import config
 import storage
 
-CRASH_FILE = "crash.json"
-
 
 def main():
     if board.ESP32:
@@ -45,6 +43,8 @@ def main():
 
 def record_crash(flash, reason):
     """crash.json: the exception and, on the ESP32, the reset cause it led from."""
+    from commands import CRASH_FILE
+
     doc = {"reason": reason[:200]}
     if board.ESP32:
         import machine

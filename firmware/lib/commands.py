@@ -46,6 +46,8 @@ def handle(dev, name, args):
             return _rotate(dev, args)
         if name == "model":
             return _model(dev, args)
+        if name == "diag":
+            return _diag(dev, args)
         return "refused: unknown command %s" % name, ()
     except Exception as exc:  # a command must never take the device down
         return ("error: %s" % type(exc).__name__)[:64], ()
@@ -77,6 +79,44 @@ def _config(dev, args):
         # sends the same desired state again (applying it twice changes nothing).
         write_atomic(dev.storage, CONFIG_VERSION, str(version))
     return "ok", (("config", cfg),)
+
+
+CRASH_FILE = "crash.json"  # main.py writes it
+
+
+def _diag(dev, args):
+    """A signed Diag (on the diag channel): the log ring, main.py's crash record, uptime and
+    figures; the oldest log lines dropped until it fits in MAX_DIAG_BYTES."""
+    import gc
+
+    lines = args.get("lines", 20)
+    if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= 200:
+        return "refused: lines must be an integer from 0 to 200", ()
+    crash, figures = "", {"outbox": len(dev.box), "dropped_inbound": dev.dropped_inbound,
+                          "reports": dev.reports, "skipped": dev.skipped,
+                          "mem_free": gc.mem_free()}  # fmt: skip
+    raw = dev.storage.read(CRASH_FILE)
+    if raw:
+        try:
+            doc = json.loads(raw)
+            crash = str(doc.get("reason", ""))[:200]
+            if isinstance(doc.get("reset_cause"), int):
+                figures["reset_cause"] = doc["reset_cause"]
+        except ValueError:
+            crash = "crash.json unreadable"
+    fields = dev._head(dev.current_seq)
+    fields.update({"uptime_s": dev.mono_ms() // 1000, "crash": crash, "figures": figures})
+    log = dev.ring[-lines:] if lines else []
+    # A first cut by length (few allocations on a small heap), then exactly by encoding.
+    while log and sum(len(line) + 3 for line in log) > messages.MAX_DIAG_BYTES - 512:
+        log = log[1:]
+    while True:
+        fields["log"] = log
+        payload = messages.encode(messages.DIAG, fields)
+        if len(payload) <= messages.MAX_DIAG_BYTES or not log:
+            break
+        log = log[1:]
+    return "ok", (("diag", cose.sign1(payload, dev.key)),)
 
 
 def config_version(storage):

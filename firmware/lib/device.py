@@ -46,6 +46,7 @@ PRIORITY_REPORT = 0
 PRIORITY_REPLY = 100
 CMD_SEEN = "cmd_seen.json"
 TIME_FLOOR = "time_floor"
+RING_LINES = 20
 
 
 class MonoClock:
@@ -71,7 +72,9 @@ class Device:
         self.hw = hw
         self.mono = MonoClock(hw.ticks_ms)
         self.storage = storage
-        self.log = hw.log
+        self._hw_log = hw.log
+        self.ring = []  # the newest log lines, for a diag command
+        self.current_seq = 0
         commands.settle_rotation(storage)
         self.cfg = config.load(storage)
         raw_cfg = storage.read(config.FILE) or b""
@@ -86,7 +89,8 @@ class Device:
         self.device_id = dev["id"]
         base = PREFIX + "/" + dev["fleet"] + "/" + self.device_id + "/"
         self.topics = {
-            name: base + name for name in ("birth", "death", "report", "trigger", "enroll")
+            name: base + name
+            for name in ("birth", "death", "report", "trigger", "enroll", "diag")
         }
         self.filters = (base + "ack", base + "cmd/+", PREFIX + "/" + dev["fleet"] + "/bridge/state")
         # numbers that never repeat: a boot counter and session numbers, reserved on flash
@@ -131,6 +135,13 @@ class Device:
             self.boot, self.device_id, self.kid.hex(), len(self.box), self.box.next_seq()))
 
     # ---- helpers ---------------------------------------------------------------------------
+
+    def log(self, line):
+        """Log to the console and keep the line in a small ring (RING_LINES)."""
+        self._hw_log(line)
+        self.ring.append(line[:120])
+        if len(self.ring) > RING_LINES:
+            self.ring.pop(0)
 
     def wall_ms(self):
         """Never below the persisted floor; the bridge's time (from its acks) once known."""
@@ -332,6 +343,7 @@ class Device:
                 self.dropped_inbound += 1
                 self.log("command %s (seq %d) not applied: %s" % (name, seq, verdict))
                 continue
+            self.current_seq = seq  # a diag answer carries the command's seq
             result, effects = commands.handle(self, name, args)
             for what, value in effects:
                 if what == "config":
@@ -344,6 +356,8 @@ class Device:
                     self.model = value
                 elif what == "enroll" and self.client.connected:
                     self.client.publish(self.topics["enroll"], value, 1)
+                elif what == "diag" and self.client.connected:
+                    self.client.publish(self.topics["diag"], value, 1)
             self.log("command %s (seq %d): %s" % (name, seq, result))
             self.report(cmd_seq=seq, cmd_result=result)
 

@@ -22,6 +22,7 @@ from errors import ProtocolError
 
 MAJOR_VERSION = 1
 MAX_PAYLOAD_BYTES = 4096
+MAX_DIAG_BYTES = 3072  # protocol/messages.py: a diag answer is cut to this, log lines first
 MAX_SEQ = (1 << 63) - 1
 
 BIRTH = 1
@@ -109,6 +110,13 @@ FIELDS = {
         (15, "prev_kid", "b", b""),
         (16, "mqtt_hash", "t", ""),
         (18, "claim", "b", b""),
+    )),
+    DIAG: ("Diag", (
+        (10, "uptime_s", "u", REQUIRED),
+        (11, "crash", "t", ""),
+        (12, "crash_ms", "u", 0),
+        (13, "figures", "m", _EMPTY),
+        (14, "log", "l", ()),
     )),
 }  # fmt: skip
 

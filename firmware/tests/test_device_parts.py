@@ -9,6 +9,7 @@ import config
 import cose
 import ed25519
 import fwtest
+import messages
 import model_store
 import mpu6050
 import mpu6050_sim
@@ -221,6 +222,26 @@ def test_desired_config_versions_replace_and_never_go_back():
     assert older[0] == "refused: version 1 is older than 2 applied"
     assert config.load_overrides(flash) == {"report.interval_s": 9}
     assert commands.handle(dev, "config", {"report.interval_s": 9, "config_version": 2})[0] == "ok"
+
+
+def test_diag_answers_with_the_ring_the_crash_and_figures_under_the_cap():
+    flash = storage.FileStorage(fwtest.scratch())
+    flash.write(config.FILE, json.dumps(_doc()))
+    flash.write(commands.CRASH_FILE, json.dumps({"reason": "ValueError: x", "reset_cause": 3}))
+    dev = _Dev(flash)
+    dev.key = ed25519.SigningKey(bytes(range(32)))
+    dev.box, dev.dropped_inbound, dev.reports, dev.skipped = [], 2, 5, 0
+    dev.ring = ["line %03d " % i + "x" * 110 for i in range(40)]  # 4.7 KB: over the cap
+    dev.current_seq = 77
+    dev._head = lambda seq: {"sender": "esp-1", "seq": seq, "boot": 1, "ts_ms": 5}
+    dev.mono_ms = lambda: 61000
+    result, effects = commands.handle(dev, "diag", {"lines": 200})
+    assert result == "ok" and effects[0][0] == "diag", result
+    payload, _kid = cose.verify1(effects[0][1], lambda kid: dev.key.public)
+    assert len(payload) <= messages.MAX_DIAG_BYTES
+    assert payload[:5] == bytes([payload[0], 0, 1, 1, messages.DIAG])  # ver 1, kind 13
+    assert b"ValueError: x" in payload and b"line 039" in payload and b"line 000" not in payload
+    assert commands.handle(dev, "diag", {"lines": 999})[0].startswith("refused: lines")
 
 
 def test_a_model_card_that_does_not_load_is_rolled_back():
