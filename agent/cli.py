@@ -338,6 +338,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"edge-agent: failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     diag.end_run(cfg.data_dir)
+    if the_agent.updater.restart.is_set():
+        from agent.update.worker import EXIT_RESTART
+
+        return EXIT_RESTART  # switched to a new release: the launcher starts it
     return 0
 
 

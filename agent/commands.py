@@ -20,6 +20,8 @@ command's seq and whose `cmd_result` is "ok", "pending" or an error code with a 
 - model: fetch the model and its metadata from the URLs given, check both SHA-256 against the
   signed command, load and self-test it, then swap atomically; a model that fails keeps the old
   one in place (answer "model_rejected: ...").
+- update: a manifest signed by the bridge (agent.update.manifest); the download and the switch
+  go on in the background (answer "pending", or "refused: <why>", e.g. a downgrade).
 """
 
 from __future__ import annotations
@@ -175,6 +177,14 @@ class CommandHandler:
             diag.RING.tail(wanted),
         )
         return Outcome("ok", (PublishDiag(agent.signer.seal(answer)),))
+
+    # ---- update (agent.update) ------------------------------------------------------------------
+
+    def _update(self, args: dict[str, Any]) -> Outcome:
+        manifest = args.get("manifest")
+        if not isinstance(manifest, bytes):
+            return Outcome("refused: argument manifest missing or mistyped")
+        return Outcome(self.agent.updater.offer(manifest))
 
     # ---- config -------------------------------------------------------------------------------
 

@@ -229,6 +229,13 @@ SCHEMA: Schema = {
     "outbox": {
         "max_messages": Key(50_000, integer(100, 10_000_000), "max_messages = 50000"),
     },
+    # Self-update (agent.update): the download's retry budget, and the trial of a new release:
+    # rolled back after this many starts, or when no report of it was acked within trial_s.
+    "update": {
+        "retries": Key(5, integer(1, 100), "retries = 5"),
+        "max_starts": Key(3, integer(1, 20), "max_starts = 3"),
+        "trial_s": Key(600.0, number(5, 86_400), "trial_s = 600"),
+    },
 }
 
 RULE_SCHEMA: Section = {
@@ -335,6 +342,9 @@ class AgentConfig:
     activity_hz: int = _default("sensors", "activity_hz")
     model_path: Path = REPO_MODEL
     outbox_max_messages: int = _default("outbox", "max_messages")
+    update_retries: int = _default("update", "retries")
+    update_max_starts: int = _default("update", "max_starts")
+    update_trial_s: float = _default("update", "trial_s")
     rules: tuple[Rule, ...] = ()
     status_interval_s: float = _default("report", "status_interval_s")
 
@@ -418,6 +428,9 @@ def build(doc: dict[str, Any], path: Path, sha256: bytes) -> AgentConfig:
         activity_hz=sens["activity_hz"],
         model_path=rel(model) if model else REPO_MODEL,
         outbox_max_messages=values["outbox"]["max_messages"],
+        update_retries=values["update"]["retries"],
+        update_max_starts=values["update"]["max_starts"],
+        update_trial_s=values["update"]["trial_s"],
         rules=rules,
     )
 

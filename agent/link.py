@@ -163,6 +163,7 @@ class Link(threading.Thread):
         self._dropped_inbound = 0
         self._drop_warnings = Throttle()
         self._last_error = ""
+        self.beat_ms = clock.mono_ms()  # the loop went round (agent.watchdog reads it)
         self._cmd_windows = self._load_cmd_windows()
         self.on_bridge_time: Callable[[int], None] | None = None
         self._client = self._make_client()
@@ -195,6 +196,7 @@ class Link(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stop.is_set():
+                self.beat_ms = self.clock.mono_ms()
                 if not self._connected:
                     self._try_connect()
                     continue
@@ -246,14 +248,18 @@ class Link(threading.Thread):
         except (TimeoutError, OSError, ssl.SSLError) as exc:
             self._failed(f"{type(exc).__name__}: {exc}", refused=False)
             return
-        deadline = self.clock.mono_ms() + CONNACK_TIMEOUT_MS
+        # A broker that accepts TCP but never answers is given one keepalive at most, so a hung
+        # link is found within two (the keepalive's own PINGREQ/PINGRESP covers a hang later on).
+        deadline = self.clock.mono_ms() + min(CONNACK_TIMEOUT_MS, mq.keepalive_s * 1000)
         while self._connack is None and self.clock.mono_ms() < deadline:
             if self._stop.is_set():
                 break
             self._client.loop(timeout=0.05)
+            self.beat_ms = self.clock.mono_ms()
         if not self._connack:
             with contextlib.suppress(Exception):
                 self._client.disconnect()
+                self._client.loop(timeout=0.05)  # sends the DISCONNECT and closes the socket
             self._failed("no CONNACK" if self._connack is None else "broker refused", False)
 
     def _failed(self, why: str, refused: bool) -> None:

@@ -28,6 +28,9 @@ from agent.outbox import Outbox
 from agent.sensors.base import EventSpool, Source
 from agent.timekeeper import TimeKeeper
 from agent.triggers import Reading, TriggerEngine
+from agent.update.machine import Policy
+from agent.update.worker import Updater
+from agent.watchdog import Feeder, Notifier, Progress
 from protocol import messages as m
 from protocol.topics import Channel
 
@@ -55,6 +58,7 @@ class Agent:
         signer: Signer,
         clock: Clock | None = None,
         enrollment: m.Enrollment | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.cfg = cfg
         self.source = source
@@ -85,6 +89,17 @@ class Agent:
         self.spool.remove(done if isinstance(done, list) else [])  # committed before a crash
         self.spool_dir = self.spool.directory
         self._spool_mtime = 0
+        self.feeder = Feeder(notifier or Notifier())
+        self.updater = Updater(
+            cfg.data_dir,
+            cfg.bridge_public_key,
+            agent.__version__,
+            Policy(cfg.update_retries, cfg.update_max_starts, int(cfg.update_trial_s * 1000)),
+            self.clock.wall_ms,
+        )
+        now = self.clock.mono_ms()
+        self._sensor_ok_ms = self._drained_ms = now
+        self._drain_mark = (-1, -1)  # (backlog, last ack) at the last watchdog check
 
     # ---- messages -----------------------------------------------------------------------------
 
@@ -138,6 +153,7 @@ class Agent:
         """Poll the source and the explicit-event spool; store a trigger for every rule that
         fires, with the rule state and the consumed events, in one transaction."""
         reading = self.source.poll(self.clock.wall_ms())
+        self._sensor_ok_ms = self.clock.mono_ms()  # the source answered: progress
         taken = self.spool.take()
         if taken:
             events = reading.events + tuple(event for _path, event in taken)
@@ -176,8 +192,10 @@ class Agent:
         self.link.start()
         poll_ms = int(POLL_S * 1000)
         next_poll = next_report = next_status = self.clock.mono_ms()
+        self.feeder.ready()
+        self.updater.resume()
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not self.updater.restart.is_set():
                 now = self.clock.mono_ms()
                 self.time.step()
                 self._handle_commands()
@@ -191,18 +209,45 @@ class Agent:
                     self.report()
                     next_report = now + report_ms
                 if now >= next_status:
+                    self._watch_update()
                     self.write_status()
                     next_status = now + int(self.cfg.status_interval_s * 1000)
                 if not self.link.is_alive():
                     raise RuntimeError("the link thread stopped unexpectedly")
+                if self.feeder.due(now):
+                    self.feeder.step(self.progress(now), now)
                 wake_ms = min(next_poll, next_report, next_status) - self.clock.mono_ms()
                 if wake_ms > 0:
                     stop.wait(min(wake_ms, 50) / 1000)
         finally:
+            self.updater.shutdown()
+            self.feeder.stopping()
             self.link.shutdown()
             self.write_status(stopped=True)
             self.source.close()
             self.outbox.close()
+
+    def progress(self, now_ms: int) -> Progress:
+        """What moved lately, for the watchdog rule (agent.watchdog.verdict)."""
+        stats = self.outbox.stats()
+        link = self.link.status
+        mark = (stats.backlog, max(link.acked, stats.last_ack))
+        if mark[0] < self._drain_mark[0] or mark[1] > self._drain_mark[1]:
+            self._drained_ms = now_ms
+        self._drain_mark = mark
+        return Progress(
+            sensor_ok_ms=self._sensor_ok_ms,
+            backlog=stats.backlog,
+            drained_ms=self._drained_ms,
+            link_beat_ms=self.link.beat_ms,
+            link_can_send=link.connected and link.bridge_online,
+        )
+
+    def _watch_update(self) -> None:
+        """On trial after a self-update: commit once the bridge acked this run's messages."""
+        if self.updater.on_trial:
+            stats = self.outbox.stats()
+            self.updater.watch_acks(stats.next_seq, max(self.link.status.acked, stats.last_ack))
 
     def _spool_changed(self) -> bool:
         """An explicit emergency was queued: poll now, not at the next second (one stat)."""

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cloud_bridge import broker_cli, claims_cli, desired_cli, diag_cli, keyfile
+from cloud_bridge import broker_cli, claims_cli, desired_cli, diag_cli, keyfile, update_cli
 from cloud_bridge import config as config_mod
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool.cli import add_parser as add_pool_parser
@@ -94,12 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("device_id")
     desired_cli.add_parsers(dsub, common)
     diag_cli.add_parser(dsub, common)
+    update_cli.add_device_parser(dsub, common)
 
     run = common(sub.add_parser("run", help="run the bridge until SIGTERM"))
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     broker_cli.add_parsers(sub, common)
     claims_cli.add_parsers(sub, common)
+    update_cli.add_fleet_parser(sub, common)
     add_pool_parser(sub)
     return parser
 
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return broker_cli.cmd_broker_account(args, load_config(args), now_ms())
         if args.command == "claims":
             return claims_cli.cmd_claims(args, load_config(args), now_ms())
+        if args.command == "fleet":
+            return update_cli.cmd_fleet(args, load_config(args))
         handler = {"init": cmd_init, "devices": cmd_devices, "run": cmd_run}[args.command]
         return int(handler(args))
     except BridgeError as exc:
@@ -198,6 +202,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         return desired_cli.cmd_config(args, cfg, now_ms())
     if action == "diag":
         return diag_cli.cmd_diag(args, cfg, now_ms())
+    if action == "update":
+        return update_cli.cmd_device_update(args, cfg)
     if action == "rotate":
         code = _rotate(cfg, args.device_id)
         with open_store(cfg.store_url) as store:
@@ -243,40 +249,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _rotate(cfg: config_mod.BridgeConfig, device_id: str) -> int:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+    from cloud_bridge.command_out import send_commands
 
-    from cloud_bridge.publish import Publisher
-    from cloud_bridge.registry import Registry
-    from cloud_bridge.store import open_store
-    from protocol import messages as m
-    from protocol import topics
-
-    key = keyfile.load(cfg.key_path)
-    with open_store(cfg.store_url) as store:
-        with store.transaction() as tx:
-            device = Registry().device(tx, device_id)
-        if device is None:
-            raise BridgeError(f"no device {device_id!r} is enrolled")
-        sealed = Publisher(f"{cfg.instance}-cli", key, store).sealed(
-            m.Command, device=device_id, command="rotate"
-        )
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{cfg.instance}-cli-{now_ms()}")
-    if cfg.username:
-        # Its own account: the broker makes the client id the username, so connecting as the
-        # bridge itself would take the running bridge's session over.
-        password = cfg.password_file.read_text().strip() if cfg.password_file else None
-        client.username_pw_set(cfg.username + broker_cli.CLI_SUFFIX, password)
-    try:
-        client.connect(cfg.mqtt_host, cfg.mqtt_port)
-    except OSError as exc:
-        raise BridgeError(f"cannot reach the broker at {cfg.mqtt_url}: {exc}") from exc
-    client.loop_start()
-    client.publish(topics.command(device.fleet, device_id, "rotate"), sealed, 1).wait_for_publish(
-        10
-    )
-    client.disconnect()
-    client.loop_stop()
+    send_commands(cfg, [device_id], "rotate", {})
     print(f"rotate sent to {device_id}; the running bridge registers its new key when it answers")
     return 0
 

@@ -61,7 +61,7 @@ KEY_KIND = 1
 
 RISK_DECISIONS = frozenset({"allow", "step_up", "hold", "freeze"})
 POOL_STATUSES = frozenset({"open", "frozen", "closed"})
-COMMANDS = frozenset({"config", "ping", "rotate", "model", "diag"})
+COMMANDS = frozenset({"config", "ping", "rotate", "model", "update", "diag"})
 CONFIG_VERSION_ARG = "config_version"
 """The argument of a `config` command that makes it the whole desired configuration of a
 version (the bridge's desired state), rather than a change to merge."""

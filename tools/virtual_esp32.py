@@ -51,8 +51,14 @@ class VirtualEsp32:
         workdir: Path,
         heapsize: str = DEFAULT_HEAP,
         micropython: str | None = None,
+        prefix: list[str] | None = None,
+        main: Path | None = None,
     ) -> None:
+        """`prefix` runs the process under another command (the HIL bench's `ip netns exec`);
+        `main` replaces firmware/main.py (the bench's wrapper that adds fault injection)."""
         self.board_dir = board_dir
+        self.prefix = list(prefix or [])
+        self.main = main or firmware_build.FIRMWARE / "main.py"
         self.workdir = workdir
         self.heapsize = heapsize
         self.micropython = micropython or find_micropython()
@@ -88,10 +94,11 @@ class VirtualEsp32:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [
+                *self.prefix,
                 self.micropython,
                 "-X",
                 f"heapsize={self.heapsize}",
-                str(firmware_build.FIRMWARE / "main.py"),
+                str(self.main),
                 str(self.flash),
             ],
             cwd=self.workdir,

@@ -1,9 +1,10 @@
 """The hardware of each port, passed into device.Device: what it uses of the board.
 
 On the ESP32: I2C on the configured pins, network.WLAN, machine.WDT, the emergency button, the
-on-board LED, flash under /data. In the unix port (the virtual ESP32 of tests/firmware): the
-simulated MPU-6050 and its sampling clock (imu.sim_seed), no Wi-Fi to join, a stub watchdog,
-and the "button" is a file named `button` in the data directory.
+on-board LED, flash under /data, the OTA partitions (esp32.Partition). In the unix port (the
+virtual ESP32 of tests/firmware): the simulated MPU-6050 and its sampling clock (imu.sim_seed),
+no Wi-Fi to join, a stub watchdog, OTA partitions simulated in files (ota.SimTable), and the
+"button" is a file named `button` in the data directory.
 
     hw = board.hardware(cfg, data_dir)      the right one for sys.platform
     hw = board.unix_hardware(data_dir)      the unix port's, its config read from data_dir
@@ -50,6 +51,36 @@ class Hardware:
             pass
         return s
 
+    def fetch_range(self, url, offset, n):
+        """(status, body) of an HTTP/1.0 GET of `n` bytes of url from `offset` (Range), for
+        ota.Ota.step; n is one flash block, so the body fits the heap."""
+        if not url.startswith("http://"):
+            return 400, b""
+        hostport, _, rest = url[7:].partition("/")
+        host, _, port = hostport.partition(":")
+        s = self.open_socket(host, int(port or 80))
+        try:
+            req = "GET /%s HTTP/1.0\r\nHost: %s\r\nRange: bytes=%d-%d\r\n\r\n"
+            s.write((req % (rest, host, offset, offset + n - 1)).encode())
+            data = b""
+            while True:
+                chunk = s.recv(1024)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) > n + 4096:
+                    break
+        finally:
+            s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        try:
+            status = int(head[9:12])
+        except ValueError:
+            return 0, b""
+        if status == 200:  # the server ignored Range
+            body = body[offset : offset + n]
+        return status, body[:n]
+
     def fetch(self, url, path, max_bytes):
         """HTTP/1.0 GET of url (http:// only) streamed into the file `path`, at most max_bytes;
         the body's SHA-256 (the body never sits in the heap whole)."""
@@ -90,15 +121,21 @@ class Hardware:
 
 class Esp32(Hardware):
     def __init__(self, cfg):
+        import esp32
         import machine
         import network
+        from watchdog import WDT_TIMEOUT_MS
 
         super().__init__(DATA_DIR)
         imu = cfg["imu"]
         self.i2c = machine.I2C(0, scl=machine.Pin(imu["scl"]), sda=machine.Pin(imu["sda"]),
                                freq=400000)
         self.wlan = network.WLAN(network.STA_IF)
-        self.wdt = machine.WDT(timeout=60000)
+        self.wdt = machine.WDT(timeout=WDT_TIMEOUT_MS)
+        # the stubs type the id as a label (str); MicroPython takes RUNNING (docs: esp32.Partition)
+        self.running_partition = esp32.Partition(esp32.Partition.RUNNING)  # type: ignore[arg-type]
+        self.mark_valid = esp32.Partition.mark_app_valid_cancel_rollback
+        self.reset = machine.reset
         pin = cfg["emergency"]["button_pin"]
         self._button = machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP) if pin >= 0 else None
         self._was_down = False
@@ -118,6 +155,7 @@ class Esp32(Hardware):
 class UnixPort(Hardware):
     def __init__(self, cfg, data_dir):
         import mpu6050_sim
+        import ota
         import watchdog
         import wifi
 
@@ -131,6 +169,14 @@ class UnixPort(Hardware):
         self.imu_sleep_us = clock.sleep_us
         self.wlan = wifi.NoWLAN()
         self.wdt = watchdog.StubWDT()
+        # the OTA partition table over files of the data directory, booted as a board would be
+        self.ota_table = ota.SimTable(storage.FileStorage(data_dir))
+        self.ota_table.reset()
+        self.running_partition = self.ota_table.running()
+        self.mark_valid = self.ota_table.mark_app_valid_cancel_rollback
+
+    def reset(self):
+        raise SystemExit("reset")  # the unix port's run script starts it again
 
     def button(self):
         import os

@@ -14,6 +14,8 @@ device's part of agent/commands.py, with its semantics and answers.
   SHA-256 against the signed `sha256`, load it and score a capture with it (self-test), then
   point model.json at it; a card that fails leaves the old model in place
   ("model_rejected: ..."), and one that fails to load at boot is rolled back (model_store.py).
+- update: a firmware manifest signed by the bridge (ota.py): "pending" while the inactive
+  partition is written, then a reset into it; valid only once a report of it was acked.
 
     outcome = handle(dev, name, args)   -> (result text, effects): effects are ("config", cfg),
                                            ("key", SigningKey), ("model", Model), ("enroll", data)
@@ -48,6 +50,11 @@ def handle(dev, name, args):
             return _model(dev, args)
         if name == "diag":
             return _diag(dev, args)
+        if name == "update":
+            manifest = args.get("manifest")
+            if not isinstance(manifest, bytes):
+                return "refused: argument manifest missing or mistyped", ()
+            return dev.ota.offer(manifest), ()
         return "refused: unknown command %s" % name, ()
     except Exception as exc:  # a command must never take the device down
         return ("error: %s" % type(exc).__name__)[:64], ()

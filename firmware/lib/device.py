@@ -29,6 +29,7 @@ import messages
 import model_store
 import mpu6050
 import mqtt
+import ota
 import reconnect
 import command_gate
 import sender
@@ -37,9 +38,11 @@ import window
 import wifi
 from errors import ProtocolError
 from outbox import Outbox, OutboxFull
-from watchdog import Watchdog
+from watchdog import WDT_TIMEOUT_MS, Watchdog
 
 VERSION = "fw-0.2.0"
+TRIAL_MS = 600000
+"""A firmware on trial gets this long to have a report acked before it resets (rollback)."""
 PREFIX = "cp/v1"
 REPLAY_WINDOW = 64  # protocol/replay.py WINDOW: the bridge's replay window
 PRIORITY_REPORT = 0
@@ -99,6 +102,12 @@ class Device:
         self._session = None  # reserved for the next connection
         self.session = 0
         self.box = Outbox(storage, self.cfg["outbox"]["max_messages"])
+        self.ota = ota.Ota(storage, hw.running_partition, hw.mark_valid, bridge_pub,
+                           version=VERSION[3:] if VERSION.startswith("fw-") else VERSION)
+        if self.ota.on_boot() == ota.ROLLED_BACK:
+            self.log("update: rolled back (%s)" % self.ota.state.get("reason"))
+        self._trial_ack = None  # on trial: the ack that shows this firmware's reports arrive
+        self._boot_ms = hw.ticks_ms()
         mq = self.cfg["mqtt"]
         self.window = window.SendWindow(REPLAY_WINDOW, mq["inflight_max"], mq["ack_timeout_s"] * 1000)
         self.model = model_store.current(storage, self.log)
@@ -119,7 +128,7 @@ class Device:
             self.client, backoff.Backoff(rand, mq["backoff_base_ms"], mq["backoff_cap_ms"]),
             connect_args={}, on_connect=self._on_connect,
         )  # fmt: skip
-        self.dog = Watchdog(hw.wdt)
+        self.dog = Watchdog(hw.wdt, hw.ticks_ms(), WDT_TIMEOUT_MS // 2)
         self.commands = []  # verified commands waiting for the loop: (name, seq, args, expires)
         self.held = []  # expiring commands waiting for a trusted clock (agent/timebase.py)
         floor = storage.read(TIME_FLOOR)
@@ -209,7 +218,6 @@ class Device:
             self.log("outbox full: report dropped")
             return
         self.reports += 1
-        self.dog.progress()
 
     def emergency(self, now_ms, amount_fen=0):
         """The emergency button: a trigger, at most once per cool-down (agent/triggers.py's
@@ -233,7 +241,6 @@ class Device:
         })
         self.box.put(messages.encode(messages.TRIGGER, fields), rule["priority"])
         self.log("trigger sos (emergency) stored")
-        self.dog.progress()
         return True
 
     # ---- the link ---------------------------------------------------------------------------
@@ -297,6 +304,7 @@ class Device:
             if f["device"] == self.device_id:
                 self.window.on_ack(f["ack_seq"], self.hw.ticks_ms())
                 self.time = timebase.on_bridge_time(self.time, f["ts_ms"], self.hw.wall_ms())
+                self._trial_acked(f["ack_seq"])
                 return
         elif msg.kind == messages.BRIDGE_STATE and topic == self.filters[2]:
             # ordered by (boot, seq): a replayed older "offline" or last will is not taken
@@ -363,10 +371,7 @@ class Device:
 
     def _link(self, now):
         """Keep the link up and let the window work; False while disconnected."""
-        attempts = self.wifi.attempts
         if not self.wifi.step(now):
-            if self.wifi.attempts != attempts:
-                self.dog.progress()  # trying to join is progress: an outage must not reset
             return False
         if not self.client.connected:
             self.window.on_disconnected()
@@ -378,21 +383,19 @@ class Device:
             }
             attempts = self.reconnector.attempts
             up = self.reconnector.step(now)
-            if self.reconnector.attempts != attempts:
-                self.dog.progress()  # an attempt is progress: an outage must not reset the board
-                if not up:
-                    self.log("connect failed (%s)" % (self.reconnector.last_error,))
+            if self.reconnector.attempts != attempts and not up:
+                self.log("connect failed (%s)" % (self.reconnector.last_error,))
             return up
+        acked = self.window.acked
         try:
             n = 0
             while n < 16 and self.client.poll(0):
                 n += 1
-            if n:
-                self.dog.progress()
-            self.client.tick(self.hw.ticks_ms())
-            if sender.drain(self.window, self.box, self._publish):
-                self.dog.progress()
+            self.client.tick(self.hw.ticks_ms())  # a silent broker raises here (keepalive)
+            sender.drain(self.window, self.box, self._publish)
             sender.tick(self.window, self.box, self.hw.ticks_ms())
+            if self.window.acked != acked:
+                self.dog.drained(now)
         except (OSError, mqtt.MQTTError) as exc:
             self.window.on_disconnected()
             self.reconnector.lost(self.hw.ticks_ms(), exc)
@@ -408,7 +411,11 @@ class Device:
         now = hw.ticks_ms()
         up = self._link(now)
         self._keep_time()
+        # The link came back from its work (an attempt, a backoff wait, a poll): an outage is
+        # not a hang. A call that hangs never gets here and the WDT resets the board.
+        self.dog.beat(now)
         self._run_commands()
+        self._update_step(now)
         if hw.button():
             self.emergency(now)
         interval = self.cfg["report"]["interval_s"] * 1000
@@ -422,9 +429,33 @@ class Device:
                 self.skipped += 1
                 self.log("out of memory: report skipped")
             gc.collect()
-        self.dog.feed_if_due()
+        self.dog.sensed(now)  # the report, when due, was made (an I2C hang never gets here)
+        self.dog.check(now, len(self.box), up and self.window.bridge_online)
         hw.led(up and self.window.bridge_online)
         return 5 if up else 50
+
+    def _trial_acked(self, ack_seq):
+        """On trial after an update: the first ack sets the mark; one beyond it means a report
+        this firmware numbered reached the bridge, and the image is marked valid."""
+        if self.ota.phase != ota.TRIAL:
+            return
+        if self._trial_ack is None:
+            self._trial_ack = ack_seq
+        elif ack_seq > self._trial_ack and self.ota.acked():
+            self.log("update: firmware %s committed" % self.ota.state["running"])
+
+    def _update_step(self, now):
+        """Download one block of an offered update; reset into it when it is in place, and
+        out of a trial that got no ack within TRIAL_MS (the bootloader then rolls back)."""
+        phase = self.ota.phase
+        if phase == ota.DOWNLOADING and self.ota.step(self.hw.fetch_range) == "reset":
+            self.log("update: rebooting into %s" % self.ota.state["target"])
+            self.shutdown()
+            self.hw.reset()
+        if phase == ota.TRIAL and time.ticks_diff(now, self._boot_ms) > TRIAL_MS:
+            self.log("update: no ack for the new firmware; resetting to roll back")
+            self.shutdown()
+            self.hw.reset()
 
     def shutdown(self):
         """A clean death and DISCONNECT (the broker then drops the will)."""

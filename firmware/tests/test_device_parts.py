@@ -3,6 +3,7 @@ config's errors, Wi-Fi backoff, the watchdog, key rotation and the model rollbac
 
 import json
 import struct
+import time
 
 import commands
 import config
@@ -14,6 +15,7 @@ import model_store
 import mpu6050
 import mpu6050_sim
 import storage
+import watchdog
 import wifi
 from backoff import Backoff
 from watchdog import StubWDT, Watchdog
@@ -139,14 +141,29 @@ def test_wifi_retries_with_growing_backoff():
 
 def test_watchdog_is_fed_only_after_progress():
     wdt = StubWDT()
-    dog = Watchdog(wdt)
-    dog.feed_if_due()
-    dog.feed_if_due()
-    assert wdt.feeds == 1
-    dog.progress()
-    dog.feed_if_due()
-    dog.feed_if_due()
-    assert wdt.feeds == 2
+    dog = Watchdog(wdt, 1000, window_ms=500)
+    assert dog.check(1200, 0, True) == watchdog.PROGRESS and wdt.feeds == 1  # nothing to drain
+    dog.sensed(1400)
+    dog.beat(1400)
+    assert dog.check(1600, 3, False) == watchdog.PROGRESS  # an outage: cannot send, not stuck
+    assert dog.check(1600, 3, True) == watchdog.OUTBOX_STALLED and wdt.feeds == 2
+    dog.drained(1600)
+    assert dog.check(1700, 3, True) == watchdog.PROGRESS and wdt.feeds == 3
+    dog.beat(2200)
+    assert dog.check(2200, 0, True) == watchdog.SENSOR_STALLED and wdt.feeds == 3
+    dog.sensed(2200)
+    dog.beat(1600)
+    assert dog.check(2200, 0, True) == watchdog.LINK_STALLED and wdt.feeds == 3
+    dog.beat(2200)
+    assert dog.check(2200, 0, True) == watchdog.PROGRESS and wdt.feeds == 4
+
+
+def test_watchdog_rule_across_the_ticks_wrap():
+    top = time.ticks_add(0, -1)  # the largest ticks_ms value: the next tick wraps to 0
+    assert watchdog.verdict(5, 100, top, 0, top, top, True) == watchdog.PROGRESS
+    assert watchdog.verdict(200, 100, top, 0, top, 150, True) == watchdog.SENSOR_STALLED
+    assert watchdog.verdict(200, 100, 150, 2, top, 150, True) == watchdog.OUTBOX_STALLED
+    assert watchdog.verdict(200, 100, 150, 2, top, 150, False) == watchdog.PROGRESS
 
 
 class _Dev:

@@ -60,14 +60,14 @@ class Device:
         assert isinstance(rec, m.Enrollment)
         return rec
 
-    def start(self, *extra: str) -> Device:
+    def start(self, *extra: str, env: dict[str, str] | None = None) -> Device:
         log = open(self.dir / "agent.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "run", "--config", str(self.config), *extra],
             cwd=ROOT,
             stdout=log,
             stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             preexec_fn=die_with_parent,  # never outlives a killed test run
         )
         return self

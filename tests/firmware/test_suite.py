@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.firmware.conftest import DEFAULT_HEAP, FIRMWARE_TESTS, MicroPython
+from tests.harness.hung import HungRelay
 from tests.harness.mosquitto import Mosquitto, free_port
 
 _HEAP = re.compile(r'^HEAPSIZE = "(\w+)"', re.MULTILINE)
@@ -51,12 +52,24 @@ def test_firmware_module_with_broker(
     # An open broker: these suites test the firmware's MQTT client itself (anonymous clients on
     # topics of their own, refused connects by return code), not the shipped ACLs.
     broker = open_broker
-    with socket.socket() as silent:  # listens, never accepts: for connect timeouts
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(1)
-        env = {
-            "FW_MQTT_PORT": str(broker.port),
-            "FW_SILENT_PORT": str(silent.getsockname()[1]),
-            "FW_DEAD_PORT": str(free_port()),  # nothing listens: connections are refused
-        }
-        _passed(micropython.suite(module, tmp_path, heapsize=heapsize_of(module), env=env))
+    hung = HungRelay(broker.port, broker.host)  # answers CONNACK, then nothing (hung link)
+    hung.hang_after_reply = True
+    swallow = HungRelay(broker.port, broker.host)  # accepts and reads, never answers
+    swallow.hang_new = True
+    try:
+        with socket.socket() as silent:  # listens, never accepts: for connect timeouts
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(1)
+            env = {
+                "FW_MQTT_PORT": str(broker.port),
+                "FW_SILENT_PORT": str(silent.getsockname()[1]),
+                "FW_DEAD_PORT": str(free_port()),  # nothing listens: connections are refused
+                "FW_HUNG_PORT": str(hung.port),
+                "FW_SWALLOW_PORT": str(swallow.port),
+            }
+            out = micropython.suite(module, tmp_path, heapsize=heapsize_of(module), env=env)
+            print(out)  # the hung-link figures (pytest -s shows them)
+            _passed(out)
+    finally:
+        hung.close()
+        swallow.close()

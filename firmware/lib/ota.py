@@ -1,0 +1,277 @@
+"""Firmware update (issue 18 item 2): the agent's signed manifest (agent/update/manifest.py),
+written into the inactive OTA partition, booted on trial, marked valid only after a report of
+the new firmware was acknowledged; otherwise the bootloader rolls back by itself.
+
+    ota = Ota(storage, running, mark_valid, bridge_public)
+    ota.on_boot()              after every boot: a trial that did not come up is rolled back
+    ota.offer(manifest)        the `update` command: "pending" or "refused: <why>"
+    ota.step(fetch)            one block; "reset" once the new image is set to boot
+    ota.acked()                the bridge acked a report of the trial firmware: mark it valid
+
+On the ESP32, `running` is esp32.Partition(esp32.Partition.RUNNING) and `mark_valid` is
+esp32.Partition.mark_app_valid_cancel_rollback (the bootloader must be built with app rollback,
+as MicroPython's ESP32 boards are): a new image boots once as pending-verify, and a reset before
+it is marked valid boots the previous one again. In the unix port SimTable gives the same
+methods over files in the flash directory, with the bootloader's rule in `reset()`.
+
+`fetch(url, offset, n)` returns (http_status, bytes): the board's HTTP Range GET. The state
+lives in ota.json (written whole, then renamed), saved before each step's effect, so a power
+cut anywhere resumes at the last durable block or leaves the old firmware booting.
+"""
+
+import hashlib
+import json
+
+import cbor
+import cose
+from errors import ProtocolError
+
+STATE = "ota.json"
+BLOCK = 4096
+RETRIES = 5
+
+IDLE = "idle"
+DOWNLOADING = "downloading"
+TRIAL = "trial"
+COMMITTED = "committed"
+ROLLED_BACK = "rolled_back"
+
+
+def version_key(version):
+    parts = version.split(".") if isinstance(version, str) else ()
+    if not 1 <= len(parts) <= 4 or any(not p.isdigit() or len(p) > 5 for p in parts):
+        raise ValueError("version %r must be 1 to 4 dot-separated numbers" % (version,))
+    out = [int(p) for p in parts]
+    while len(out) < 4:
+        out.append(0)
+    return tuple(out)
+
+
+def verify_manifest(data, bridge_public):
+    """The manifest signed by the bridge key, as a dict; ValueError or ProtocolError else."""
+    kid = cose.kid_for(bridge_public)
+    payload, _kid = cose.verify1(data, lambda k: bridge_public if k == kid else None)
+    doc = cbor.decode(payload)
+    if not isinstance(doc, dict):
+        raise ValueError("manifest is not a map")
+    m = {
+        "version": doc.get(1),
+        "sha256": doc.get(2),
+        "url": doc.get(3),
+        "min_version": doc.get(4, "0"),
+        "size": doc.get(5),
+    }
+    version_key(m["version"])
+    version_key(m["min_version"])
+    if not isinstance(m["sha256"], bytes) or len(m["sha256"]) != 32:
+        raise ValueError("sha256 must be 32 bytes")
+    if not isinstance(m["url"], str) or not isinstance(m["size"], int) or m["size"] <= 0:
+        raise ValueError("url and size are required")
+    return m
+
+
+class Ota:
+    def __init__(self, storage, running, mark_valid, bridge_public, version="0"):
+        self.storage = storage
+        self.running = running
+        self.mark_valid = mark_valid
+        self.bridge_public = bridge_public
+        self.version = version  # of the image in `running` when no update says otherwise
+        raw = storage.read(STATE)
+        self.state = json.loads(raw) if raw else {"phase": IDLE, "floor": "0", "running": version}
+
+    @property
+    def phase(self):
+        return self.state["phase"]
+
+    def _save(self):
+        self.storage.write(STATE + ".tmp", json.dumps(self.state))
+        self.storage.rename(STATE + ".tmp", STATE)
+
+    def _label(self):
+        return self.running.info()[4]
+
+    def on_boot(self):
+        """A trial whose image is not the one running was rolled back by the bootloader."""
+        s = self.state
+        if s["phase"] == TRIAL and self._label() != s["label"]:
+            s["phase"] = ROLLED_BACK
+            s["reason"] = "not acknowledged before a reset"
+            self._save()
+        return s["phase"]
+
+    def offer(self, data):
+        s = self.state
+        if s["phase"] in (DOWNLOADING, TRIAL):
+            return "refused: busy"
+        try:
+            m = verify_manifest(data, self.bridge_public)
+        except (ValueError, ProtocolError) as exc:
+            return ("refused: manifest: %s" % exc)[:64]
+        if m["version"] == s["running"]:
+            return "refused: same_version"
+        if version_key(m["version"]) < version_key(s["floor"]):
+            return "refused: downgrade"
+        target = self.running.get_next_update()
+        if m["size"] > target.ioctl(4, 0) * BLOCK:
+            return "refused: image larger than the partition"
+        s.update({
+            "phase": DOWNLOADING, "target": m["version"], "sha256": m["sha256"].hex(),
+            "url": m["url"], "size": m["size"], "min_version": m["min_version"], "offset": 0,
+            "retries": RETRIES, "label": target.info()[4], "reason": "",
+        })  # fmt: skip
+        self._save()
+        return "pending"
+
+    def step(self, fetch):
+        """One block of the download, or the check and switch after the last one."""
+        s = self.state
+        if s["phase"] != DOWNLOADING:
+            return s["phase"]
+        target = self.running.get_next_update()
+        if s["offset"] < s["size"]:
+            n = min(BLOCK, s["size"] - s["offset"])
+            try:
+                status, data = fetch(s["url"], s["offset"], n)
+            except OSError:
+                status, data = 0, b""
+            if 400 <= status < 500:
+                return self._stop("http %d" % status)
+            if status not in (200, 206) or len(data) != n:
+                s["retries"] -= 1
+                if s["retries"] <= 0:
+                    return self._stop("retries exhausted")
+                self._save()
+                return DOWNLOADING
+            buf = bytearray(BLOCK)  # a whole erase block, the tail padded
+            buf[:n] = data
+            target.writeblocks(s["offset"] // BLOCK, buf)
+            s["offset"] += n
+            self._save()  # after the block: a cut before it only writes it again
+            return DOWNLOADING
+        if self._digest(target) != s["sha256"]:
+            return self._stop("sha256 mismatch")
+        s["phase"] = TRIAL
+        s["previous"] = self._label()
+        self._save()  # before set_boot: a cut between them boots the old image, see on_boot
+        target.set_boot()
+        return "reset"
+
+    def _digest(self, part):
+        h = hashlib.sha256()
+        buf = bytearray(BLOCK)
+        left = self.state["size"]
+        block = 0
+        while left > 0:
+            part.readblocks(block, buf)
+            h.update(buf[: min(BLOCK, left)])
+            left -= BLOCK
+            block += 1
+        return h.digest().hex()
+
+    def _stop(self, reason):
+        self.state.update({"phase": IDLE, "reason": reason, "offset": 0})
+        self._save()
+        return IDLE
+
+    def acked(self):
+        """A report made by the trial firmware was acknowledged: keep it."""
+        s = self.state
+        if s["phase"] != TRIAL or self._label() != s["label"]:
+            return False
+        self.mark_valid()
+        s["phase"] = COMMITTED
+        s["running"] = s["target"]
+        if version_key(s["min_version"]) > version_key(s["floor"]):
+            s["floor"] = s["min_version"]
+        self._save()
+        return True
+
+
+class SimPartition:
+    """esp32.Partition's methods over a file of the flash directory (the unix port)."""
+
+    def __init__(self, table, label):
+        self.table = table
+        self.label = label
+
+    def info(self):
+        return (0, 0x10, 0, self.table.blocks * BLOCK, self.label, False)
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return self.table.blocks
+        if op == 5:
+            return BLOCK
+        return None
+
+    def get_next_update(self):
+        return SimPartition(self.table, "ota_1" if self.label == "ota_0" else "ota_0")
+
+    def readblocks(self, block, buf):
+        data = self.table.storage.read(self.label + ".bin") or b""
+        chunk = data[block * BLOCK : block * BLOCK + len(buf)]
+        buf[: len(chunk)] = chunk
+        for i in range(len(chunk), len(buf)):
+            buf[i] = 0xFF  # erased flash
+
+    def writeblocks(self, block, buf):
+        self.table.power()
+        data = bytearray(self.table.storage.read(self.label + ".bin") or b"")
+        end = block * BLOCK + len(buf)
+        if len(data) < end:
+            data.extend(b"\xff" * (end - len(data)))
+        data[block * BLOCK : end] = buf
+        self.table.storage.write(self.label + ".bin", bytes(data))
+
+    def set_boot(self):
+        self.table.set_boot(self.label)
+
+
+class SimTable:
+    """Two OTA app partitions and the otadata of the ESP-IDF bootloader with app rollback:
+    set_boot makes an image "new"; the reset that boots it makes it "pending"; a reset while
+    it is still pending marks it "aborted" and boots the other, valid one."""
+
+    DATA = "otadata.json"
+
+    def __init__(self, storage, blocks=64, power=None):
+        self.storage = storage
+        self.blocks = blocks
+        self.power = power or (lambda: None)  # called before every flash write (tests cut it)
+        raw = storage.read(self.DATA)
+        states = {"ota_0": "valid", "ota_1": "empty"}
+        fresh = {"boot": "ota_0", "running": "ota_0", "states": states}
+        self.data = json.loads(raw) if raw else fresh  # type: dict
+
+    def _save(self):
+        self.power()
+        self.storage.write(self.DATA + ".tmp", json.dumps(self.data))
+        self.storage.rename(self.DATA + ".tmp", self.DATA)
+
+    def running(self):
+        return SimPartition(self, self.data["running"])
+
+    def set_boot(self, label):
+        self.data["boot"] = label
+        self.data["states"][label] = "new"
+        self._save()
+
+    def mark_app_valid_cancel_rollback(self):
+        self.data["states"][self.data["running"]] = "valid"
+        self._save()
+
+    def reset(self):
+        """The bootloader at power-on."""
+        d = self.data
+        boot = d["boot"]
+        state = d["states"][boot]
+        if state == "new":
+            d["states"][boot] = "pending"
+        elif state in ("pending", "aborted", "empty"):
+            d["states"][boot] = "aborted" if state == "pending" else state
+            boot = "ota_1" if boot == "ota_0" else "ota_0"
+            d["boot"] = boot
+        d["running"] = boot
+        self._save()
+        return boot
