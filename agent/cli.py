@@ -19,7 +19,7 @@ from typing import Any
 
 import agent
 from agent import config as config_mod
-from agent import keys
+from agent import diag, keys
 from agent.errors import AgentError
 from agent.jsonfile import read_json
 from protocol.names import MCU_KIND
@@ -320,6 +320,9 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     the_agent = build_agent(cfg, key)
+    logging.getLogger().addHandler(diag.RING)  # the last lines, for a diag command
+    if diag.start_run(cfg.data_dir, the_agent.clock.wall_ms()):
+        log.warning("the previous run ended uncleanly (SIGKILL, OOM or power loss)")
     log.info(
         "agent %s (%s) boot %d, model %s",
         cfg.device_id,
@@ -331,8 +334,10 @@ def run(args: argparse.Namespace) -> int:
         the_agent.run(stop)
     except Exception as exc:
         log.exception("agent failed")
+        diag.record_crash(cfg.data_dir, f"{type(exc).__name__}: {exc}", the_agent.clock.wall_ms())
         print(f"edge-agent: failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    diag.end_run(cfg.data_dir)
     if the_agent.updater.restart.is_set():
         from agent.update.worker import EXIT_RESTART
 

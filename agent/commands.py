@@ -8,10 +8,15 @@ command's seq and whose `cmd_result` is "ok", "pending" or an error code with a 
 
 - ping: answer at once (a fresh, scored report).
 - config: dotted keys (`report.interval_s`) from the small set that is safe to change remotely;
-  validated with the same schema as the file and kept across restarts.
+  validated with the same schema as the file and kept across restarts. With a `config_version`
+  argument it is the bridge's whole desired configuration of that version: it replaces the
+  overrides, the version is stored with them (births report it), and an older version is
+  refused; the same version again answers "ok" (the bridge may resend it after a reconnect).
 - rotate: without arguments, make the next key, send an enrollment signed by the current key on
   the `enroll` channel and answer "pending"; with `confirm_kid` (the bridge registered it),
   promote the new key, re-sign the unacked outbox and answer "ok".
+- diag: answer with a signed Diag message on the diag channel (agent.diag): the last `lines`
+  log lines, the last crash, uptime, memory, outbox and link figures, cut to 3 KiB.
 - model: fetch the model and its metadata from the URLs given, check both SHA-256 against the
   signed command, load and self-test it, then swap atomically; a model that fails keeps the old
   one in place (answer "model_rejected: ...").
@@ -36,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import nacl.signing
 
 from agent import config as config_mod
-from agent import keys
+from agent import diag, keys
 from agent.assess import Assessor
 from agent.errors import AgentError
 from agent.jsonfile import read_json, write_json_atomic
@@ -56,6 +61,7 @@ REMOTE_KEYS = {
     "sensors.day_s",
 }
 MAX_MODEL_BYTES = 4 * 1024 * 1024
+DIAG_LINES = 50
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,16 @@ class PublishEnrollment:
     data: bytes
 
 
-Effect = ConfigChanged | OutboxResized | KeyRotated | ModelReplaced | PublishEnrollment
+@dataclass(frozen=True)
+class PublishDiag:
+    """Send this signed diagnostics answer on the diag channel (outside the outbox)."""
+
+    data: bytes
+
+
+Effect = (
+    ConfigChanged | OutboxResized | KeyRotated | ModelReplaced | PublishEnrollment | PublishDiag
+)
 
 
 @dataclass(frozen=True)
@@ -112,12 +127,14 @@ class CommandHandler:
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
+        self.current_seq = 0
 
     @property
     def rotation_file(self) -> Path:
         return self.agent.cfg.data_dir / "rotation.cbor"
 
     def handle(self, cmd: m.Command) -> Outcome:
+        self.current_seq = cmd.seq  # the diag answer carries it
         try:
             outcome: Outcome = getattr(self, f"_{cmd.command}")(cmd.args)
         except AgentError as exc:
@@ -140,6 +157,30 @@ class CommandHandler:
 
     def _ping(self, args: dict[str, Any]) -> Outcome:
         return Outcome("ok")
+
+    # ---- diag ---------------------------------------------------------------------------------
+
+    def _diag(self, args: dict[str, Any]) -> Outcome:
+        """The last `lines` log lines (default 50), the last crash, uptime and figures."""
+        wanted = args.get("lines", DIAG_LINES)
+        if isinstance(wanted, bool) or not isinstance(wanted, int) or not 0 <= wanted <= 200:
+            return Outcome("refused: lines must be an integer from 0 to 200")
+        agent, seq = self.agent, self.current_seq
+        crash, crash_ms = diag.last_crash(agent.cfg.data_dir)
+        answer = diag.fit(
+            m.Diag(
+                sender=agent.cfg.device_id,
+                seq=seq,
+                boot=agent.outbox.boot,
+                ts_ms=agent.clock.wall_ms(),
+                uptime_s=max(0, agent.clock.mono_ms() - agent.started_mono_ms) // 1000,
+                crash=crash,
+                crash_ms=crash_ms,
+                figures=agent.figures(),
+            ),
+            diag.RING.tail(wanted),
+        )
+        return Outcome("ok", (PublishDiag(agent.signer.seal(answer)),))
 
     # ---- update (agent.update) ------------------------------------------------------------------
 
@@ -166,13 +207,26 @@ class CommandHandler:
     # ---- config -------------------------------------------------------------------------------
 
     def _config(self, args: dict[str, Any]) -> Outcome:
+        args = dict(args)
+        version = args.pop(m.CONFIG_VERSION_ARG, None)
         bad = sorted(set(args) - REMOTE_KEYS)
         if bad:
             return Outcome(f"refused: {bad[0]} cannot be set remotely")
-        overrides = dict(load_overrides(self.agent.outbox))
-        overrides.update(args)
+        outbox = self.agent.outbox
+        if version is None:  # a change merged into the overrides
+            overrides = dict(load_overrides(outbox))
+            overrides.update(args)
+            docs: dict[str, object] = {"config_overrides": overrides}
+        else:  # the bridge's whole desired state of that version (cloud_bridge.desired)
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                return Outcome(f"refused: {m.CONFIG_VERSION_ARG} must be a positive integer")
+            applied = config_version(outbox)
+            if version < applied:
+                return Outcome(f"refused: version {version} is older than {applied} applied")
+            overrides = args
+            docs = {"config_overrides": overrides, CONFIG_VERSION_KEY: version}
         cfg = apply_overrides(self.agent.cfg.path, overrides)  # raises ConfigError if invalid
-        self.agent.outbox.put_json("config_overrides", overrides)
+        outbox.put_state(docs)  # the overrides and their version in one transaction
         return Outcome("ok", (ConfigChanged(cfg), OutboxResized(cfg.outbox_max_messages)))
 
     # ---- rotate -------------------------------------------------------------------------------
@@ -277,6 +331,16 @@ def _fetch(url: str, sha256: bytes) -> bytes:
     if hashlib.sha256(data).digest() != sha256:
         raise AgentError("sha256 mismatch")
     return data
+
+
+CONFIG_VERSION_KEY = "config_version"
+"""The outbox's key/value entry holding the desired-configuration version applied."""
+
+
+def config_version(outbox: Any) -> int:
+    """The version of the bridge's desired configuration applied (0: none); births carry it."""
+    raw = outbox.get_json(CONFIG_VERSION_KEY, 0)
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
 
 
 def load_overrides(outbox: Any) -> dict[str, Any]:

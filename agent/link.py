@@ -30,6 +30,7 @@ import nacl.signing
 import paho.mqtt.client as mqtt
 
 import mqttc
+from agent import command_gate
 from agent.backoff import Backoff
 from agent.clock import Clock
 from agent.config import AgentConfig
@@ -164,6 +165,7 @@ class Link(threading.Thread):
         self._last_error = ""
         self.beat_ms = clock.mono_ms()  # the loop went round (agent.watchdog reads it)
         self._cmd_windows = self._load_cmd_windows()
+        self.on_bridge_time: Callable[[int], None] | None = None
         self._client = self._make_client()
 
     @property
@@ -391,8 +393,10 @@ class Link(threading.Thread):
                 self._dropped_inbound += 1
                 return
             self.window.on_ack(message.ack_seq, self.clock.mono_ms())
+            if self.on_bridge_time is not None:  # the bridge's clock, signed (agent.timebase)
+                self.on_bridge_time(message.ts_ms)
         elif topic.channel is Channel.CMD and isinstance(message, m.Command):
-            self._on_command(message, topic.command or "")
+            self._on_command(message, topic.command or "", bool(msg.retain))
         else:
             self._drop(
                 "misplaced",
@@ -400,6 +404,10 @@ class Link(threading.Thread):
                 type(message).__name__,
                 msg.topic,
             )
+
+    def count_drop(self, reason: str, cmd: m.Command) -> None:
+        """A command the agent refused to apply (expired): counted and logged like a drop."""
+        self._drop(reason, "link: command %s seq %d not applied: %s", cmd.command, cmd.seq, reason)
 
     def _drop(self, reason: str, warning: str, *args: object) -> None:
         """Count a dropped inbound message and warn about it, throttled per reason."""
@@ -422,13 +430,21 @@ class Link(threading.Thread):
         if state.online != was:
             log.info("link: bridge %s is %s", state.sender, "online" if state.online else "offline")
 
-    def _on_command(self, cmd: m.Command, topic_name: str) -> None:
+    def _on_command(self, cmd: m.Command, topic_name: str, retained: bool = False) -> None:
         if cmd.device != self.device_id or cmd.command != topic_name:
             self._drop(
                 "command_misaddressed",
                 "link: command %s for %s refused (wrong device or topic)",
                 cmd.command,
                 cmd.device,
+            )
+            return
+        if retained:  # applied once, when sent: never again from what the broker keeps
+            self._drop(
+                command_gate.RETAINED,
+                "link: retained command %s seq %d ignored",
+                cmd.command,
+                cmd.seq,
             )
             return
         window = self._cmd_windows.get(cmd.sender, ReplayWindow())

@@ -379,6 +379,14 @@ class Outbox:
                 (key, json.dumps(value, sort_keys=True)),
             )
 
+    def put_state(self, docs: dict[str, object]) -> None:
+        """Several key/value entries in one durable transaction (all or none after a crash)."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                [(k, json.dumps(v, sort_keys=True)) for k, v in docs.items()],
+            )
+
 
 def _unnumbered(message: Message) -> bytes:
     """The message encoded with seq 0: the outbox numbers it when it is first transmitted.

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import resource
 import threading
 from dataclasses import asdict
 from typing import assert_never
 
 import agent
+from agent import command_gate, keys
 from agent import commands as cmds
-from agent import keys
 from agent.assess import Assessment, Assessor
 from agent.clock import Clock
 from agent.config import AgentConfig
@@ -26,6 +27,7 @@ from agent.link import Link, Signer
 from agent.outbox import Outbox
 from agent.sensors.base import EventSpool, Source
 from agent.sensors.iio import SensorError
+from agent.timekeeper import TimeKeeper
 from agent.triggers import Reading, TriggerEngine
 from agent.update.machine import Policy
 from agent.update.worker import Updater
@@ -65,8 +67,14 @@ class Agent:
         self.outbox = outbox
         self.signer = signer
         self.enrollment = enrollment  # the record of the key in use (its seq: the generation)
-        self.clock = clock or Clock()
+        raw = clock or Clock()
+        # Wall time through the time base (agent.timebase): never below the persisted floor,
+        # corrected by the bridge's time until NTP synchronises the system clock.
+        self.time = TimeKeeper(outbox, raw.wall_ms, raw.mono_ms)
+        self.clock = Clock(wall_ms=self.time.wall_ms, mono_ms=raw.mono_ms)
         self.commands: queue.Queue[m.Command] = queue.Queue()
+        self.held: list[m.Command] = []  # expiring commands waiting for a trusted wall clock
+        self.started_mono_ms = self.clock.mono_ms()
         saved = outbox.get_json("triggers", {})
         self.triggers = TriggerEngine(cfg.rules, saved if isinstance(saved, dict) else {})
         self.last: Assessment | None = None
@@ -75,6 +83,7 @@ class Agent:
         self.link = Link(
             cfg, outbox, signer, self._birth, self.commands, self.clock, on_connect=self._resend
         )
+        self.link.on_bridge_time = self.time.on_bridge_time
         self.status_path = cfg.data_dir / "status.json"
         self.spool = EventSpool(cfg.data_dir / "events")
         done = outbox.get_json("spool_done", [])
@@ -117,6 +126,7 @@ class Agent:
             device_kind=self.cfg.kind,
             backlog=stats.backlog,
             resume_seq=self.outbox.resume_seq(),
+            config_version=cmds.config_version(self.outbox),
         )
 
     def report(self, cmd_seq: int = 0, cmd_result: str = "") -> m.Report:
@@ -135,6 +145,7 @@ class Agent:
             telemetry={k: v for k, v in list(reading.telemetry.items())[:32]},
             cmd_seq=cmd_seq,
             cmd_result=cmd_result[:64],
+            time_quality=self.time.quality,
         )
         self.outbox.put(report, PRIORITY_REPLY if cmd_seq else PRIORITY_REPORT)
         return report
@@ -187,6 +198,7 @@ class Agent:
         try:
             while not stop.is_set() and not self.updater.restart.is_set():
                 now = self.clock.mono_ms()
+                self.time.step()
                 self._handle_commands()
                 if now >= next_poll or self._spool_changed():
                     self.poll()
@@ -250,21 +262,38 @@ class Agent:
         changed, self._spool_mtime = mtime != self._spool_mtime, mtime
         return changed
 
+    def time_trusted(self) -> bool:
+        """Whether the wall clock may judge expiries (NTP, or the bridge's time from an ack)."""
+        return self.time.trusted()
+
     def _handle_commands(self) -> None:
+        waiting, self.held = self.held, []
         while True:
             try:
-                cmd = self.commands.get_nowait()
+                waiting.append(self.commands.get_nowait())
             except queue.Empty:
-                return
-            outcome = self.handler.handle(cmd)
-            result = outcome.result
-            try:
-                for effect in outcome.effects:
-                    self.apply(effect)
-            except Exception as exc:  # a command must never take the agent down
-                log.exception("command %s: applying its effects failed", cmd.command)
-                result = f"error: {type(exc).__name__}"
-            self.report(cmd_seq=cmd.seq, cmd_result=result)
+                break
+        for cmd in waiting:
+            verdict = command_gate.gate(
+                cmd.expires_ms, False, self.clock.wall_ms(), self.time_trusted()
+            )
+            if verdict == command_gate.HOLD:
+                self.held.append(cmd)  # evaluated again once the clock is trusted
+            elif verdict != command_gate.APPLY:
+                self.link.count_drop(verdict, cmd)
+            else:
+                self._handle_command(cmd)
+
+    def _handle_command(self, cmd: m.Command) -> None:
+        outcome = self.handler.handle(cmd)
+        result = outcome.result
+        try:
+            for effect in outcome.effects:
+                self.apply(effect)
+        except Exception as exc:  # a command must never take the agent down
+            log.exception("command %s: applying its effects failed", cmd.command)
+            result = f"error: {type(exc).__name__}"
+        self.report(cmd_seq=cmd.seq, cmd_result=result)
 
     def apply(self, effect: cmds.Effect) -> None:
         """Carry out one effect of a command."""
@@ -288,6 +317,8 @@ class Agent:
                 self.assessor = assessor
             case cmds.PublishEnrollment(data):
                 self.link.publish_signed(Channel.ENROLL, data)
+            case cmds.PublishDiag(data):
+                self.link.publish_signed(Channel.DIAG, data)
             case _:
                 assert_never(effect)
 
@@ -297,6 +328,30 @@ class Agent:
         data = self.handler.pending_enrollment()
         if data is not None:
             self.link.publish_signed(Channel.ENROLL, data)
+
+    def figures(self) -> dict[str, int]:
+        """Counters for a diagnostics answer: memory, outbox, link."""
+        stats, link = self.outbox.stats(), self.link.status
+        out = {
+            "rss_max_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "outbox_backlog": stats.backlog,
+            "outbox_unsent": stats.unsent,
+            "outbox_in_flight": stats.in_flight,
+            "last_ack": max(link.acked, stats.last_ack),
+            "boot": stats.boot,
+            "session": link.session,
+            "reconnects": link.reconnects,
+            "dropped_inbound": link.dropped_inbound,
+            "published": link.published,
+            "retransmitted": link.retransmitted,
+            "held_commands": len(self.held),
+        }
+        try:  # the resident set now (Linux), beside the peak
+            pages = int(open("/proc/self/statm").read().split()[1])  # noqa: SIM115
+            out["rss_kb"] = pages * os.sysconf("SC_PAGE_SIZE") // 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return out
 
     def write_status(self, stopped: bool = False) -> None:
         """status.json for `edge-agent status`: written whole and renamed into place."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,8 +73,11 @@ def sync(cfg: BridgeConfig, store: Store) -> Applied | None:
     so the broker never admits an account that a failed transaction left out."""
     if cfg.broker_dir is None:
         return None
+    from cloud_bridge.store import claims_repo
+
     with store.transaction() as tx:
         accounts = broker_repo.accounts(tx)
+        accounts += claims_repo.accounts(tx, time.time_ns() // 1_000_000)
     applied = broker_files.apply_configured(cfg, accounts)
     if applied is not None and applied.changed:
         reloaded = f"; reloaded pid {applied.reloaded_pid}" if applied.reloaded_pid else ""

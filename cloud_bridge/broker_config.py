@@ -10,6 +10,8 @@ Who may do what on the broker (docs/protocol.md section 8):
   pool states and decisions, risk notes and the bridge state;
 - an observer account (the cloud team's consumers, the demo's watcher, `tools.tap`) reads the
   fleet's whole tree and publishes nothing;
+- a claim account (`claim-<token id>`, while its claim token is valid: protocol.claims) may
+  only publish its enrollment on its claim topic and read the answer on its answer topic;
 - an anonymous client cannot connect at all (`allow_anonymous false`); a revoked device is
   left out of the password file, and a reload disconnects it.
 
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from cloud_bridge.device_state import ACTIVE
 from cloud_bridge.errors import BridgeError
-from cloud_bridge.store.broker_repo import BRIDGE, DEVICE, OBSERVER, BrokerAccount
+from cloud_bridge.store.broker_repo import BRIDGE, CLAIM, DEVICE, OBSERVER, BrokerAccount
 from protocol import mqtt_password, topics
 from protocol.cose import MAX_ENVELOPE_BYTES
 from protocol.errors import ProtocolError
@@ -92,7 +94,7 @@ def acl_file(fleet: str, accounts: Iterable[BrokerAccount]) -> str:
         HEADER,
         f"# Fleet {fleet}. Devices: username = device id = client id.\n",
     ]
-    out += [f"pattern write {base}/%u/{c.value}\n" for c in DEVICE_CHANNELS]
+    out += [f"pattern write {base}/%u/{c.value}\n" for c in (*DEVICE_CHANNELS, Channel.DIAG)]
     out += [
         f"pattern read {base}/%u/{Channel.ACK.value}\n",
         f"pattern read {base}/%u/{Channel.CMD.value}/+\n",
@@ -104,18 +106,22 @@ def acl_file(fleet: str, accounts: Iterable[BrokerAccount]) -> str:
         out.append(f"\nuser {account.username}\n")
         # The device patterns expand to this name too: deny them, so a service account
         # cannot publish as if it were a device.
-        out += [f"topic deny {base}/{account.username}/{c.value}\n" for c in DEVICE_CHANNELS]
-        out += [f"topic {rule}\n" for rule in _service_rules(fleet, account.role)]
+        out += [
+            f"topic deny {base}/{account.username}/{c.value}\n"
+            for c in (*DEVICE_CHANNELS, Channel.DIAG)
+        ]
+        out += [f"topic {rule}\n" for rule in _service_rules(fleet, account.role, account.username)]
     return "".join(out)
 
 
-def _service_rules(fleet: str, role: str) -> list[str]:
+def _service_rules(fleet: str, role: str, username: str) -> list[str]:
     base = f"{PREFIX}/{fleet}"
     if role == BRIDGE:
         return [
             f"read {base}/#",
             f"write {base}/+/{Channel.ACK.value}",
             f"write {base}/+/{Channel.CMD.value}/+",
+            f"write {base}/+/{Channel.CLAIM_ANSWER.value}",
             f"write {base}/pool/+/{Channel.POOL_STATE.value}",
             f"write {base}/pool/+/{Channel.POOL_DECISION.value}",
             f"write {base}/pool/+/{Channel.POOL_EVENT.value}",
@@ -125,6 +131,11 @@ def _service_rules(fleet: str, role: str) -> list[str]:
         ]
     if role == OBSERVER:
         return [f"read {base}/#"]
+    if role == CLAIM:  # its own claim and answer, nothing else
+        return [
+            f"write {topics.claim(fleet, username)}",
+            f"read {topics.claim(fleet, username, Channel.CLAIM_ANSWER)}",
+        ]
     raise BrokerConfigError(f"no ACL rules for role {role!r}")
 
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cloud_bridge import broker_cli, keyfile, update_cli
+from cloud_bridge import broker_cli, claims_cli, desired_cli, diag_cli, keyfile, update_cli
 from cloud_bridge import config as config_mod
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool.cli import add_parser as add_pool_parser
@@ -93,12 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     rotate.add_argument("device_id")
+    desired_cli.add_parsers(dsub, common)
+    diag_cli.add_parser(dsub, common)
     update_cli.add_device_parser(dsub, common)
 
     run = common(sub.add_parser("run", help="run the bridge until SIGTERM"))
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     broker_cli.add_parsers(sub, common)
+    claims_cli.add_parsers(sub, common)
     update_cli.add_fleet_parser(sub, common)
     add_pool_parser(sub)
     add_scheduler_parser(sub)
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return broker_cli.cmd_broker_config(args, load_config(args))
         if args.command == "broker-account":
             return broker_cli.cmd_broker_account(args, load_config(args), now_ms())
+        if args.command == "claims":
+            return claims_cli.cmd_claims(args, load_config(args), now_ms())
         if args.command == "fleet":
             return update_cli.cmd_fleet(args, load_config(args))
         handler = {"init": cmd_init, "devices": cmd_devices, "run": cmd_run}[args.command]
@@ -195,6 +200,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
     cfg = load_config(args)
     action = args.devices_command
+    if action == "config":
+        return desired_cli.cmd_config(args, cfg, now_ms())
+    if action == "diag":
+        return diag_cli.cmd_diag(args, cfg, now_ms())
     if action == "update":
         return update_cli.cmd_device_update(args, cfg)
     if action == "rotate":

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cloud_bridge import actions
+from cloud_bridge import actions, desired
 from cloud_bridge.actions import Plan, StepUp
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import DeviceState
@@ -50,6 +50,7 @@ from cloud_bridge.refusals import Budget, RefusalBudget
 from cloud_bridge.registry import Registry, RegistryError, refuse
 from cloud_bridge.risk.verdict import Level
 from cloud_bridge.stepups import StepUps
+from cloud_bridge.store import desired_repo
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.base import Store, Transaction
 from cloud_bridge.store.ingest_repo import KEY_UNKNOWN, LogRow, RejectionRow
@@ -294,6 +295,8 @@ class Ingest:
         session_events: list[LogRow] = []
         touched: set[str] = set()
         acked: set[str] = set()
+        births: list[tuple[str, str, int]] = []  # device, fleet, config version it runs
+        answers: list[tuple[str, int, str]] = []  # device, cmd_seq, cmd_result
         accepted = 0
         for item, s in ((v.item, v.signed) for v in verified):
             device, msg = s.key.device_id, s.message
@@ -325,6 +328,10 @@ class Ingest:
                     refused.append(Refused(item, rotated, s.key.device_id))
                     continue
                 pending.append(rotated)
+            if j.rejection is None and isinstance(msg, m.Birth):
+                births.append((device, s.where.fleet, msg.config_version))
+            if j.event is not None and isinstance(msg, m.Report) and msg.cmd_seq:
+                answers.append((device, msg.cmd_seq, msg.cmd_result))
             if j.state is not None:  # notes and plans are of devices that exist
                 pending.extend(self.out.risk(tx, j.state.fleet, device, n) for n in j.notes)
                 if j.plan is not None and isinstance(msg, DATA_KINDS):
@@ -338,6 +345,7 @@ class Ingest:
                         held = done.row.pending.opened_ms
                         decide.append(_Decide(item, done.event, j.state, done.plan, held))
             accepted += j.rejection is None
+        pending.extend(self._desired(tx, births, answers))
         outputs, decided_ns, action_refusals, payouts = self._decide(tx, decide, act)
         # With the batch's pools locked, changes that operator commands and schedulers committed
         # before go out ahead of the batch's own: per user, in version order.
@@ -453,6 +461,42 @@ class Ingest:
                 for r in done
             ]  # fmt: skip
             return tuple(self.out.seal_and_store(tx, pending))
+
+    def _desired(
+        self,
+        tx: Transaction,
+        births: list[tuple[str, str, int]],
+        answers: list[tuple[str, int, str]],
+    ) -> list[Pending]:
+        """Note the configuration versions devices run (births, "ok" answers to a versioned
+        config command) and send the desired state to each device born on another version
+        (cloud_bridge.desired); one read and at most two writes for the batch."""
+        if not births and not answers:
+            return []
+        rows = desired_repo.of_devices(tx, {b[0] for b in births} | {a[0] for a in answers})
+        reported: dict[str, int] = {}
+        out: list[Pending] = []
+        sent: list[tuple[str, int, int]] = []
+        for device, fleet, version in births:
+            reported[device] = version
+            row = rows.get(device)
+            if row is not None and desired.must_send(row, version):
+                cmd = self.out.command(tx, fleet, device, "config", desired.command_args(row))
+                out.append(cmd)
+                sent.append((device, cmd.seq, row.desired_version))
+        for device, cmd_seq, result in answers:
+            confirmed = desired.confirmed_version(rows.get(device), cmd_seq, result)
+            if confirmed is not None:
+                reported[device] = confirmed
+        changed = [
+            (device, version)
+            for device, version in reported.items()
+            if (rows[device].reported_version if device in rows else 0) != version
+        ]
+        now = self.wall_ms()
+        desired_repo.save_reported(tx, changed, now)
+        desired_repo.save_sent(tx, sent, now)
+        return out
 
     def _rotate(self, tx: Transaction, s: Signed, record: m.Enrollment) -> Pending | Rejection:
         device = s.key.device_id

@@ -106,6 +106,21 @@ class Metrics:
             registry=r,
         )
 
+        self.config_drift = Gauge(
+            "cp_bridge_config_drift",
+            "Devices whose reported configuration version lags their desired one (cloud-bridge "
+            "devices config set): offline since the change, or refusing it",
+            registry=r,
+        )
+
+        self.claims = Counter(
+            "cp_bridge_claims",
+            "Claims answered, by result: enrolled, again (a retry answered again), the refusal "
+            "codes (claim_used, claim_expired, claim_revoked, ...), dropped (queue full)",
+            ["result"],
+            registry=r,
+        )
+
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         if port:
             start_http_server(port, addr=host, registry=self.registry)

@@ -34,8 +34,9 @@ import nacl.signing
 import paho.mqtt.client as mqtt
 
 import mqttc
-from cloud_bridge import guard
+from cloud_bridge import broker_cli, guard
 from cloud_bridge.config import BridgeConfig
+from cloud_bridge.fleet_desk import FleetDesk
 from cloud_bridge.inbox import Inbox
 from cloud_bridge.ingest import BatchResult, Inbound, Ingest, PayoutTiming
 from cloud_bridge.metrics import Metrics
@@ -78,6 +79,10 @@ class BridgeServer:
         self.ingest = Ingest(self.store, self.registry, self.publisher, self.service, cfg)
         self.inbox: Inbox[Inbound] = Inbox(cfg.queue_max, cfg.queue_max_bytes)
         self.pruner = Pruner(self.store, Retention.of(cfg))
+        self.fleet = FleetDesk(
+            cfg, key, self.store, self.registry, self.publisher, self.metrics,
+            lambda: broker_cli.sync(cfg, self.store),
+        )  # fmt: skip
         self.connected = threading.Event()
         self._stopping = threading.Event()  # our own disconnect: not a lost connection
         self._announce = threading.Event()  # set from the network thread, served by the worker
@@ -151,7 +156,8 @@ class BridgeServer:
         if group and self.cfg.mqtt_protocol != "5":
             log.warning("bridge: shared subscriptions need MQTT 5; subscribing unshared")
             group = None
-        for f in topics.ingest_filters(self.cfg.fleet, share_group=group):
+        filters = topics.ingest_filters(self.cfg.fleet, share_group=group)
+        for f in [*filters, self.fleet.claim_filter(group)]:
             client.subscribe(f, qos=1)
         client.subscribe(self._state_topic, qos=1)
         client.subscribe(topics.pool_state_filter(self.cfg.fleet), qos=1)
@@ -181,6 +187,9 @@ class BridgeServer:
             return
         if self._is_pool_state(msg.topic):
             self._on_pool_state(msg.topic, bytes(msg.payload))
+            return
+        if self.fleet.wants(msg.topic):
+            self.fleet.received(msg.topic, bytes(msg.payload))
             return
         item = Inbound.received(
             msg.topic, msg.payload, time.time_ns() // 1_000_000, time.monotonic_ns()
@@ -373,6 +382,8 @@ class BridgeServer:
         if time.monotonic() >= self._stepup_due:
             self._stepup_due = time.monotonic() + STEPUP_POLL_S
             self.publish(self.ingest.expire_stepups())
+        for topic, answer in self.fleet.step():  # claims answered, drift counted
+            self._send(topic, answer)
         pruned = self.pruner.step()
         if pruned is not None:
             for table, n in pruned.by_table().items():

@@ -5,6 +5,7 @@ The LED: off while Wi-Fi or MQTT is down, on while connected with the bridge onl
 (print, the serial console): one line per boot, connect, lost link, command and trigger.
 """
 
+import json
 import sys
 import time
 
@@ -35,6 +36,25 @@ def main():
             time.sleep_ms(dev.step())
     except KeyboardInterrupt:
         dev.shutdown()
+    except Exception as exc:  # the last crash, kept for a diag command after the reset
+        record_crash(flash, "%s: %s" % (type(exc).__name__, exc))
+        raise
+
+
+def record_crash(flash, reason):
+    """crash.json: the exception and, on the ESP32, the reset cause it led from."""
+    from commands import CRASH_FILE
+
+    doc = {"reason": reason[:200]}
+    if board.ESP32:
+        import machine
+
+        doc["reset_cause"] = machine.reset_cause()
+    try:
+        flash.write(CRASH_FILE + ".tmp", json.dumps(doc))
+        flash.rename(CRASH_FILE + ".tmp", CRASH_FILE)
+    except OSError:
+        pass  # a full or broken flash must not hide the original exception
 
 
 main()

@@ -22,6 +22,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from protocol import cbor
+
+# The trigger bodies live in protocol.bodies; re-exported here.
+from protocol.bodies import BODIES as BODIES
+from protocol.bodies import EMERGENCY_KINDS as EMERGENCY_KINDS
+from protocol.bodies import TRIGGER_KINDS as TRIGGER_KINDS
+from protocol.bodies import Body as Body
+from protocol.bodies import Body_ as Body_
+from protocol.bodies import EmergencyBody as EmergencyBody
+from protocol.bodies import EvTierBody as EvTierBody
+from protocol.bodies import HealthStreakBody as HealthStreakBody
+from protocol.bodies import RestockBody as RestockBody
+from protocol.bodies import TurnoverBody as TurnoverBody
 from protocol.errors import ProtocolError, Reason
 from protocol.fields import (
     Args,
@@ -48,12 +60,14 @@ MAX_PAYLOAD_BYTES = 4096
 KEY_VERSION = 0
 KEY_KIND = 1
 
-EMERGENCY_KINDS = frozenset({"illness", "disaster", "education"})
 RISK_DECISIONS = frozenset({"allow", "step_up", "hold", "freeze"})
 POOL_STATUSES = frozenset({"open", "frozen", "closed"})
-COMMANDS = frozenset({"config", "ping", "rotate", "model", "update", "stepup"})
+COMMANDS = frozenset({"config", "ping", "rotate", "model", "update", "stepup", "diag"})
 STEPUP_CONFIRMED = "confirmed"  # the `cmd_result` of a step-up the user confirmed
 STEPUP_DECLINED = "declined"  # ... and of one the user (or a device without a prompt) declined
+CONFIG_VERSION_ARG = "config_version"
+"""The argument of a `config` command that makes it the whole desired configuration of a
+version (the bridge's desired state), rather than a change to merge."""
 LOCATION_SOURCES = frozenset({"gps", "cell", "ip"})
 KEY_LOCATION = 21  # in Report and Trigger alike
 
@@ -74,94 +88,8 @@ class Kind(enum.IntEnum):
     ENROLLMENT = 11
     POOL_EVENT = 12
     PAYOUT = 13
-
-
-# ---- trigger bodies -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Body(Record):
-    """Base of the typed bodies of a trigger; NAME is the trigger kind on the wire (key 17)."""
-
-    NAME: ClassVar[str] = ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RestockBody(Body):
-    """Fridge inventory under its threshold: offer a restock for the estimated cost."""
-
-    NAME: ClassVar[str] = "restock"
-    item: str = _f(1, Id())
-    level_pct: int = _f(2, UInt(100))
-    threshold_pct: int = _f(3, UInt(100))
-    est_cost_fen: int = _f(4, UInt(10**12))
-
-
-@dataclass(frozen=True, kw_only=True)
-class HealthStreakBody(Body):
-    """The wearer met the daily step goal `streak_days` days in a row."""
-
-    NAME: ClassVar[str] = "health_streak"
-    streak_days: int = _f(1, UInt(10_000))
-    goal_steps: int = _f(2, UInt(1_000_000))
-
-
-@dataclass(frozen=True, kw_only=True)
-class EvTierBody(Body):
-    """An EV's 30-day mileage moved it into a rate tier."""
-
-    NAME: ClassVar[str] = "ev_tier"
-    km_30d: int = _f(1, UInt(1_000_000))
-    tier: int = _f(2, UInt(15))
-
-
-@dataclass(frozen=True, kw_only=True)
-class EmergencyBody(Body):
-    """An emergency: asked for explicitly or detected (a wearable's fall detector)."""
-
-    NAME: ClassVar[str] = "emergency"
-    emergency: str = _f(1, Choice(EMERGENCY_KINDS))
-    source: str = _f(2, Choice(frozenset({"explicit", "fall"})))
-    amount_fen: int = _f(3, UInt(10**12), 0)
-
-
-@dataclass(frozen=True, kw_only=True)
-class TurnoverBody(Body):
-    """A merchant device's turnover of one day (`day`: days since the Unix epoch, UTC)."""
-
-    NAME: ClassVar[str] = "turnover"
-    day: int = _f(1, UInt(10**7))
-    turnover_fen: int = _f(2, UInt(10**15))
-
-
-BODIES: dict[str, type[Body]] = {
-    cls.NAME: cls
-    for cls in (RestockBody, HealthStreakBody, EvTierBody, EmergencyBody, TurnoverBody)
-}
-TRIGGER_KINDS = frozenset(BODIES)
-
-
-@dataclass(frozen=True)
-class Body_:
-    """Field type of Trigger.body: the class is chosen by the trigger kind (key 17)."""
-
-    nested = True  # a record inside the record (protocol.schema)
-
-    def check(self, value: Any) -> Body:
-        if not isinstance(value, Body) or type(value) is Body:
-            raise ValueError("must be a trigger body")
-        return value
-
-    def decode(self, value: Any, message: dict[Any, Any]) -> Body:
-        name = message.get(17)
-        cls = BODIES.get(name) if isinstance(name, str) else None
-        if cls is None:
-            raise ProtocolError(
-                Reason.BAD_FIELD, f"Trigger.trigger must be one of {', '.join(sorted(BODIES))}"
-            )
-        if not isinstance(value, dict) or any(type(key) is not int for key in value):
-            raise ProtocolError(Reason.BAD_FIELD, "Trigger.body must be a map with integer keys")
-        return cls(**cls._kwargs(value))
+    CLAIM_ANSWER = 14
+    DIAG = 15
 
 
 # ---- location -------------------------------------------------------------------------------
@@ -235,6 +163,9 @@ class Birth(Message):
     device_kind: str = _f(14, Choice(DEVICE_KINDS))
     backlog: int = _f(15, UInt())
     resume_seq: int = _f(16, UInt(MAX_SEQ))
+    # The version of the bridge-held desired configuration the device runs (0: none applied,
+    # and what a device older than this field means by leaving it out).
+    config_version: int = _f(17, UInt(), 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,6 +191,10 @@ class Report(Message):
     cmd_seq: int = _f(17, UInt(MAX_SEQ), 0)
     cmd_result: str = _f(18, Text(64), "")
     location: Location | None = _f(KEY_LOCATION, Location_(), None)
+    # How far ts_ms can be trusted: 0 only the device's persisted floor (no real-time clock
+    # yet), 1 the bridge's time from its acks, 2 NTP (the default: what a report without the
+    # field has always meant).
+    time_quality: int = _f(22, UInt(2), 2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -395,12 +330,19 @@ class Payout(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Command(Message):
-    """Bridge -> device on cp/v1/{fleet}/{device}/cmd/{command}."""
+    """Bridge -> device on cp/v1/{fleet}/{device}/cmd/{command}.
+
+    A device applies a command at most once (its replay window per bridge sender), never from a
+    retained message, and not after `expires_ms` by a trusted wall clock; a `config` command
+    with a `config_version` argument carries the whole desired configuration of that version.
+    """
 
     KIND: ClassVar[Kind] = Kind.COMMAND
     device: str = _f(10, Id())
     command: str = _f(11, Choice(COMMANDS))
     args: dict[str, int | str | bytes | bool] = _f(12, Args(), {})
+    # Bridge wall time (ms since the epoch) after which the device must not apply it; 0: never.
+    expires_ms: int = _f(13, UInt(), 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -434,6 +376,53 @@ class Enrollment(Message):
     # The Mosquitto `$7$` hash of the device's MQTT password (protocol.mqtt_password), never the
     # password; empty in records made before broker accounts (they stay valid).
     mqtt_hash: str = _f(16, Text(160), "")
+    # Enrollment by claim: the bridge-signed claim token (protocol.claims) that admits this
+    # record once; empty in a record enrolled by an operator. (Key 17 stays free: a byte string
+    # under 17 crashed the CDDL checker of tools/contract against Report's cmd_seq range.)
+    claim: bytes = _f(18, Bytes(0, 512), b"")
+
+
+CLAIM_RESULTS = frozenset({"enrolled", "refused"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimAnswer(Message):
+    """Bridge -> a claiming device on cp/v1/{fleet}/{claim account}/claim_answer.
+
+    `enrolled`: `sealed` holds the device's broker credentials (protocol.claims.Credentials),
+    encrypted to the X25519 form of the key it enrolled; the same answer is sent again to a
+    retry of the same key and claim. `refused`: `reason` is a stable code (claim_used,
+    claim_expired, claim_revoked, claim_unknown, claim_invalid, claim_account, device_taken).
+    """
+
+    KIND: ClassVar[Kind] = Kind.CLAIM_ANSWER
+    device: str = _f(10, Id())
+    result: str = _f(11, Choice(CLAIM_RESULTS))
+    reason: str = _f(12, Text(32), "")
+    sealed: bytes = _f(13, Bytes(0, 512), b"")
+
+
+MAX_DIAG_BYTES = 3072
+"""A diagnostics answer is cut to this many payload bytes, log lines first (oldest first)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Diag(Message):
+    """Device -> operator on cp/v1/{fleet}/{device}/diag: the answer to a `diag` command.
+
+    `seq` is the seq of the command it answers. `crash` is the last abnormal end of the agent
+    kept across restarts (an unhandled exception, or an unclean end such as SIGKILL or a power
+    cut found at the next start; on the ESP32 the reset cause and main.py's crash file), with
+    `crash_ms` when it was recorded; `figures` are counters (memory, outbox, link); `log` the
+    newest log lines, oldest first, as many as fit in MAX_DIAG_BYTES.
+    """
+
+    KIND: ClassVar[Kind] = Kind.DIAG
+    uptime_s: int = _f(10, UInt())
+    crash: str = _f(11, Text(200), "")
+    crash_ms: int = _f(12, UInt(), 0)
+    figures: dict[str, int] = _f(13, IntMap(text_keys=True), {})
+    log: tuple[str, ...] = _f(14, TextList(200, 200), ())
 
 
 KINDS: dict[int, type[Message]] = {
@@ -452,6 +441,8 @@ KINDS: dict[int, type[Message]] = {
         Enrollment,
         PoolEvent,
         Payout,
+        ClaimAnswer,
+        Diag,
     )
 }
 

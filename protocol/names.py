@@ -50,6 +50,15 @@ def is_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
 
+CLAIM_ACCOUNT_PREFIX = "claim-"
+"""Claim accounts (protocol.claims) are named so; no device id may start with it."""
+
+
 def is_device_id(value: object) -> TypeGuard[str]:
-    """True if `value` is an id and not one of the reserved cloud branches."""
-    return is_id(value) and value not in RESERVED_DEVICE_IDS
+    """True if `value` is an id, not one of the reserved cloud branches and not a claim
+    account's name."""
+    return (
+        is_id(value)
+        and value not in RESERVED_DEVICE_IDS
+        and not value.startswith(CLAIM_ACCOUNT_PREFIX)
+    )

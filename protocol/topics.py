@@ -20,7 +20,7 @@ import enum
 from dataclasses import dataclass
 
 from protocol.errors import ProtocolError, Reason
-from protocol.names import ID_RULE, SHARE_GROUP_PATTERN, is_device_id, is_id
+from protocol.names import CLAIM_ACCOUNT_PREFIX, ID_RULE, SHARE_GROUP_PATTERN, is_device_id, is_id
 from protocol.names import RESERVED_DEVICE_IDS as RESERVED_DEVICE_IDS  # re-exported
 
 PREFIX = "cp/v1"
@@ -42,6 +42,9 @@ class Channel(enum.StrEnum):
     POOL_PAYOUT = "payout"
     RISK = "risk"
     BRIDGE_STATE = "bridge_state"
+    CLAIM = "claim"
+    CLAIM_ANSWER = "claim_answer"
+    DIAG = "diag"
 
 
 POOL_CHANNELS = (
@@ -60,6 +63,11 @@ DEVICE_CHANNELS = (
     Channel.ENROLL,
 )
 """Channels a device publishes on (the bridge ingests these). `enroll` carries key rotations."""
+
+CLAIM_CHANNELS = (Channel.CLAIM, Channel.CLAIM_ANSWER)
+"""Enrollment by claim (docs/protocol.md): a not yet enrolled device, logged in with the claim
+account of its token, publishes its enrollment on `.../{claim account}/claim` and reads the
+bridge's answer on `.../{claim account}/claim_answer`."""
 
 
 def validate_id(value: str, what: str = "id") -> str:
@@ -96,7 +104,12 @@ class Topic:
         if needs_device:
             if self.device is None:
                 raise ProtocolError(Reason.BAD_TOPIC, f"{self.channel} topic needs a device")
-            validate_device_id(self.device)
+            if self.channel in CLAIM_CHANNELS:  # the level names a claim account, no device
+                validate_id(self.device, "claim account")
+                if not self.device.startswith(CLAIM_ACCOUNT_PREFIX):
+                    raise ProtocolError(Reason.BAD_TOPIC, f"{self.device!r} is no claim account")
+            else:
+                validate_device_id(self.device)
         elif self.device is not None:
             raise ProtocolError(Reason.BAD_TOPIC, f"{self.channel} topic has no device")
         if self.channel in POOL_CHANNELS:
@@ -126,8 +139,9 @@ class Topic:
 
 
 def device(fleet: str, device_id: str, channel: Channel) -> str:
-    """Topic of a device channel: birth, death, report, trigger, enroll or ack."""
-    if channel not in (*DEVICE_CHANNELS, Channel.ACK):
+    """Topic of a device channel: birth, death, report, trigger, enroll, ack or diag (the
+    answer to a diag command, read by the operator's CLI: never ingested)."""
+    if channel not in (*DEVICE_CHANNELS, Channel.ACK, Channel.DIAG):
         raise ProtocolError(Reason.BAD_TOPIC, f"{channel} is not a device channel")
     return str(Topic(channel, fleet, device=device_id))
 
@@ -135,6 +149,18 @@ def device(fleet: str, device_id: str, channel: Channel) -> str:
 def command(fleet: str, device_id: str, name: str) -> str:
     """Topic on which the bridge sends command `name` to a device."""
     return str(Topic(Channel.CMD, fleet, device=device_id, command=name))
+
+
+def claim(fleet: str, account: str, channel: Channel = Channel.CLAIM) -> str:
+    """Topic on which a claim account publishes its enrollment, or reads its answer."""
+    if channel not in CLAIM_CHANNELS:
+        raise ProtocolError(Reason.BAD_TOPIC, f"{channel} is not a claim channel")
+    return str(Topic(channel, fleet, device=account))
+
+
+def claim_filter(fleet: str) -> str:
+    """Subscription filter for every claim of one fleet (the bridge answers them)."""
+    return f"{PREFIX}/{validate_id(fleet, 'fleet')}/+/{Channel.CLAIM.value}"
 
 
 def pool(fleet: str, user: str, channel: Channel) -> str:
@@ -160,6 +186,11 @@ def pool_state_filter(fleet: str) -> str:
     return f"{PREFIX}/{validate_id(fleet, 'fleet')}/pool/+/{Channel.POOL_STATE.value}"
 
 
+_LEAF_CHANNELS = frozenset(
+    c.value for c in (*DEVICE_CHANNELS, Channel.ACK, Channel.DIAG, *CLAIM_CHANNELS)
+)
+
+
 def parse(topic: str) -> Topic:
     """Parse any topic of the tree; raise ProtocolError(BAD_TOPIC or BAD_ID) otherwise."""
     if not isinstance(topic, str):
@@ -178,7 +209,9 @@ def parse(topic: str) -> Topic:
         raise ProtocolError(Reason.BAD_TOPIC, f"{topic!r} is not a topic of the tree")
     if len(rest) == 2 and rest[0] == "cmd":
         return Topic(Channel.CMD, fleet, device=third, command=rest[1])
-    if len(rest) == 1 and rest[0] in {c.value for c in (*DEVICE_CHANNELS, Channel.ACK)}:
+    if len(rest) == 1 and rest[0] in {
+        c.value for c in (*DEVICE_CHANNELS, Channel.ACK, *CLAIM_CHANNELS)
+    }:
         return Topic(Channel(rest[0]), fleet, device=third)
     raise ProtocolError(Reason.BAD_TOPIC, f"{topic!r} is not a topic of the tree")
 

@@ -18,9 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
 FIRMWARE_LIB = FIRMWARE / "lib"
 APPS = (FIRMWARE / "boot.py", FIRMWARE / "main.py")
-SHARED = (ROOT / "agent" / "window.py",)
+SHARED = (
+    ROOT / "agent" / "window.py",
+    ROOT / "agent" / "timebase.py",
+    ROOT / "agent" / "command_gate.py",
+)
 """Modules the firmware takes from the Linux agent unchanged (written in MicroPython's subset):
-one file, so the two send windows cannot drift apart. A board build copies them into lib/."""
+one file each, so the send window, the time base and the command gate cannot drift apart. A
+board build copies them into lib/."""
 HOST_ARCH = {"x86_64": "x64", "amd64": "x64"}
 """mpy-cross's -march for this machine's unix port (viper code is native code)."""
 ESP32_ARCH = "xtensawin"

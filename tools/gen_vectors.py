@@ -44,6 +44,21 @@ def examples() -> list[tuple[str, m.Message]]:
                 **HEAD,
             ),
         ),
+        (
+            "birth-config-version",  # a device that runs version 4 of its desired configuration
+            m.Birth(
+                seq=10,
+                agent_version="0.1.0",
+                model_id="risk-v1",
+                model_sha256=SHA_A,
+                config_sha256=SHA_B,
+                device_kind="mcu",
+                backlog=0,
+                resume_seq=41,
+                config_version=4,
+                **HEAD,
+            ),
+        ),
         ("death", m.Death(seq=9, reason="lost", **HEAD)),
         (
             "report",
@@ -220,6 +235,17 @@ def examples() -> list[tuple[str, m.Message]]:
             ),
         ),
         (
+            "command-desired-config",  # the desired configuration, version 4, with an expiry
+            m.Command(
+                seq=106,
+                device="rig-07",
+                command="config",
+                args={"config_version": 4, "report.interval_s": 30},  # canonical key order
+                expires_ms=1_764_291_600_500,
+                **BRIDGE,
+            ),
+        ),
+        (
             "risk",
             m.Risk(
                 seq=105,
@@ -240,6 +266,48 @@ def examples() -> list[tuple[str, m.Message]]:
                 public_key=bytes(nacl.signing.SigningKey(SEED).verify_key),
                 baseline={0: -1500, 1: 310},
                 identity={"serial": "00000000a1b2"},
+                **HEAD,
+            ),
+        ),
+        (
+            "enrollment-claim",  # enrollment by claim: the record carries a claim token
+            m.Enrollment(
+                seq=1,
+                fleet="demo",
+                device_kind="mcu",
+                public_key=bytes(nacl.signing.SigningKey(SEED).verify_key),
+                claim=bytes(range(40)),
+                **HEAD,
+            ),
+        ),
+        (
+            "report-time-floor",  # a device without a trusted clock yet: time from its floor
+            m.Report(
+                seq=49,
+                model_id="risk-v1",
+                model_sha256=SHA_A,
+                risk_pm=12,
+                features=bytes(8),
+                mono_ms=5_000,
+                time_quality=0,
+                **HEAD,
+            ),
+        ),
+        (
+            "claim-answer",
+            m.ClaimAnswer(
+                seq=107, device="rig-07", result="refused", reason="claim_used", **BRIDGE
+            ),
+        ),
+        (
+            "diag",
+            m.Diag(
+                seq=106,
+                uptime_s=3600,
+                crash="unclean_exit: the previous run ended without stopping",
+                crash_ms=1_764_287_000_000,
+                figures={"rss_kb": 41_000, "outbox_backlog": 3},
+                log=("12:00:00 INFO agent: started", "12:00:01 INFO link: connected"),
                 **HEAD,
             ),
         ),

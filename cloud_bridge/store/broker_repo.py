@@ -11,8 +11,10 @@ from typing import Any
 
 from cloud_bridge.store.base import Transaction
 
-DEVICE, BRIDGE, OBSERVER = "device", "bridge", "observer"
-ROLES = (DEVICE, BRIDGE, OBSERVER)
+DEVICE, BRIDGE, OBSERVER, CLAIM = "device", "bridge", "observer", "claim"
+ROLES = (DEVICE, BRIDGE, OBSERVER, CLAIM)
+"""Claim accounts are not rows of broker_accounts: they come from the claim tokens
+(store.claims_repo.accounts) while a token is valid."""
 
 
 @dataclass(frozen=True)

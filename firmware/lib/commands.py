@@ -3,7 +3,9 @@ device's part of agent/commands.py, with its semantics and answers.
 
 - ping: "ok" (the device answers with a fresh, scored report).
 - config: dotted keys from config.REMOTE_KEYS, validated like config.json and kept across
-  resets in overrides.json; "refused: ..." for any other key.
+  resets in overrides.json; "refused: ..." for any other key. With `config_version` it is the
+  bridge's whole desired configuration of that version: it replaces the overrides, its version
+  is kept (births report it) and an older version is refused.
 - rotate: without arguments, make the next key (device.key.pending), seal an enrollment for it
   with the current key, keep it in rotation.cbor (sent again on every connect) and answer
   "pending"; with `confirm_kid` (the bridge registered it), record the new key in key.json,
@@ -31,6 +33,8 @@ KEY = "device.key"
 PENDING = "device.key.pending"
 KEY_INFO = "key.json"
 ROTATION = "rotation.cbor"
+CONFIG_VERSION = "config_version"
+CONFIG_VERSION_ARG = "config_version"  # protocol/messages.py CONFIG_VERSION_ARG
 
 
 def handle(dev, name, args):
@@ -44,6 +48,8 @@ def handle(dev, name, args):
             return _rotate(dev, args)
         if name == "model":
             return _model(dev, args)
+        if name == "diag":
+            return _diag(dev, args)
         if name == "update":
             manifest = args.get("manifest")
             if not isinstance(manifest, bytes):
@@ -55,17 +61,78 @@ def handle(dev, name, args):
 
 
 def _config(dev, args):
+    args = dict(args)
+    version = args.pop(CONFIG_VERSION_ARG, None)
     for key in args:
         if key not in config.REMOTE_KEYS:
             return "refused: %s cannot be set remotely" % key, ()
-    overrides = config.load_overrides(dev.storage)
-    overrides.update(args)
+    if version is None:  # a change merged into the overrides
+        overrides = config.load_overrides(dev.storage)
+        overrides.update(args)
+    else:  # the bridge's whole desired configuration of that version
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            return "refused: %s must be a positive integer" % CONFIG_VERSION_ARG, ()
+        applied = config_version(dev.storage)
+        if version < applied:
+            return "refused: version %d is older than %d applied" % (version, applied), ()
+        overrides = args
     try:
         cfg = config.with_overrides(dev.cfg, overrides)
     except config.ConfigError as exc:
         return ("error: %s" % exc)[:64], ()
     config.save_overrides(dev.storage, overrides)
+    if version is not None:
+        # After the overrides: a reset in between reports the older version, and the bridge
+        # sends the same desired state again (applying it twice changes nothing).
+        write_atomic(dev.storage, CONFIG_VERSION, str(version))
     return "ok", (("config", cfg),)
+
+
+CRASH_FILE = "crash.json"  # main.py writes it
+
+
+def _diag(dev, args):
+    """A signed Diag (on the diag channel): the log ring, main.py's crash record, uptime and
+    figures; the oldest log lines dropped until it fits in MAX_DIAG_BYTES."""
+    import gc
+
+    lines = args.get("lines", 20)
+    if not isinstance(lines, int) or isinstance(lines, bool) or not 0 <= lines <= 200:
+        return "refused: lines must be an integer from 0 to 200", ()
+    crash, figures = "", {"outbox": len(dev.box), "dropped_inbound": dev.dropped_inbound,
+                          "reports": dev.reports, "skipped": dev.skipped,
+                          "mem_free": gc.mem_free()}  # fmt: skip
+    raw = dev.storage.read(CRASH_FILE)
+    if raw:
+        try:
+            doc = json.loads(raw)
+            crash = str(doc.get("reason", ""))[:200]
+            if isinstance(doc.get("reset_cause"), int):
+                figures["reset_cause"] = doc["reset_cause"]
+        except ValueError:
+            crash = "crash.json unreadable"
+    fields = dev._head(dev.current_seq)
+    fields.update({"uptime_s": dev.mono_ms() // 1000, "crash": crash, "figures": figures})
+    log = dev.ring[-lines:] if lines else []
+    # A first cut by length (few allocations on a small heap), then exactly by encoding.
+    while log and sum(len(line) + 3 for line in log) > messages.MAX_DIAG_BYTES - 512:
+        log = log[1:]
+    while True:
+        fields["log"] = log
+        payload = messages.encode(messages.DIAG, fields)
+        if len(payload) <= messages.MAX_DIAG_BYTES or not log:
+            break
+        log = log[1:]
+    return "ok", (("diag", cose.sign1(payload, dev.key)),)
+
+
+def config_version(storage):
+    """The version of the bridge's desired configuration applied (0: none); births carry it."""
+    raw = storage.read(CONFIG_VERSION)
+    try:
+        return int(raw) if raw else 0
+    except ValueError:
+        return 0
 
 
 def read_key(storage, name):

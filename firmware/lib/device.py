@@ -31,7 +31,9 @@ import mpu6050
 import mqtt
 import ota
 import reconnect
+import command_gate
 import sender
+import timebase
 import window
 import wifi
 from errors import ProtocolError
@@ -46,6 +48,8 @@ REPLAY_WINDOW = 64  # protocol/replay.py WINDOW: the bridge's replay window
 PRIORITY_REPORT = 0
 PRIORITY_REPLY = 100
 CMD_SEEN = "cmd_seen.json"
+TIME_FLOOR = "time_floor"
+RING_LINES = 20
 
 
 class MonoClock:
@@ -71,7 +75,9 @@ class Device:
         self.hw = hw
         self.mono = MonoClock(hw.ticks_ms)
         self.storage = storage
-        self.log = hw.log
+        self._hw_log = hw.log
+        self.ring = []  # the newest log lines, for a diag command
+        self.current_seq = 0
         commands.settle_rotation(storage)
         self.cfg = config.load(storage)
         raw_cfg = storage.read(config.FILE) or b""
@@ -86,7 +92,8 @@ class Device:
         self.device_id = dev["id"]
         base = PREFIX + "/" + dev["fleet"] + "/" + self.device_id + "/"
         self.topics = {
-            name: base + name for name in ("birth", "death", "report", "trigger", "enroll")
+            name: base + name
+            for name in ("birth", "death", "report", "trigger", "enroll", "diag")
         }
         self.filters = (base + "ack", base + "cmd/+", PREFIX + "/" + dev["fleet"] + "/bridge/state")
         # numbers that never repeat: a boot counter and session numbers, reserved on flash
@@ -122,7 +129,10 @@ class Device:
             connect_args={}, on_connect=self._on_connect,
         )  # fmt: skip
         self.dog = Watchdog(hw.wdt, hw.ticks_ms(), WDT_TIMEOUT_MS // 2)
-        self.commands = []  # verified commands waiting for the loop: (name, seq, args)
+        self.commands = []  # verified commands waiting for the loop: (name, seq, args, expires)
+        self.held = []  # expiring commands waiting for a trusted clock (agent/timebase.py)
+        floor = storage.read(TIME_FLOOR)
+        self.time = timebase.start(int(floor) if floor else 0)
         self._cmd_seen = self._load_cmd_seen()
         self.dropped_inbound = 0
         self.reports = 0
@@ -136,8 +146,22 @@ class Device:
 
     # ---- helpers ---------------------------------------------------------------------------
 
+    def log(self, line):
+        """Log to the console and keep the line in a small ring (RING_LINES)."""
+        self._hw_log(line)
+        self.ring.append(line[:120])
+        if len(self.ring) > RING_LINES:
+            self.ring.pop(0)
+
     def wall_ms(self):
-        return self.hw.wall_ms()
+        """Never below the persisted floor; the bridge's time (from its acks) once known."""
+        return timebase.wall(self.time, self.hw.wall_ms())
+
+    def _keep_time(self):
+        due = timebase.floor_due(self.time, self.hw.wall_ms())
+        if due:
+            commands.write_atomic(self.storage, TIME_FLOOR, str(due))
+            self.time = timebase.floor_written(self.time, due)
 
     def random_bytes(self, n):
         return bytes(self.hw.getrandbits(8) for _ in range(n))
@@ -201,6 +225,7 @@ class Device:
             "telemetry": self.imu_health.telemetry(),
             "cmd_seq": cmd_seq,
             "cmd_result": cmd_result[:64],
+            "time_quality": self.time[timebase.QUALITY],
         })
         payload = messages.encode(messages.REPORT, fields)
         try:
@@ -263,6 +288,7 @@ class Device:
             "device_kind": self.cfg["device"]["kind"],
             "backlog": len(self.box),
             "resume_seq": self.box.resume_seq(),
+            "config_version": commands.config_version(self.storage),
         })
         self.client.publish(self.topics["birth"], self._seal(messages.BIRTH, fields), 1)
         sender.connected(self.window, self.box, self.hw.ticks_ms())
@@ -297,6 +323,7 @@ class Device:
         if msg.kind == messages.ACK and topic == self.filters[0]:
             if f["device"] == self.device_id:
                 self.window.on_ack(f["ack_seq"], self.hw.ticks_ms())
+                self.time = timebase.on_bridge_time(self.time, f["ts_ms"], self.hw.wall_ms())
                 self._trial_acked(f["ack_seq"])
                 return
         elif msg.kind == messages.BRIDGE_STATE and topic == self.filters[2]:
@@ -305,8 +332,10 @@ class Device:
             if self.window.on_bridge_state(f["sender"], f["boot"], f["seq"], f["online"], now):
                 return
         elif msg.kind == messages.COMMAND and topic == self.filters[0][:-3] + "cmd/" + f["command"]:
-            if f["device"] == self.device_id and self._fresh_command(f["sender"], f["seq"]):
-                self.commands.append((f["command"], f["seq"], f["args"]))
+            if _retain:  # applied once when sent; never again from what the broker keeps
+                self.log("retained command %s seq %d ignored" % (f["command"], f["seq"]))
+            elif f["device"] == self.device_id and self._fresh_command(f["sender"], f["seq"]):
+                self.commands.append((f["command"], f["seq"], f["args"], f["expires_ms"]))
                 return
         self.dropped_inbound += 1
 
@@ -328,8 +357,21 @@ class Device:
         return True
 
     def _run_commands(self):
-        while self.commands:
-            name, seq, args = self.commands.pop(0)
+        if not self.commands and not self.held:
+            return
+        waiting, self.held = self.held + self.commands, []
+        self.commands = []
+        trusted = timebase.trusted(self.time)
+        for name, seq, args, expires in waiting:
+            verdict = command_gate.gate(expires, False, self.wall_ms(), trusted)
+            if verdict == command_gate.HOLD:
+                self.held.append((name, seq, args, expires))
+                continue
+            if verdict != command_gate.APPLY:
+                self.dropped_inbound += 1
+                self.log("command %s (seq %d) not applied: %s" % (name, seq, verdict))
+                continue
+            self.current_seq = seq  # a diag answer carries the command's seq
             result, effects = commands.handle(self, name, args)
             for what, value in effects:
                 if what == "config":
@@ -342,6 +384,8 @@ class Device:
                     self.model = value
                 elif what == "enroll" and self.client.connected:
                     self.client.publish(self.topics["enroll"], value, 1)
+                elif what == "diag" and self.client.connected:
+                    self.client.publish(self.topics["diag"], value, 1)
             self.log("command %s (seq %d): %s" % (name, seq, result))
             self.report(cmd_seq=seq, cmd_result=result)
 
@@ -386,6 +430,7 @@ class Device:
         hw = self.hw
         now = hw.ticks_ms()
         up = self._link(now)
+        self._keep_time()
         # The link came back from its work (an attempt, a backoff wait, a poll): an outage is
         # not a hang. A call that hangs never gets here and the WDT resets the board.
         self.dog.beat(now)

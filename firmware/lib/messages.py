@@ -22,6 +22,7 @@ from errors import ProtocolError
 
 MAJOR_VERSION = 1
 MAX_PAYLOAD_BYTES = 4096
+MAX_DIAG_BYTES = 3072  # protocol/messages.py: a diag answer is cut to this, log lines first
 MAX_SEQ = (1 << 63) - 1
 
 BIRTH = 1
@@ -35,6 +36,8 @@ POOL_STATE = 8
 COMMAND = 9
 RISK = 10
 ENROLLMENT = 11
+CLAIM_ANSWER = 14
+DIAG = 15
 
 REQUIRED = None  # a field without a default
 _EMPTY = {}  # type: dict  # the default of map fields; never mutated
@@ -57,6 +60,7 @@ FIELDS = {
         (14, "device_kind", "t", REQUIRED),
         (15, "backlog", "u", REQUIRED),
         (16, "resume_seq", "u", REQUIRED),
+        (17, "config_version", "u", 0),
     )),
     DEATH: ("Death", (
         (10, "reason", "t", REQUIRED),
@@ -72,6 +76,7 @@ FIELDS = {
         (17, "cmd_seq", "u", 0),
         (18, "cmd_result", "t", ""),
         (21, "location", "loc", None),
+        (22, "time_quality", "u", 2),
     )),
     TRIGGER: ("Trigger", (
         (10, "model_id", "t", REQUIRED),
@@ -94,6 +99,7 @@ FIELDS = {
         (10, "device", "t", REQUIRED),
         (11, "command", "t", REQUIRED),
         (12, "args", "m", _EMPTY),
+        (13, "expires_ms", "u", 0),
     )),
     ENROLLMENT: ("Enrollment", (
         (10, "fleet", "t", REQUIRED),
@@ -103,6 +109,14 @@ FIELDS = {
         (14, "identity", "m", _EMPTY),
         (15, "prev_kid", "b", b""),
         (16, "mqtt_hash", "t", ""),
+        (18, "claim", "b", b""),
+    )),
+    DIAG: ("Diag", (
+        (10, "uptime_s", "u", REQUIRED),
+        (11, "crash", "t", ""),
+        (12, "crash_ms", "u", 0),
+        (13, "figures", "m", _EMPTY),
+        (14, "log", "l", ()),
     )),
 }  # fmt: skip
 

@@ -148,7 +148,12 @@ RECEIVED = (
                                              "ts_ms": 1764288000500, "online": True}),
     ("command", messages.COMMAND, {"sender": "bridge-1", "seq": 104, "boot": 1,
                                    "ts_ms": 1764288000500, "device": "rig-07",
-                                   "command": "config", "args": {"report.interval_s": 30}}),
+                                   "command": "config", "args": {"report.interval_s": 30},
+                                   "expires_ms": 0}),
+    ("command-desired-config", messages.COMMAND, {
+        "sender": "bridge-1", "seq": 106, "boot": 1, "ts_ms": 1764288000500, "device": "rig-07",
+        "command": "config", "args": {"config_version": 4, "report.interval_s": 30},
+        "expires_ms": 1764291600500}),
 )  # fmt: skip
 
 

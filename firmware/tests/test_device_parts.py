@@ -10,6 +10,7 @@ import config
 import cose
 import ed25519
 import fwtest
+import messages
 import model_store
 import mpu6050
 import mpu6050_sim
@@ -223,6 +224,41 @@ def test_config_command_is_kept_across_resets():
     refused = commands.handle(dev, "config", {"mqtt.host": "elsewhere"})
     assert refused[0] == "refused: mqtt.host cannot be set remotely"
     assert commands.handle(dev, "reboot", {})[0] == "refused: unknown command reboot"
+
+
+def test_desired_config_versions_replace_and_never_go_back():
+    flash = storage.FileStorage(fwtest.scratch())
+    flash.write(config.FILE, json.dumps(_doc()))
+    dev = _Dev(flash)
+    assert commands.config_version(flash) == 0
+    commands.handle(dev, "config", {"sensors.day_s": 60})  # an old-style merge first
+    result, _e = commands.handle(dev, "config", {"report.interval_s": 9, "config_version": 2})
+    assert result == "ok" and commands.config_version(flash) == 2
+    assert config.load_overrides(flash) == {"report.interval_s": 9}  # the whole desired state
+    older = commands.handle(dev, "config", {"report.interval_s": 5, "config_version": 1})
+    assert older[0] == "refused: version 1 is older than 2 applied"
+    assert config.load_overrides(flash) == {"report.interval_s": 9}
+    assert commands.handle(dev, "config", {"report.interval_s": 9, "config_version": 2})[0] == "ok"
+
+
+def test_diag_answers_with_the_ring_the_crash_and_figures_under_the_cap():
+    flash = storage.FileStorage(fwtest.scratch())
+    flash.write(config.FILE, json.dumps(_doc()))
+    flash.write(commands.CRASH_FILE, json.dumps({"reason": "ValueError: x", "reset_cause": 3}))
+    dev = _Dev(flash)
+    dev.key = ed25519.SigningKey(bytes(range(32)))
+    dev.box, dev.dropped_inbound, dev.reports, dev.skipped = [], 2, 5, 0
+    dev.ring = ["line %03d " % i + "x" * 110 for i in range(40)]  # 4.7 KB: over the cap
+    dev.current_seq = 77
+    dev._head = lambda seq: {"sender": "esp-1", "seq": seq, "boot": 1, "ts_ms": 5}
+    dev.mono_ms = lambda: 61000
+    result, effects = commands.handle(dev, "diag", {"lines": 200})
+    assert result == "ok" and effects[0][0] == "diag", result
+    payload, _kid = cose.verify1(effects[0][1], lambda kid: dev.key.public)
+    assert len(payload) <= messages.MAX_DIAG_BYTES
+    assert payload[:5] == bytes([payload[0], 0, 1, 1, messages.DIAG])  # ver 1, kind 15
+    assert b"ValueError: x" in payload and b"line 039" in payload and b"line 000" not in payload
+    assert commands.handle(dev, "diag", {"lines": 999})[0].startswith("refused: lines")
 
 
 def test_a_model_card_that_does_not_load_is_rolled_back():

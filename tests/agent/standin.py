@@ -66,6 +66,7 @@ class BridgeStandIn:
         self.seq = 0
         self.boot = next(_BOOTS)
         self.ack_enabled = True
+        self.sent: dict[int, bytes] = {}  # command seq -> the envelope published
         self.online = True  # what the retained bridge state says
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -117,12 +118,33 @@ class BridgeStandIn:
         )
         info.wait_for_publish(5)
 
-    def send_command(self, device: str, name: str, args: dict[str, object] | None = None) -> int:
-        cmd = m.Command(**self._next(), device=device, command=name, args=args or {})  # type: ignore[arg-type]
+    def send_command(
+        self,
+        device: str,
+        name: str,
+        args: dict[str, object] | None = None,
+        *,
+        expires_ms: int = 0,
+        retain: bool = False,
+    ) -> int:
+        """Sign and publish a command; its seq. Its envelope is kept in `sent` (to replay)."""
+        cmd = m.Command(
+            **self._next(),  # type: ignore[arg-type]
+            device=device,
+            command=name,
+            args=args or {},  # type: ignore[arg-type]
+            expires_ms=expires_ms,
+        )
+        sealed = envelope.seal(cmd, self.key)
+        self.sent[cmd.seq] = sealed
         self.client.publish(
-            topics.command(self.fleet, device, name), envelope.seal(cmd, self.key), 1
+            topics.command(self.fleet, device, name), sealed, 1, retain=retain
         ).wait_for_publish(5)
         return cmd.seq
+
+    def publish_raw(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Publish bytes as they are (a replayed envelope, say)."""
+        self.client.publish(topic, payload, 1, retain=retain).wait_for_publish(5)
 
     def wait_for(self, predicate: Callable[[Received], bool], timeout_s: float = 30) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -120,7 +120,10 @@ def test_build_agent__one_clock_reaches_the_runtime_and_the_link(tmp_path: Path)
     clock = Clock(wall_ms=lambda: 1_700_000_000_000, mono_ms=lambda: 42)
     built = build_agent(cfg, keys.load(cfg.key_file), clock=clock)
     try:
-        assert built.clock is clock and built.link.clock is clock
+        # One clock: the injected monotonic clock, and its wall clock through the time base
+        # (agent.timebase: no floor persisted yet, no bridge time: the raw wall clock).
+        assert built.link.clock is built.clock and built.clock.mono_ms is clock.mono_ms
+        assert built.clock.wall_ms() == 1_700_000_000_000
     finally:
         built.outbox.close()
 

@@ -33,6 +33,9 @@ def test_password_file__admits_active_devices_and_services_only() -> None:
     assert bc.password_file(accounts) == f"bridge-1:{H}\ndev-a:{H}\nobs:{H}\n"
 
 
+CHANNELS = ("birth", "death", "report", "trigger", "enroll", "diag")
+
+
 def test_acl_file__device_patterns_then_one_block_per_service() -> None:
     text = bc.acl_file("f1", [BrokerAccount("b1", "bridge", H), BrokerAccount("o1", "observer", H)])
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
@@ -42,14 +45,16 @@ def test_acl_file__device_patterns_then_one_block_per_service() -> None:
         "pattern write cp/v1/f1/%u/report",
         "pattern write cp/v1/f1/%u/trigger",
         "pattern write cp/v1/f1/%u/enroll",
+        "pattern write cp/v1/f1/%u/diag",
         "pattern read cp/v1/f1/%u/ack",
         "pattern read cp/v1/f1/%u/cmd/+",
         "pattern read cp/v1/f1/bridge/state",
         "user b1",
-        *(f"topic deny cp/v1/f1/b1/{c}" for c in ("birth", "death", "report", "trigger", "enroll")),
+        *(f"topic deny cp/v1/f1/b1/{c}" for c in CHANNELS),
         "topic read cp/v1/f1/#",
         "topic write cp/v1/f1/+/ack",
         "topic write cp/v1/f1/+/cmd/+",
+        "topic write cp/v1/f1/+/claim_answer",
         "topic write cp/v1/f1/pool/+/state",
         "topic write cp/v1/f1/pool/+/decision",
         "topic write cp/v1/f1/pool/+/event",
@@ -57,7 +62,7 @@ def test_acl_file__device_patterns_then_one_block_per_service() -> None:
         "topic write cp/v1/f1/risk/+",
         "topic write cp/v1/f1/bridge/state",
         "user o1",
-        *(f"topic deny cp/v1/f1/o1/{c}" for c in ("birth", "death", "report", "trigger", "enroll")),
+        *(f"topic deny cp/v1/f1/o1/{c}" for c in CHANNELS),
         "topic read cp/v1/f1/#",
     ]
 

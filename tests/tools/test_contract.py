@@ -313,6 +313,9 @@ def _example_topics() -> list[tuple[str, str]]:
     out.append((topics.pool("f", "u-1", topics.Channel.POOL_PAYOUT), "payout"))
     out.append((topics.risk("f", "rig-1"), "risk"))
     out.append((topics.bridge_state("f"), "bridge_state"))
+    out.append((topics.claim("f", "claim-0a1b"), "claim"))
+    out.append((topics.claim("f", "claim-0a1b", topics.Channel.CLAIM_ANSWER), "claim_answer"))
+    out.append((topics.device("f", "rig-1", topics.Channel.DIAG), "diag"))
     return out
 
 
@@ -322,6 +325,7 @@ CHANNEL_KIND = {
     "enroll": "Enrollment", "ack": "Ack", "cmd": "Command", "state": "PoolState",
     "decision": "Decision", "risk": "Risk", "bridge_state": "BridgeState", "event": "PoolEvent",
     "payout": "Payout",
+    "claim": "Enrollment", "claim_answer": "ClaimAnswer", "diag": "Diag",
 }  # fmt: skip
 
 
