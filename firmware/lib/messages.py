@@ -36,6 +36,8 @@ POOL_STATE = 8
 COMMAND = 9
 RISK = 10
 ENROLLMENT = 11
+POOL_EVENT = 12  # bridge -> cloud team only: the device never builds or reads these two
+PAYOUT = 13
 CLAIM_ANSWER = 14
 DIAG = 15
 
