@@ -33,6 +33,7 @@ from paho.mqtt.properties import Properties
 from cloud_bridge.store import open_store
 from protocol import cose, envelope, topics
 from protocol import messages as m
+from protocol.errors import ProtocolError
 from protocol.topics import Channel
 from tools.bench.common import Context, Figure, percentile, pg_schema
 from tools.fleet.bridge import command, run_cli
@@ -107,9 +108,44 @@ class Setup:
             service.execute_many(
                 [OpenPool(user=f"user-{d}", key="open", limit_fen=10**8) for d in self.keys]
             )
+        self.port = port
+        self.bridge_key = nacl.signing.VerifyKey(
+            bytes.fromhex(
+                json.loads(run_cli("cloud-bridge", "init", "--data", str(self.data), "--json"))[
+                    "public_key"
+                ]
+            )
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout_s: float = 120) -> None:
+        """Start the bridge and wait until it says online: its subscriptions (and on the first
+        start its persistent session) are in place then, since it subscribes before it
+        announces itself. A fixed wait is not enough on a busy machine, where loading the
+        bridge can take seconds: messages queued before its session exists are lost."""
+        online = threading.Event()
+        state_topic = topics.bridge_state(FLEET)
+
+        def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+            with contextlib.suppress(ProtocolError):
+                _s, state = envelope.unseal(bytes(msg.payload), lambda kid: self.bridge_key)
+                if isinstance(state, m.BridgeState) and state.online:
+                    online.set()
+
+        watch = mqtt.Client(CallbackAPIVersion.VERSION2)
+        watch.on_message = on_message
+        watch.connect("127.0.0.1", self.port)
+        watch.subscribe(state_topic, qos=1)
+        watch.loop_start()
+        try:
+            self._launch()
+            if not online.wait(timeout_s):
+                raise RuntimeError(f"the bridge did not say online in {timeout_s:.0f} s")
+        finally:
+            watch.loop_stop()
+            watch.disconnect()
+
+    def _launch(self) -> None:
         self.log = open(self.data / "bridge.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -174,7 +210,6 @@ def _throughput(
     ctx.progress(f"signing {n} reports")
     batch = _signed_batch(setup.keys, n)
     setup.start()  # creates the bridge's persistent session and subscriptions
-    time.sleep(2.5)
     setup.stop()
     ctx.progress("queueing them on the broker while the bridge is down")
     _queue(port, batch)
@@ -281,16 +316,9 @@ def _latency(
 ) -> list[float]:
     setup = Setup(ctx, port, store_url)
     setup.start()
-    time.sleep(2.5)
     sent: dict[tuple[str, int], float] = {}
     got: dict[tuple[str, int], float] = {}
-    bridge_key = nacl.signing.VerifyKey(
-        bytes.fromhex(
-            json.loads(run_cli("cloud-bridge", "init", "--data", str(setup.data), "--json"))[
-                "public_key"
-            ]
-        )
-    )
+    bridge_key = setup.bridge_key
     lock = threading.Lock()
 
     def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
