@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import secrets
 import subprocess
 import threading
@@ -202,9 +203,22 @@ def _publisher(port: int) -> mqtt.Client:
     return client
 
 
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _throughput(
     ctx: Context, port: int, store_url: str | None, n: int, devices: int = DEVICES
 ) -> tuple[float, float]:
+    """(reports stored per second, bridge CPU seconds per report), both from its first stored
+    event. CPU time is what other processes on a busy machine disturb least."""
     ctx.progress(f"enrolling {devices} devices")
     setup = Setup(ctx, port, store_url, devices)
     ctx.progress(f"signing {n} reports")
@@ -216,18 +230,20 @@ def _throughput(
     setup.start()
     launched = time.perf_counter()
     ctx.progress("bridge draining")
-    first: tuple[float, int] | None = None  # the clock starts at the first stored event
+    assert setup.proc is not None
+    pid = setup.proc.pid
+    first: tuple[float, int, float] | None = None  # the clock starts at the first stored event
     while (stored := setup.events()) < len(batch):
         now = time.perf_counter()
         if first is None and stored:
-            first = (now, stored)
+            first = (now, stored, _proc_cpu_s(pid))
         if now - launched > 300:
             raise RuntimeError(f"bridge stored {stored} of {len(batch)} in 300 s")
         time.sleep(0.05)
-    done = time.perf_counter()
+    done, cpu = time.perf_counter(), _proc_cpu_s(pid)
     setup.close()
-    start, before = first or (launched, 0)
-    return (len(batch) - before) / (done - start), done - launched
+    start, before, cpu0 = first or (launched, 0, 0.0)
+    return (len(batch) - before) / (done - start), (cpu - cpu0) / (len(batch) - before)
 
 
 def _signed_batch(keys: dict[str, nacl.signing.SigningKey], n: int) -> list[tuple[str, bytes]]:
@@ -259,7 +275,7 @@ def _paho_ceiling(
     batch: list[tuple[str, bytes]],
     by_kid: dict[bytes, nacl.signing.VerifyKey],
     verify: bool,
-) -> float:
+) -> tuple[float, float]:
     """What one paho-mqtt process can take in at all: the same signed reports drained from a
     persistent session at QoS 1 into a callback that only unseals each one (COSE verify and
     decode, no database, no outputs), or that does nothing. No bridge can be faster than this
@@ -293,18 +309,19 @@ def _paho_ceiling(
     sub.disconnect()
     _queue(port, batch)
     sub = client()
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), _self_cpu_s()
     sub.connect("127.0.0.1", port, clean_start=False, properties=props)
     sub.loop_start()
     if not done.wait(300):
         raise RuntimeError(f"the ceiling subscriber took {count} of {len(batch)} in 300 s")
     rate = len(batch) / (time.perf_counter() - start)
+    cpu = (_self_cpu_s() - cpu0) / len(batch)  # the waiting main thread takes next to none
     sub.loop_stop()
     sub.disconnect()
-    return rate
+    return rate, cpu
 
 
-def _unseal_ceiling(ctx: Context, n: int) -> float:
+def _unseal_ceiling(ctx: Context, n: int) -> tuple[float, float]:
     """The receive + unseal ceiling on a broker of its own (see `_paho_ceiling`)."""
     with ctx.mosquitto(f"paho-ceiling-{secrets.token_hex(2)}") as (_host, port):
         batch, by_kid = _ceiling_batch(n)
@@ -390,8 +407,8 @@ def run(ctx: Context) -> list[Figure]:
     with ctx.mosquitto("paho-ceiling") as (_host, port):
         ctx.progress("paho ceiling: receive only, then receive and unseal")
         batch, by_kid = _ceiling_batch(n)
-        receive = _paho_ceiling(port, batch, by_kid, verify=False)
-        unseal = _paho_ceiling(port, batch, by_kid, verify=True)
+        receive, _cpu = _paho_ceiling(port, batch, by_kid, verify=False)
+        unseal, unseal_cpu = _paho_ceiling(port, batch, by_kid, verify=True)
     figures.append(
         Figure(
             "bridge",
@@ -416,16 +433,18 @@ def run(ctx: Context) -> list[Figure]:
     if dsn:
         stores.append(("PostgreSQL", dsn))
     fleet = FLEET_DEVICES // 10 if ctx.quick else FLEET_DEVICES
-    before = unseal  # the ceiling is measured again after every bridge run: on a shared
-    for name, url in stores:  # machine each rate is compared with the ceilings around it
-        ratios = {}
+    before, before_cpu = unseal, unseal_cpu  # the ceiling is measured again after every
+    for name, url in stores:  # bridge run: each rate is compared with the ceilings around it
+        ratios, cpu_ratios = {}, {}
         for devices in (DEVICES, fleet):
             with ctx.mosquitto(f"bridge-{name}-{devices}") as (_host, port):
-                rate, _elapsed = _throughput(ctx, port, url, n, devices)
+                rate, cpu = _throughput(ctx, port, url, n, devices)
             ctx.progress("paho ceiling again")
-            after = _unseal_ceiling(ctx, n)
+            after, after_cpu = _unseal_ceiling(ctx, n)
             ceiling, before = (before + after) / 2, after
+            ceiling_cpu, before_cpu = (before_cpu + after_cpu) / 2, after_cpu
             ratios[devices] = rate / ceiling
+            cpu_ratios[devices] = ceiling_cpu / cpu
             figures.append(
                 Figure(
                     "bridge",
@@ -447,6 +466,17 @@ def run(ctx: Context) -> list[Figure]:
                     peer=f"ceiling {ceiling:.0f} msg/s, the mean of the runs before and after",
                 )
             )
+            figures.append(
+                Figure(
+                    "bridge",
+                    f"CPU per report, paho unseal ceiling / bridge ({name}, {devices} devices)",
+                    cpu_ratios[devices],
+                    "ratio",
+                    peer=f"bridge process {cpu * 1e6:.0f} us, ceiling {ceiling_cpu * 1e6:.0f} us",
+                    note="CPU seconds of each process per report: what other processes on a "
+                    "busy machine disturb least",
+                )
+            )
         figures.append(
             Figure(
                 "bridge",
@@ -456,6 +486,15 @@ def run(ctx: Context) -> list[Figure]:
                 target=f"<= {FLEET_DROP_MAX}",
                 note="from the two ratios to the ceiling; every message of a batch is then "
                 "from another device",
+            )
+        )
+        figures.append(
+            Figure(
+                "bridge",
+                f"fleet growth in CPU per report: {fleet} devices against {DEVICES} ({name})",
+                1 - cpu_ratios[fleet] / cpu_ratios[DEVICES],
+                "fraction",
+                note="from the two CPU ratios to the ceiling",
             )
         )
         with ctx.mosquitto(f"latency-{name}") as (_host, port):
