@@ -221,29 +221,31 @@ def _throughput(
     event. CPU time is what other processes on a busy machine disturb least."""
     ctx.progress(f"enrolling {devices} devices")
     setup = Setup(ctx, port, store_url, devices)
-    ctx.progress(f"signing {n} reports")
-    batch = _signed_batch(setup.keys, n)
-    setup.start()  # creates the bridge's persistent session and subscriptions
-    setup.stop()
-    ctx.progress("queueing them on the broker while the bridge is down")
-    _queue(port, batch)
-    setup.start()
-    launched = time.perf_counter()
-    ctx.progress("bridge draining")
-    assert setup.proc is not None
-    pid = setup.proc.pid
-    first: tuple[float, int, float] | None = None  # the clock starts at the first stored event
-    while (stored := setup.events()) < len(batch):
-        now = time.perf_counter()
-        if first is None and stored:
-            first = (now, stored, _proc_cpu_s(pid))
-        if now - launched > 300:
-            raise RuntimeError(f"bridge stored {stored} of {len(batch)} in 300 s")
-        time.sleep(0.05)
-    done, cpu = time.perf_counter(), _proc_cpu_s(pid)
-    setup.close()
-    start, before, cpu0 = first or (launched, 0, 0.0)
-    return (len(batch) - before) / (done - start), (cpu - cpu0) / (len(batch) - before)
+    try:
+        ctx.progress(f"signing {n} reports")
+        batch = _signed_batch(setup.keys, n)
+        setup.start()  # creates the bridge's persistent session and subscriptions
+        setup.stop()
+        ctx.progress("queueing them on the broker while the bridge is down")
+        _queue(port, batch)
+        setup.start()
+        launched = time.perf_counter()
+        ctx.progress("bridge draining")
+        assert setup.proc is not None
+        pid = setup.proc.pid
+        first: tuple[float, int, float] | None = None  # the clock starts at the first stored event
+        while (stored := setup.events()) < len(batch):
+            now = time.perf_counter()
+            if first is None and stored:
+                first = (now, stored, _proc_cpu_s(pid))
+            if now - launched > 300:
+                raise RuntimeError(f"bridge stored {stored} of {len(batch)} in 300 s")
+            time.sleep(0.05)
+        done, cpu = time.perf_counter(), _proc_cpu_s(pid)
+        start, before, cpu0 = first or (launched, 0, 0.0)
+        return (len(batch) - before) / (done - start), (cpu - cpu0) / (len(batch) - before)
+    finally:  # a failed run must not leave its bridge running nor its schema behind
+        setup.close()
 
 
 def _signed_batch(keys: dict[str, nacl.signing.SigningKey], n: int) -> list[tuple[str, bytes]]:
