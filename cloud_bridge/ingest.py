@@ -7,10 +7,7 @@
     decisions, pool states, risk notes, acks; logs, device rows  `store.ingest_repo`, one write each
     commit -> acks (the window's contiguous edge) and the stored outputs, to be published
 
-Verification happens before the transaction (it is the expensive part and needs no lock): in
-`cloud-bridge run` a checker thread verifies the next batch (`Ingest.check`, no database; the
-signature checks run in C without the GIL) while the worker commits the one before
-(`Ingest.process_checked`); a kid missing from the registry cache is read by the worker. One
+Verification happens before the transaction (it is the expensive part and needs no lock). One
 transaction covers the events, the replay windows, the pool commands and the outputs of the
 whole batch, so a crash anywhere either keeps all of it or none of it; the device then resends
 what was not acked. Every refusal has a reason code and is counted; within a budget a sender
@@ -28,8 +25,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-
-import nacl.signing
 
 from cloud_bridge import actions
 from cloud_bridge.actions import Plan
@@ -51,7 +46,7 @@ from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.refusals import Budget, RefusalBudget
-from cloud_bridge.registry import DeviceKey, Registry, RegistryError, refuse
+from cloud_bridge.registry import Registry, RegistryError, refuse
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.base import Store, Transaction
 from cloud_bridge.store.ingest_repo import KEY_UNKNOWN, LogRow, RejectionRow
@@ -132,17 +127,6 @@ class _Decide:
     plan: Plan
 
 
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """A batch after the checks that need no database (`Ingest.check`)."""
-
-    batch: tuple[Inbound, ...]
-    verified: tuple[_Verified, ...]
-    refused: tuple[Refused, ...]
-    missed: tuple[tuple[Inbound, topics.Topic], ...]  # signed by kids the cache did not hold
-    kids: frozenset[bytes]  # those kids
-
-
 class _Miss(Exception):
     """A kid that is not in the registry cache yet."""
 
@@ -172,10 +156,7 @@ class Ingest:
 
     # ---- verification (no transaction) --------------------------------------------------------
 
-    def check(self, batch: Sequence[Inbound]) -> Checked:
-        """Parse and verify a batch against the registry cache: no database, so it may run in
-        another thread while the previous batch's transaction commits. Messages signed by a
-        kid the cache does not hold yet are left for `process_checked` (one query for all)."""
+    def _verify(self, batch: Sequence[Inbound]) -> tuple[list[_Verified], list[Refused]]:
         refused: list[Refused] = []
         parsed: list[tuple[Inbound, topics.Topic]] = []
         for item in batch:
@@ -195,39 +176,32 @@ class Ingest:
         missed: list[tuple[Inbound, topics.Topic]] = []
         kids: set[bytes] = set()
 
-        def cached(kid: bytes) -> DeviceKey:
+        def cached(kid: bytes) -> object:
             key = self.registry.cached(kid)
             if key is None:
                 kids.add(kid)
                 raise _Miss
-            return key
+            return refuse(key, kid)
 
         for item, topic in parsed:
             try:
-                out.append(self._unseal(item, topic, cached))
+                out.append(self._unseal(item, topic, cached))  # type: ignore[arg-type]
             except _Miss:
                 missed.append((item, topic))
             except ProtocolError as exc:
                 refused.append(Refused(item, Rejection.of(exc, topic.device)))
-        return Checked(tuple(batch), tuple(out), tuple(refused), tuple(missed), frozenset(kids))
+        if missed:
+            with self.store.transaction() as tx:
+                self.registry.load(tx, kids)  # one query for the batch's new kids
 
-    def _resolve(self, checked: Checked) -> tuple[list[_Verified], list[Refused]]:
-        """The checked batch with its messages of uncached kids verified too: the kids are read
-        from the registry in one query (worker thread: it uses the store)."""
-        out, refused = list(checked.verified), list(checked.refused)
-        if not checked.missed:
-            return out, refused
-        with self.store.transaction() as tx:
-            self.registry.load(tx, set(checked.kids))  # one query for the batch's new kids
+            def resolve(kid: bytes) -> object:
+                return refuse(self.registry.cached(kid), kid)
 
-        def loaded(kid: bytes) -> DeviceKey | None:
-            return self.registry.cached(kid)
-
-        for item, topic in checked.missed:
-            try:
-                out.append(self._unseal(item, topic, loaded))
-            except ProtocolError as exc:
-                refused.append(Refused(item, Rejection.of(exc, topic.device)))
+            for item, topic in missed:
+                try:
+                    out.append(self._unseal(item, topic, resolve))  # type: ignore[arg-type]
+                except ProtocolError as exc:
+                    refused.append(Refused(item, Rejection.of(exc, topic.device)))
         return out, refused
 
     def _topic(self, name: str) -> topics.Topic:
@@ -238,20 +212,7 @@ class Ingest:
             raise ProtocolError(Reason.BAD_TOPIC, f"fleet {topic.fleet} is not served here")
         return topic
 
-    def _unseal(
-        self, item: Inbound, topic: topics.Topic, lookup: Callable[[bytes], DeviceKey | None]
-    ) -> _Verified:
-        """Verify with the key `lookup` finds for the envelope's kid (None: unknown; it may
-        raise _Miss); the key that verified is kept with the message, so a concurrent change
-        of the registry cache cannot pair the message with another."""
-        found: list[DeviceKey] = []
-
-        def resolve(kid: bytes) -> nacl.signing.VerifyKey | None:
-            key = lookup(kid)
-            if key is not None:
-                found.append(key)
-            return refuse(key, kid)
-
+    def _unseal(self, item: Inbound, topic: topics.Topic, resolve: cose.Resolver) -> _Verified:
         try:
             signed, message = envelope.unseal(item.payload, resolve)
         except (_Miss, ProtocolError):
@@ -262,13 +223,12 @@ class Ingest:
                 level=logging.ERROR, exc_info=True,
             )  # fmt: skip
             raise ProtocolError(Reason.BAD_FIELD, f"undecodable: {type(exc).__name__}") from exc
+        key = self.registry.cached(signed.kid)
+        assert key is not None
         return _Verified(
             item,
-            Signed(
-                item.topic, topic, found[-1], message, signed.payload, item.payload,
-                item.received_ms,
-            ),
-        )  # fmt: skip
+            Signed(item.topic, topic, key, message, signed.payload, item.payload, item.received_ms),
+        )
 
     # ---- the batch ----------------------------------------------------------------------------
 
@@ -279,13 +239,7 @@ class Ingest:
         error) events are still stored and acked, but no pool command runs: their decisions say
         `internal_error`, so nothing is lost and the device is not stuck resending. `forget`:
         (instance, seq) of stored outputs the broker has, deleted in the same transaction."""
-        return self.process_checked(self.check(batch), act, forget)
-
-    def process_checked(
-        self, checked: Checked, act: bool = True, forget: Sequence[tuple[str, int]] = ()
-    ) -> BatchResult:
-        """`process` of a batch that `check` has already verified (perhaps in another thread)."""
-        verified, refused = self._resolve(checked)
+        verified, refused = self._verify(batch)
         started = time.perf_counter()
         try:
             with self.store.transaction() as tx:

@@ -2,10 +2,9 @@
 
 The paho network thread only queues what arrives (bounded in messages and in bytes: when the
 queue is full it waits, which pushes back on the broker instead of dropping; a payload over the
-envelope limit is cut to a few bytes before it is queued, and refused unread). A checker
-thread takes batches (up to `batch_max`, waiting at most `batch_wait_ms` for more) and verifies
-them (`Ingest.check`, no database) one batch ahead of the worker thread, which runs each through
-`Ingest.process_checked` in one transaction, then publishes the outputs; stored outputs are
+envelope limit is cut to a few bytes before it is queued, and refused unread). One worker
+thread takes batches (up to `batch_max`, waiting at most `batch_wait_ms` for more), runs them
+through `Ingest.process` in one transaction, then publishes the outputs; stored outputs are
 deleted once the broker has acknowledged them, and any left by a crash are published again at
 the next start. Between batches the worker prunes old rows when a round is due
 (`cloud_bridge.retention`).
@@ -39,7 +38,7 @@ from cloud_bridge import guard
 from cloud_bridge.broker_cli import CLI_SUFFIX
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.inbox import Inbox
-from cloud_bridge.ingest import BatchResult, Checked, Inbound, Ingest
+from cloud_bridge.ingest import BatchResult, Inbound, Ingest
 from cloud_bridge.metrics import Metrics
 from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
 from cloud_bridge.pool.policy import load_policy
@@ -60,8 +59,6 @@ OPERATOR_POLL_S = 0.2
 """How often the worker looks for outputs of operator commands (cloud-bridge pool ...)."""
 OPERATOR_BATCH = 500
 """Pools whose retained state is checked against the database in one worker step."""
-CHECKED_AHEAD = 1
-"""Batches the checker thread may have verified before the worker takes them."""
 POOL_CHECKS_MAX = 100_000
 """Pools waiting for that check; beyond it, what arrives is dropped (and counted)."""
 
@@ -79,10 +76,6 @@ class BridgeServer:
         self.service = PoolService(self.store, policy=load_policy(cfg.policy_file))
         self.ingest = Ingest(self.store, self.registry, self.publisher, self.service, cfg)
         self.inbox: Inbox[Inbound] = Inbox(cfg.queue_max, cfg.queue_max_bytes)
-        # Batches verified ahead by the checker thread while the worker commits the one before
-        # (its signature checks run in C without the GIL, the commit waits on the disk or the
-        # server): one at most, so memory stays bounded by the inbox and two batches.
-        self._checked: queue.Queue[Checked | list[Inbound] | None] = queue.Queue(CHECKED_AHEAD)
         self.pruner = Pruner(self.store, Retention.of(cfg))
         self.connected = threading.Event()
         self._stopping = threading.Event()  # our own disconnect: not a lost connection
@@ -315,15 +308,14 @@ class BridgeServer:
 
     # ---- the worker ---------------------------------------------------------------------------
 
-    def _take_batch(self, most: int | None = None) -> list[Inbound]:
+    def _take_batch(self) -> list[Inbound]:
         try:
             first = self.inbox.get(timeout=0.1)
         except queue.Empty:
             return []
         batch = [first]
         deadline = time.monotonic() + self.cfg.batch_wait_ms / 1000
-        limit = self.cfg.batch_max if most is None else min(most, self.cfg.batch_max)
-        while len(batch) < limit:
+        while len(batch) < self.cfg.batch_max:
             try:
                 batch.append(self.inbox.get_nowait())
             except queue.Empty:
@@ -335,29 +327,6 @@ class BridgeServer:
                 except queue.Empty:
                     break
         return batch
-
-    def _check_loop(self, stop: threading.Event) -> None:
-        """The checker thread: takes batches from the inbox and verifies them (no database)
-        while the worker commits the batch before; after `stop`, what was received before it,
-        then the end mark."""
-        left: int | None = None  # after the stop: messages still to take
-        try:
-            while left is None or left > 0:
-                if left is None and stop.is_set():
-                    left = self.inbox.qsize()
-                    continue
-                batch = self._take_batch(left)
-                if not batch:
-                    continue
-                if left is not None:
-                    left -= len(batch)
-                try:
-                    self._checked.put(self.ingest.check(batch))
-                except Exception:  # never expected: the worker then verifies the batch itself
-                    log.exception("bridge: checking a batch of %d failed", len(batch))
-                    self._checked.put(batch)
-        finally:  # the worker stops at the mark (the bridge ends rather than hang)
-            self._checked.put(None)
 
     def run(self, stop: threading.Event) -> None:
         # The network thread must get the GIL quickly while the worker is busy with a batch:
@@ -371,28 +340,17 @@ class BridgeServer:
             **self._connect_kwargs(),
         )
         self.client.loop_start()
-        checker = threading.Thread(
-            target=self._check_loop, args=(stop,), name="bridge-check", daemon=True
-        )
-        checker.start()
         try:
             self.connected.wait(10)
-            while self.step() is not None:  # None: the checker's end mark, after the stop
-                pass
+            while not stop.is_set():
+                self.step()
+            for _ in range(self.inbox.qsize()):  # finish what was received before stopping
+                if not self.step():
+                    break
         finally:
             self.shutdown()
 
-    def _next_batch(self) -> Checked | list[Inbound] | None:
-        """The next batch the checker verified ([] when none came in 0.1 s; a plain list when
-        its check failed; None after the stop, once every batch received before it is done)."""
-        try:
-            return self._checked.get(timeout=0.1)
-        except queue.Empty:
-            return []
-
-    def step(self) -> int | None:
-        """One round of the worker: chores, then one batch; how many messages it held (None:
-        the checker has ended, nothing more will come)."""
+    def step(self) -> int:
         if self._spare is None:
             spare = self._new_pair()
             with self._lock:
@@ -414,14 +372,13 @@ class BridgeServer:
         if pruned is not None:
             for table, n in pruned.by_table().items():
                 self.metrics.pruned.labels(table=table).inc(n)
-        work = self._next_batch()
+        batch = self._take_batch()
         self.metrics.backlog.set(self.inbox.qsize())
         self.metrics.backlog_bytes.set(self.inbox.bytes)
-        if not work:
+        if not batch:
             self._forget_published()
-            return None if work is None else 0
-        batch = list(work.batch) if isinstance(work, Checked) else work
-        for result in self._process(batch, work if isinstance(work, Checked) else None):
+            return 0
+        for result in self._process(batch):
             self.publish(result.outputs)
             done = time.monotonic_ns()
             for received in result.decided_ns:
@@ -487,11 +444,10 @@ class BridgeServer:
             log.info("bridge: publishing %d outputs of operator commands", len(outputs))
         self.publish(outputs)
 
-    def _process(self, batch: list[Inbound], checked: Checked | None = None) -> list[BatchResult]:
-        """The batch (`checked`: as the checker verified it) in one transaction; after an
-        unexpected error, one message at a time, and a message that still fails is stored
-        without pool actions. A bad message can neither stop the bridge nor hold back the
-        others."""
+    def _process(self, batch: list[Inbound]) -> list[BatchResult]:
+        """The batch in one transaction; after an unexpected error, one message at a time, and
+        a message that still fails is stored without pool actions. A bad message can neither
+        stop the bridge nor hold back the others."""
         if not batch:
             return []
         # Rows of outputs the broker has acknowledged go in the same transaction: one commit
@@ -500,8 +456,6 @@ class BridgeServer:
         published = self._take_published()
         for attempt in range(TRANSIENT_RETRIES):
             try:
-                if checked is not None:
-                    return [self.ingest.process_checked(checked, forget=published)]
                 return [self.ingest.process(batch, forget=published)]
             except StoreConflict:  # deadlock, serialisation failure, busy: try again
                 time.sleep(random.uniform(0, 0.01 * 2**attempt))
