@@ -144,15 +144,17 @@ NOTES = [
     " bridge adds per report: the transaction (event, device window, stored output, then its"
     " deletion after the PUBACK), and signed outputs published at QoS 1: a decision per report,"
     " an ack per device per batch, and here a risk alert per report too (the bench's reports"
-    " name a model the bridge does not know, a tamper signal). A checker thread verifies the"
-    " next batch while the worker commits the one before (the signature check runs in C without"
-    " the GIL, the commit waits on fsync or the server). The fleet row repeats the run with"
+    " name a model the bridge does not know, a tamper signal). The fleet row repeats the run with"
     " 10,000 devices round robin: every message of a batch is then another device's, so each"
     " needs its own device row and its own signed ack; the goal is to lose at most 15 %. On a"
     " machine shared with other work the wall-clock ceilings before and after a run can differ"
     " severalfold; the CPU rows (CPU seconds per report of the ceiling over the bridge process's,"
     " all threads) are disturbed least. The bridge's rate ratio can pass its CPU ratio: its"
-    " threads overlap C code, disk and server waits.",
+    " threads overlap C code, disk and server waits. The bridge rows of this table were measured"
+    " on a branch that also verified the next batch in a checker thread while the worker"
+    " committed the one before; that thread was not merged (about 15 % more CPU per report for a"
+    " median rate gain of about 1.1x in A/B runs on a loaded machine), so a rerun on main may"
+    " read a little lower.",
     "- **Agent RSS.** The peer is a fresh interpreter that imports only the agent's libraries"
     " (numpy, tflite-runtime, paho-mqtt with ssl, PyNaCl, cbor2, sqlite3): already above the"
     " 40 MB target on this x86_64 machine before any agent code runs.",
