@@ -188,9 +188,14 @@ class Outputs:
         return [*self.pool_events(tx, fleet, outcome), self.pool_state(tx, fleet, outcome)]
 
     def risk(self, tx: Transaction, fleet: str, device: str, note: RiskNote) -> Pending:
-        msg = self.publisher.make(
-            m.Risk,
-            tx,
+        # As with decisions: the device is an enrolled or a parsed topic's, the codes are the
+        # bridge's own, the texts are cut to the schema's lengths (protocol.direct).
+        pub, seq = self.publisher, self.publisher.next_seq(tx)
+        payload = direct.risk(
+            sender=pub.instance,
+            seq=seq,
+            boot=pub.boot,
+            ts_ms=pub.wall_ms(),
             device=device,
             category=note.category.value,
             reason=note.reason[:32],
@@ -198,7 +203,7 @@ class Outputs:
             device_seq=max(0, note.device_seq),
             risk_pm=note.risk_pm,
         )
-        return Pending(_risk_topic(fleet, device), m.encode(msg), msg.seq)
+        return Pending(_risk_topic(fleet, device), payload, seq)
 
     def command(
         self,

@@ -1,5 +1,5 @@
-"""The payloads the bridge sends most (Ack, Decision, PoolState), written as deterministic CBOR
-directly from their field values, without building a message object or calling cbor2.
+"""The payloads the bridge sends most (Ack, Decision, PoolState, Risk), written as deterministic
+CBOR directly from their field values, without building a message object or calling cbor2.
 
 With a large fleet the bridge signs one ack per message it stores, so building an output is on
 its hot path. Every function here returns exactly the bytes of `messages.encode` of the same
@@ -134,3 +134,33 @@ def pool_state(
     if updated_ms:  # optional: left out at its default, as messages.encode does
         parts += (b"\x12", _head(0, updated_ms))
     return b"".join(parts)
+
+
+def risk(
+    *,
+    sender: str,
+    seq: int,
+    boot: int,
+    ts_ms: int,
+    device: str,
+    category: str,
+    reason: str,
+    detail: str = "",
+    device_seq: int = 0,
+    risk_pm: int = 0,
+) -> bytes:
+    """`messages.encode(Risk(...))` of these fields (optional fields at their default are left
+    out, as the schema does). With a fleet-wide alert (an unknown model, say) the bridge writes
+    one of these for every report it stores."""
+    tail = [b"\x0a", _text(device), b"\x0b", _text(category), b"\x0c", _text(reason)]
+    size = 9
+    if detail:
+        tail += (b"\x0d", _text(detail))
+        size += 1
+    if device_seq:
+        tail += (b"\x0e", _head(0, device_seq))
+        size += 1
+    if risk_pm:
+        tail += (b"\x0f", _head(0, risk_pm))
+        size += 1
+    return b"".join(_header(Kind.RISK, size, sender, seq, boot, ts_ms) + tail)

@@ -27,6 +27,7 @@ WRITERS: dict[type[m.Message], Callable[..., bytes]] = {
     m.Ack: direct.ack,
     m.Decision: direct.decision,
     m.PoolState: direct.pool_state,
+    m.Risk: direct.risk,
 }
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import secrets
 import subprocess
 import threading
@@ -33,6 +34,7 @@ from paho.mqtt.properties import Properties
 from cloud_bridge.store import open_store
 from protocol import cose, envelope, topics
 from protocol import messages as m
+from protocol.errors import ProtocolError
 from protocol.topics import Channel
 from tools.bench.common import Context, Figure, percentile, pg_schema
 from tools.fleet.bridge import command, run_cli
@@ -107,9 +109,44 @@ class Setup:
             service.execute_many(
                 [OpenPool(user=f"user-{d}", key="open", limit_fen=10**8) for d in self.keys]
             )
+        self.port = port
+        self.bridge_key = nacl.signing.VerifyKey(
+            bytes.fromhex(
+                json.loads(run_cli("cloud-bridge", "init", "--data", str(self.data), "--json"))[
+                    "public_key"
+                ]
+            )
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout_s: float = 120) -> None:
+        """Start the bridge and wait until it says online: its subscriptions (and on the first
+        start its persistent session) are in place then, since it subscribes before it
+        announces itself. A fixed wait is not enough on a busy machine, where loading the
+        bridge can take seconds: messages queued before its session exists are lost."""
+        online = threading.Event()
+        state_topic = topics.bridge_state(FLEET)
+
+        def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+            with contextlib.suppress(ProtocolError):
+                _s, state = envelope.unseal(bytes(msg.payload), lambda kid: self.bridge_key)
+                if isinstance(state, m.BridgeState) and state.online:
+                    online.set()
+
+        watch = mqtt.Client(CallbackAPIVersion.VERSION2)
+        watch.on_message = on_message
+        watch.connect("127.0.0.1", self.port)
+        watch.subscribe(state_topic, qos=1)
+        watch.loop_start()
+        try:
+            self._launch()
+            if not online.wait(timeout_s):
+                raise RuntimeError(f"the bridge did not say online in {timeout_s:.0f} s")
+        finally:
+            watch.loop_stop()
+            watch.disconnect()
+
+    def _launch(self) -> None:
         self.log = open(self.data / "bridge.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -166,33 +203,49 @@ def _publisher(port: int) -> mqtt.Client:
     return client
 
 
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _throughput(
     ctx: Context, port: int, store_url: str | None, n: int, devices: int = DEVICES
 ) -> tuple[float, float]:
+    """(reports stored per second, bridge CPU seconds per report), both from its first stored
+    event. CPU time is what other processes on a busy machine disturb least."""
     ctx.progress(f"enrolling {devices} devices")
     setup = Setup(ctx, port, store_url, devices)
-    ctx.progress(f"signing {n} reports")
-    batch = _signed_batch(setup.keys, n)
-    setup.start()  # creates the bridge's persistent session and subscriptions
-    time.sleep(2.5)
-    setup.stop()
-    ctx.progress("queueing them on the broker while the bridge is down")
-    _queue(port, batch)
-    setup.start()
-    launched = time.perf_counter()
-    ctx.progress("bridge draining")
-    first: tuple[float, int] | None = None  # the clock starts at the first stored event
-    while (stored := setup.events()) < len(batch):
-        now = time.perf_counter()
-        if first is None and stored:
-            first = (now, stored)
-        if now - launched > 300:
-            raise RuntimeError(f"bridge stored {stored} of {len(batch)} in 300 s")
-        time.sleep(0.05)
-    done = time.perf_counter()
-    setup.close()
-    start, before = first or (launched, 0)
-    return (len(batch) - before) / (done - start), done - launched
+    try:
+        ctx.progress(f"signing {n} reports")
+        batch = _signed_batch(setup.keys, n)
+        setup.start()  # creates the bridge's persistent session and subscriptions
+        setup.stop()
+        ctx.progress("queueing them on the broker while the bridge is down")
+        _queue(port, batch)
+        setup.start()
+        launched = time.perf_counter()
+        ctx.progress("bridge draining")
+        assert setup.proc is not None
+        pid = setup.proc.pid
+        first: tuple[float, int, float] | None = None  # the clock starts at the first stored event
+        while (stored := setup.events()) < len(batch):
+            now = time.perf_counter()
+            if first is None and stored:
+                first = (now, stored, _proc_cpu_s(pid))
+            if now - launched > 300:
+                raise RuntimeError(f"bridge stored {stored} of {len(batch)} in 300 s")
+            time.sleep(0.05)
+        done, cpu = time.perf_counter(), _proc_cpu_s(pid)
+        start, before, cpu0 = first or (launched, 0, 0.0)
+        return (len(batch) - before) / (done - start), (cpu - cpu0) / (len(batch) - before)
+    finally:  # a failed run must not leave its bridge running nor its schema behind
+        setup.close()
 
 
 def _signed_batch(keys: dict[str, nacl.signing.SigningKey], n: int) -> list[tuple[str, bytes]]:
@@ -224,7 +277,7 @@ def _paho_ceiling(
     batch: list[tuple[str, bytes]],
     by_kid: dict[bytes, nacl.signing.VerifyKey],
     verify: bool,
-) -> float:
+) -> tuple[float, float]:
     """What one paho-mqtt process can take in at all: the same signed reports drained from a
     persistent session at QoS 1 into a callback that only unseals each one (COSE verify and
     decode, no database, no outputs), or that does nothing. No bridge can be faster than this
@@ -258,18 +311,19 @@ def _paho_ceiling(
     sub.disconnect()
     _queue(port, batch)
     sub = client()
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), _self_cpu_s()
     sub.connect("127.0.0.1", port, clean_start=False, properties=props)
     sub.loop_start()
     if not done.wait(300):
         raise RuntimeError(f"the ceiling subscriber took {count} of {len(batch)} in 300 s")
     rate = len(batch) / (time.perf_counter() - start)
+    cpu = (_self_cpu_s() - cpu0) / len(batch)  # the waiting main thread takes next to none
     sub.loop_stop()
     sub.disconnect()
-    return rate
+    return rate, cpu
 
 
-def _unseal_ceiling(ctx: Context, n: int) -> float:
+def _unseal_ceiling(ctx: Context, n: int) -> tuple[float, float]:
     """The receive + unseal ceiling on a broker of its own (see `_paho_ceiling`)."""
     with ctx.mosquitto(f"paho-ceiling-{secrets.token_hex(2)}") as (_host, port):
         batch, by_kid = _ceiling_batch(n)
@@ -281,16 +335,9 @@ def _latency(
 ) -> list[float]:
     setup = Setup(ctx, port, store_url)
     setup.start()
-    time.sleep(2.5)
     sent: dict[tuple[str, int], float] = {}
     got: dict[tuple[str, int], float] = {}
-    bridge_key = nacl.signing.VerifyKey(
-        bytes.fromhex(
-            json.loads(run_cli("cloud-bridge", "init", "--data", str(setup.data), "--json"))[
-                "public_key"
-            ]
-        )
-    )
+    bridge_key = setup.bridge_key
     lock = threading.Lock()
 
     def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
@@ -362,8 +409,8 @@ def run(ctx: Context) -> list[Figure]:
     with ctx.mosquitto("paho-ceiling") as (_host, port):
         ctx.progress("paho ceiling: receive only, then receive and unseal")
         batch, by_kid = _ceiling_batch(n)
-        receive = _paho_ceiling(port, batch, by_kid, verify=False)
-        unseal = _paho_ceiling(port, batch, by_kid, verify=True)
+        receive, _cpu = _paho_ceiling(port, batch, by_kid, verify=False)
+        unseal, unseal_cpu = _paho_ceiling(port, batch, by_kid, verify=True)
     figures.append(
         Figure(
             "bridge",
@@ -388,16 +435,18 @@ def run(ctx: Context) -> list[Figure]:
     if dsn:
         stores.append(("PostgreSQL", dsn))
     fleet = FLEET_DEVICES // 10 if ctx.quick else FLEET_DEVICES
-    before = unseal  # the ceiling is measured again after every bridge run: on a shared
-    for name, url in stores:  # machine each rate is compared with the ceilings around it
-        ratios = {}
+    before, before_cpu = unseal, unseal_cpu  # the ceiling is measured again after every
+    for name, url in stores:  # bridge run: each rate is compared with the ceilings around it
+        ratios, cpu_ratios = {}, {}
         for devices in (DEVICES, fleet):
             with ctx.mosquitto(f"bridge-{name}-{devices}") as (_host, port):
-                rate, _elapsed = _throughput(ctx, port, url, n, devices)
+                rate, cpu = _throughput(ctx, port, url, n, devices)
             ctx.progress("paho ceiling again")
-            after = _unseal_ceiling(ctx, n)
+            after, after_cpu = _unseal_ceiling(ctx, n)
             ceiling, before = (before + after) / 2, after
+            ceiling_cpu, before_cpu = (before_cpu + after_cpu) / 2, after_cpu
             ratios[devices] = rate / ceiling
+            cpu_ratios[devices] = ceiling_cpu / cpu
             figures.append(
                 Figure(
                     "bridge",
@@ -419,6 +468,17 @@ def run(ctx: Context) -> list[Figure]:
                     peer=f"ceiling {ceiling:.0f} msg/s, the mean of the runs before and after",
                 )
             )
+            figures.append(
+                Figure(
+                    "bridge",
+                    f"CPU per report, paho unseal ceiling / bridge ({name}, {devices} devices)",
+                    cpu_ratios[devices],
+                    "ratio",
+                    peer=f"bridge process {cpu * 1e6:.0f} us, ceiling {ceiling_cpu * 1e6:.0f} us",
+                    note="CPU seconds of each process per report: what other processes on a "
+                    "busy machine disturb least",
+                )
+            )
         figures.append(
             Figure(
                 "bridge",
@@ -428,6 +488,15 @@ def run(ctx: Context) -> list[Figure]:
                 target=f"<= {FLEET_DROP_MAX}",
                 note="from the two ratios to the ceiling; every message of a batch is then "
                 "from another device",
+            )
+        )
+        figures.append(
+            Figure(
+                "bridge",
+                f"fleet growth in CPU per report: {fleet} devices against {DEVICES} ({name})",
+                1 - cpu_ratios[fleet] / cpu_ratios[DEVICES],
+                "fraction",
+                note="from the two CPU ratios to the ceiling",
             )
         )
         with ctx.mosquitto(f"latency-{name}") as (_host, port):
