@@ -24,7 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cloud_bridge import actions
 from cloud_bridge.actions import Plan
@@ -34,6 +34,7 @@ from cloud_bridge.judge import (
     CHANNEL_KIND,
     DATA_KINDS,
     Category,
+    DataEvent,
     Rejection,
     RiskNote,
     Rules,
@@ -43,6 +44,7 @@ from cloud_bridge.judge import (
     newest_states,
 )
 from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
+from cloud_bridge.pool.cli_apply import application, device_signals
 from cloud_bridge.pool.commands import Draw
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
@@ -138,7 +140,7 @@ class _Decide:
     """A data event whose decision waits for its pool commands."""
 
     item: Inbound
-    event: m.Report | m.Trigger
+    event: DataEvent
     state: DeviceState
     plan: Plan
 
@@ -322,6 +324,8 @@ class Ingest:
                 if j.plan is not None and isinstance(msg, DATA_KINDS):
                     decide.append(_Decide(item, msg, j.state, j.plan))
             accepted += j.rejection is None
+        if act:
+            decide = [self._approve(tx, d) for d in decide]
         outputs, decided_ns, action_refusals, payouts = self._decide(tx, decide, act)
         # With the batch's pools locked, changes that operator commands and schedulers committed
         # before go out ahead of the batch's own: per user, in version order.
@@ -413,6 +417,23 @@ class Ingest:
                 )  # fmt: skip
         out.extend(self.out.pool_state(tx, u.fleet, u.outcome) for u in updates)
         return out, [d.item.received_ns for d in decide], refused, tuple(payouts)
+
+    def _approve(self, tx: Transaction, d: _Decide) -> _Decide:
+        """An application's plan with its decision: the scorecard and the user's devices, as
+        `cloud-bridge pool apply` decides (cli_apply.application, the same code)."""
+        plan, card = d.plan, self.rules.scorecard
+        if (
+            not isinstance(d.event, m.Application)
+            or card is None
+            or plan.action is not actions.Action.APPLY
+            or plan.verdict.level not in actions.ACTING_LEVELS
+        ):
+            return d
+        user, policy = d.state.user, self.service.policy
+        signals = device_signals(tx, user)
+        decision = application(d.event.applicant, signals, card, self.service.clock(), policy)
+        key = f"{d.event.sender}:{d.event.seq}:apply"
+        return replace(d, plan=actions.approved(plan, user, key, decision))
 
     def _rotate(self, tx: Transaction, s: Signed, record: m.Enrollment) -> Pending | Rejection:
         device = s.key.device_id

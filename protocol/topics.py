@@ -3,6 +3,7 @@
 Tree (modelled on the Sparkplug B namespace; docs/protocol.md section 1)::
 
     cp/v1/{fleet}/{device}/birth|death|report|trigger|enroll  device -> bridge
+    cp/v1/{fleet}/{device}/application                        device -> bridge
     cp/v1/{fleet}/{device}/ack                                bridge -> device
     cp/v1/{fleet}/{device}/cmd/{command}                      bridge -> device
     cp/v1/{fleet}/pool/{user}/state|decision                  bridge -> cloud team
@@ -34,6 +35,7 @@ class Channel(enum.StrEnum):
     REPORT = "report"
     TRIGGER = "trigger"
     ENROLL = "enroll"
+    APPLICATION = "application"
     ACK = "ack"
     CMD = "cmd"
     POOL_STATE = "state"
@@ -58,8 +60,10 @@ DEVICE_CHANNELS = (
     Channel.REPORT,
     Channel.TRIGGER,
     Channel.ENROLL,
+    Channel.APPLICATION,
 )
-"""Channels a device publishes on (the bridge ingests these). `enroll` carries key rotations."""
+"""Channels a device publishes on (the bridge ingests these). `enroll` carries key rotations;
+`application` a phone's credit application."""
 
 
 def validate_id(value: str, what: str = "id") -> str:
@@ -126,7 +130,7 @@ class Topic:
 
 
 def device(fleet: str, device_id: str, channel: Channel) -> str:
-    """Topic of a device channel: birth, death, report, trigger, enroll or ack."""
+    """Topic of a device channel: birth, death, report, trigger, enroll, application or ack."""
     if channel not in (*DEVICE_CHANNELS, Channel.ACK):
         raise ProtocolError(Reason.BAD_TOPIC, f"{channel} is not a device channel")
     return str(Topic(channel, fleet, device=device_id))
