@@ -42,11 +42,15 @@ def test_acl_file__device_patterns_then_one_block_per_service() -> None:
         "pattern write cp/v1/f1/%u/report",
         "pattern write cp/v1/f1/%u/trigger",
         "pattern write cp/v1/f1/%u/enroll",
+        "pattern write cp/v1/f1/%u/application",  # a phone's credit application
         "pattern read cp/v1/f1/%u/ack",
         "pattern read cp/v1/f1/%u/cmd/+",
         "pattern read cp/v1/f1/bridge/state",
         "user b1",
-        *(f"topic deny cp/v1/f1/b1/{c}" for c in ("birth", "death", "report", "trigger", "enroll")),
+        *(
+            f"topic deny cp/v1/f1/b1/{c}"
+            for c in ("birth", "death", "report", "trigger", "enroll", "application")
+        ),
         "topic read cp/v1/f1/#",
         "topic write cp/v1/f1/+/ack",
         "topic write cp/v1/f1/+/cmd/+",
@@ -57,7 +61,10 @@ def test_acl_file__device_patterns_then_one_block_per_service() -> None:
         "topic write cp/v1/f1/risk/+",
         "topic write cp/v1/f1/bridge/state",
         "user o1",
-        *(f"topic deny cp/v1/f1/o1/{c}" for c in ("birth", "death", "report", "trigger", "enroll")),
+        *(
+            f"topic deny cp/v1/f1/o1/{c}"
+            for c in ("birth", "death", "report", "trigger", "enroll", "application")
+        ),
         "topic read cp/v1/f1/#",
     ]
 
