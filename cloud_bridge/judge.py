@@ -256,7 +256,7 @@ def _data(
 def _application_refusal(state: DeviceState, msg: m.Application, rules: Rules) -> Rejection | None:
     """Only a phone applies (for its user), with attributes the scorecard knows."""
     if state.kind != PHONE_KIND:
-        detail = f"a {state.kind or 'device'} may not apply; the user's enrolled phone does"
+        detail = f"a device of kind {state.kind!r} may not apply; the user's enrolled phone does"
         return Rejection(Reason.WRONG_DEVICE_KIND, detail, device=state.device_id)
     if rules.scorecard is None:
         return Rejection(Reason.BAD_FIELD, "no scorecard: applications are not taken here",
