@@ -23,6 +23,8 @@ from typing import Any
 
 from agent.errors import AgentError
 from protocol import messages as m
+from protocol.errors import ProtocolError
+from protocol.names import PHONE_KIND
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,9 @@ def checked(applicant: Any, where: str) -> dict[str, int | str]:
         raise AgentError(f"{where} must hold a JSON object of the scorecard's attributes")
     try:
         return m.Application(sender="x", seq=0, boot=0, ts_ms=0, applicant=applicant).applicant
-    except (TypeError, ValueError) as exc:
+    except ProtocolError as exc:
         raise AgentError(
-            f"{where}: {exc}; give integers (no decimals) or category texts, e.g. "
+            f"{where}: {exc.detail}; give integers (no decimals) or category texts, e.g. "
             '{"duration_in_month": 12, "purpose": "A43"}'
         ) from exc
 
@@ -119,6 +121,11 @@ def apply(args: argparse.Namespace) -> int:
     from agent import config as config_mod
 
     cfg = config_mod.load(args.config)
+    if cfg.kind != PHONE_KIND:
+        raise AgentError(
+            f"{args.config}: a {cfg.kind} does not apply for credit; run this with the "
+            "agent.toml of the user's enrolled phone"
+        )
     applicant = read_applicant(args.applicant)
     path = ApplicationSpool(cfg.data_dir / SPOOL).queue(applicant)
     print(f"application queued ({path.name}); the running agent signs and sends it next")
