@@ -105,7 +105,8 @@ def add_parser(sub: Any) -> None:
         "device key and sent through the outbox; the bridge scores it, opens the pool if "
         "approved and publishes the signed decision on cp/v1/{fleet}/pool/{user}/decision. "
         "Only an enrolled phone may apply.",
-        epilog="Example: edge-agent apply --config phone/agent.toml "
+        epilog="Example (docs/scorecard.md, Applying from the phone): edge-agent apply "
+        "--config phone/agent.toml "
         "--applicant docs/examples/applicant.json",
     )
     a.add_argument("--config", required=True, type=Path, help="agent.toml")
