@@ -44,7 +44,7 @@ from cloud_bridge.judge import (
     newest_states,
 )
 from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
-from cloud_bridge.pool.cli_apply import application, device_signals
+from cloud_bridge.pool.applying import application, device_signals
 from cloud_bridge.pool.commands import Draw
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
@@ -420,7 +420,7 @@ class Ingest:
 
     def _approve(self, tx: Transaction, d: _Decide) -> _Decide:
         """An application's plan with its decision: the scorecard and the user's devices, as
-        `cloud-bridge pool apply` decides (cli_apply.application, the same code)."""
+        `cloud-bridge pool apply` decides (`pool.applying`, the same code)."""
         plan, card = d.plan, self.rules.scorecard
         if (
             not isinstance(d.event, m.Application)
