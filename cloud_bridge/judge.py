@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from cloud_bridge import actions
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import ACTIVE, RETIRED, DeviceState
-from cloud_bridge.pool.errors import InvalidApplicant
+from cloud_bridge.pool.errors import InvalidApplicant, ScorecardError
 from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.scorecard import Scorecard, load_scorecard
 from cloud_bridge.pool.service import Outcome
@@ -137,9 +137,15 @@ class Rules:
     @classmethod
     def of(cls, cfg: BridgeConfig) -> Rules:
         """The rules of bridge.toml: loads the model, its calibration file and the applicant
-        scorecard (models/scorecard-v1.json, as `cloud-bridge pool apply` by default)."""
+        scorecard (models/scorecard-v1.json, as `cloud-bridge pool apply` by default; without
+        it the bridge runs and refuses applications, saying why)."""
         risk = risk_setup.load(cfg)
-        return cls(risk.thresholds, cfg, risk.scorer, load_scorecard())
+        try:
+            card: Scorecard | None = load_scorecard()
+        except ScorecardError as exc:
+            log.warning("applications will be refused: %s", exc)
+            card = None
+        return cls(risk.thresholds, cfg, risk.scorer, card)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,8 +348,8 @@ def decision_result(plan: actions.Plan, outcomes: Mapping[str, Outcome], acted: 
     freeze's, `ok` when it had none, NOT_RUN when its commands were not run; a trigger whose
     action the risk verdict held back says so (`risk_hold`, `risk_freeze`); an application
     its approval's outcome (`actions.application_result`)."""
-    if not acted and plan.commands:
-        return NOT_RUN
+    if not acted and (plan.commands or plan.action is actions.Action.APPLY):
+        return NOT_RUN  # an application is decided only when the commands run
     if actions.held(plan):
         return actions.held_result(plan.verdict.level)
     if plan.approval is not None:

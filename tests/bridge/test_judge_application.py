@@ -76,6 +76,7 @@ def test_a_phone_application_is_logged_and_planned_without_a_command_yet() -> No
     assert j.rejection is None and j.event is not None and j.event.kind == 14
     assert j.plan is not None and j.plan.action is Action.APPLY and j.plan.command is None
     assert j.ack and j.state is not None and j.state.data.hi == 1
+    assert decision_result(j.plan, {}, False) == "internal_error"  # the fallback decides nothing
     again = judged(j.state, application(1))  # the same number again: a duplicate
     assert again.rejection is not None and again.rejection.reason is Reason.REPLAY
     assert again.rejection.kind is RejectionKind.DUPLICATE and again.plan is None
@@ -123,3 +124,10 @@ def test_an_approval_says_approve_or_why_the_pool_did_not_open(
     plan = actions.approved(base, "user-1", "dev-1:7:apply", DECIDED[Outcome.APPROVE])
     assert decision_result(plan, {"dev-1:7:apply": pool_outcome(result)}, True) == published
     assert decision_result(plan, {}, False) == "internal_error"  # not run: the fallback
+
+
+def test_without_a_scorecard_applications_are_refused_saying_so() -> None:
+    j = judge(PHONE, signed(application(1), topic=TOPIC), "active", None,
+              replace(RULES, scorecard=None))  # fmt: skip
+    assert j.rejection is not None and j.rejection.reason is Reason.BAD_FIELD
+    assert "no scorecard" in j.rejection.detail and j.ack and j.plan is None
