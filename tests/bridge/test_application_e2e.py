@@ -2,8 +2,8 @@
 bridge scores it as `cloud-bridge pool apply` does, opens the pool with the scorecard's limit and
 publishes the signed decision; a replayed application does nothing; a fridge may not apply.
 
-A real agent process, a real bridge process, a private Mosquitto with the shipped ACLs (the
-phone's account must be allowed to publish on its application topic)."""
+A real agent process, a real bridge process on SQLite and on PostgreSQL, a private Mosquitto
+with the shipped ACLs (the phone's account must be allowed to publish on its application topic)."""
 
 from __future__ import annotations
 
@@ -92,11 +92,13 @@ def replays(port: int) -> float:
 
 
 def test_a_phone_applies_and_its_pool_opens_once_and_a_fridge_may_not(
-    tmp_path: Path, private_broker: Mosquitto
+    tmp_path: Path, private_broker: Mosquitto, store_url: str
 ) -> None:
     url = private_broker.url
     port = free_port()
-    bridge = Bridge.create(tmp_path / "bridge", url, extra=f"\n[metrics]\nport = {port}\n")
+    bridge = Bridge.create(
+        tmp_path / "bridge", url, store_url=store_url, extra=f"\n[metrics]\nport = {port}\n"
+    )
     phone = bridge.device(tmp_path, "phone-1", "phone", url, "u-1")
     fridge = bridge.device(tmp_path, "fridge-1", "fridge", url, "u-1")
     # A second user with a phone enrolled alike: `pool apply` decides the same application for
