@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import agent
+from agent import applications, diag, keys
 from agent import config as config_mod
-from agent import diag, keys
 from agent.errors import AgentError
 from agent.jsonfile import read_json
 from protocol.names import MCU_KIND
@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--kind", required=True, choices=["illness", "disaster", "education"])
     e.add_argument("--amount-fen", type=int, default=0, help="amount asked for, in fen")
 
+    applications.add_parser(sub)
+
     rec = sub.add_parser(
         "record",
         help="record captures for the replay source",
@@ -153,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             "run": run,
             "status": status,
             "emergency": emergency,
+            "apply": applications.apply,
             "record": record,
             "sources": sources,
         }[args.command]

@@ -46,6 +46,11 @@ from protocol.topics import Channel
 
 log = logging.getLogger(__name__)
 
+DATA_CHANNEL: dict[int, Channel] = {
+    m.Kind.TRIGGER: Channel.TRIGGER,
+    m.Kind.APPLICATION: Channel.APPLICATION,
+}
+"""The topic channel of an outbox entry's kind, besides reports."""
 CONNACK_TIMEOUT_MS = 10_000
 
 
@@ -144,7 +149,7 @@ class Link(threading.Thread):
         self._settings = client_settings(cfg)
         self._topics = {
             ch: topics.device(cfg.fleet, cfg.device_id, ch)
-            for ch in (Channel.BIRTH, Channel.DEATH, Channel.TRIGGER, Channel.REPORT)
+            for ch in (*DATA_CHANNEL.values(), Channel.BIRTH, Channel.DEATH, Channel.REPORT)
         }
         self._inbox_filters = topics.device_inbox_filters(cfg.fleet, cfg.device_id)
         self._fleet = cfg.fleet
@@ -322,7 +327,7 @@ class Link(threading.Thread):
         self.sender.drain(self._publish_entry)
 
     def _publish_entry(self, entry: Entry) -> int:
-        channel = Channel.TRIGGER if entry.kind == m.Kind.TRIGGER else Channel.REPORT
+        channel = DATA_CHANNEL.get(entry.kind, Channel.REPORT)
         assert entry.envelope is not None
         info = self._client.publish(self._topics[channel], entry.envelope, qos=1)
         return info.mid

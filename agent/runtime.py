@@ -17,8 +17,9 @@ from dataclasses import asdict
 from typing import assert_never
 
 import agent
-from agent import command_gate, keys
+from agent import applications, command_gate, keys
 from agent import commands as cmds
+from agent.applications import ApplicationSpool
 from agent.assess import Assessment, Assessor
 from agent.clock import Clock
 from agent.config import AgentConfig
@@ -89,6 +90,9 @@ class Agent:
         done = outbox.get_json("spool_done", [])
         self.spool.remove(done if isinstance(done, list) else [])  # committed before a crash
         self.spool_dir = self.spool.directory
+        self.applications = ApplicationSpool(cfg.data_dir / applications.SPOOL)
+        done = outbox.get_json(applications.DONE_KEY, [])
+        self.applications.remove(done if isinstance(done, list) else [])
         self._spool_mtime = 0
         self.feeder = Feeder(notifier or Notifier())
         self.updater = Updater(
@@ -187,6 +191,24 @@ class Agent:
                 log.info("trigger %s (%s) stored", trig.rule, trig.trigger)
         return out
 
+    def send_applications(self) -> list[m.Application]:
+        """Store the queued applications (`edge-agent apply`) with the names of their spool
+        files in one transaction, so each is sent once even across a crash."""
+        taken = self.applications.take()
+        if not taken:
+            return []
+        out = [
+            m.Application(**self._head(), applicant=applicant)  # type: ignore[arg-type]
+            for _path, applicant in taken
+        ]
+        done = [path.name for path, _applicant in taken]
+        self.outbox.put_triggers(
+            [(a, applications.PRIORITY_APPLICATION) for a in out], {applications.DONE_KEY: done}
+        )
+        self.applications.remove(done)
+        log.info("%d application(s) stored", len(out))
+        return out
+
     # ---- the loop -----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
@@ -202,6 +224,7 @@ class Agent:
                 self._handle_commands()
                 if now >= next_poll or self._spool_changed():
                     self.poll()
+                    self.send_applications()
                     next_poll = now + poll_ms
                 # A config command may have shortened the interval: never wait longer than it.
                 report_ms = int(self.cfg.report_interval_s * 1000)

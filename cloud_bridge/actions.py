@@ -7,6 +7,8 @@
     emergency         -> an expedited emergency draw: the device's amount, all or nothing; without
                          one, as much of the kind's default ([policy] emergency_fen) as the pool
                          and the day's emergency budget allow
+    application       -> decided by the scorecard and the user's devices once the ingest has read
+                         them (`approved`): open the pool with the approved limit and rate
     freeze verdict    -> freeze the pool (any event)
 
 Triggers act on an allow verdict. On a step_up verdict, with `[risk] step_up = "confirm"` (the
@@ -30,12 +32,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from cloud_bridge.config import BridgeConfig
+from cloud_bridge.pool.approval import ApplicationDecision
+from cloud_bridge.pool.approval import Outcome as ApprovalOutcome
 from cloud_bridge.pool.commands import (
     Command,
     Draw,
     Emergency,
     Freeze,
     HealthGoalMet,
+    OpenPool,
     PlaceHold,
     ReportMileage,
     ReportTurnover,
@@ -56,6 +61,7 @@ class Action(enum.StrEnum):
     MILEAGE = "mileage"
     EMERGENCY_DRAW = "emergency_draw"
     TURNOVER = "turnover"
+    APPLY = "apply"  # a phone's credit application (the decision's result: approve, ...)
     INTERNAL_ERROR = "internal_error"  # the mapping failed: the event is stored, not acted on
 
 
@@ -88,6 +94,7 @@ class Plan:
     action: Action
     amount_fen: int
     stepup: StepUp = StepUp.NONE
+    approval: ApplicationDecision | None = None  # an application's decision, once made
 
     @property
     def commands(self) -> tuple[Command, ...]:
@@ -106,7 +113,7 @@ def held_result(level: Level) -> str:
 
 
 def plan(
-    event: m.Report | m.Trigger,
+    event: m.Report | m.Trigger | m.Application,
     user: str,
     verdict: Verdict,
     cfg: BridgeConfig,
@@ -122,7 +129,9 @@ def plan(
         )
     command: Command | None = None
     action, amount = Action.NONE, 0
-    if isinstance(event, m.Trigger):
+    if isinstance(event, m.Application):
+        action = Action.APPLY  # its command, if approved, comes from `approved`
+    elif isinstance(event, m.Trigger):
         body = event.body
         if isinstance(body, m.RestockBody) and body.est_cost_fen > 0:
             action, amount = Action.HOLD, body.est_cost_fen
@@ -170,6 +179,26 @@ def plan(
     if stepup in STEP_UP_STOPPED:
         command = None
     return Plan(verdict, freeze, command, action, amount, stepup)
+
+
+def approved(plan: Plan, user: str, key: str, decision: ApplicationDecision) -> Plan:
+    """An application's plan with its decision: an approval opens the pool with the decided
+    limit and rate (idempotency key `key`: the same application never opens twice)."""
+    command = None
+    if decision.outcome is ApprovalOutcome.APPROVE:
+        command = OpenPool(
+            user=user, key=key, limit_fen=decision.limit_fen, rate_bps=decision.rate_bps
+        )
+    return replace(plan, command=command, approval=decision, amount_fen=decision.limit_fen)
+
+
+def application_result(plan: Plan, outcome: Outcome | None) -> str:
+    """The decision's result of a decided application: approve, refer or decline; an approval
+    whose opening the pool refused (a pool already open) says the pool's result code."""
+    assert plan.approval is not None
+    if outcome is not None and not outcome.ok:
+        return outcome.result.value
+    return plan.approval.outcome.value
 
 
 def held(plan: Plan) -> bool:

@@ -24,7 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cloud_bridge import actions, desired
 from cloud_bridge.actions import Plan, StepUp
@@ -34,6 +34,7 @@ from cloud_bridge.judge import (
     CHANNEL_KIND,
     DATA_KINDS,
     Category,
+    DataEvent,
     Rejection,
     RiskNote,
     Rules,
@@ -43,6 +44,7 @@ from cloud_bridge.judge import (
     newest_states,
 )
 from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
+from cloud_bridge.pool.applying import application, device_signals
 from cloud_bridge.pool.commands import Draw
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
@@ -141,7 +143,7 @@ class _Decide:
     """A data event whose decision waits for its pool commands."""
 
     item: Inbound
-    event: m.Report | m.Trigger
+    event: DataEvent
     state: DeviceState
     plan: Plan
     received_ms: int = -1  # when its event arrived, if not with `item` (a held event)
@@ -346,6 +348,8 @@ class Ingest:
                         decide.append(_Decide(item, done.event, j.state, done.plan, held))
             accepted += j.rejection is None
         pending.extend(self._desired(tx, births, answers))
+        if act:
+            decide = [self._approve(tx, d) for d in decide]
         outputs, decided_ns, action_refusals, payouts = self._decide(tx, decide, act)
         # With the batch's pools locked, changes that operator commands and schedulers committed
         # before go out ahead of the batch's own: per user, in version order.
@@ -497,6 +501,23 @@ class Ingest:
         desired_repo.save_reported(tx, changed, now)
         desired_repo.save_sent(tx, sent, now)
         return out
+
+    def _approve(self, tx: Transaction, d: _Decide) -> _Decide:
+        """An application's plan with its decision: the scorecard and the user's devices, as
+        `cloud-bridge pool apply` decides (`pool.applying`, the same code)."""
+        plan, card = d.plan, self.rules.scorecard
+        if (
+            not isinstance(d.event, m.Application)
+            or card is None
+            or plan.action is not actions.Action.APPLY
+            or plan.verdict.level not in actions.ACTING_LEVELS
+        ):
+            return d
+        user, policy = d.state.user, self.service.policy
+        signals = device_signals(tx, user)
+        decision = application(d.event.applicant, signals, card, self.service.clock(), policy)
+        key = f"{d.event.sender}:{d.event.seq}:apply"
+        return replace(d, plan=actions.approved(plan, user, key, decision))
 
     def _rotate(self, tx: Transaction, s: Signed, record: m.Enrollment) -> Pending | Rejection:
         device = s.key.device_id

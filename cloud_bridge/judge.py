@@ -38,7 +38,9 @@ from dataclasses import dataclass, replace
 from cloud_bridge import actions
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import ACTIVE, RETIRED, DeviceState
+from cloud_bridge.pool.errors import InvalidApplicant, ScorecardError
 from cloud_bridge.pool.results import Result
+from cloud_bridge.pool.scorecard import Scorecard, load_scorecard
 from cloud_bridge.pool.service import Outcome
 from cloud_bridge.risk import setup as risk_setup
 from cloud_bridge.risk import signals
@@ -59,6 +61,7 @@ from cloud_bridge.store.registry_repo import DeviceKey
 from protocol import cose, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
+from protocol.names import PHONE_KIND
 from protocol.topics import Channel
 
 log = logging.getLogger(__name__)
@@ -69,8 +72,10 @@ CHANNEL_KIND: Mapping[Channel, type[m.Message]] = {
     Channel.BIRTH: m.Birth,
     Channel.DEATH: m.Death,
     Channel.ENROLL: m.Enrollment,
+    Channel.APPLICATION: m.Application,
 }
-DATA_KINDS = (m.Report, m.Trigger)  # what the event log keeps and the pool acts on
+DATA_KINDS = (m.Report, m.Trigger, m.Application)  # what the event log keeps, the pool acts on
+DataEvent = m.Report | m.Trigger | m.Application
 NOT_RUN = "internal_error"
 """The result of a decision whose pool commands were not run (the fallback after an error)."""
 
@@ -139,12 +144,20 @@ class Rules:
     cfg: BridgeConfig
     scorer: ServerScorer | None = None  # None: no report is scored (every event `unscored`)
     scales: IdentityScales | None = None  # None: no fingerprint distance (no drift, mismatch)
+    scorecard: Scorecard | None = None  # None: applications are refused (`bad_field`)
 
     @classmethod
     def of(cls, cfg: BridgeConfig) -> Rules:
-        """The rules of bridge.toml: loads the model and its calibration file."""
+        """The rules of bridge.toml: loads the model, its calibration file and the applicant
+        scorecard (models/scorecard-v1.json, as `cloud-bridge pool apply` by default; without
+        it the bridge runs and refuses applications, saying why)."""
         risk = risk_setup.load(cfg)
-        return cls(risk.thresholds, cfg, risk.scorer, risk.calibration.identity_scales)
+        try:
+            card: Scorecard | None = load_scorecard()
+        except ScorecardError as exc:
+            log.warning("applications will be refused: %s", exc)
+            card = None
+        return cls(risk.thresholds, cfg, risk.scorer, risk.calibration.identity_scales, card)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +221,7 @@ def _window_refusal(reason: Reason, seq: int, device: str) -> Rejection:
 def _data(
     state: DeviceState,
     signed: Signed,
-    msg: m.Report | m.Trigger,
+    msg: DataEvent,
     stored: bytes | None,
     rules: Rules,
 ) -> Judgement:
@@ -231,6 +244,13 @@ def _data(
         )  # fmt: skip
     if reason is not None:
         return Judgement(state, _window_refusal(reason, msg.seq, device), touched=True, ack=True)
+    refusal = _application_refusal(state, msg, rules) if isinstance(msg, m.Application) else None
+    if refusal is not None:
+        # Refused, yet its number is used up and acked: resending it would be refused again.
+        after = state.after_event(
+            state.data.accept(msg.seq), state.streak, state.risk_q, state.risk_tamper
+        )
+        return Judgement(after, refusal, touched=True, ack=True)
     scored = _scored(state, msg, rules)
     evidence, memory = _signals(state, signed, msg, scored, rules)
     verdict, plan, notes = _assess(state, msg, scored, frozenset(), rules, evidence)
@@ -252,11 +272,27 @@ def _data(
     )
 
 
-def _scored(state: DeviceState, msg: m.Report | m.Trigger, rules: Rules) -> Scored:
+def _application_refusal(state: DeviceState, msg: m.Application, rules: Rules) -> Rejection | None:
+    """Only a phone applies (for its user), with attributes the scorecard knows."""
+    if state.kind != PHONE_KIND:
+        detail = f"a device of kind {state.kind!r} may not apply; the user's enrolled phone does"
+        return Rejection(Reason.WRONG_DEVICE_KIND, detail, device=state.device_id)
+    if rules.scorecard is None:
+        return Rejection(Reason.BAD_FIELD, "no scorecard: applications are not taken here",
+                         device=state.device_id)  # fmt: skip
+    try:
+        rules.scorecard.score(msg.applicant)
+    except InvalidApplicant as exc:
+        return Rejection(Reason.BAD_FIELD, str(exc)[:256], device=state.device_id)
+    return None
+
+
+def _scored(state: DeviceState, msg: DataEvent, rules: Rules) -> Scored:
     """The server's score of a data event: a report is scored from its fingerprint and the
     enrolled baseline (and its own claims checked); a trigger carries no fingerprint, so it is
-    judged on its device's newest scored report, never on the risk_pm it states."""
-    if isinstance(msg, m.Trigger):
+    judged on its device's newest scored report, never on the risk_pm it states (an
+    application likewise)."""
+    if not isinstance(msg, m.Report):
         return Scored(state.risk_q, state.risk_tamper, fresh=False)
     if rules.scorer is None:
         return Scored(None)
@@ -267,10 +303,13 @@ def _scored(state: DeviceState, msg: m.Report | m.Trigger, rules: Rules) -> Scor
 
 
 def _signals(
-    state: DeviceState, signed: Signed, msg: m.Report | m.Trigger, scored: Scored, rules: Rules
+    state: DeviceState, signed: Signed, msg: DataEvent, scored: Scored, rules: Rules
 ) -> tuple[Evidence, signals.Memory]:
     """The per-device signals of a new data event (`cloud_bridge.risk.signals`): their
-    evidence for the verdict (with the device's re-centring shift), and the memory to keep."""
+    evidence for the verdict (with the device's re-centring shift), and the memory to keep.
+    An application carries no clock, location or fingerprint: nothing to judge or remember."""
+    if isinstance(msg, m.Application):
+        return NO_EVIDENCE, state.risk_memory
     policy = rules.thresholds.signals
     seen = signals.seen_of(msg, signed.received_ms)
     kt = rules.thresholds.kinds.get(state.kind)
@@ -280,7 +319,7 @@ def _signals(
 
 def _assess(
     state: DeviceState,
-    msg: m.Report | m.Trigger,
+    msg: DataEvent,
     scored: Scored,
     anomalies: frozenset[Signal],
     rules: Rules,
@@ -337,13 +376,17 @@ def _session(state: DeviceState, signed: Signed, msg: m.Message) -> Judgement:
 def decision_result(plan: actions.Plan, outcomes: Mapping[str, Outcome], acted: bool) -> str:
     """The `result` of an event's published decision: its own command's result, else its
     freeze's, `ok` when it had none, NOT_RUN when its commands were not run; a trigger whose
-    action the risk verdict held back says so (`risk_hold`, `risk_freeze`)."""
-    if not acted and plan.commands:
-        return NOT_RUN
+    action the risk verdict held back says so (`risk_hold`, `risk_freeze`); an application
+    its approval's outcome (`actions.application_result`)."""
+    if not acted and (plan.commands or plan.action is actions.Action.APPLY):
+        return NOT_RUN  # an application is decided only when the commands run
     if plan.stepup in actions.STEP_UP_STOPPED:
         return plan.stepup.result
     if actions.held(plan):
         return actions.held_result(plan.verdict.level)
+    if plan.approval is not None:
+        own = outcomes.get(plan.command.key) if plan.command is not None else None
+        return actions.application_result(plan, own)
     ran = [outcomes.get(c.key) for c in (plan.command, plan.freeze) if c is not None]
     main = next((o for o in ran if o is not None), None)
     return main.result.value if main is not None else Result.OK.value

@@ -73,7 +73,7 @@ class Outputs:
         tx: Transaction,
         fleet: str,
         user: str,
-        event: m.Report | m.Trigger,
+        event: m.Report | m.Trigger | m.Application,
         plan: Plan,
         result: str,
         received_ms: int,
@@ -94,7 +94,7 @@ class Outputs:
             result=result[:32],
             amount_fen=plan.amount_fen,
             risk_pm=event.risk_pm,
-            reasons=plan.verdict.reasons[:16],
+            reasons=_reasons(plan)[:16],
             received_ms=received_ms,
         )
         return Pending(_pool_topic(fleet, user, Channel.POOL_DECISION), payload, seq)
@@ -158,7 +158,7 @@ class Outputs:
         fleet: str,
         outcome: Outcome,
         drawn: Event,
-        trigger: m.Report | m.Trigger,
+        trigger: m.Report | m.Trigger | m.Application,
         received_ms: int,
     ) -> Pending:
         """The signed payout instruction of an emergency draw the pool granted (`drawn`, its
@@ -295,3 +295,10 @@ def in_pool_order(rows: Sequence[OutputRow]) -> list[OutputRow]:
     for place, (_key, row) in zip(places, sorted(keyed, key=lambda kr: kr[0]), strict=True):
         out[place] = row
     return out
+
+
+def _reasons(plan: Plan) -> tuple[str, ...]:
+    """A decision's reasons: the risk verdict's, then an application's ranked reasons."""
+    if plan.approval is None:
+        return plan.verdict.reasons
+    return (*plan.verdict.reasons, *plan.approval.reasons)

@@ -24,6 +24,7 @@ class Reason(enum.StrEnum):
     REVOKED_KEY = "revoked_key"
     RETIRED_KEY = "retired_key"  # rotated out: a newer key of the same device signs now
     SENDER_MISMATCH = "sender_mismatch"
+    WRONG_DEVICE_KIND = "wrong_device_kind"  # a kind that may not send this message
     # Payload schema
     NOT_A_MAP = "not_a_map"
     MISSING_FIELD = "missing_field"

@@ -90,6 +90,7 @@ class Kind(enum.IntEnum):
     PAYOUT = 13
     CLAIM_ANSWER = 14
     DIAG = 15
+    APPLICATION = 16
 
 
 # ---- location -------------------------------------------------------------------------------
@@ -329,6 +330,27 @@ class Payout(Message):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Application(Message):
+    """A credit application from a user's enrolled phone, on cp/v1/{fleet}/{device}/application.
+
+    A data message: it shares the sender's data sequence numbers (and replay window and acks)
+    with reports and triggers. The applicant is the user of the device; `applicant` holds the
+    scorecard's attributes (docs/scorecard.md), each an integer or a category, as in the file
+    `cloud-bridge pool apply --applicant` reads (the wire has no floats). Which names and
+    values are valid is the scorecard artifact's to say: the bridge scores it and refuses an
+    unknown attribute or category with `bad_field`.
+    """
+
+    KIND: ClassVar[Kind] = Kind.APPLICATION
+    applicant: dict[str, int | str] = _f(10, Scalars())
+
+    @property
+    def risk_pm(self) -> int:
+        """An application claims no score of its own (decisions carry 0)."""
+        return 0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Command(Message):
     """Bridge -> device on cp/v1/{fleet}/{device}/cmd/{command}.
 
@@ -443,6 +465,7 @@ KINDS: dict[int, type[Message]] = {
         Payout,
         ClaimAnswer,
         Diag,
+        Application,
     )
 }
 

@@ -30,7 +30,10 @@ RESERVED_DEVICE_IDS: Final = frozenset({"pool", "risk", "bridge"})
 SHARE_GROUP_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """An MQTT 5 shared-subscription group name (`$share/{group}/...`): an id without dots."""
 
-AGENT_KINDS: Final = ("phone", "wearable", "fridge", "ev")
+PHONE_KIND: Final = "phone"
+"""The user's phone: the one kind that may send a credit application (messages.Application)."""
+
+AGENT_KINDS: Final = (PHONE_KIND, "wearable", "fridge", "ev")
 """The kinds a Linux edge agent runs as, in the simulator's order."""
 
 MCU_KIND: Final = "mcu"

@@ -3,6 +3,7 @@
 Tree (modelled on the Sparkplug B namespace; docs/protocol.md section 1)::
 
     cp/v1/{fleet}/{device}/birth|death|report|trigger|enroll  device -> bridge
+    cp/v1/{fleet}/{device}/application                        device -> bridge
     cp/v1/{fleet}/{device}/ack                                bridge -> device
     cp/v1/{fleet}/{device}/cmd/{command}                      bridge -> device
     cp/v1/{fleet}/pool/{user}/state|decision                  bridge -> cloud team
@@ -34,6 +35,7 @@ class Channel(enum.StrEnum):
     REPORT = "report"
     TRIGGER = "trigger"
     ENROLL = "enroll"
+    APPLICATION = "application"
     ACK = "ack"
     CMD = "cmd"
     POOL_STATE = "state"
@@ -61,8 +63,10 @@ DEVICE_CHANNELS = (
     Channel.REPORT,
     Channel.TRIGGER,
     Channel.ENROLL,
+    Channel.APPLICATION,
 )
-"""Channels a device publishes on (the bridge ingests these). `enroll` carries key rotations."""
+"""Channels a device publishes on (the bridge ingests these). `enroll` carries key rotations;
+`application` a phone's credit application."""
 
 CLAIM_CHANNELS = (Channel.CLAIM, Channel.CLAIM_ANSWER)
 """Enrollment by claim (docs/protocol.md): a not yet enrolled device, logged in with the claim
@@ -139,8 +143,8 @@ class Topic:
 
 
 def device(fleet: str, device_id: str, channel: Channel) -> str:
-    """Topic of a device channel: birth, death, report, trigger, enroll, ack or diag (the
-    answer to a diag command, read by the operator's CLI: never ingested)."""
+    """Topic of a device channel: birth, death, report, trigger, enroll, application, ack or
+    diag (the answer to a diag command, read by the operator's CLI: never ingested)."""
     if channel not in (*DEVICE_CHANNELS, Channel.ACK, Channel.DIAG):
         raise ProtocolError(Reason.BAD_TOPIC, f"{channel} is not a device channel")
     return str(Topic(channel, fleet, device=device_id))

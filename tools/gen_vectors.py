@@ -229,6 +229,20 @@ def examples() -> list[tuple[str, m.Message]]:
             ),
         ),
         (
+            "application",
+            m.Application(
+                seq=45,
+                applicant={  # in deterministic CBOR order (shorter keys first), as decoded
+                    "housing": "own",
+                    "purpose": "retraining",
+                    "age_in_years": 40,
+                    "credit_amount": 894,
+                    "duration_in_month": 10,
+                },
+                **HEAD,
+            ),
+        ),
+        (
             "command",
             m.Command(
                 seq=104, device="rig-07", command="config", args={"report.interval_s": 30}, **BRIDGE

@@ -1,27 +1,22 @@
 """`cloud-bridge pool apply`: automated approval of an application (docs/credit-pool.md).
 
-The thin I/O around `approval.decide_application`: read the applicant file and the scorecard,
-read the user's device signals from the store (registry and pool history), decide, and open the
-pool with the approved limit and rate. Exit status 0 approved and opened, 1 referred, declined
-or the opening refused (a pool already open), 2 bad input, 3 the database failed.
+The thin I/O around `applying.application` (which a phone's signed application runs too): read
+the applicant file and the scorecard, read the user's device signals from the store (registry
+and pool history), decide, and open the pool with the approved limit and rate. Exit status 0
+approved and opened, 1 referred, declined or the opening refused (a pool already open), 2 bad
+input, 3 the database failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cloud_bridge.device_state import ACTIVE
 from cloud_bridge.pool import commands as c
-from cloud_bridge.pool.approval import (
-    ApplicationDecision,
-    DeviceSignals,
-    Outcome,
-    decide_application,
-)
+from cloud_bridge.pool.applying import application, device_signals
+from cloud_bridge.pool.approval import Outcome
 from cloud_bridge.pool.cli_base import (
     Subcommands,
     database,
@@ -30,13 +25,10 @@ from cloud_bridge.pool.cli_base import (
     print_outcome,
 )
 from cloud_bridge.pool.errors import InvalidApplicant
-from cloud_bridge.pool.policy import Policy, load_policy
-from cloud_bridge.pool.scorecard import DEFAULT_SCORECARD, Scorecard, load_scorecard
+from cloud_bridge.pool.policy import load_policy
+from cloud_bridge.pool.scorecard import DEFAULT_SCORECARD, load_scorecard
 from cloud_bridge.pool.service import PoolService
-from cloud_bridge.store import open_store, pool_repo, registry_repo
-from cloud_bridge.store.base import Transaction
-
-FROZEN_EVENT = "frozen"
+from cloud_bridge.store import open_store
 
 
 def add_apply(sub: Subcommands) -> None:
@@ -67,28 +59,6 @@ def read_applicant(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidApplicant(f"applicant file {path} must hold a JSON object of attributes")
     return data
-
-
-def device_signals(tx: Transaction, user: str) -> DeviceSignals:
-    """The user's devices in the registry and the risk freezes in the pool's history."""
-    mine = [d for d in registry_repo.devices(tx) if d.user_id == user]
-    freezes = sum(1 for _, e in pool_repo.events_of(tx, user) if e.kind == FROZEN_EVENT)
-    return DeviceSignals(
-        enrolled_ms=tuple(d.enrolled_ms for d in mine if d.status == ACTIVE),
-        revoked=sum(1 for d in mine if d.status != ACTIVE),
-        risk_freezes=freezes,
-    )
-
-
-def application(
-    applicant: Mapping[str, Any],
-    signals: DeviceSignals,
-    card: Scorecard,
-    now_ms: int,
-    policy: Policy,
-) -> ApplicationDecision:
-    """Score and decide (pure: what `pool apply` and the bench run)."""
-    return decide_application(card.score(applicant), signals, now_ms, policy)
 
 
 @guard

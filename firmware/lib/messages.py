@@ -40,6 +40,7 @@ POOL_EVENT = 12  # bridge -> cloud team only: the device never builds or reads t
 PAYOUT = 13
 CLAIM_ANSWER = 14
 DIAG = 15
+APPLICATION = 16  # a phone's message: the board never sends one
 
 REQUIRED = None  # a field without a default
 _EMPTY = {}  # type: dict  # the default of map fields; never mutated

@@ -33,7 +33,7 @@ def test_password_file__admits_active_devices_and_services_only() -> None:
     assert bc.password_file(accounts) == f"bridge-1:{H}\ndev-a:{H}\nobs:{H}\n"
 
 
-CHANNELS = ("birth", "death", "report", "trigger", "enroll", "diag")
+CHANNELS = ("birth", "death", "report", "trigger", "enroll", "application", "diag")
 
 
 def test_acl_file__device_patterns_then_one_block_per_service() -> None:
@@ -45,6 +45,7 @@ def test_acl_file__device_patterns_then_one_block_per_service() -> None:
         "pattern write cp/v1/f1/%u/report",
         "pattern write cp/v1/f1/%u/trigger",
         "pattern write cp/v1/f1/%u/enroll",
+        "pattern write cp/v1/f1/%u/application",  # a phone's credit application
         "pattern write cp/v1/f1/%u/diag",
         "pattern read cp/v1/f1/%u/ack",
         "pattern read cp/v1/f1/%u/cmd/+",

@@ -15,6 +15,7 @@ device_ids = ids.filter(lambda s: s not in topics.RESERVED_DEVICE_IDS)
 def test_build__every_branch_of_the_tree() -> None:
     assert topics.device("f1", "d1", Channel.REPORT) == "cp/v1/f1/d1/report"
     assert topics.device("f1", "d1", Channel.ACK) == "cp/v1/f1/d1/ack"
+    assert topics.device("f1", "d1", Channel.APPLICATION) == "cp/v1/f1/d1/application"
     assert topics.command("f1", "d1", "ping") == "cp/v1/f1/d1/cmd/ping"
     assert topics.pool("f1", "u-7", Channel.POOL_STATE) == "cp/v1/f1/pool/u-7/state"
     assert topics.pool("f1", "u-7", Channel.POOL_DECISION) == "cp/v1/f1/pool/u-7/decision"
@@ -100,6 +101,7 @@ def test_ingest_filters__plain_and_shared() -> None:
         "cp/v1/f/+/report",
         "cp/v1/f/+/trigger",
         "cp/v1/f/+/enroll",
+        "cp/v1/f/+/application",
     ]
     assert (
         topics.ingest_filters(None, share_group="bridges")[2] == "$share/bridges/cp/v1/+/+/report"

@@ -324,7 +324,7 @@ CHANNEL_KIND = {
     "birth": "Birth", "death": "Death", "report": "Report", "trigger": "Trigger",
     "enroll": "Enrollment", "ack": "Ack", "cmd": "Command", "state": "PoolState",
     "decision": "Decision", "risk": "Risk", "bridge_state": "BridgeState", "event": "PoolEvent",
-    "payout": "Payout",
+    "payout": "Payout", "application": "Application",
     "claim": "Enrollment", "claim_answer": "ClaimAnswer", "diag": "Diag",
 }  # fmt: skip
 

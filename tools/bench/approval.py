@@ -16,8 +16,8 @@ import statistics
 import time
 
 from cloud_bridge.pool import commands as c
+from cloud_bridge.pool.applying import application, device_signals
 from cloud_bridge.pool.approval import DeviceSignals, Outcome
-from cloud_bridge.pool.cli_apply import application, device_signals
 from cloud_bridge.pool.policy import Policy
 from cloud_bridge.pool.scorecard import DEFAULT_SCORECARD, load_scorecard
 from cloud_bridge.pool.service import PoolService
