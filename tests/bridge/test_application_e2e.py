@@ -116,7 +116,7 @@ def test_a_phone_applies_and_its_pool_opens_once_and_a_fridge_may_not(
         state = team.states["u-1"]
 
         # Replay the application as stored (same seq, same signature): nothing happens.
-        (row,) = bridge.query("SELECT envelope, seq FROM events WHERE kind = 14")
+        (row,) = bridge.query("SELECT envelope, seq FROM events WHERE kind = 16")
         sealed, seq = bytes(row[0]), int(row[1])  # type: ignore[call-overload]
         app_topic = topics.device("test", "phone-1", Channel.APPLICATION)
         publish(private_broker, phone.login, app_topic, sealed)

@@ -1,4 +1,4 @@
-"""The judge and the pool plan of a credit application (kind 14), without broker or database:
+"""The judge and the pool plan of a credit application (kind 16), without broker or database:
 only a phone applies, with attributes the scorecard knows; a refused application uses up and
 acks its number (resending it would be refused again) and writes nothing to the event log; an
 accepted one is logged and planned as `apply`, its command decided once the ingest read the
@@ -73,7 +73,7 @@ def test_a_refused_application_uses_its_number_and_changes_nothing_else(
 
 def test_a_phone_application_is_logged_and_planned_without_a_command_yet() -> None:
     j = judged(PHONE, application(1))
-    assert j.rejection is None and j.event is not None and j.event.kind == 14
+    assert j.rejection is None and j.event is not None and j.event.kind == 16
     assert j.plan is not None and j.plan.action is Action.APPLY and j.plan.command is None
     assert j.ack and j.state is not None and j.state.data.hi == 1
     assert decision_result(j.plan, {}, False) == "internal_error"  # the fallback decides nothing
