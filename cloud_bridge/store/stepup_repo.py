@@ -37,10 +37,12 @@ def _row(r: tuple[Any, ...]) -> StepUpRow:
 
 
 def primary_device(tx: Transaction, user: str) -> str | None:
-    """The user's active device of the primary kind (the first by id), if any."""
+    """The user's active device of the primary kind enrolled first, if any: a phone enrolled
+    later for the same user (a claim token in the wrong hands, say) does not take over the
+    confirmations; ties by id."""
     row = tx.fetchone(
         "SELECT device_id FROM devices WHERE user_id = ? AND kind = ? AND status = 'active' "
-        "ORDER BY device_id LIMIT 1",
+        "ORDER BY enrolled_ms, device_id LIMIT 1",
         (user, PRIMARY_KIND),
     )
     return None if row is None else str(row[0])

@@ -237,3 +237,19 @@ def test_step_up_allow_keeps_the_old_behaviour(tmp_path: Path) -> None:
     assert actions.plan(sos, "u", step_up, cfg).command is not None
     held_plan = actions.plan(sos, "u", step_up, BridgeConfig(path=None, data_dir=tmp_path))
     assert held_plan.command is None and held_plan.stepup is actions.StepUp.PENDING
+
+
+def test_a_phone_enrolled_later_does_not_become_the_confirmer(rig: Rig) -> None:
+    """The user's first phone answers step-ups: a second "phone" enrolled for the same user
+    later (a claim token in the wrong hands), whose id sorts first, is not asked."""
+    from cloud_bridge.store import stepup_repo
+
+    key = nacl.signing.SigningKey(bytes([42]) * 32)
+    record = m.Enrollment(
+        sender="0-intruder", seq=1, boot=0, ts_ms=1, fleet=FLEET, device_kind="phone",
+        public_key=bytes(key.verify_key), baseline=rig.sessions["u1-phone"][0].baseline.to_wire(),
+    )  # fmt: skip
+    with rig.store.transaction() as tx:
+        Registry().enroll(tx, envelope.seal(record, key), "u1", 2, fleet=FLEET)
+    with rig.store.transaction() as tx:
+        assert stepup_repo.primary_device(tx, "u1") == "u1-phone"
