@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from cloud_bridge import actions, desired
+from cloud_bridge import actions, desired_sync
 from cloud_bridge.actions import Plan, StepUp
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import DeviceState
@@ -52,7 +52,6 @@ from cloud_bridge.refusals import Budget, RefusalBudget
 from cloud_bridge.registry import Registry, RegistryError, refuse
 from cloud_bridge.risk.verdict import Level
 from cloud_bridge.stepups import StepUps
-from cloud_bridge.store import desired_repo
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.base import Store, Transaction
 from cloud_bridge.store.ingest_repo import KEY_UNKNOWN, LogRow, RejectionRow
@@ -347,7 +346,7 @@ class Ingest:
                         held = done.row.pending.opened_ms
                         decide.append(_Decide(item, done.event, j.state, done.plan, held))
             accepted += j.rejection is None
-        pending.extend(self._desired(tx, births, answers))
+        pending.extend(desired_sync.outputs(tx, self.out, births, answers, self.wall_ms()))
         if act:
             decide = [self._approve(tx, d) for d in decide]
         outputs, decided_ns, action_refusals, payouts = self._decide(tx, decide, act)
@@ -465,42 +464,6 @@ class Ingest:
                 for r in done
             ]  # fmt: skip
             return tuple(self.out.seal_and_store(tx, pending))
-
-    def _desired(
-        self,
-        tx: Transaction,
-        births: list[tuple[str, str, int]],
-        answers: list[tuple[str, int, str]],
-    ) -> list[Pending]:
-        """Note the configuration versions devices run (births, "ok" answers to a versioned
-        config command) and send the desired state to each device born on another version
-        (cloud_bridge.desired); one read and at most two writes for the batch."""
-        if not births and not answers:
-            return []
-        rows = desired_repo.of_devices(tx, {b[0] for b in births} | {a[0] for a in answers})
-        reported: dict[str, int] = {}
-        out: list[Pending] = []
-        sent: list[tuple[str, int, int]] = []
-        for device, fleet, version in births:
-            reported[device] = version
-            row = rows.get(device)
-            if row is not None and desired.must_send(row, version):
-                cmd = self.out.command(tx, fleet, device, "config", desired.command_args(row))
-                out.append(cmd)
-                sent.append((device, cmd.seq, row.desired_version))
-        for device, cmd_seq, result in answers:
-            confirmed = desired.confirmed_version(rows.get(device), cmd_seq, result)
-            if confirmed is not None:
-                reported[device] = confirmed
-        changed = [
-            (device, version)
-            for device, version in reported.items()
-            if (rows[device].reported_version if device in rows else 0) != version
-        ]
-        now = self.wall_ms()
-        desired_repo.save_reported(tx, changed, now)
-        desired_repo.save_sent(tx, sent, now)
-        return out
 
     def _approve(self, tx: Transaction, d: _Decide) -> _Decide:
         """An application's plan with its decision: the scorecard and the user's devices, as
