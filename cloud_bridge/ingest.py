@@ -48,6 +48,7 @@ from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.refusals import Budget, RefusalBudget
 from cloud_bridge.registry import Registry, RegistryError, refuse
+from cloud_bridge.risk import user_signals
 from cloud_bridge.risk.user_signals import UserMemory
 from cloud_bridge.risk.verdict import Level
 from cloud_bridge.stepups import StepUps
@@ -353,6 +354,15 @@ class Ingest:
                     # this batch, decided with the others.
                     ok = j.plan.verdict.level is Level.ALLOW
                     done = self.stepups.answer(tx, j.state, msg, ok, s.received_ms)
+                    if done is not None and done.plan.stepup is StepUp.CONFIRMED:
+                        # the owner vouched for the held trigger: the user's habits learn it
+                        owner = done.row.pending.user
+                        users[owner] = user_signals.confirmed(
+                            users.get(owner, UserMemory()),
+                            user_signals.event_of(done.event),
+                            self.rules.thresholds.signals,
+                        )
+                        users_touched.add(owner)
                     if done is not None:
                         held = done.row.pending.opened_ms
                         decide.append(_Decide(item, done.event, j.state, done.plan, held))
@@ -548,13 +558,14 @@ def _mono_ms() -> int:
 
 def _user_signalled(verified: Sequence[_Verified], states: Mapping[str, DeviceState]) -> set[str]:
     """The users of the batch's data messages that the per-user signals judge: triggers (the
-    sequence model) and located events (impossible travel across the user's devices)."""
+    sequence model), located events (impossible travel across the user's devices) and answers
+    to a command (a confirmed step-up teaches the sequence model its trigger)."""
     out = set()
     for s in (v.signed for v in verified):
         msg, state = s.message, states.get(s.key.device_id)
         if state is None or not isinstance(msg, DATA_KINDS):
             continue
-        if isinstance(msg, m.Trigger) or msg.location is not None:
+        if isinstance(msg, m.Trigger) or msg.location is not None or msg.cmd_seq:
             out.add(state.user)
     return out
 

@@ -88,7 +88,7 @@ class SignalPolicy:
     # ---- transaction-sequence plausibility per user (sequence.Policy) ----
     seq_min_events: int = _knob(20, 10, 10_000, "a user's allowed triggers before judging them")
     seq_window: int = _knob(60, 10, 1_000, "a user's latest allowed triggers the model fits")
-    seq_drift_cnats: int = _knob(250, 0, 10_000, "surprise (1/100 nat) a trigger may carry")
+    seq_drift_cnats: int = _knob(200, 0, 10_000, "surprise (1/100 nat) a trigger may carry")
     seq_alarm_cnats: int = _knob(300, 1, 100_000, "accumulated surprise (1/100 nat) that flags")
     # ---- per-device re-centring of the score thresholds (item 1 of issue 13) ----
     centre_min_reports: int = _knob(10, 1, 100_000, "allowed reports before re-centring")

@@ -12,8 +12,12 @@ Two signals belong to the user, not to one device (issue 13, items 6 and 7):
 011_user_risk; read and written by `cloud_bridge.store.ingest_repo`). The sequence model is
 refitted from the user's latest `seq_window` allowed triggers whenever a trigger comes (a
 deterministic function of that history, so only the history is kept), and judges once there are
-`seq_min_events` of them. Only triggers the verdict allowed are learnt (`learn`): a thief's
-triggers, stepped up or held, never become the user's habits. Pure: values in, values out.
+`seq_min_events` of them. Only triggers the verdict allowed (`learn`) or the user confirmed on a
+step-up (`confirmed`: learnt, and the accumulated evidence cleared: the owner has answered it)
+become the user's habits; a thief's triggers, stepped up and never confirmed, do not. Without
+the confirmations a user whose habits change would be flagged ever after: on the simulation of
+`tools.eval_risk sequence` that took genuine triggers flagged from 0.6 % to 11 %. Pure: values
+in, values out.
 """
 
 from __future__ import annotations
@@ -92,6 +96,12 @@ def learn(memory: UserMemory, event: sq.Event, policy: SignalPolicy) -> UserMemo
     """The memory with an allowed trigger added to the history the model is fitted on."""
     history = (*memory.history, event)[-policy.seq_window :]
     return replace(memory, history=history)
+
+
+def confirmed(memory: UserMemory, event: sq.Event, policy: SignalPolicy) -> UserMemory:
+    """The memory after the user confirmed a stepped-up trigger on their primary device."""
+    learnt = learn(memory, event, policy)
+    return replace(learnt, sequence=replace(learnt.sequence, evidence=0.0))
 
 
 # ---- persistence (the store keeps the text) ----------------------------------------------------

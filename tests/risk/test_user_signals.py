@@ -122,6 +122,21 @@ def test_a_thiefs_triggers_are_implausible_the_users_own_are_not() -> None:
     assert step.points == POLICY.implausible_sequence == 30  # a step-up on its own
 
 
+def test_a_confirmed_trigger_is_learnt_and_clears_the_evidence() -> None:
+    mem = learnt(habits(30))
+    odd = sq.Event("restock", 90_000, 2, "u1-fridge")  # the user restocks big, at night
+    step = us.observe(mem, None, odd, POLICY)
+    assert step.evidence == ("implausible_sequence",)
+    assert step.memory.history == mem.history  # observing learns nothing
+    declined = step.memory  # a thief's: neither learnt nor cleared
+    again = us.observe(declined, None, odd, POLICY)
+    assert again.evidence == ("implausible_sequence",)
+    owner = us.confirmed(step.memory, odd, POLICY)
+    assert owner.history[-1] == odd and owner.sequence.evidence == 0.0
+    typical = habits(31)[30]
+    assert us.observe(owner, None, typical, POLICY).evidence == ()
+
+
 def test_user_memory_round_trips_through_its_stored_text() -> None:
     mem = learnt(habits(25))
     mem = us.observe(mem, Fix(5, LAT, LON, 10, "gps", "u1-phone"), None, POLICY).memory

@@ -16,8 +16,10 @@ HMM reached TP 0.42-0.64 at FP 0.02-0.06.
 `live_tp` and `live_fp` measure what the bridge runs (cloud_bridge.risk.user_signals with the
 default `[risk_signals]`) on the same users: no population model (a flat prior), the user's
 model refitted before each trigger from their latest `seq_window` allowed triggers, judging from
-the `seq_min_events`-th on, and learning only the triggers it did not flag (the thief's too,
-when it misses them). FP counts the same test period (events TRAIN+1 to TRAIN+TEST).
+the `seq_min_events`-th on, and learning the triggers it did not flag (the thief's too, when it
+misses them) and the ones it flagged that the owner confirms on the step-up (every genuine one:
+the simulated owner always confirms, a thief never does). FP counts the same test period
+(events TRAIN+1 to TRAIN+TEST).
 """
 
 from __future__ import annotations
@@ -148,19 +150,22 @@ def run_live(seed: int, users: int, policy: SignalPolicy) -> dict[str, Any]:
     for u, person in enumerate(people):
         mem = us.UserMemory()
 
-        def judged(e: sq.Event) -> bool:
+        def judged(e: sq.Event, owner: bool) -> bool:
             nonlocal mem
             step = us.observe(mem, None, e, policy)
             flagged = us.IMPLAUSIBLE_SEQUENCE in step.evidence
-            mem = step.memory if flagged else us.learn(step.memory, e, policy)
+            if not flagged:
+                mem = us.learn(step.memory, e, policy)
+            else:  # stepped up: the owner confirms, a thief cannot
+                mem = us.confirmed(step.memory, e, policy) if owner else step.memory
             return flagged
 
         for i, e in enumerate(streams[u]):
-            flagged = judged(e)
+            flagged = judged(e, owner=True)
             if i >= TRAIN:
                 genuine, flagged_genuine = genuine + 1, flagged_genuine + flagged
         for e in person.thief(rng, int(rng.integers(1, 7)), greedy=u % 2 == 0):
-            fraud, flagged_fraud = fraud + 1, flagged_fraud + judged(e)
+            fraud, flagged_fraud = fraud + 1, flagged_fraud + judged(e, owner=False)
     return {
         "live_tp": round(flagged_fraud / fraud, 4),
         "live_fp": round(flagged_genuine / genuine, 4),
