@@ -50,6 +50,8 @@ from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.refusals import Budget, RefusalBudget
 from cloud_bridge.registry import Registry, RegistryError, refuse
+from cloud_bridge.risk import user_signals
+from cloud_bridge.risk.user_signals import UserMemory
 from cloud_bridge.risk.verdict import Level
 from cloud_bridge.stepups import StepUps
 from cloud_bridge.store import ingest_repo as repo
@@ -290,6 +292,11 @@ class Ingest:
         states = repo.lock_devices(tx, {v.signed.key.device_id for v in verified})
         statuses = repo.key_statuses(tx, {v.signed.key.kid for v in verified})
         logged = repo.stored_envelopes(tx, _reused(verified, states))
+        # Per-user risk memory, read only for the users whose messages give those signals
+        # something (a trigger, a location): most batches are plain reports and read nothing.
+        wanted = _user_signalled(verified, states)
+        users = repo.lock_users(tx, wanted)
+        users_touched: set[str] = set()
         pending: list[Pending] = []  # outputs in message order, before the decisions
         decide: list[_Decide] = []
         events: list[LogRow] = []
@@ -303,7 +310,13 @@ class Ingest:
             device, msg = s.key.device_id, s.message
             before = states.get(device)
             stored = logged.get((device, msg.seq)) if isinstance(msg, DATA_KINDS) else None
-            j = judge(before, s, statuses.get(s.key.kid, KEY_UNKNOWN), stored, self.rules)
+            user = None
+            if before is not None and before.user in wanted:
+                user = users.get(before.user, UserMemory())
+            j = judge(before, s, statuses.get(s.key.kid, KEY_UNKNOWN), stored, self.rules, user)
+            if before is not None and j.user_memory is not None and j.user_memory != user:
+                users[before.user] = j.user_memory
+                users_touched.add(before.user)
             if j.state is not None:
                 states[device] = j.state
             if j.touched:
@@ -342,6 +355,15 @@ class Ingest:
                     # this batch, decided with the others.
                     ok = j.plan.verdict.level is Level.ALLOW
                     done = self.stepups.answer(tx, j.state, msg, ok, s.received_ms)
+                    if done is not None and done.plan.stepup is StepUp.CONFIRMED:
+                        # the owner vouched for the held trigger: the user's habits learn it
+                        owner = done.row.pending.user
+                        users[owner] = user_signals.confirmed(
+                            users.get(owner, UserMemory()),
+                            user_signals.event_of(done.event),
+                            self.rules.thresholds.signals,
+                        )
+                        users_touched.add(owner)
                     if done is not None:
                         held = done.row.pending.opened_ms
                         decide.append(_Decide(item, done.event, j.state, done.plan, held))
@@ -374,9 +396,9 @@ class Ingest:
         repo.append_events(tx, events)
         repo.append_session_events(tx, session_events)
         repo.append_rejections(tx, rejections)
-        repo.save_devices(
-            tx, [d for d in states.values() if d.device_id in touched], self.wall_ms()
-        )
+        now = self.wall_ms()
+        repo.save_devices(tx, [d for d in states.values() if d.device_id in touched], now)
+        repo.save_users(tx, {u: users[u] for u in users_touched}, now)
         acks = [
             self.out.ack(tx, d.fleet, d.device_id, d.data.contiguous)
             for d in states.values()
@@ -516,6 +538,20 @@ def _row(r: Refused) -> RejectionRow:
 
 def _mono_ms() -> int:
     return time.monotonic_ns() // 1_000_000
+
+
+def _user_signalled(verified: Sequence[_Verified], states: Mapping[str, DeviceState]) -> set[str]:
+    """The users of the batch's data messages that the per-user signals judge: triggers (the
+    sequence model), located events (impossible travel across the user's devices) and answers
+    to a command (a confirmed step-up teaches the sequence model its trigger)."""
+    out = set()
+    for s in (v.signed for v in verified):
+        msg, state = s.message, states.get(s.key.device_id)
+        if state is None or not isinstance(msg, DATA_KINDS):
+            continue
+        if isinstance(msg, m.Trigger) or msg.location is not None or msg.cmd_seq:
+            out.add(state.user)
+    return out
 
 
 def _reused(

@@ -7,10 +7,12 @@ Inputs of `judge`:
     key_status  the signing key's status, read in the batch's transaction
     stored      the envelope already logged under a reused data sequence number, if any
     rules       thresholds and configuration (`Rules`)
+    user        what the per-user signals remember of the device's user (None: not read for
+                this message: it has neither a location nor a trigger, so they have nothing)
 
 Output: a `Judgement` with the device's next state (the same state when refused, so a refusal
 changes nothing; a seq conflict, refused yet acted on, only moves the risk streak), at most one
-`Rejection` (reason code, detail, `RejectionKind`), the rows to log
+`Rejection` (reason code, detail, `RejectionKind`), the user's next risk memory, the rows to log
 (`event` or `session_event`), the pool `Plan` of a data event, the risk notes to publish, and the
 requests only the registry can carry out (`rotation`, `retire_older`). After the pool commands ran,
 `decision_result` and `newest_states` turn their outcomes into the published decision and pool
@@ -22,7 +24,8 @@ Where each rule lives:
     seq conflict (same number, other content)     `_data` here: RejectionKind.SEQ_CONFLICT
     boot regression                               `_session` here
     the server's score of a report, tamper codes  `cloud_bridge.risk.server_score`, `_scored` here
-    clock, clone, drift, travel, re-centring      `cloud_bridge.risk.signals`, `_signals` here
+    clock, clone, drift, re-centring              `cloud_bridge.risk.signals`, `_signals` here
+    travel, sequence (per user, any device)       `cloud_bridge.risk.user_signals`, `_user` here
     allow / step_up / hold / freeze, streaks      `cloud_bridge.risk.verdict.judge`
     event -> pool commands (freeze, hold, ...)    `cloud_bridge.actions.plan`
     which refusals are stored and published       `Rejection.recorded` here; budget: `refusals`
@@ -43,9 +46,10 @@ from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.scorecard import Scorecard, load_scorecard
 from cloud_bridge.pool.service import Outcome
 from cloud_bridge.risk import setup as risk_setup
-from cloud_bridge.risk import signals
+from cloud_bridge.risk import signals, user_signals
 from cloud_bridge.risk.fingerprint import IdentityScales
 from cloud_bridge.risk.server_score import ServerScorer
+from cloud_bridge.risk.user_signals import UserMemory
 from cloud_bridge.risk.verdict import (
     NO_EVIDENCE,
     Evidence,
@@ -171,6 +175,7 @@ class Judgement:
     rotation: m.Enrollment | None = None  # a key rotation for the registry to register
     retire_older: bool = False  # the key is a rotated one: its device's older keys retire
     touched: bool = False  # write the device row back
+    user_memory: UserMemory | None = None  # the user's next risk memory (None: unchanged)
     ack: bool = False  # publish the data window's edge after the commit
 
 
@@ -180,6 +185,7 @@ def judge(
     key_status: str,
     stored: bytes | None,
     rules: Rules,
+    user: UserMemory | None = None,
 ) -> Judgement:
     """What `signed` does to its device; see the module docstring."""
     refusal = _check(state, signed, key_status)
@@ -187,7 +193,7 @@ def judge(
         return Judgement(state, refusal)
     msg = signed.message
     if isinstance(msg, DATA_KINDS):
-        return _data(state, signed, msg, stored, rules)
+        return _data(state, signed, msg, stored, rules, user)
     if isinstance(msg, m.Enrollment):
         return Judgement(state, rotation=msg, touched=True)
     return _session(state, signed, msg)
@@ -224,6 +230,7 @@ def _data(
     msg: DataEvent,
     stored: bytes | None,
     rules: Rules,
+    user: UserMemory | None = None,
 ) -> Judgement:
     device = state.device_id
     reason = state.data.verdict(msg.seq)
@@ -253,7 +260,20 @@ def _data(
         return Judgement(after, refusal, touched=True, ack=True)
     scored = _scored(state, msg, rules)
     evidence, memory = _signals(state, signed, msg, scored, rules)
+    policy = rules.thresholds.signals
+    seq_event = user_signals.event_of(msg) if isinstance(msg, m.Trigger) else None
+    if user is not None:  # the per-user signals: travel across devices, the trigger sequence
+        fix = signals.fix_of(msg.location, msg.ts_ms, msg.sender)
+        found = user_signals.observe(user, fix, seq_event, policy)
+        evidence = replace(
+            evidence,
+            codes=(*evidence.codes, *found.evidence),
+            points=evidence.points + found.points,
+        )
+        user = found.memory
     verdict, plan, notes = _assess(state, msg, scored, frozenset(), rules, evidence)
+    if user is not None and seq_event is not None and verdict.level is Level.ALLOW:
+        user = user_signals.learn(user, seq_event, policy)  # a thief's triggers are not learnt
     event = LogRow(device, msg.seq, int(msg.KIND), signed.received_ms, signed.envelope)
     return Judgement(
         state.after_event(
@@ -269,6 +289,7 @@ def _data(
         retire_older=signed.key.generation > 1,
         touched=True,
         ack=True,
+        user_memory=user,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.risk.clone import ClonePolicy
 from cloud_bridge.risk.fingerprint import DriftPolicy
+from cloud_bridge.risk.sequence import Policy as SequencePolicy
 from cloud_bridge.risk.travel import Policy as TravelPolicy
 from confschema import Key, SchemaError, check_fields, integer, key_field
 
@@ -58,7 +59,8 @@ class SignalPolicy:
     fingerprint_mismatch: int = _weight(30, "fp_hits of fp_window fingerprints beyond fp_limit")
     fingerprint_replay: int = _weight(100, "a fingerprint seen before, bit for bit")
     fingerprint_drift: int = _weight(0, "a running own-baseline distance over drift_limit")
-    impossible_travel: int = _weight(60, "a located event too far from the device's last")
+    impossible_travel: int = _weight(60, "a located event too far from the user's last")
+    implausible_sequence: int = _weight(30, "a run of triggers unlike the user's own")
     boot_regression: int = _weight(100, "a data message from an older boot")
     seq_conflict: int = _weight(100, "a sequence number again with another mono_ms")
     # ---- clone evidence (ClonePolicy) ----
@@ -83,6 +85,11 @@ class SignalPolicy:
     gps_floor_m: int = _knob(10, 0, 20_000_000, "least radius of a GPS fix")
     cell_floor_m: int = _knob(5_000, 0, 20_000_000, "least radius of a cell fix")
     ip_floor_m: int = _knob(500_000, 0, 20_000_000, "least radius of a GeoIP fix")
+    # ---- transaction-sequence plausibility per user (sequence.Policy) ----
+    seq_min_events: int = _knob(20, 10, 10_000, "a user's allowed triggers before judging them")
+    seq_window: int = _knob(60, 10, 1_000, "a user's latest allowed triggers the model fits")
+    seq_drift_cnats: int = _knob(200, 0, 10_000, "surprise (1/100 nat) a trigger may carry")
+    seq_alarm_cnats: int = _knob(300, 1, 100_000, "accumulated surprise (1/100 nat) that flags")
     # ---- per-device re-centring of the score thresholds (item 1 of issue 13) ----
     centre_min_reports: int = _knob(10, 1, 100_000, "allowed reports before re-centring")
     centre_max_shift_q: int = _knob(24, 0, 255, "most a device's thresholds move up, in q")
@@ -98,6 +105,11 @@ class SignalPolicy:
                 f"[{SECTION}] step_up_points = {self.step_up_points}, hold_points = "
                 f"{self.hold_points}, freeze_points = {self.freeze_points} must rise; "
                 "for example: 30, 60, 100"
+            )
+        if self.seq_min_events > self.seq_window:
+            raise SignalPolicyError(
+                f"[{SECTION}] seq_min_events = {self.seq_min_events} must be <= seq_window = "
+                f"{self.seq_window}; for example: seq_min_events = 20, seq_window = 60"
             )
         if self.fp_hits > self.fp_window:
             raise SignalPolicyError(
@@ -140,6 +152,10 @@ class SignalPolicy:
             {"gps": self.gps_floor_m, "cell": self.cell_floor_m, "ip": self.ip_floor_m},
         )
 
+    @functools.cached_property
+    def sequence(self) -> SequencePolicy:
+        return SequencePolicy(self.seq_drift_cnats / 100, self.seq_alarm_cnats / 100)
+
 
 _WEIGHTS = frozenset(
     {
@@ -150,6 +166,7 @@ _WEIGHTS = frozenset(
         "fingerprint_replay",
         "fingerprint_drift",
         "impossible_travel",
+        "implausible_sequence",
         "boot_regression",
         "seq_conflict",
     }

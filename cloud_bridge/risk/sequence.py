@@ -23,7 +23,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-KINDS = ("restock", "health_streak", "ev_tier", "emergency", "draw")
+KINDS = ("restock", "health_streak", "ev_tier", "emergency", "draw", "turnover")
+"""The trigger kinds of protocol.bodies, and `draw` (an app draw, in the offline simulation)."""
 START = "start"  # the "previous kind" of a user's first event
 AMOUNT_BANDS = 4  # 0: no amount; 1-3: under the user's median, under their p90, above
 HOURS = range(24)
@@ -172,6 +173,23 @@ def population(users: Sequence[Sequence[Event]]) -> Model:
     if len(banded) < MIN_TRAIN_EVENTS:
         raise SequenceError(f"a model needs at least {MIN_TRAIN_EVENTS} events")
     return _build(banded, dict.fromkeys(KINDS, (1, 2)), None)
+
+
+def uniform() -> Model:
+    """A population model that knows nothing: every table flat. The prior of a live user's
+    model while no population model has been fitted (the bridge learns each user alone)."""
+
+    def flat(conds: Iterable[str], outcomes: Sequence[object]) -> dict[str, dict[object, float]]:
+        return {c: dict.fromkeys(outcomes, 1.0 / len(outcomes)) for c in conds}
+
+    return Model(
+        cuts_fen=dict.fromkeys(KINDS, (1, 2)),
+        transition=flat((START, *KINDS), KINDS),
+        amount=flat(KINDS, range(AMOUNT_BANDS)),
+        hour=flat(KINDS, HOURS),
+        device={},
+        devices=(),
+    )
 
 
 FLOOR = 1e-4  # the least probability a table gives (a device never seen with a kind)

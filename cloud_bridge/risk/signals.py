@@ -5,15 +5,14 @@
 `Memory` is what the signals need to remember of one device between events, persisted by the
 store with the device (`risk_state`, migration 007): the clone model (`clone.CloneState`: this
 boot's sequence numbers and clock envelope for the skew and clock checks, the crystal's skew,
-the last fingerprint distances and digests), the fingerprint drift (`fingerprint.Drift`), the
-device's last located event (`travel.State`) and the running median of its own allowed scores
-(`Centre`, which re-centres its thresholds).
+the last fingerprint distances and digests), the fingerprint drift (`fingerprint.Drift`) and the
+running median of its own allowed scores (`Centre`, which re-centres its thresholds).
 
 Evidence codes and their weights are in `cloud_bridge.risk.policy.SignalPolicy`; the verdict
 (`cloud_bridge.risk.verdict.judge`) adds the points to the server score's level.
 
-Impossible travel is judged against the same device's last located event (a user-wide
-reference across devices is future work: it needs state per user, not per device).
+A `Seen` carries the event's location, but impossible travel is a per-user signal (judged
+against the user's last located event from any of their devices): `cloud_bridge.risk.user_signals`.
 
 `Centre` answers item 1 of issue 13: a device whose enrolled baseline sits off its own live
 sessions scores high on every report, and a fleet-wide threshold flags it again and again. Its
@@ -43,7 +42,6 @@ from protocol import messages as m
 
 DIGEST_BYTES = 8
 FINGERPRINT_DRIFT = "fingerprint_drift"
-IMPOSSIBLE_TRAVEL = "impossible_travel"
 Q16 = 16  # the median tracker's fixed point: 1/16 q
 
 
@@ -78,7 +76,6 @@ class Memory:
 
     clone: clone.CloneState = field(default_factory=clone.CloneState)
     drift: Drift = field(default_factory=Drift)
-    travel: travel.State = field(default_factory=travel.State)
     centre: Centre = field(default_factory=Centre)
 
 
@@ -166,13 +163,7 @@ def observe(
         drift = drift.update(dist, dp)
         if drift.drifting(dp):
             codes.append(FINGERPRINT_DRIFT)
-    places = memory.travel
-    if seen.location is not None:
-        step = travel.step(places, seen.location, policy.travel)
-        places = step.state
-        if step.leg is not None and step.leg.impossible:
-            codes.append(IMPOSSIBLE_TRAVEL)
-    after = replace(memory, clone=state, drift=drift, travel=places)
+    after = replace(memory, clone=state, drift=drift)
     return Observed(after, tuple(codes), sum(policy.weight(c) for c in codes))
 
 
@@ -228,7 +219,6 @@ def fix_of(location: Any, ts_ms: int, device: str) -> travel.Fix | None:
 
 def to_json(memory: Memory) -> str:
     c, env = memory.clone, memory.clone.envelope
-    fix = memory.travel.last
     doc = {
         "v": 1,
         "boot": c.boot,
@@ -244,9 +234,6 @@ def to_json(memory: Memory) -> str:
         "far": [int(b) for b in c.fp_far],
         "dig": [d.hex() for d in c.digests],
         "drift": [memory.drift.mean, memory.drift.reports],
-        "fix": None
-        if fix is None
-        else [fix.ts_ms, fix.lat_e7, fix.lon_e7, fix.accuracy_m, fix.source, fix.device],
         "centre": [memory.centre.q16, memory.centre.reports],
     }
     return json.dumps(doc, separators=(",", ":"))
@@ -274,12 +261,11 @@ def from_json(text: str) -> Memory:
             fp_far=tuple(bool(b) for b in doc["far"]),
             digests=tuple(bytes.fromhex(d) for d in doc["dig"]),
         )
-        fix = doc["fix"]
+        # A memory of before migration 011 has a "fix": travel is per user now; it is dropped.
         return Memory(
             state,
             Drift(float(doc["drift"][0]), int(doc["drift"][1])),
-            travel.State(None if fix is None else travel.Fix(*fix)),
             Centre(int(doc["centre"][0]), int(doc["centre"][1])),
         )
-    except (ValueError, TypeError, KeyError, IndexError, travel.TravelError):
+    except (ValueError, TypeError, KeyError, IndexError):
         return Memory()

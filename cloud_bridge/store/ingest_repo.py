@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from cloud_bridge.device_state import DeviceState
-from cloud_bridge.risk import signals
+from cloud_bridge.risk import signals, user_signals
+from cloud_bridge.risk.user_signals import UserMemory
 from cloud_bridge.store.base import Column, Transaction
 from cloud_bridge.store.batching import chunks, marks
 from protocol.replay import ReplayWindow
@@ -75,15 +76,21 @@ def _unnest(types: Sequence[str]) -> str:
 
 
 def _insert(
-    tx: Transaction, head: str, types: Sequence[str], rows: Sequence[Sequence[object]]
+    tx: Transaction,
+    head: str,
+    types: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    tail: str = "",
 ) -> None:
-    """`head` is `INSERT INTO t (a, b, ...)` with columns of these SQL types: one statement."""
+    """`head` is `INSERT INTO t (a, b, ...)` with columns of these SQL types, `tail` an
+    `ON CONFLICT ...` clause or nothing: one statement."""
     if not rows:
         return
     if _pg(tx):
-        tx.execute(f"{head} SELECT * FROM {_unnest(types)}", _columns(rows, len(types)))
+        tx.execute(f"{head} SELECT * FROM {_unnest(types)}{tail}", _columns(rows, len(types)))
     else:
-        tx.executemany(f"{head} VALUES ({marks(len(types))})", rows)
+        # SQLite parses `VALUES (...) ON CONFLICT` (a SELECT would need a WHERE true first)
+        tx.executemany(f"{head} VALUES ({marks(len(types))}){tail}", rows)
 
 
 # ---- device state ------------------------------------------------------------------------------
@@ -163,6 +170,46 @@ def save_devices(tx: Transaction, states: Iterable[DeviceState], now_ms: int) ->
         f"FROM {_unnest(types)} AS v (dw, sw, rs, lb, ol, ls, rq, rt, rm, id) "
         "WHERE devices.device_id = v.id",
         _columns(rows, len(types)),
+    )
+
+
+# ---- per-user risk memory (migration 011_user_risk) -------------------------------------------
+
+
+def lock_users(tx: Transaction, ids: Collection[str]) -> dict[str, UserMemory]:
+    """What the per-user risk signals remember of these users (locked on PostgreSQL, in user
+    order, after the batch's devices: every bridge takes devices, then users, then pools, so
+    none waits in a circle). A user with no row yet is left out (a fresh memory)."""
+    ordered = sorted(ids)
+    if not ordered:
+        return {}
+    if _pg(tx):
+        rows = tx.fetchall(
+            "SELECT user_id, memory FROM user_risk WHERE user_id = ANY(?::text[]) "
+            "ORDER BY user_id FOR UPDATE",
+            (Column(ordered),),
+        )
+    else:
+        rows = []
+        for chunk in chunks(ordered):
+            rows += tx.fetchall(
+                f"SELECT user_id, memory FROM user_risk WHERE user_id IN ({marks(len(chunk))})",
+                chunk,
+            )
+    return {str(u): user_signals.from_json(str(text)) for u, text in rows}
+
+
+def save_users(tx: Transaction, memories: Mapping[str, UserMemory], now_ms: int) -> None:
+    """Write these users' risk memory: one statement (an upsert: a user's first row is made
+    here; two bridges making the same user's first row at once keep the later one's)."""
+    rows = [(u, user_signals.to_json(mem), now_ms) for u, mem in sorted(memories.items())]
+    _insert(
+        tx,
+        "INSERT INTO user_risk (user_id, memory, updated_ms)",
+        ("text", "text", "bigint"),
+        rows,
+        " ON CONFLICT (user_id) DO UPDATE SET memory = excluded.memory, "
+        "updated_ms = excluded.updated_ms",
     )
 
 

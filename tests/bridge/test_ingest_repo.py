@@ -9,11 +9,13 @@ from dataclasses import replace
 import pytest
 
 from cloud_bridge.device_state import DeviceState
+from cloud_bridge.risk import sequence as sq
 from cloud_bridge.risk import signals
 from cloud_bridge.risk.clone import CloneState
 from cloud_bridge.risk.fingerprint import Drift
 from cloud_bridge.risk.skew import Envelope
 from cloud_bridge.risk.travel import Fix, State
+from cloud_bridge.risk.user_signals import UserMemory
 from cloud_bridge.store import Store, open_store, registry_repo
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.ingest_repo import LogRow, OutputRow, RejectionRow
@@ -62,7 +64,6 @@ def test_devices_round_trip_in_one_write(store: Store) -> None:
                         digests=(bytes([i % 256]) * 8,),
                     ),
                     drift=Drift(6.5 + i, i),
-                    travel=State(Fix(i, 312_304_000, 1_214_737_000, 10, "gps", "d")),
                     centre=signals.Centre(-80 * 16 - i, i),
                 )
                 if i % 2
@@ -79,6 +80,27 @@ def test_devices_round_trip_in_one_write(store: Store) -> None:
     assert untouched["d-0001"] == DeviceState(
         "d-0001", "f1", "u-1", "active", ReplayWindow(), ReplayWindow(), 0, 0, False, "ev"
     )
+
+
+def test_users_risk_memory_round_trips_and_upserts(store: Store) -> None:
+    # migration 011_user_risk: per-user memory (travel across devices, the trigger sequence)
+    mem = UserMemory(
+        State(Fix(5, 312_304_000, 1_214_737_000, 10, "gps", "d-0001")),
+        (sq.Event("restock", 12_000, 9, "d-0001"), sq.Event("emergency", 0, 23, "d-0003")),
+        sq.State("emergency", 1.25),
+    )
+    users = {f"u-{i}" for i in range(N)}
+    with store.transaction() as tx:
+        assert repo.lock_users(tx, users) == {}  # no row yet: every user starts fresh
+        repo.save_users(tx, {u: mem for u in users}, now_ms=7)
+    later = UserMemory(State(Fix(9, 0, 0, 500_000, "ip", "d-0002")))
+    with store.transaction() as tx:
+        got = repo.lock_users(tx, users | {"nobody"})
+        assert sorted(got) == sorted(users) and set(got.values()) == {mem}
+        repo.save_users(tx, {"u-1": later}, now_ms=8)  # an existing row is replaced
+    with store.transaction() as tx:
+        got = repo.lock_users(tx, {"u-1", "u-2"})
+    assert got == {"u-1": later, "u-2": mem}
 
 
 def test_key_statuses_of_a_batch(store: Store) -> None:

@@ -22,7 +22,7 @@ from cloud_bridge.pool.commands import OpenPool
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry
-from cloud_bridge.store import Store, open_store
+from cloud_bridge.store import Store, ingest_repo, open_store
 from protocol import envelope, topics
 from protocol import messages as m
 from protocol.topics import Channel
@@ -163,6 +163,13 @@ def drawn_fen(rig: Rig) -> int:
     return int(row[0]) if row else 0
 
 
+def learnt(rig: Rig) -> list[tuple[str, int, str]]:
+    """The triggers the user's sequence model has learnt (user_risk, migration 011)."""
+    with rig.store.transaction() as tx:
+        (mem,) = ingest_repo.lock_users(tx, {"u1"}).values()
+    return [(e.kind, e.amount_fen, e.device) for e in mem.history]
+
+
 def test_a_confirmation_from_the_owners_phone_runs_the_held_draw(rig: Rig) -> None:
     sos, cmd = held(rig)
     assert drawn_fen(rig) == 0
@@ -178,6 +185,8 @@ def test_a_confirmation_from_the_owners_phone_runs_the_held_draw(rig: Rig) -> No
     assert ds["u1-phone"].decision == "allow"  # the answering report's own decision
     assert drawn_fen(rig) == 1
     assert any(isinstance(o, m.PoolState) for o in out)
+    # The owner vouched for it: the user's trigger-sequence model learns the held trigger.
+    assert learnt(rig) == [("emergency", 300_000, "u1-watch")]
     # The same answer again (a redelivery under a new number) changes nothing.
     again = rig.report(
         "u1-phone", genuine(rig, "u1-phone", -23), cmd_seq=cmd.seq, cmd_result="confirmed"
@@ -194,6 +203,7 @@ def test_a_declined_step_up_says_so_and_draws_nothing(rig: Rig) -> None:
     ds = {d.device: d for d in decisions(rig.send("u1-phone", answer))}
     assert (ds["u1-watch"].device_seq, ds["u1-watch"].result) == (sos.seq, "step_up_declined")
     assert drawn_fen(rig) == 0
+    assert learnt(rig) == []  # a declined trigger is no habit of the user's
 
 
 def test_an_impostor_on_the_phone_cannot_confirm_and_the_step_up_expires(rig: Rig) -> None:

@@ -113,3 +113,6 @@ def test_eval__tp_and_fp_on_a_smaller_run() -> None:
     assert r["fraud_events"] > 800 and r["genuine_events"] == 300 * sig_sequence.TEST
     assert r["tp"] >= 0.62
     assert r["fp"] <= 0.025
+    # what the bridge runs (user_signals: flat prior, online, confirmed step-ups learnt)
+    assert r["live_tp"] >= 0.62
+    assert r["live_fp"] <= 0.025

@@ -154,7 +154,7 @@ def test_observe__mono_ms_going_backwards_in_one_boot() -> None:
     assert back.evidence == ("mono_regression",) and back.points == POLICY.mono_regression
 
 
-def test_observe__impossible_travel_between_two_located_events() -> None:
+def test_observe__a_location_is_no_device_evidence_travel_is_per_user() -> None:
     shanghai = Fix(0, 312_304_000, 1_214_737_000, 10, "gps")
     paris = Fix(3_600_000, 488_566_000, 23_522_000, 10, "gps")  # an hour later
     a = signals.observe(
@@ -163,12 +163,7 @@ def test_observe__impossible_travel_between_two_located_events() -> None:
     b = signals.observe(
         a.memory, signals.Seen(2, 3, 3_600_000, 3_600_001, location=paris), {}, None, POLICY
     )
-    assert b.evidence == ("impossible_travel",) and b.points == POLICY.impossible_travel
-    near = Fix(7_200_000, 312_404_000, 1_214_737_000, 10, "gps")  # 1.1 km an hour later
-    c = signals.observe(
-        a.memory, signals.Seen(2, 3, 7_200_000, 7_200_001, location=near), {}, None, POLICY
-    )
-    assert c.evidence == ()
+    assert b.evidence == ()  # tests/risk/test_user_signals.py judges it, across devices
 
 
 def test_memory__round_trips_through_its_stored_text(genuine: list[LabelledSession]) -> None:
@@ -182,7 +177,7 @@ def test_memory__round_trips_through_its_stored_text(genuine: list[LabelledSessi
         mem = signals.observe(mem, seen, s.baseline.to_wire(), RULES.scales, POLICY).memory
         mem = signals.settle(mem, -70, True, -23, POLICY)
     assert signals.from_json(signals.to_json(mem)) == mem
-    assert mem.clone.digests and mem.drift.reports == 4 and mem.travel.last is not None
+    assert mem.clone.digests and mem.drift.reports == 4
     assert signals.from_json("") == signals.Memory()
     assert signals.from_json("{not json") == signals.Memory()  # relearnt, never a crash
 

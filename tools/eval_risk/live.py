@@ -15,10 +15,13 @@ fingerprint against the enrolled baseline, the same model) and measures, per dev
     decision                         the bridge's whole verdict replayed per device in sequence
                                      order (`decide`): the server score with the device's
                                      re-centred thresholds, the per-device signals (clock,
-                                     clone, fingerprint drift, travel) and their points, as
+                                     clone, fingerprint drift) and their points, as
                                      `cloud_bridge.judge` runs them; step-up and hold rates of
                                      genuine reports per kind, the evidence codes seen, the
-                                     devices re-centred. `met` is judged on these rates.
+                                     devices re-centred. `met` is judged on these rates. The
+                                     per-user signals (travel, trigger sequence) are not
+                                     replayed: they judge locations and triggers, and these
+                                     rates are of reports (no agent sends a location yet).
 
 Every logged device is assumed genuine: run it on a fleet of simulated devices (tools.fleet, the
 demo) or on real devices used by their owners. `--write PATH` writes a calibration file from
