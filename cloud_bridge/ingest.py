@@ -547,8 +547,8 @@ def _user_signalled(verified: Sequence[_Verified], states: Mapping[str, DeviceSt
     out = set()
     for s in (v.signed for v in verified):
         msg, state = s.message, states.get(s.key.device_id)
-        if state is None or not isinstance(msg, DATA_KINDS):
-            continue
+        if state is None or not isinstance(msg, (m.Report, m.Trigger)):
+            continue  # an application has no location, no sequence and answers no command
         if isinstance(msg, m.Trigger) or msg.location is not None or msg.cmd_seq:
             out.add(state.user)
     return out

@@ -262,7 +262,9 @@ def _data(
     evidence, memory = _signals(state, signed, msg, scored, rules)
     policy = rules.thresholds.signals
     seq_event = user_signals.event_of(msg) if isinstance(msg, m.Trigger) else None
-    if user is not None:  # the per-user signals: travel across devices, the trigger sequence
+    if user is not None and not isinstance(msg, m.Application):
+        # the per-user signals: travel across devices, the trigger sequence (an application
+        # carries no location and is no trigger)
         fix = signals.fix_of(msg.location, msg.ts_ms, msg.sender)
         found = user_signals.observe(user, fix, seq_event, policy)
         evidence = replace(
