@@ -25,8 +25,9 @@ def add_manifest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--file", type=Path, help="build the manifest: the release tarball itself")
     p.add_argument(
         "--min-version",
-        default="0",
-        help="build the manifest: the floor devices keep once it is committed (anti-rollback)",
+        default=None,
+        help="build the manifest: the floor devices keep once it is committed (anti-rollback; "
+        "default: --version, so nothing older can follow it)",
     )
 
 
@@ -100,7 +101,11 @@ def signed_manifest(args: argparse.Namespace, cfg: BridgeConfig) -> bytes:
         raise BridgeError(f"cannot read {args.file}: {exc.strerror}") from exc
     try:
         manifest = Manifest(
-            args.version, hashlib.sha256(release).digest(), args.url, len(release), args.min_version
+            args.version,
+            hashlib.sha256(release).digest(),
+            args.url,
+            len(release),
+            args.version if args.min_version is None else args.min_version,
         )
     except ManifestError as exc:
         raise BridgeError(str(exc)) from exc

@@ -55,7 +55,7 @@ class Policy:
 class UpdateState:
     phase: Phase = Phase.IDLE
     running: str = BASE  # the committed release
-    floor: str = "0"  # the persisted minimum version: nothing older is installed
+    floor: str = "0"  # nothing older is installed: max(min_version, version) of every commit
     target: str = ""
     sha256: str = ""  # hex
     url: str = ""
@@ -268,7 +268,9 @@ def step(state: UpdateState, event: Event) -> Transition:
                 return _rollback(state, "no acked report before the deadline")
             return _same(state)
         case Acked(version) if phase is Phase.TRIAL and version == state.target:
-            floor = max(state.floor, state.min_version, key=version_key)
+            # The committed version itself is a floor too: a manifest signed with the default
+            # min_version must not let an older release (with known holes) back in.
+            floor = max(state.floor, state.min_version, state.target, key=version_key)
             return Transition(
                 replace(state, phase=Phase.COMMITTED, running=state.target, floor=floor)
             )

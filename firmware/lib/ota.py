@@ -182,8 +182,9 @@ class Ota:
         self.mark_valid()
         s["phase"] = COMMITTED
         s["running"] = s["target"]
-        if version_key(s["min_version"]) > version_key(s["floor"]):
-            s["floor"] = s["min_version"]
+        for v in (s["min_version"], s["target"]):  # the committed version is a floor too
+            if version_key(v) > version_key(s["floor"]):
+                s["floor"] = v
         self._save()
         return True
 

@@ -109,6 +109,19 @@ def test_update_commits_after_the_ack():
     assert o.offer(manifest("1.0.5")) == "refused: downgrade"  # below the committed floor
 
 
+def test_a_commit_without_min_version_still_refuses_older_releases():
+    table, flash = device(fwtest.scratch())
+    o = boot(table, flash)
+    assert o.offer(manifest("2.0.0")) == "pending"  # min_version "0"
+    fetch, _calls = server()
+    while o.step(fetch) == ota.DOWNLOADING:
+        pass
+    o = boot(table, flash)
+    assert o.acked() and o.state["floor"] == "2.0.0"
+    assert o.offer(manifest("1.5.0")) == "refused: downgrade"
+    assert o.phase == ota.COMMITTED
+
+
 def test_no_ack_before_a_reset_rolls_back():
     table, flash = device(fwtest.scratch())
     o = boot(table, flash)

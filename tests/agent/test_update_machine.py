@@ -112,6 +112,14 @@ def test_trial_commits_on_its_own_ack_and_raises_the_floor() -> None:
     assert again.refused is Refusal.DOWNGRADE
 
 
+def test_a_commit_without_min_version_still_refuses_older_releases() -> None:
+    s = on_trial()  # min_version "0": the manifest's default
+    t = step(s, Acked("1.1.0"))
+    assert t.state.floor == "1.1.0"
+    assert step(t.state, Offer(manifest("1.0.9"), "1.1.0", POLICY)).refused is Refusal.DOWNGRADE
+    assert step(t.state, Offer(manifest("1.2.0"), "1.1.0", POLICY)).refused is None
+
+
 def test_trial_rolls_back_after_max_starts() -> None:
     s = on_trial()
     s = step(s, Started(10)).state

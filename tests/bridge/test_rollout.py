@@ -46,6 +46,11 @@ def test_fleet_manifest_and_rollout_from_the_cli(tmp_path: Path) -> None:
     assert manifest == Manifest(
         "0.2.0", hashlib.sha256(b"release bytes").digest(), "https://u/r.tgz", 13, "0.2"
     )
+    default = tmp_path / "default.cbor"
+    bridge_cli("fleet", "manifest", "--version", "0.3.0", "--url", "https://u/r.tgz",
+               "--file", str(release), "--out", str(default), *cli)  # fmt: skip
+    # without --min-version the floor is the release itself: nothing older can follow it
+    assert verify(default.read_bytes(), bytes.fromhex(bridge.public_key_hex)).min_version == "0.3.0"
     dry = bridge_cli("fleet", "rollout", "--manifest", str(out), "--percent", "100",
                      "--dry-run", *cli)  # fmt: skip
     assert dry.stdout.strip() == "(no device)"
