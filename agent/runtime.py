@@ -17,8 +17,8 @@ from dataclasses import asdict
 from typing import assert_never
 
 import agent
-from agent import command_gate, keys
 from agent import commands as cmds
+from agent import held, keys
 from agent.assess import Assessment, Assessor
 from agent.clock import Clock
 from agent.config import AgentConfig
@@ -73,7 +73,8 @@ class Agent:
         self.time = TimeKeeper(outbox, raw.wall_ms, raw.mono_ms)
         self.clock = Clock(wall_ms=self.time.wall_ms, mono_ms=raw.mono_ms)
         self.commands: queue.Queue[m.Command] = queue.Queue()
-        self.held: list[m.Command] = []  # expiring commands waiting for a trusted wall clock
+        # expiring commands waiting for a trusted wall clock, kept across restarts (agent.held)
+        self.held: list[m.Command] = held.load(outbox)
         self.started_mono_ms = self.clock.mono_ms()
         saved = outbox.get_json("triggers", {})
         self.triggers = TriggerEngine(cfg.rules, saved if isinstance(saved, dict) else {})
@@ -267,22 +268,22 @@ class Agent:
         return self.time.trusted()
 
     def _handle_commands(self) -> None:
-        waiting, self.held = self.held, []
+        waiting = list(self.held)
         while True:
             try:
                 waiting.append(self.commands.get_nowait())
             except queue.Empty:
                 break
-        for cmd in waiting:
-            verdict = command_gate.gate(
-                cmd.expires_ms, False, self.clock.wall_ms(), self.time_trusted()
-            )
-            if verdict == command_gate.HOLD:
-                self.held.append(cmd)  # evaluated again once the clock is trusted
-            elif verdict != command_gate.APPLY:
-                self.link.count_drop(verdict, cmd)
-            else:
-                self._handle_command(cmd)
+        if not waiting:
+            return
+        apply, hold, refused = held.triage(waiting, self.clock.wall_ms(), self.time_trusted())
+        if hold != self.held:  # durable before anything is applied: none lost, none twice
+            held.save(self.outbox, hold)
+        self.held = hold  # evaluated again once the clock is trusted
+        for verdict, cmd in refused:
+            self.link.count_drop(verdict, cmd)
+        for cmd in apply:
+            self._handle_command(cmd)
 
     def _handle_command(self, cmd: m.Command) -> None:
         outcome = self.handler.handle(cmd)
