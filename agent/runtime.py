@@ -97,8 +97,7 @@ class Agent:
             cfg.bridge_public_key,
             agent.__version__,
             Policy(cfg.update_retries, cfg.update_max_starts, int(cfg.update_trial_s * 1000)),
-            self.clock.wall_ms,
-        )
+        )  # the trial deadline on trialclock's clock, as the launcher judges it, not wall time
         now = self.clock.mono_ms()
         self._sensor_ok_ms = self._drained_ms = now
         self._drain_mark = (-1, -1)  # (backlog, last ack) at the last watchdog check

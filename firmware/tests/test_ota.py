@@ -17,10 +17,12 @@ OLD_IMAGE = b"old firmware " * 500
 NEW_IMAGE = bytes((i * 7) & 0xFF for i in range(3 * ota.BLOCK + 123))
 
 
-def manifest(version="1.1.0", image=NEW_IMAGE, key=BRIDGE, min_version="0", url="http://u/fw"):
-    payload = cbor.encode({
-        1: version, 2: hashlib.sha256(image).digest(), 3: url, 4: min_version, 5: len(image),
-    })  # fmt: skip
+def manifest(version="1.1.0", image=NEW_IMAGE, key=BRIDGE, min_version="0", url="http://u/fw",
+             target="esp32"):  # fmt: skip
+    doc = {1: version, 2: hashlib.sha256(image).digest(), 3: url, 4: min_version, 5: len(image)}
+    if target is not None:
+        doc[6] = target
+    payload = cbor.encode(doc)
     return cose.sign1(payload, key)
 
 
@@ -142,6 +144,9 @@ def test_refusals_and_failed_downloads():
     o = boot(table, flash)
     assert o.offer(manifest(key=OTHER)).startswith("refused: manifest")
     assert o.offer(manifest("1.0.0")) == "refused: same_version"
+    assert o.offer(manifest(target="linux-agent")) == "refused: wrong_target"
+    assert o.offer(manifest(target=None)) == "refused: wrong_target"
+    assert o.offer(manifest(url="https://u/fw")).startswith("refused: manifest: url must be http")
     assert o.offer(manifest()) == "pending" and o.offer(manifest()) == "refused: busy"
     fetch, calls = server(status=404)
     assert o.step(fetch) == ota.IDLE and o.state["reason"] == "http 404" and calls == [0]
