@@ -30,7 +30,7 @@ import nacl.signing
 import paho.mqtt.client as mqtt
 
 import mqttc
-from agent import command_gate
+from agent import command_gate, timebase
 from agent.backoff import Backoff
 from agent.clock import Clock
 from agent.config import AgentConfig
@@ -171,6 +171,7 @@ class Link(threading.Thread):
         self.beat_ms = clock.mono_ms()  # the loop went round (agent.watchdog reads it)
         self._cmd_windows = self._load_cmd_windows()
         self.on_bridge_time: Callable[[int], None] | None = None
+        self._boot_first_seq = outbox.stats().next_seq  # the first seq numbered in this boot
         self._client = self._make_client()
 
     @property
@@ -398,7 +399,10 @@ class Link(threading.Thread):
                 self._dropped_inbound += 1
                 return
             self.window.on_ack(message.ack_seq, self.clock.mono_ms())
-            if self.on_bridge_time is not None:  # the bridge's clock, signed (agent.timebase)
+            # the bridge's clock, signed, from an ack of this boot's messages (agent.timebase)
+            if self.on_bridge_time is not None and timebase.answers_this_boot(
+                message.ack_seq, self._boot_first_seq
+            ):
                 self.on_bridge_time(message.ts_ms)
         elif topic.channel is Channel.CMD and isinstance(message, m.Command):
             self._on_command(message, topic.command or "", bool(msg.retain))

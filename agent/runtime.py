@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import assert_never
 
 import agent
-from agent import applications, command_gate, keys
+from agent import applications, held, keys
 from agent import commands as cmds
 from agent.applications import ApplicationSpool
 from agent.assess import Assessment, Assessor
@@ -74,7 +74,8 @@ class Agent:
         self.time = TimeKeeper(outbox, raw.wall_ms, raw.mono_ms)
         self.clock = Clock(wall_ms=self.time.wall_ms, mono_ms=raw.mono_ms)
         self.commands: queue.Queue[m.Command] = queue.Queue()
-        self.held: list[m.Command] = []  # expiring commands waiting for a trusted wall clock
+        # expiring commands waiting for a trusted wall clock, kept across restarts (agent.held)
+        self.held: list[m.Command] = held.load(outbox)
         self.started_mono_ms = self.clock.mono_ms()
         saved = outbox.get_json("triggers", {})
         self.triggers = TriggerEngine(cfg.rules, saved if isinstance(saved, dict) else {})
@@ -100,8 +101,7 @@ class Agent:
             cfg.bridge_public_key,
             agent.__version__,
             Policy(cfg.update_retries, cfg.update_max_starts, int(cfg.update_trial_s * 1000)),
-            self.clock.wall_ms,
-        )
+        )  # the trial deadline on trialclock's clock, as the launcher judges it, not wall time
         now = self.clock.mono_ms()
         self._sensor_ok_ms = self._drained_ms = now
         self._drain_mark = (-1, -1)  # (backlog, last ack) at the last watchdog check
@@ -290,22 +290,22 @@ class Agent:
         return self.time.trusted()
 
     def _handle_commands(self) -> None:
-        waiting, self.held = self.held, []
+        waiting = list(self.held)
         while True:
             try:
                 waiting.append(self.commands.get_nowait())
             except queue.Empty:
                 break
-        for cmd in waiting:
-            verdict = command_gate.gate(
-                cmd.expires_ms, False, self.clock.wall_ms(), self.time_trusted()
-            )
-            if verdict == command_gate.HOLD:
-                self.held.append(cmd)  # evaluated again once the clock is trusted
-            elif verdict != command_gate.APPLY:
-                self.link.count_drop(verdict, cmd)
-            else:
-                self._handle_command(cmd)
+        if not waiting:
+            return
+        apply, hold, refused = held.triage(waiting, self.clock.wall_ms(), self.time_trusted())
+        if hold != self.held:  # durable before anything is applied: none lost, none twice
+            held.save(self.outbox, hold)
+        self.held = hold  # evaluated again once the clock is trusted
+        for verdict, cmd in refused:
+            self.link.count_drop(verdict, cmd)
+        for cmd in apply:
+            self._handle_command(cmd)
 
     def _handle_command(self, cmd: m.Command) -> None:
         outcome = self.handler.handle(cmd)

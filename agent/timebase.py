@@ -45,14 +45,27 @@ def on_ntp(state: tuple[int, int, int, int], synced: bool) -> tuple[int, int, in
     return state
 
 
+def answers_this_boot(ack_seq: int, boot_first_seq: int) -> bool:
+    """Whether an ack's ts_ms may set the clock: only an ack of a message sent in this boot
+    (seq >= the first seq numbered in this boot). An older ack may have waited hours in the
+    broker's persistent session; its ts_ms would set the clock back and let expired commands
+    through."""
+    return ack_seq >= boot_first_seq
+
+
 def on_bridge_time(
     state: tuple[int, int, int, int], bridge_ms: int, raw_ms: int
 ) -> tuple[int, int, int, int]:
-    """The ts_ms of a signed bridge ack: take the bridge's clock unless NTP already rules. The
-    ack's age in flight (milliseconds) is far below what this is for (years off after a cut)."""
+    """The ts_ms of a signed bridge ack (one that answers_this_boot): take the bridge's clock
+    unless NTP already rules, and never move it backwards within a boot (an ack delayed in
+    flight carries an older time than one already taken). The ack's age in flight (seconds)
+    is far below what this is for (years off after a cut)."""
     if state[QUALITY] == QUALITY_NTP or bridge_ms <= 0:
         return state
-    return (state[FLOOR], bridge_ms - raw_ms, QUALITY_BRIDGE, state[WRITTEN])
+    offset = bridge_ms - raw_ms
+    if state[QUALITY] == QUALITY_BRIDGE and offset <= state[OFFSET]:
+        return state
+    return (state[FLOOR], offset, QUALITY_BRIDGE, state[WRITTEN])
 
 
 def trusted(state: tuple[int, int, int, int]) -> bool:

@@ -10,7 +10,8 @@ from cloud_bridge.errors import BridgeError
 PUBLISH_TIMEOUT_S = 10
 
 
-def active_devices(cfg: BridgeConfig) -> list[str]:
+def active_devices(cfg: BridgeConfig, kinds: frozenset[str] | None = None) -> list[str]:
+    """The fleet's active devices, only those of `kinds` when given."""
     from cloud_bridge.device_state import ACTIVE
     from cloud_bridge.registry import Registry
     from cloud_bridge.store import open_store
@@ -19,7 +20,7 @@ def active_devices(cfg: BridgeConfig) -> list[str]:
         return [
             d.device_id
             for d in Registry().devices(tx)
-            if d.status == ACTIVE and d.fleet == cfg.fleet
+            if d.status == ACTIVE and d.fleet == cfg.fleet and (kinds is None or d.kind in kinds)
         ]
 
 

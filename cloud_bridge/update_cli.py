@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.update.manifest import Manifest, ManifestError, verify
+from agent.update.manifest import TARGET_AGENT, TARGET_KINDS, Manifest, ManifestError, verify
 from cloud_bridge import keyfile, rollout
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.errors import BridgeError
@@ -25,8 +25,16 @@ def add_manifest_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--file", type=Path, help="build the manifest: the release tarball itself")
     p.add_argument(
         "--min-version",
-        default="0",
-        help="build the manifest: the floor devices keep once it is committed (anti-rollback)",
+        default=None,
+        help="build the manifest: the floor devices keep once it is committed (anti-rollback; "
+        "default: --version, so nothing older can follow it)",
+    )
+    p.add_argument(
+        "--target",
+        choices=sorted(TARGET_KINDS),
+        default=TARGET_AGENT,
+        help="build the manifest: what the release runs on (default linux-agent: an agent "
+        "tarball; esp32: a firmware image, http:// URL only, sent to mcu devices)",
     )
 
 
@@ -67,9 +75,10 @@ def add_fleet_parser(sub: argparse._SubParsersAction, common: Common) -> None:  
         fsub.add_parser(
             "rollout",
             help="send a release to a stable percentage of the fleet's active devices",
-            description="Send the signed `update` command to the active devices whose bucket "
-            "(SHA-256 of the device id, 0 to 9999) is below PERCENT * 100: the same devices "
-            "every time, and raising PERCENT only adds devices.",
+            description="Send the signed `update` command to the active devices of the "
+            "manifest's target (linux-agent: phone, wearable, fridge, ev; esp32: mcu) whose "
+            "bucket (SHA-256 of the device id, 0 to 9999) is below PERCENT * 100: the same "
+            "devices every time, and raising PERCENT only adds devices.",
             epilog="example: cloud-bridge fleet rollout --manifest edge-agent-1.2.0.manifest "
             "--percent 10",
         )
@@ -79,8 +88,9 @@ def add_fleet_parser(sub: argparse._SubParsersAction, common: Common) -> None:  
     roll.add_argument("--dry-run", action="store_true", help="list the devices, send nothing")
 
 
-def signed_manifest(args: argparse.Namespace, cfg: BridgeConfig) -> bytes:
-    """The manifest to send: --manifest checked against the bridge key, or one built."""
+def signed_manifest(args: argparse.Namespace, cfg: BridgeConfig) -> tuple[bytes, Manifest]:
+    """The manifest to send (signed, and as read): --manifest checked against the bridge key,
+    or one built."""
     key = keyfile.load(cfg.key_path)
     if args.manifest is not None:
         try:
@@ -88,10 +98,9 @@ def signed_manifest(args: argparse.Namespace, cfg: BridgeConfig) -> bytes:
         except OSError as exc:
             raise BridgeError(f"cannot read {args.manifest}: {exc.strerror}") from exc
         try:
-            verify(data, bytes(key.verify_key))
+            return data, verify(data, bytes(key.verify_key))
         except ManifestError as exc:
             raise BridgeError(f"{args.manifest}: {exc} (sign it with this bridge's key)") from exc
-        return data
     if not (args.version and args.url and args.file):
         raise BridgeError("give --manifest FILE, or --version, --url and --file to build one")
     try:
@@ -100,17 +109,22 @@ def signed_manifest(args: argparse.Namespace, cfg: BridgeConfig) -> bytes:
         raise BridgeError(f"cannot read {args.file}: {exc.strerror}") from exc
     try:
         manifest = Manifest(
-            args.version, hashlib.sha256(release).digest(), args.url, len(release), args.min_version
+            args.version,
+            hashlib.sha256(release).digest(),
+            args.url,
+            len(release),
+            args.version if args.min_version is None else args.min_version,
+            args.target,
         )
     except ManifestError as exc:
         raise BridgeError(str(exc)) from exc
-    return manifest.sign(key)
+    return manifest.sign(key), manifest
 
 
 def cmd_device_update(args: argparse.Namespace, cfg: BridgeConfig) -> int:
     from cloud_bridge.command_out import send_commands
 
-    data = signed_manifest(args, cfg)
+    data, _manifest = signed_manifest(args, cfg)
     send_commands(cfg, [args.device_id], "update", {"manifest": data})
     print(f"update sent to {args.device_id}; it answers with a report (cmd_result pending)")
     return 0
@@ -119,20 +133,24 @@ def cmd_device_update(args: argparse.Namespace, cfg: BridgeConfig) -> int:
 def cmd_fleet(args: argparse.Namespace, cfg: BridgeConfig) -> int:
     from cloud_bridge.command_out import active_devices, send_commands
 
-    data = signed_manifest(args, cfg)
+    data, manifest = signed_manifest(args, cfg)
     if args.fleet_command == "manifest":
         args.out.write_bytes(data)
         print(f"manifest written to {args.out} ({len(data)} bytes)")
         return 0
     try:
-        targets = rollout.chosen(active_devices(cfg), args.percent)
+        # only the kinds that run the manifest's target (an esp32 image never goes to an agent)
+        targets = rollout.chosen(active_devices(cfg, TARGET_KINDS[manifest.target]), args.percent)
     except ValueError as exc:
         raise BridgeError(str(exc)) from exc
     if args.dry_run:
         print("\n".join(targets) if targets else "(no device)")
         return 0
     send_commands(cfg, targets, "update", {"manifest": data})
-    print(f"update sent to {len(targets)} device(s) ({args.percent:g} % of the fleet)")
+    print(
+        f"update sent to {len(targets)} {manifest.target} device(s) "
+        f"({args.percent:g} % of the fleet's {', '.join(sorted(TARGET_KINDS[manifest.target]))})"
+    )
     for device in targets:
         print(f"  {device}", file=sys.stdout)
     return 0

@@ -26,9 +26,10 @@ import sys
 import time
 from pathlib import Path
 
-from agent.update import release
+from agent.update import release, trialclock
 from agent.update.machine import Phase, Started, Tick, UpdateState, expected_current
 from agent.update.store import UpdateStore
+from agent.update.trialclock import TrialTime
 from agent.update.worker import EXIT_RESTART
 
 log = logging.getLogger("agent.update.launch")
@@ -36,10 +37,6 @@ log = logging.getLogger("agent.update.launch")
 TICK_S = 1.0
 TRIAL_RESTART_DELAY_S = 1.0
 STOP_TIMEOUT_S = 15.0
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def command_for(
@@ -57,10 +54,11 @@ def command_for(
     return [sys.executable, "-m", "agent.cli", *agent_args], env
 
 
-def prepare(store: UpdateStore, now_ms: int) -> tuple[str, UpdateState]:
+def prepare(store: UpdateStore, now: TrialTime) -> tuple[str, UpdateState]:
     """Before a start: count it (Started), then point `current` where the state says. The
-    release to start ("" the base install) and the state."""
-    t = store.apply(Started(now_ms))
+    release to start ("" the base install) and the state. `now`: trialclock.now(), the clock
+    the agent set the deadline by."""
+    t = store.apply(Started(now.ms, now.boot))
     state = t.state
     if t.changed and state.phase is Phase.ROLLED_BACK:
         log.warning("launch: rolled back to %r: %s", state.running or "base", state.reason)
@@ -88,7 +86,7 @@ class Launcher:
 
     def run(self) -> int:
         while True:
-            name, state = prepare(self.store, wall_ms())
+            name, state = prepare(self.store, trialclock.now())
             log.info("launch: starting %s (%s)", name or "the base install", state.phase.value)
             code = self._run_child(name)
             if self.stopping:
@@ -115,7 +113,8 @@ class Launcher:
                     pass
                 if self.store.load().phase is not Phase.TRIAL:
                     continue
-                t = self.store.apply(Tick(wall_ms()))
+                now = trialclock.now()
+                t = self.store.apply(Tick(now.ms, now.boot))
                 if t.state.phase is Phase.ROLLED_BACK:
                     log.warning("launch: %s; stopping the trial release", t.state.reason)
                     self.child.send_signal(signal.SIGTERM)

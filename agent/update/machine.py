@@ -18,7 +18,7 @@ import enum
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from agent.update.manifest import Manifest, version_key
+from agent.update.manifest import TARGET_AGENT, Manifest, version_key
 
 BASE = ""
 """The release name of the base install (the venv systemd's unit points at): no symlink."""
@@ -39,6 +39,7 @@ class Refusal(enum.StrEnum):
     SAME_VERSION = "same_version"
     DOWNGRADE = "downgrade"  # below the persisted minimum version
     BUSY = "busy"  # another update is under way
+    WRONG_TARGET = "wrong_target"  # a release for another kind of device (an esp32 image)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Policy:
 class UpdateState:
     phase: Phase = Phase.IDLE
     running: str = BASE  # the committed release
-    floor: str = "0"  # the persisted minimum version: nothing older is installed
+    floor: str = "0"  # nothing older is installed: max(min_version, version) of every commit
     target: str = ""
     sha256: str = ""  # hex
     url: str = ""
@@ -67,7 +68,8 @@ class UpdateState:
     trial_ms: int = 0
     previous: str = BASE  # what ran before the switch (the rollback target)
     starts: int = 0  # starts of the trial release so far
-    deadline_ms: int = 0  # wall time by which the trial release must be committed
+    deadline_ms: int = 0  # CLOCK_BOOTTIME by which the trial must commit (agent.update.trialclock)
+    deadline_boot: str = ""  # the boot id deadline_ms belongs to
     reason: str = ""  # why the last update stopped (refused, failed, rolled back)
 
     def to_json(self) -> dict[str, Any]:
@@ -110,7 +112,8 @@ class Downloaded:
 
 @dataclass(frozen=True)
 class Unpacked:
-    now_ms: int  # releases/<target>/ is in place
+    now_ms: int  # releases/<target>/ is in place (trial time: agent.update.trialclock)
+    boot: str = ""  # the boot id now_ms belongs to
 
 
 @dataclass(frozen=True)
@@ -120,12 +123,14 @@ class UnpackFailed:
 
 @dataclass(frozen=True)
 class Started:
-    now_ms: int  # the launcher is about to start `current`
+    now_ms: int  # the launcher is about to start `current` (trial time)
+    boot: str = ""
 
 
 @dataclass(frozen=True)
 class Tick:
-    now_ms: int  # the launcher's periodic look while a trial runs
+    now_ms: int  # the launcher's periodic look while a trial runs (trial time)
+    boot: str = ""
 
 
 @dataclass(frozen=True)
@@ -204,10 +209,20 @@ def _rollback(state: UpdateState, reason: str) -> Transition:
     return Transition(back)
 
 
+def _rearm(state: UpdateState, now_ms: int, boot: str) -> UpdateState:
+    """In a boot other than the deadline's, the time before the reboot cannot be measured: the
+    trial gets trial_ms again from now (each boot is a start, so max_starts still bounds it)."""
+    if boot == state.deadline_boot:
+        return state
+    return replace(state, deadline_ms=now_ms + state.trial_ms, deadline_boot=boot)
+
+
 def step(state: UpdateState, event: Event) -> Transition:
     phase = state.phase
     match event:
         case Offer(manifest, running_version, policy):
+            if manifest.target != TARGET_AGENT:
+                return Transition(state, refused=Refusal.WRONG_TARGET, changed=False)
             if phase in (Phase.DOWNLOADING, Phase.STAGED, Phase.TRIAL):
                 return Transition(state, refused=Refusal.BUSY, changed=False)
             running = state.running or running_version
@@ -246,29 +261,34 @@ def step(state: UpdateState, event: Event) -> Transition:
             if not digest_ok:
                 return _stop(state, "sha256 mismatch")
             return Transition(replace(state, phase=Phase.STAGED), (Unpack(state.target),))
-        case Unpacked(now_ms) if phase is Phase.STAGED:
+        case Unpacked(now_ms, boot) if phase is Phase.STAGED:
             nxt = replace(
                 state,
                 phase=Phase.TRIAL,
                 previous=state.running,
                 starts=0,
                 deadline_ms=now_ms + state.trial_ms,
+                deadline_boot=boot,
             )
             return Transition(nxt, (Restart(),))
         case UnpackFailed(why) if phase is Phase.STAGED:
             return _stop(state, f"unpack failed: {why}"[:120])
-        case Started(now_ms) if phase is Phase.TRIAL:
-            if now_ms > state.deadline_ms:
+        case Started(now_ms, boot) if phase is Phase.TRIAL:
+            if boot == state.deadline_boot and now_ms > state.deadline_ms:
                 return _rollback(state, "no acked report before the deadline")
             if state.starts >= state.max_starts:
                 return _rollback(state, f"{state.starts} failed starts")
-            return Transition(replace(state, starts=state.starts + 1))
-        case Tick(now_ms) if phase is Phase.TRIAL:
+            return Transition(replace(_rearm(state, now_ms, boot), starts=state.starts + 1))
+        case Tick(now_ms, boot) if phase is Phase.TRIAL:
+            if boot != state.deadline_boot:
+                return Transition(_rearm(state, now_ms, boot))
             if now_ms > state.deadline_ms:
                 return _rollback(state, "no acked report before the deadline")
             return _same(state)
         case Acked(version) if phase is Phase.TRIAL and version == state.target:
-            floor = max(state.floor, state.min_version, key=version_key)
+            # The committed version itself is a floor too: a manifest signed with the default
+            # min_version must not let an older release (with known holes) back in.
+            floor = max(state.floor, state.min_version, state.target, key=version_key)
             return Transition(
                 replace(state, phase=Phase.COMMITTED, running=state.target, floor=floor)
             )

@@ -1,11 +1,14 @@
 """The update manifest: which agent release to install, signed by the bridge (COSE_Sign1, the
 same envelope and key as every bridge message).
 
-    {1: version, 2: sha256 (32 bytes), 3: url, 4: min_version, 5: size}
+    {1: version, 2: sha256 (32 bytes), 3: url, 4: min_version, 5: size, 6: target}
 
 `version` is the release to run; `sha256` and `size` are those of the release tarball at `url`;
 `min_version` is the floor the device keeps once the release is committed: no later manifest
-may install anything older (anti-rollback).
+may install anything older (anti-rollback). `target` says what the release runs on: "linux-agent"
+(a tarball of the agent) or "esp32" (a firmware image); each side refuses the other's. An esp32
+manifest's url is http:// (the board's downloader has no TLS; the signed SHA-256 protects the
+image).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import nacl.signing
 from agent.errors import AgentError
 from protocol import cbor, cose
 from protocol.errors import ProtocolError
+from protocol.names import AGENT_KINDS, MCU_KIND
 
 MAX_RELEASE_BYTES = 256 * 1024 * 1024
 VERSION_RE = re.compile(r"^\d{1,5}(\.\d{1,5}){0,3}$")
@@ -26,6 +30,14 @@ _SHA256 = 2
 _URL = 3
 _MIN_VERSION = 4
 _SIZE = 5
+_TARGET = 6
+TARGET_AGENT = "linux-agent"
+TARGET_ESP32 = "esp32"
+TARGET_KINDS: dict[str, frozenset[str]] = {
+    TARGET_AGENT: frozenset(AGENT_KINDS),
+    TARGET_ESP32: frozenset({MCU_KIND}),
+}
+"""The device kinds that run each target (a rollout reaches only those)."""
 
 
 class ManifestError(AgentError):
@@ -47,8 +59,18 @@ class Manifest:
     url: str
     size: int
     min_version: str = "0"
+    target: str = TARGET_AGENT
 
     def __post_init__(self) -> None:
+        if self.target not in TARGET_KINDS:
+            raise ManifestError(
+                f"target {self.target!r} must be one of {', '.join(sorted(TARGET_KINDS))}"
+            )
+        if self.target == TARGET_ESP32 and not str(self.url).startswith("http://"):
+            raise ManifestError(
+                f"url {self.url!r}: an esp32 image is downloaded over http:// (the board has no "
+                "TLS client; the signed sha256 protects the image)"
+            )
         version_key(self.version)
         version_key(self.min_version)
         if version_key(self.version) < version_key(self.min_version):
@@ -70,6 +92,7 @@ class Manifest:
                 _URL: self.url,
                 _MIN_VERSION: self.min_version,
                 _SIZE: self.size,
+                _TARGET: self.target,
             }
         )
 
@@ -79,8 +102,8 @@ class Manifest:
             doc = cbor.loads(payload)
         except (ProtocolError, ValueError) as exc:
             raise ManifestError(f"manifest is not CBOR: {exc}") from exc
-        if not isinstance(doc, dict) or set(doc) - {1, 2, 3, 4, 5}:
-            raise ManifestError("manifest must be a map with keys 1 to 5")
+        if not isinstance(doc, dict) or set(doc) - {1, 2, 3, 4, 5, 6}:
+            raise ManifestError("manifest must be a map with keys 1 to 6")
         try:
             return cls(
                 version=doc[_VERSION],
@@ -88,6 +111,7 @@ class Manifest:
                 url=doc[_URL],
                 size=doc[_SIZE],
                 min_version=doc.get(_MIN_VERSION, "0"),
+                target=doc[_TARGET],
             )
         except KeyError as exc:
             raise ManifestError(f"manifest lacks key {exc.args[0]}") from exc

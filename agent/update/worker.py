@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.update import release
+from agent.update import release, trialclock
 from agent.update.fetch import fetch
 from agent.update.machine import (
     Acked,
@@ -30,6 +30,7 @@ from agent.update.machine import (
 )
 from agent.update.manifest import ManifestError, verify
 from agent.update.store import UpdateStore
+from agent.update.trialclock import TrialTime
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Updater:
         bridge_public_key: bytes,
         running_version: str,
         policy: Policy,
-        wall_ms: Callable[[], int],
+        trial_now: Callable[[], TrialTime] = trialclock.now,
         retry_delay_s: float = RETRY_DELAY_S,
         background: bool = True,
     ) -> None:
@@ -56,7 +57,7 @@ class Updater:
         self.bridge_public_key = bridge_public_key
         self.version = running_version
         self.policy = policy
-        self.wall_ms = wall_ms
+        self.trial_now = trial_now  # the launcher judges the deadline on the same clock
         self.retry_delay_s = retry_delay_s
         self.background = background
         self.restart = threading.Event()  # the main loop stops and exits EXIT_RESTART
@@ -150,7 +151,8 @@ class Updater:
                     log.warning("update: %s", exc)
                     return self.store.apply(UnpackFailed(str(exc))).effects
                 release.discard(self.dir)
-                return self.store.apply(Unpacked(self.wall_ms())).effects
+                now = self.trial_now()
+                return self.store.apply(Unpacked(now.ms, now.boot)).effects
             case Restart():
                 log.info("update: switching to %s; restarting", self.store.load().target)
                 self.restart.set()

@@ -133,6 +133,7 @@ class Device:
         self.held = []  # expiring commands waiting for a trusted clock (agent/timebase.py)
         floor = storage.read(TIME_FLOOR)
         self.time = timebase.start(int(floor) if floor else 0)
+        self._boot_first_seq = self.box.next_seq()  # older acks do not set the clock
         self._cmd_seen = self._load_cmd_seen()
         self.dropped_inbound = 0
         self.reports = 0
@@ -323,7 +324,8 @@ class Device:
         if msg.kind == messages.ACK and topic == self.filters[0]:
             if f["device"] == self.device_id:
                 self.window.on_ack(f["ack_seq"], self.hw.ticks_ms())
-                self.time = timebase.on_bridge_time(self.time, f["ts_ms"], self.hw.wall_ms())
+                if timebase.answers_this_boot(f["ack_seq"], self._boot_first_seq):
+                    self.time = timebase.on_bridge_time(self.time, f["ts_ms"], self.hw.wall_ms())
                 self._trial_acked(f["ack_seq"])
                 return
         elif msg.kind == messages.BRIDGE_STATE and topic == self.filters[2]:

@@ -29,6 +29,7 @@ from errors import ProtocolError
 STATE = "ota.json"
 BLOCK = 4096
 RETRIES = 5
+TARGET = "esp32"  # the manifest's target this firmware takes (agent/update/manifest.py)
 
 IDLE = "idle"
 DOWNLOADING = "downloading"
@@ -60,6 +61,7 @@ def verify_manifest(data, bridge_public):
         "url": doc.get(3),
         "min_version": doc.get(4, "0"),
         "size": doc.get(5),
+        "target": doc.get(6),  # "esp32" here; "linux-agent" is the Linux agent's tarball
     }
     version_key(m["version"])
     version_key(m["min_version"])
@@ -67,6 +69,8 @@ def verify_manifest(data, bridge_public):
         raise ValueError("sha256 must be 32 bytes")
     if not isinstance(m["url"], str) or not isinstance(m["size"], int) or m["size"] <= 0:
         raise ValueError("url and size are required")
+    if not m["url"].startswith("http://"):
+        raise ValueError("url must be http:// (board.py has no TLS)")
     return m
 
 
@@ -108,6 +112,8 @@ class Ota:
             m = verify_manifest(data, self.bridge_public)
         except (ValueError, ProtocolError) as exc:
             return ("refused: manifest: %s" % exc)[:64]
+        if m["target"] != TARGET:
+            return "refused: wrong_target"
         if m["version"] == s["running"]:
             return "refused: same_version"
         if version_key(m["version"]) < version_key(s["floor"]):
@@ -182,8 +188,9 @@ class Ota:
         self.mark_valid()
         s["phase"] = COMMITTED
         s["running"] = s["target"]
-        if version_key(s["min_version"]) > version_key(s["floor"]):
-            s["floor"] = s["min_version"]
+        for v in (s["min_version"], s["target"]):  # the committed version is a floor too
+            if version_key(v) > version_key(s["floor"]):
+                s["floor"] = v
         self._save()
         return True
 

@@ -17,10 +17,12 @@ OLD_IMAGE = b"old firmware " * 500
 NEW_IMAGE = bytes((i * 7) & 0xFF for i in range(3 * ota.BLOCK + 123))
 
 
-def manifest(version="1.1.0", image=NEW_IMAGE, key=BRIDGE, min_version="0", url="http://u/fw"):
-    payload = cbor.encode({
-        1: version, 2: hashlib.sha256(image).digest(), 3: url, 4: min_version, 5: len(image),
-    })  # fmt: skip
+def manifest(version="1.1.0", image=NEW_IMAGE, key=BRIDGE, min_version="0", url="http://u/fw",
+             target="esp32"):  # fmt: skip
+    doc = {1: version, 2: hashlib.sha256(image).digest(), 3: url, 4: min_version, 5: len(image)}
+    if target is not None:
+        doc[6] = target
+    payload = cbor.encode(doc)
     return cose.sign1(payload, key)
 
 
@@ -109,6 +111,19 @@ def test_update_commits_after_the_ack():
     assert o.offer(manifest("1.0.5")) == "refused: downgrade"  # below the committed floor
 
 
+def test_a_commit_without_min_version_still_refuses_older_releases():
+    table, flash = device(fwtest.scratch())
+    o = boot(table, flash)
+    assert o.offer(manifest("2.0.0")) == "pending"  # min_version "0"
+    fetch, _calls = server()
+    while o.step(fetch) == ota.DOWNLOADING:
+        pass
+    o = boot(table, flash)
+    assert o.acked() and o.state["floor"] == "2.0.0"
+    assert o.offer(manifest("1.5.0")) == "refused: downgrade"
+    assert o.phase == ota.COMMITTED
+
+
 def test_no_ack_before_a_reset_rolls_back():
     table, flash = device(fwtest.scratch())
     o = boot(table, flash)
@@ -129,6 +144,9 @@ def test_refusals_and_failed_downloads():
     o = boot(table, flash)
     assert o.offer(manifest(key=OTHER)).startswith("refused: manifest")
     assert o.offer(manifest("1.0.0")) == "refused: same_version"
+    assert o.offer(manifest(target="linux-agent")) == "refused: wrong_target"
+    assert o.offer(manifest(target=None)) == "refused: wrong_target"
+    assert o.offer(manifest(url="https://u/fw")).startswith("refused: manifest: url must be http")
     assert o.offer(manifest()) == "pending" and o.offer(manifest()) == "refused: busy"
     fetch, calls = server(status=404)
     assert o.step(fetch) == ota.IDLE and o.state["reason"] == "http 404" and calls == [0]

@@ -29,3 +29,10 @@ def test_the_floor_is_written_at_most_every_interval():
     assert due == FLOOR + timebase.FLOOR_EVERY_MS
     state = timebase.floor_written(state, due)
     assert timebase.floor_due(state, timebase.FLOOR_EVERY_MS + 1) == 0
+
+
+def test_a_stale_ack_does_not_set_the_clock_back():
+    state = timebase.on_bridge_time(timebase.start(FLOOR), FLOOR + 3600000, 0)
+    assert timebase.on_bridge_time(state, FLOOR, 1000) == state  # earlier time: kept
+    assert not timebase.answers_this_boot(6, 7)  # an ack of a message from before the boot
+    assert timebase.answers_this_boot(7, 7)

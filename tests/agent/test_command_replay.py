@@ -10,8 +10,8 @@ import pytest
 
 from agent.commands import CONFIG_VERSION_KEY
 from agent.outbox import Outbox
+from protocol import envelope, topics
 from protocol import messages as m
-from protocol import topics
 from tests.agent.standin import BridgeStandIn
 from tests.agent.test_agent_e2e import make
 from tests.harness.mosquitto import Mosquitto
@@ -81,3 +81,47 @@ def test_replayed_expired_and_retained_commands_do_nothing(tmp_path: Path, broke
         assert box.get_json("config_overrides") == {"report.interval_s": 11}
     finally:
         box.close()
+
+
+def test_a_stale_ack_does_not_trust_the_clock_and_held_commands_survive_a_restart(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """An ack queued in the persistent session while the device was off (3 hours old) must not
+    set its clock: a command that has just expired is held, not applied; the held command
+    survives a restart and, once acks of this boot's messages trust the clock, is refused as
+    expired. (Where NTP already synchronises the clock the command is refused at once, which
+    these assertions also accept.)"""
+    dev, bridge = make(tmp_path, broker, interval_s=1)
+    bridge.ack_enabled = False  # nothing sets the clock but the stale ack below
+    dev.start()
+    try:
+        assert bridge.wait_for(lambda g: len(g.data.get("rig-1", {})) >= 2, 20), dev.log()
+        dev.stop()
+        now_ms = time.time_ns() // 1_000_000
+        sent = max(bridge.got.data["rig-1"])
+        stale = m.Ack(
+            sender="standin", seq=9_000, boot=bridge.boot, ts_ms=now_ms - 3 * 3_600_000,
+            device="rig-1", ack_seq=sent,
+        )  # fmt: skip
+        bridge.publish_raw(
+            topics.device("test", "rig-1", topics.Channel.ACK), envelope.seal(stale, bridge.key)
+        )
+        dev.start()  # the stale ack comes out of the session on this connect
+        assert bridge.wait_for(lambda g: len(g.births) >= 2, 20), dev.log()
+        time.sleep(1.0)
+        # expired just now, after the time floor the first run persisted: a clock set back by
+        # the stale ack reads that floor and would apply it
+        expired = bridge.send_command("rig-1", "ping", expires_ms=now_ms - 500)
+        time.sleep(2.0)
+        assert expired not in _answers(bridge, "rig-1"), dev.log()  # held (or refused)
+        dev.stop()  # the held command must outlive this
+        bridge.ack_enabled = True
+        dev.start()
+        assert bridge.wait_for(lambda g: len(g.births) >= 3, 20), dev.log()
+        ping = bridge.send_command("rig-1", "ping")
+        assert bridge.wait_for(lambda g: ping in _answers(bridge, "rig-1"), 20), dev.log()
+    finally:
+        dev.stop()
+        bridge.stop()
+    assert expired not in _answers(bridge, "rig-1")
+    assert f"seq {expired} not applied: command_expired" in dev.log()

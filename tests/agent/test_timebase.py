@@ -25,6 +25,22 @@ def test_bridge_time_corrects_and_makes_the_clock_trusted() -> None:
     assert tb.on_bridge_time(state, 0, 7_000) == state  # a zero ts_ms is no time
 
 
+def test_bridge_time_never_moves_backwards_within_a_boot() -> None:
+    state = tb.on_bridge_time(tb.start(FLOOR), FLOOR + 3_600_000, 5_000)
+    # an ack delayed in flight, stamped earlier than the one taken: the clock stays
+    assert tb.on_bridge_time(state, FLOOR + 3_000, 6_000) == state
+    later = tb.on_bridge_time(state, FLOOR + 3_700_000, 6_000)
+    assert tb.wall(later, 6_000) == FLOOR + 3_700_000
+    # a new boot starts afresh: a raw clock ahead (2099) may be corrected down once
+    fresh = tb.on_bridge_time(tb.start(FLOOR), FLOOR + 10, 4_070_908_800_000)
+    assert tb.wall(fresh, 4_070_908_800_000) == FLOOR + 10
+
+
+def test_only_an_ack_of_this_boots_messages_sets_the_clock() -> None:
+    assert not tb.answers_this_boot(41, 42)  # queued in the persistent session before the boot
+    assert tb.answers_this_boot(42, 42) and tb.answers_this_boot(50, 42)
+
+
 def test_ntp_rules_over_the_bridge() -> None:
     state = tb.on_ntp(tb.on_bridge_time(tb.start(FLOOR), FLOOR + 99, 5), True)
     assert state[tb.QUALITY] == tb.QUALITY_NTP and state[tb.OFFSET] == 0

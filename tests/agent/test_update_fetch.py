@@ -9,8 +9,10 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from agent.update import release
+from agent.update import release, trialclock
+from agent.update.launch import prepare
 from agent.update.machine import Phase, Policy
+from agent.update.trialclock import TrialTime
 from agent.update.worker import Updater
 from tests.agent.update_releases import build, manifest_for
 from tests.harness.artefacts import ArtefactServer
@@ -30,7 +32,9 @@ def server(tmp_path: Path) -> ArtefactServer:
 
 
 def updater(state: Path) -> Updater:
-    return Updater(state, bytes(BRIDGE.verify_key), "1.0.0", POLICY, lambda: 5, 0.0, False)
+    return Updater(
+        state, bytes(BRIDGE.verify_key), "1.0.0", POLICY, lambda: TrialTime("b", 5), 0.0, False
+    )
 
 
 def offer(srv: ArtefactServer, name: str = "1.1.0.tar.gz") -> bytes:
@@ -96,3 +100,21 @@ def test_a_manifest_not_signed_by_the_bridge_is_refused(
     up = updater(tmp_path / "state")
     assert up.offer(forged).startswith("refused: manifest signature")
     assert up.store.load().phase is Phase.IDLE and server.requests == []
+
+
+def test_the_agent_sets_the_trial_deadline_on_the_clock_the_launcher_judges(
+    tmp_path: Path, server: ArtefactServer
+) -> None:
+    """The worker's default clock is the launcher's (trialclock: CLOCK_BOOTTIME and the boot
+    id), not the agent's wall clock, which the bridge's time corrects (hours off after a cut)."""
+    state_dir = tmp_path / "state"
+    up = Updater(state_dir, bytes(BRIDGE.verify_key), "1.0.0", POLICY, retry_delay_s=0.0,
+                 background=False)  # fmt: skip
+    before = trialclock.now()
+    assert up.offer(offer(server)) == "pending"
+    state = up.store.load()
+    after = trialclock.now()
+    assert state.phase is Phase.TRIAL and state.deadline_boot == before.boot == after.boot
+    assert before.ms + POLICY.trial_ms <= state.deadline_ms <= after.ms + POLICY.trial_ms
+    _name, started = prepare(up.store, trialclock.now())  # the launcher starts the trial
+    assert started.phase is Phase.TRIAL and started.starts == 1

@@ -32,6 +32,7 @@ from agent.update.machine import (
     step,
 )
 from agent.update.manifest import Manifest, ManifestError, verify, version_key
+from protocol import cbor
 
 POLICY = Policy(retries=3, max_starts=2, trial_ms=1000)
 DIGEST = hashlib.sha256(b"release").digest()
@@ -56,6 +57,25 @@ def test_offer_starts_a_download_from_zero() -> None:
     assert t.state.running == "1.0.0" and t.state.target == "1.1.0"
     assert t.state.retries_left == 3 and t.state.sha256 == DIGEST.hex()
     assert t.effects == (Discard(), Fetch("http://h/r.tgz", 0))
+
+
+def test_a_release_for_another_target_is_refused() -> None:
+    esp32 = Manifest("1.1.0", DIGEST, "http://h/fw.bin", 7, "0", "esp32")
+    t = step(UpdateState(), Offer(esp32, "1.0.0", POLICY))
+    assert t.refused is Refusal.WRONG_TARGET and not t.changed and t.effects == ()
+
+
+def test_the_target_is_signed_and_required() -> None:
+    key = nacl.signing.SigningKey(bytes(range(32)))
+    esp32 = Manifest("1.1.0", DIGEST, "http://h/fw.bin", 7, "0", "esp32")
+    assert verify(esp32.sign(key), bytes(key.verify_key)).target == "esp32"
+    with pytest.raises(ManifestError, match="target 'pc' must be one of esp32, linux-agent"):
+        Manifest("1.1.0", DIGEST, "http://h/r.tgz", 7, "0", "pc")
+    with pytest.raises(ManifestError, match="esp32 image is downloaded over http://"):
+        Manifest("1.1.0", DIGEST, "https://h/fw.bin", 7, "0", "esp32")
+    untargeted = {1: "1.1.0", 2: DIGEST, 3: "http://h/r.tgz", 4: "0", 5: 7}
+    with pytest.raises(ManifestError, match="lacks key 6"):
+        Manifest.decode(cbor.dumps(untargeted))
 
 
 @pytest.mark.parametrize(
@@ -112,6 +132,14 @@ def test_trial_commits_on_its_own_ack_and_raises_the_floor() -> None:
     assert again.refused is Refusal.DOWNGRADE
 
 
+def test_a_commit_without_min_version_still_refuses_older_releases() -> None:
+    s = on_trial()  # min_version "0": the manifest's default
+    t = step(s, Acked("1.1.0"))
+    assert t.state.floor == "1.1.0"
+    assert step(t.state, Offer(manifest("1.0.9"), "1.1.0", POLICY)).refused is Refusal.DOWNGRADE
+    assert step(t.state, Offer(manifest("1.2.0"), "1.1.0", POLICY)).refused is None
+
+
 def test_trial_rolls_back_after_max_starts() -> None:
     s = on_trial()
     s = step(s, Started(10)).state
@@ -120,6 +148,19 @@ def test_trial_rolls_back_after_max_starts() -> None:
     t = step(s, Started(30))
     assert t.state.phase is Phase.ROLLED_BACK and t.state.running == "1.0.0"
     assert t.state.reason == "2 failed starts" and expected_current(t.state) == "1.0.0"
+
+
+def test_a_new_boot_rearms_the_trial_deadline_on_its_own_clock() -> None:
+    s = step(step(offered(), Downloaded(True)).state, Unpacked(5_000, "boot-a")).state
+    assert s.deadline_ms == 6_000 and s.deadline_boot == "boot-a"
+    # a power cut: CLOCK_BOOTTIME starts again near 0 in boot-b; the trial gets trial_ms again
+    t = step(s, Started(200, "boot-b"))
+    assert t.state.phase is Phase.TRIAL and t.state.starts == 1
+    assert (t.state.deadline_ms, t.state.deadline_boot) == (1_200, "boot-b")
+    assert not step(t.state, Tick(1_200, "boot-b")).changed
+    assert step(t.state, Tick(1_201, "boot-b")).state.phase is Phase.ROLLED_BACK
+    # a Tick seen first in another boot re-arms too (never judged across boots)
+    assert step(s, Tick(10, "boot-c")).state.deadline_ms == 1_010
 
 
 def test_trial_rolls_back_at_the_deadline_whether_started_or_ticking() -> None:

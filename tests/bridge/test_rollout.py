@@ -46,6 +46,12 @@ def test_fleet_manifest_and_rollout_from_the_cli(tmp_path: Path) -> None:
     assert manifest == Manifest(
         "0.2.0", hashlib.sha256(b"release bytes").digest(), "https://u/r.tgz", 13, "0.2"
     )
+    assert manifest.target == "linux-agent"  # the default
+    default = tmp_path / "default.cbor"
+    bridge_cli("fleet", "manifest", "--version", "0.3.0", "--url", "https://u/r.tgz",
+               "--file", str(release), "--out", str(default), *cli)  # fmt: skip
+    # without --min-version the floor is the release itself: nothing older can follow it
+    assert verify(default.read_bytes(), bytes.fromhex(bridge.public_key_hex)).min_version == "0.3.0"
     dry = bridge_cli("fleet", "rollout", "--manifest", str(out), "--percent", "100",
                      "--dry-run", *cli)  # fmt: skip
     assert dry.stdout.strip() == "(no device)"
@@ -58,3 +64,28 @@ def test_fleet_manifest_and_rollout_from_the_cli(tmp_path: Path) -> None:
     assert (
         bad.returncode == 2 and "give --manifest FILE, or --version, --url and --file" in bad.stderr
     )
+
+
+def test_a_rollout_reaches_only_the_kinds_that_run_the_manifests_target(tmp_path: Path) -> None:
+    bridge = Bridge.create(tmp_path / "bridge", "mqtt://127.0.0.1:9")  # no broker needed
+    bridge.device(tmp_path, "fr-1", "fridge", "mqtt://127.0.0.1:9", "alice")
+    image = tmp_path / "fw.bin"
+    image.write_bytes(b"firmware image")
+    cli = ["--data", str(bridge.data), "--config", str(bridge.config)]
+    out = {t: tmp_path / f"{t}.cbor" for t in ("linux-agent", "esp32")}
+    for target, path in out.items():
+        bridge_cli("fleet", "manifest", "--version", "0.2.0", "--url", "http://u/r.bin", "--file",
+                   str(image), "--target", target, "--out", str(path), *cli)  # fmt: skip
+        signed = verify(path.read_bytes(), bytes.fromhex(bridge.public_key_hex))
+        assert signed.target == target
+    dry = {
+        t: bridge_cli(
+            "fleet", "rollout", "--manifest", str(p), "--percent", "100", "--dry-run", *cli
+        ).stdout.strip()
+        for t, p in out.items()
+    }
+    assert dry == {"linux-agent": "fr-1", "esp32": "(no device)"}  # a fridge runs the agent
+    bad = bridge_cli("fleet", "manifest", "--version", "0.2.0", "--url", "https://u/r.bin",
+                     "--file", str(image), "--target", "esp32", "--out", str(tmp_path / "x"),
+                     *cli, check=False)  # fmt: skip
+    assert bad.returncode == 2 and "esp32 image is downloaded over http://" in bad.stderr
