@@ -96,7 +96,6 @@ class Agent:
             cfg.bridge_public_key,
             agent.__version__,
             Policy(cfg.update_retries, cfg.update_max_starts, int(cfg.update_trial_s * 1000)),
-            self.clock.wall_ms,
         )
         now = self.clock.mono_ms()
         self._sensor_ok_ms = self._drained_ms = now

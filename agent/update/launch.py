@@ -34,12 +34,10 @@ from agent.update.worker import EXIT_RESTART
 log = logging.getLogger("agent.update.launch")
 
 TICK_S = 1.0
+TRIAL_TICK_S = 5.0
+"""A trial's elapsed time is persisted this often (a write per second would wear an SD card)."""
 TRIAL_RESTART_DELAY_S = 1.0
 STOP_TIMEOUT_S = 15.0
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def command_for(
@@ -57,10 +55,10 @@ def command_for(
     return [sys.executable, "-m", "agent.cli", *agent_args], env
 
 
-def prepare(store: UpdateStore, now_ms: int) -> tuple[str, UpdateState]:
+def prepare(store: UpdateStore) -> tuple[str, UpdateState]:
     """Before a start: count it (Started), then point `current` where the state says. The
     release to start ("" the base install) and the state."""
-    t = store.apply(Started(now_ms))
+    t = store.apply(Started())
     state = t.state
     if t.changed and state.phase is Phase.ROLLED_BACK:
         log.warning("launch: rolled back to %r: %s", state.running or "base", state.reason)
@@ -88,7 +86,7 @@ class Launcher:
 
     def run(self) -> int:
         while True:
-            name, state = prepare(self.store, wall_ms())
+            name, state = prepare(self.store)
             log.info("launch: starting %s (%s)", name or "the base install", state.phase.value)
             code = self._run_child(name)
             if self.stopping:
@@ -107,15 +105,18 @@ class Launcher:
     def _run_child(self, name: str) -> int:
         cmd, env = command_for(self.dir, name, self.args)
         self.child = subprocess.Popen(cmd, env=env, cwd=self.dir)
+        counted = time.monotonic()  # the trial time runs on this clock, never the wall clock
         try:
             while True:
                 try:
                     return self.child.wait(TICK_S)
                 except subprocess.TimeoutExpired:
                     pass
-                if self.store.load().phase is not Phase.TRIAL:
+                now = time.monotonic()
+                if now - counted < TRIAL_TICK_S or self.store.load().phase is not Phase.TRIAL:
                     continue
-                t = self.store.apply(Tick(wall_ms()))
+                elapsed_ms, counted = int((now - counted) * 1000), now
+                t = self.store.apply(Tick(elapsed_ms))
                 if t.state.phase is Phase.ROLLED_BACK:
                     log.warning("launch: %s; stopping the trial release", t.state.reason)
                     self.child.send_signal(signal.SIGTERM)

@@ -3,7 +3,14 @@ and the effects the I/O shell carries out. Nothing here touches a file, a socket
 
     idle/committed/rolled_back --Offer--> downloading --Downloaded(ok)--> staged
     staged --Unpacked--> trial (current -> target; restart) --Acked--> committed
-    trial --Started beyond max_starts, or Tick/Started past the deadline--> rolled_back
+    trial --Started beyond max_starts, or its trial time used up (Tick)--> rolled_back
+
+The trial time is counted on the launcher's monotonic clock, only while the trial release
+runs (Tick carries the milliseconds elapsed), never on the wall clock: a device without a
+real-time clock may boot in 1970 and jump years when NTP or the bridge sets it (agent/
+timebase.py), which would roll a good release back at once or keep a bad one for ever. Time
+powered off does not count; each start does (max_starts), so a release that crashes or hangs
+the machine before its first Tick still runs out.
 
 The caller persists the new state (atomically) BEFORE it carries out the effects, and every
 effect is idempotent, so a power cut anywhere replays from the last persisted state: a
@@ -20,6 +27,7 @@ from typing import Any
 
 from agent.update.manifest import Manifest, version_key
 
+TRIAL_TIME_UP = "no acked report within the trial time"
 BASE = ""
 """The release name of the base install (the venv systemd's unit points at): no symlink."""
 
@@ -67,7 +75,7 @@ class UpdateState:
     trial_ms: int = 0
     previous: str = BASE  # what ran before the switch (the rollback target)
     starts: int = 0  # starts of the trial release so far
-    deadline_ms: int = 0  # wall time by which the trial release must be committed
+    trial_left_ms: int = 0  # trial time left, counted only while the trial release runs
     reason: str = ""  # why the last update stopped (refused, failed, rolled back)
 
     def to_json(self) -> dict[str, Any]:
@@ -80,6 +88,9 @@ class UpdateState:
         known = {f for f in cls.__dataclass_fields__}
         fields = {k: v for k, v in doc.items() if k in known}
         fields["phase"] = Phase(fields.get("phase", Phase.IDLE))
+        if "deadline_ms" in doc and "trial_left_ms" not in doc:
+            # a trial persisted with a wall-clock deadline: it gets its whole trial time again
+            fields["trial_left_ms"] = fields.get("trial_ms", 0)
         return cls(**fields)
 
 
@@ -110,7 +121,7 @@ class Downloaded:
 
 @dataclass(frozen=True)
 class Unpacked:
-    now_ms: int  # releases/<target>/ is in place
+    """releases/<target>/ is in place."""
 
 
 @dataclass(frozen=True)
@@ -120,12 +131,12 @@ class UnpackFailed:
 
 @dataclass(frozen=True)
 class Started:
-    now_ms: int  # the launcher is about to start `current`
+    """The launcher is about to start `current`."""
 
 
 @dataclass(frozen=True)
 class Tick:
-    now_ms: int  # the launcher's periodic look while a trial runs
+    elapsed_ms: int  # monotonic time the trial release ran since the launcher's last Tick
 
 
 @dataclass(frozen=True)
@@ -229,7 +240,7 @@ def step(state: UpdateState, event: Event) -> Transition:
                 max_starts=policy.max_starts,
                 trial_ms=policy.trial_ms,
                 starts=0,
-                deadline_ms=0,
+                trial_left_ms=0,
                 reason="",
             )
             return Transition(nxt, (Discard(), Fetch(manifest.url, 0)))
@@ -246,27 +257,28 @@ def step(state: UpdateState, event: Event) -> Transition:
             if not digest_ok:
                 return _stop(state, "sha256 mismatch")
             return Transition(replace(state, phase=Phase.STAGED), (Unpack(state.target),))
-        case Unpacked(now_ms) if phase is Phase.STAGED:
+        case Unpacked() if phase is Phase.STAGED:
             nxt = replace(
                 state,
                 phase=Phase.TRIAL,
                 previous=state.running,
                 starts=0,
-                deadline_ms=now_ms + state.trial_ms,
+                trial_left_ms=state.trial_ms,
             )
             return Transition(nxt, (Restart(),))
         case UnpackFailed(why) if phase is Phase.STAGED:
             return _stop(state, f"unpack failed: {why}"[:120])
-        case Started(now_ms) if phase is Phase.TRIAL:
-            if now_ms > state.deadline_ms:
-                return _rollback(state, "no acked report before the deadline")
+        case Started() if phase is Phase.TRIAL:
+            if state.trial_left_ms <= 0:
+                return _rollback(state, TRIAL_TIME_UP)
             if state.starts >= state.max_starts:
                 return _rollback(state, f"{state.starts} failed starts")
             return Transition(replace(state, starts=state.starts + 1))
-        case Tick(now_ms) if phase is Phase.TRIAL:
-            if now_ms > state.deadline_ms:
-                return _rollback(state, "no acked report before the deadline")
-            return _same(state)
+        case Tick(elapsed_ms) if phase is Phase.TRIAL:
+            left = state.trial_left_ms - max(elapsed_ms, 0)
+            if left <= 0:
+                return _rollback(replace(state, trial_left_ms=0), TRIAL_TIME_UP)
+            return Transition(replace(state, trial_left_ms=left))
         case Acked(version) if phase is Phase.TRIAL and version == state.target:
             floor = max(state.floor, state.min_version, key=version_key)
             return Transition(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from agent.update import release
@@ -46,7 +45,6 @@ class Updater:
         bridge_public_key: bytes,
         running_version: str,
         policy: Policy,
-        wall_ms: Callable[[], int],
         retry_delay_s: float = RETRY_DELAY_S,
         background: bool = True,
     ) -> None:
@@ -56,7 +54,6 @@ class Updater:
         self.bridge_public_key = bridge_public_key
         self.version = running_version
         self.policy = policy
-        self.wall_ms = wall_ms
         self.retry_delay_s = retry_delay_s
         self.background = background
         self.restart = threading.Event()  # the main loop stops and exits EXIT_RESTART
@@ -150,7 +147,7 @@ class Updater:
                     log.warning("update: %s", exc)
                     return self.store.apply(UnpackFailed(str(exc))).effects
                 release.discard(self.dir)
-                return self.store.apply(Unpacked(self.wall_ms())).effects
+                return self.store.apply(Unpacked()).effects
             case Restart():
                 log.info("update: switching to %s; restarting", self.store.load().target)
                 self.restart.set()

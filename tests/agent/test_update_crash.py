@@ -63,7 +63,7 @@ def artefact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 
 def boot(state: Path, version: str, store: UpdateStore) -> Updater:
     """One run of release `version`: resume a half-done update."""
-    up = Updater(state, bytes(BRIDGE.verify_key), version, POLICY, lambda: 1, 0.0, False)
+    up = Updater(state, bytes(BRIDGE.verify_key), version, POLICY, 0.0, False)
     up.store = store
     up.on_trial = store.load().phase is Phase.TRIAL and store.load().target == version
     up.resume()
@@ -83,7 +83,7 @@ def run_update(state: Path, server: ArtefactServer, cut_at: int | None, after: b
         pass
     for _boot in range(6):  # boots until committed (one cut: a few suffice)
         try:
-            name, _state = prepare(store, 10)
+            name, _state = prepare(store)
             assert release.current(state) == name
             if name:
                 assert (release.release_dir(state, name) / release.MARKER).exists()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.update.machine import TRIAL_TIME_UP
 from protocol import cose
 from protocol import messages as m
 from tests.agent.harness import ROOT, wait
@@ -96,7 +97,7 @@ def test_good_bad_and_silent_releases(tmp_path: Path, private_broker: Mosquitto)
         update("0.4.0")
         assert wait(lambda: state(dev.dir).get("target") == "0.4.0", 30), journal()
         assert wait(lambda: state(dev.dir).get("phase") == "rolled_back", TRIAL_S + 40), journal()
-        assert state(dev.dir)["reason"] == "no acked report before the deadline"
+        assert state(dev.dir)["reason"] == TRIAL_TIME_UP
         assert state(dev.dir)["running"] == "0.2.0"
         good = dev.dir / "releases" / "0.2.0"
         assert wait(lambda: (dev.dir / "current").resolve() == good, 30), journal()

@@ -30,7 +30,7 @@ def server(tmp_path: Path) -> ArtefactServer:
 
 
 def updater(state: Path) -> Updater:
-    return Updater(state, bytes(BRIDGE.verify_key), "1.0.0", POLICY, lambda: 5, 0.0, False)
+    return Updater(state, bytes(BRIDGE.verify_key), "1.0.0", POLICY, 0.0, False)
 
 
 def offer(srv: ArtefactServer, name: str = "1.1.0.tar.gz") -> bytes:

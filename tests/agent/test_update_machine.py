@@ -10,6 +10,7 @@ import nacl.signing
 import pytest
 
 from agent.update.machine import (
+    TRIAL_TIME_UP,
     Acked,
     Discard,
     Downloaded,
@@ -45,9 +46,9 @@ def offered(version: str = "1.1.0", min_version: str = "0") -> UpdateState:
     return step(UpdateState(), Offer(manifest(version, min_version), "1.0.0", POLICY)).state
 
 
-def on_trial(now_ms: int = 0) -> UpdateState:
+def on_trial() -> UpdateState:
     s = step(offered(), Downloaded(True)).state
-    return step(s, Unpacked(now_ms)).state
+    return step(s, Unpacked()).state
 
 
 def test_offer_starts_a_download_from_zero() -> None:
@@ -96,9 +97,9 @@ def test_a_bad_digest_stops_and_a_good_one_unpacks_then_switches() -> None:
     assert expected_current(t.state) == "1.0.0"  # not switched yet
     bad = step(t.state, UnpackFailed("truncated"))
     assert bad.state.phase is Phase.IDLE and bad.state.reason == "unpack failed: truncated"
-    t = step(t.state, Unpacked(500))
+    t = step(t.state, Unpacked())
     assert t.state.phase is Phase.TRIAL and t.effects == (Restart(),)
-    assert t.state.previous == "1.0.0" and t.state.deadline_ms == 1500
+    assert t.state.previous == "1.0.0" and t.state.trial_left_ms == 1000
     assert expected_current(t.state) == "1.1.0"
 
 
@@ -114,24 +115,43 @@ def test_trial_commits_on_its_own_ack_and_raises_the_floor() -> None:
 
 def test_trial_rolls_back_after_max_starts() -> None:
     s = on_trial()
-    s = step(s, Started(10)).state
-    s = step(s, Started(20)).state
+    s = step(s, Started()).state
+    s = step(s, Started()).state
     assert s.phase is Phase.TRIAL and s.starts == 2
-    t = step(s, Started(30))
+    t = step(s, Started())
     assert t.state.phase is Phase.ROLLED_BACK and t.state.running == "1.0.0"
     assert t.state.reason == "2 failed starts" and expected_current(t.state) == "1.0.0"
 
 
-def test_trial_rolls_back_at_the_deadline_whether_started_or_ticking() -> None:
-    s = step(on_trial(0), Started(10)).state
-    assert not step(s, Tick(1000)).changed
-    assert step(s, Tick(1001)).state.phase is Phase.ROLLED_BACK
-    assert step(s, Started(1001)).state.phase is Phase.ROLLED_BACK
+def test_trial_rolls_back_when_its_running_time_is_used_up_whether_started_or_ticking() -> None:
+    s = step(on_trial(), Started()).state
+    s = step(s, Tick(600)).state
+    assert s.phase is Phase.TRIAL and s.trial_left_ms == 400
+    assert step(s, Tick(399)).state.trial_left_ms == 1
+    used_up = step(s, Tick(400)).state
+    assert used_up.phase is Phase.ROLLED_BACK and used_up.reason == TRIAL_TIME_UP
+    assert step(replace(s, trial_left_ms=0), Started()).state.phase is Phase.ROLLED_BACK
+    assert step(s, Tick(-5)).state == s  # a clock read twice out of order uses nothing up
+
+
+def test_the_trial_time_ignores_the_wall_clock() -> None:
+    # No event carries wall time: however the clock jumps (a board booting in 1970 that NTP
+    # sets to today, or back), only the time the release ran counts. Power cuts between starts
+    # use up starts, not time.
+    s = on_trial()
+    for _ in range(POLICY.max_starts):
+        s = step(s, Started()).state
+        assert s.phase is Phase.TRIAL and s.trial_left_ms == POLICY.trial_ms
+
+
+def test_a_trial_persisted_with_a_wall_clock_deadline_gets_its_whole_time() -> None:
+    old = {"phase": "trial", "target": "1.1.0", "trial_ms": 1000, "deadline_ms": 1_700_000_000_000}
+    assert UpdateState.from_json(old).trial_left_ms == 1000
 
 
 def test_starts_outside_a_trial_count_nothing() -> None:
     for s in (UpdateState(), offered(), replace(on_trial(), phase=Phase.COMMITTED)):
-        assert not step(s, Started(10**12)).changed
+        assert not step(s, Started()).changed
 
 
 def test_resume_after_a_restart() -> None:
@@ -142,7 +162,7 @@ def test_resume_after_a_restart() -> None:
 
 
 def test_state_round_trips_through_json() -> None:
-    s = on_trial(7)
+    s = step(on_trial(), Tick(7)).state  # a trial part used up survives the round trip
     assert UpdateState.from_json(s.to_json()) == s
     assert UpdateState.from_json(None) == UpdateState()
 
