@@ -209,7 +209,10 @@ def blake2b(data, digest_size=64):
 
 def open_box(box, nonce, their_public, my_secret):
     """crypto_box_open (NaCl): the plaintext, or ValueError when the tag does not verify."""
-    key = hsalsa20(x25519(my_secret, their_public), bytes(16))
+    shared = x25519(my_secret, their_public)
+    if shared == bytes(32):  # a low-order point: libsodium's crypto_scalarmult refuses it too
+        raise ValueError("box key is a low-order point")
+    key = hsalsa20(shared, bytes(16))
     sub = hsalsa20(key, nonce[:16])
     if len(box) < 16:
         raise ValueError("box shorter than its tag")

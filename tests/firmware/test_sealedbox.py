@@ -55,6 +55,9 @@ def test_refuses_another_key_and_any_flipped_bit() -> None:
             sb.open_sealed(bytes(bad), bytes(key), bytes(key.verify_key))
     with pytest.raises(ValueError, match="shorter"):
         sb.open_sealed(data[:47], bytes(key), bytes(key.verify_key))
+    # an ephemeral key of low order makes a shared secret anyone knows: refused, as by libsodium
+    with pytest.raises(ValueError, match="low-order"):
+        sb.open_sealed(bytes(32) + data[32:], bytes(key), bytes(key.verify_key))
 
 
 def test_the_bridge_credentials_open_in_micropython(micropython: MicroPython) -> None:
