@@ -24,7 +24,6 @@ import cose
 import ed25519
 import messages
 import mqtt
-import sealedbox
 
 DONE = "done"
 RETRY = "retry"
@@ -127,6 +126,8 @@ def ensure(hw, storage, cfg, log):
     if f["result"] != "enrolled":
         log("claim: refused (%s)" % f["reason"])
         return REFUSED
+    import sealedbox  # only a board that claims loads it (the heap is small)
+
     try:
         creds = cbor.decode(sealedbox.open_sealed(f["sealed"], seed, key.public))
         username, password = creds[1], creds[2]
