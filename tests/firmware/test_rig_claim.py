@@ -24,16 +24,18 @@ from tools.virtual_esp32 import VirtualEsp32
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-def claim_rig(tmp: Path, bridge: Bridge, broker: Mosquitto, claim_hex: str) -> VirtualEsp32:
+def claim_rig(
+    tmp: Path, bridge: Bridge, broker: Mosquitto, claim_hex: str, device: str = DEVICE
+) -> VirtualEsp32:
     """A provisioned board's config (device id, bridge key, broker, baseline) without its key
     and broker password, with a claim token instead: what a factory line flashes."""
-    out = tmp / DEVICE
+    out = tmp / device
     cli(
-        "provision", "--device-id", DEVICE, "--fleet", "test", "--kind", "mcu",
+        "provision", "--device-id", device, "--fleet", "test", "--kind", "mcu",
         "--target", "esp32", "--out", str(out), "--bridge-key", bridge.public_key_hex,
         "--mqtt-url", broker.url, "--json",
     )  # fmt: skip
-    rig = VirtualEsp32(out / "board", tmp / "rig", heapsize=RIG_HEAP)
+    rig = VirtualEsp32(out / "board", tmp / f"rig-{device}", heapsize=RIG_HEAP)
     rig.build()
     for name in ("device.key", "key.json"):
         (rig.flash / name).unlink()
@@ -64,6 +66,7 @@ def test_virtual_esp32_enrolls_by_claim_once_through_a_power_cut(
     rig = claim_rig(tmp_path, bridge, private_broker, tokens[0]["claim"])
     bridge.start()  # once, so that the broker keeps the bridge's session while it is down
     bridge.stop()
+    thief: VirtualEsp32 | None = None
     try:
         # 1. first boot with the bridge down: the key is made and the claim published, but no
         # answer comes; the power is cut while the board waits for it
@@ -87,10 +90,19 @@ def test_virtual_esp32_enrolls_by_claim_once_through_a_power_cut(
         rig.start()
         n = len(events(bridge))
         assert wait(lambda: len(events(bridge)) >= n + 2, 60), rig.console()[-3000:]
+        # 4. another board flashed with the same (spent) token is refused and stays unenrolled
+        thief = claim_rig(tmp_path, bridge, private_broker, tokens[0]["claim"], "esp32-rig-2")
+        thief.start()
+        assert wait(lambda: "claim: refused (claim_used)" in thief.console(), 60), thief.console()[
+            -3000:
+        ]
     finally:
+        if thief is not None and thief.running:
+            thief.kill()
         if rig.running:
             rig.stop()
     bridge.stop()
+    assert bridge.query("SELECT device_id FROM devices") == [(DEVICE,)]
     console = rig.console()
     assert console.count("claim: enrolled as") == 1
     keys = bridge.query("SELECT kid FROM device_keys WHERE device_id = ?", (DEVICE,))
