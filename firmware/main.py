@@ -28,6 +28,7 @@ def main():
         print("config:", exc)
         sys.exit(2)
     hw = board.hardware(cfg, data_dir)
+    cfg = enroll(hw, flash, cfg)
     import device
 
     dev = device.Device(hw, flash)
@@ -39,6 +40,31 @@ def main():
     except Exception as exc:  # the last crash, kept for a diag command after the reset
         record_crash(flash, "%s: %s" % (type(exc).__name__, exc))
         raise
+
+
+def enroll(hw, flash, cfg):
+    """Make the key and claim the credentials on first boot (claim.py), retried with backoff
+    until the bridge answers; the configuration the device then runs with."""
+    import claim
+
+    if not claim.needed(flash, cfg):
+        return cfg
+    import backoff
+    import wifi
+
+    net = wifi.Wifi(hw.wlan, cfg["wifi"]["ssid"], cfg["wifi"]["password"],
+                    backoff.Backoff(hw.getrandbits, 500, 30000))  # fmt: skip
+    delay_ms = 1000
+    while True:
+        while not net.step(hw.ticks_ms()):
+            time.sleep_ms(50)
+        outcome = claim.ensure(hw, flash, cfg, print)
+        if outcome == claim.DONE:
+            return config.load(flash)  # with the claimed broker credentials
+        if outcome == claim.REFUSED:
+            delay_ms = 600000  # only a new token (a new config.json) helps; look again later
+        time.sleep_ms(delay_ms)
+        delay_ms = min(delay_ms * 2, 600000)
 
 
 def record_crash(flash, reason):

@@ -8,6 +8,11 @@ flash, and the simulated MPU-6050 is its sensor. What differs from a board: no W
     rig = VirtualEsp32(board_dir, workdir, heapsize="192k")
     rig.start(); rig.press_button(); rig.kill(); rig.start(); rig.stop()
 
+A reset the firmware asks for (machine.reset(), e.g. into a firmware update: the unix port
+exits with board.RESET_EXIT) starts the process again at once, as a board's reset boots what
+its partition table (ota.SimTable in the flash directory) names; `follow_resets=False` lets
+it end instead.
+
 From the command line (runs in the foreground, Ctrl-C stops it cleanly):
 
     python -m tools.virtual_esp32 --board DIR/board --work /tmp/esp32-1 [--heapsize 192k]
@@ -21,11 +26,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+from agent.provision_esp32 import firmware_module
 from tools import firmware_build
 from tools.procs import die_with_parent
 
+RESET_EXIT: int = firmware_module("board").RESET_EXIT
+"""The unix port's exit status for machine.reset() (defined in firmware/lib/board.py)."""
 DEFAULT_HEAP = "256k"
 """The whole firmware needs about 224 KB in the 64-bit unix port (python -m tools.bench --only
 firmware); 127 KB of it is loaded bytecode, which stays in flash on a board."""
@@ -53,6 +62,7 @@ class VirtualEsp32:
         micropython: str | None = None,
         prefix: list[str] | None = None,
         main: Path | None = None,
+        follow_resets: bool = True,
     ) -> None:
         """`prefix` runs the process under another command (the HIL bench's `ip netns exec`);
         `main` replaces firmware/main.py (the bench's wrapper that adds fault injection)."""
@@ -67,6 +77,9 @@ class VirtualEsp32:
         self.log_path = workdir / "console.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.resets = 0  # resets the firmware asked for, each followed by a start
+        self.follow_resets = follow_resets
+        self._lock = threading.RLock()  # start/stop against the thread that follows resets
 
     def build(self) -> None:
         """Compile the library and copy the board's files to its flash (once: the flash then
@@ -89,8 +102,15 @@ class VirtualEsp32:
     def start(self) -> VirtualEsp32:
         """Power on: run main.py until stop() or kill()."""
         self.build()
-        if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError("the virtual ESP32 is already running")
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None:
+                raise RuntimeError("the virtual ESP32 is already running")
+            self._spawn()
+            if self.follow_resets:
+                threading.Thread(target=self._follow, args=(self.proc,), daemon=True).start()
+        return self
+
+    def _spawn(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             [
@@ -109,7 +129,21 @@ class VirtualEsp32:
         )
         log.close()
         self.starts += 1
-        return self
+
+    def _follow(self, proc: subprocess.Popen[bytes]) -> None:
+        """Start the board again each time its process ends by a reset the firmware asked
+        for; not when stop() or kill() ended it (they take the process first). The restarted
+        process is this thread's child and the thread lives as long as it does: die_with_parent
+        (PR_SET_PDEATHSIG) kills a child when the thread that started it ends."""
+        while True:
+            code = proc.wait()
+            with self._lock:
+                if self.proc is not proc or code != RESET_EXIT:
+                    return
+                self.resets += 1
+                self._spawn()
+                assert self.proc is not None
+                proc = self.proc
 
     @property
     def running(self) -> bool:
@@ -124,14 +158,15 @@ class VirtualEsp32:
         return self._signal(signal.SIGKILL, 10)
 
     def _signal(self, sig: int, timeout_s: float) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
+        with self._lock:
+            proc, self.proc = self.proc, None
+        assert proc is not None
+        proc.send_signal(sig)
         try:
-            code = self.proc.wait(timeout_s)
+            code = proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self.proc = None
+            proc.kill()
+            code = proc.wait()
         return code
 
     def press_button(self) -> None:

@@ -20,6 +20,9 @@ ESP32 = sys.platform == "esp32"
 DATA_DIR = "/data"
 # MicroPython ports whose epoch is 2000-01-01 (older ESP32 builds) need this many seconds more
 _EPOCH_2000_S = 946684800
+RESET_EXIT = 3
+"""The unix port's exit status for machine.reset(): the virtual ESP32 starts the process again
+(tools/virtual_esp32.py), as a board's reset boots what its partition table names."""
 
 
 class Hardware:
@@ -35,6 +38,11 @@ class Hardware:
         self.getrandbits = random.getrandbits
         self.log = print
         self._epoch_s = _EPOCH_2000_S if time.gmtime(0)[0] == 2000 else 0
+
+    def image_version(self):
+        """The version of the image running, when the image says (the unix port's simulated
+        images); None: the firmware's own VERSION."""
+        return None
 
     def wall_ms(self):
         return time.time_ns() // 1000000 + self._epoch_s * 1000
@@ -175,8 +183,13 @@ class UnixPort(Hardware):
         self.running_partition = self.ota_table.running()
         self.mark_valid = self.ota_table.mark_app_valid_cancel_rollback
 
+    def image_version(self):
+        import ota
+
+        return ota.image_version(self.running_partition)
+
     def reset(self):
-        raise SystemExit("reset")  # the unix port's run script starts it again
+        raise SystemExit(RESET_EXIT)  # the virtual ESP32 starts the process again
 
     def button(self):
         import os

@@ -53,6 +53,9 @@ SCHEMA = {  # type: dict
         "priority": (255, "int", 0, 255, "255"),
         "cooldown_s": (10, "int", 0, 86400, "10"),
     },
+    "claim": {  # enrollment by claim (claim.py): used once, when device.key is missing
+        "token": ("", "str", 0, 1024, '"<hex of a token of cloud-bridge claims issue>"'),
+    },
     "baseline": {},  # the enrolled fingerprint: keys "0".."23", signed 64-bit integers
 }
 EMERGENCIES = ("illness", "disaster", "education")

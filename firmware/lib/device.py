@@ -102,8 +102,10 @@ class Device:
         self._session = None  # reserved for the next connection
         self.session = 0
         self.box = Outbox(storage, self.cfg["outbox"]["max_messages"])
+        image = hw.image_version()  # a simulated image names its version (the unix port)
+        self.version = "fw-" + image if image else VERSION
         self.ota = ota.Ota(storage, hw.running_partition, hw.mark_valid, bridge_pub,
-                           version=VERSION[3:] if VERSION.startswith("fw-") else VERSION)
+                           version=self.version[3:])
         if self.ota.on_boot() == ota.ROLLED_BACK:
             self.log("update: rolled back (%s)" % self.ota.state.get("reason"))
         self._trial_ack = None  # on trial: the ack that shows this firmware's reports arrive
@@ -142,8 +144,8 @@ class Device:
         self.imu_health = mpu6050.Health()  # read errors and a frozen part, for the telemetry
         self._next_report = hw.ticks_ms()
         self._last_fired = None
-        self.log("boot %d: %s, kid %s, outbox %d (next seq %d)" % (
-            self.boot, self.device_id, self.kid.hex(), len(self.box), self.box.next_seq()))
+        self.log("boot %d: %s %s, kid %s, outbox %d (next seq %d)" % (
+            self.boot, self.device_id, self.version, self.kid.hex(), len(self.box), self.box.next_seq()))
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -282,7 +284,7 @@ class Device:
             self.client.subscribe(f, 1)
         fields = self._head(2 * session)
         fields.update({
-            "agent_version": VERSION,
+            "agent_version": self.version,
             "model_id": self.model.model_id,
             "model_sha256": self.model.model_sha256,
             "config_sha256": self.config_sha256,

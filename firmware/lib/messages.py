@@ -114,6 +114,12 @@ FIELDS = {
         (16, "mqtt_hash", "t", ""),
         (18, "claim", "b", b""),
     )),
+    CLAIM_ANSWER: ("ClaimAnswer", (
+        (10, "device", "t", REQUIRED),
+        (11, "result", "t", REQUIRED),
+        (12, "reason", "t", ""),
+        (13, "sealed", "b", b""),
+    )),
     DIAG: ("Diag", (
         (10, "uptime_s", "u", REQUIRED),
         (11, "crash", "t", ""),
@@ -159,7 +165,7 @@ BODIES = {
 }
 KEY_TRIGGER = 17
 
-RECEIVED = (ACK, BRIDGE_STATE, COMMAND)
+RECEIVED = (ACK, BRIDGE_STATE, COMMAND, CLAIM_ANSWER)
 """The kinds `decode` accepts: what the bridge sends a device."""
 
 

@@ -31,6 +31,10 @@ BLOCK = 4096
 RETRIES = 5
 TARGET = "esp32"  # the manifest's target this firmware takes (agent/update/manifest.py)
 
+SIM_IMAGE_MAGIC = b"CPFW-SIM "
+"""A simulated image (the unix port) starts with this, then its version and a newline: the
+firmware reads the version of the image its partition table booted (image_version)."""
+
 IDLE = "idle"
 DOWNLOADING = "downloading"
 TRIAL = "trial"
@@ -195,6 +199,22 @@ class Ota:
         return True
 
 
+def image_version(partition):
+    """The version a simulated image in `partition` names, or None (no image written, or a
+    real ESP32 image, whose version is the VERSION frozen into it)."""
+    buf = bytearray(64)
+    partition.readblocks(0, buf)
+    head = bytes(buf)
+    if not head.startswith(SIM_IMAGE_MAGIC) or b"\n" not in head:
+        return None
+    text = head[len(SIM_IMAGE_MAGIC) : head.index(b"\n")].decode()
+    try:
+        version_key(text)
+    except ValueError:
+        return None
+    return text
+
+
 class SimPartition:
     """esp32.Partition's methods over a file of the flash directory (the unix port)."""
 
@@ -216,20 +236,14 @@ class SimPartition:
         return SimPartition(self.table, "ota_1" if self.label == "ota_0" else "ota_0")
 
     def readblocks(self, block, buf):
-        data = self.table.storage.read(self.label + ".bin") or b""
-        chunk = data[block * BLOCK : block * BLOCK + len(buf)]
-        buf[: len(chunk)] = chunk
-        for i in range(len(chunk), len(buf)):
+        n = self.table.storage.read_at(self.label + ".bin", block * BLOCK, buf)
+        for i in range(n, len(buf)):
             buf[i] = 0xFF  # erased flash
 
     def writeblocks(self, block, buf):
         self.table.power()
-        data = bytearray(self.table.storage.read(self.label + ".bin") or b"")
-        end = block * BLOCK + len(buf)
-        if len(data) < end:
-            data.extend(b"\xff" * (end - len(data)))
-        data[block * BLOCK : end] = buf
-        self.table.storage.write(self.label + ".bin", bytes(data))
+        # in place, one block at a time: the heap never holds the image (MicroPython's is small)
+        self.table.storage.write_at(self.label + ".bin", block * BLOCK, buf)
 
     def set_boot(self):
         self.table.set_boot(self.label)

@@ -15,6 +15,7 @@ Also the framing every persistent record uses: crc32 (binascii's, or a plain fal
 
 import os
 
+
 def crc32_plain(data, value=None):
     """CRC-32 (IEEE 802.3, as binascii.crc32), for a port built without binascii.crc32."""
     crc = (value or 0) ^ 0xFFFFFFFF
@@ -31,6 +32,9 @@ try:
     crc32 = binascii.crc32
 except (ImportError, AttributeError):
     crc32 = crc32_plain
+
+
+_ERASED = b"\xff" * 1024
 
 
 class FileStorage:
@@ -63,6 +67,38 @@ class FileStorage:
     def append(self, name, data):
         with open(self._path(name), "ab") as f:
             f.write(data)
+
+    def write_at(self, name, offset, data):
+        """Write `data` at `offset` in place (the file created, a gap filled with 0xFF, as
+        erased flash reads): a simulated partition written block by block never holds the
+        whole image in the heap."""
+        try:
+            f = open(self._path(name), "r+b")
+        except OSError:
+            f = open(self._path(name), "w+b")
+        try:
+            end = f.seek(0, 2)
+            while end < offset:
+                n = min(offset - end, len(_ERASED))
+                f.write(_ERASED[:n])
+                end += n
+            f.seek(offset)
+            f.write(data)
+        finally:
+            f.close()
+
+    def read_at(self, name, offset, buf):
+        """Read into `buf` from `offset`: the number of bytes read (0 past the end or for a
+        missing file)."""
+        try:
+            f = open(self._path(name), "rb")
+        except OSError:
+            return 0
+        try:
+            f.seek(offset)
+            return f.readinto(buf) or 0
+        finally:
+            f.close()
 
     def rename(self, old, new):
         os.rename(self._path(old), self._path(new))

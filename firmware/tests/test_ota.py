@@ -56,6 +56,13 @@ class PoweredStorage:
         self.power()
         self.inner.rename(old, new)
 
+    def write_at(self, name, offset, data):
+        self.power()
+        self.inner.write_at(name, offset, data)
+
+    def read_at(self, name, offset, buf):
+        return self.inner.read_at(name, offset, buf)
+
 
 def server(image=NEW_IMAGE, status=206, fail_at=None):
     calls = []

@@ -64,7 +64,7 @@ def test_every_kind_number_matches(fw: ModuleType) -> None:
 
 
 def test_fields_of_each_mirrored_kind_match(fw: ModuleType) -> None:
-    assert set(fw.FIELDS) == {1, 2, 3, 4, 5, 6, 9, 11, 15}  # 15: Diag
+    assert set(fw.FIELDS) == {1, 2, 3, 4, 5, 6, 9, 11, 14, 15}  # 14: ClaimAnswer, 15: Diag
     for kind, (name, table) in fw.FIELDS.items():
         cls = m.KINDS[kind]
         assert cls.__name__ == name
@@ -85,4 +85,6 @@ def test_constants_match(fw: ModuleType) -> None:
     assert fw.MAJOR_VERSION == m.MAJOR_VERSION
     assert fw.MAX_PAYLOAD_BYTES == m.MAX_PAYLOAD_BYTES
     assert fw.MAX_SEQ == m.MAX_SEQ
-    assert set(fw.RECEIVED) == {m.Kind.ACK, m.Kind.BRIDGE_STATE, m.Kind.COMMAND}
+    assert set(fw.RECEIVED) == {
+        m.Kind.ACK, m.Kind.BRIDGE_STATE, m.Kind.COMMAND, m.Kind.CLAIM_ANSWER
+    }  # fmt: skip
