@@ -85,7 +85,8 @@ def range_server(directory: Path) -> Iterator[str]:
 
 def update(bridge: Bridge, version: str, url: str, image: Path) -> None:
     bridge_cli(
-        "devices", "update", DEVICE, "--version", version, "--url", url, "--file", str(image),
+        "devices", "update", DEVICE, "--target", "esp32", "--version", version, "--url", url,
+        "--file", str(image),
         "--data", str(bridge.data), "--config", str(bridge.config),
     )  # fmt: skip
 
