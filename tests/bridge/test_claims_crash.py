@@ -9,6 +9,8 @@ exactly the state a SIGKILL between the two leaves behind. Real broker with ACLs
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +30,7 @@ from protocol import claims as pc
 from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.topics import Channel
-from tests.bridge.harness import Bridge, bridge_cli
+from tests.bridge.harness import ROOT, Bridge, bridge_cli
 from tests.bridge.test_claims_e2e import _connects
 from tests.harness.mosquitto import Mosquitto
 
@@ -147,3 +149,50 @@ def test_the_desk_rewrites_the_broker_files_periodically(tmp_path: Path) -> None
     desk.step()
     desk.step()
     assert synced == [now[0]]
+
+
+def test_the_claim_line_saves_each_key_before_its_claim_and_reuses_it(
+    tmp_path: Path, private_broker: Mosquitto
+) -> None:
+    """Review finding 7: tools/fleet/claim_line kept every key in memory until the batch ended,
+    then wrote them all world-readable; a killed run wasted every token it had used."""
+    bridge = Bridge.create(tmp_path / "bridge", private_broker.url)
+    where = ("--data", str(bridge.data), "--config", str(bridge.config))
+    (tmp_path / "users.txt").write_text("alice\n")
+    batch_file = tmp_path / "batch.json"
+    bridge_cli(
+        "claims", "issue", "--count", "3", "--user-map", str(tmp_path / "users.txt"),
+        "--ttl", "1h", "--out", str(batch_file), *where,
+    )  # fmt: skip
+    keys = tmp_path / "keys"
+    # What a run killed after saving line-00001's key, before its claim went out, left behind.
+    saved = nacl.signing.SigningKey.generate()
+    keys.mkdir()
+    (keys / "line-00001.json").write_text(
+        json.dumps({"device": "line-00001", "seed": bytes(saved).hex()})
+    )
+    line = [
+        sys.executable, "-m", "tools.fleet.claim_line", "--batch", str(batch_file),
+        "--mqtt-url", private_broker.url, "--bridge-key", bridge.public_key_hex,
+        "--keys-dir", str(keys),
+    ]  # fmt: skip
+    bridge.start()
+    try:
+        first = subprocess.run(line, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr[-3000:] + bridge.log()[-3000:]
+        assert json.loads(first.stdout)["enrolled"] == 3
+        docs = {p.name: json.loads(p.read_text()) for p in keys.iterdir()}
+        assert sorted(docs) == [f"line-{i:05d}.json" for i in range(3)]
+        for name in docs:
+            assert ((keys / name).stat().st_mode & 0o777) == 0o600, name
+        assert docs["line-00001.json"]["seed"] == bytes(saved).hex()
+        # Run again (as after a crash): the saved keys claim again, the same credentials come.
+        again = subprocess.run(line, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr[-3000:]
+        redo = {p.name: json.loads(p.read_text()) for p in keys.iterdir()}
+        assert redo == docs
+        assert _connects(private_broker, "line-00002", str(docs["line-00002.json"]["password"]))
+    finally:
+        bridge.stop()
+    rows = bridge.query("SELECT public_key FROM device_keys WHERE device_id = ?", ("line-00001",))
+    assert [bytes(r[0]) for r in rows] == [bytes(saved.verify_key)]  # type: ignore[call-overload]
