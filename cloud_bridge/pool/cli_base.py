@@ -197,9 +197,8 @@ def operator_outputs(args: argparse.Namespace, store: Store) -> tuple[str, Outpu
     --no-publish, a BridgeError (exit 2) before anything changes: a change nobody publishes
     leaves every subscriber's retained pool state behind."""
     from cloud_bridge import keyfile
-    from cloud_bridge.broker_cli import CLI_SUFFIX
     from cloud_bridge.outputs import Outputs
-    from cloud_bridge.publish import Publisher
+    from cloud_bridge.publish import operator_publisher
 
     cfg = bridge_config(args)
     # With --db, a key is taken only from a --data given with it: the default directory's key
@@ -216,7 +215,7 @@ def operator_outputs(args: argparse.Namespace, store: Store) -> tuple[str, Outpu
             f"the change would not be published: {missing}; give the bridge's --data (and "
             "--config) to publish it, or --no-publish to change the database only"
         )
-    publisher = Publisher(f"{cfg.instance}{CLI_SUFFIX}", keyfile.load(cfg.key_path), store)
+    publisher = operator_publisher(cfg.instance, keyfile.load(cfg.key_path), store)
     return cfg.fleet, Outputs(publisher)
 
 
