@@ -120,7 +120,12 @@ class FleetDesk:
             # The new device accounts reach the broker before their credentials; a retry's
             # account too, should a crash have come between its commit and the rewrite.
             self._sync_due = self.monotonic() + CLAIM_SYNC_S
-            self.sync()
+            try:
+                self.sync()
+            except Exception:  # the worker goes on; the devices retry and get their answers
+                log.exception("bridge: rewriting the broker's files failed; answers withheld")
+                self.metrics.claims.labels(result="sync_failed").inc(len(answers))
+                return []
         if enrolled:
             log.info("bridge: %d devices enrolled by claim", enrolled)
         return answers

@@ -196,3 +196,35 @@ def test_the_claim_line_saves_each_key_before_its_claim_and_reuses_it(
         bridge.stop()
     rows = bridge.query("SELECT public_key FROM device_keys WHERE device_id = ?", ("line-00001",))
     assert [bytes(r[0]) for r in rows] == [bytes(saved.verify_key)]  # type: ignore[call-overload]
+
+
+def test_a_failed_rewrite_withholds_the_answers_and_the_worker_goes_on(tmp_path: Path) -> None:
+    """Credentials for an account the broker does not have yet are not sent: the rewrite
+    failed, the answer waits for the device's retry (answered "again", rewriting again)."""
+    bridge = Bridge.create(tmp_path / "bridge", "mqtt://127.0.0.1:1")
+    (tmp_path / "users.txt").write_text("alice\n")
+    batch_file = tmp_path / "batch.json"
+    bridge_cli(
+        "claims", "issue", "--count", "1", "--user-map", str(tmp_path / "users.txt"),
+        "--ttl", "1h", "--out", str(batch_file), "--data", str(bridge.data),
+        "--config", str(bridge.config),
+    )  # fmt: skip
+    claim = bytes.fromhex(json.loads(batch_file.read_text())["tokens"][0]["claim"])
+    desk = _desk(bridge, "none")
+    failing = [True]
+
+    def sync() -> None:
+        if failing[0]:
+            raise OSError("disk full")
+
+    desk.sync = sync
+    token = token_of(claim, bridge.key.verify_key)
+    key = nacl.signing.SigningKey.generate()
+    data = enrollment(key, "dev-a", "mcu", token, claim, 1_700_000_000_000)
+    desk.received(topics.claim("test", pc.claim_account(token.token)), data)
+    assert desk.step() == []
+    assert desk.metrics.claims.labels(result="sync_failed")._value.get() == 1
+    failing[0] = False
+    desk.received(topics.claim("test", pc.claim_account(token.token)), data)
+    assert len(desk.step()) == 1
+    assert desk.metrics.claims.labels(result="again")._value.get() == 1
