@@ -54,12 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REMOTE_KEYS = {
-    "report.interval_s",
-    "report.status_interval_s",
-    "outbox.max_messages",
-    "sensors.day_s",
-}
+REMOTE_KEYS = m.REMOTE_CONFIG_KEYS
 MAX_MODEL_BYTES = 4 * 1024 * 1024
 DIAG_LINES = 50
 

@@ -20,6 +20,8 @@ from protocol.names import is_id
 
 MAX_BATCH = 100_000
 MAX_TTL_MS = 30 * 24 * 3600 * 1000
+CLAIM_RETRY_MS = 10 * 60 * 1000
+"""How long a used token's claim account stays on the broker for retries of a lost answer."""
 
 
 class ClaimError(BridgeError):

@@ -254,7 +254,7 @@ def _rotate(cfg: config_mod.BridgeConfig, device_id: str) -> int:
     from cloud_bridge.command_out import send_commands
 
     send_commands(cfg, [device_id], "rotate", {})
-    print(f"rotate sent to {device_id}; the running bridge registers its new key when it answers")
+    print(f"rotate queued for {device_id}: the running bridge sends it and registers the new key")
     return 0
 
 

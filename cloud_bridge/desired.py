@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from cloud_bridge.errors import BridgeError
-from protocol.messages import CONFIG_VERSION_ARG
+from protocol.messages import CONFIG_VERSION_ARG, REMOTE_CONFIG_KEYS
 
 Value = int | str | bool
 MAX_KEYS = 15
@@ -84,10 +84,18 @@ def parse_assignments(items: Sequence[str], base: Mapping[str, Value]) -> dict[s
                 f"{item!r} must be section.key=value with a dotted agent key; "
                 "for example: report.interval_s=30"
             )
+        if key not in REMOTE_CONFIG_KEYS:
+            raise DesiredError(
+                f"{key!r} cannot be set remotely (the agent refuses it); the keys that can: "
+                + ", ".join(sorted(REMOTE_CONFIG_KEYS))
+            )
         if text == "":
             out.pop(key, None)
-        else:
-            out[key] = parse_value(text)
+            continue
+        value = parse_value(text)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise DesiredError(f"{item!r}: {key} takes a whole number, for example {key}=30")
+        out[key] = value
     if len(out) > MAX_KEYS:
         raise DesiredError(f"{len(out)} keys: a desired configuration holds at most {MAX_KEYS}")
     return out

@@ -67,9 +67,8 @@ def doc(row: desired.DeviceConfig | None, device_id: str) -> dict[str, Any]:
 
 def cmd_config(args: argparse.Namespace, cfg: BridgeConfig, now_ms: int) -> int:
     from cloud_bridge import keyfile
-    from cloud_bridge.broker_cli import CLI_SUFFIX
     from cloud_bridge.outputs import Outputs
-    from cloud_bridge.publish import Publisher
+    from cloud_bridge.publish import operator_publisher
     from cloud_bridge.registry import Registry
     from cloud_bridge.store import desired_repo, open_store
 
@@ -79,9 +78,7 @@ def cmd_config(args: argparse.Namespace, cfg: BridgeConfig, now_ms: int) -> int:
                 out = doc(desired_repo.get(tx, args.device_id), args.device_id)
             _print(args, out)
             return 0
-        outputs = Outputs(
-            Publisher(f"{cfg.instance}{CLI_SUFFIX}", keyfile.load(cfg.key_path), store)
-        )
+        outputs = Outputs(operator_publisher(cfg.instance, keyfile.load(cfg.key_path), store))
         with store.transaction() as tx:
             device = Registry().device(tx, args.device_id)
             if device is None:

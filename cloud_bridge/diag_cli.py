@@ -48,7 +48,7 @@ def cmd_diag(args: argparse.Namespace, cfg: BridgeConfig, now_ms: int) -> int:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-    from cloud_bridge.publish import Publisher
+    from cloud_bridge.publish import operator_publisher
     from cloud_bridge.registry import Registry
     from cloud_bridge.store import open_store
     from protocol import envelope, topics
@@ -66,7 +66,7 @@ def cmd_diag(args: argparse.Namespace, cfg: BridgeConfig, now_ms: int) -> int:
             keys = {k.kid: k.public_key for k in registry.keys_of(tx, args.device_id)}
         if device is None:
             raise BridgeError(f"no device {args.device_id!r} is enrolled")
-        cmd = Publisher(f"{cfg.instance}{broker_cli.CLI_SUFFIX}", key, store).make(
+        cmd = operator_publisher(cfg.instance, key, store).make(
             m.Command,
             device=args.device_id,
             command="diag",

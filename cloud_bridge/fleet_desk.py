@@ -6,7 +6,11 @@ counted; the device retries). The worker verifies each claim, decides it and, in
 per claim, enrolls the device, creates its broker account with a new secret, stores the sealed
 answer with the token; then rewrites the broker's files once for the step (so the account exists
 before the device learns it) and returns the answers to publish. A lost answer costs nothing: the
-device retries and gets the stored answer again.
+device retries and gets the stored answer again. A retry answered "again" rewrites the files too
+(a no-op when they are current): a bridge killed between a claim's commit and the rewrite leaves
+the device's account off the broker until then. Claim accounts expire, and a used token's goes
+claims.CLAIM_RETRY_MS after its use: the files are rewritten every CLAIM_SYNC_S as well, so such
+an account leaves the broker within that time without waiting for another claim.
 
 Drift (issue 18 item 4): every DRIFT_POLL_S the worker counts the devices whose reported
 configuration version lags the desired one (`cp_bridge_config_drift`).
@@ -39,6 +43,8 @@ log = logging.getLogger(__name__)
 CLAIM_QUEUE_MAX = 10_000
 DRIFT_POLL_S = 5.0
 """How often the worker counts the devices whose configuration lags (cp_bridge_config_drift)."""
+CLAIM_SYNC_S = 60.0
+"""How often the worker rewrites the broker's files anyway (expired claim accounts leave)."""
 
 
 class FleetDesk:
@@ -52,13 +58,16 @@ class FleetDesk:
         metrics: Metrics,
         sync: Callable[[], object],
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg, self.store, self.registry, self.publisher = cfg, store, registry, publisher
         self.metrics, self.sync, self.wall_ms = metrics, sync, wall_ms
         self.bridge_key = key.verify_key
+        self.monotonic = monotonic
         self._claims: collections.deque[tuple[str, bytes]] = collections.deque()
         self._lock = threading.Lock()
         self._drift_due = 0.0
+        self._sync_due = monotonic() + CLAIM_SYNC_S
 
     def claim_filter(self, share_group: str | None) -> str:
         base = topics.claim_filter(self.cfg.fleet)
@@ -83,7 +92,7 @@ class FleetDesk:
                 self.metrics.config_drift.set(desired_repo.drift(tx))
         with self._lock:
             queued, self._claims = list(self._claims), collections.deque()
-        answers, enrolled = [], 0
+        answers, enrolled, again = [], 0, 0
         for topic, payload in queued:
             try:
                 where = topics.parse(topic)
@@ -102,12 +111,22 @@ class FleetDesk:
                 log.exception("bridge: claim on %s failed", topic)
                 continue
             enrolled += result == "enrolled"
+            again += result == "again"
             self.metrics.claims.labels(result=result).inc()
             answers.append(
                 (topics.claim(self.cfg.fleet, where.device, Channel.CLAIM_ANSWER), answer)
             )
+        if enrolled or again or self.monotonic() >= self._sync_due:
+            # The new device accounts reach the broker before their credentials; a retry's
+            # account too, should a crash have come between its commit and the rewrite.
+            self._sync_due = self.monotonic() + CLAIM_SYNC_S
+            try:
+                self.sync()
+            except Exception:  # the worker goes on; the devices retry and get their answers
+                log.exception("bridge: rewriting the broker's files failed; answers withheld")
+                self.metrics.claims.labels(result="sync_failed").inc(len(answers))
+                return []
         if enrolled:
-            self.sync()  # the new device accounts reach the broker before their credentials
             log.info("bridge: %d devices enrolled by claim", enrolled)
         return answers
 

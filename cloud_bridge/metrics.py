@@ -116,7 +116,8 @@ class Metrics:
         self.claims = Counter(
             "cp_bridge_claims",
             "Claims answered, by result: enrolled, again (a retry answered again), the refusal "
-            "codes (claim_used, claim_expired, claim_revoked, ...), dropped (queue full)",
+            "codes (claim_used, claim_expired, claim_revoked, ...), dropped (queue full); "
+            "sync_failed: answers withheld, the broker's files could not be rewritten",
             ["result"],
             registry=r,
         )

@@ -29,8 +29,10 @@ class Publisher:
         key: nacl.signing.SigningKey,
         store: Store,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        block: int = BLOCK,
     ) -> None:
         self.instance = instance
+        self.block = block
         self.key = key
         self.signer = cose.Signer(key)  # kid, headers and libsodium key prepared once
         self.kid = self.signer.kid
@@ -45,10 +47,10 @@ class Publisher:
         if self._next >= self._end:
             if tx is None:
                 with self.store.transaction() as own:
-                    start = bump_counter(own, self.instance, BLOCK)
+                    start = bump_counter(own, self.instance, self.block)
             else:
-                start = bump_counter(tx, self.instance, BLOCK)
-            self._next, self._end = start, start + BLOCK
+                start = bump_counter(tx, self.instance, self.block)
+            self._next, self._end = start, start + self.block
         seq = self._next
         self._next += 1
         return seq
@@ -73,3 +75,15 @@ class Publisher:
 
     def sealed(self, cls: type[M], tx: Transaction | None = None, **fields: Any) -> bytes:
         return self.seal(self.make(cls, tx, **fields))
+
+
+def operator_publisher(instance: str, key: nacl.signing.SigningKey, store: Store) -> Publisher:
+    """The publisher of operator commands (`cloud-bridge pool/devices/scheduler ...`): sender
+    `<bridge id>-cli`, shared by every such process, numbered one at a time from the shared
+    counter. Each number is taken in the transaction that stores its output, which holds the
+    counter's row until it commits: numbers follow commit order, and the bridge publishes the
+    stored rows in that order, so a receiver's replay window (protocol.replay) never sees one
+    process's lower number after another's higher one (blocks per process did: review 6)."""
+    from cloud_bridge.broker_cli import CLI_SUFFIX
+
+    return Publisher(f"{instance}{CLI_SUFFIX}", key, store, block=1)

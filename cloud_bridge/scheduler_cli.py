@@ -52,6 +52,12 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--db", default=None, help="SQLite path or postgresql:// DSN (default --data's)")
     p.add_argument("--policy", metavar="FILE", help="credit policy TOML (default: built in)")
+    p.add_argument(
+        "--no-publish",
+        action="store_true",
+        help="change the pools only, publishing no pool event or state (without it, the "
+        "scheduler needs the bridge key in --data and exits 2 when there is none)",
+    )
     p.add_argument("--interval-s", type=float, default=1.0, help="seconds between rounds (1.0)")
     p.add_argument("--batch", type=int, default=BATCH, help=f"pools a round claims ({BATCH})")
     p.add_argument("--once", action="store_true", help="one round, print what it did, exit")

@@ -344,6 +344,9 @@ class BridgeServer:
         # the default 5 ms switch interval showed up as 40 ms stalls of inbound messages.
         sys.setswitchinterval(0.0005)
         self.metrics.serve(self.cfg.metrics_port, self.cfg.metrics_host)
+        # The broker's files from the committed accounts: a bridge killed after a claim's
+        # commit and before its rewrite left that device's account off the broker.
+        self.fleet.sync()
         self.client.connect_async(
             self.cfg.mqtt_host,
             self.cfg.mqtt_port,

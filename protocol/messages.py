@@ -68,6 +68,11 @@ STEPUP_DECLINED = "declined"  # ... and of one the user (or a device without a p
 CONFIG_VERSION_ARG = "config_version"
 """The argument of a `config` command that makes it the whole desired configuration of a
 version (the bridge's desired state), rather than a change to merge."""
+REMOTE_CONFIG_KEYS = frozenset(
+    {"report.interval_s", "report.status_interval_s", "outbox.max_messages", "sensors.day_s"}
+)
+"""The agent keys a `config` command may set, all numbers (the agent checks their ranges with
+its own schema; the bridge refuses any other key before sending)."""
 LOCATION_SOURCES = frozenset({"gps", "cell", "ip"})
 KEY_LOCATION = 21  # in Report and Trigger alike
 

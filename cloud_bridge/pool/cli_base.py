@@ -90,6 +90,12 @@ class Subcommands:
         )
         self.change = argparse.ArgumentParser(add_help=False, parents=[self.common])
         self.change.add_argument("--key", help="idempotency key (default: a fresh one)")
+        self.change.add_argument(
+            "--no-publish",
+            action="store_true",
+            help="change the database only, publishing no pool event or state (without it, a "
+            "change needs the bridge key in --data and exits 2 when there is none)",
+        )
 
     def add(
         self,
@@ -187,11 +193,12 @@ def service_of(args: argparse.Namespace) -> PoolService:
 def operator_outputs(args: argparse.Namespace, store: Store) -> tuple[str, Outputs] | None:
     """The fleet and the output builder with which operator commands publish their changes,
     signed with the key of the bridge in --data (loaded as `cloud-bridge run` loads it) as
-    sender `<bridge id>-cli`; None (said on stderr) when there is no bridge key to use."""
+    sender `<bridge id>-cli`; None with --no-publish. Without a bridge key to use and without
+    --no-publish, a BridgeError (exit 2) before anything changes: a change nobody publishes
+    leaves every subscriber's retained pool state behind."""
     from cloud_bridge import keyfile
-    from cloud_bridge.broker_cli import CLI_SUFFIX
     from cloud_bridge.outputs import Outputs
-    from cloud_bridge.publish import Publisher
+    from cloud_bridge.publish import operator_publisher
 
     cfg = bridge_config(args)
     # With --db, a key is taken only from a --data given with it: the default directory's key
@@ -201,10 +208,14 @@ def operator_outputs(args: argparse.Namespace, store: Store) -> tuple[str, Outpu
         missing = "the database was given by --db without the bridge's --data"
     elif not cfg.key_path.exists():
         missing = f"no bridge key at {cfg.key_path}"
-    if missing:
-        print(f"cloud-bridge pool: note: the change is not published: {missing}", file=sys.stderr)
+    if getattr(args, "no_publish", False):
         return None
-    publisher = Publisher(f"{cfg.instance}{CLI_SUFFIX}", keyfile.load(cfg.key_path), store)
+    if missing:
+        raise BridgeError(
+            f"the change would not be published: {missing}; give the bridge's --data (and "
+            "--config) to publish it, or --no-publish to change the database only"
+        )
+    publisher = operator_publisher(cfg.instance, keyfile.load(cfg.key_path), store)
     return cfg.fleet, Outputs(publisher)
 
 

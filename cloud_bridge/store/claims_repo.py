@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cloud_bridge.claims import Issued, TokenRow
+from cloud_bridge.claims import CLAIM_RETRY_MS, Issued, TokenRow
 from cloud_bridge.store.base import Transaction
 from cloud_bridge.store.broker_repo import CLAIM, BrokerAccount
 from protocol import claims as pc
@@ -72,11 +72,13 @@ def revoke(tx: Transaction, batch: str, now_ms: int) -> tuple[int, int] | None:
 
 
 def accounts(tx: Transaction, now_ms: int) -> list[BrokerAccount]:
-    """The claim accounts the broker admits: tokens not expired, of batches not revoked."""
+    """The claim accounts the broker admits: tokens of batches not revoked, not expired, and
+    unused or used less than CLAIM_RETRY_MS ago (a device that lost its answer retries on the
+    claim account; after that, the token is spent and its account goes)."""
     rows = tx.fetchall(
         "SELECT t.token_id, t.mqtt_hash FROM claim_tokens t JOIN claim_batches b "
         "ON b.batch_id = t.batch_id WHERE b.revoked_ms IS NULL AND t.expires_ms >= ? "
-        "ORDER BY t.token_id",
-        (now_ms,),
+        "AND (t.used_kid IS NULL OR t.used_ms >= ?) ORDER BY t.token_id",
+        (now_ms, now_ms - CLAIM_RETRY_MS),
     )
     return [BrokerAccount(pc.claim_account(str(r[0])), CLAIM, str(r[1])) for r in rows]

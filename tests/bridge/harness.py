@@ -170,6 +170,7 @@ class Bridge:
             f"open-{user}",
             "--db",
             self.store_url,
+            "--no-publish",  # set-up: the tests that watch pool states open theirs with --data
         )
 
     def device(

@@ -68,7 +68,7 @@ def test_a_batch_provisions_100_devices_once_each(
                 sys.executable, "-m", "tools.fleet.claim_line", "--batch", str(batch_file),
                 "--mqtt-url", private_broker.url, "--bridge-key", bridge.public_key_hex,
                 "--limit", str(DEVICES), "--retry", "10", "--workers", "8",
-                "--keys-out", str(tmp_path / "keys.json"),
+                "--keys-dir", str(tmp_path / "keys"),
             ],
             cwd=ROOT, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
@@ -76,7 +76,10 @@ def test_a_batch_provisions_100_devices_once_each(
         summary = json.loads(line.stdout)
         assert summary["enrolled"] == DEVICES and summary["refused"] == []
         assert summary["retried"] == summary["retries_answered_again"] == 10
-        devices = json.loads((tmp_path / "keys.json").read_text())
+        devices = [
+            json.loads((tmp_path / "keys" / f"line-{i:05d}.json").read_text())
+            for i in range(DEVICES)
+        ]
         # A claim reused by another key (and another device id) is refused with its reason.
         first = bytes.fromhex(batch["tokens"][0]["claim"])
         bridge_key = nacl.signing.VerifyKey(bytes.fromhex(bridge.public_key_hex))

@@ -7,7 +7,7 @@ import pytest
 from cloud_bridge import desired
 from cloud_bridge.desired import DesiredError, DeviceConfig
 from cloud_bridge.store import desired_repo, open_store
-from protocol.messages import CONFIG_VERSION_ARG
+from protocol.messages import CONFIG_VERSION_ARG, REMOTE_CONFIG_KEYS
 
 ROW = DeviceConfig("phone-1", 3, {"report.interval_s": 30}, 1, 77, 3)
 
@@ -43,9 +43,9 @@ def test_confirmed_version(seq: int, result: str, confirmed: int | None) -> None
 def test_parse_assignments__valid() -> None:
     base = {"report.interval_s": 30, "sensors.day_s": 60}
     out = desired.parse_assignments(
-        ["report.interval_s=5", "sensors.day_s=", "x.flag=true", "x.name=abc"], base
+        ["report.interval_s=5", "sensors.day_s=", "outbox.max_messages=1000"], base
     )
-    assert out == {"report.interval_s": 5, "x.flag": True, "x.name": "abc"}
+    assert out == {"report.interval_s": 5, "outbox.max_messages": 1000}
     assert base == {"report.interval_s": 30, "sensors.day_s": 60}  # not changed in place
 
 
@@ -55,10 +55,38 @@ def test_parse_assignments__invalid(item: str) -> None:
         desired.parse_assignments([item], {})
 
 
+@pytest.mark.parametrize("item", ["x.flag=true", "report.url=x", "bridge.key=1", "x.name="])
+def test_parse_assignments__a_key_the_agent_refuses_is_refused_here(item: str) -> None:
+    """Review finding 11: every key outside the agent's remote keys was accepted, stored,
+    sent, and refused by the agent ("cannot be set remotely") as drift forever."""
+    with pytest.raises(DesiredError, match=r"cannot be set remotely.*report\.interval_s"):
+        desired.parse_assignments([item], {})
+
+
+@pytest.mark.parametrize(
+    "item", ["report.interval_s=true", "report.interval_s=abc", "sensors.day_s=1.5"]
+)
+def test_parse_assignments__a_remote_key_takes_a_whole_number(item: str) -> None:
+    with pytest.raises(DesiredError, match="whole number"):
+        desired.parse_assignments([item], {})
+
+
+def test_the_remote_keys_are_the_agents() -> None:
+    """One definition: what the bridge accepts is exactly what the agent's config command
+    takes (agent.commands imports it), each a key of the agent's config schema."""
+    from agent import commands
+    from agent import config as agent_config
+
+    assert commands.REMOTE_KEYS is REMOTE_CONFIG_KEYS
+    for dotted in REMOTE_CONFIG_KEYS:
+        section, key = dotted.split(".")
+        assert key in agent_config.SCHEMA[section], dotted
+
+
 def test_parse_assignments__too_many_keys() -> None:
-    items = [f"s.k{i}=1" for i in range(desired.MAX_KEYS + 1)]
+    base: dict[str, desired.Value] = {f"s.k{i}": 1 for i in range(desired.MAX_KEYS)}
     with pytest.raises(DesiredError, match="at most"):
-        desired.parse_assignments(items, {})
+        desired.parse_assignments(["report.interval_s=5"], base)
 
 
 def test_repo_versions_reports_and_drift(store_url: str) -> None:

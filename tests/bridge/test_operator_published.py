@@ -140,19 +140,36 @@ def test_operator_commands_reach_a_staying_and_a_late_subscriber(
         bridge.stop()
 
 
-def test_without_the_bridge_key_the_change_is_made_and_said_unpublished(tmp_path: Path) -> None:
+def test_without_the_bridge_key_a_change_is_refused_unless_no_publish_is_said(
+    tmp_path: Path,
+) -> None:
+    """Review finding 5: without a key the change used to be made and only a note said it was
+    not published (subscribers kept an old pool state). Now exit 2 and nothing changes, unless
+    --no-publish says that is what the operator wants."""
     db = str(tmp_path / "pools.sqlite3")
     empty = tmp_path / "no-bridge"
     empty.mkdir()
-    run = bridge_cli(
-        "pool", "open", "--user", "u-1", "--limit", "100000", "--db", db, "--data", str(empty)
-    )  # fmt: skip
+    opening = ("pool", "open", "--user", "u-1", "--limit", "100000", "--db", db)
+    run = bridge_cli(*opening, "--data", str(empty), check=False)
+    assert run.returncode == 2
+    assert "would not be published" in run.stderr and "--no-publish" in run.stderr
+    assert "no bridge key" in run.stderr
+    show = bridge_cli("pool", "show", "--user", "u-1", "--db", db, check=False)
+    assert show.returncode == 1  # no pool: nothing was changed
+    run = bridge_cli(*opening, "--data", str(empty), "--no-publish")
     assert run.returncode == 0
-    assert "not published" in run.stderr
     show = bridge_cli("pool", "show", "--user", "u-1", "--db", db, "--data", str(empty))
     assert "limit 100000 fen" in show.stdout
     # --db alone: the default data directory's key may be another bridge's; not used.
-    draw = bridge_cli("pool", "draw", "--user", "u-1", "--amount", "500", "--db", db)
-    assert "not published" in draw.stderr and "--db" in draw.stderr
+    draw = ("pool", "draw", "--user", "u-1", "--amount", "500", "--db", db)
+    refused = bridge_cli(*draw, check=False)
+    assert refused.returncode == 2 and "--db" in refused.stderr
+    assert "outstanding 0," in bridge_cli("pool", "show", "--user", "u-1", "--db", db).stdout
+    assert bridge_cli(*draw, "--no-publish").returncode == 0
+    # The scheduler too: exit 2 without a key, runs with --no-publish.
+    tick = ("scheduler", "--db", db, "--once")
+    refused = bridge_cli(*tick, check=False)
+    assert refused.returncode == 2 and "--no-publish" in refused.stderr
+    assert bridge_cli(*tick, "--no-publish").returncode == 0
     with open_store(db) as store, store.transaction() as tx:
         assert tx.fetchall("SELECT * FROM outputs") == []

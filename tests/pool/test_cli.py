@@ -19,7 +19,21 @@ from protocol.replay import ReplayWindow
 ROOT = Path(__file__).resolve().parents[2]
 
 
+READS = frozenset({"show", "statement", "list", "history", "events", "audit", "policy"})
+
+
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`cloud-bridge ARGV` in-process. A pool change on a bare `--db` (no bridge data directory,
+    so no key to publish with) gets `--no-publish`: these tests are about the pools; publishing,
+    and the exit 2 without either, are tests/bridge/test_operator_published.py's."""
+    if (
+        len(argv) > 2
+        and argv[0] == "pool"
+        and argv[1] not in READS
+        and "--db" in argv
+        and "--data" not in argv
+    ):
+        argv = (*argv, "--no-publish")
     try:
         code = main(list(argv))
     except SystemExit as exc:  # argparse usage errors
@@ -132,7 +146,7 @@ def test_the_installed_console_script_runs(tmp_path: Path) -> None:
     argv = [str(script)] if script.exists() else [sys.executable, "-m", "cloud_bridge.cli"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [*argv, "pool", "open", "--user", "bob", "--limit", "20000"],
+        [*argv, "pool", "open", "--user", "bob", "--limit", "20000", "--no-publish"],
         cwd=tmp_path, capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

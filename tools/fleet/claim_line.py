@@ -6,8 +6,13 @@ claims the first N devices a second time with the same key (a device that lost t
 the run checks that they got the same answer again. Prints one JSON summary; exit 1 if any
 device did not end enrolled.
 
+Each device's key is saved before its claim is sent, in its own file `KEYS_DIR/<device>.json`
+(mode 0600: it holds the key seed, then the broker password too). A run killed mid-batch wastes
+no token: run it again with the same arguments and each device claims with its saved key (a
+claim already decided is answered again with the same credentials).
+
     python -m tools.fleet.claim_line --batch batch.json --mqtt-url mqtt://127.0.0.1:1883 \\
-        --bridge-key HEX --workers 8 --retry 10 --keys-out keys.json
+        --bridge-key HEX --workers 8 --retry 10 --keys-dir keys/
 """
 
 from __future__ import annotations
@@ -21,15 +26,30 @@ from urllib.parse import urlsplit
 
 import nacl.signing
 
+import keyfiles
 from agent.claim import ClaimResult, claim_once
+
+
+def _key(path: Path, device_id: str) -> nacl.signing.SigningKey:
+    """The device's saved key, else a new one saved (0600) before anything is sent."""
+    if path.exists():
+        return nacl.signing.SigningKey(bytes.fromhex(json.loads(path.read_text())["seed"]))
+    key = nacl.signing.SigningKey.generate()
+    _save(path, {"device": device_id, "seed": bytes(key).hex()}, overwrite=False)
+    return key
+
+
+def _save(path: Path, doc: dict[str, object], *, overwrite: bool = True) -> None:
+    keyfiles.write_private(path, (json.dumps(doc) + "\n").encode(), overwrite=overwrite)
 
 
 def _device(
     index: int, claim: bytes, args: argparse.Namespace, bridge: nacl.signing.VerifyKey
 ) -> dict[str, object]:
     url = urlsplit(args.mqtt_url)
-    key = nacl.signing.SigningKey.generate()
     device_id = f"{args.prefix}-{index:05d}"
+    path = args.keys_dir / f"{device_id}.json"
+    key = _key(path, device_id)
 
     def once() -> ClaimResult:
         return claim_once(
@@ -44,6 +64,7 @@ def _device(
         "seed": bytes(key).hex(),
         "password": first.credentials.password if first.credentials else "",
     }
+    _save(path, out)
     if index < args.retry:
         again = once()
         out["retry_same_answer"] = again.answer == first.answer and again.result == first.result
@@ -64,8 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=8, help="devices claiming at once")
     parser.add_argument("--retry", type=int, default=0, help="claim the first N twice")
     parser.add_argument("--limit", type=int, default=0, help="only the first N tokens")
-    parser.add_argument("--keys-out", type=Path, help="write device ids, seeds, passwords here")
+    parser.add_argument(
+        "--keys-dir",
+        type=Path,
+        required=True,
+        help="one file per device (0600): its key, saved before its claim, and its broker "
+        "password; a run again reuses the saved keys",
+    )
     args = parser.parse_args(argv)
+    args.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     doc = json.loads(args.batch.read_text())
     bridge = nacl.signing.VerifyKey(bytes.fromhex(args.bridge_key))
     tokens = doc["tokens"][: args.limit or None]
@@ -86,8 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         "retries_answered_again": sum(bool(r["retry_same_answer"]) for r in retried),
         "refused": sorted({str(r["reason"]) for r in results if r["result"] != "enrolled"}),
     }
-    if args.keys_out:
-        args.keys_out.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(summary))
     return 0 if enrolled == len(results) else 1
 
