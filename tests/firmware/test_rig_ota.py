@@ -47,11 +47,18 @@ def sim_image(version: str, size: int = 3 * ota.BLOCK + 123) -> bytes:
     return (head + body)[:size]
 
 
+HELD = threading.Event()
+"""Set: the server answers. Cleared: a request waits (up to 30 s), as a slow server would, so
+the test can stop the bridge after the board took the command but before it boots the image."""
+HELD.set()
+
+
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Files of a directory, with `Range: bytes=A-B` answered 206 (the board asks for one
     flash block at a time)."""
 
     def do_GET(self) -> None:
+        HELD.wait(30)
         match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
         path = Path(self.translate_path(self.path))
         if match is None or not path.is_file():
@@ -154,9 +161,15 @@ def test_virtual_esp32_updates_its_firmware_and_rolls_back_one_never_acked(
             assert (state["phase"], state["running"]) == (ota.COMMITTED, "0.3.0")
 
             # 2. an update that never gets an ack: the bridge is down while it runs on trial
-            n_before = len(events(bridge))
-            bridge.stop()
+            # (operator commands go out through the running bridge: the image is held back
+            # until the board took the command and the bridge is down)
+            HELD.clear()
             update(bridge, "0.4.0", f"{base}/fw-0.4.0.bin", served / "fw-0.4.0.bin")
+            took = "command update (seq"
+            assert wait(lambda: rig.console().count(took) == 2, 30), rig.console()[-2000:]
+            bridge.stop()
+            n_before = len(events(bridge))
+            HELD.set()
             assert wait(lambda: rig.resets == 2, 60), rig.console()[-3000:]
             assert wait(lambda: f"{DEVICE} fw-0.4.0" in rig.console(), 30), rig.console()[-2000:]
             assert wait(lambda: "connected (session" in rig.console().split("fw-0.4.0")[-1], 30)
