@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hil_tests.faults import netns
 from hil_tests.faults.netns import NetNs
 from hil_tests.faults.relay import Relay
 from hil_tests.rigs.agent_main import (
@@ -26,13 +25,14 @@ from hil_tests.rigs.agent_main import (
     SENSOR_FAULT_FILE,
 )
 from hil_tests.rigs.base import KIND_AGENT, Rig, RigError
+from hil_tests.rigs.link import NamespacedLink
 from tools.procs import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 SENSOR_FAULTS = ("none", "i2c_error", "stuck")
 
 
-class VirtualAgentRig(Rig):
+class VirtualAgentRig(NamespacedLink, Rig):
     kind = KIND_AGENT
 
     def __init__(
@@ -183,31 +183,6 @@ class VirtualAgentRig(Rig):
         tmp = self.data / (SENSOR_FAULT_FILE + ".tmp")
         tmp.write_text(fault)
         tmp.replace(self.data / SENSOR_FAULT_FILE)
-
-    def cut_link(self) -> None:
-        self._need_ns().cut()
-
-    def heal_link(self) -> None:
-        ns = self._need_ns()
-        ns.heal()
-        if netns.netem_available():
-            ns.clear_netem()
-        if self.relay is not None:
-            self.relay.impair(0, 0.0)
-
-    def impair_link(self, delay_ms: int, loss_pct: float) -> str:
-        ns = self._need_ns()
-        if netns.netem_available():
-            ns.netem(delay_ms, loss_pct)
-            return "tc netem"
-        assert self.relay is not None
-        self.relay.impair(delay_ms, loss_pct)
-        return "relay emulation (this kernel has no netem)"
-
-    def _need_ns(self) -> NetNs:
-        if self._ns is None:
-            raise NotImplementedError(f"{self.name} runs without a network namespace")
-        return self._ns
 
     def memory_kb(self) -> int:
         if not self.alive():

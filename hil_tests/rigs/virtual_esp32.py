@@ -13,10 +13,10 @@ import shutil
 from pathlib import Path
 
 from agent.provision_esp32 import firmware_module
-from hil_tests.faults import netns as netns_mod
 from hil_tests.faults.netns import NetNs
 from hil_tests.faults.relay import Relay
 from hil_tests.rigs.base import KIND_ESP32, Counters, Rig, RigError
+from hil_tests.rigs.link import NamespacedLink
 from tools import firmware_build
 from tools.virtual_esp32 import VirtualEsp32
 
@@ -51,7 +51,7 @@ class _ReadOnlyFlash:
         pass
 
 
-class VirtualEsp32Rig(Rig):
+class VirtualEsp32Rig(NamespacedLink, Rig):
     kind = KIND_ESP32
 
     def __init__(
@@ -165,30 +165,6 @@ class VirtualEsp32Rig(Rig):
         if fault not in SENSOR_FAULTS:
             raise ValueError(f"sensor fault {fault!r}: expected one of {SENSOR_FAULTS}")
         self.write_file("hil_sensor_fault", fault.encode())
-
-    def cut_link(self) -> None:
-        self._need_ns().cut()
-
-    def heal_link(self) -> None:
-        self._need_ns().heal()
-        if netns_mod.netem_available():
-            self._need_ns().clear_netem()
-        if self.relay is not None:
-            self.relay.impair(0, 0.0)
-
-    def impair_link(self, delay_ms: int, loss_pct: float) -> str:
-        ns = self._need_ns()
-        if netns_mod.netem_available():
-            ns.netem(delay_ms, loss_pct)
-            return "tc netem"
-        assert self.relay is not None
-        self.relay.impair(delay_ms, loss_pct)
-        return "relay emulation (this kernel has no netem)"
-
-    def _need_ns(self) -> NetNs:
-        if self._ns is None:
-            raise NotImplementedError(f"{self.name} runs without a network namespace")
-        return self._ns
 
     def memory_kb(self) -> int:
         board = self._need()
