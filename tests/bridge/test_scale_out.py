@@ -40,7 +40,9 @@ def test_two_bridges_share_the_load_exactly_once(
             pg_dsn,
             instance=name,
             share_group="bridges",
-            extra=f"\n[metrics]\nport = {port}\n",
+            # every trigger must make its hold here: none waits for a phone's step-up
+            # confirmation (tests/bridge/test_stepup* cover that)
+            extra=f'\n[metrics]\nport = {port}\n\n[risk]\nstep_up = "allow"\n',
         )
         for name, port in zip(("bridge-a", "bridge-b"), ports, strict=True)
     ]
