@@ -43,14 +43,17 @@ from protocol.fields import (
     Id,
     Int,
     IntMap,
-    IntRange,
     Scalars,
     Text,
     TextList,
     TextMap,
     UInt,
 )
+from protocol.location import LOCATION_SOURCES as LOCATION_SOURCES
+from protocol.location import Location as Location
+from protocol.location import Location_ as Location_
 from protocol.names import DEVICE_KINDS as DEVICE_KINDS  # re-exported
+from protocol.numbering import with_seq as with_seq
 from protocol.replay import MAX_SEQ
 from protocol.schema import Record
 from protocol.schema import field as _f
@@ -73,7 +76,6 @@ REMOTE_CONFIG_KEYS = frozenset(
 )
 """The agent keys a `config` command may set, all numbers (the agent checks their ranges with
 its own schema; the bridge refuses any other key before sending)."""
-LOCATION_SOURCES = frozenset({"gps", "cell", "ip"})
 KEY_LOCATION = 21  # in Report and Trigger alike
 
 
@@ -96,41 +98,6 @@ class Kind(enum.IntEnum):
     CLAIM_ANSWER = 14
     DIAG = 15
     APPLICATION = 16
-
-
-# ---- location -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Location(Record):
-    """Where the device was when it made the message (optional in reports and triggers).
-
-    Degrees times 10^7 (about 1 cm, as GNSS receivers report them) because the contract has no
-    floats; `accuracy_m` is the radius the source claims (GPS metres, a cell kilometres, a
-    GeoIP lookup tens to hundreds of kilometres).
-    """
-
-    lat_e7: int = _f(1, IntRange(-900_000_000, 900_000_000))
-    lon_e7: int = _f(2, IntRange(-1_800_000_000, 1_800_000_000))
-    accuracy_m: int = _f(3, UInt(20_000_000))
-    source: str = _f(4, Choice(LOCATION_SOURCES))
-
-
-@dataclass(frozen=True)
-class Location_:
-    """Field type of the optional `location` (key 21): absent, or a Location map."""
-
-    nested = True  # a record inside the record (protocol.schema)
-
-    def check(self, value: Any) -> Location | None:
-        if value is not None and not isinstance(value, Location):
-            raise ValueError("must be a Location")
-        return value
-
-    def decode(self, value: Any, message: dict[Any, Any]) -> Location:
-        if not isinstance(value, dict) or any(type(key) is not int for key in value):
-            raise ProtocolError(Reason.BAD_FIELD, "location must be a map with integer keys")
-        return Location(**Location._kwargs(value))
 
 
 # ---- messages -------------------------------------------------------------------------------
@@ -483,39 +450,6 @@ def encode(message: Message) -> bytes:
     if len(data) > MAX_PAYLOAD_BYTES:
         raise ProtocolError(Reason.OVERSIZE, f"{len(data)} bytes, limit {MAX_PAYLOAD_BYTES}")
     return data
-
-
-def _uint_bytes(major: int, n: int) -> bytes:
-    """The head of a CBOR item of major type `major` with argument n, shortest form."""
-    if n < 24:
-        return bytes((major << 5 | n,))
-    for size, code in ((1, 24), (2, 25), (4, 26), (8, 27)):
-        if n < 1 << (8 * size):
-            return bytes((major << 5 | code,)) + n.to_bytes(size, "big")
-    raise ProtocolError(Reason.BAD_FIELD, f"{n} does not fit in 64 bits")
-
-
-def with_seq(payload: bytes, seq: int) -> bytes:
-    """`payload` (an encoded message whose seq is 0) with seq set, without decoding it.
-
-    Deterministic encoding puts keys 0, 1, 2, 3 first in that order, so the seq's single zero
-    byte follows the sender text; the result equals encoding the message with that seq.
-    """
-    if not 1 <= seq <= MAX_SEQ:
-        raise ProtocolError(Reason.BAD_FIELD, f"seq {seq} out of range")
-    head = payload[0]
-    pos = 1 if 0xA0 <= head <= 0xB7 else 2  # map of < 24 entries, or with a one-byte length
-    if payload[pos : pos + 2] != b"\x00\x01" or payload[pos + 2] != 0x01:
-        raise ProtocolError(Reason.BAD_CBOR, "not an encoded message of this version")
-    pos += 4  # key 0 and version, key 1 and kind (kinds are < 24)
-    if payload[pos] != 0x02:
-        raise ProtocolError(Reason.BAD_CBOR, "key 2 (sender) is not where it belongs")
-    text = payload[pos + 1]
-    length, start = (text - 0x60, pos + 2) if text < 0x78 else (payload[pos + 2], pos + 3)
-    pos = start + length
-    if payload[pos : pos + 2] != b"\x03\x00":
-        raise ProtocolError(Reason.BAD_CBOR, "the message's seq is not 0")
-    return payload[: pos + 1] + _uint_bytes(0, seq) + payload[pos + 2 :]
 
 
 def decode(payload: bytes) -> Message:
