@@ -28,7 +28,7 @@ from protocol import mqtt_password
 from protocol.errors import ProtocolError
 from protocol.topics import validate_id
 
-MQTT_PASS = "mqtt.pass"
+MQTT_PASS = mqtt_password.SECRET_FILE
 """The bridge's broker password in its data directory (mode 0600)."""
 CLI_SUFFIX = "-cli"
 """The CLI's own account is the bridge's name with this suffix: the broker makes the client id

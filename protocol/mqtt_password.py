@@ -28,6 +28,10 @@ from dataclasses import dataclass
 
 from protocol.errors import ProtocolError, Reason
 
+SECRET_FILE = "mqtt.pass"
+"""Where a device or a bridge keeps its broker secret: beside its key / in its data directory
+(mode 0600)."""
+
 PREFIX = "$7$"
 ITERATIONS = 101
 """Mosquitto 2.x's default (`mosquitto_passwd`); see the module docstring for why it is enough."""
