@@ -179,11 +179,23 @@ def save_devices(tx: Transaction, states: Iterable[DeviceState], now_ms: int) ->
 def lock_users(tx: Transaction, ids: Collection[str]) -> dict[str, UserMemory]:
     """What the per-user risk signals remember of these users (locked on PostgreSQL, in user
     order, after the batch's devices: every bridge takes devices, then users, then pools, so
-    none waits in a circle). A user with no row yet is left out (a fresh memory)."""
+    none waits in a circle). A user with no memory yet is left out (a fresh one).
+
+    On PostgreSQL a missing row is made first (empty: a fresh memory), so that the lock always
+    has a row to hold: two bridges judging a user's first events at once then take turns,
+    instead of both starting fresh and the later commit overwriting the earlier one's memory.
+    (SQLite has one writer at a time.)"""
     ordered = sorted(ids)
     if not ordered:
         return {}
     if _pg(tx):
+        _insert(
+            tx,
+            "INSERT INTO user_risk (user_id, memory, updated_ms)",
+            ("text", "text", "bigint"),
+            [(u, "", 0) for u in ordered],
+            " ON CONFLICT (user_id) DO NOTHING",
+        )
         rows = tx.fetchall(
             "SELECT user_id, memory FROM user_risk WHERE user_id = ANY(?::text[]) "
             "ORDER BY user_id FOR UPDATE",
@@ -196,12 +208,12 @@ def lock_users(tx: Transaction, ids: Collection[str]) -> dict[str, UserMemory]:
                 f"SELECT user_id, memory FROM user_risk WHERE user_id IN ({marks(len(chunk))})",
                 chunk,
             )
-    return {str(u): user_signals.from_json(str(text)) for u, text in rows}
+    return {str(u): user_signals.from_json(str(text)) for u, text in rows if text}
 
 
 def save_users(tx: Transaction, memories: Mapping[str, UserMemory], now_ms: int) -> None:
-    """Write these users' risk memory: one statement (an upsert: a user's first row is made
-    here; two bridges making the same user's first row at once keep the later one's)."""
+    """Write these users' risk memory: one statement (an upsert: on SQLite a user's first row
+    is made here; on PostgreSQL `lock_users` made and locked it)."""
     rows = [(u, user_signals.to_json(mem), now_ms) for u, mem in sorted(memories.items())]
     _insert(
         tx,

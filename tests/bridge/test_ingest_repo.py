@@ -3,6 +3,8 @@ reads back the same (SQLite executemany, PostgreSQL one array per column)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -159,3 +161,40 @@ def test_counters_hand_out_blocks(store: Store) -> None:
         first = repo.bump_counter(tx, "b1", 1000)
         second = repo.bump_counter(tx, "b1", 1000)
     assert (first, second) == (1, 1001)
+
+
+def test_two_bridges_take_turns_on_a_users_first_memory(pg_dsn: str) -> None:
+    """Two bridges judging the same new user's first events at once (PostgreSQL): the second
+    waits for the first's commit and builds on its memory instead of starting fresh and
+    overwriting it (the lock has a row to hold before either writes one)."""
+    first_mem = UserMemory(State(Fix(5, 1, 2, 10, "gps", "d-a")))
+    with open_store(pg_dsn) as a, open_store(pg_dsn) as b, open_store(pg_dsn) as watcher:
+        seen: dict[str, UserMemory] = {}
+        with a.transaction() as tx_a:
+            assert repo.lock_users(tx_a, {"u-new"}) == {}
+            second = threading.Thread(target=lambda: seen.update(_lock_one(b, "u-new")))
+            second.start()
+            assert _waits_on_a_lock(watcher), "the second bridge did not wait for the first"
+            repo.save_users(tx_a, {"u-new": first_mem}, now_ms=1)
+        second.join(timeout=30)
+    assert seen == {"u-new": first_mem}
+
+
+def _lock_one(store: Store, user: str) -> dict[str, UserMemory]:
+    with store.transaction() as tx:
+        return repo.lock_users(tx, {user})
+
+
+def _waits_on_a_lock(watcher: Store) -> bool:
+    """True once another backend of this database waits on a row lock (polled; a bound, not
+    a timing assertion: without the fix the second bridge never waits)."""
+    for _ in range(300):
+        with watcher.transaction() as tx:
+            rows = tx.fetchall(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%user_risk%'"
+            )
+        if rows[0][0]:
+            return True
+        time.sleep(0.05)
+    return False
