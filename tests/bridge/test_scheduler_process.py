@@ -111,7 +111,8 @@ def test_two_schedulers_one_killed_close_and_expire_each_exactly_once(
             expires = int(events[1].data["expires_ms"])
             assert events[2].at_ms == expires
             ticks = tx.fetchall(
-                "SELECT idem_key, ts_ms FROM pool_commands WHERE user_id = ? AND kind = 'tick'",
+                "SELECT idem_key, ts_ms FROM pool_commands WHERE user_id = ? AND kind = 'tick' "
+                "ORDER BY version",  # in the order they were applied
                 (user,),
             )
             # Each tick ran at or after the time it was for, under that time's key: the hold's
