@@ -92,13 +92,11 @@ class SignalPolicy:
     seq_drift_cnats: int = _knob(200, 0, 10_000, "surprise (1/100 nat) a trigger may carry")
     seq_alarm_cnats: int = _knob(300, 1, 100_000, "accumulated surprise (1/100 nat) that flags")
     # ---- touch behaviour of step-up confirmations (touch.Policy) ----
-    touch_enrol: int = _knob(
-        3, 1, 100, "a user's confirmations with strokes that enrol the template"
-    )
-    touch_keep: int = _knob(6, 1, 100, "a user's latest counted confirmations the template fits")
+    touch_enrol: int = _knob(4, 1, 100, "a user's confirmations with strokes that enrol")
+    touch_keep: int = _knob(8, 1, 100, "a user's latest counted confirmations the template fits")
     touch_min_strokes: int = _knob(5, 1, 16, "strokes a confirmation needs to be judged")
     touch_limit_x100: int = _knob(
-        2800, 1, 1_000_000, "scaled Manhattan distance x 100 beyond which strokes mismatch"
+        3000, 1, 1_000_000, "scaled Manhattan distance x 100 beyond which strokes mismatch"
     )
     # ---- per-device re-centring of the score thresholds (item 1 of issue 13) ----
     centre_min_reports: int = _knob(10, 1, 100_000, "allowed reports before re-centring")
@@ -124,7 +122,7 @@ class SignalPolicy:
         if self.touch_enrol > self.touch_keep:
             raise SignalPolicyError(
                 f"[{SECTION}] touch_enrol = {self.touch_enrol} must be <= touch_keep = "
-                f"{self.touch_keep}; for example: touch_enrol = 3, touch_keep = 6"
+                f"{self.touch_keep}; for example: touch_enrol = 4, touch_keep = 8"
             )
         if self.fp_hits > self.fp_window:
             raise SignalPolicyError(
