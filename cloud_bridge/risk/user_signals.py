@@ -32,10 +32,11 @@ from cloud_bridge.risk import sequence as sq
 from cloud_bridge.risk import touch, travel
 from cloud_bridge.risk.policy import SignalPolicy
 from protocol import messages as m
-from protocol.strokes import from_fixed, to_fixed
+from protocol.strokes import Strokes, from_fixed, to_fixed
 
 IMPOSSIBLE_TRAVEL = "impossible_travel"
 IMPLAUSIBLE_SEQUENCE = "implausible_sequence"
+STROKES = Strokes()
 PRIOR = sq.uniform()
 """The population prior of every user's model: flat (no population model is fitted live)."""
 
@@ -138,7 +139,9 @@ def from_json(text: str) -> UserMemory:
             travel.State(None if fix is None else travel.Fix(*fix)),
             tuple(sq.Event(str(k), int(a), int(h), str(d)) for k, a, h, d in doc["hist"]),
             sq.State(str(prev), float(evidence)),
-            touch.Memory(tuple(tuple(from_fixed(f) for f in c) for c in doc.get("touch", ()))),
+            touch.Memory(  # checked as on the wire: 16 integers a stroke
+                tuple(tuple(map(from_fixed, STROKES.check(c))) for c in doc.get("touch", ()))
+            ),
         )
     except (ValueError, TypeError, KeyError, IndexError):
         return UserMemory()  # TravelError and SequenceError are ValueErrors

@@ -81,6 +81,9 @@ def test_memory__the_template_survives_the_store_as_sent() -> None:
     old = user_signals.to_json(UserMemory())
     assert '"touch"' not in old
     assert user_signals.from_json(old).touch == Memory()
+    # a stored template of the wrong shape is a fresh memory, never a crash at the next answer
+    bad = user_signals.to_json(memory).replace('"touch":[[[', '"touch":[[[1,', 1)
+    assert user_signals.from_json(bad) == UserMemory()
 
 
 def test_stepup__a_mismatch_refuses_only_a_trusted_confirmation() -> None:
