@@ -198,9 +198,11 @@ class CommandHandler:
     def _stepup(self, args: dict[str, Any]) -> Outcome:
         """The bridge asks the user to confirm a held action (`event`, before `expires_ms`).
         The answer is this command's reply report: freshly captured, signed and scored by the
-        bridge like any other, so only the owner's own session can confirm. A simulated device
-        knows whether its user is the owner (`[sensors] impostor`); a real one would prompt
-        its user, which this agent has no screen for: it declines."""
+        bridge like any other, so only the owner's own session can confirm, and carrying the
+        confirming swipes, which the bridge matches with the user's touch template. A simulated
+        device knows whether its user is the owner (`[sensors] impostor`; with
+        `impostor_confirms` a thief who presses confirm, with their own swipes); a real one
+        would prompt its user, which this agent has no screen for: it declines."""
         if not isinstance(args.get("challenge"), bytes) or not isinstance(args.get("event"), str):
             raise AgentError("stepup needs a challenge (bytes) and an event (text)")
         cfg = self.agent.cfg
