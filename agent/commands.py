@@ -24,7 +24,9 @@ command's seq and whose `cmd_result` is "ok", "pending" or an error code with a 
   go on in the background (answer "pending", or "refused: <why>", e.g. a downgrade).
 - stepup: the bridge holds an action until the user confirms (`challenge`, `event`,
   `expires_ms`); answer "confirmed" or "declined" (a simulated device knows whether its user
-  is the owner; a real one has no prompt here and declines).
+  is the owner; a real one has no prompt here and declines). A confirmation carries the
+  Touchalytics features of the confirming swipes (`strokes`), which the bridge compares with
+  the user's touch template.
 """
 
 from __future__ import annotations
@@ -45,9 +47,11 @@ from agent import diag, keys
 from agent.assess import Assessor
 from agent.errors import AgentError
 from agent.jsonfile import read_json, write_json_atomic
+from agent.strokes import features
 from protocol import envelope
 from protocol import messages as m
 from protocol.messages import STEPUP_CONFIRMED, STEPUP_DECLINED
+from protocol.strokes import MAX_STROKES, FixedStroke, to_fixed
 
 if TYPE_CHECKING:
     from agent.runtime import Agent
@@ -57,6 +61,9 @@ log = logging.getLogger(__name__)
 REMOTE_KEYS = m.REMOTE_CONFIG_KEYS
 MAX_MODEL_BYTES = 4 * 1024 * 1024
 DIAG_LINES = 50
+CONFIRM_SWIPES = min(10, MAX_STROKES)
+"""Swipes a step-up confirmation carries: the confirming swipe and the scrolling before it
+(one swipe alone identifies a person far less surely: docs/risk.md, touch behaviour)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,7 @@ class Outcome:
 
     result: str
     effects: tuple[Effect, ...] = ()
+    strokes: tuple[FixedStroke, ...] = ()  # the answering report's (a step-up confirmation)
 
 
 class CommandHandler:
@@ -190,14 +198,27 @@ class CommandHandler:
     def _stepup(self, args: dict[str, Any]) -> Outcome:
         """The bridge asks the user to confirm a held action (`event`, before `expires_ms`).
         The answer is this command's reply report: freshly captured, signed and scored by the
-        bridge like any other, so only the owner's own session can confirm. A simulated device
-        knows whether its user is the owner (`[sensors] impostor`); a real one would prompt
-        its user, which this agent has no screen for: it declines."""
+        bridge like any other, so only the owner's own session can confirm, and carrying the
+        confirming swipes, which the bridge matches with the user's touch template. A simulated
+        device knows whether its user is the owner (`[sensors] impostor`; with
+        `impostor_confirms` a thief who presses confirm, with their own swipes); a real one
+        would prompt its user, which this agent has no screen for: it declines."""
         if not isinstance(args.get("challenge"), bytes) or not isinstance(args.get("event"), str):
             raise AgentError("stepup needs a challenge (bytes) and an event (text)")
-        if self.agent.cfg.source == "sim" and not self.agent.cfg.impostor:
-            return Outcome(STEPUP_CONFIRMED)
-        return Outcome(STEPUP_DECLINED)
+        cfg = self.agent.cfg
+        if cfg.source != "sim" or (cfg.impostor and not cfg.impostor_confirms):
+            return Outcome(STEPUP_DECLINED)
+        return Outcome(STEPUP_CONFIRMED, strokes=self._swipes(cfg.impostor))
+
+    def _swipes(self, stranger: bool) -> tuple[FixedStroke, ...]:
+        """The confirming swipes' features as they travel: the simulated user's (the owner's,
+        or with `stranger` the impostor's); none from a source without a touch screen."""
+        from agent.sensors.sim import SimSource  # the simulator only where it is used
+
+        source = self.agent.source
+        if not isinstance(source, SimSource):
+            return ()
+        return tuple(to_fixed(features(s)) for s in source.swipes(CONFIRM_SWIPES, stranger))
 
     # ---- config -------------------------------------------------------------------------------
 

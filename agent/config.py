@@ -228,6 +228,13 @@ SCHEMA: Schema = {
             "impostor = true (simulation only)",
             "the simulated user is not the owner: a step-up is declined (source sim only)",
         ),
+        "impostor_confirms": Key(
+            False,
+            boolean,
+            "impostor_confirms = true (simulation only)",
+            "the impostor presses confirm on a step-up (a thief with the phone), swiping like "
+            "themself, not the owner (source sim, impostor = true)",
+        ),
     },
     "model": {
         "path": Key("", text, 'path = "/usr/share/edge-agent/risk-v1.tflite"'),
@@ -347,6 +354,7 @@ class AgentConfig:
     shelves: tuple[Shelf, ...] = ()
     activity_hz: int = _default("sensors", "activity_hz")
     impostor: bool = _default("sensors", "impostor")
+    impostor_confirms: bool = _default("sensors", "impostor_confirms")
     model_path: Path = REPO_MODEL
     outbox_max_messages: int = _default("outbox", "max_messages")
     update_retries: int = _default("update", "retries")
@@ -434,6 +442,7 @@ def build(doc: dict[str, Any], path: Path, sha256: bytes) -> AgentConfig:
         shelves=sens["shelves"],
         activity_hz=sens["activity_hz"],
         impostor=sens["impostor"],
+        impostor_confirms=sens["impostor_confirms"],
         model_path=rel(model) if model else REPO_MODEL,
         outbox_max_messages=values["outbox"]["max_messages"],
         update_retries=values["update"]["retries"],

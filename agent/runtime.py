@@ -133,7 +133,9 @@ class Agent:
             config_version=cmds.config_version(self.outbox),
         )
 
-    def report(self, cmd_seq: int = 0, cmd_result: str = "") -> m.Report:
+    def report(
+        self, cmd_seq: int = 0, cmd_result: str = "", strokes: tuple[tuple[int, ...], ...] = ()
+    ) -> m.Report:
         """Capture, fingerprint and score now; store the signed-to-be report."""
         assessment = self.assessor.assess(self.source.capture())
         self.last = assessment
@@ -150,6 +152,7 @@ class Agent:
             cmd_seq=cmd_seq,
             cmd_result=cmd_result[:64],
             time_quality=self.time.quality,
+            strokes=strokes,
         )
         self.outbox.put(report, PRIORITY_REPLY if cmd_seq else PRIORITY_REPORT)
         return report
@@ -316,7 +319,7 @@ class Agent:
         except Exception as exc:  # a command must never take the agent down
             log.exception("command %s: applying its effects failed", cmd.command)
             result = f"error: {type(exc).__name__}"
-        self.report(cmd_seq=cmd.seq, cmd_result=result)
+        self.report(cmd_seq=cmd.seq, cmd_result=result, strokes=outcome.strokes)
 
     def apply(self, effect: cmds.Effect) -> None:
         """Carry out one effect of a command."""

@@ -12,26 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from protocol.strokes import STROKE_FEATURES
+
 MIN_POINTS = 3
 
-FEATURES = (
-    "start_x",
-    "start_y",
-    "stop_x",
-    "stop_y",
-    "duration_ms",
-    "direct_dist",  # start to stop, fraction of the screen height
-    "length_ratio",  # direct distance / trajectory length (1: a straight line)
-    "direction",  # radians of the start-to-stop vector
-    "mean_speed",  # screen heights per second
-    "speed_p20",
-    "speed_p50",
-    "speed_p80",
-    "max_deviation",  # largest signed distance from the start-stop line, fraction of its length
-    "mid_pressure",
-    "mid_area",
-    "peak_at",  # where (fraction of the duration) the speed peaks
-)
+FEATURES = STROKE_FEATURES  # their order on the wire is the contract's (protocol.strokes)
 
 
 class StrokeError(ValueError):

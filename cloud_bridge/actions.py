@@ -48,6 +48,7 @@ from cloud_bridge.pool.commands import (
 from cloud_bridge.pool.events import Event
 from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.service import Outcome
+from cloud_bridge.risk.touch import TOUCH_MISMATCH
 from cloud_bridge.risk.verdict import Level, Verdict
 from protocol import messages as m
 
@@ -73,14 +74,20 @@ class StepUp(enum.StrEnum):
     CONFIRMED = "confirmed"  # run: the user confirmed
     DECLINED = "declined"
     EXPIRED = "expired"
+    TOUCH_MISMATCH = TOUCH_MISMATCH  # confirmed with someone else's swipes: refused
 
     @property
     def result(self) -> str:
-        """The decision's `result` while the action is not run for this reason."""
+        """The decision's `result` while the action is not run for this reason (a touch
+        mismatch says its own reason code, `touch_mismatch`)."""
+        if self is StepUp.TOUCH_MISMATCH:
+            return self.value
         return f"step_up_{self.value}"
 
 
-STEP_UP_STOPPED = frozenset({StepUp.PENDING, StepUp.DECLINED, StepUp.EXPIRED})
+STEP_UP_STOPPED = frozenset(
+    {StepUp.PENDING, StepUp.DECLINED, StepUp.EXPIRED, StepUp.TOUCH_MISMATCH}
+)
 
 
 @dataclass(frozen=True, slots=True)

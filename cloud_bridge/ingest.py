@@ -55,7 +55,6 @@ from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.refusals import Budget, RefusalBudget
 from cloud_bridge.registry import Registry, RegistryError, refuse
-from cloud_bridge.risk import user_signals
 from cloud_bridge.risk.user_signals import UserMemory
 from cloud_bridge.risk.verdict import Level
 from cloud_bridge.stepups import StepUps
@@ -120,7 +119,9 @@ class Ingest:
         self.budget = RefusalBudget(Budget(cfg.refusals_per_key, cfg.refusals_per_reason), mono_s)
         self._warnings = Throttle()  # per-message log lines, at most one per reason a minute
         self.out = Outputs(publisher, wall_ms)
-        self.stepups = StepUps(self.out, cfg, service.policy.emergency)
+        self.stepups = StepUps(
+            self.out, cfg, service.policy.emergency, self.rules.thresholds.signals
+        )
 
     # ---- verification (no transaction) --------------------------------------------------------
 
@@ -294,17 +295,12 @@ class Ingest:
                     # An answer to a step-up: its held event's action runs (or is dropped) in
                     # this batch, decided with the others.
                     ok = j.plan.verdict.level is Level.ALLOW
-                    done = self.stepups.answer(tx, j.state, msg, ok, s.received_ms)
-                    if done is not None and done.plan.stepup is StepUp.CONFIRMED:
-                        # the owner vouched for the held trigger: the user's habits learn it
-                        owner = done.row.pending.user
-                        users[owner] = user_signals.confirmed(
-                            users.get(owner, UserMemory()),
-                            user_signals.event_of(done.event),
-                            self.rules.thresholds.signals,
-                        )
-                        users_touched.add(owner)
+                    done = self.stepups.answer(tx, j.state, msg, ok, s.received_ms, users)
+                    if done is not None and done.memory is not None:
+                        users[done.row.pending.user] = done.memory  # habits, touch template
+                        users_touched.add(done.row.pending.user)
                     if done is not None:
+                        pending.extend(done.notes)
                         held = done.row.pending.opened_ms
                         decide.append(_Decide(item, done.event, j.state, done.plan, held))
             accepted += j.rejection is None

@@ -8,8 +8,10 @@ ingest's transaction (and the worker's expiry round).
              or `declined` as `cmd_result`. A confirmation counts only when the bridge's own
              verdict on that fresh report is allow (its score under the step-up threshold, no
              tamper code, no signal): an impostor holding the phone cannot confirm by pressing
-             a button. Confirmed: the held event is planned again and its action runs; declined:
-             its decision says `step_up_declined`.
+             a button. Nor when its swipes (the report's `strokes`) lie beyond the user's touch
+             template (`cloud_bridge.risk.touch`): the held action is refused, `touch_mismatch`
+             in its decision and a risk alert. Confirmed: the held event is planned again and
+             its action runs; declined: its decision says `step_up_declined`.
     expire   pending rows past their deadline: `step_up_expired` (nothing was placed, so
              nothing is left to release).
 
@@ -20,17 +22,20 @@ An emergency's deadline leaves its draw time to complete within its tier's respo
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from cloud_bridge import actions
 from cloud_bridge.actions import Plan, StepUp
 from cloud_bridge.config import BridgeConfig
 from cloud_bridge.device_state import DeviceState
+from cloud_bridge.judge import Category, RiskNote
 from cloud_bridge.outputs import Outputs, Pending
 from cloud_bridge.pool.commands import Emergency
 from cloud_bridge.pool.policy import Emergencies
-from cloud_bridge.risk import stepup
+from cloud_bridge.risk import stepup, touch, user_signals
+from cloud_bridge.risk.policy import SignalPolicy
+from cloud_bridge.risk.user_signals import UserMemory
 from cloud_bridge.risk.verdict import Level, Verdict
 from cloud_bridge.store import ingest_repo, stepup_repo
 from cloud_bridge.store.base import Transaction
@@ -39,6 +44,7 @@ from protocol import cose
 from protocol import messages as m
 from protocol.errors import ProtocolError
 from protocol.messages import STEPUP_CONFIRMED, STEPUP_DECLINED
+from protocol.strokes import from_fixed
 
 COMMAND = "stepup"
 ANSWERS = frozenset({STEPUP_CONFIRMED, STEPUP_DECLINED})
@@ -51,11 +57,14 @@ def _challenge() -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """A step-up settled by an answer or the clock: its row, the held event, its new plan."""
+    """A step-up settled by an answer or the clock: its row, the held event, its new plan; for
+    an answer, the owner's risk memory after it (None: unchanged) and its risk notes."""
 
     row: StepUpRow
     event: m.Trigger
     plan: Plan
+    memory: UserMemory | None = None
+    notes: tuple[Pending, ...] = ()
 
 
 class StepUps:
@@ -64,11 +73,13 @@ class StepUps:
         out: Outputs,
         cfg: BridgeConfig,
         emergencies: Emergencies,
+        signals: SignalPolicy,
         challenge: Callable[[], bytes] = _challenge,
     ) -> None:
         self.out = out
         self.cfg = cfg
         self.emergencies = emergencies
+        self.signals = signals
         self.challenge = challenge
 
     def open(
@@ -93,23 +104,59 @@ class StepUps:
         return command
 
     def answer(
-        self, tx: Transaction, state: DeviceState, report: m.Report, fresh_ok: bool, now_ms: int
+        self,
+        tx: Transaction,
+        state: DeviceState,
+        report: m.Report,
+        fresh_ok: bool,
+        now_ms: int,
+        users: Mapping[str, UserMemory],
     ) -> Resolved | None:
         """The step-up this report answers, settled (None: it answers none, or it is ignored:
-        an untrusted session leaves the step-up pending until its deadline)."""
+        an untrusted session leaves the step-up pending until its deadline). A confirmation's
+        strokes are judged against the owner's touch template (`users`: the batch's per-user
+        memories); a confirmation that counts teaches the owner's habits its trigger and, with
+        strokes, their template."""
         if report.cmd_seq == 0 or report.cmd_result not in ANSWERS:
             return None
         row = stepup_repo.answered(tx, state.device_id, report.cmd_seq)
         if row is None:
             return None
+        owner = row.pending.user
+        memory = users.get(owner, UserMemory())
+        confirmed = report.cmd_result == STEPUP_CONFIRMED
+        strokes = [from_fixed(s) for s in report.strokes] if confirmed else []
+        judged = touch.judge(memory.touch, strokes, self.signals.touch)
         reply = stepup.Reply(
-            state.device_id, row.pending.challenge, report.cmd_result == STEPUP_CONFIRMED, fresh_ok
-        )
+            state.device_id, row.pending.challenge, confirmed, fresh_ok,
+            judged.evidence is not touch.Evidence.MISMATCH,
+        )  # fmt: skip
         step = stepup.on_reply(row.pending, reply, now_ms)
         if step.effect is stepup.Effect.NONE:
             return None
-        stepup_repo.settle(tx, row.pending.event, step.state.status)
-        return self._resolved(tx, row, step.state.status)
+        status = step.state.status
+        stepup_repo.settle(tx, row.pending.event, status)
+        resolved = self._resolved(tx, row, status)
+        if resolved is None:
+            return None
+        notes: tuple[Pending, ...] = ()
+        after = None
+        if status is stepup.Status.CONFIRMED:  # the owner vouched for the held trigger
+            learnt = user_signals.confirmed(
+                memory, user_signals.event_of(resolved.event), self.signals
+            )
+            after = replace(
+                learnt, touch=touch.learn(memory.touch, strokes, judged, self.signals.touch)
+            )
+        elif status is stepup.Status.TOUCH_MISMATCH:
+            detail = (
+                f"step-up {row.pending.event}: strokes at scaled Manhattan distance "
+                f"{judged.distance or 0.0:.1f} from the template, limit "
+                f"{self.signals.touch.limit:.1f}"
+            )
+            note = RiskNote(Category.ALERT, touch.TOUCH_MISMATCH, detail, report.seq)
+            notes = (self.out.risk(tx, state.fleet, state.device_id, note),)
+        return replace(resolved, memory=after, notes=notes)
 
     def expire(self, tx: Transaction, now_ms: int) -> list[Resolved]:
         """Every pending step-up past its deadline, settled as expired."""

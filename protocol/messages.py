@@ -57,6 +57,7 @@ from protocol.numbering import with_seq as with_seq
 from protocol.replay import MAX_SEQ
 from protocol.schema import Record
 from protocol.schema import field as _f
+from protocol.strokes import Strokes
 
 MAJOR_VERSION = 1
 MAX_PAYLOAD_BYTES = 4096
@@ -168,6 +169,8 @@ class Report(Message):
     # yet), 1 the bridge's time from its acks, 2 NTP (the default: what a report without the
     # field has always meant).
     time_quality: int = _f(22, UInt(2), 2)
+    # The confirming swipes' Touchalytics features, fixed point (protocol.strokes); absent: none.
+    strokes: tuple[tuple[int, ...], ...] = _f(23, Strokes(), ())
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,6 +26,14 @@ SHA_B = bytes(range(32))
 HEAD = dict(sender="rig-07", boot=3, ts_ms=1_764_288_000_000)
 BRIDGE = dict(sender="bridge-1", boot=1, ts_ms=1_764_288_000_500)
 
+SWIPES = (
+    (6120, 7010, 5610, 4080, 1500000, 2950, 9870, -15110, 19620, 4200, 21800, 35100, 612, 4470,
+     2030, 4380),
+    (6310, 6920, 5830, 3950, 1416667, 2990, 9910, -14870, 21100, 3900, 22600, 36800, -215, 4510,
+     1980, 4710),
+)  # fmt: skip
+"""Two swipes up the screen as a step-up confirmation carries them: each feature x 10^4."""
+
 
 def examples() -> list[tuple[str, m.Message]]:
     scored = dict(model_id="risk-v1", model_sha256=SHA_A, risk_pm=37, mono_ms=5_025_113)
@@ -86,6 +94,18 @@ def examples() -> list[tuple[str, m.Message]]:
         (
             "report-cmd-reply",
             m.Report(seq=43, features=b"", cmd_seq=5, cmd_result="ok", **scored, **HEAD),
+        ),
+        (
+            "report-stepup-strokes",
+            m.Report(
+                seq=50,
+                features=b"",
+                cmd_seq=6,
+                cmd_result="confirmed",
+                strokes=SWIPES,
+                **scored,
+                **HEAD,
+            ),
         ),
         (
             "trigger-restock",
@@ -342,7 +362,7 @@ OUTSIDE = {
     "indefinite-array": "9f018202039f0405ffff",
     "indefinite-map": "bf61610161629f0203ffff",
 }
-UNKNOWN_KEY = 23  # no message of major version 1 uses it; encoded as the single byte 0x17
+UNKNOWN_KEY = 23  # neither Ack nor BridgeState uses it (Report's strokes do); one byte, 0x17
 
 
 def refused(key: nacl.signing.SigningKey) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from agent.features import Capture
 from agent.sensors.appliance import Telemetry
 from agent.simulator.device import SimDevice
+from agent.strokes import Stroke
 from agent.triggers import Reading
 
 SIM_EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00Z: day 0 of the simulated calendar
@@ -33,6 +34,10 @@ class SimSource:
     def capture(self) -> Capture:
         self._session += 1
         return self.device.capture(self._session)
+
+    def swipes(self, n: int, stranger: bool = False) -> list[Stroke]:
+        """The last `n` swipes on the screen (the latest session's; none without a screen)."""
+        return self.device.swipes(self._session, n, stranger)
 
     def enrollment(self, n: int = 6) -> list[Capture]:
         return self.device.enrollment(n)

@@ -14,10 +14,12 @@ from agent.features import Capture
 from agent.simulator.clock import Clocks, arrival_us
 from agent.simulator.imu import ImuPart, RestPose, Vibration, render
 from agent.simulator.profiles import DEVICE_KINDS, KindProfile, SimError, profile
+from agent.simulator.swipe import SwipeHabit
 from agent.simulator.touch import TapRhythm
+from agent.strokes import Stroke
 
 # Streams of a device's randomness; sessions of normal use and of enrollment never share one.
-_HARDWARE, _OWNER, _SESSION, _ENROLL, _THERMO = range(5)
+_HARDWARE, _OWNER, _SESSION, _ENROLL, _THERMO, _SWIPES, _STRANGER = range(7)
 #: Resolution of the session temperature reading (a 12-bit thermal sensor: 1/16 C).
 TEMP_STEP_C = 1.0 / 16.0
 
@@ -62,6 +64,10 @@ class SimDevice:
         self.clocks = Clocks.draw(hw)
         self.thermo_offset_c = float(hw.normal(0.0, 0.8))
         self.owner = TapRhythm.draw(rng_for(seed, self.kind_code, _OWNER))
+        # How the owner swipes (agent.simulator.swipe), and how the one other person who gets
+        # hold of the device (`[sensors] impostor`) does.
+        self.swiper = SwipeHabit.draw(rng_for(seed, self.kind_code, _OWNER, 1))
+        self.stranger = SwipeHabit.draw(rng_for(seed, self.kind_code, _STRANGER))
 
     def __repr__(self) -> str:
         return f"SimDevice(seed={self.seed}, kind={self.kind!r})"
@@ -144,6 +150,14 @@ class SimDevice:
     def capture(self, session: int, user: TapRhythm | None = None) -> Capture:
         """The capture of session `session` of normal use."""
         return self.render(self.session_env(session), user)
+
+    def swipes(self, session: int, n: int, stranger: bool = False) -> list[Stroke]:
+        """The strokes of `n` swipes in session `session`: the owner's, or with `stranger` the
+        other person's; none on a device without a touch screen."""
+        if not self.profile.touch or n <= 0:
+            return []
+        habit = self.stranger if stranger else self.swiper
+        return habit.session(rng_for(self.seed, self.kind_code, _SWIPES, session), n)
 
     def enrollment(self, n: int = 6) -> list[Capture]:
         """The n captures of provisioning (n >= 3 lets enroll fit temperature coefficients)."""

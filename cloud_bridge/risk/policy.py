@@ -25,6 +25,7 @@ from cloud_bridge.errors import BridgeError
 from cloud_bridge.risk.clone import ClonePolicy
 from cloud_bridge.risk.fingerprint import DriftPolicy
 from cloud_bridge.risk.sequence import Policy as SequencePolicy
+from cloud_bridge.risk.touch import Policy as TouchPolicy
 from cloud_bridge.risk.travel import Policy as TravelPolicy
 from confschema import Key, SchemaError, check_fields, integer, key_field
 
@@ -90,6 +91,13 @@ class SignalPolicy:
     seq_window: int = _knob(60, 10, 1_000, "a user's latest allowed triggers the model fits")
     seq_drift_cnats: int = _knob(200, 0, 10_000, "surprise (1/100 nat) a trigger may carry")
     seq_alarm_cnats: int = _knob(300, 1, 100_000, "accumulated surprise (1/100 nat) that flags")
+    # ---- touch behaviour of step-up confirmations (touch.Policy) ----
+    touch_enrol: int = _knob(4, 1, 100, "a user's confirmations with strokes that enrol")
+    touch_keep: int = _knob(8, 1, 100, "a user's latest counted confirmations the template fits")
+    touch_min_strokes: int = _knob(5, 1, 16, "strokes a confirmation needs to be judged")
+    touch_limit_x100: int = _knob(
+        3000, 1, 1_000_000, "scaled Manhattan distance x 100 beyond which strokes mismatch"
+    )
     # ---- per-device re-centring of the score thresholds (item 1 of issue 13) ----
     centre_min_reports: int = _knob(10, 1, 100_000, "allowed reports before re-centring")
     centre_max_shift_q: int = _knob(24, 0, 255, "most a device's thresholds move up, in q")
@@ -110,6 +118,11 @@ class SignalPolicy:
             raise SignalPolicyError(
                 f"[{SECTION}] seq_min_events = {self.seq_min_events} must be <= seq_window = "
                 f"{self.seq_window}; for example: seq_min_events = 20, seq_window = 60"
+            )
+        if self.touch_enrol > self.touch_keep:
+            raise SignalPolicyError(
+                f"[{SECTION}] touch_enrol = {self.touch_enrol} must be <= touch_keep = "
+                f"{self.touch_keep}; for example: touch_enrol = 4, touch_keep = 8"
             )
         if self.fp_hits > self.fp_window:
             raise SignalPolicyError(
@@ -150,6 +163,12 @@ class SignalPolicy:
         return TravelPolicy(
             float(self.max_speed_kmh),
             {"gps": self.gps_floor_m, "cell": self.cell_floor_m, "ip": self.ip_floor_m},
+        )
+
+    @functools.cached_property
+    def touch(self) -> TouchPolicy:
+        return TouchPolicy(
+            self.touch_enrol, self.touch_keep, self.touch_min_strokes, self.touch_limit_x100 / 100
         )
 
     @functools.cached_property

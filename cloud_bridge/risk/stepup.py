@@ -9,7 +9,9 @@ Pure: a frozen state and a function of events; the clock and the challenge are p
 
 A confirmation counts only if the answering report's own server score is under the kind's
 step-up threshold and carries no tamper code (`fresh_ok`): an impostor holding the phone
-cannot confirm by pressing a button, the session it answers with is scored like any other.
+cannot confirm by pressing a button, the session it answers with is scored like any other. Nor
+if its swipes mismatch the user's touch template (`touch_ok`, cloud_bridge.risk.touch): that
+confirmation settles the step-up as TOUCH_MISMATCH and the held action is refused.
 
 Deadlines: an emergency must still complete within its tier's response time (policy
 `[emergency] <kind>_response_ms`: illness 15 s, disaster 30 s, education 45 s), so its step-up
@@ -24,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from cloud_bridge.pool.commands import Emergency
 from cloud_bridge.pool.policy import Emergencies
+from cloud_bridge.risk.touch import TOUCH_MISMATCH
 
 CHALLENGE_BYTES = 16
 EMERGENCY_MARGIN_MS = 2_000
@@ -35,6 +38,7 @@ class Status(enum.StrEnum):
     CONFIRMED = "confirmed"
     DECLINED = "declined"
     EXPIRED = "expired"
+    TOUCH_MISMATCH = TOUCH_MISMATCH  # confirmed, but the swipes were not the user's
 
 
 class Effect(enum.StrEnum):
@@ -42,7 +46,8 @@ class Effect(enum.StrEnum):
 
     NONE = "none"  # nothing changed (an ignored reply, a tick before the deadline)
     RUN = "run"  # run the held pool command; publish its decision (reason step_up_confirmed)
-    DROP = "drop"  # publish the event's decision: step_up_declined / step_up_expired; count it
+    DROP = "drop"  # publish the event's decision: step_up_declined / step_up_expired /
+    # touch_mismatch; count it
 
 
 class Ignored(enum.StrEnum):
@@ -79,6 +84,7 @@ class Reply:
     challenge: bytes
     confirmed: bool
     fresh_ok: bool  # the answering report's server score is under step-up, no tamper code
+    touch_ok: bool = True  # its strokes do not mismatch the user's template (none: True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,8 @@ def on_reply(p: PendingStepUp, reply: Reply, now_ms: int) -> Step:
         return Step(replace(p, status=Status.DECLINED), Effect.DROP)
     if not reply.fresh_ok:
         return Step(p, Effect.NONE, Ignored.UNTRUSTED_SESSION)  # may still confirm in time
+    if not reply.touch_ok:  # someone else's swipes: a thief pressing confirm
+        return Step(replace(p, status=Status.TOUCH_MISMATCH), Effect.DROP)
     return Step(replace(p, status=Status.CONFIRMED), Effect.RUN)
 
 

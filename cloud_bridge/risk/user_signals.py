@@ -16,8 +16,10 @@ deterministic function of that history, so only the history is kept), and judges
 step-up (`confirmed`: learnt, and the accumulated evidence cleared: the owner has answered it)
 become the user's habits; a thief's triggers, stepped up and never confirmed, do not. Without
 the confirmations a user whose habits change would be flagged ever after: on the simulation of
-`tools.eval_risk sequence` that took genuine triggers flagged from 0.6 % to 11 %. Pure: values
-in, values out.
+`tools.eval_risk sequence` that took genuine triggers flagged from 0.6 % to 11 %. The memory
+also keeps the user's touch template (the strokes of their counted step-up confirmations,
+`cloud_bridge.risk.touch`; key "touch" of the JSON, absent in memories written before it).
+Pure: values in, values out.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ import json
 from dataclasses import dataclass, field, replace
 
 from cloud_bridge.risk import sequence as sq
-from cloud_bridge.risk import travel
+from cloud_bridge.risk import touch, travel
 from cloud_bridge.risk.policy import SignalPolicy
 from protocol import messages as m
+from protocol.strokes import Strokes, from_fixed, to_fixed
 
 IMPOSSIBLE_TRAVEL = "impossible_travel"
 IMPLAUSIBLE_SEQUENCE = "implausible_sequence"
+STROKES = Strokes()
 PRIOR = sq.uniform()
 """The population prior of every user's model: flat (no population model is fitted live)."""
 
@@ -42,6 +46,7 @@ class UserMemory:
     travel: travel.State = field(default_factory=travel.State)
     history: tuple[sq.Event, ...] = ()  # the latest allowed triggers, oldest first
     sequence: sq.State = field(default_factory=sq.State)
+    touch: touch.Memory = field(default_factory=touch.Memory)  # the step-up touch template
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +114,7 @@ def confirmed(memory: UserMemory, event: sq.Event, policy: SignalPolicy) -> User
 
 def to_json(memory: UserMemory) -> str:
     fix = memory.travel.last
-    doc = {
+    doc: dict[str, object] = {
         "v": 1,
         "fix": None
         if fix is None
@@ -117,6 +122,8 @@ def to_json(memory: UserMemory) -> str:
         "hist": [[e.kind, e.amount_fen, e.hour, e.device] for e in memory.history],
         "seq": [memory.sequence.prev_kind, memory.sequence.evidence],
     }
+    if memory.touch.confirmations:  # strokes as they travelled (fixed point): exact and short
+        doc["touch"] = [[to_fixed(f) for f in c] for c in memory.touch.confirmations]
     return json.dumps(doc, separators=(",", ":"))
 
 
@@ -132,6 +139,9 @@ def from_json(text: str) -> UserMemory:
             travel.State(None if fix is None else travel.Fix(*fix)),
             tuple(sq.Event(str(k), int(a), int(h), str(d)) for k, a, h, d in doc["hist"]),
             sq.State(str(prev), float(evidence)),
+            touch.Memory(  # checked as on the wire: 16 integers a stroke
+                tuple(tuple(map(from_fixed, STROKES.check(c))) for c in doc.get("touch", ()))
+            ),
         )
     except (ValueError, TypeError, KeyError, IndexError):
         return UserMemory()  # TravelError and SequenceError are ValueErrors

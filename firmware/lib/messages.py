@@ -13,7 +13,8 @@ out, as the bridge's encoder does, so both produce the same bytes.
 
 Field types: "u" unsigned, "i" signed 64-bit, "t" text, "b" bytes, "?" bool, "m" map,
 "l" list of text, "body" the trigger's body (its class is named by key 17), "loc" a location
-(LOCATION), always optional: absent or None leaves it out (its None default is not REQUIRED).
+(LOCATION), always optional: absent or None leaves it out (its None default is not REQUIRED),
+"s" touch strokes (a list of lists of integers; a board without a screen never sends them).
 """
 
 import cbor
@@ -80,6 +81,7 @@ FIELDS = {
         (18, "cmd_result", "t", ""),
         (21, "location", "loc", None),
         (22, "time_quality", "u", 2),
+        (23, "strokes", "s", ()),
     )),
     TRIGGER: ("Trigger", (
         (10, "model_id", "t", REQUIRED),
@@ -195,7 +197,7 @@ def _check(name, typ, value):
         ok = isinstance(value, bool)
     elif typ == "m":
         ok = isinstance(value, dict)
-    elif typ == "l":
+    elif typ == "l" or typ == "s":
         ok = isinstance(value, (list, tuple))
     elif typ == "loc":
         ok = value is None or isinstance(value, dict)

@@ -19,6 +19,7 @@ from agent.bootstrap import build_agent
 from agent.runtime import Agent
 from protocol import cose
 from protocol import messages as m
+from protocol.strokes import STROKE_FEATURES
 from tests.agent.harness import provision
 
 BRIDGE = bytes(nacl.signing.SigningKey(bytes(range(100, 132))).verify_key).hex()
@@ -131,9 +132,21 @@ def test_build_agent__one_clock_reaches_the_runtime_and_the_link(tmp_path: Path)
 def test_stepup__the_simulated_owner_confirms_an_impostor_declines(agent: Agent) -> None:
     ask: dict[str, Any] = {"challenge": b"\x01" * 16, "event": "d:7", "expires_ms": 5}
     assert agent.cfg.source == "sim" and not agent.cfg.impostor
-    assert agent.handler.handle(command(agent, "stepup", **ask)).result == m.STEPUP_CONFIRMED
+    owner = agent.handler.handle(command(agent, "stepup", **ask))
+    assert owner.result == m.STEPUP_CONFIRMED
+    assert len(owner.strokes) == cmds.CONFIRM_SWIPES  # the confirming swipes go with it
+    assert all(len(s) == len(STROKE_FEATURES) for s in owner.strokes)
     agent.cfg = replace(agent.cfg, impostor=True)
-    assert agent.handler.handle(command(agent, "stepup", **ask)).result == m.STEPUP_DECLINED
+    declined = agent.handler.handle(command(agent, "stepup", **ask))
+    assert (declined.result, declined.strokes) == (m.STEPUP_DECLINED, ())
+    # A thief who presses confirm: confirmed, with their own swipes, not the owner's.
+    agent.cfg = replace(agent.cfg, impostor_confirms=True)
+    thief = agent.handler.handle(command(agent, "stepup", **ask))
+    assert thief.result == m.STEPUP_CONFIRMED and len(thief.strokes) == cmds.CONFIRM_SWIPES
+    assert _feature(thief.strokes, "duration_ms") != _feature(owner.strokes, "duration_ms")
+    # Without a simulated user there is no prompt: declined, no strokes.
+    agent.cfg = replace(agent.cfg, source="replay", impostor=False)
+    assert agent.handler.handle(command(agent, "stepup", **ask)).strokes == ()
     # A malformed step-up is an error answer, never a confirmation.
     bad = agent.handler.handle(command(agent, "stepup", event="d:7"))
     assert bad.result.startswith("error:") and bad.effects == ()
@@ -148,3 +161,8 @@ def test_stepup__the_answer_is_a_fresh_report_naming_the_command(agent: Agent) -
     answers = [r for r in stored if isinstance(r, m.Report) and r.cmd_seq == 41]
     assert len(answers) == 1 and answers[0].cmd_result == "confirmed"
     assert answers[0].fingerprint  # captured now: the bridge scores it before it counts
+    assert len(answers[0].strokes) == cmds.CONFIRM_SWIPES  # and the swipes the bridge judges
+
+
+def _feature(strokes: tuple[tuple[int, ...], ...], name: str) -> list[int]:
+    return [s[STROKE_FEATURES.index(name)] for s in strokes]

@@ -84,8 +84,13 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path, store_url: str) -> Iterator[Rig]:
+    yield from make_rig(tmp_path, store_url, CFG_TOML)
+
+
+def make_rig(tmp_path: Path, store_url: str, toml: str) -> Iterator[Rig]:
+    """The rig on a bridge configured by `toml` (tests/bridge/test_stepup_touch.py too)."""
     url = store_url  # SQLite and PostgreSQL: the step-up rows and their locks on both
-    (tmp_path / "bridge.toml").write_text(CFG_TOML)
+    (tmp_path / "bridge.toml").write_text(toml)
     from cloud_bridge.config import load
 
     cfg: BridgeConfig = load(tmp_path / "bridge.toml", tmp_path)

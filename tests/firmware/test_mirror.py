@@ -14,6 +14,7 @@ import pytest
 from protocol import fields as f
 from protocol import messages as m
 from protocol.schema import _defaults, _schema
+from protocol.strokes import Strokes
 from tests.firmware.conftest import FIRMWARE_LIB
 
 FIRMWARE_MODULES = ("messages", "cbor", "cose", "errors", "ed25519", "ed25519_comb", "sha512")
@@ -33,6 +34,7 @@ TYPE_CODES: dict[type, str] = {
     f.TextList: "l",
     m.Body_: "body",
     m.Location_: "loc",
+    Strokes: "s",
 }
 
 

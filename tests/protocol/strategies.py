@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from protocol import fields as f
 from protocol import messages as m
+from protocol.strokes import MAX_STROKES, STROKE_FEATURES, STROKE_VALUE_MAX, Strokes
 
 ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 ids = st.text(alphabet=ID_ALPHABET, min_size=1, max_size=64)
@@ -48,6 +49,10 @@ def for_type(typ: Any) -> st.SearchStrategy[Any]:
         return st.integers(typ.min, typ.max)
     if isinstance(typ, m.Location_):
         return st.none() | record(m.Location)
+    if isinstance(typ, Strokes):
+        value = st.integers(-STROKE_VALUE_MAX, STROKE_VALUE_MAX)
+        stroke = st.lists(value, min_size=len(STROKE_FEATURES), max_size=len(STROKE_FEATURES))
+        return st.lists(stroke.map(tuple), max_size=MAX_STROKES).map(tuple)
     if isinstance(typ, m.Body_):
         return st.one_of(*[record(cls) for cls in m.BODIES.values()])
     raise TypeError(f"no strategy for {typ!r}")

@@ -69,7 +69,7 @@ def test_header_keys_on_the_wire() -> None:
 
 def test_unknown_keys_are_ignored() -> None:
     data = cbor2.loads(m.encode(report()))
-    data[23] = "from a newer minor revision"
+    data[30] = "from a newer minor revision"
     data[9] = [1, 2, 3]
     assert m.decode(cbor2.dumps(data, canonical=True)) == report()
 
@@ -91,12 +91,12 @@ OUTSIDE = {
 
 
 def _with_raw(item: bytes) -> bytes:
-    """A report's payload with one more entry: key 23, unknown to version 1, holding the raw
-    CBOR `item` (deterministic order puts key 23 last)."""
+    """A report's payload with one more entry: key 24, unknown to version 1, holding the raw
+    CBOR `item` (deterministic order puts key 24 last)."""
     data = cbor2.loads(m.encode(report()))
-    data[23] = 0
+    data[24] = 0
     encoded = cbor2.dumps(data, canonical=True)
-    assert encoded.endswith(b"\x17\x00")
+    assert encoded.endswith(b"\x18\x18\x00")
     return encoded[:-1] + item
 
 

@@ -10,6 +10,13 @@ other user against this user's template (zero-effort impostors, as in Touchalyti
 threshold for all users (stricter than the per-user thresholds of most papers); the equal error
 rate is where false accepts and false rejects meet. Scaled Manhattan (the matcher) and
 Euclidean (the comparison) are measured on the same attempts.
+
+The decision as the bridge runs it is measured too (`confirm_*` keys): simulated phones
+(agent.simulator.SimDevice) confirm step-ups with CONFIRM_SWIPES swipes each, the default
+`[risk_signals]` touch policy enrols each user on their first confirmations (each in a session
+of its own), then every later confirmation of the owner is judged and learnt as the bridge does
+(`confirm_false_reject`: the owner refused), and the phone's stranger (the simulated impostor)
+confirms once against every template (`confirm_false_accept`: the stranger let through).
 """
 
 from __future__ import annotations
@@ -20,9 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from agent.commands import CONFIRM_SWIPES
+from agent.simulator import SimDevice
 from agent.simulator.swipe import SwipeHabit
 from agent.strokes import features
 from cloud_bridge.risk import touch
+from cloud_bridge.risk.policy import SignalPolicy
+from protocol.strokes import from_fixed, to_fixed
 from tools.eval_risk import signal_main
 
 WINDOW = 10  # strokes a decision looks at: about one page of reading
@@ -72,6 +83,29 @@ def attempts(seed: int, users: int, window: int) -> dict[str, tuple[list[float],
     return out
 
 
+def confirmations(seed: int, phones: int, later: int) -> tuple[float, float]:
+    """(false reject, false accept) of the touch decision on step-up confirmations."""
+    policy = SignalPolicy().touch
+    rejected = accepted = 0
+    for n in range(phones):
+        phone = SimDevice(seed * 100_003 + n, "phone")
+        memory = touch.Memory()
+        for session in range(policy.enrol + later):
+            strokes = _sent(phone, session, stranger=False)
+            judged = touch.judge(memory, strokes, policy)
+            rejected += judged.evidence is touch.Evidence.MISMATCH
+            memory = touch.learn(memory, strokes, judged, policy)
+        judged = touch.judge(memory, _sent(phone, 10_000, stranger=True), policy)
+        accepted += judged.evidence is not touch.Evidence.MISMATCH
+    return rejected / (phones * later), accepted / phones
+
+
+def _sent(phone: SimDevice, session: int, stranger: bool) -> list[tuple[float, ...]]:
+    """A confirmation's swipes as the bridge reads them (fixed point on the wire)."""
+    swipes = phone.swipes(session, CONFIRM_SWIPES, stranger)
+    return [from_fixed(to_fixed(features(s))) for s in swipes]
+
+
 def evaluate(seed: int, quick: bool) -> dict[str, Any]:
     users = 40 if quick else 200
     per_window = {}
@@ -82,7 +116,11 @@ def evaluate(seed: int, quick: bool) -> dict[str, Any]:
         }
         per_window[window] = rates
     eer = per_window[WINDOW]["scaled_manhattan"]
+    false_reject, false_accept = confirmations(seed, users * 2, later=4)
     return {
+        "confirm_false_reject": round(false_reject, 4),
+        "confirm_false_accept": round(false_accept, 4),
+        "confirm_phones": users * 2,
         "eer": eer,
         "eer_euclidean": per_window[WINDOW]["euclidean"],
         "eer_single_stroke": per_window[1]["scaled_manhattan"],
