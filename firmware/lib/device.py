@@ -220,7 +220,8 @@ class Device:
         fields = self._head(0)
         fields.update({
             "model_id": self.model.model_id,
-            "model_sha256": self.model.model_sha256,
+            # the bridge finds the model by id and prefix: 24 bytes less in every report
+            "model_sha256": self.model.model_sha256[:messages.MODEL_SHA256_PREFIX],
             "risk_pm": risk,
             "features": x,
             "fingerprint": dict(enumerate(fp)),

@@ -31,7 +31,7 @@ def fig(name, value):
 def _report_fields(seq=0):
     return {
         "sender": "esp32-bench", "seq": seq, "boot": 1, "ts_ms": 1764547200000,
-        "model_id": "risk-v1", "model_sha256": bytes(32), "risk_pm": 412,
+        "model_id": "risk-v1", "model_sha256": bytes(messages.MODEL_SHA256_PREFIX), "risk_pm": 412,
         "features": bytes(20), "mono_ms": 86400123,
         "fingerprint": {i: (-1) ** i * (1000 + 7919 * i * i) for i in range(24)},
     }  # fmt: skip
