@@ -25,6 +25,7 @@ import config
 import cose
 import counters
 import fingerprint
+import held
 import messages
 import model_store
 import mpu6050
@@ -132,7 +133,7 @@ class Device:
         )  # fmt: skip
         self.dog = Watchdog(hw.wdt, hw.ticks_ms(), WDT_TIMEOUT_MS // 2)
         self.commands = []  # verified commands waiting for the loop: (name, seq, args, expires)
-        self.held = []  # expiring commands waiting for a trusted clock (agent/timebase.py)
+        self.held = held.load(storage, self.log)  # expiring commands awaiting a trusted clock
         floor = storage.read(TIME_FLOOR)
         self.time = timebase.start(int(floor) if floor else 0)
         self._boot_first_seq = self.box.next_seq()  # older acks do not set the clock
@@ -364,18 +365,21 @@ class Device:
     def _run_commands(self):
         if not self.commands and not self.held:
             return
-        waiting, self.held = self.held + self.commands, []
-        self.commands = []
+        waiting, self.commands = self.held + self.commands, []
         trusted = timebase.trusted(self.time)
-        for name, seq, args, expires in waiting:
-            verdict = command_gate.gate(expires, False, self.wall_ms(), trusted)
-            if verdict == command_gate.HOLD:
-                self.held.append((name, seq, args, expires))
-                continue
-            if verdict != command_gate.APPLY:
+        now = self.wall_ms()
+        hold, apply = [], []
+        for cmd in waiting:
+            verdict = command_gate.gate(cmd[3], False, now, trusted)
+            if verdict == command_gate.HOLD or verdict == command_gate.APPLY:
+                (hold if verdict == command_gate.HOLD else apply).append(cmd)
+            else:
                 self.dropped_inbound += 1
-                self.log("command %s (seq %d) not applied: %s" % (name, seq, verdict))
-                continue
+                self.log("command %s (seq %d) not applied: %s" % (cmd[0], cmd[1], verdict))
+        if hold != self.held:  # on flash before any command of this pass is applied
+            held.save(self.storage, hold)
+            self.held = hold
+        for name, seq, args, _expires in apply:
             self.current_seq = seq  # a diag answer carries the command's seq
             result, effects = commands.handle(self, name, args)
             for what, value in effects:
