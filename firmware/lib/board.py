@@ -3,7 +3,7 @@
 On the ESP32: I2C on the configured pins, network.WLAN, machine.WDT, the emergency button, the
 on-board LED, flash under /data, the OTA partitions (esp32.Partition). In the unix port (the
 virtual ESP32 of tests/firmware): the simulated MPU-6050 and its sampling clock (imu.sim_seed),
-no Wi-Fi to join, a stub watchdog, OTA partitions simulated in files (ota.SimTable), and the
+no Wi-Fi to join, a stub watchdog, OTA partitions simulated in files (ota_sim.SimTable), and the
 "button" is a file named `button` in the data directory.
 
     hw = board.hardware(cfg, data_dir)      the right one for sys.platform
@@ -13,7 +13,6 @@ no Wi-Fi to join, a stub watchdog, OTA partitions simulated in files (ota.SimTab
 import sys
 import time
 
-import config
 import storage
 
 ESP32 = sys.platform == "esp32"
@@ -163,14 +162,16 @@ class Esp32(Hardware):
 class UnixPort(Hardware):
     def __init__(self, cfg, data_dir):
         import mpu6050_sim
-        import ota
+        import ota_sim
         import watchdog
         import wifi
 
         super().__init__(data_dir)
         seed = cfg["imu"]["sim_seed"]
         if seed < 0:
-            raise config.ConfigError("the unix port has no MPU-6050: set imu.sim_seed")
+            from config import ConfigError
+
+            raise ConfigError("the unix port has no MPU-6050: set imu.sim_seed")
         self.i2c = mpu6050_sim.SimI2C(seed, cfg["imu"]["i2c_address"])
         clock = mpu6050_sim.SimClock(seed)  # the simulated board's sampling clock
         self.imu_ticks_us = clock.ticks_us
@@ -178,15 +179,15 @@ class UnixPort(Hardware):
         self.wlan = wifi.NoWLAN()
         self.wdt = watchdog.StubWDT()
         # the OTA partition table over files of the data directory, booted as a board would be
-        self.ota_table = ota.SimTable(storage.FileStorage(data_dir))
+        self.ota_table = ota_sim.SimTable(storage.FileStorage(data_dir))
         self.ota_table.reset()
         self.running_partition = self.ota_table.running()
         self.mark_valid = self.ota_table.mark_app_valid_cancel_rollback
 
     def image_version(self):
-        import ota
+        import ota_sim
 
-        return ota.image_version(self.running_partition)
+        return ota_sim.image_version(self.running_partition)
 
     def reset(self):
         raise SystemExit(RESET_EXIT)  # the virtual ESP32 starts the process again
@@ -209,4 +210,6 @@ def hardware(cfg, data_dir):
 
 
 def unix_hardware(data_dir):
+    import config
+
     return UnixPort(config.load(storage.FileStorage(data_dir)), data_dir)

@@ -17,11 +17,10 @@ a session is announced with a signed birth (seq 2 * session) and a signed last w
 import gc
 import hashlib
 import json
+import sys
 import time
 
 import backoff
-import commands
-import config
 import cose
 import counters
 import fingerprint
@@ -30,20 +29,19 @@ import messages
 import model_store
 import mpu6050
 import mqtt
-import ota
 import reconnect
 import command_gate
 import sender
 import timebase
+import updates
 import window
 import wifi
 from errors import ProtocolError
 from outbox import Outbox, OutboxFull
+from storage import write_atomic
 from watchdog import WDT_TIMEOUT_MS, Watchdog
 
 VERSION = "fw-0.2.0"
-TRIAL_MS = 600000
-"""A firmware on trial gets this long to have a report acked before it resets (rollback)."""
 PREFIX = "cp/v1"
 REPLAY_WINDOW = 64  # protocol/replay.py WINDOW: the bridge's replay window
 PRIORITY_REPORT = 0
@@ -51,6 +49,13 @@ PRIORITY_REPLY = 100
 CMD_SEEN = "cmd_seen.json"
 TIME_FLOOR = "time_floor"
 RING_LINES = 20
+
+
+def unload(*names):
+    """Drop modules the device needs rarely (commands, config, ota, claim): their bytecode
+    leaves the heap at the next collection, and the next import loads them again."""
+    for name in names:
+        sys.modules.pop(name, None)
 
 
 class MonoClock:
@@ -79,6 +84,9 @@ class Device:
         self._hw_log = hw.log
         self.ring = []  # the newest log lines, for a diag command
         self.current_seq = 0
+        import commands  # at boot, a connect and a command only: unloaded after use
+        import config
+
         commands.settle_rotation(storage)
         self.cfg = config.load(storage)
         raw_cfg = storage.read(config.FILE) or b""
@@ -105,12 +113,7 @@ class Device:
         self.box = Outbox(storage, self.cfg["outbox"]["max_messages"])
         image = hw.image_version()  # a simulated image names its version (the unix port)
         self.version = "fw-" + image if image else VERSION
-        self.ota = ota.Ota(storage, hw.running_partition, hw.mark_valid, bridge_pub,
-                           version=self.version[3:])
-        if self.ota.on_boot() == ota.ROLLED_BACK:
-            self.log("update: rolled back (%s)" % self.ota.state.get("reason"))
-        self._trial_ack = None  # on trial: the ack that shows this firmware's reports arrive
-        self._boot_ms = hw.ticks_ms()
+        self.updates = updates.Updates(storage, hw, bridge_pub, self.version[3:], self.log)
         mq = self.cfg["mqtt"]
         self.window = window.SendWindow(REPLAY_WINDOW, mq["inflight_max"], mq["ack_timeout_s"] * 1000)
         self.model = model_store.current(storage, self.log)
@@ -147,6 +150,7 @@ class Device:
         self._last_fired = None
         self.log("boot %d: %s %s, kid %s, outbox %d (next seq %d)" % (
             self.boot, self.device_id, self.version, self.kid.hex(), len(self.box), self.box.next_seq()))
+        unload("commands", "config")
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -164,7 +168,7 @@ class Device:
     def _keep_time(self):
         due = timebase.floor_due(self.time, self.hw.wall_ms())
         if due:
-            commands.write_atomic(self.storage, TIME_FLOOR, str(due))
+            write_atomic(self.storage, TIME_FLOOR, str(due))
             self.time = timebase.floor_written(self.time, due)
 
     def random_bytes(self, n):
@@ -279,6 +283,8 @@ class Device:
         return (self.topics["death"], self._seal(messages.DEATH, fields), 1, False)
 
     def _on_connect(self, _session_present):
+        import commands
+
         session = self._session or 0  # reserved by _will() for this connection
         self._session = None
         self.session = session
@@ -300,6 +306,7 @@ class Device:
         pending = self.storage.read(commands.ROTATION)
         if pending is not None:  # a rotation still waiting: the bridge may have missed it
             self.client.publish(self.topics["enroll"], pending, 1)
+        unload("commands")
         self.log("connected (session %d), resuming after seq %d" % (session, self.window.acked))
 
     def _publish(self, entry):
@@ -359,12 +366,13 @@ class Device:
         if seq <= self._cmd_seen.get(sender_id, 0):
             return False
         self._cmd_seen[sender_id] = seq
-        commands.write_atomic(self.storage, CMD_SEEN, json.dumps(self._cmd_seen))
+        write_atomic(self.storage, CMD_SEEN, json.dumps(self._cmd_seen))
         return True
 
     def _run_commands(self):
         if not self.commands and not self.held:
             return
+        import commands
         waiting, self.commands = self.held + self.commands, []
         trusted = timebase.trusted(self.time)
         now = self.wall_ms()
@@ -397,6 +405,8 @@ class Device:
                     self.client.publish(self.topics["diag"], value, 1)
             self.log("command %s (seq %d): %s" % (name, seq, result))
             self.report(cmd_seq=seq, cmd_result=result)
+        self.updates.settle()  # a refused update leaves ota.py unused
+        unload("commands", "config")
 
     def _link(self, now):
         """Keep the link up and let the window work; False while disconnected."""
@@ -444,7 +454,9 @@ class Device:
         # not a hang. A call that hangs never gets here and the WDT resets the board.
         self.dog.beat(now)
         self._run_commands()
-        self._update_step(now)
+        if self.updates.step(now):  # an update in place, or a trial without an ack
+            self.shutdown()
+            self.hw.reset()
         if hw.button():
             self.emergency(now)
         interval = self.cfg["report"]["interval_s"] * 1000
@@ -467,27 +479,7 @@ class Device:
         return 5 if up else 50
 
     def _trial_acked(self, ack_seq):
-        """On trial after an update: the first ack sets the mark; one beyond it means a report
-        this firmware numbered reached the bridge, and the image is marked valid."""
-        if self.ota.phase != ota.TRIAL:
-            return
-        if self._trial_ack is None:
-            self._trial_ack = ack_seq
-        elif ack_seq > self._trial_ack and self.ota.acked():
-            self.log("update: firmware %s committed" % self.ota.state["running"])
-
-    def _update_step(self, now):
-        """Download one block of an offered update; reset into it when it is in place, and
-        out of a trial that got no ack within TRIAL_MS (the bootloader then rolls back)."""
-        phase = self.ota.phase
-        if phase == ota.DOWNLOADING and self.ota.step(self.hw.fetch_range) == "reset":
-            self.log("update: rebooting into %s" % self.ota.state["target"])
-            self.shutdown()
-            self.hw.reset()
-        if phase == ota.TRIAL and time.ticks_diff(now, self._boot_ms) > TRIAL_MS:
-            self.log("update: no ack for the new firmware; resetting to roll back")
-            self.shutdown()
-            self.hw.reset()
+        self.updates.on_ack(ack_seq)
 
     def shutdown(self):
         """A clean death and DISCONNECT (the broker then drops the will)."""
