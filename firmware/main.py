@@ -20,6 +20,7 @@ def main():
         import os
 
         data_dir = sys.argv[1] if len(sys.argv) > 1 else os.getenv("FW_DATA") or "data"
+    board.preload()
     flash = storage.FileStorage(data_dir)
     cfg = load_config(flash)
     hw = board.hardware(cfg, data_dir)

@@ -54,7 +54,7 @@ def handle(dev, name, args):
             manifest = args.get("manifest")
             if not isinstance(manifest, bytes):
                 return "refused: argument manifest missing or mistyped", ()
-            return dev.updater().offer(manifest), ()
+            return dev.updates.machine().offer(manifest), ()
         return "refused: unknown command %s" % name, ()
     except Exception as exc:  # a command must never take the device down
         return ("error: %s" % type(exc).__name__)[:64], ()

@@ -237,6 +237,8 @@ class Device:
             "time_quality": self.time[timebase.QUALITY],
         })
         payload = messages.encode(messages.REPORT, fields)
+        fields = fp = x = None
+        gc.collect()  # the stored copy goes into the lowest hole, not among the garbage
         try:
             self.box.put(payload, PRIORITY_REPLY if cmd_seq else PRIORITY_REPORT)
         except OutboxFull:
@@ -376,7 +378,8 @@ class Device:
         waiting, self.commands = self.held + self.commands, []
         trusted = timebase.trusted(self.time)
         now = self.wall_ms()
-        hold, apply = [], []
+        hold = []  # type: list
+        apply = []  # type: list
         for cmd in waiting:
             verdict = command_gate.gate(cmd[3], False, now, trusted)
             if verdict == command_gate.HOLD or verdict == command_gate.APPLY:
@@ -406,7 +409,7 @@ class Device:
             self.log("command %s (seq %d): %s" % (name, seq, result))
             self.report(cmd_seq=seq, cmd_result=result)
         self.updates.settle()  # a refused update leaves ota.py unused
-        unload("commands", "config")
+        unload("commands", "config", "http_get")
 
     def _link(self, now):
         """Keep the link up and let the window work; False while disconnected."""

@@ -62,8 +62,9 @@ class Updates:
         self._trial_ack = None  # on trial: the ack that shows this firmware's reports arrive
         self._boot_ms = hw.ticks_ms()
         if busy(phase(storage)):
-            if self.machine().on_boot() == ROLLED_BACK:
-                log("update: rolled back (%s)" % self.ota.state.get("reason"))
+            machine = self.machine()
+            if machine.on_boot() == ROLLED_BACK:
+                log("update: rolled back (%s)" % machine.state.get("reason"))
             self.settle()
 
     def machine(self):
@@ -78,6 +79,7 @@ class Updates:
         if self.ota is not None and not busy(self.ota.phase):
             self.ota = None
             sys.modules.pop("ota", None)
+            sys.modules.pop("http_get", None)
 
     def on_ack(self, ack_seq):
         """On trial after an update: the first ack sets the mark; one beyond it means a report

@@ -21,6 +21,8 @@ def fig(name, value):
 
 def soak(flash_dir, reports):
     import board
+
+    board.preload()  # as main.py boots
     import device
     import storage
 
