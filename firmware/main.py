@@ -5,6 +5,7 @@ The LED: off while Wi-Fi or MQTT is down, on while connected with the bridge onl
 (print, the serial console): one line per boot, connect, lost link, command and trigger.
 """
 
+import gc
 import json
 import sys
 import time
@@ -24,6 +25,7 @@ def main():
     flash = storage.FileStorage(data_dir)
     cfg = load_config(flash)
     hw = board.hardware(cfg, data_dir)
+    gc.collect()
     cfg = enroll(hw, flash, cfg)
     import device
 

@@ -1,4 +1,6 @@
-"""Expiring commands held until the clock is trusted (agent/timebase.py), kept on flash.
+"""The state of the bridge's commands on flash: the highest seq taken from each bridge
+instance (SEEN, the replay check) and the expiring commands held until the clock is trusted
+(agent/timebase.py).
 
 A command's seq is recorded as seen (cmd_seen.json) when it arrives, so a held command kept
 only in the heap would be lost by a power cut and never come again (the agent keeps its own
@@ -8,12 +10,25 @@ old list or the new one, never a torn one.
 
     save(storage, held)    held: a list of (name, seq, args, expires_ms); [] removes the file
     load(storage, log)     the list saved before the reset ([] when none or unreadable)
+    load_seen(storage)     {bridge instance: highest command seq taken}
 """
+
+import json
 
 import cbor
 from storage import crc32
 
 FILE = "held.cbor"
+SEEN = "cmd_seen.json"
+
+
+def load_seen(storage):
+    raw = storage.read(SEEN)
+    try:
+        seen = json.loads(raw) if raw else {}
+    except ValueError:
+        seen = {}
+    return seen if isinstance(seen, dict) else {}
 
 
 def save(storage, held):

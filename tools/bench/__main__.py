@@ -1,6 +1,7 @@
 """python -m tools.bench [--only SUITE ...] [--quick] [--json FILE] [--markdown FILE]
 
 Runs every benchmark suite, prints one table, writes JSON (--json) and docs/benchmarks.md.
+With --only, the rows of the suites not run are kept from the Markdown file as they were.
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             + "\n"
         )
     if args.markdown:
-        args.markdown.write_text(markdown(figures, info, args.quick, failed))
+        text = markdown(figures, info, args.quick, failed)
+        if args.only and args.markdown.exists():
+            text = keep_other_suites(args.markdown.read_text(), text, set(args.only))
+        args.markdown.write_text(text)
     for line in failed:
         print(f"FAILED {line}", file=sys.stderr)
     return 1 if failed else 0
@@ -84,6 +88,36 @@ def _render_saved(source: Path, target: Path) -> int:
         return 2
     target.write_text(text)
     return 0
+
+
+def _rows(text: str) -> dict[str, list[str]]:
+    """The table rows of a benchmarks Markdown file, by suite, in their order."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        cells = line.split("|")
+        if line.startswith("| ") and len(cells) > 2 and cells[1].strip() in SUITES:
+            out.setdefault(cells[1].strip(), []).append(line)
+    return out
+
+
+def keep_other_suites(old: str, new: str, ran: set[str]) -> str:
+    """`new` (the Markdown of a run of the suites `ran`) with the rows of every other suite
+    taken from `old`, the suites in SUITES order, and a line that says which rows are older."""
+    old_rows, new_rows = _rows(old), _rows(new)
+    kept = [s for s in SUITES if s not in ran and s in old_rows]
+    if not kept:
+        return new
+    rows = [r for s in SUITES for r in (new_rows if s in ran else old_rows).get(s, [])]
+    lines = new.splitlines()
+    ran_lines = {row for suite_rows in new_rows.values() for row in suite_rows}
+    table = [i for i, line in enumerate(lines) if line in ran_lines]
+    at = table[0] if table else lines.index("|---|---|---:|---|---|---|---|") + 1
+    lines[at : (table[-1] + 1) if table else at] = rows
+    machine = next(i for i, line in enumerate(lines) if line.startswith("Machine: "))
+    lines.insert(machine + 1, "")
+    lines.insert(machine + 2, f"Rows of {', '.join(kept)}: kept from an earlier run (this one ran "
+                 f"{', '.join(s for s in SUITES if s in ran)}).")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def render(figures: list[Figure]) -> str:

@@ -27,6 +27,7 @@ def soak(flash_dir, reports):
     import storage
 
     hw = board.unix_hardware(flash_dir)
+    gc.collect()  # as main.py boots
     real_open = hw.open_socket
     down = [False]
 
