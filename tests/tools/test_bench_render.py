@@ -125,5 +125,8 @@ def test_only_some_suites_keeps_the_rows_of_the_others() -> None:
         "| bridge | rate | 900 | msg/s |  |  |  |",
         "| firmware | sign | 1.5 | ms |  |  |  |",
     ]
-    assert "Rows of protocol, bridge: kept from an earlier run (this one ran firmware)." in text
+    assert (
+        "Rows of protocol, bridge: kept from an earlier run (Test CPU, 2 cores, Linux, Python"
+        " 3.11.7); this one ran firmware." in text
+    )
     assert keep_other_suites(new, new, {"firmware"}) == new  # nothing else to keep
