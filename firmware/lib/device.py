@@ -242,8 +242,6 @@ class Device:
             "time_quality": self.time[timebase.QUALITY],
         })
         payload = messages.encode(messages.REPORT, fields)
-        fields = fp = x = None
-        gc.collect()  # the stored copy goes into the lowest hole, not among the garbage
         try:
             self.box.put(payload, PRIORITY_REPLY if cmd_seq else PRIORITY_REPORT)
         except OutboxFull:
