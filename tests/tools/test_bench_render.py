@@ -130,3 +130,8 @@ def test_only_some_suites_keeps_the_rows_of_the_others() -> None:
         " 3.11.7); this one ran firmware." in text
     )
     assert keep_other_suites(new, new, {"firmware"}) == new  # nothing else to keep
+    later = markdown([Figure("firmware", "sign", 1.4, "ms")], {**machine, "cpu": "Other CPU"},
+                     False, [])  # fmt: skip
+    again = keep_other_suites(text, later, {"firmware"})
+    assert "| firmware | sign | 1.4 | ms |" in again and "| bridge | rate | 900 |" in again
+    assert "kept from an earlier run (Test CPU, 2 cores" in again  # where those rows were made

@@ -117,7 +117,13 @@ def keep_other_suites(old: str, new: str, ran: set[str]) -> str:
     at = table[0] if table else lines.index("|---|---|---:|---|---|---|---|") + 1
     lines[at : (table[-1] + 1) if table else at] = rows
     machine = next(i for i, line in enumerate(lines) if line.startswith("Machine: "))
-    earlier = next((x[9:].rstrip(".") for x in old.splitlines() if x.startswith("Machine: ")), "")
+    # the machine of the kept rows: the one an earlier merge named, else the old file's own
+    marks = [x for x in old.splitlines() if x.startswith("Rows of ") and "earlier run (" in x]
+    earlier = marks[0].split("earlier run (", 1)[1].split(");", 1)[0] if marks else ""
+    if not earlier:
+        earlier = next(
+            (x[9:].rstrip(".") for x in old.splitlines() if x.startswith("Machine: ")), ""
+        )
     lines.insert(machine + 1, "")
     lines.insert(machine + 2, f"Rows of {', '.join(kept)}: kept from an earlier run"
                  f"{' (' + earlier + ')' if earlier else ''}; this one ran "
@@ -212,24 +218,25 @@ NOTES = [
     " idempotency key, one statement for all writes, COMMIT), a pgbench transaction seven, but"
     " the pool writes more (its state, events, journal entry and outcome) and runs its engine"
     " in Python.",
-    "- **Firmware.** No ESP32 was measured: the times are the MicroPython unix port's, converted"
-    " by the same process's pystone (the conversion is in the rows; the factor moves with the"
-    " machine's load, 78x to 90x in the runs of 2 December 2026, so the whole report's 383 ms"
-    " estimate has little margin under 400 ms). The heap figures are the minimum `-X heapsize`"
-    " of the 64-bit unix port by bisection (4 KB steps), where the loaded bytecode lives on the"
-    " heap (about 130 KB of the whole firmware's; frozen modules keep it in flash on a board)."
-    " A report is 134 bytes (envelope 219): the fingerprint packed and the model's SHA-256 as"
-    " 8 bytes (docs/protocol.md section 3), so a signature hashes four SHA-512 blocks. The"
-    " whole firmware's minimum heap (202 KB, goal 192; 256 KB before the packed report, the"
-    " lazily loaded commands, config, OTA, claim and HTTP client, the outbox payloads on flash"
-    " and the packed boot) is bound by fragmentation, not by what lives: after boot about"
-    " 152 KB are live and the soak's live peak is about 171 KB with a full outbox, but the free"
-    " rest lies in holes of at most about 2 KB, and below about 200 KB the fingerprint's FFT"
-    " finds no hole for a 512-byte list among its short-lived big integers. Tried without"
-    " effect: the FFT's lists made once. What would reach it: the FFT in fixed-width integers"
-    " (its guard bits push products past 64 bits, so every butterfly makes big integers), or"
-    " fewer small long-lived objects from boot; on a board, frozen modules take the 130 KB of"
-    " bytecode off the heap altogether.",
+    "- **Firmware.** No ESP32 was measured: the times are the MicroPython unix port's,"
+    " converted by the same process's pystone (the conversion is in the rows; the factor moves"
+    " with the machine's load, 78x to 90x in the runs of 2 December 2026, and the whole"
+    " report's estimate with it, 312 to 383 ms against the 400 ms goal). The heap figures are"
+    " the minimum `-X heapsize` of the 64-bit unix port by bisection (4 KB steps), where the"
+    " loaded bytecode lives on the heap (about 130 KB of the whole firmware's; frozen modules"
+    " keep it in flash on a board). A report is 134 bytes (envelope 219): the fingerprint"
+    " packed and the model's SHA-256 as 8 bytes (docs/protocol.md section 3), so a signature"
+    " hashes four SHA-512 blocks. The whole firmware's minimum heap (202 to 206 KB in the runs"
+    " of that day: the soak's backlog depends on how fast acks come; goal 192; 256 KB before"
+    " the packed report, the lazily loaded commands, config, OTA, claim and HTTP client, the"
+    " outbox payloads on flash and the packed boot) is bound by fragmentation, not by what"
+    " lives: after boot about 152 KB are live and the soak's live peak is about 171 KB with a"
+    " full outbox, but the free rest lies in holes of at most about 2 KB, and below about 200"
+    " KB the fingerprint's FFT finds no hole for a 512-byte list among its short-lived big"
+    " integers. Tried without effect: the FFT's lists made once. What would reach it: the FFT"
+    " in fixed-width integers (its guard bits push products past 64 bits, so every butterfly"
+    " makes big integers), or fewer small long-lived objects from boot; on a board, frozen"
+    " modules take the 130 KB of bytecode off the heap altogether.",
 ]
 
 
