@@ -230,7 +230,7 @@ NOTES = [
     " of that day: the soak's backlog depends on how fast acks come; goal 192; 256 KB before"
     " the packed report, the lazily loaded commands, config, OTA, claim and HTTP client, the"
     " outbox payloads on flash and the packed boot) is bound by fragmentation, not by what"
-    " lives: after boot about 152 KB are live and the soak's live peak is about 171 KB with a"
+    " lives: after boot about 152 KB are live and the soak's live peak is about 160 KB with a"
     " full outbox, but the free rest lies in holes of at most about 2 KB, and below about 200"
     " KB the fingerprint's FFT finds no hole for a 512-byte list among its short-lived big"
     " integers. Tried without effect: the FFT's lists made once. What would reach it: the FFT"
