@@ -320,7 +320,12 @@ def _scored(state: DeviceState, msg: DataEvent, rules: Rules) -> Scored:
     if rules.scorer is None:
         return Scored(None)
     s = rules.scorer.score(
-        msg.model_sha256, msg.fingerprint, msg.features, msg.risk_pm, state.baseline
+        msg.model_id,
+        msg.model_sha256,
+        msg.fingerprint,
+        msg.features,
+        msg.risk_pm,
+        state.baseline,
     )
     return Scored(s.output_q, tuple(t.value for t in s.tamper))
 

@@ -5,12 +5,12 @@ The LED: off while Wi-Fi or MQTT is down, on while connected with the bridge onl
 (print, the serial console): one line per boot, connect, lost link, command and trigger.
 """
 
+import gc
 import json
 import sys
 import time
 
 import board
-import config
 import storage
 
 
@@ -21,17 +21,16 @@ def main():
         import os
 
         data_dir = sys.argv[1] if len(sys.argv) > 1 else os.getenv("FW_DATA") or "data"
+    board.preload()
     flash = storage.FileStorage(data_dir)
-    try:
-        cfg = config.load(flash)
-    except config.ConfigError as exc:
-        print("config:", exc)
-        sys.exit(2)
+    cfg = load_config(flash)
     hw = board.hardware(cfg, data_dir)
+    gc.collect()
     cfg = enroll(hw, flash, cfg)
     import device
 
     dev = device.Device(hw, flash)
+    device.unload("claim", "sealedbox", "config")  # the heap is small: needed at boot only
     try:
         while True:
             time.sleep_ms(dev.step())
@@ -40,6 +39,18 @@ def main():
     except Exception as exc:  # the last crash, kept for a diag command after the reset
         record_crash(flash, "%s: %s" % (type(exc).__name__, exc))
         raise
+
+
+def load_config(flash):
+    """config.json, checked (a bad one ends the process with the error); config.py itself is
+    loaded again only for a config command."""
+    import config
+
+    try:
+        return config.load(flash)
+    except config.ConfigError as exc:
+        print("config:", exc)
+        sys.exit(2)
 
 
 def enroll(hw, flash, cfg):
@@ -60,7 +71,7 @@ def enroll(hw, flash, cfg):
             time.sleep_ms(50)
         outcome = claim.ensure(hw, flash, cfg, print)
         if outcome == claim.DONE:
-            return config.load(flash)  # with the claimed broker credentials
+            return load_config(flash)  # with the claimed broker credentials
         if outcome == claim.REFUSED:
             delay_ms = 600000  # only a new token (a new config.json) helps; look again later
         time.sleep_ms(delay_ms)

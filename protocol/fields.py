@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from protocol import packed
 from protocol.names import ID_RULE, is_id
 
 UINT64_MAX = (1 << 64) - 1
@@ -153,6 +154,24 @@ class IntMap:
 
 
 @dataclass(frozen=True)
+class PackedIntMap:
+    """A map of the keys 0..max_items-1 to signed 64-bit integers (a report's fingerprint).
+    Written packed (protocol.packed) when its keys are exactly 0..n-1, else as a CBOR map;
+    read in either form, so the maps of devices older than the packed form still read."""
+
+    max_items: int = 24
+
+    def check(self, value: Any) -> dict[int, int]:
+        if isinstance(value, bytes):
+            value = packed.unpack(value, self.max_items)
+        return IntMap(key_max=self.max_items - 1, max_items=self.max_items).check(value)
+
+    def to_wire(self, value: dict[int, int]) -> bytes | dict[int, int]:
+        """The CBOR value written: the packed bytes, or the map when it has gaps."""
+        return packed.pack(value) if packed.packable(value, self.max_items) else value
+
+
+@dataclass(frozen=True)
 class TextMap:
     """Map with id keys and text values of at most `max_len` characters."""
 
@@ -233,6 +252,7 @@ FieldType = (
     | Bytes
     | TextList
     | IntMap
+    | PackedIntMap
     | TextMap
     | Args
     | Scalars

@@ -43,6 +43,7 @@ from protocol.fields import (
     Id,
     Int,
     IntMap,
+    PackedIntMap,
     Scalars,
     Text,
     TextList,
@@ -78,6 +79,9 @@ REMOTE_CONFIG_KEYS = frozenset(
 """The agent keys a `config` command may set, all numbers (the agent checks their ranges with
 its own schema; the bridge refuses any other key before sending)."""
 KEY_LOCATION = 21  # in Report and Trigger alike
+MODEL_SHA256_PREFIX = 8
+"""A report's model_sha256 may be cut to this many bytes (older devices send all 32): the
+bridge matches it among the few models it holds under the report's model_id."""
 
 
 class Kind(enum.IntEnum):
@@ -156,10 +160,10 @@ class Report(Message):
 
     KIND: ClassVar[Kind] = Kind.REPORT
     model_id: str = _f(10, Text(64))
-    model_sha256: bytes = _f(11, Bytes(32, 32))
+    model_sha256: bytes = _f(11, Bytes(MODEL_SHA256_PREFIX, 32))  # or a prefix of it
     risk_pm: int = _f(12, UInt(1000))
     features: bytes = _f(13, Bytes(0, 64))
-    fingerprint: dict[int, int] = _f(14, IntMap(), {})
+    fingerprint: dict[int, int] = _f(14, PackedIntMap(), {})
     mono_ms: int = _f(15, UInt())
     telemetry: dict[str, int] = _f(16, IntMap(text_keys=True), {})
     cmd_seq: int = _f(17, UInt(MAX_SEQ), 0)

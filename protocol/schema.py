@@ -109,6 +109,8 @@ class Record:
                 continue
             if getattr(typ, "nested", False):  # a record inside the record
                 value = value.to_map()
+            elif hasattr(typ, "to_wire"):  # a value with a wire form of its own
+                value = typ.to_wire(value)
             elif isinstance(value, tuple):
                 value = list(value)
             out[key] = value

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nacl.signing
 
-from protocol import cose, envelope
+from protocol import cbor, cose, envelope
 from protocol import messages as m
 from tools.typed_json import to_typed
 
@@ -25,6 +25,12 @@ SHA_A = bytes.fromhex("5d41402abc4b2a76b9719d911017c592" * 2)
 SHA_B = bytes(range(32))
 HEAD = dict(sender="rig-07", boot=3, ts_ms=1_764_288_000_000)
 BRIDGE = dict(sender="bridge-1", boot=1, ts_ms=1_764_288_000_500)
+ESP32_FINGERPRINT = (992_313, -79_795, -229_127, -355_200, 509, 25_539, -84, -1_290, -114,
+                     -1_294, 1_000, 0, 7_441, 796, 25_471) + (0,) * 9  # fmt: skip
+"""A session's fingerprint as an ESP32 board in the unix port measured it."""
+LEGACY = {"report": "report-map-fingerprint", "report-esp32": "report-esp32-map-fingerprint"}
+"""Vectors written again as devices before the packed fingerprint wrote them (a CBOR map under
+key 14; all 32 bytes of model_sha256): readers take them as the same message."""
 
 SWIPES = (
     (6120, 7010, 5610, 4080, 1500000, 2950, 9870, -15110, 19620, 4200, 21800, 35100, 612, 4470,
@@ -76,6 +82,22 @@ def examples() -> list[tuple[str, m.Message]]:
                 fingerprint={0: -1520, 1: 300, 2: 998_700},
                 telemetry={"steps": 8123},
                 **scored,
+                **HEAD,
+            ),
+        ),
+        (
+            "report-esp32",  # as a board sends it: the model's SHA-256 cut to 8 bytes and a
+            # whole fingerprint, packed (its last nine fields are 0 on a board: left out)
+            m.Report(
+                seq=12_345,
+                model_id="risk-v1",
+                model_sha256=SHA_A[: m.MODEL_SHA256_PREFIX],
+                risk_pm=412,
+                features=bytes([255, 2, 250, 247, 5, 251, 6, 248, 3, 3, 255, 255, 9, 250]),
+                fingerprint=dict(enumerate(ESP32_FINGERPRINT)),
+                mono_ms=344_701,
+                telemetry={"imu.ok": 1},
+                time_quality=0,
                 **HEAD,
             ),
         ),
@@ -395,6 +417,29 @@ def refused(key: nacl.signing.SigningKey) -> list[dict[str, str]]:
     return out
 
 
+def legacy(key: nacl.signing.SigningKey) -> list[dict[str, str]]:
+    """The LEGACY vectors: payload and envelope as an older device wrote them, and the name of
+    the vector whose message they decode to."""
+    out = []
+    for name, msg in examples():
+        if name not in LEGACY:
+            continue
+        assert isinstance(msg, m.Report)
+        old = msg.to_map()
+        old[11] = SHA_A  # all 32 bytes: the prefix came with the packed form
+        old[14] = msg.fingerprint
+        payload = cbor.dumps(old)
+        assert payload != m.encode(msg)
+        kid = cose.kid_for(key.verify_key)
+        out.append({
+            "name": LEGACY[name],
+            "same_as": name,
+            "payload": payload.hex(),
+            "envelope": cose.sign1(payload, key, kid).hex(),
+        })  # fmt: skip
+    return out
+
+
 def main() -> None:
     key = nacl.signing.SigningKey(SEED)
     kid = cose.kid_for(key.verify_key)
@@ -414,6 +459,7 @@ def main() -> None:
             for name, msg in examples()
         ],
         "refused": refused(key),
+        "legacy": legacy(key),
     }
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {OUT} ({len(doc['messages'])} messages)")

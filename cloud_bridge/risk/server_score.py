@@ -11,7 +11,9 @@ decides on its own output. The device's two claims are then checked against it:
     score_mismatch      the device's risk_pm is not what the model gives on the device's own
                         input (one output step allowed: tflite-runtime and TFLite Micro differ
                         by one on about 1 input in 1,000)
-    unknown_model       the bridge does not have the model the device says it ran
+    unknown_model       the bridge does not have the model the device says it ran (a full
+                        SHA-256 names it alone; a shorter prefix, as ESP32 boards send, with
+                        the report's model_id)
     bad_fingerprint     the fingerprint is missing or malformed
 
 A compromised board that reports risk_pm = 0 for an impostor's session is caught twice: its
@@ -73,15 +75,27 @@ class ServerScorer:
         """The SHA-256 of the loaded model with this id (None: none loaded)."""
         return next((sha for sha, s in self._by_sha.items() if s.model_id == model_id), None)
 
+    def find(self, model_id: str, model_sha256: bytes) -> Scorer | None:
+        """The model a report names: by its whole SHA-256, or by model_id and a prefix of the
+        SHA-256 (protocol.messages.MODEL_SHA256_PREFIX bytes or more)."""
+        sha = bytes(model_sha256)
+        if len(sha) == 32:
+            return self._by_sha.get(sha)
+        for full, scorer in self._by_sha.items():
+            if scorer.model_id == model_id and full.startswith(sha):
+                return scorer
+        return None
+
     def score(
         self,
+        model_id: str,
         model_sha256: bytes,
         fingerprint: Mapping[int, int],
         features: bytes,
         risk_pm: int,
         baseline: Mapping[int, int],
     ) -> ServerScore:
-        scorer = self._by_sha.get(bytes(model_sha256))
+        scorer = self.find(model_id, model_sha256)
         if scorer is None:
             return ServerScore(None, None, (Tamper.UNKNOWN_MODEL,))
         try:

@@ -3,17 +3,17 @@
 On the ESP32: I2C on the configured pins, network.WLAN, machine.WDT, the emergency button, the
 on-board LED, flash under /data, the OTA partitions (esp32.Partition). In the unix port (the
 virtual ESP32 of tests/firmware): the simulated MPU-6050 and its sampling clock (imu.sim_seed),
-no Wi-Fi to join, a stub watchdog, OTA partitions simulated in files (ota.SimTable), and the
+no Wi-Fi to join, a stub watchdog, OTA partitions simulated in files (ota_sim.SimTable), and the
 "button" is a file named `button` in the data directory.
 
     hw = board.hardware(cfg, data_dir)      the right one for sys.platform
     hw = board.unix_hardware(data_dir)      the unix port's, its config read from data_dir
+    board.preload()                         before `import device`: see KEPT
 """
 
 import sys
 import time
 
-import config
 import storage
 
 ESP32 = sys.platform == "esp32"
@@ -23,6 +23,22 @@ _EPOCH_2000_S = 946684800
 RESET_EXIT = 3
 """The unix port's exit status for machine.reset(): the virtual ESP32 starts the process again
 (tools/virtual_esp32.py), as a board's reset boots what its partition table names."""
+
+
+KEPT = ("errors", "storage", "cbor", "sha512", "ed25519_comb", "ed25519", "cose", "messages",
+        "fixed", "model_card", "scorer", "fingerprint", "mqtt", "window", "outbox", "device")
+"""The modules the device keeps loaded. preload() imports them one by one with a collection
+after each, so that their bytecode packs at the bottom of the heap rather than among the
+garbage their loading leaves: the free heap then stays in one piece (a fragmented one refused
+a 512-byte list with 29 KB free in the soak of tools/bench)."""
+
+
+def preload():
+    import gc
+
+    for name in KEPT:
+        __import__(name)
+        gc.collect()
 
 
 class Hardware:
@@ -60,71 +76,17 @@ class Hardware:
         return s
 
     def fetch_range(self, url, offset, n):
-        """(status, body) of an HTTP/1.0 GET of `n` bytes of url from `offset` (Range), for
-        ota.Ota.step; n is one flash block, so the body fits the heap."""
-        if not url.startswith("http://"):
-            return 400, b""
-        hostport, _, rest = url[7:].partition("/")
-        host, _, port = hostport.partition(":")
-        s = self.open_socket(host, int(port or 80))
-        try:
-            req = "GET /%s HTTP/1.0\r\nHost: %s\r\nRange: bytes=%d-%d\r\n\r\n"
-            s.write((req % (rest, host, offset, offset + n - 1)).encode())
-            data = b""
-            while True:
-                chunk = s.recv(1024)
-                if not chunk:
-                    break
-                data += chunk
-                if len(data) > n + 4096:
-                    break
-        finally:
-            s.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        try:
-            status = int(head[9:12])
-        except ValueError:
-            return 0, b""
-        if status == 200:  # the server ignored Range
-            body = body[offset : offset + n]
-        return status, body[:n]
+        """(status, body) of an HTTP Range GET of one flash block (http_get.py, loaded while
+        an update runs only)."""
+        import http_get
+
+        return http_get.fetch_range(self.open_socket, url, offset, n)
 
     def fetch(self, url, path, max_bytes):
-        """HTTP/1.0 GET of url (http:// only) streamed into the file `path`, at most max_bytes;
-        the body's SHA-256 (the body never sits in the heap whole)."""
-        import hashlib
+        """An HTTP GET streamed into the file `path`; the body's SHA-256 (http_get.py)."""
+        import http_get
 
-        if not url.startswith("http://"):
-            raise ValueError("url must be http://")
-        hostport, _, rest = url[7:].partition("/")
-        host, _, port = hostport.partition(":")
-        s = self.open_socket(host, int(port or 80))
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            s.write(("GET /%s HTTP/1.0\r\nHost: %s\r\n\r\n" % (rest, host)).encode())
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = s.recv(256)
-                if not chunk or len(head) > 4096:
-                    raise ValueError("no HTTP response header")
-                head += chunk
-            head, _, body = head.partition(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.") or head[9:12] != b"200":
-                raise ValueError("HTTP status %s" % head[9:12].decode())
-            with open(path, "wb") as f:
-                while True:  # until the server closes (HTTP/1.0)
-                    size += len(body)
-                    if size > max_bytes:
-                        raise ValueError("larger than %d bytes" % max_bytes)
-                    digest.update(body)
-                    f.write(body)
-                    body = s.recv(1024)
-                    if not body:
-                        break
-        finally:
-            s.close()
-        return digest.digest()
+        return http_get.fetch(self.open_socket, url, path, max_bytes)
 
 
 class Esp32(Hardware):
@@ -163,14 +125,16 @@ class Esp32(Hardware):
 class UnixPort(Hardware):
     def __init__(self, cfg, data_dir):
         import mpu6050_sim
-        import ota
+        import ota_sim
         import watchdog
         import wifi
 
         super().__init__(data_dir)
         seed = cfg["imu"]["sim_seed"]
         if seed < 0:
-            raise config.ConfigError("the unix port has no MPU-6050: set imu.sim_seed")
+            from config import ConfigError
+
+            raise ConfigError("the unix port has no MPU-6050: set imu.sim_seed")
         self.i2c = mpu6050_sim.SimI2C(seed, cfg["imu"]["i2c_address"])
         clock = mpu6050_sim.SimClock(seed)  # the simulated board's sampling clock
         self.imu_ticks_us = clock.ticks_us
@@ -178,15 +142,15 @@ class UnixPort(Hardware):
         self.wlan = wifi.NoWLAN()
         self.wdt = watchdog.StubWDT()
         # the OTA partition table over files of the data directory, booted as a board would be
-        self.ota_table = ota.SimTable(storage.FileStorage(data_dir))
+        self.ota_table = ota_sim.SimTable(storage.FileStorage(data_dir))
         self.ota_table.reset()
         self.running_partition = self.ota_table.running()
         self.mark_valid = self.ota_table.mark_app_valid_cancel_rollback
 
     def image_version(self):
-        import ota
+        import ota_sim
 
-        return ota.image_version(self.running_partition)
+        return ota_sim.image_version(self.running_partition)
 
     def reset(self):
         raise SystemExit(RESET_EXIT)  # the virtual ESP32 starts the process again
@@ -209,4 +173,6 @@ def hardware(cfg, data_dir):
 
 
 def unix_hardware(data_dir):
+    import config
+
     return UnixPort(config.load(storage.FileStorage(data_dir)), data_dir)

@@ -24,6 +24,7 @@ import cose
 import ed25519
 import messages
 import mqtt
+from storage import write_atomic
 
 DONE = "done"
 RETRY = "retry"
@@ -49,7 +50,7 @@ def device_seed(storage):
     if raw is not None:
         return bytes.fromhex(raw.strip().decode())
     seed = os.urandom(32)
-    commands.write_atomic(storage, commands.KEY, commands.key_text(seed))
+    write_atomic(storage, commands.KEY, commands.key_text(seed))
     return seed
 
 
@@ -136,6 +137,6 @@ def ensure(hw, storage, cfg, log):
         return RETRY
     doc = json.loads(storage.read(config.FILE))
     doc.setdefault("mqtt", {}).update({"username": username, "password": password})
-    commands.write_atomic(storage, config.FILE, json.dumps(doc))
+    write_atomic(storage, config.FILE, json.dumps(doc))
     log("claim: enrolled as %s" % username)
     return DONE

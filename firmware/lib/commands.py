@@ -23,11 +23,11 @@ device's part of agent/commands.py, with its semantics and answers.
 
 import json
 
-import config
 import cose
 import ed25519
 import messages
 import model_store
+from storage import write_atomic
 
 KEY = "device.key"
 PENDING = "device.key.pending"
@@ -54,13 +54,15 @@ def handle(dev, name, args):
             manifest = args.get("manifest")
             if not isinstance(manifest, bytes):
                 return "refused: argument manifest missing or mistyped", ()
-            return dev.ota.offer(manifest), ()
+            return dev.updates.machine().offer(manifest), ()
         return "refused: unknown command %s" % name, ()
     except Exception as exc:  # a command must never take the device down
         return ("error: %s" % type(exc).__name__)[:64], ()
 
 
 def _config(dev, args):
+    import config  # loaded for this command only (device.py unloads it again)
+
     args = dict(args)
     version = args.pop(CONFIG_VERSION_ARG, None)
     for key in args:
@@ -157,11 +159,6 @@ def key_info(storage):
         return json.loads(raw) if raw else {}
     except ValueError:
         return {}
-
-
-def write_atomic(storage, name, data):
-    storage.write(name + ".tmp", data)
-    storage.rename(name + ".tmp", name)
 
 
 def _enrollment(dev, key, generation, prev_kid):

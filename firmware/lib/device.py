@@ -17,39 +17,44 @@ a session is announced with a signed birth (seq 2 * session) and a signed last w
 import gc
 import hashlib
 import json
+import sys
 import time
 
 import backoff
-import commands
-import config
 import cose
 import counters
 import fingerprint
+import held
 import messages
 import model_store
 import mpu6050
 import mqtt
-import ota
 import reconnect
 import command_gate
 import sender
 import timebase
+import updates
 import window
 import wifi
 from errors import ProtocolError
 from outbox import Outbox, OutboxFull
+from storage import write_atomic
 from watchdog import WDT_TIMEOUT_MS, Watchdog
 
 VERSION = "fw-0.2.0"
-TRIAL_MS = 600000
-"""A firmware on trial gets this long to have a report acked before it resets (rollback)."""
 PREFIX = "cp/v1"
 REPLAY_WINDOW = 64  # protocol/replay.py WINDOW: the bridge's replay window
 PRIORITY_REPORT = 0
 PRIORITY_REPLY = 100
-CMD_SEEN = "cmd_seen.json"
 TIME_FLOOR = "time_floor"
 RING_LINES = 20
+
+
+def unload(*names):
+    """Drop modules the device needs rarely (commands, config, ota, claim): their bytecode
+    leaves the heap at the next collection, and the next import loads them again."""
+    for name in names:
+        sys.modules.pop(name, None)
 
 
 class MonoClock:
@@ -78,8 +83,14 @@ class Device:
         self._hw_log = hw.log
         self.ring = []  # the newest log lines, for a diag command
         self.current_seq = 0
+        import commands  # at boot, a connect and a command only: unloaded after use
+        import config
+
         commands.settle_rotation(storage)
         self.cfg = config.load(storage)
+        # here and below: boot's garbage goes as it is made, so that what lives on packs low
+        # in the heap and leaves the rest in one piece (the soak ran in 4-8 KB less)
+        gc.collect()
         raw_cfg = storage.read(config.FILE) or b""
         self.config_sha256 = hashlib.sha256(raw_cfg).digest()
         self.key = commands.read_key(storage, commands.KEY)
@@ -102,17 +113,14 @@ class Device:
         self._session = None  # reserved for the next connection
         self.session = 0
         self.box = Outbox(storage, self.cfg["outbox"]["max_messages"])
+        gc.collect()
         image = hw.image_version()  # a simulated image names its version (the unix port)
         self.version = "fw-" + image if image else VERSION
-        self.ota = ota.Ota(storage, hw.running_partition, hw.mark_valid, bridge_pub,
-                           version=self.version[3:])
-        if self.ota.on_boot() == ota.ROLLED_BACK:
-            self.log("update: rolled back (%s)" % self.ota.state.get("reason"))
-        self._trial_ack = None  # on trial: the ack that shows this firmware's reports arrive
-        self._boot_ms = hw.ticks_ms()
+        self.updates = updates.Updates(storage, hw, bridge_pub, self.version[3:], self.log)
         mq = self.cfg["mqtt"]
         self.window = window.SendWindow(REPLAY_WINDOW, mq["inflight_max"], mq["ack_timeout_s"] * 1000)
         self.model = model_store.current(storage, self.log)
+        gc.collect()
         self.imu = mpu6050.MPU6050(hw.i2c, self.cfg["imu"]["i2c_address"])
         self.imu.configure(self.cfg["imu"]["sample_hz"])
         rand = hw.getrandbits
@@ -132,11 +140,11 @@ class Device:
         )  # fmt: skip
         self.dog = Watchdog(hw.wdt, hw.ticks_ms(), WDT_TIMEOUT_MS // 2)
         self.commands = []  # verified commands waiting for the loop: (name, seq, args, expires)
-        self.held = []  # expiring commands waiting for a trusted clock (agent/timebase.py)
+        self.held = held.load(storage, self.log)  # expiring commands awaiting a trusted clock
         floor = storage.read(TIME_FLOOR)
         self.time = timebase.start(int(floor) if floor else 0)
         self._boot_first_seq = self.box.next_seq()  # older acks do not set the clock
-        self._cmd_seen = self._load_cmd_seen()
+        self._cmd_seen = held.load_seen(storage)
         self.dropped_inbound = 0
         self.reports = 0
         self.skipped = 0  # reports not made for want of heap
@@ -146,6 +154,8 @@ class Device:
         self._last_fired = None
         self.log("boot %d: %s %s, kid %s, outbox %d (next seq %d)" % (
             self.boot, self.device_id, self.version, self.kid.hex(), len(self.box), self.box.next_seq()))
+        unload("commands", "config")
+        gc.collect()
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -163,7 +173,7 @@ class Device:
     def _keep_time(self):
         due = timebase.floor_due(self.time, self.hw.wall_ms())
         if due:
-            commands.write_atomic(self.storage, TIME_FLOOR, str(due))
+            write_atomic(self.storage, TIME_FLOOR, str(due))
             self.time = timebase.floor_written(self.time, due)
 
     def random_bytes(self, n):
@@ -220,7 +230,8 @@ class Device:
         fields = self._head(0)
         fields.update({
             "model_id": self.model.model_id,
-            "model_sha256": self.model.model_sha256,
+            # the bridge finds the model by id and prefix: 24 bytes less in every report
+            "model_sha256": self.model.model_sha256[:messages.MODEL_SHA256_PREFIX],
             "risk_pm": risk,
             "features": x,
             "fingerprint": dict(enumerate(fp)),
@@ -277,6 +288,8 @@ class Device:
         return (self.topics["death"], self._seal(messages.DEATH, fields), 1, False)
 
     def _on_connect(self, _session_present):
+        import commands
+
         session = self._session or 0  # reserved by _will() for this connection
         self._session = None
         self.session = session
@@ -298,6 +311,7 @@ class Device:
         pending = self.storage.read(commands.ROTATION)
         if pending is not None:  # a rotation still waiting: the bridge may have missed it
             self.client.publish(self.topics["enroll"], pending, 1)
+        unload("commands")
         self.log("connected (session %d), resuming after seq %d" % (session, self.window.acked))
 
     def _publish(self, entry):
@@ -343,38 +357,35 @@ class Device:
                 return
         self.dropped_inbound += 1
 
-    def _load_cmd_seen(self):
-        raw = self.storage.read(CMD_SEEN)
-        try:
-            seen = json.loads(raw) if raw else {}
-        except ValueError:
-            seen = {}
-        return seen if isinstance(seen, dict) else {}
-
     def _fresh_command(self, sender_id, seq):
         # replay protection: a command's seq must exceed the last one taken from that bridge
         # instance (stricter than the agent's 64-wide window: the bridge sends in order)
         if seq <= self._cmd_seen.get(sender_id, 0):
             return False
         self._cmd_seen[sender_id] = seq
-        commands.write_atomic(self.storage, CMD_SEEN, json.dumps(self._cmd_seen))
+        write_atomic(self.storage, held.SEEN, json.dumps(self._cmd_seen))
         return True
 
     def _run_commands(self):
         if not self.commands and not self.held:
             return
-        waiting, self.held = self.held + self.commands, []
-        self.commands = []
+        import commands
+        waiting, self.commands = self.held + self.commands, []
         trusted = timebase.trusted(self.time)
-        for name, seq, args, expires in waiting:
-            verdict = command_gate.gate(expires, False, self.wall_ms(), trusted)
-            if verdict == command_gate.HOLD:
-                self.held.append((name, seq, args, expires))
-                continue
-            if verdict != command_gate.APPLY:
+        now = self.wall_ms()
+        hold = []  # type: list
+        apply = []  # type: list
+        for cmd in waiting:
+            verdict = command_gate.gate(cmd[3], False, now, trusted)
+            if verdict == command_gate.HOLD or verdict == command_gate.APPLY:
+                (hold if verdict == command_gate.HOLD else apply).append(cmd)
+            else:
                 self.dropped_inbound += 1
-                self.log("command %s (seq %d) not applied: %s" % (name, seq, verdict))
-                continue
+                self.log("command %s (seq %d) not applied: %s" % (cmd[0], cmd[1], verdict))
+        if hold != self.held:  # on flash before any command of this pass is applied
+            held.save(self.storage, hold)
+            self.held = hold
+        for name, seq, args, _expires in apply:
             self.current_seq = seq  # a diag answer carries the command's seq
             result, effects = commands.handle(self, name, args)
             for what, value in effects:
@@ -392,6 +403,8 @@ class Device:
                     self.client.publish(self.topics["diag"], value, 1)
             self.log("command %s (seq %d): %s" % (name, seq, result))
             self.report(cmd_seq=seq, cmd_result=result)
+        self.updates.settle()  # a refused update leaves ota.py unused
+        unload("commands", "config", "http_get")
 
     def _link(self, now):
         """Keep the link up and let the window work; False while disconnected."""
@@ -439,7 +452,9 @@ class Device:
         # not a hang. A call that hangs never gets here and the WDT resets the board.
         self.dog.beat(now)
         self._run_commands()
-        self._update_step(now)
+        if self.updates.step(now):  # an update in place, or a trial without an ack
+            self.shutdown()
+            self.hw.reset()
         if hw.button():
             self.emergency(now)
         interval = self.cfg["report"]["interval_s"] * 1000
@@ -462,27 +477,7 @@ class Device:
         return 5 if up else 50
 
     def _trial_acked(self, ack_seq):
-        """On trial after an update: the first ack sets the mark; one beyond it means a report
-        this firmware numbered reached the bridge, and the image is marked valid."""
-        if self.ota.phase != ota.TRIAL:
-            return
-        if self._trial_ack is None:
-            self._trial_ack = ack_seq
-        elif ack_seq > self._trial_ack and self.ota.acked():
-            self.log("update: firmware %s committed" % self.ota.state["running"])
-
-    def _update_step(self, now):
-        """Download one block of an offered update; reset into it when it is in place, and
-        out of a trial that got no ack within TRIAL_MS (the bootloader then rolls back)."""
-        phase = self.ota.phase
-        if phase == ota.DOWNLOADING and self.ota.step(self.hw.fetch_range) == "reset":
-            self.log("update: rebooting into %s" % self.ota.state["target"])
-            self.shutdown()
-            self.hw.reset()
-        if phase == ota.TRIAL and time.ticks_diff(now, self._boot_ms) > TRIAL_MS:
-            self.log("update: no ack for the new firmware; resetting to roll back")
-            self.shutdown()
-            self.hw.reset()
+        self.updates.on_ack(ack_seq)
 
     def shutdown(self):
         """A clean death and DISCONNECT (the broker then drops the will)."""

@@ -56,6 +56,8 @@ def _table(n):
             c, s = fixed.cos_sin_fx(j, n)
             cos_t.append((c + (1 << (shift - 1))) >> shift)
             sin_t.append((s + (1 << (shift - 1))) >> shift)
+        if cos_t[0] != 1 << TW_FRAC or sin_t[0] != 0:  # fft_power relies on it
+            raise ValueError("the first twiddle must be exactly 1")
         tw = (cos_t, sin_t)
         _twiddles[n] = tw
     return tw
@@ -82,7 +84,16 @@ def fft_power(x):
     while half < n:
         step = n // (2 * half)
         for start in range(0, n, 2 * half):
-            for k in range(half):
+            # k = 0: the twiddle is exactly 1 (_table checks it), and (x * 2^TW_FRAC + rnd)
+            # >> TW_FRAC is x itself: a third of the butterflies need no multiplication
+            b = start + half
+            br = re[b]
+            bi = im[b]
+            re[b] = re[start] - br
+            im[b] = im[start] - bi
+            re[start] += br
+            im[start] += bi
+            for k in range(1, half):
                 c = cos_t[k * step]
                 s = sin_t[k * step]  # the twiddle is exp(-i theta): cos - i sin
                 a = start + k

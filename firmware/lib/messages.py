@@ -12,9 +12,10 @@ out, as the bridge's encoder does, so both produce the same bytes.
     open_(envelope, resolve)   verify1 and decode
 
 Field types: "u" unsigned, "i" signed 64-bit, "t" text, "b" bytes, "?" bool, "m" map,
-"l" list of text, "body" the trigger's body (its class is named by key 17), "loc" a location
-(LOCATION), always optional: absent or None leaves it out (its None default is not REQUIRED),
-"s" touch strokes (a list of lists of integers; a board without a screen never sends them).
+"fp" a map written packed when its keys are 0..n-1 (protocol/packed.py), "l" list of text,
+"body" the trigger's body (its class is named by key 17), "loc" a location (LOCATION), always
+optional: absent or None leaves it out (its None default is not REQUIRED), "s" touch strokes (a
+list of lists of integers; a board without a screen never sends them).
 """
 
 import cbor
@@ -25,6 +26,7 @@ MAJOR_VERSION = 1
 MAX_PAYLOAD_BYTES = 4096
 MAX_DIAG_BYTES = 3072  # protocol/messages.py: a diag answer is cut to this, log lines first
 MAX_SEQ = (1 << 63) - 1
+MODEL_SHA256_PREFIX = 8  # a report's model_sha256 may be the model's SHA-256 cut to this
 
 BIRTH = 1
 DEATH = 2
@@ -74,7 +76,7 @@ FIELDS = {
         (11, "model_sha256", "b", REQUIRED),
         (12, "risk_pm", "u", REQUIRED),
         (13, "features", "b", REQUIRED),
-        (14, "fingerprint", "m", _EMPTY),
+        (14, "fingerprint", "fp", _EMPTY),
         (15, "mono_ms", "u", REQUIRED),
         (16, "telemetry", "m", _EMPTY),
         (17, "cmd_seq", "u", 0),
@@ -195,7 +197,7 @@ def _check(name, typ, value):
         ok = isinstance(value, (bytes, bytearray))
     elif typ == "?":
         ok = isinstance(value, bool)
-    elif typ == "m":
+    elif typ == "m" or typ == "fp":
         ok = isinstance(value, dict)
     elif typ == "l" or typ == "s":
         ok = isinstance(value, (list, tuple))
@@ -224,8 +226,42 @@ def _to_map(table, fields, out):
             value = _to_map(BODIES[fields["trigger"]], value, {})
         elif typ == "loc":
             value = _to_map(LOCATION, value, {})
+        elif typ == "fp":
+            value = pack(value) if packable(value) else value
         out[key] = value
     return out
+
+
+def packable(values):
+    """Whether a map has exactly the keys 0..n-1, 1 <= n <= PACKED_MAX (protocol/packed.py)."""
+    n = len(values)
+    if not 1 <= n <= PACKED_MAX:
+        return False
+    for k in values:
+        if not isinstance(k, int) or not 0 <= k < n:
+            return False
+    return True
+
+
+PACKED_MAX = 24  # the keys of a fingerprint
+
+
+def pack(values):
+    """A map with the keys 0..n-1 as protocol/packed.py packs it: n, then the values of keys
+    0..m-1 as zigzag LEB128 varints, the zero values after the last nonzero one left out."""
+    n = len(values)
+    m = n
+    while m and values[m - 1] == 0:
+        m -= 1
+    out = bytearray((n,))
+    for i in range(m):
+        v = values[i]
+        z = 2 * v if v >= 0 else -2 * v - 1
+        while z >= 0x80:
+            out.append(0x80 | (z & 0x7F))
+            z >>= 7
+        out.append(z)
+    return bytes(out)
 
 
 def encode(kind, fields):

@@ -12,7 +12,8 @@ On the ESP32, `running` is esp32.Partition(esp32.Partition.RUNNING) and `mark_va
 esp32.Partition.mark_app_valid_cancel_rollback (the bootloader must be built with app rollback,
 as MicroPython's ESP32 boards are): a new image boots once as pending-verify, and a reset before
 it is marked valid boots the previous one again. In the unix port SimTable gives the same
-methods over files in the flash directory, with the bootloader's rule in `reset()`.
+methods over files in the flash directory (ota_sim.py), with the bootloader's rule in `reset()`.
+The device loads this module only while an update runs (updates.py loads it).
 
 `fetch(url, offset, n)` returns (http_status, bytes): the board's HTTP Range GET. The state
 lives in ota.json (written whole, then renamed), saved before each step's effect, so a power
@@ -25,31 +26,19 @@ import json
 import cbor
 import cose
 from errors import ProtocolError
+from updates import (  # noqa: F401 - the names of the update's state, re-exported
+    BLOCK,
+    COMMITTED,
+    DOWNLOADING,
+    IDLE,
+    ROLLED_BACK,
+    STATE,
+    TRIAL,
+    version_key,
+)
 
-STATE = "ota.json"
-BLOCK = 4096
 RETRIES = 5
 TARGET = "esp32"  # the manifest's target this firmware takes (agent/update/manifest.py)
-
-SIM_IMAGE_MAGIC = b"CPFW-SIM "
-"""A simulated image (the unix port) starts with this, then its version and a newline: the
-firmware reads the version of the image its partition table booted (image_version)."""
-
-IDLE = "idle"
-DOWNLOADING = "downloading"
-TRIAL = "trial"
-COMMITTED = "committed"
-ROLLED_BACK = "rolled_back"
-
-
-def version_key(version):
-    parts = version.split(".") if isinstance(version, str) else ()
-    if not 1 <= len(parts) <= 4 or any(not p.isdigit() or len(p) > 5 for p in parts):
-        raise ValueError("version %r must be 1 to 4 dot-separated numbers" % (version,))
-    out = [int(p) for p in parts]
-    while len(out) < 4:
-        out.append(0)
-    return tuple(out)
 
 
 def verify_manifest(data, bridge_public):
@@ -197,102 +186,3 @@ class Ota:
                 s["floor"] = v
         self._save()
         return True
-
-
-def image_version(partition):
-    """The version a simulated image in `partition` names, or None (no image written, or a
-    real ESP32 image, whose version is the VERSION frozen into it)."""
-    buf = bytearray(64)
-    partition.readblocks(0, buf)
-    head = bytes(buf)
-    if not head.startswith(SIM_IMAGE_MAGIC) or b"\n" not in head:
-        return None
-    text = head[len(SIM_IMAGE_MAGIC) : head.index(b"\n")].decode()
-    try:
-        version_key(text)
-    except ValueError:
-        return None
-    return text
-
-
-class SimPartition:
-    """esp32.Partition's methods over a file of the flash directory (the unix port)."""
-
-    def __init__(self, table, label):
-        self.table = table
-        self.label = label
-
-    def info(self):
-        return (0, 0x10, 0, self.table.blocks * BLOCK, self.label, False)
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.table.blocks
-        if op == 5:
-            return BLOCK
-        return None
-
-    def get_next_update(self):
-        return SimPartition(self.table, "ota_1" if self.label == "ota_0" else "ota_0")
-
-    def readblocks(self, block, buf):
-        n = self.table.storage.read_at(self.label + ".bin", block * BLOCK, buf)
-        for i in range(n, len(buf)):
-            buf[i] = 0xFF  # erased flash
-
-    def writeblocks(self, block, buf):
-        self.table.power()
-        # in place, one block at a time: the heap never holds the image (MicroPython's is small)
-        self.table.storage.write_at(self.label + ".bin", block * BLOCK, buf)
-
-    def set_boot(self):
-        self.table.set_boot(self.label)
-
-
-class SimTable:
-    """Two OTA app partitions and the otadata of the ESP-IDF bootloader with app rollback:
-    set_boot makes an image "new"; the reset that boots it makes it "pending"; a reset while
-    it is still pending marks it "aborted" and boots the other, valid one."""
-
-    DATA = "otadata.json"
-
-    def __init__(self, storage, blocks=64, power=None):
-        self.storage = storage
-        self.blocks = blocks
-        self.power = power or (lambda: None)  # called before every flash write (tests cut it)
-        raw = storage.read(self.DATA)
-        states = {"ota_0": "valid", "ota_1": "empty"}
-        fresh = {"boot": "ota_0", "running": "ota_0", "states": states}
-        self.data = json.loads(raw) if raw else fresh  # type: dict
-
-    def _save(self):
-        self.power()
-        self.storage.write(self.DATA + ".tmp", json.dumps(self.data))
-        self.storage.rename(self.DATA + ".tmp", self.DATA)
-
-    def running(self):
-        return SimPartition(self, self.data["running"])
-
-    def set_boot(self, label):
-        self.data["boot"] = label
-        self.data["states"][label] = "new"
-        self._save()
-
-    def mark_app_valid_cancel_rollback(self):
-        self.data["states"][self.data["running"]] = "valid"
-        self._save()
-
-    def reset(self):
-        """The bootloader at power-on."""
-        d = self.data
-        boot = d["boot"]
-        state = d["states"][boot]
-        if state == "new":
-            d["states"][boot] = "pending"
-        elif state in ("pending", "aborted", "empty"):
-            d["states"][boot] = "aborted" if state == "pending" else state
-            boot = "ota_1" if boot == "ota_0" else "ota_0"
-            d["boot"] = boot
-        d["running"] = boot
-        self._save()
-        return boot

@@ -4,7 +4,7 @@
     sha512(data) -> the 64-byte digest
 
 The compression function is the viper one (sha512_viper.py, about 15x faster) where the port
-has the native emitter, else the plain one below. Both keep the 64-bit words as 32-bit halves
+has the native emitter, else the plain one (sha512_plain.py, loaded only then). Both keep the 64-bit words as 32-bit halves
 in preallocated arrays, so hashing allocates nothing per block.
 """
 
@@ -45,41 +45,15 @@ def _words(hexed):
 _K = _words(_K_HEX)
 _IV = _words(_IV_HEX)
 _W = array("I", bytes(640))  # the message schedule, shared: hashing is not reentrant
-_MASK = 0xFFFFFFFFFFFFFFFF
 
 
-def _compress_plain(h, w, k, block):
-    # FIPS 180-4 section 6.4.2 with Python integers (64-bit words joined from their halves)
-    m = _MASK
-    ws = [int.from_bytes(block[8 * t : 8 * t + 8], "big") for t in range(16)]
-    for t in range(16, 80):
-        x = ws[t - 15]
-        s0 = ((x >> 1) | (x << 63)) ^ ((x >> 8) | (x << 56)) ^ (x >> 7)
-        x = ws[t - 2]
-        s1 = ((x >> 19) | (x << 45)) ^ ((x >> 61) | (x << 3)) ^ (x >> 6)
-        ws.append((s1 + ws[t - 7] + (s0 & m) + ws[t - 16]) & m)
-    st = [(h[2 * i] << 32) | h[2 * i + 1] for i in range(8)]
-    a, b, c, d, e, f, g, hh = st
-    for t in range(80):
-        s1 = ((e >> 14) | (e << 50)) ^ ((e >> 18) | (e << 46)) ^ ((e >> 41) | (e << 23))
-        t1 = (hh + (s1 & m) + (g ^ (e & (f ^ g))) + ((k[2 * t] << 32) | k[2 * t + 1]) + ws[t]) & m
-        s0 = ((a >> 28) | (a << 36)) ^ ((a >> 34) | (a << 30)) ^ ((a >> 39) | (a << 25))
-        t2 = ((s0 & m) + ((a & b) | (c & (a | b)))) & m
-        hh, g, f, e, d, c, b, a = g, f, e, (d + t1) & m, c, b, a, (t1 + t2) & m
-    for i, v in enumerate((a, b, c, d, e, f, g, hh)):
-        v = (st[i] + v) & m
-        h[2 * i] = v >> 32
-        h[2 * i + 1] = v & 0xFFFFFFFF
-
-
-compress = _compress_plain
+# viper takes the arrays as raw pointers, which the stubs type as ptr32/ptr8: the calls below
+# say so to the type checker
 try:
-    from sha512_viper import compress as _viper
-
-    # viper takes the arrays as raw pointers, which the stubs type as ptr32/ptr8
-    compress = _viper  # type: ignore[assignment]
+    from sha512_viper import compress
 except (ImportError, SyntaxError):  # a port built without the native emitter
-    pass
+    from sha512_plain import compress  # type: ignore[assignment]
+del _K_HEX, _IV_HEX, _words  # the tables are built: their text need not stay in the heap
 
 
 class SHA512:
@@ -105,7 +79,7 @@ class SHA512:
             self._fill += take
             pos += take
             if self._fill == 128:
-                compress(self._h, _W, _K, buf)
+                compress(self._h, _W, _K, buf)  # type: ignore[arg-type]
                 self._fill = 0
 
     def digest(self):
@@ -118,11 +92,11 @@ class SHA512:
         for i in range(fill + 1, 128):
             buf[i] = 0
         if fill >= 112:
-            compress(h, _W, _K, buf)
+            compress(h, _W, _K, buf)  # type: ignore[arg-type]
             for i in range(128):
                 buf[i] = 0
         buf[112:128] = (self._length * 8).to_bytes(16, "big")
-        compress(h, _W, _K, buf)
+        compress(h, _W, _K, buf)  # type: ignore[arg-type]
         out = bytearray(64)
         for i in range(16):
             out[4 * i : 4 * i + 4] = h[i].to_bytes(4, "big")

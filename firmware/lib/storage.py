@@ -9,6 +9,7 @@
     remove(name)          delete if present
     size(name)            bytes in the file, -1 when absent
     path(name)            the file's path, for a writer that streams into it
+    write_atomic(storage, name, data)    replace a small file whole (temporary file, rename)
 
 Also the framing every persistent record uses: crc32 (binascii's, or a plain fallback).
 """
@@ -35,6 +36,13 @@ except (ImportError, AttributeError):
 
 
 _ERASED = b"\xff" * 1024
+
+
+def write_atomic(storage, name, data):
+    """Replace `name` whole: written to name.tmp, then renamed over it (atomic on littlefs and
+    POSIX), so a power cut leaves the old file or the new one."""
+    storage.write(name + ".tmp", data)
+    storage.rename(name + ".tmp", name)
 
 
 class FileStorage:

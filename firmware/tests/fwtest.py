@@ -43,6 +43,9 @@ class FaultyStorage:
     def size(self, name):
         return self._inner.size(name)
 
+    def read_at(self, name, offset, buf):
+        return self._inner.read_at(name, offset, buf)
+
     def write(self, name, data):
         fit = self._spend(len(data))
         if fit < 0:

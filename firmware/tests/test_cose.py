@@ -94,6 +94,13 @@ SENT = (
     ("report", messages.REPORT, _with(HEAD, SCORED, {
         "seq": 42, "features": bytes([0, 255, 17, 128, 127]),
         "fingerprint": {0: -1520, 1: 300, 2: 998700}, "telemetry": {"steps": 8123}})),
+    ("report-esp32", messages.REPORT, _with(HEAD, SCORED, {
+        "seq": 12345, "model_sha256": SHA_A[:messages.MODEL_SHA256_PREFIX], "risk_pm": 412,
+        "features": bytes([255, 2, 250, 247, 5, 251, 6, 248, 3, 3, 255, 255, 9, 250]),
+        "fingerprint": dict(enumerate((992313, -79795, -229127, -355200, 509, 25539, -84,
+                                       -1290, -114, -1294, 1000, 0, 7441, 796, 25471)
+                                      + (0,) * 9)),
+        "mono_ms": 344701, "telemetry": {"imu.ok": 1}, "time_quality": 0})),
     ("report-located", messages.REPORT, _with(HEAD, SCORED, {
         "seq": 48, "features": b"", "location": {
             "lat_e7": 312304160, "lon_e7": 1214737010, "accuracy_m": 8, "source": "gps"}})),

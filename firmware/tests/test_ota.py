@@ -9,6 +9,7 @@ import cose
 import ed25519
 import fwtest
 import ota
+import ota_sim
 from storage import FileStorage
 
 BRIDGE = ed25519.SigningKey(bytes(range(32)))
@@ -81,7 +82,7 @@ def server(image=NEW_IMAGE, status=206, fail_at=None):
 def device(root, power=None):
     power = power or Power()
     flash = PoweredStorage(FileStorage(root), power)
-    table = ota.SimTable(flash, power=power)
+    table = ota_sim.SimTable(flash, power=power)
     if flash.read("ota_0.bin") is None:
         FileStorage(root).write("ota_0.bin", OLD_IMAGE)
     return table, flash
@@ -97,7 +98,7 @@ def boot(table, flash):
 
 def image_in(table, label, n):
     buf = bytearray(n)
-    ota.SimPartition(table, label).readblocks(0, buf)
+    ota_sim.SimPartition(table, label).readblocks(0, buf)
     return bytes(buf)
 
 
@@ -175,7 +176,7 @@ def test_a_power_cut_before_every_flash_write_ends_on_a_working_image():
         offered = False
         for _boot in range(8):
             try:
-                table = ota.SimTable(flash, power=power)  # read again, as at power-on
+                table = ota_sim.SimTable(flash, power=power)  # read again, as at power-on
                 o = boot(table, flash)
                 if o.phase == ota.IDLE and not offered:
                     offered = o.offer(manifest()) == "pending"

@@ -175,3 +175,32 @@ def test_resume_seq_is_the_oldest_unacked_number_and_first_seq_is_a_floor():
     again = Outbox(disk)  # the log knows where numbering stands
     assert (again.resume_seq(), again.next_seq()) == (102, 103)
     assert [e.seq for e in again.in_flight()] == [102]
+
+
+def _heap_of(box, payload, count):
+    import gc
+
+    gc.collect()
+    before = gc.mem_alloc()
+    for _ in range(count):
+        box.put(payload)
+    gc.collect()
+    return gc.mem_alloc() - before
+
+
+def test_the_heap_holds_an_index_and_the_payloads_stay_on_flash():
+    """What an entry takes of the heap does not grow with its payload (read from flash when it
+    is sent), and what is read back, after a compaction and a reboot too, is what was put."""
+    small = _heap_of(Outbox(FileStorage(scratch()), max_messages=64), b"s" * 40, 16)
+    flash = FileStorage(scratch())
+    box = Outbox(flash, max_messages=64, compact_bytes=4096)
+    large = _heap_of(box, b"L" * 600, 16)
+    assert large - small < 16 * 100, (small, large)  # not 16 x 560 bytes more
+    assert box._live_size > 0  # the puts compacted the log (4 KB): the payloads moved
+    for e in box.entries()[:8]:
+        box.number(e)
+    box.ack(8)
+    box.put(b"after the acks")
+    want = [b"L" * 600] * 8 + [b"after the acks"]
+    assert [e.payload for e in box.entries()] == want
+    assert [e.payload for e in Outbox(flash, max_messages=64).entries()] == want

@@ -29,6 +29,7 @@ TYPE_CODES: dict[type, str] = {
     f.Bytes: "b",
     f.Bool: "?",
     f.IntMap: "m",
+    f.PackedIntMap: "fp",
     f.TextMap: "m",
     f.Args: "m",
     f.TextList: "l",
@@ -87,6 +88,8 @@ def test_constants_match(fw: ModuleType) -> None:
     assert fw.MAJOR_VERSION == m.MAJOR_VERSION
     assert fw.MAX_PAYLOAD_BYTES == m.MAX_PAYLOAD_BYTES
     assert fw.MAX_SEQ == m.MAX_SEQ
+    assert fw.MODEL_SHA256_PREFIX == m.MODEL_SHA256_PREFIX
+    assert f.PackedIntMap().max_items == fw.PACKED_MAX
     assert set(fw.RECEIVED) == {
         m.Kind.ACK, m.Kind.BRIDGE_STATE, m.Kind.COMMAND, m.Kind.CLAIM_ANSWER
     }  # fmt: skip

@@ -7,7 +7,7 @@ a board's reset boots what the partition table names), and marks it valid only a
 of it was acknowledged. A second update that gets no ack (the bridge is stopped) is rolled
 back by the bootloader at the next reset, and nothing in the outbox is lost.
 
-The simulated image is a marker (ota.SIM_IMAGE_MAGIC and a version) that the firmware reads
+The simulated image is a marker (ota_sim.SIM_IMAGE_MAGIC and a version) that the firmware reads
 from the partition it booted: the code that runs is the same, the version it reports is the
 image's. That is what the rig can show of "which image runs"; the bytes written, the digest
 check, the partition switch and the rollback are the firmware's own."""
@@ -37,12 +37,13 @@ from tests.harness.mosquitto import Mosquitto
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 ota = firmware_module("ota")
+ota_sim = firmware_module("ota_sim")
 
 
 def sim_image(version: str, size: int = 3 * ota.BLOCK + 123) -> bytes:
     """A simulated firmware image of `size` bytes: the marker, then bytes that differ per
     block (a block written at the wrong offset would change the digest)."""
-    head = ota.SIM_IMAGE_MAGIC + version.encode() + b"\n"
+    head = ota_sim.SIM_IMAGE_MAGIC + version.encode() + b"\n"
     body = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(size // 32 + 1))
     return (head + body)[:size]
 
@@ -122,7 +123,7 @@ def update_answers(bridge: Bridge) -> list[str]:
 
 
 def otadata(rig_flash: Path) -> dict[str, object]:
-    doc: dict[str, object] = json.loads((rig_flash / ota.SimTable.DATA).read_text())
+    doc: dict[str, object] = json.loads((rig_flash / ota_sim.SimTable.DATA).read_text())
     return doc
 
 

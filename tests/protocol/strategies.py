@@ -35,6 +35,13 @@ def for_type(typ: Any) -> st.SearchStrategy[Any]:
     if isinstance(typ, f.IntMap):
         keys = ids if typ.text_keys else st.integers(0, typ.key_max)
         return st.dictionaries(keys, st.integers(f.INT64_MIN, f.INT64_MAX), max_size=6)
+    if isinstance(typ, f.PackedIntMap):  # whole fingerprints (packed), and maps with gaps
+        values = st.integers(f.INT64_MIN, f.INT64_MAX) | st.just(0)
+        whole = st.lists(values, min_size=1, max_size=typ.max_items).map(
+            lambda vs: dict(enumerate(vs))
+        )
+        gaps = st.dictionaries(st.integers(0, typ.max_items - 1), values, max_size=6)
+        return whole | gaps
     if isinstance(typ, f.TextMap):
         return st.dictionaries(ids, st.text(max_size=20), max_size=4)
     if isinstance(typ, f.Args):

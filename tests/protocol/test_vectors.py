@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -144,6 +145,21 @@ def test_project_vectors__verify_with_pycose() -> None:
     payloads = [v["payload"] for v in PROJECT["cose"] + PROJECT["messages"]]
     assert [r["payload"] for r in results] == payloads
     assert {r["kid"] for r in results} == {PROJECT["key"]["kid"]}
+
+
+@pytest.mark.parametrize("vec", PROJECT["legacy"], ids=lambda v: v["name"])
+def test_project_vectors__legacy_reports_still_read(vec: dict[str, str]) -> None:
+    """Reports as devices before the packed fingerprint wrote them (a map under key 14, all 32
+    bytes of model_sha256): the same report as the current vector, the prefix aside."""
+    current = next(v for v in PROJECT["messages"] if v["name"] == vec["same_as"])
+    new = m.decode(bytes.fromhex(current["payload"]))
+    sealed = bytes.fromhex(vec["envelope"])
+    old = envelope.unseal(sealed, _resolve)[1]
+    assert cose.verify1(sealed, _resolve).payload.hex() == vec["payload"] != current["payload"]
+    assert isinstance(old, m.Report) and isinstance(new, m.Report)
+    assert cbor2.loads(bytes.fromhex(vec["payload"]))[14] == new.fingerprint
+    assert len(old.model_sha256) == 32 and old.model_sha256.startswith(new.model_sha256)
+    assert dataclasses.replace(old, model_sha256=new.model_sha256) == new
 
 
 @pytest.mark.parametrize("vec", PROJECT["refused"], ids=lambda v: v["name"])

@@ -38,7 +38,9 @@ def test_an_honest_report_has_no_tamper_and_the_same_score(
     for session in range(10):
         fp = extract(d.capture(session))
         dev = scorer.score_fingerprint(fp, _fp(baseline))
-        got = server.score(scorer.model_sha256, fp.to_wire(), dev.input_q, dev.risk_pm, baseline)
+        got = server.score(
+            scorer.model_id, scorer.model_sha256, fp.to_wire(), dev.input_q, dev.risk_pm, baseline
+        )
         assert got.tamper == ()
         assert got.output_q == dev.output_q
 
@@ -54,7 +56,9 @@ def test_a_zero_score_for_an_impostor_is_caught(scorer: Scorer, server: ServerSc
     for attack in range(10):
         fp = extract(impostor("copied_key", d, 100 + attack, attack))
         honest = scorer.score_fingerprint(fp, _fp(baseline))
-        got = server.score(scorer.model_sha256, fp.to_wire(), honest.input_q, 0, baseline)
+        got = server.score(
+            scorer.model_id, scorer.model_sha256, fp.to_wire(), honest.input_q, 0, baseline
+        )
         assert got.risk_pm == honest.risk_pm  # the decision sees the real score, not the 0
         lie = scorer.risk_pm_from_q(max(-128, honest.output_q - 1)) > 0
         assert (Tamper.SCORE_MISMATCH in got.tamper) == lie
@@ -70,7 +74,12 @@ def test_a_benign_model_input_for_an_impostor_is_caught(
     genuine = scorer.score_fingerprint(extract(d.capture(1)), _fp(baseline))
     fp = extract(impostor("copied_key", d, 200, 1))
     got = server.score(
-        scorer.model_sha256, fp.to_wire(), genuine.input_q, genuine.risk_pm, baseline
+        scorer.model_id,
+        scorer.model_sha256,
+        fp.to_wire(),
+        genuine.input_q,
+        genuine.risk_pm,
+        baseline,
     )
     assert Tamper.FEATURES_MISMATCH in got.tamper
     assert Tamper.SCORE_MISMATCH not in got.tamper  # the pair is consistent; the input is not
@@ -84,18 +93,52 @@ def test_one_step_of_rounding_is_not_tamper(scorer: Scorer, server: ServerScorer
     nudged = bytearray(honest.input_q)
     nudged[0] = (nudged[0] + 1) % 256 if nudged[0] != 127 else 126
     claimed = scorer.risk_pm_from_q(scorer.score_q(bytes(nudged)))
-    got = server.score(scorer.model_sha256, fp.to_wire(), bytes(nudged), claimed, baseline)
+    got = server.score(
+        scorer.model_id, scorer.model_sha256, fp.to_wire(), bytes(nudged), claimed, baseline
+    )
     assert got.tamper == ()
 
 
 def test_unknown_model_and_bad_fingerprint(scorer: Scorer, server: ServerScorer) -> None:
     d, baseline = _device()
     fp = extract(d.capture(1)).to_wire()
-    got = server.score(b"\x00" * 32, fp, b"\x00" * 20, 0, baseline)
+    got = server.score(scorer.model_id, b"\x00" * 32, fp, b"\x00" * 20, 0, baseline)
     assert (got.output_q, got.tamper) == (None, (Tamper.UNKNOWN_MODEL,))
     del fp[0]
-    got = server.score(scorer.model_sha256, fp, b"\x00" * 20, 0, baseline)
+    got = server.score(scorer.model_id, scorer.model_sha256, fp, b"\x00" * 20, 0, baseline)
     assert (got.output_q, got.tamper) == (None, (Tamper.BAD_FINGERPRINT,))
-    assert server.score(scorer.model_sha256, {}, b"", 0, baseline).tamper == (
+    assert server.score(scorer.model_id, scorer.model_sha256, {}, b"", 0, baseline).tamper == (
         Tamper.BAD_FINGERPRINT,
+    )
+
+
+def test_a_prefix_of_the_sha256_names_the_model_with_its_id(
+    scorer: Scorer, server: ServerScorer
+) -> None:
+    """ESP32 boards send the model's SHA-256 cut to 8 bytes (protocol MODEL_SHA256_PREFIX):
+    the same score as with all 32 bytes, as long as the model_id agrees too."""
+    d, baseline = _device()
+    fp = extract(d.capture(2))
+    dev = scorer.score_fingerprint(fp, _fp(baseline))
+    whole = server.score(
+        scorer.model_id, scorer.model_sha256, fp.to_wire(), dev.input_q, dev.risk_pm, baseline
+    )
+    cut = server.score(
+        scorer.model_id, scorer.model_sha256[:8], fp.to_wire(), dev.input_q, dev.risk_pm, baseline
+    )
+    assert cut == whole and cut.tamper == ()
+    wrong_id = server.score(
+        "other-v9", scorer.model_sha256[:8], fp.to_wire(), dev.input_q, dev.risk_pm, baseline
+    )
+    assert wrong_id.tamper == (Tamper.UNKNOWN_MODEL,)
+    other = bytes([scorer.model_sha256[0] ^ 1]) + scorer.model_sha256[1:8]
+    assert server.score(
+        scorer.model_id, other, fp.to_wire(), dev.input_q, dev.risk_pm, baseline
+    ).tamper == (Tamper.UNKNOWN_MODEL,)
+    # a whole SHA-256 names the model alone, whatever the id says (as before the prefix)
+    assert (
+        server.score(
+            "other-v9", scorer.model_sha256, fp.to_wire(), dev.input_q, dev.risk_pm, baseline
+        )
+        == whole
     )

@@ -105,3 +105,33 @@ def test_pgbench_runs_in_a_schema_of_its_own_and_drops_it() -> None:
     run = pgbench_tps(dsn, 1, pgbench)
     assert run.tps is not None and run.tps > 0, run.why_not
     assert pgbench_tables() == before  # its schema and its four tables are gone
+
+
+def test_only_some_suites_keeps_the_rows_of_the_others() -> None:
+    """`--only firmware` rewrites the firmware rows and keeps every other suite's as it was."""
+    from tools.bench.__main__ import keep_other_suites, markdown
+    from tools.bench.common import Figure
+
+    machine = {"cpu": "Test CPU", "cores": 2, "system": "Linux", "python": "3.11.7"}
+    old = markdown(
+        [Figure("protocol", "verify", 12_000.0, "ops/s"), Figure("firmware", "sign", 9.0, "ms"),
+         Figure("bridge", "rate", 900.0, "msg/s")], machine, False, [],
+    )  # fmt: skip
+    new = markdown([Figure("firmware", "sign", 1.5, "ms")], machine, False, [])
+    text = keep_other_suites(old, new, {"firmware"})
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "suite" not in line]
+    assert rows == [
+        "| protocol | verify | 12,000 | ops/s |  |  |  |",
+        "| bridge | rate | 900 | msg/s |  |  |  |",
+        "| firmware | sign | 1.5 | ms |  |  |  |",
+    ]
+    assert (
+        "Rows of protocol, bridge: kept from an earlier run (Test CPU, 2 cores, Linux, Python"
+        " 3.11.7); this one ran firmware." in text
+    )
+    assert keep_other_suites(new, new, {"firmware"}) == new  # nothing else to keep
+    later = markdown([Figure("firmware", "sign", 1.4, "ms")], {**machine, "cpu": "Other CPU"},
+                     False, [])  # fmt: skip
+    again = keep_other_suites(text, later, {"firmware"})
+    assert "| firmware | sign | 1.4 | ms |" in again and "| bridge | rate | 900 |" in again
+    assert "kept from an earlier run (Test CPU, 2 cores" in again  # where those rows were made

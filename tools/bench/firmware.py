@@ -1,7 +1,7 @@
 """Firmware: the ESP32 firmware measured in the MicroPython unix port, and the ESP32 estimate.
 
 Every figure comes from real MicroPython (the unix port of the dev extra) running the firmware's
-library compiled to .mpy (tools/bench/fw_probe.py does the measuring inside it):
+library compiled to .mpy (tools/bench/fw_probe.py and fw_soak.py do the measuring inside it):
 
 - sign, verify, seal, fingerprint (capture + integer features), score, publish (QoS 1 to
   PUBACK on a private Mosquitto), a whole report; garbage per sealed report; bytes per report;
@@ -27,7 +27,8 @@ from tools.bench.agent import BRIDGE, FLEET, Acker
 from tools.bench.common import Context, Figure
 from tools.virtual_esp32 import find_micropython
 
-PROBE = Path(__file__).with_name("fw_probe.py")
+PROBES = (Path(__file__).with_name("fw_probe.py"), Path(__file__).with_name("fw_soak.py"))
+SOAK = "soak"  # the mode fw_soak.py runs; the others are fw_probe.py's
 ESP32_PYSTONE_160MHZ = 1801.87
 CONVERSION = (
     "ESP32 estimate: unix-port time x (unix pystone / (1801.87 x 240/160)); 1801.87 pystones/s "
@@ -57,18 +58,20 @@ class Probe:
         self.lib = ctx.workdir / "fw-lib"
         arch = firmware_build.host_arch()
         firmware_build.compile_lib(self.lib, arch)
-        # the probe itself as .mpy too: compiling its source would take heap the firmware
-        # does not use
-        subprocess.run(
-            [firmware_build.mpy_cross(), *([f"-march={arch}"] if arch else []), "-o",
-             str(self.lib / "fw_probe.mpy"), str(PROBE)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        # the probes themselves as .mpy too: compiling their source would take heap the
+        # firmware does not use
+        for probe in PROBES:
+            subprocess.run(
+                [firmware_build.mpy_cross(), *([f"-march={arch}"] if arch else []), "-o",
+                 str(self.lib / (probe.stem + ".mpy")), str(probe)],
+                check=True, capture_output=True,
+            )  # fmt: skip
 
     def run(self, heap_kb: int, *args: str, timeout_s: float = 900) -> dict[str, float] | None:
         """The probe's figures, or None when it did not complete (out of heap)."""
+        module, args = ("fw_soak", args[1:]) if args[0] == SOAK else ("fw_probe", args)
         proc = subprocess.run(
-            [self.micropython, "-X", f"heapsize={heap_kb}k", "-m", "fw_probe", *args],
+            [self.micropython, "-X", f"heapsize={heap_kb}k", "-m", module, *args],
             env={"MICROPYPATH": str(self.lib), "PATH": "/usr/bin:/bin"},
             cwd=self.lib,  # not the checkout: its models/ directory would shadow a module
             capture_output=True,
@@ -141,7 +144,7 @@ def run(ctx: Context) -> list[Figure]:
 
             def soak_args() -> list[str]:
                 runs[0] += 1
-                return ["soak", str(_board(ctx, port, f"fw-soak-{runs[0]}")), str(reports)]
+                return [SOAK, str(_board(ctx, port, f"fw-soak-{runs[0]}")), str(reports)]
 
             ctx.progress(f"firmware: minimum heap, whole firmware over {reports} reports")
             whole_kb = probe.min_heap_kb(soak_args, lo=32, hi=1024)

@@ -3,14 +3,12 @@ printed as `FIG name value` lines, `OK` last when the run completed.
 
     micropython -X heapsize=... fw_probe.py times FLASH_DIR PORT [PYSTONE_DIR]
     micropython -X heapsize=... fw_probe.py seal
-    micropython -X heapsize=... fw_probe.py soak FLASH_DIR REPORTS
 
 times: sign, verify, seal, fingerprint (capture + extract), score (model input + model), publish
 (QoS 1 to PUBACK), a whole report, garbage per sealed report, bytes per report, and pystone.
 seal: the signing path alone (five reports sealed).
-soak: the whole firmware from boot through REPORTS reports, with an outage (connections refused
-for the middle fifth of the run) and a reconnect; the free heap after a collection at a tenth
-and at the end of the run (growth), and the acked edge.
+The soak of the whole firmware is fw_soak.py: a module of its own, so that its heap figure
+holds the firmware and the soak's few lines, not this probe's.
 """
 
 import gc
@@ -31,7 +29,7 @@ def fig(name, value):
 def _report_fields(seq=0):
     return {
         "sender": "esp32-bench", "seq": seq, "boot": 1, "ts_ms": 1764547200000,
-        "model_id": "risk-v1", "model_sha256": bytes(32), "risk_pm": 412,
+        "model_id": "risk-v1", "model_sha256": bytes(messages.MODEL_SHA256_PREFIX), "risk_pm": 412,
         "features": bytes(20), "mono_ms": 86400123,
         "fingerprint": {i: (-1) ** i * (1000 + 7919 * i * i) for i in range(24)},
     }  # fmt: skip
@@ -124,54 +122,12 @@ def seal():
         cose.sign1(messages.with_seq(messages.encode(messages.REPORT, _report_fields()), seq), key)
 
 
-def soak(flash_dir, reports):
-    import board
-    import device
-    import storage
-
-    hw = board.unix_hardware(flash_dir)
-    real_open = hw.open_socket
-    down = [False]
-
-    def open_socket(host, port):
-        if down[0]:
-            raise OSError(111)  # ECONNREFUSED: the network or broker is away
-        return real_open(host, port)
-
-    hw.open_socket = open_socket
-    dev = device.Device(hw, storage.FileStorage(flash_dir))
-    free_early = 0
-    for i in range(reports):
-        if i == reports * 2 // 5:
-            down[0] = True
-            dev.client.close()
-        elif i == reports * 3 // 5:
-            down[0] = False
-        dev.report()
-        for _ in range(3):
-            dev.step()
-        if i == reports // 10:
-            gc.collect()
-            free_early = gc.mem_free()
-    deadline = time.ticks_add(time.ticks_ms(), 30000)
-    while len(dev.box) and time.ticks_diff(deadline, time.ticks_ms()) > 0:
-        dev.step()
-        time.sleep_ms(2)
-    gc.collect()
-    fig("heap_growth_bytes", free_early - gc.mem_free())
-    fig("acked", dev.window.acked)
-    fig("connects", dev.reconnector.connects)
-    fig("unacked", len(dev.box))
-
-
 def main(argv):
     mode = argv[1]
     if mode == "times":
         times(argv[2], int(argv[3]), argv[4] if len(argv) > 4 else None)
     elif mode == "seal":
         seal()
-    elif mode == "soak":
-        soak(argv[2], int(argv[3]))
     print("OK")
 
 

@@ -114,7 +114,12 @@ def decide(
         msg, kind = e.message, e.kind
         if isinstance(msg, m.Report):
             s = server.score(
-                msg.model_sha256, msg.fingerprint, msg.features, msg.risk_pm, baselines[e.device]
+                msg.model_id,
+                msg.model_sha256,
+                msg.fingerprint,
+                msg.features,
+                msg.risk_pm,
+                baselines[e.device],
             )
             scored = Scored(s.output_q, tuple(t.value for t in s.tamper))
             last[e.device] = scored
@@ -201,7 +206,7 @@ def measure(
     for item in logged:
         r = item.report
         s = server.score(
-            r.model_sha256, r.fingerprint, r.features, r.risk_pm, baselines[item.device]
+            r.model_id, r.model_sha256, r.fingerprint, r.features, r.risk_pm, baselines[item.device]
         )
         for code in s.tamper:
             tamper[code.value] += 1
