@@ -17,7 +17,6 @@ higher major version is refused. The full CDDL is in docs/protocol.md.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -50,6 +49,11 @@ from protocol.fields import (
     TextMap,
     UInt,
 )
+from protocol.kinds import KEY_KIND as KEY_KIND
+from protocol.kinds import KEY_VERSION as KEY_VERSION
+from protocol.kinds import MAJOR_VERSION as MAJOR_VERSION
+from protocol.kinds import MAX_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES
+from protocol.kinds import Kind as Kind
 from protocol.location import LOCATION_SOURCES as LOCATION_SOURCES
 from protocol.location import Location as Location
 from protocol.location import Location_ as Location_
@@ -59,11 +63,6 @@ from protocol.replay import MAX_SEQ
 from protocol.schema import Record
 from protocol.schema import field as _f
 from protocol.strokes import Strokes
-
-MAJOR_VERSION = 1
-MAX_PAYLOAD_BYTES = 4096
-KEY_VERSION = 0
-KEY_KIND = 1
 
 RISK_DECISIONS = frozenset({"allow", "step_up", "hold", "freeze"})
 POOL_STATUSES = frozenset({"open", "frozen", "closed"})
@@ -82,27 +81,6 @@ KEY_LOCATION = 21  # in Report and Trigger alike
 MODEL_SHA256_PREFIX = 8
 """A report's model_sha256 may be cut to this many bytes (older devices send all 32): the
 bridge matches it among the few models it holds under the report's model_id."""
-
-
-class Kind(enum.IntEnum):
-    """Message kinds; the number is key 1 of every payload."""
-
-    BIRTH = 1
-    DEATH = 2
-    REPORT = 3
-    TRIGGER = 4
-    ACK = 5
-    BRIDGE_STATE = 6
-    DECISION = 7
-    POOL_STATE = 8
-    COMMAND = 9
-    RISK = 10
-    ENROLLMENT = 11
-    POOL_EVENT = 12
-    PAYOUT = 13
-    CLAIM_ANSWER = 14
-    DIAG = 15
-    APPLICATION = 16
 
 
 # ---- messages -------------------------------------------------------------------------------
