@@ -137,7 +137,8 @@ NOTES = [
     " verify ratio, latency). Each peer is measured in the same run on the same machine.",
     "",
     "- **Bridge rate against its paho ceiling.** One `cloud-bridge run` process drains reports"
-    " queued on the broker; the rate counts from its first stored event. Its peer is the paho"
+    " queued on the broker; the rate counts once it has stored every device's first report (the"
+    " first contact fills its caches of keys, topics and baselines). Its peer is the paho"
     " ceiling of the same run: one paho-mqtt client draining the same queue into a callback that"
     " only unseals (COSE verify and decode), measured before and after each bridge run (the mean"
     " of the two). The goal is a ratio of at least 0.6 on SQLite and 0.5 on PostgreSQL. What the"
