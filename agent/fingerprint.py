@@ -112,10 +112,10 @@ class Fingerprint:
     hold_logsd_milli: int  # 23: robust sd of ln(duration)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in FINGERPRINT_FIELDS:  # not dataclasses.fields(): the bridge makes many
+            value = getattr(self, name)
             if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
-                raise FeatureError(f"Fingerprint.{f.name} must be a signed 64-bit int")
+                raise FeatureError(f"Fingerprint.{name} must be a signed 64-bit int")
         if self.iti_median_us < 0 or self.hold_median_us < 0:
             raise FeatureError("Fingerprint tap medians must not be negative")
         if self.accel_noise_ug < 0 or self.gyro_noise_udps < 0 or self.jitter_ns < 0:
@@ -129,12 +129,11 @@ class Fingerprint:
     def from_wire(cls, data: Mapping[int, int]) -> Fingerprint:
         """Inverse of to_wire; FeatureError names a missing or unknown key."""
         keys = set(data)
-        expected = set(range(len(FINGERPRINT_FIELDS)))
-        if keys != expected:
-            missing = sorted(expected - keys)
-            extra = sorted(keys - expected, key=repr)
+        if keys != _WIRE_KEYS:
+            missing = sorted(_WIRE_KEYS - keys)
+            extra = sorted(keys - _WIRE_KEYS, key=repr)
             raise FeatureError(f"fingerprint keys: missing {missing}, unknown {extra}")
-        return cls(**{name: data[i] for i, name in enumerate(FINGERPRINT_FIELDS)})
+        return cls(*[data[i] for i in range(len(FINGERPRINT_FIELDS))])  # in field order
 
     @property
     def has_touch(self) -> bool:
@@ -143,3 +142,4 @@ class Fingerprint:
 
 
 FINGERPRINT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Fingerprint))
+_WIRE_KEYS = frozenset(range(len(FINGERPRINT_FIELDS)))

@@ -1,6 +1,6 @@
 """Ingest: a batch of raw MQTT messages in, one database transaction, signed outputs out.
 
-    topic -> verify (registry key) ............................ outside the transaction
+    topic -> verify (registry key) ............................ `cloud_bridge.verify`, no lock
     read the batch's devices, key statuses, reused numbers ..... `store.ingest_repo`, one query each
     judge each message (checks, replay windows, risk, plan) .... `cloud_bridge.judge`, pure
     pool commands .............................................. `PoolService.execute_many`
@@ -19,7 +19,6 @@ bytes (`Inbound.received`).
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections import Counter
@@ -36,7 +35,6 @@ from cloud_bridge.ingest_types import Inbound as Inbound  # re-exported
 from cloud_bridge.ingest_types import PayoutTiming as PayoutTiming  # re-exported
 from cloud_bridge.ingest_types import Refused
 from cloud_bridge.judge import (
-    CHANNEL_KIND,
     DATA_KINDS,
     Category,
     DataEvent,
@@ -48,34 +46,26 @@ from cloud_bridge.judge import (
     judge,
     newest_states,
 )
-from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
+from cloud_bridge.outputs import Output, Outputs, Pending
 from cloud_bridge.pool.applying import application, device_signals
 from cloud_bridge.pool.commands import Draw
 from cloud_bridge.pool.service import Outcome, PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.refusals import Budget, RefusalBudget
-from cloud_bridge.registry import Registry, RegistryError, refuse
+from cloud_bridge.registry import Registry, RegistryError
 from cloud_bridge.risk.user_signals import UserMemory
 from cloud_bridge.risk.verdict import Level
 from cloud_bridge.stepups import StepUps
 from cloud_bridge.store import ingest_repo as repo
 from cloud_bridge.store.base import Store, Transaction
 from cloud_bridge.store.ingest_repo import KEY_UNKNOWN, LogRow, RejectionRow
+from cloud_bridge.verify import Verified, Verifier, parse_topic
 from mqttc.throttle import Throttle
-from protocol import cose, envelope, topics
 from protocol import messages as m
 from protocol.errors import ProtocolError, Reason
 
 log = logging.getLogger(__name__)
 _STALE_KEY = (Reason.REVOKED_KEY, Reason.RETIRED_KEY)  # refusals that mean a cached key changed
-# Parsed topics remembered: a device sends on a few, and parsing validates every part.
-_parse_topic = functools.lru_cache(maxsize=TOPIC_CACHE)(topics.parse)
-
-
-@dataclass(frozen=True, slots=True)
-class _Verified:
-    item: Inbound
-    signed: Signed
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +81,6 @@ class _Decide:
     @property
     def event_received_ms(self) -> int:
         return self.item.received_ms if self.received_ms < 0 else self.received_ms
-
-
-class _Miss(Exception):
-    """A kid that is not in the registry cache yet."""
 
 
 class Ingest:
@@ -118,85 +104,10 @@ class Ingest:
         self._retired: set[tuple[str, int]] = set()
         self.budget = RefusalBudget(Budget(cfg.refusals_per_key, cfg.refusals_per_reason), mono_s)
         self._warnings = Throttle()  # per-message log lines, at most one per reason a minute
+        self.verifier = Verifier(cfg.fleet, store, registry, self._warnings)
         self.out = Outputs(publisher, wall_ms)
         self.stepups = StepUps(
             self.out, cfg, service.policy.emergency, self.rules.thresholds.signals
-        )
-
-    # ---- verification (no transaction) --------------------------------------------------------
-
-    def _verify(self, batch: Sequence[Inbound]) -> tuple[list[_Verified], list[Refused]]:
-        refused: list[Refused] = []
-        parsed: list[tuple[Inbound, topics.Topic]] = []
-        for item in batch:
-            try:
-                topic = self._topic(item.topic)
-            except ProtocolError as exc:
-                refused.append(Refused(item, Rejection.of(exc)))
-                continue
-            if item.oversize:
-                detail = f"{item.oversize} bytes, limit {cose.MAX_ENVELOPE_BYTES}"
-                refused.append(
-                    Refused(item, Rejection(Reason.OVERSIZE, detail, device=topic.device))
-                )
-                continue
-            parsed.append((item, topic))
-        out: list[_Verified] = []
-        missed: list[tuple[Inbound, topics.Topic]] = []
-        kids: set[bytes] = set()
-
-        def cached(kid: bytes) -> object:
-            key = self.registry.cached(kid)
-            if key is None:
-                kids.add(kid)
-                raise _Miss
-            return refuse(key, kid)
-
-        for item, topic in parsed:
-            try:
-                out.append(self._unseal(item, topic, cached))  # type: ignore[arg-type]
-            except _Miss:
-                missed.append((item, topic))
-            except ProtocolError as exc:
-                refused.append(Refused(item, Rejection.of(exc, topic.device)))
-        if missed:
-            with self.store.transaction() as tx:
-                self.registry.load(tx, kids)  # one query for the batch's new kids
-
-            def resolve(kid: bytes) -> object:
-                return refuse(self.registry.cached(kid), kid)
-
-            for item, topic in missed:
-                try:
-                    out.append(self._unseal(item, topic, resolve))  # type: ignore[arg-type]
-                except ProtocolError as exc:
-                    refused.append(Refused(item, Rejection.of(exc, topic.device)))
-        return out, refused
-
-    def _topic(self, name: str) -> topics.Topic:
-        topic = _parse_topic(name)  # a Topic is a frozen value: one may be shared
-        if topic.channel not in CHANNEL_KIND:
-            raise ProtocolError(Reason.BAD_TOPIC, f"{topic.channel} is not a device channel")
-        if topic.fleet != self.cfg.fleet:
-            raise ProtocolError(Reason.BAD_TOPIC, f"fleet {topic.fleet} is not served here")
-        return topic
-
-    def _unseal(self, item: Inbound, topic: topics.Topic, resolve: cose.Resolver) -> _Verified:
-        try:
-            signed, message = envelope.unseal(item.payload, resolve)
-        except (_Miss, ProtocolError):
-            raise
-        except Exception as exc:  # a decoder bug must cost one message, not the batch
-            self._warnings.warn(
-                log, "decoder_error", _mono_ms(), "unexpected error decoding %s", item.topic,
-                level=logging.ERROR, exc_info=True,
-            )  # fmt: skip
-            raise ProtocolError(Reason.BAD_FIELD, f"undecodable: {type(exc).__name__}") from exc
-        key = self.registry.cached(signed.kid)
-        assert key is not None
-        return _Verified(
-            item,
-            Signed(item.topic, topic, key, message, signed.payload, item.payload, item.received_ms),
         )
 
     # ---- the batch ----------------------------------------------------------------------------
@@ -208,7 +119,7 @@ class Ingest:
         error) events are still stored and acked, but no pool command runs: their decisions say
         `internal_error`, so nothing is lost and the device is not stuck resending. `forget`:
         (instance, seq) of stored outputs the broker has, deleted in the same transaction."""
-        verified, refused = self._verify(batch)
+        verified, refused = self.verifier.verify(batch)
         started = time.perf_counter()
         try:
             with self.store.transaction() as tx:
@@ -226,7 +137,7 @@ class Ingest:
     def _apply(
         self,
         tx: Transaction,
-        verified: list[_Verified],
+        verified: list[Verified],
         refused: list[Refused],
         act: bool,
     ) -> BatchResult:
@@ -457,7 +368,7 @@ class Ingest:
         if rej.device is None:
             return None
         try:
-            fleet = _parse_topic(r.item.topic).fleet
+            fleet = parse_topic(r.item.topic).fleet
         except ProtocolError:
             return None
         return self.out.risk(
@@ -476,7 +387,7 @@ def _mono_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-def _user_signalled(verified: Sequence[_Verified], states: Mapping[str, DeviceState]) -> set[str]:
+def _user_signalled(verified: Sequence[Verified], states: Mapping[str, DeviceState]) -> set[str]:
     """The users of the batch's data messages that the per-user signals judge: triggers (the
     sequence model), located events (impossible travel across the user's devices) and answers
     to a command (a confirmed step-up teaches the sequence model its trigger)."""
@@ -491,7 +402,7 @@ def _user_signalled(verified: Sequence[_Verified], states: Mapping[str, DeviceSt
 
 
 def _reused(
-    verified: Sequence[_Verified], states: Mapping[str, DeviceState]
+    verified: Sequence[Verified], states: Mapping[str, DeviceState]
 ) -> set[tuple[str, int]]:
     """(device, seq) of the batch's data messages whose number the stored window has seen:
     the only ones whose logged envelope the judge may need (to tell a copy from a conflict)."""

@@ -6,7 +6,7 @@ now. Every pool row carries `due_ms`, when time alone next changes it (`next_due
 with every change of the pool). A round of the scheduler, in one transaction:
 
 1. claims up to `batch` pools whose `due_ms` has passed (`pool_repo.claim_due`: on PostgreSQL
-   the rows are locked FOR UPDATE SKIP LOCKED, so several schedulers split the due pools and
+   the rows are locked with SKIP LOCKED, so several schedulers split the due pools and
    never wait for each other; SQLite has one writer at a time);
 2. runs a `Tick` on each, with the idempotency key `tick:<due_ms>`: one key per pool and due
    time (the statement date, expiry or review it is for), so the pool engine's command log

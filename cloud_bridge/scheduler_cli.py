@@ -1,7 +1,7 @@
 """`cloud-bridge scheduler`: the process that runs scheduled pool life (cloud_bridge.scheduler).
 
 Safe to run beside any number of bridges and other schedulers of the same database: each round
-claims its due pools (PostgreSQL: FOR UPDATE SKIP LOCKED), and a killed scheduler's work is
+claims its due pools (PostgreSQL row locks with SKIP LOCKED), and a killed scheduler's work is
 done by the next round. What a round changes goes into the outbox signed with the bridge key
 from --data, as operator commands do (sender `<bridge id>-cli`), and the running bridge
 publishes it: the PoolEvents and the retained PoolState of every pool it changed.

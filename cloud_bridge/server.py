@@ -12,15 +12,15 @@ the next start. Between batches the worker prunes old rows when a round is due
 The bridge's retained state topic says online; its last will says offline. Several bridges of
 one fleet share that topic: when one dies, the others see its offline state and say online
 again at once, so devices pause for a moment at most. The bridge also watches its retained
-topics against anyone who can publish on the broker (cloud_bridge.guard): an empty, foreign or
-earlier state on the bridge state topic makes it announce itself again; an empty, foreign or
-older pool state makes it publish the pool's current state. Each session's announcement and
+topics against anyone who can publish on the broker (`cloud_bridge.retained` around the pure
+`cloud_bridge.guard`): an empty, foreign or earlier state on the bridge state topic makes it
+announce itself again; an empty, foreign or older pool state makes it publish the pool's
+current state. Each session's announcement and
 will are numbered as a pair (guard.StatePair) reserved ahead by the worker.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import random
@@ -40,29 +40,25 @@ from cloud_bridge.fleet_desk import FleetDesk
 from cloud_bridge.inbox import Inbox
 from cloud_bridge.ingest import BatchResult, Inbound, Ingest, PayoutTiming
 from cloud_bridge.metrics import Metrics
-from cloud_bridge.outputs import TOPIC_CACHE, Output, Outputs, Pending
+from cloud_bridge.outputs import Output, Outputs
 from cloud_bridge.payouts import measure_payouts
 from cloud_bridge.pool.policy import load_policy
 from cloud_bridge.pool.service import PoolService
 from cloud_bridge.publish import Publisher
 from cloud_bridge.registry import Registry
+from cloud_bridge.retained import RetainedWatch
 from cloud_bridge.retention import Pruner, Retention
 from cloud_bridge.store import StoreConflict, open_store
 from cloud_bridge.store import ingest_repo as repo
-from protocol import cose, envelope, topics
 from protocol import messages as m
-from protocol.errors import ProtocolError
+from protocol import topics
 
 log = logging.getLogger(__name__)
 TRANSIENT_RETRIES = 5
-POOL_CHECKS_PER_STEP = 500
-"""Pools whose retained state is checked against the database in one worker step."""
 OPERATOR_POLL_S = 0.2
+"""How often the worker looks for outputs of operator commands (cloud-bridge pool ...)."""
 STEPUP_POLL_S = 0.5
 """How often the worker settles step-ups past their deadline (`step_up_expired`)."""
-"""How often the worker looks for outputs of operator commands (cloud-bridge pool ...)."""
-POOL_CHECKS_MAX = 100_000
-"""Pools waiting for that check; beyond it, what arrives is dropped (and counted)."""
 
 
 class BridgeServer:
@@ -93,12 +89,9 @@ class BridgeServer:
         self._operator_due = 0.0  # monotonic time of the next look for operator outputs
         self._stepup_due = 0.0  # ... and of the next round of step-up expiry
         self._lock = threading.Lock()
-        self._bridge_kid = cose.kid_for(key.verify_key)
-        self._state_topic = topics.bridge_state(cfg.fleet)
-        self._pool_prefix = f"{topics.PREFIX}/{cfg.fleet}/pool/"
+        self.retained = RetainedWatch(cfg.fleet, cfg.instance, key, self.metrics)
+        self._state_topic = self.retained.state_topic
         self.outputs = Outputs(self.publisher)
-        self._echoes = guard.Echoes(TOPIC_CACHE)  # under _lock
-        self._pool_seen: dict[str, int | None] = {}  # user -> version seen; under _lock
         # Bridge state numbering (guard.StatePair): the pair whose will goes with the next
         # connection, the current session's, and a spare reserved ahead by the worker.
         self._next_pair = self._new_pair()
@@ -185,8 +178,8 @@ class BridgeServer:
         if msg.topic == self._state_topic:
             self._on_state(bytes(msg.payload))
             return
-        if self._is_pool_state(msg.topic):
-            self._on_pool_state(msg.topic, bytes(msg.payload))
+        if self.retained.is_pool_state(msg.topic):
+            self.retained.on_pool_state(msg.topic, bytes(msg.payload))
             return
         if self.fleet.wants(msg.topic):
             self.fleet.received(msg.topic, bytes(msg.payload))
@@ -196,59 +189,12 @@ class BridgeServer:
         )
         self.inbox.put(item, item.size)  # blocks when full: back-pressure, never a drop
 
-    def _verified(self, payload: bytes) -> m.Message | None:
-        """The message, if the payload is one signed with the bridge key; else None."""
-        me = self.key.verify_key
-        try:
-            _s, message = envelope.unseal(
-                payload, lambda kid: me if kid == self._bridge_kid else None
-            )
-        except ProtocolError:
-            return None
-        return message
-
     def _on_state(self, payload: bytes) -> None:
-        """An offline, empty, foreign or earlier state must not silence this live bridge
-        (guard.must_reannounce). Network thread: no database here, the worker publishes."""
+        """Network thread: no database here, the worker publishes (cloud_bridge.retained)."""
         if self._stopping.is_set():
             return  # our own goodbye coming back
-        seen = self._verified(payload)
-        session = self._session
-        state = seen if isinstance(seen, m.BridgeState) else None
-        if session is not None and guard.must_reannounce(state, self.cfg.instance, session):
-            self.metrics.restored.labels(topic="bridge_state").inc()
+        if self.retained.must_reannounce(payload, self._session):
             self._announce.set()
-
-    def _is_pool_state(self, topic: str) -> bool:
-        """cp/v1/{fleet}/pool/{user}/state (what topics.pool_state_filter matches); a device
-        channel under the reserved id `pool` (five levels) goes to ingest, to be refused."""
-        return (
-            topic.startswith(self._pool_prefix)
-            and topic.endswith("/state")
-            and topic.count("/") == 5
-        )
-
-    def _on_pool_state(self, topic: str, payload: bytes) -> None:
-        """Note what a pool's retained topic holds, unless it is our own publish coming back;
-        the worker compares it with the database (network thread: no database here)."""
-        with self._lock:
-            if self._echoes.is_echo(topic, payload):
-                return
-        try:
-            where = topics.parse(topic)
-        except ProtocolError:
-            return
-        if where.channel is not topics.Channel.POOL_STATE or where.user is None:
-            return
-        seen = self._verified(payload)
-        version = (
-            seen.version if isinstance(seen, m.PoolState) and seen.user == where.user else None
-        )
-        with self._lock:
-            if len(self._pool_seen) < POOL_CHECKS_MAX or where.user in self._pool_seen:
-                self._pool_seen[where.user] = version
-                return
-        self.metrics.unchecked.inc()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
         # Runs inside paho's lock: only touch our own small state here.
@@ -270,9 +216,8 @@ class BridgeServer:
         """Publish QoS 1 and track its PUBACK, whatever it is: every message id is recorded
         or matched, so an early PUBACK can never be mistaken for a later message's after
         paho's ids wrap around. False when it could not be sent (disconnected)."""
-        if retain and self._is_pool_state(topic):
-            with self._lock:  # before the publish: its echo can come back at once
-                self._echoes.sent(topic, payload)
+        if retain and self.retained.is_pool_state(topic):
+            self.retained.sent(topic, payload)  # before the publish: its echo can come back
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
@@ -374,8 +319,10 @@ class BridgeServer:
             with self._lock:
                 announcement = self._announcement
             self._send(self._state_topic, announcement, retain=True)
-        if self._pool_seen and self.connected.is_set():
-            self._restore_pool_states()
+        if self.retained.pending and self.connected.is_set():
+            self.publish(
+                self.retained.restore(self.store, self.service, self.outputs, self.publisher)
+            )
         if self._republish.is_set() and self.connected.is_set():
             self._republish.clear()
             self._republish_pending()
@@ -431,36 +378,6 @@ class BridgeServer:
             self.publisher.invalidate()
             log.exception("bridge: storing %d payout_late alerts failed", len(late))
             return
-        self.publish(outputs)
-
-    def _restore_pool_states(self) -> None:
-        """Publish the current state of each pool whose retained topic showed an older, empty
-        or foreign one (guard.must_republish_pool), a bounded number per step."""
-        with self._lock:
-            users = list(itertools.islice(self._pool_seen, POOL_CHECKS_PER_STEP))
-            seen = {user: self._pool_seen.pop(user) for user in users}
-        try:
-            with self.store.transaction() as tx:
-                pending: list[Pending] = []
-                for user, version in seen.items():
-                    view = self.service.get(user, tx=tx)
-                    current = view.version if view is not None else None
-                    if view is not None and guard.must_republish_pool(version, current):
-                        pending.append(self.outputs.pool_view(tx, self.cfg.fleet, view))
-                outputs = self.outputs.seal_and_store(tx, pending)
-        except StoreConflict:  # deadlock, serialisation failure, busy: at the next step
-            self.publisher.invalidate()  # its block may have been reserved in this rollback
-            with self._lock:
-                for user, version in seen.items():
-                    self._pool_seen.setdefault(user, version)
-            return
-        except Exception:  # never retried: what an outsider sent must not loop the worker
-            self.publisher.invalidate()
-            log.exception("bridge: checking %d retained pool states failed", len(seen))
-            return
-        if outputs:
-            log.info("bridge: %d pool states restored over older or foreign ones", len(outputs))
-            self.metrics.restored.labels(topic="pool_state").inc(len(outputs))
         self.publish(outputs)
 
     def _adopt_operator_outputs(self) -> None:

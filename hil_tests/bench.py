@@ -13,7 +13,6 @@ import json
 import signal
 import time
 from pathlib import Path
-from typing import cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -144,16 +143,11 @@ class Bench:
 
     def reports(self, device_id: str) -> list[m.Report]:
         """Every stored report of the device, decoded, in sequence order."""
-        rows = self.bridge.query(
-            "SELECT seq, kind, envelope, received_ms FROM events WHERE device_id = ? ORDER BY seq",
-            (device_id,),
-        )
         out = []
-        for _seq, kind, env, _received in rows:
-            if int(kind) == int(m.Kind.REPORT):  # type: ignore[call-overload]
-                msg = m.decode(cose.peek_payload(bytes(cast(bytes, env))))
-                if isinstance(msg, m.Report):
-                    out.append(msg)
+        for row in self.bridge.events(device_id, int(m.Kind.REPORT)):
+            msg = m.decode(cose.peek_payload(row.envelope))
+            if isinstance(msg, m.Report):
+                out.append(msg)
         return out
 
     def report_times_ms(self, device_id: str) -> list[int]:
@@ -163,23 +157,15 @@ class Bench:
     def skews_ms(self, device_id: str) -> list[tuple[int, int]]:
         """(seq, the report's ts_ms minus the bridge's receive time) of every stored report:
         the device's wall clock against the bridge's."""
-        rows = self.bridge.query(
-            "SELECT seq, envelope, received_ms FROM events WHERE device_id = ? AND kind = ? "
-            "ORDER BY seq",
-            (device_id, int(m.Kind.REPORT)),
-        )
         out = []
-        for seq, env, received in rows:
-            msg = m.decode(cose.peek_payload(bytes(cast(bytes, env))))
-            out.append((int(seq), msg.ts_ms - int(received)))  # type: ignore[call-overload]
+        for row in self.bridge.events(device_id, int(m.Kind.REPORT)):
+            msg = m.decode_as(cose.peek_payload(row.envelope), m.Report)
+            out.append((row.seq, msg.ts_ms - row.received_ms))
         return out
 
     def kids(self, device_id: str) -> list[tuple[int, bytes]]:
         """(seq, the signing key's kid) of every stored event of the device."""
-        rows = self.bridge.query(
-            "SELECT seq, envelope FROM events WHERE device_id = ? ORDER BY seq", (device_id,)
-        )
-        return [(int(cast(int, seq)), cose.peek_kid(bytes(cast(bytes, env)))) for seq, env in rows]
+        return [(row.seq, cose.peek_kid(row.envelope)) for row in self.bridge.events(device_id)]
 
     def rotate(self, device_id: str) -> None:
         """`cloud-bridge devices rotate`: the operator asks the device for a new key."""
@@ -227,10 +213,8 @@ class Bench:
     def conflicts(self, device_id: str) -> list[str]:
         """The bridge's stored refusals of the device that say a number came twice with other
         content (judge.py's seq_conflict): a reused number after a power cut shows here."""
-        rows = self.bridge.query(
-            "SELECT detail FROM rejections WHERE device_id = ?", (device_id,)
-        )  # a read of the bridge's log, as tools/fleet/bridge.py reads events
-        return [str(d) for (d,) in rows if "seq_conflict" in str(d)]
+        details = [r.detail for r in self.bridge.rejections(device_id)]
+        return [d for d in details if "seq_conflict" in d]
 
     def close(self) -> None:
         if self.owns_bridge:

@@ -57,16 +57,11 @@ class Keys:
     def reload(self) -> None:
         if not self.store_url:
             return
-        from cloud_bridge.store import open_store
+        from cloud_bridge.store import open_store, registry_repo
 
         with open_store(self.store_url) as store, store.transaction() as tx:
-            for kid, device, public_key, status in tx.fetchall(
-                "SELECT kid, device_id, public_key, status FROM device_keys"
-            ):
-                self.keys[bytes(kid)] = (
-                    f"{device} ({status})",
-                    nacl.signing.VerifyKey(bytes(public_key)),
-                )
+            for key in registry_repo.all_keys(tx):
+                self.keys[key.kid] = (f"{key.device_id} ({key.status})", key.verify_key)
 
     def resolve(self, kid: bytes) -> nacl.signing.VerifyKey | None:
         if kid not in self.keys:

@@ -26,6 +26,7 @@ Pure numpy, no I/O.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from agent.features import INPUT_FEATURES, Fingerprint, raw_deltas
+from agent.features import FINGERPRINT_FIELDS, INPUT_FEATURES, Fingerprint, raw_deltas
 from cloud_bridge.errors import BridgeError
 
 #: The model input features that belong to the board (not to context or to its owner), with
@@ -55,6 +56,31 @@ IDENTITY_FEATURES: tuple[tuple[str, str, str, str], ...] = (
 )
 IDENTITY_NAMES: tuple[str, ...] = tuple(f[0] for f in IDENTITY_FEATURES)
 _COLUMNS = [INPUT_FEATURES.index(name) for name in IDENTITY_NAMES]
+FINGERPRINT_CACHE = 4096
+"""Parsed fingerprints remembered (`parse`): a batch's reports and their devices' baselines."""
+
+
+_INT = frozenset({int})
+_WIRE_ORDER = tuple(range(len(FINGERPRINT_FIELDS)))
+
+
+def parse(wire: Mapping[int, int]) -> Fingerprint:
+    """`Fingerprint.from_wire`, remembered by content: the judge reads each report's
+    fingerprint twice (the server score, the identity distance) and its device's baseline with
+    every report. Fingerprints are frozen, so one may be shared. FeatureError as from_wire."""
+    values = tuple(wire.values())
+    # The remembered path takes keys 0..23 in order (as decoded and as stored) and exact ints
+    # (True == 1 must not find a cached 1); anything else is from_wire's to judge.
+    if tuple(wire) != _WIRE_ORDER or not _INT.issuperset(map(type, values)):
+        return Fingerprint.from_wire(wire)
+    return _parse(values)
+
+
+@functools.lru_cache(maxsize=FINGERPRINT_CACHE)
+def _parse(values: tuple[int, ...]) -> Fingerprint:
+    return Fingerprint(*values)  # in field order, checked by __post_init__
+
+
 #: Robust sd from the median absolute deviation of a normal sample.
 MAD_TO_SD = 1.4826
 
@@ -79,9 +105,22 @@ class IdentityScales:
         return dict(zip(IDENTITY_NAMES, self.scales, strict=True))
 
 
+DELTAS_CACHE = 64
+"""(session, baseline) pairs whose raw deltas are remembered (`deltas`)."""
+
+
+@functools.lru_cache(maxsize=DELTAS_CACHE)
+def deltas(current: Fingerprint, baseline: Fingerprint) -> npt.NDArray[np.float64]:
+    """`agent.features.raw_deltas`, remembered for the last pairs and read-only: the judge
+    needs them twice per report (the server score's model input, the identity distance)."""
+    out = raw_deltas(current, baseline)
+    out.setflags(write=False)
+    return out
+
+
 def identity_deltas(current: Fingerprint, baseline: Fingerprint) -> npt.NDArray[np.float64]:
     """The identity measures of a session against a baseline (the model input's raw deltas)."""
-    out: npt.NDArray[np.float64] = raw_deltas(current, baseline)[_COLUMNS]
+    out: npt.NDArray[np.float64] = deltas(current, baseline)[_COLUMNS]
     return out
 
 

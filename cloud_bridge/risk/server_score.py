@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import AgentError
-from agent.features import Fingerprint, model_input
 from agent.scoring import Scorer
+from cloud_bridge.risk.fingerprint import deltas, parse
 
 FEATURE_TOLERANCE = 1  # int8 steps per element
 SCORE_TOLERANCE = 1  # output q steps
@@ -99,16 +99,18 @@ class ServerScorer:
         if scorer is None:
             return ServerScore(None, None, (Tamper.UNKNOWN_MODEL,))
         try:
-            current = Fingerprint.from_wire(fingerprint)
-            base = Fingerprint.from_wire(baseline)
-            mine = scorer.score(model_input(current, base, scorer.normalisation))
+            current = parse(fingerprint)
+            base = parse(baseline)
+            mine = scorer.score(scorer.normalisation.apply(deltas(current, base)))  # model_input
         except (AgentError, ValueError, OverflowError):
             return ServerScore(None, None, (Tamper.BAD_FINGERPRINT,))
         tamper: list[Tamper] = []
-        if not _close(features, mine.input_q):
+        same = features == mine.input_q  # the usual case: the device's input is the bridge's
+        if not same and not _close(features, mine.input_q):
             tamper.append(Tamper.FEATURES_MISMATCH)
         if len(features) == scorer.n_inputs:
-            claimed_q = scorer.score_q(bytes(features))
+            # The model is deterministic: on the bridge's own input it gave mine.output_q.
+            claimed_q = mine.output_q if same else scorer.score_q(bytes(features))
             lo = scorer.risk_pm_from_q(max(-128, claimed_q - SCORE_TOLERANCE))
             hi = scorer.risk_pm_from_q(min(127, claimed_q + SCORE_TOLERANCE))
             if not lo <= risk_pm <= hi:

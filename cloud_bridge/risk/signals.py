@@ -31,10 +31,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.errors import AgentError
-from agent.features import Fingerprint
 from cloud_bridge.risk import clone, travel
 from cloud_bridge.risk.calibration import KindThresholds
-from cloud_bridge.risk.fingerprint import Drift, IdentityScales, distance
+from cloud_bridge.risk.fingerprint import Drift, IdentityScales, distance, parse
 from cloud_bridge.risk.policy import SignalPolicy
 from cloud_bridge.risk.skew import Envelope
 from cloud_bridge.risk.verdict import Evidence, Scored
@@ -129,7 +128,7 @@ def _distance(
     if fingerprint is None or scales is None or not baseline:
         return None
     try:
-        return distance(Fingerprint.from_wire(fingerprint), Fingerprint.from_wire(baseline), scales)
+        return distance(parse(fingerprint), parse(baseline), scales)
     except (AgentError, ValueError, OverflowError, ArithmeticError):
         return None  # a malformed fingerprint is the server score's `bad_fingerprint`
 

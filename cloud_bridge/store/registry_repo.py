@@ -185,3 +185,9 @@ def keys_of(tx: Transaction, device_id: str) -> list[DeviceKey]:
         (device_id,),
     )
     return [_key(r) for r in rows]
+
+
+def all_keys(tx: Transaction) -> list[DeviceKey]:
+    """Every enrolled key, whatever its status, by device and generation."""
+    rows = tx.fetchall(f"SELECT {_KEY_COLS} FROM device_keys ORDER BY device_id, generation")
+    return [_key(r) for r in rows]

@@ -159,3 +159,39 @@ def test_gallery_distances__over_a_subset_of_measures() -> None:
         gallery.distances(probe, ("d_temp_c",))
     with pytest.raises(fp.FingerprintError, match="measures"):
         gallery.distances(probe, ())
+
+
+def test_parse__is_from_wire_and_shares_one_value_per_content() -> None:
+    wire = _fp(gyro_bias_x_udps=5_000, jitter_ns=41_000).to_wire()
+    parsed = fp.parse(wire)
+    assert parsed == Fingerprint.from_wire(wire)
+    assert fp.parse(dict(wire)) is parsed  # an equal copy: the remembered value
+    assert fp.parse({**wire, 13: 41_001}).jitter_ns == 41_001  # other content, another value
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda w: {**w, 5: True},  # True == 1, but a bool is not a fixed-point integer
+        lambda w: {k: v for k, v in w.items() if k != 7},  # a key missing
+        lambda w: {**w, 24: 0},  # an unknown key
+        lambda w: dict(reversed(w.items())),  # keys out of order: from_wire judges, accepts
+    ],
+)
+def test_parse__judges_what_it_cannot_remember_as_from_wire_does(change: object) -> None:
+    wire = change(_fp(gyro_noise_udps=1).to_wire())  # type: ignore[operator]
+    try:
+        expected: object = Fingerprint.from_wire(wire)
+    except Exception as exc:  # from_wire refuses it: parse must refuse it the same way
+        with pytest.raises(type(exc)):
+            fp.parse(wire)
+        return
+    assert fp.parse(wire) == expected
+
+
+def test_deltas__are_raw_deltas_and_read_only() -> None:
+    current, baseline = _fp(gyro_bias_x_udps=5_100, temp_mc=26_000), _fp(gyro_bias_x_udps=5_000)
+    got = fp.deltas(current, baseline)
+    assert np.array_equal(got, raw_deltas(current, baseline))
+    with pytest.raises(ValueError):
+        got[0] = 1.0  # shared between callers: nobody may change it

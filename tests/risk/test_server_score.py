@@ -142,3 +142,27 @@ def test_a_prefix_of_the_sha256_names_the_model_with_its_id(
         )
         == whole
     )
+
+
+def test_the_device_input_is_judged_whether_or_not_it_is_the_bridges(
+    scorer: Scorer, server: ServerScorer
+) -> None:
+    """The score of the device's own input is the model's on it: taken from the bridge's run
+    when the inputs are equal, run again when they differ by a rounding step."""
+    d, baseline = _device(seed=2_950_007)
+    fp = extract(d.capture(3))
+    dev = scorer.score_fingerprint(fp, _fp(baseline))
+    same = server.score(
+        scorer.model_id, scorer.model_sha256, fp.to_wire(), dev.input_q, dev.risk_pm, baseline
+    )
+    assert same.tamper == () and same.output_q == dev.output_q
+    first = dev.input_q[0]
+    step = -1 if first == 0x7F else 1  # one int8 step on one element, never wrapping around
+    nudged = bytes([(first + step) % 256]) + dev.input_q[1:]
+    claimed = scorer.risk_pm_from_q(scorer.score_q(nudged))
+    other = server.score(
+        scorer.model_id, scorer.model_sha256, fp.to_wire(), nudged, claimed, baseline
+    )
+    assert other.tamper == ()  # within a rounding step, and the score is the model's on it
+    wrong = server.score(scorer.model_id, scorer.model_sha256, fp.to_wire(), nudged, 1000, baseline)
+    assert claimed != 1000 and Tamper.SCORE_MISMATCH in wrong.tamper

@@ -162,13 +162,11 @@ class Demo:
         self.watcher.hooks.append(self.moments.on_message)
         self.watcher.seed_pools(
             [
-                Pool(str(u), str(s), int(lf), int(av), int(o), int(h), int(r), int(v))  # type: ignore[call-overload]
-                for u, s, lf, av, o, h, r, v in self.bridge.query(
-                    "SELECT user_id, status, limit_fen, available_fen, outstanding_fen, held_fen, "
-                    "rate_bps, version FROM pools"
-                )
+                Pool(p.user, p.status.value, p.limit_fen, p.available_fen, p.outstanding_fen,
+                     p.held_fen, p.rate_bps, p.version)
+                for p in self.bridge.pools()
             ]
-        )
+        )  # fmt: skip
         self.watcher.start()
         self._wait_bridge_online()
         self.state.t0 = self.watcher.t0 = time.time()

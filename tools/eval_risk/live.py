@@ -50,7 +50,7 @@ from cloud_bridge.risk.calibration import Calibration, KindThresholds
 from cloud_bridge.risk.fingerprint import IdentityScales
 from cloud_bridge.risk.server_score import ServerScorer
 from cloud_bridge.risk.verdict import Level, Scored, Thresholds, judge
-from cloud_bridge.store import open_store
+from cloud_bridge.store import logs_repo, open_store, registry_repo
 from protocol import cose
 from protocol import messages as m
 from protocol.errors import ProtocolError
@@ -79,18 +79,16 @@ class DataEvent:
 def read_events(db: str) -> list[DataEvent]:
     """Every logged report and trigger, by device and sequence number."""
     with open_store(db) as store, store.transaction() as tx:
-        kinds = {str(d): str(k) for d, k in tx.fetchall("SELECT device_id, kind FROM devices")}
-        rows = tx.fetchall(
-            "SELECT device_id, received_ms, envelope FROM events ORDER BY device_id, seq"
-        )
+        kinds = {d.device_id: d.kind for d in registry_repo.devices(tx)}
+        rows = logs_repo.events(tx)
     out = []
-    for device, received_ms, envelope in rows:
+    for row in rows:
         try:
-            msg = m.decode(cose.peek_payload(bytes(envelope)))
+            msg = m.decode(cose.peek_payload(row.envelope))
         except ProtocolError:
             continue
         if isinstance(msg, m.Report | m.Trigger):
-            out.append(DataEvent(str(device), kinds.get(str(device), ""), int(received_ms), msg))
+            out.append(DataEvent(row.device_id, kinds.get(row.device_id, ""), row.received_ms, msg))
     return out
 
 
@@ -173,22 +171,17 @@ def decide(
 def read(db: str) -> tuple[list[Logged], dict[str, dict[int, int]]]:
     """The logged reports and every device's enrolled baseline."""
     with open_store(db) as store, store.transaction() as tx:
-        devices = tx.fetchall("SELECT device_id, kind, baseline FROM devices")
-        rows = tx.fetchall(
-            "SELECT device_id, envelope FROM events WHERE kind = ? ORDER BY device_id, seq",
-            (int(m.Kind.REPORT),),
-        )
-    kinds = {str(d): str(k) for d, k, _b in devices}
-    baselines = {
-        str(d): {int(k): int(v) for k, v in json.loads(str(b)).items()} for d, _k, b in devices
-    }
+        devices = registry_repo.devices(tx)
+        rows = logs_repo.events(tx, kind=int(m.Kind.REPORT))
+    kinds = {d.device_id: d.kind for d in devices}
+    baselines = {d.device_id: d.baseline for d in devices}
     out = []
-    for device, envelope in rows:
+    for row in rows:
         try:
-            report = m.decode_as(cose.peek_payload(bytes(envelope)), m.Report)
+            report = m.decode_as(cose.peek_payload(row.envelope), m.Report)
         except ProtocolError:
             continue
-        out.append(Logged(str(device), kinds.get(str(device), ""), report))
+        out.append(Logged(row.device_id, kinds.get(row.device_id, ""), report))
     return out, baselines
 
 

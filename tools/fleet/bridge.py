@@ -1,7 +1,8 @@
 """The bridge side of a simulated fleet: set a bridge up, enroll devices, open pools, run it.
 
 Everything goes through the real `cloud-bridge` CLI, the same commands an operator types, so a
-fleet run also exercises them. Reads (events, pools) go to the bridge's store directly.
+fleet run also exercises them. Reads (events, rejections, pools) go to the bridge's store
+through its repositories (`cloud_bridge.store`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import NamedTuple
 
 from cloud_bridge import config as bridge_config
 from cloud_bridge import keyfile
-from cloud_bridge.store import open_store
+from cloud_bridge.pool.state import PoolState
+from cloud_bridge.store import logs_repo, open_store, pool_repo, retention_repo
+from cloud_bridge.store.ingest_repo import LogRow
+from cloud_bridge.store.logs_repo import StoredRejection
 from tools.procs import Supervisor
 
 POOL_LIMIT_FEN = 5_000_000  # 50,000 yuan: room for an emergency draw and many restock holds
@@ -250,14 +254,37 @@ class Bridge:
     # ---- reads --------------------------------------------------------------------------------
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """A raw read of the bridge's database, for tests that check a table as it is; the
+        tools read through the store's repositories (the methods below)."""
         with open_store(self.store_url) as store, store.transaction() as tx:
             return list(tx.fetchall(sql, params))
 
+    def events(self, device_id: str | None = None, kind: int | None = None) -> list[LogRow]:
+        """The stored data events (all, one device's, or of one kind), by device and seq."""
+        with open_store(self.store_url) as store, store.transaction() as tx:
+            return logs_repo.events(tx, device_id, kind)
+
+    def rejections(self, device_id: str | None = None) -> list[StoredRejection]:
+        """The stored rejections (all, or those naming one device), oldest first."""
+        with open_store(self.store_url) as store, store.transaction() as tx:
+            return logs_repo.rejections(tx, device_id)
+
+    def pools(self) -> list[PoolState]:
+        """Every pool as stored, by user."""
+        with open_store(self.store_url) as store, store.transaction() as tx:
+            return pool_repo.all_states(tx)
+
+    def event_count(self) -> int:
+        with open_store(self.store_url) as store, store.transaction() as tx:
+            return retention_repo.count(tx, "events")
+
     def event_seqs(self) -> dict[str, list[int]]:
         """Every stored data event's sequence number, per device, in order."""
+        with open_store(self.store_url) as store, store.transaction() as tx:
+            numbers = logs_repo.event_numbers(tx)
         out: dict[str, list[int]] = {}
-        for device, seq in self.query("SELECT device_id, seq FROM events ORDER BY device_id, seq"):
-            out.setdefault(str(device), []).append(int(seq))  # type: ignore[call-overload]
+        for device, seq in numbers:
+            out.setdefault(device, []).append(seq)
         return out
 
     def wait_quiet(self, timeout_s: float, quiet_s: float = 1.0) -> None:
@@ -265,9 +292,9 @@ class Bridge:
         deadline = time.monotonic() + timeout_s
         last, since = -1, time.monotonic()
         while time.monotonic() < deadline:
-            (count,) = self.query("SELECT count(*) FROM events")[0]
+            count = self.event_count()
             if count != last:
-                last, since = int(count), time.monotonic()  # type: ignore[call-overload]
+                last, since = count, time.monotonic()
             elif time.monotonic() - since >= quiet_s:
                 return
             time.sleep(0.2)
