@@ -48,7 +48,7 @@ from cloud_bridge.pool.commands import (
 from cloud_bridge.pool.events import Event
 from cloud_bridge.pool.results import Result
 from cloud_bridge.pool.service import Outcome
-from cloud_bridge.risk.touch import TOUCH_MISMATCH
+from cloud_bridge.risk.touch import TOUCH_LOCKED, TOUCH_MISMATCH, TOUCH_MISSING
 from cloud_bridge.risk.verdict import Level, Verdict
 from protocol import messages as m
 
@@ -75,19 +75,20 @@ class StepUp(enum.StrEnum):
     DECLINED = "declined"
     EXPIRED = "expired"
     TOUCH_MISMATCH = TOUCH_MISMATCH  # confirmed with someone else's swipes: refused
+    TOUCH_MISSING = TOUCH_MISSING  # confirmed without swipes once the template exists: refused
+    TOUCH_LOCKED = TOUCH_LOCKED  # the user's touch refusals reached the limit: refused
 
     @property
     def result(self) -> str:
         """The decision's `result` while the action is not run for this reason (a touch
-        mismatch says its own reason code, `touch_mismatch`)."""
-        if self is StepUp.TOUCH_MISMATCH:
+        refusal says its own reason code: `touch_mismatch`, `touch_missing`, `touch_locked`)."""
+        if self in TOUCH_REFUSED:
             return self.value
         return f"step_up_{self.value}"
 
 
-STEP_UP_STOPPED = frozenset(
-    {StepUp.PENDING, StepUp.DECLINED, StepUp.EXPIRED, StepUp.TOUCH_MISMATCH}
-)
+TOUCH_REFUSED = frozenset({StepUp.TOUCH_MISMATCH, StepUp.TOUCH_MISSING, StepUp.TOUCH_LOCKED})
+STEP_UP_STOPPED = frozenset({StepUp.PENDING, StepUp.DECLINED, StepUp.EXPIRED} | TOUCH_REFUSED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ from cloud_bridge.risk.user_signals import UserMemory
 from cloud_bridge.risk.verdict import Level
 from cloud_bridge.stepups import StepUps
 from cloud_bridge.store import ingest_repo as repo
+from cloud_bridge.store import stepup_repo
 from cloud_bridge.store.base import Store, Transaction
 from cloud_bridge.store.ingest_repo import KEY_UNKNOWN, LogRow, RejectionRow
 from cloud_bridge.verify import Verified, Verifier, parse_topic
@@ -147,6 +148,9 @@ class Ingest:
         # Per-user risk memory, read only for the users whose messages give those signals
         # something (a trigger, a location): most batches are plain reports and read nothing.
         wanted = _user_signalled(verified, states)
+        # ... and the users of the step-ups the batch's answers may settle (their phone may
+        # belong to someone else by now): locked here, in user order, before the step-up rows.
+        wanted |= stepup_repo.owners(tx, _answers(verified, states))
         users = repo.lock_users(tx, wanted)
         users_touched: set[str] = set()
         pending: list[Pending] = []  # outputs in message order, before the decisions
@@ -201,12 +205,14 @@ class Ingest:
             if j.state is not None:  # notes and plans are of devices that exist
                 pending.extend(self.out.risk(tx, j.state.fleet, device, n) for n in j.notes)
                 if j.plan is not None and isinstance(msg, DATA_KINDS):
-                    decide.append(_Decide(item, msg, j.state, j.plan))
+                    mine = users.get(j.state.user, UserMemory())  # a trigger's user is wanted
+                    plan = self.stepups.gate(j.plan, mine)  # a touch-locked user: refused
+                    decide.append(_Decide(item, msg, j.state, plan))
                 if j.plan is not None and isinstance(msg, m.Report) and msg.cmd_seq:
                     # An answer to a step-up: its held event's action runs (or is dropped) in
                     # this batch, decided with the others.
                     ok = j.plan.verdict.level is Level.ALLOW
-                    done = self.stepups.answer(tx, j.state, msg, ok, s.received_ms, users)
+                    done = self.stepups.answer(tx, j.state, msg, ok, s.received_ms, users, wanted)
                     if done is not None and done.memory is not None:
                         users[done.row.pending.user] = done.memory  # habits, touch template
                         users_touched.add(done.row.pending.user)
@@ -399,6 +405,17 @@ def _user_signalled(verified: Sequence[Verified], states: Mapping[str, DeviceSta
         if isinstance(msg, m.Trigger) or msg.location is not None or msg.cmd_seq:
             out.add(state.user)
     return out
+
+
+def _answers(
+    verified: Sequence[Verified], states: Mapping[str, DeviceState]
+) -> list[tuple[str, int]]:
+    """(device, cmd_seq) of the batch's reports that answer a command."""
+    return [
+        (s.key.device_id, s.message.cmd_seq)
+        for s in (v.signed for v in verified)
+        if s.key.device_id in states and isinstance(s.message, m.Report) and s.message.cmd_seq
+    ]
 
 
 def _reused(

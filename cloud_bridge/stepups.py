@@ -9,9 +9,12 @@ ingest's transaction (and the worker's expiry round).
              verdict on that fresh report is allow (its score under the step-up threshold, no
              tamper code, no signal): an impostor holding the phone cannot confirm by pressing
              a button. Nor when its swipes (the report's `strokes`) lie beyond the user's touch
-             template (`cloud_bridge.risk.touch`): the held action is refused, `touch_mismatch`
-             in its decision and a risk alert. Confirmed: the held event is planned again and
-             its action runs; declined: its decision says `step_up_declined`.
+             template (`cloud_bridge.risk.touch`), or too few came once the template exists,
+             or the user is locked after repeated touch refusals: the held action is refused,
+             `touch_mismatch` / `touch_missing` / `touch_locked` in its decision and a risk
+             alert. Confirmed: the held event is planned again and its action runs; declined:
+             its decision says `step_up_declined`.
+    gate     a step-up about to open for a user locked by touch refusals: refused at once.
     expire   pending rows past their deadline: `step_up_expired` (nothing was placed, so
              nothing is left to release).
 
@@ -22,7 +25,7 @@ An emergency's deadline leaves its draw time to complete within its tier's respo
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 
 from cloud_bridge import actions
@@ -111,26 +114,32 @@ class StepUps:
         fresh_ok: bool,
         now_ms: int,
         users: Mapping[str, UserMemory],
+        loaded: Collection[str],
     ) -> Resolved | None:
         """The step-up this report answers, settled (None: it answers none, or it is ignored:
-        an untrusted session leaves the step-up pending until its deadline). A confirmation's
-        strokes are judged against the owner's touch template (`users`: the batch's per-user
-        memories); a confirmation that counts teaches the owner's habits its trigger and, with
-        strokes, their template."""
+        an untrusted session leaves the step-up pending until its deadline, and so does an
+        owner whose risk memory the batch did not lock). A confirmation's strokes are judged
+        against the owner's touch template (`users`: the batch's per-user memories of the
+        `loaded` users); a confirmation that counts teaches the owner's habits its trigger and,
+        with strokes, their template; a touch refusal counts towards the owner's lock."""
         if report.cmd_seq == 0 or report.cmd_result not in ANSWERS:
             return None
         row = stepup_repo.answered(tx, state.device_id, report.cmd_seq)
         if row is None:
             return None
         owner = row.pending.user
+        if owner not in loaded:  # judged on a fresh memory, it would enrol anyone's swipes
+            return None
         memory = users.get(owner, UserMemory())
         confirmed = report.cmd_result == STEPUP_CONFIRMED
         strokes = [from_fixed(s) for s in report.strokes] if confirmed else []
+        bad = touch.implausible(strokes)
+        if bad is not None:
+            strokes = []  # no evidence: as if none came
         judged = touch.judge(memory.touch, strokes, self.signals.touch)
         reply = stepup.Reply(
-            state.device_id, row.pending.challenge, confirmed, fresh_ok,
-            judged.evidence is not touch.Evidence.MISMATCH,
-        )  # fmt: skip
+            state.device_id, row.pending.challenge, confirmed, fresh_ok, judged.evidence
+        )
         step = stepup.on_reply(row.pending, reply, now_ms)
         if step.effect is stepup.Effect.NONE:
             return None
@@ -139,7 +148,17 @@ class StepUps:
         resolved = self._resolved(tx, row, status)
         if resolved is None:
             return None
-        notes: tuple[Pending, ...] = ()
+        notes: list[Pending] = []
+        if bad is not None:
+            detail = f"step-up {row.pending.event}: strokes dropped, {bad}"
+            note = RiskNote(Category.ALERT, touch.TOUCH_IMPLAUSIBLE, detail, report.seq)
+            notes.append(self.out.risk(tx, state.fleet, state.device_id, note))
+            verdict = resolved.plan.verdict
+            plan = replace(
+                resolved.plan,
+                verdict=replace(verdict, reasons=(*verdict.reasons, touch.TOUCH_IMPLAUSIBLE)),
+            )
+            resolved = replace(resolved, plan=plan)
         after = None
         if status is stepup.Status.CONFIRMED:  # the owner vouched for the held trigger
             learnt = user_signals.confirmed(
@@ -148,15 +167,24 @@ class StepUps:
             after = replace(
                 learnt, touch=touch.learn(memory.touch, strokes, judged, self.signals.touch)
             )
-        elif status is stepup.Status.TOUCH_MISMATCH:
-            detail = (
-                f"step-up {row.pending.event}: strokes at scaled Manhattan distance "
-                f"{judged.distance or 0.0:.1f} from the template, limit "
-                f"{self.signals.touch.limit:.1f}"
-            )
-            note = RiskNote(Category.ALERT, touch.TOUCH_MISMATCH, detail, report.seq)
-            notes = (self.out.risk(tx, state.fleet, state.device_id, note),)
-        return replace(resolved, memory=after, notes=notes)
+        elif StepUp(status.value) in actions.TOUCH_REFUSED:
+            counted = touch.learn(memory.touch, strokes, judged, self.signals.touch)
+            after = replace(memory, touch=counted)
+            detail = _refusal_detail(row.pending.event, judged, counted, self.signals.touch)
+            note = RiskNote(Category.ALERT, status.value, detail, report.seq)
+            notes.append(self.out.risk(tx, state.fleet, state.device_id, note))
+        return replace(resolved, memory=after, notes=tuple(notes))
+
+    def gate(self, plan: Plan, memory: UserMemory) -> Plan:
+        """An event's plan with the user's touch lock applied: a step-up about to open for a
+        user whose touch refusals reached `touch_max_refusals` is refused at once
+        (`touch_locked`), without asking their phone, until an operator resets the count."""
+        if plan.stepup is not StepUp.PENDING or not touch.locked(memory.touch, self.signals.touch):
+            return plan
+        reasons = (*plan.verdict.reasons, touch.TOUCH_LOCKED)
+        return replace(
+            plan, stepup=StepUp.TOUCH_LOCKED, verdict=replace(plan.verdict, reasons=reasons)
+        )
 
     def expire(self, tx: Transaction, now_ms: int) -> list[Resolved]:
         """Every pending step-up past its deadline, settled as expired."""
@@ -189,3 +217,23 @@ class StepUps:
         return Resolved(
             row, event, actions.plan(event, row.pending.user, verdict, self.cfg, outcome)
         )
+
+
+def _refusal_detail(
+    event: str, judged: touch.Judged, after: touch.Memory, policy: touch.Policy
+) -> str:
+    """The alert's words for a touch refusal (the distance when judged, the count towards the
+    lock)."""
+    if judged.evidence is touch.Evidence.MISMATCH:
+        why = (
+            f"strokes at scaled Manhattan distance {judged.distance or 0.0:.1f} from the "
+            f"template, limit {policy.limit:.1f}"
+        )
+    elif judged.evidence is touch.Evidence.MISSING:
+        why = f"fewer than {policy.min_strokes} plausible strokes once the template exists"
+    else:
+        why = "the user's step-ups are locked"
+    count = f"; touch refusals in a row {after.refusals}"
+    if touch.locked(after, policy):
+        count += " (locked: cloud-bridge touch reset)"
+    return f"step-up {event}: {why}{count}"

@@ -25,6 +25,7 @@ from cloud_bridge.errors import BridgeError
 from cloud_bridge.risk.clone import ClonePolicy
 from cloud_bridge.risk.fingerprint import DriftPolicy
 from cloud_bridge.risk.sequence import Policy as SequencePolicy
+from cloud_bridge.risk.touch import SPREAD_CAPS
 from cloud_bridge.risk.touch import Policy as TouchPolicy
 from cloud_bridge.risk.travel import Policy as TravelPolicy
 from confschema import Key, SchemaError, check_fields, integer, key_field
@@ -98,6 +99,15 @@ class SignalPolicy:
     touch_limit_x100: int = _knob(
         3000, 1, 1_000_000, "scaled Manhattan distance x 100 beyond which strokes mismatch"
     )
+    touch_learn_x100: int = _knob(
+        1500, 0, 1_000_000, "distance x 100 within which a matched confirmation is learnt"
+    )
+    touch_max_refusals: int = _knob(
+        3, 0, 100, "touch refusals in a row that refuse a user's step-ups until reset (0: never)"
+    )
+    touch_require_strokes: int = _knob(
+        1, 0, 1, "1: once enrolled, a confirmation without strokes is refused; 0: it counts"
+    )
     # ---- per-device re-centring of the score thresholds (item 1 of issue 13) ----
     centre_min_reports: int = _knob(10, 1, 100_000, "allowed reports before re-centring")
     centre_max_shift_q: int = _knob(24, 0, 255, "most a device's thresholds move up, in q")
@@ -123,6 +133,12 @@ class SignalPolicy:
             raise SignalPolicyError(
                 f"[{SECTION}] touch_enrol = {self.touch_enrol} must be <= touch_keep = "
                 f"{self.touch_keep}; for example: touch_enrol = 4, touch_keep = 8"
+            )
+        if self.touch_learn_x100 > self.touch_limit_x100:
+            raise SignalPolicyError(
+                f"[{SECTION}] touch_learn_x100 = {self.touch_learn_x100} must be <= "
+                f"touch_limit_x100 = {self.touch_limit_x100}; for example: touch_learn_x100 = "
+                f"{self.touch_limit_x100 // 2}"
             )
         if self.fp_hits > self.fp_window:
             raise SignalPolicyError(
@@ -168,8 +184,10 @@ class SignalPolicy:
     @functools.cached_property
     def touch(self) -> TouchPolicy:
         return TouchPolicy(
-            self.touch_enrol, self.touch_keep, self.touch_min_strokes, self.touch_limit_x100 / 100
-        )
+            self.touch_enrol, self.touch_keep, self.touch_min_strokes, self.touch_limit_x100 / 100,
+            self.touch_learn_x100 / 100, self.touch_max_refusals,
+            bool(self.touch_require_strokes), SPREAD_CAPS,
+        )  # fmt: skip
 
     @functools.cached_property
     def sequence(self) -> SequencePolicy:

@@ -10,8 +10,9 @@ Pure: a frozen state and a function of events; the clock and the challenge are p
 A confirmation counts only if the answering report's own server score is under the kind's
 step-up threshold and carries no tamper code (`fresh_ok`): an impostor holding the phone
 cannot confirm by pressing a button, the session it answers with is scored like any other. Nor
-if its swipes mismatch the user's touch template (`touch_ok`, cloud_bridge.risk.touch): that
-confirmation settles the step-up as TOUCH_MISMATCH and the held action is refused.
+if its touch evidence refuses it (`touch`, cloud_bridge.risk.touch): swipes that mismatch the
+user's template, too few swipes once it exists, or a user locked after repeated refusals settle
+the step-up as TOUCH_MISMATCH, TOUCH_MISSING or TOUCH_LOCKED and the held action is refused.
 
 Deadlines: an emergency must still complete within its tier's response time (policy
 `[emergency] <kind>_response_ms`: illness 15 s, disaster 30 s, education 45 s), so its step-up
@@ -26,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from cloud_bridge.pool.commands import Emergency
 from cloud_bridge.pool.policy import Emergencies
-from cloud_bridge.risk.touch import TOUCH_MISMATCH
+from cloud_bridge.risk.touch import TOUCH_LOCKED, TOUCH_MISMATCH, TOUCH_MISSING, Evidence
 
 CHALLENGE_BYTES = 16
 EMERGENCY_MARGIN_MS = 2_000
@@ -39,6 +40,15 @@ class Status(enum.StrEnum):
     DECLINED = "declined"
     EXPIRED = "expired"
     TOUCH_MISMATCH = TOUCH_MISMATCH  # confirmed, but the swipes were not the user's
+    TOUCH_MISSING = TOUCH_MISSING  # confirmed without swipes, once the user's template exists
+    TOUCH_LOCKED = TOUCH_LOCKED  # confirmed by a user locked after repeated touch refusals
+
+
+_TOUCH_REFUSED = {
+    Evidence.MISMATCH: Status.TOUCH_MISMATCH,
+    Evidence.MISSING: Status.TOUCH_MISSING,
+    Evidence.LOCKED: Status.TOUCH_LOCKED,
+}
 
 
 class Effect(enum.StrEnum):
@@ -47,7 +57,7 @@ class Effect(enum.StrEnum):
     NONE = "none"  # nothing changed (an ignored reply, a tick before the deadline)
     RUN = "run"  # run the held pool command; publish its decision (reason step_up_confirmed)
     DROP = "drop"  # publish the event's decision: step_up_declined / step_up_expired /
-    # touch_mismatch; count it
+    # touch_mismatch / touch_missing / touch_locked; count it
 
 
 class Ignored(enum.StrEnum):
@@ -84,7 +94,7 @@ class Reply:
     challenge: bytes
     confirmed: bool
     fresh_ok: bool  # the answering report's server score is under step-up, no tamper code
-    touch_ok: bool = True  # its strokes do not mismatch the user's template (none: True)
+    touch: Evidence = Evidence.NONE  # what its strokes say against the user's template
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +142,9 @@ def on_reply(p: PendingStepUp, reply: Reply, now_ms: int) -> Step:
         return Step(replace(p, status=Status.DECLINED), Effect.DROP)
     if not reply.fresh_ok:
         return Step(p, Effect.NONE, Ignored.UNTRUSTED_SESSION)  # may still confirm in time
-    if not reply.touch_ok:  # someone else's swipes: a thief pressing confirm
-        return Step(replace(p, status=Status.TOUCH_MISMATCH), Effect.DROP)
+    refused = _TOUCH_REFUSED.get(reply.touch)
+    if refused is not None:  # someone else's swipes, none at all, or a locked user
+        return Step(replace(p, status=refused), Effect.DROP)
     return Step(replace(p, status=Status.CONFIRMED), Effect.RUN)
 
 

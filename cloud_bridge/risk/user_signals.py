@@ -18,8 +18,10 @@ become the user's habits; a thief's triggers, stepped up and never confirmed, do
 the confirmations a user whose habits change would be flagged ever after: on the simulation of
 `tools.eval_risk sequence` that took genuine triggers flagged from 0.6 % to 11 %. The memory
 also keeps the user's touch template (the strokes of their counted step-up confirmations,
-`cloud_bridge.risk.touch`; key "touch" of the JSON, absent in memories written before it).
-Pure: values in, values out.
+`cloud_bridge.risk.touch`; key "touch" of the JSON, absent in memories written before it) and
+their touch refusals in a row (key "touch_refusals", absent when 0). A stored touch part that
+cannot be read resets the touch part only (`read` says so): the other signals keep what they
+learnt. Pure: values in, values out.
 """
 
 from __future__ import annotations
@@ -124,24 +126,54 @@ def to_json(memory: UserMemory) -> str:
     }
     if memory.touch.confirmations:  # strokes as they travelled (fixed point): exact and short
         doc["touch"] = [[to_fixed(f) for f in c] for c in memory.touch.confirmations]
+    if memory.touch.refusals:
+        doc["touch_refusals"] = memory.touch.refusals
     return json.dumps(doc, separators=(",", ":"))
 
 
-def from_json(text: str) -> UserMemory:
-    """A stored memory; an empty or unreadable text is a fresh one (the signals relearn)."""
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A stored memory as read, and what of it could not be (None: all of it was read)."""
+
+    memory: UserMemory
+    problem: str | None = None
+
+
+_UNREADABLE = (ValueError, TypeError, KeyError, IndexError)  # TravelError, SequenceError: Value
+
+
+def read(text: str) -> Read:
+    """A stored memory. An empty text is a fresh one; an unreadable one too (the signals
+    relearn); an unreadable touch part is a fresh touch part, the rest kept."""
     if not text:
-        return UserMemory()
+        return Read(UserMemory())
     try:
         doc = json.loads(text)
         fix = doc["fix"]
         prev, evidence = doc["seq"]
-        return UserMemory(
+        memory = UserMemory(
             travel.State(None if fix is None else travel.Fix(*fix)),
             tuple(sq.Event(str(k), int(a), int(h), str(d)) for k, a, h, d in doc["hist"]),
             sq.State(str(prev), float(evidence)),
-            touch.Memory(  # checked as on the wire: 16 integers a stroke
-                tuple(tuple(map(from_fixed, STROKES.check(c))) for c in doc.get("touch", ()))
-            ),
         )
-    except (ValueError, TypeError, KeyError, IndexError):
-        return UserMemory()  # TravelError and SequenceError are ValueErrors
+    except _UNREADABLE as exc:
+        return Read(UserMemory(), f"unreadable memory, all signals reset: {exc!r}")
+    try:
+        return Read(replace(memory, touch=_touch(doc)))
+    except _UNREADABLE as exc:
+        return Read(memory, f"unreadable touch template, touch reset: {exc!r}")
+
+
+def _touch(doc: dict[str, object]) -> touch.Memory:
+    confirmations = doc.get("touch", [])
+    refusals = doc.get("touch_refusals", 0)
+    if not isinstance(confirmations, list) or type(refusals) is not int or refusals < 0:
+        raise ValueError("touch must be a list and touch_refusals a count")
+    return touch.Memory(  # checked as on the wire: 16 integers a stroke
+        tuple(tuple(map(from_fixed, STROKES.check(c))) for c in confirmations), refusals
+    )
+
+
+def from_json(text: str) -> UserMemory:
+    """A stored memory (`read`, without saying what could not be read)."""
+    return read(text).memory

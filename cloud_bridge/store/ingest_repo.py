@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from cloud_bridge.risk.user_signals import UserMemory
 from cloud_bridge.store.base import Column, Transaction
 from cloud_bridge.store.batching import chunks, marks
 from protocol.replay import ReplayWindow
+
+log = logging.getLogger(__name__)
 
 KEY_UNKNOWN = "unknown"
 TOPIC_MAX, DETAIL_MAX, ENVELOPE_MAX = 256, 256, 8192  # what `rejections` keeps of a refusal
@@ -208,7 +211,15 @@ def lock_users(tx: Transaction, ids: Collection[str]) -> dict[str, UserMemory]:
                 f"SELECT user_id, memory FROM user_risk WHERE user_id IN ({marks(len(chunk))})",
                 chunk,
             )
-    return {str(u): user_signals.from_json(str(text)) for u, text in rows if text}
+    out = {}
+    for user, text in rows:
+        if not text:
+            continue
+        got = user_signals.read(str(text))
+        if got.problem is not None:  # rare (a hand edit, a bug): worth a line each time
+            log.warning("user_risk of %s: %s", user, got.problem)
+        out[str(user)] = got.memory
+    return out
 
 
 def save_users(tx: Transaction, memories: Mapping[str, UserMemory], now_ms: int) -> None:

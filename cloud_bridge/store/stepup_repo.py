@@ -75,6 +75,22 @@ def answered(tx: Transaction, primary: str, cmd_seq: int) -> StepUpRow | None:
     return None if row is None else _row(row)
 
 
+def owners(tx: Transaction, answers: Collection[tuple[str, int]]) -> set[str]:
+    """The users of the pending step-ups these (device, cmd_seq) answers may settle: read
+    without a lock, so that ingest can lock their risk memory in user order before `answered`
+    locks the row (a step-up's user never changes)."""
+    out: set[str] = set()
+    for device, cmd_seq in sorted(set(answers)):
+        row = tx.fetchone(
+            "SELECT user_id FROM stepups WHERE primary_device = ? AND cmd_seq = ? "
+            "AND status = 'pending'",
+            (device, cmd_seq),
+        )
+        if row is not None:
+            out.add(str(row[0]))
+    return out
+
+
 def due(tx: Transaction, now_ms: int, limit: int) -> list[StepUpRow]:
     """Pending step-ups whose deadline has passed, oldest first."""
     lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgres" else ""
