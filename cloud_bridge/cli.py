@@ -17,7 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cloud_bridge import broker_cli, claims_cli, desired_cli, diag_cli, keyfile, update_cli
+from cloud_bridge import (
+    broker_cli,
+    claims_cli,
+    desired_cli,
+    diag_cli,
+    keyfile,
+    touch_cli,
+    update_cli,
+)
 from cloud_bridge import config as config_mod
 from cloud_bridge.errors import BridgeError
 from cloud_bridge.pool.cli import add_parser as add_pool_parser
@@ -102,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     broker_cli.add_parsers(sub, common)
     claims_cli.add_parsers(sub, common)
+    touch_cli.add_parsers(sub, common)
     update_cli.add_fleet_parser(sub, common)
     add_pool_parser(sub)
     add_scheduler_parser(sub)
@@ -123,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             return broker_cli.cmd_broker_account(args, load_config(args), now_ms())
         if args.command == "claims":
             return claims_cli.cmd_claims(args, load_config(args), now_ms())
+        if args.command == "touch":
+            return touch_cli.cmd_touch(args, load_config(args), now_ms())
         if args.command == "fleet":
             return update_cli.cmd_fleet(args, load_config(args))
         handler = {"init": cmd_init, "devices": cmd_devices, "run": cmd_run}[args.command]

@@ -222,6 +222,15 @@ def lock_users(tx: Transaction, ids: Collection[str]) -> dict[str, UserMemory]:
     return out
 
 
+def user_memory(tx: Transaction, user: str) -> UserMemory | None:
+    """One user's risk memory, locked on PostgreSQL for an operator's change (None: the bridge
+    keeps none of this user)."""
+    row = tx.fetchone("SELECT memory FROM user_risk WHERE user_id = ?", (user,), for_update=True)
+    if row is None:
+        return None
+    return user_signals.from_json(str(row[0] or ""))
+
+
 def save_users(tx: Transaction, memories: Mapping[str, UserMemory], now_ms: int) -> None:
     """Write these users' risk memory: one statement (an upsert: on SQLite a user's first row
     is made here; on PostgreSQL `lock_users` made and locked it)."""
