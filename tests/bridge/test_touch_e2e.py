@@ -71,10 +71,13 @@ def test_the_owner_confirms_by_touch_and_a_thief_with_the_phone_is_refused(
     client.connect(private_broker.host, private_broker.port)
     client.subscribe([(f"cp/v1/{FLEET}/pool/+/decision", 1), (f"cp/v1/{FLEET}/risk/+", 1)])
     client.loop_start()
-    devices: list[Device] = [ev, phone]
+    devices: list[Device] = [phone, ev]
     try:
-        for dev in devices:
-            dev.start()
+        # The phone first: a step-up command sent before it subscribed would be lost, and the
+        # EV's first trigger (before any report: unscored) is stepped up at once.
+        phone.start()
+        assert wait(lambda: "is online" in phone.log(), 60), phone.log()
+        ev.start()
         assert wait(lambda: len(bridge.query("SELECT DISTINCT device_id FROM events")) == 2, 60), (
             bridge.log()
         )
