@@ -93,10 +93,10 @@ def confirmations(seed: int, phones: int, later: int) -> tuple[float, float]:
         for session in range(policy.enrol + later):
             strokes = _sent(phone, session, stranger=False)
             judged = touch.judge(memory, strokes, policy)
-            rejected += judged.evidence is touch.Evidence.MISMATCH
+            rejected += judged.evidence in touch.REFUSED
             memory = touch.learn(memory, strokes, judged, policy)
         judged = touch.judge(memory, _sent(phone, 10_000, stranger=True), policy)
-        accepted += judged.evidence is not touch.Evidence.MISMATCH
+        accepted += judged.evidence not in touch.REFUSED
     return rejected / (phones * later), accepted / phones
 
 
