@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cloud_bridge
 from cloud_bridge import (
     broker_cli,
     claims_cli,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Amounts are integer fen (1 yuan = 100 fen). Exit codes: 0 ok, 1 failed while "
         "running, 2 bad usage, configuration or input.",
     )
+    parser.add_argument("--version", action="version", version=cloud_bridge.__version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -35,6 +35,7 @@ from pathlib import Path
 from agent.errors import AgentError
 from agent.scoring import Scorer
 from cloud_bridge.risk.fingerprint import deltas, parse
+from protocol.messages import MODEL_SHA256_PREFIX
 
 FEATURE_TOLERANCE = 1  # int8 steps per element
 SCORE_TOLERANCE = 1  # output q steps
@@ -61,7 +62,17 @@ class ServerScorer:
     """The models the bridge can score with, by SHA-256 of the .tflite file."""
 
     def __init__(self, scorers: Iterable[Scorer]) -> None:
+        """ValueError if two models share an id and their first MODEL_SHA256_PREFIX bytes: a
+        device's short form would then name either, and the first loaded would win silently."""
         self._by_sha: dict[bytes, Scorer] = {s.model_sha256: s for s in scorers}
+        short: dict[tuple[str, bytes], bytes] = {}
+        for sha, s in self._by_sha.items():
+            other = short.setdefault((s.model_id, sha[:MODEL_SHA256_PREFIX]), sha)
+            if other != sha:
+                raise ValueError(
+                    f"models {other.hex()} and {sha.hex()} share the id {s.model_id} and their "
+                    f"first {MODEL_SHA256_PREFIX} bytes: give one another model_id"
+                )
 
     @classmethod
     def load(cls, paths: Iterable[Path]) -> ServerScorer:

@@ -145,3 +145,13 @@ def test_broker_config__writes_to_out_and_says_what_changed(tmp_path: Path) -> N
     _code, again, _e = _cli(bridge, "broker-config", "--out", str(out))
     assert "unchanged" in again
     assert f"password_file {out.resolve()}/passwd" in (out / "mosquitto.conf").read_text()
+
+
+def test_the_bridge_says_its_version(capsys: pytest.CaptureFixture[str]) -> None:
+    # operations.md: every bridge is upgraded before devices of a new protocol revision
+    from cloud_bridge.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == "0.1.0"  # pyproject's version of the package

@@ -170,29 +170,32 @@ def test_two_bridges_take_turns_on_a_users_first_memory(pg_dsn: str) -> None:
     first_mem = UserMemory(State(Fix(5, 1, 2, 10, "gps", "d-a")))
     with open_store(pg_dsn) as a, open_store(pg_dsn) as b, open_store(pg_dsn) as watcher:
         seen: dict[str, UserMemory] = {}
+        pid: list[int] = []
         with a.transaction() as tx_a:
             assert repo.lock_users(tx_a, {"u-new"}) == {}
-            second = threading.Thread(target=lambda: seen.update(_lock_one(b, "u-new")))
+            second = threading.Thread(target=lambda: seen.update(_lock_one(b, "u-new", pid)))
             second.start()
-            assert _waits_on_a_lock(watcher), "the second bridge did not wait for the first"
+            assert _waits_on_a_lock(watcher, pid), "the second bridge did not wait for the first"
             repo.save_users(tx_a, {"u-new": first_mem}, now_ms=1)
         second.join(timeout=30)
     assert seen == {"u-new": first_mem}
 
 
-def _lock_one(store: Store, user: str) -> dict[str, UserMemory]:
+def _lock_one(store: Store, user: str, pid: list[int]) -> dict[str, UserMemory]:
     with store.transaction() as tx:
+        pid.append(int(tx.fetchall("SELECT pg_backend_pid()")[0][0]))  # for the watcher
         return repo.lock_users(tx, {user})
 
 
-def _waits_on_a_lock(watcher: Store) -> bool:
-    """True once another backend of this database waits on a row lock (polled; a bound, not
-    a timing assertion: without the fix the second bridge never waits)."""
+def _waits_on_a_lock(watcher: Store, pid: list[int]) -> bool:
+    """True once the second bridge's backend (its pid, once it has one) waits on a lock (polled;
+    a bound, not a timing assertion: without the fix the second bridge never waits). Only that
+    backend counts: other tests share the database and may wait on locks of their own."""
     for _ in range(300):
         with watcher.transaction() as tx:
             rows = tx.fetchall(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND query LIKE '%user_risk%'"
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ? AND wait_event_type = 'Lock'",
+                (pid[0] if pid else -1,),
             )
         if rows[0][0]:
             return True

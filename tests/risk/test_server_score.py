@@ -3,6 +3,7 @@ TFLite model: a device's forged risk_pm or model input is caught and never decid
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,17 @@ def test_the_device_input_is_judged_whether_or_not_it_is_the_bridges(
     assert other.tamper == ()  # within a rounding step, and the score is the model's on it
     wrong = server.score(scorer.model_id, scorer.model_sha256, fp.to_wire(), nudged, 1000, baseline)
     assert claimed != 1000 and Tamper.SCORE_MISMATCH in wrong.tamper
+
+
+def test_two_models_sharing_an_id_and_a_prefix_are_refused_at_load(scorer: Scorer) -> None:
+    """A report's short form (id + 8 bytes) must name one model: two loaded models that share
+    both would let the first loaded win silently, so the bridge refuses to start with them."""
+    twin = copy.copy(scorer)
+    twin.model_sha256 = scorer.model_sha256[:8] + bytes(24)  # same prefix, another file
+    with pytest.raises(ValueError, match="share the id"):
+        ServerScorer([scorer, twin])
+    renamed = copy.copy(twin)
+    renamed.model_id = "risk-v2"  # another id: the short forms differ, both load
+    both = ServerScorer([scorer, renamed])
+    assert both.find("risk-v2", scorer.model_sha256[:8]) is renamed
+    assert both.find(scorer.model_id, scorer.model_sha256[:8]) is scorer
