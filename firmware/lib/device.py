@@ -93,7 +93,7 @@ class Device:
         self._sessions = counters.Counter(storage, "session", block=4)
         self._session = None  # reserved for the next connection
         self.session = 0
-        self.box = Outbox(storage, self.cfg["outbox"]["max_messages"])
+        self.box = Outbox(storage, self.cfg["outbox"]["max_messages"], log=self.log)
         gc.collect()
         image = hw.image_version()  # a simulated image names its version (the unix port)
         self.version = "fw-" + image if image else VERSION
@@ -357,9 +357,7 @@ class Device:
         # record: the answer is there, so the command is not run (nor answered) again
         if not self.pending:
             return
-        done = held.answered(
-            e.payload for e in self.box.entries() if e.priority == PRIORITY_REPLY
-        )
+        done = held.answered(self.box.payloads(PRIORITY_REPLY))
         left = [cmd for cmd in self.pending if cmd[1] not in done]
         if len(left) != len(self.pending):
             self.log("%d command(s) answered before the reset" % (len(self.pending) - len(left)))
