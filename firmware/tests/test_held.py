@@ -155,6 +155,7 @@ def test_a_cut_at_any_write_from_arrival_to_answer_answers_each_command_exactly_
             dev._run_commands()
             assert _answers(dev) == [5, 6] and dev.pending == [], (i, part)
     assert cuts == 2 * len(costs)
+    print("held: %d cuts, at each of %d writes from arrival to answer" % (cuts, len(costs)))
 
 
 def test_a_cut_at_any_byte_of_the_write_leaves_the_old_record_or_the_new_one():
