@@ -39,6 +39,15 @@ SWIPES = (
      1980, 4710),
 )  # fmt: skip
 """Two swipes up the screen as a step-up confirmation carries them: each feature x 10^4."""
+LIMIT_FINGERPRINT = (
+    (1 << 30) - 1, 1 << 30, -(1 << 30), -(1 << 30) - 1,  # the ESP32's small-int edge (31 bits)
+    (1 << 31) - 1, -(1 << 31),
+    (1 << 62) - 1, 1 << 62, -(1 << 62), -(1 << 62) - 1,  # the 64-bit unix port's edge
+    (1 << 63) - 1, -(1 << 63),  # int64's: the longest varint (ten bytes)
+    0, 1, -1,
+)  # fmt: skip
+"""Fingerprint values at the edges where a MicroPython integer changes representation, and at
+int64's: the firmware's `pack` must write them byte for byte as protocol.packed does."""
 
 
 def examples() -> list[tuple[str, m.Message]]:
@@ -109,6 +118,31 @@ def examples() -> list[tuple[str, m.Message]]:
                 location=m.Location(
                     lat_e7=312_304_160, lon_e7=1_214_737_010, accuracy_m=8, source="gps"
                 ),
+                **scored,
+                **HEAD,
+            ),
+        ),
+        (
+            "report-fingerprint-limits",  # packed (keys 0..n-1)
+            m.Report(
+                seq=51,
+                features=b"",
+                fingerprint=dict(enumerate(LIMIT_FINGERPRINT)),
+                **scored,
+                **HEAD,
+            ),
+        ),
+        (
+            "report-fingerprint-limits-map",  # a gap: a CBOR map
+            m.Report(
+                seq=52,
+                features=b"",
+                fingerprint={
+                    0: (1 << 30) - 1,
+                    2: -(1 << 30) - 1,
+                    22: (1 << 63) - 1,
+                    23: -(1 << 63),
+                },
                 **scored,
                 **HEAD,
             ),

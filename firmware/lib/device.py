@@ -16,7 +16,6 @@ a session is announced with a signed birth (seq 2 * session) and a signed last w
 
 import gc
 import hashlib
-import json
 import sys
 import time
 
@@ -30,13 +29,13 @@ import model_store
 import mpu6050
 import mqtt
 import reconnect
-import command_gate
 import sender
 import timebase
 import updates
 import window
 import wifi
 from errors import ProtocolError
+from monoclock import MonoClock
 from outbox import Outbox, OutboxFull
 from storage import write_atomic
 from watchdog import WDT_TIMEOUT_MS, Watchdog
@@ -55,24 +54,6 @@ def unload(*names):
     leaves the heap at the next collection, and the next import loads them again."""
     for name in names:
         sys.modules.pop(name, None)
-
-
-class MonoClock:
-    """Milliseconds on the board's crystal since boot, never wrapping: ticks_ms wraps at 2**30
-    ms (12.4 days) on the ESP32, and a wrapped mono_ms would look to the bridge's clone check
-    like a clock running backwards. Read at least every 2**29 ms (every report does), so that
-    ticks_diff sees each step whole."""
-
-    def __init__(self, ticks_ms):
-        self._ticks_ms = ticks_ms
-        self._last = ticks_ms()
-        self._ms = self._last
-
-    def read(self):
-        now = self._ticks_ms()
-        self._ms += time.ticks_diff(now, self._last)
-        self._last = now
-        return self._ms
 
 
 class Device:
@@ -112,7 +93,7 @@ class Device:
         self._sessions = counters.Counter(storage, "session", block=4)
         self._session = None  # reserved for the next connection
         self.session = 0
-        self.box = Outbox(storage, self.cfg["outbox"]["max_messages"])
+        self.box = Outbox(storage, self.cfg["outbox"]["max_messages"], log=self.log)
         gc.collect()
         image = hw.image_version()  # a simulated image names its version (the unix port)
         self.version = "fw-" + image if image else VERSION
@@ -139,12 +120,12 @@ class Device:
             connect_args={}, on_connect=self._on_connect,
         )  # fmt: skip
         self.dog = Watchdog(hw.wdt, hw.ticks_ms(), WDT_TIMEOUT_MS // 2)
-        self.commands = []  # verified commands waiting for the loop: (name, seq, args, expires)
-        self.held = held.load(storage, self.log)  # expiring commands awaiting a trusted clock
+        # verified commands not yet answered, (name, seq, args, expires), and the seqs seen
+        self._cmd_seen, self.pending = held.load(storage, self.log)
+        self._settle_answered()
         floor = storage.read(TIME_FLOOR)
         self.time = timebase.start(int(floor) if floor else 0)
         self._boot_first_seq = self.box.next_seq()  # older acks do not set the clock
-        self._cmd_seen = held.load_seen(storage)
         self.dropped_inbound = 0
         self.reports = 0
         self.skipped = 0  # reports not made for want of heap
@@ -352,59 +333,81 @@ class Device:
         elif msg.kind == messages.COMMAND and topic == self.filters[0][:-3] + "cmd/" + f["command"]:
             if _retain:  # applied once when sent; never again from what the broker keeps
                 self.log("retained command %s seq %d ignored" % (f["command"], f["seq"]))
-            elif f["device"] == self.device_id and self._fresh_command(f["sender"], f["seq"]):
-                self.commands.append((f["command"], f["seq"], f["args"], f["expires_ms"]))
+            elif f["device"] == self.device_id and self._take_command(f):
                 return
         self.dropped_inbound += 1
 
-    def _fresh_command(self, sender_id, seq):
+    def _take_command(self, f):
+        """Keep a fresh command: on flash with its seq marked seen, in one atomic write, before
+        the client acknowledges the PUBLISH (a cut before it: the broker sends it again)."""
         # replay protection: a command's seq must exceed the last one taken from that bridge
         # instance (stricter than the agent's 64-wide window: the bridge sends in order)
+        sender_id, seq = f["sender"], f["seq"]
         if seq <= self._cmd_seen.get(sender_id, 0):
             return False
-        self._cmd_seen[sender_id] = seq
-        write_atomic(self.storage, held.SEEN, json.dumps(self._cmd_seen))
+        seen = dict(self._cmd_seen)
+        seen[sender_id] = seq
+        pending = self.pending + [(f["command"], seq, f["args"], f["expires_ms"])]
+        held.save(self.storage, seen, pending)
+        self._cmd_seen, self.pending = seen, pending
         return True
 
+    def _settle_answered(self):
+        # a cut between a command's answer reaching the outbox and the command leaving the
+        # record: the answer is there, so the command is not run (nor answered) again
+        if not self.pending:
+            return
+        done = held.answered(self.box.payloads(PRIORITY_REPLY))
+        left = [cmd for cmd in self.pending if cmd[1] not in done]
+        if len(left) != len(self.pending):
+            self.log("%d command(s) answered before the reset" % (len(self.pending) - len(left)))
+            self._forget(left)
+
+    def _forget(self, left):
+        held.save(self.storage, self._cmd_seen, left)
+        self.pending = left
+
     def _run_commands(self):
-        if not self.commands and not self.held:
+        if not self.pending:
             return
         import commands
-        waiting, self.commands = self.held + self.commands, []
-        trusted = timebase.trusted(self.time)
-        now = self.wall_ms()
-        hold = []  # type: list
-        apply = []  # type: list
-        for cmd in waiting:
-            verdict = command_gate.gate(cmd[3], False, now, trusted)
-            if verdict == command_gate.HOLD or verdict == command_gate.APPLY:
-                (hold if verdict == command_gate.HOLD else apply).append(cmd)
-            else:
-                self.dropped_inbound += 1
-                self.log("command %s (seq %d) not applied: %s" % (cmd[0], cmd[1], verdict))
-        if hold != self.held:  # on flash before any command of this pass is applied
-            held.save(self.storage, hold)
-            self.held = hold
-        for name, seq, args, _expires in apply:
-            self.current_seq = seq  # a diag answer carries the command's seq
-            result, effects = commands.handle(self, name, args)
-            for what, value in effects:
-                if what == "config":
-                    self.cfg = value
-                    self.box.max_messages = value["outbox"]["max_messages"]
-                elif what == "key":
-                    self.key = value
-                    self.kid = cose.kid_for(value.public)
-                elif what == "model":
-                    self.model = value
-                elif what == "enroll" and self.client.connected:
-                    self.client.publish(self.topics["enroll"], value, 1)
-                elif what == "diag" and self.client.connected:
-                    self.client.publish(self.topics["diag"], value, 1)
-            self.log("command %s (seq %d): %s" % (name, seq, result))
-            self.report(cmd_seq=seq, cmd_result=result)
+
+        apply, keep, refused = held.triage(self.pending, self.wall_ms(), timebase.trusted(self.time))
+        for verdict, cmd in refused:
+            self.dropped_inbound += 1
+            self.log("command %s (seq %d) not applied: %s" % (cmd[0], cmd[1], verdict))
+        if refused:
+            self._forget(apply + keep)
+        for cmd in apply:
+            self._apply(commands, cmd)
+            # off flash only now that its answer is in the outbox (a cut before: settled at boot)
+            self._forget([c for c in self.pending if c is not cmd])
         self.updates.settle()  # a refused update leaves ota.py unused
         unload("commands", "config", "http_get")
+
+    def _apply(self, commands, cmd):
+        name, seq, args, _expires = cmd
+        self.current_seq = seq  # a diag answer carries the command's seq
+        result, effects = commands.handle(self, name, args)
+        for what, value in effects:
+            if what == "config":
+                self.cfg = value
+                self.box.max_messages = value["outbox"]["max_messages"]
+            elif what == "key":
+                self.key = value
+                self.kid = cose.kid_for(value.public)
+            elif what == "model":
+                self.model = value
+            elif what == "enroll" and self.client.connected:
+                self.client.publish(self.topics["enroll"], value, 1)
+            elif what == "diag" and self.client.connected:
+                self.client.publish(self.topics["diag"], value, 1)
+        self.log("command %s (seq %d): %s" % (name, seq, result))
+        try:
+            self.report(cmd_seq=seq, cmd_result=result)
+        except (MemoryError, mpu6050.ImuError) as exc:  # applied, answered never: not run twice
+            self.skipped += 1
+            self.log("command %s (seq %d): no answer: %s" % (name, seq, exc))
 
     def _link(self, now):
         """Keep the link up and let the window work; False while disconnected."""

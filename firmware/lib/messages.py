@@ -26,6 +26,8 @@ MAJOR_VERSION = 1
 MAX_PAYLOAD_BYTES = 4096
 MAX_DIAG_BYTES = 3072  # protocol/messages.py: a diag answer is cut to this, log lines first
 MAX_SEQ = (1 << 63) - 1
+INT64_MIN = -(1 << 63)  # protocol/packed.py: a fingerprint's values are signed 64-bit
+INT64_MAX = (1 << 63) - 1
 MODEL_SHA256_PREFIX = 8  # a report's model_sha256 may be the model's SHA-256 cut to this
 
 BIRTH = 1
@@ -190,14 +192,16 @@ def _check(name, typ, value):
         if ok and typ == "u":
             ok = 0 <= value < 1 << 64
         if ok and typ == "i":
-            ok = -(1 << 63) <= value < 1 << 63
+            ok = INT64_MIN <= value <= INT64_MAX
     elif typ == "t":
         ok = isinstance(value, str)
     elif typ == "b":
         ok = isinstance(value, (bytes, bytearray))
     elif typ == "?":
         ok = isinstance(value, bool)
-    elif typ == "m" or typ == "fp":
+    elif typ == "fp":
+        ok = _int_map(value)
+    elif typ == "m":
         ok = isinstance(value, dict)
     elif typ == "l" or typ == "s":
         ok = isinstance(value, (list, tuple))
@@ -232,13 +236,27 @@ def _to_map(table, fields, out):
     return out
 
 
+def _int_map(value):
+    # protocol/fields.py IntMap(key_max=PACKED_MAX - 1, max_items=PACKED_MAX): integer keys
+    # 0..23 and int64 values, neither a bool (True is an int to isinstance, not to the bridge)
+    if not isinstance(value, dict) or len(value) > PACKED_MAX:
+        return False
+    for k, v in value.items():
+        if type(k) is not int or not 0 <= k < PACKED_MAX:
+            return False
+        if type(v) is not int or not INT64_MIN <= v <= INT64_MAX:
+            return False
+    return True
+
+
 def packable(values):
-    """Whether a map has exactly the keys 0..n-1, 1 <= n <= PACKED_MAX (protocol/packed.py)."""
+    """Whether a map has exactly the keys 0..n-1, 1 <= n <= PACKED_MAX (protocol/packed.py);
+    a bool key is not an int here, as there."""
     n = len(values)
     if not 1 <= n <= PACKED_MAX:
         return False
     for k in values:
-        if not isinstance(k, int) or not 0 <= k < n:
+        if type(k) is not int or not 0 <= k < n:
             return False
     return True
 
@@ -248,7 +266,8 @@ PACKED_MAX = 24  # the keys of a fingerprint
 
 def pack(values):
     """A map with the keys 0..n-1 as protocol/packed.py packs it: n, then the values of keys
-    0..m-1 as zigzag LEB128 varints, the zero values after the last nonzero one left out."""
+    0..m-1 as zigzag LEB128 varints, the zero values after the last nonzero one left out.
+    ProtocolError for a value outside int64 (protocol/packed.py's ValueError)."""
     n = len(values)
     m = n
     while m and values[m - 1] == 0:
@@ -256,6 +275,8 @@ def pack(values):
     out = bytearray((n,))
     for i in range(m):
         v = values[i]
+        if type(v) is not int or not INT64_MIN <= v <= INT64_MAX:
+            raise ProtocolError("bad_field", "values must be signed 64-bit integers")
         z = 2 * v if v >= 0 else -2 * v - 1
         while z >= 0x80:
             out.append(0x80 | (z & 0x7F))

@@ -23,13 +23,21 @@ The heap holds an index of the live messages (id, priority, seq and where the pa
 the log), not the payloads: `entry.payload` reads one from flash when it is sent. A full
 outbox of 64 reports then takes about 10 KB less of the ESP32's small heap.
 
+A payload read from flash is checked whole: its frame's magic, type, length, id and CRC. One
+that fails (a flash bit gone bad since boot) is dropped from the index, logged and counted in
+`dropped_corrupt`; it is checked before it is numbered too, so a bad message is normally
+dropped before it has a number. One found bad only after (a resend) leaves a gap in the
+numbers, which the next birth's resume_seq lets the bridge settle, as for a lost outbox. The
+offset of each append is taken from the log's real size, and a log longer than its records
+(an append cut short without a reset) is rewritten before the next one.
+
 Recovery on boot reads frames up to the first one that is torn or corrupt (a power cut during
 an append) and rewrites the file without that tail, so later records are not lost behind it.
 When the file passes `compact_bytes` (and twice what is live), the live messages are written
 to a new file that replaces the old one by rename (atomic), so a power cut during compaction
 leaves one or the other whole.
 
-    box = Outbox(storage, max_messages=64)
+    box = Outbox(storage, max_messages=64, log=print)
     box.put(payload, priority)  -> id          (OutboxFull when full of what may not be thinned)
     box.next_unsent()           -> Entry or None: highest priority first, then oldest
     box.number(entry)           -> seq: commit the next number for an entry about to be sent
@@ -38,6 +46,8 @@ leaves one or the other whole.
     box.resume_seq()            the lowest number that may still be sent (birth's resume_seq)
     box.in_flight()             numbered, unacked entries in seq order (resent after a reconnect)
     box.ack(seq)                drop every entry numbered up to seq
+    box.payloads(priority)      the intact payloads of the entries of that priority
+    entry.payload               read from flash, checked (Corrupt: it was bad, now dropped)
 """
 
 from storage import crc32
@@ -51,8 +61,17 @@ LOG = "outbox.log"
 _TMP = "outbox.tmp"
 
 
+_PUT_HEAD = 4 + 9  # a PUT frame's head and the body's id, priority and drop before the payload
+_SHORT = "the log is shorter than its index"
+_BAD_CRC = "bad CRC"
+
+
 class OutboxFull(Exception):
     """No room, and nothing that may be thinned (unsent periodic reports)."""
+
+
+class Corrupt(Exception):
+    """A stored payload failed its check; its entry is already dropped."""
 
 
 class Entry:
@@ -69,7 +88,7 @@ class Entry:
 
     @property
     def payload(self):
-        return self._box.read_payload(self.at, self.size)
+        return self._box.read_payload(self)
 
 
 def frame(kind, body):
@@ -101,8 +120,11 @@ def parse(data):
 class Outbox:
     """The outbox on `storage` (storage.FileStorage or anything with its methods)."""
 
-    def __init__(self, storage, max_messages=64, compact_bytes=16384, first_seq=1):
+    def __init__(self, storage, max_messages=64, compact_bytes=16384, first_seq=1, log=print):
         self._storage = storage
+        self._log = log
+        self.dropped_corrupt = 0  # entries whose payload failed its check on flash
+        self._rewriting = False
         self.max_messages = max_messages
         self.compact_bytes = compact_bytes
         self._entries = {}  # id -> Entry
@@ -157,17 +179,55 @@ class Outbox:
 
     def _commit(self, kind, body):
         record = frame(kind, body)
+        size = max(self._storage.size(LOG), 0)
+        if size != self._size:  # an append cut short (no reset): its bytes would hide the rest
+            self._log("outbox log is %d bytes, its records %d: rewritten" % (size, self._size))
+            self._rewrite()
+            size = self._size
         self._storage.append(LOG, record)
-        at = self._size + 4
-        self._size += len(record)
-        self._apply(kind, body, at)
+        self._size = size + len(record)
+        self._apply(kind, body, size + 4)
 
-    def read_payload(self, at, size):
-        """`size` bytes of the log from `at`: a stored payload."""
-        buf = bytearray(size)
-        if self._storage.read_at(LOG, at, buf) != size:
-            raise OSError("the outbox log is shorter than its index")
-        return bytes(buf)
+    def _drop_corrupt(self, entry, why):
+        self._entries.pop(entry.id, None)
+        self.dropped_corrupt += 1
+        self._log("outbox entry %d (seq %d) dropped: %s" % (entry.id, entry.seq, why))
+        if not self._rewriting:  # the bad frame out of the log now: at boot, recovery would
+            self._rewrite()  # stop at it and cut every record after it
+
+    def _head_error(self, entry, head):
+        # head: the first 8 bytes of the entry's PUT frame; what is wrong with them, or None
+        if head[0] != MAGIC or head[1] != PUT or int.from_bytes(head[2:4], "big") != entry.size + 9:
+            return "not the frame the index names"
+        if int.from_bytes(head[4:8], "big") != entry.id:
+            return "the frame of another entry"
+        return None
+
+    def read_payload(self, entry):
+        """The payload of `entry`, its whole frame read from flash and checked; Corrupt (and
+        the entry dropped) when the frame is not intact."""
+        n = entry.size + _PUT_HEAD + 4
+        buf = bytearray(n)
+        view = memoryview(buf)
+        if self._storage.read_at(LOG, entry.at - _PUT_HEAD, buf) != n:
+            why = _SHORT
+        else:
+            why = self._head_error(entry, buf)
+        if why is None and crc32(view[1 : n - 4]) != int.from_bytes(view[n - 4 :], "big"):
+            why = _BAD_CRC
+        if why is not None:
+            self._drop_corrupt(entry, why)
+            raise Corrupt(why)
+        return bytes(view[_PUT_HEAD : n - 4])
+
+    def _intact(self, entry):
+        # read_payload's checks; the payload read is garbage at once (numbering is not the
+        # signing path: the heap is not at its peak here)
+        try:
+            self.read_payload(entry)
+        except Corrupt:
+            return False
+        return True
 
     def _live_records(self):
         # (entry or None, record) of the live state, one at a time (a whole file at once would
@@ -176,13 +236,29 @@ class Outbox:
         yield None, frame(HEAD, head + self.numbered_hi.to_bytes(8, "big"))
         for id_ in sorted(self._entries):
             e = self._entries[id_]
-            yield e, frame(PUT, _put_body(id_, e.priority, 0, e.payload))
+            try:
+                payload = e.payload
+            except Corrupt:  # dropped: not carried into the new file
+                continue
+            yield e, frame(PUT, _put_body(id_, e.priority, 0, payload))
+            payload = None
             if e.seq:
                 yield None, frame(NUM, id_.to_bytes(4, "big") + e.seq.to_bytes(8, "big"))
 
     def _rewrite(self):
         # the live state to a new file, record by record, then rename over the log: atomic;
         # the index points into the new file only once it is the log
+        self._rewriting = True
+        try:
+            size, moved = self._write_tmp()
+        finally:
+            self._rewriting = False
+        self._storage.rename(_TMP, LOG)
+        for entry, at in moved:
+            entry.at = at
+        self._size = self._live_size = size
+
+    def _write_tmp(self):
         size = 0
         moved = []
         for entry, record in self._live_records():
@@ -193,10 +269,7 @@ class Outbox:
             else:
                 self._storage.write(_TMP, record)
             size += len(record)
-        self._storage.rename(_TMP, LOG)
-        for entry, at in moved:
-            entry.at = at
-        self._size = self._live_size = size
+        return size, moved
 
     # ---- the interface --------------------------------------------------------------------
 
@@ -227,16 +300,28 @@ class Outbox:
         return id_
 
     def next_unsent(self):
-        """The next entry to number and send: highest priority first, then oldest."""
-        best = None
-        for e in self._entries.values():
-            if e.seq == 0 and (
-                best is None
-                or e.priority > best.priority
-                or (e.priority == best.priority and e.id < best.id)
-            ):
-                best = e
-        return best
+        """The next entry to number and send: highest priority first, then oldest; its payload
+        checked on flash first (a bad one is dropped before it gets a number)."""
+        while True:
+            best = None
+            for e in self._entries.values():
+                if e.seq == 0 and (
+                    best is None
+                    or e.priority > best.priority
+                    or (e.priority == best.priority and e.id < best.id)
+                ):
+                    best = e
+            if best is None or self._intact(best):
+                return best
+
+    def payloads(self, priority):
+        """The intact payloads of the entries of `priority`, oldest first."""
+        for e in self.entries():
+            if e.priority == priority:
+                try:
+                    yield e.payload
+                except Corrupt:
+                    continue
 
     def next_seq(self):
         return self.numbered_hi + 1

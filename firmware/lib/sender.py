@@ -4,7 +4,12 @@ device): number entries when the window says so, publish what it plans, persist 
     connected(window, box, now_ms)     a new MQTT session
     drain(window, box, publish)        publish(entry) -> MQTT packet id; until nothing is due
     tick(window, box, now_ms)          apply acks to the outbox; resend after an ack timeout
+
+An entry whose payload failed its check on flash (outbox.Corrupt) is already dropped: it is not
+published, and the window is told of fewer publishes than planned (window.sent allows it).
 """
+
+from outbox import Corrupt
 
 
 def connected(window, box, now_ms):
@@ -31,7 +36,10 @@ def drain(window, box, publish):
             pairs = []
             for e in box.in_flight():
                 if plan.publish_lo <= e.seq <= plan.publish_hi:
-                    pairs.append((e.seq, publish(e)))
+                    try:
+                        pairs.append((e.seq, publish(e)))
+                    except Corrupt:
+                        continue
             window.sent(plan.publish_hi, pairs)
             made += len(pairs)
         else:

@@ -23,13 +23,16 @@ class PowerCut(Exception):
 class FaultyStorage:
     """`inner` with a budget of bytes: the write that exceeds it stores only the bytes that
     fit (a torn write) and raises PowerCut; rename and remove cost one byte and are cut
-    before they happen. Reads are free."""
+    before they happen. Reads are free. `ops` lists the cost of every write tried, in order
+    (for a caller that cuts at each of them in turn)."""
 
     def __init__(self, inner, budget):
         self._inner = inner
         self.budget = budget
+        self.ops = []
 
     def _spend(self, n):
+        self.ops.append(n)
         if n > self.budget:
             fit = self.budget
             self.budget = -1
@@ -45,6 +48,9 @@ class FaultyStorage:
 
     def read_at(self, name, offset, buf):
         return self._inner.read_at(name, offset, buf)
+
+    def path(self, name):
+        return self._inner.path(name)
 
     def write(self, name, data):
         fit = self._spend(len(data))

@@ -77,6 +77,15 @@ SHA_A = bytes.fromhex("5d41402abc4b2a76b9719d911017c592" * 2)
 SCORED = {"model_id": "risk-v1", "model_sha256": SHA_A, "risk_pm": 37, "mono_ms": 5025113}
 
 
+LIMITS = (
+    (1 << 30) - 1, 1 << 30, -(1 << 30), -(1 << 30) - 1,  # the ESP32's small-int edge (31 bits)
+    (1 << 31) - 1, -(1 << 31),
+    (1 << 62) - 1, 1 << 62, -(1 << 62), -(1 << 62) - 1,  # the 64-bit unix port's edge
+    (1 << 63) - 1, -(1 << 63),  # int64's: the longest varint
+    0, 1, -1,
+)  # fmt: skip
+
+
 def _with(*parts):
     out = {}
     for part in parts:
@@ -104,6 +113,11 @@ SENT = (
     ("report-located", messages.REPORT, _with(HEAD, SCORED, {
         "seq": 48, "features": b"", "location": {
             "lat_e7": 312304160, "lon_e7": 1214737010, "accuracy_m": 8, "source": "gps"}})),
+    ("report-fingerprint-limits", messages.REPORT, _with(HEAD, SCORED, {
+        "seq": 51, "features": b"", "fingerprint": dict(enumerate(LIMITS))})),
+    ("report-fingerprint-limits-map", messages.REPORT, _with(HEAD, SCORED, {
+        "seq": 52, "features": b"", "fingerprint": {
+            0: (1 << 30) - 1, 2: -(1 << 30) - 1, 22: (1 << 63) - 1, 23: -(1 << 63)}})),
     ("report-cmd-reply", messages.REPORT, _with(HEAD, SCORED, {
         "seq": 43, "features": b"", "cmd_seq": 5, "cmd_result": "ok",
         "fingerprint": {}, "telemetry": {}})),
@@ -217,3 +231,32 @@ def test_missing_and_mistyped_fields_are_refused():
             assert exc.reason == reason, (bad, exc.reason)
             continue
         raise AssertionError(bad)
+
+
+def test_fingerprints_the_bridge_refuses_are_refused_as_there():
+    """protocol/fields.py IntMap: integer keys 0..23 (not a bool) and int64 values (not a
+    bool); the packed form (protocol/packed.py) the same."""
+    fields = _with(HEAD, SCORED, {"seq": 0, "features": b""})
+    for fp in (
+        {0: 1, True: 2},  # True is 1 to isinstance: a map with the keys 0..1 to the firmware
+        {False: 5},
+        {0: 1 << 63},
+        {0: -(1 << 63) - 1},
+        {0: 1, 1: 2, 3: 1 << 63},  # a gap: written as a map, checked as one
+        {0: True},
+        {24: 1},
+    ):
+        fields["fingerprint"] = fp
+        try:
+            messages.encode(messages.REPORT, fields)
+        except ProtocolError as exc:
+            assert exc.reason == "bad_field", (fp, exc.reason)
+            continue
+        raise AssertionError("encoded %r" % (fp,))
+    for values in ({0: 1 << 63}, {0: 0, 1: -(1 << 63) - 1}):
+        try:
+            messages.pack(values)
+        except ProtocolError:
+            continue
+        raise AssertionError("packed %r" % (values,))
+    assert not messages.packable({0: 1, True: 2}) and messages.packable({0: 1, 1: 2})

@@ -207,6 +207,9 @@ def test_rotation_pending_then_confirmed_and_finished_after_a_reset():
     commands.settle_rotation(flash)
     assert commands.read_key(flash, commands.KEY).public == new.public
     assert flash.read(commands.PENDING) is None and flash.read(commands.ROTATION) is None
+    # the confirmation run again after the reset (its answer was never stored): "ok" again
+    dev.storage, dev.key = flash, commands.read_key(flash, commands.KEY)  # what boot loads
+    assert commands.handle(dev, "rotate", {"confirm_kid": cose.kid_for(new.public)}) == ("ok", ())
 
 
 def _with(dev, flash):

@@ -13,6 +13,7 @@ import pytest
 
 from protocol import fields as f
 from protocol import messages as m
+from protocol import packed
 from protocol.schema import _defaults, _schema
 from protocol.strokes import Strokes
 from tests.firmware.conftest import FIRMWARE_LIB
@@ -90,6 +91,7 @@ def test_constants_match(fw: ModuleType) -> None:
     assert fw.MAX_SEQ == m.MAX_SEQ
     assert fw.MODEL_SHA256_PREFIX == m.MODEL_SHA256_PREFIX
     assert f.PackedIntMap().max_items == fw.PACKED_MAX
+    assert (fw.INT64_MIN, fw.INT64_MAX) == (packed.INT64_MIN, packed.INT64_MAX)
     assert set(fw.RECEIVED) == {
         m.Kind.ACK, m.Kind.BRIDGE_STATE, m.Kind.COMMAND, m.Kind.CLAIM_ANSWER
     }  # fmt: skip

@@ -5,7 +5,8 @@ printed as `FIG name value` lines, `OK` last when the run completed.
     micropython -X heapsize=... fw_probe.py seal
 
 times: sign, verify, seal, fingerprint (capture + extract), score (model input + model), publish
-(QoS 1 to PUBACK), a whole report, garbage per sealed report, bytes per report, and pystone.
+(QoS 1 to PUBACK), a whole report, garbage per sealed report, bytes per report, the heap of an
+outbox entry (40- and 600-byte payloads), and pystone.
 seal: the signing path alone (five reports sealed).
 The soak of the whole firmware is fw_soak.py: a module of its own, so that its heap figure
 holds the firmware and the soak's few lines, not this probe's.
@@ -33,6 +34,20 @@ def _report_fields(seq=0):
         "features": bytes(20), "mono_ms": 86400123,
         "fingerprint": {i: (-1) ** i * (1000 + 7919 * i * i) for i in range(24)},
     }  # fmt: skip
+
+
+def _outbox_entry_bytes(flash_dir, size):
+    """The heap one outbox entry takes, its payload `size` bytes (16 put, distinct)."""
+    import outbox
+    import storage
+
+    box = outbox.Outbox(storage.FileStorage(flash_dir + "/outbox-" + str(size)), max_messages=64)
+    gc.collect()
+    before = gc.mem_alloc()
+    for i in range(16):
+        box.put(bytes((i,)) * size)
+    gc.collect()
+    return (gc.mem_alloc() - before) / 16
 
 
 def _ms(fn, n):
@@ -63,6 +78,9 @@ def times(flash_dir, port, pystone_dir=None):
     fig("garbage_bytes", gc.mem_alloc() - before)
     gc.enable()
     gc.collect()
+    # the outbox keeps payloads on flash: what an entry takes does not grow with its payload
+    fig("outbox_entry_40_bytes", _outbox_entry_bytes(flash_dir, 40))
+    fig("outbox_entry_600_bytes", _outbox_entry_bytes(flash_dir, 600))
 
     import board
 
