@@ -26,7 +26,7 @@ from tools.demo.moments import Moments
 from tools.demo.view import Frame
 from tools.demo.watch import Pool, Watcher
 from tools.fleet import loss
-from tools.fleet.bridge import WATCHER, Bridge, BrokerAuth
+from tools.fleet.bridge import TAP, WATCHER, Bridge, BrokerAuth
 from tools.fleet.devices import Device, DeviceStatus, Progress, clone, set_up, start_all, stop_all
 from tools.fleet.plan import KINDS, DeviceSpec, Tuning, households, plan
 from tools.procs import Supervisor
@@ -112,9 +112,7 @@ class Demo:
         url = self.broker.url if self.broker else "?"
         login = ""
         if self.bridge is not None and self.bridge.watcher_password is not None:
-            login = (
-                f" --username {WATCHER} --password-file {self.bridge.data / (WATCHER + '.pass')}"
-            )
+            login = f" --username {TAP} --password-file {self.bridge.data / (TAP + '.pass')}"
         return f"python -m tools.tap --url {url} --data {self.opts.out / 'bridge'}{login}"
 
     def set_up(self) -> None:

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from protocol import envelope, topics
 from protocol import messages as m
@@ -97,6 +99,7 @@ class Watcher:
             protocol=MQTTProtocolVersion.MQTTv5
             if protocol == "5"
             else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if protocol == "5" else False,  # MQTT 5: the session expiry
         )
         self.client.reconnect_delay_set(1, 2)  # back quickly after the broker restart
         if login is not None:
@@ -112,7 +115,15 @@ class Watcher:
                 self._pool(0.0, pool)
 
     def start(self) -> None:
-        self.client.connect_async(self._host, self._port, keepalive=10)
+        # A session that outlives a disconnect, with QoS 1 subscriptions: what the bridge
+        # publishes while this watcher is away (the broker restart moment) is queued for it,
+        # not lost, so a decision made then still counts for its moment.
+        if self.client.protocol == MQTTProtocolVersion.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 300
+            self.client.connect_async(self._host, self._port, keepalive=10, properties=props)
+        else:
+            self.client.connect_async(self._host, self._port, keepalive=10)
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -128,7 +139,7 @@ class Watcher:
         if getattr(reason, "is_failure", False):
             return
         # The whole tree of this fleet, as tools.tap subscribes to it.
-        client.subscribe(f"{topics.PREFIX}/{self.fleet}/#", qos=0)
+        client.subscribe(f"{topics.PREFIX}/{self.fleet}/#", qos=1)
         with self._lock:
             self.record.connected = True
 

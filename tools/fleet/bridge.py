@@ -59,7 +59,11 @@ rate_bps = 1500
 
 
 WATCHER = "watcher"
-"""The observer account of the demo's watcher and of `tools.tap` on a secured broker."""
+"""The observer account of the demo's own watcher on a secured broker."""
+TAP = "tap"
+"""The observer account the demo prints for `tools.tap`: one of its own, because the broker makes
+the client id the username, so a tap logged in as the watcher would take the watcher's session
+over (and the watcher would miss what was published while they took turns)."""
 
 
 class BrokerAuth(NamedTuple):
@@ -178,10 +182,11 @@ class Bridge:
         if auth and (data / f"{WATCHER}.pass").exists():  # set up before: rewrite the files
             run_cli("cloud-bridge", "broker-config", "--data", str(data))
         elif auth:
-            run_cli(
-                "cloud-bridge", "broker-account", WATCHER, "--role", "observer",
-                "--password-file", str(data / f"{WATCHER}.pass"), "--data", str(data),
-            )  # fmt: skip
+            for observer in (WATCHER, TAP):
+                run_cli(
+                    "cloud-bridge", "broker-account", observer, "--role", "observer",
+                    "--password-file", str(data / f"{observer}.pass"), "--data", str(data),
+                )  # fmt: skip
         return cls.load(data)
 
     @property
