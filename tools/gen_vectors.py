@@ -18,6 +18,7 @@ import nacl.signing
 from protocol import cbor, cose, envelope
 from protocol import messages as m
 from tools.typed_json import to_typed
+from tools.vectors_refused import refused
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "project.json"
 SEED = bytes.fromhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
@@ -404,53 +405,6 @@ def examples() -> list[tuple[str, m.Message]]:
     ]
 
 
-# RFC 8949 appendix A encodings of items outside the contract (docs/protocol.md section 3):
-# readers refuse them wherever they sit, under a key they do not know too.
-OUTSIDE = {
-    "nan-half": "f97e00",
-    "nan-single": "fa7fc00000",
-    "nan-double": "fb7ff8000000000000",
-    "undefined": "f7",
-    "tag-epoch-time": "c11a514b67b0",
-    "tag-bignum": "c249010000000000000000",
-    "indefinite-bytes": "5f42010243030405ff",
-    "indefinite-text": "7f657374726561646d696e67ff",
-    "indefinite-array": "9f018202039f0405ffff",
-    "indefinite-map": "bf61610161629f0203ffff",
-}
-UNKNOWN_KEY = 23  # neither Ack nor BridgeState uses it (Report's strokes do); one byte, 0x17
-
-
-def refused(key: nacl.signing.SigningKey) -> list[dict[str, str]]:
-    """Payloads (and their envelopes, validly signed) that every reader refuses as bad_cbor: an
-    ack and a bridge state, which devices read too, with an item outside the contract under an
-    unknown key; and an ack whose known device field is an indefinite-length text."""
-    out = []
-    for name, msg in examples():
-        if name not in ("ack", "bridge-state"):
-            continue
-        payload = m.encode(msg)
-        assert 0xA0 <= payload[0] < 0xB7  # a map of fewer than 23 entries: one head byte
-        for item_name, item in OUTSIDE.items():
-            bad = bytes([payload[0] + 1]) + payload[1:] + bytes([UNKNOWN_KEY]) + bytes.fromhex(item)
-            out.append({"name": f"{name}-{item_name}-under-unknown-key", "payload": bad.hex()})
-        if name == "ack":  # RFC 8949 section 3.2.3: "rig-07" as two chunks, (_ "rig", "-07")
-            definite = bytes.fromhex("0a66") + b"rig-07"
-            chunked = bytes.fromhex("0a7f63") + b"rig" + bytes.fromhex("63") + b"-07\xff"
-            assert payload.count(definite) == 1
-            out.append(
-                {
-                    "name": "ack-indefinite-device",
-                    "payload": payload.replace(definite, chunked).hex(),
-                }
-            )
-    kid = cose.kid_for(key.verify_key)
-    for case in out:
-        case["envelope"] = cose.sign1(bytes.fromhex(case["payload"]), key, kid).hex()
-        case["reason"] = "bad_cbor"
-    return out
-
-
 def legacy(key: nacl.signing.SigningKey) -> list[dict[str, str]]:
     """The LEGACY vectors: payload and envelope as an older device wrote them, and the name of
     the vector whose message they decode to."""
@@ -492,7 +446,7 @@ def main() -> None:
             }
             for name, msg in examples()
         ],
-        "refused": refused(key),
+        "refused": refused(key, examples()),
         "legacy": legacy(key),
     }
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
